@@ -1,0 +1,65 @@
+"""One error root, with families; every message tells the user what to do next.
+
+`exit_code` is what the CLI returns when an error of that family ends a command:
+0 ok, 1 failure, 2 bad input or configuration (nothing was sent), 3 partially delivered.
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_BAD_INPUT = 2
+EXIT_PARTIAL = 3
+
+
+class BroadcasterError(Exception):
+    """broadcaster failed; see the message for what to do."""
+
+    exit_code = EXIT_FAILURE
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or (self.__doc__ or "").strip())
+
+
+class ConfigError(BroadcasterError):
+    """The configuration is invalid: fix the setting named in the message."""
+
+    exit_code = EXIT_BAD_INPUT
+
+
+class InputError(BroadcasterError):
+    """The input was rejected before anything was sent."""
+
+    exit_code = EXIT_BAD_INPUT
+
+
+class UnknownAreaError(InputError):
+    """An area in the target does not exist: run `broadcaster areas` to list them."""
+
+
+class TemplateError(InputError):
+    """A template could not be rendered: check its name and variables."""
+
+
+class ImportRejectedError(InputError):
+    """Some rows of an import were rejected; see the reject file."""
+
+
+class StoreError(BroadcasterError):
+    """The database could not be reached or used: check DATABASE_URL."""
+
+
+class SmppError(BroadcasterError):
+    """An SMPP exchange failed."""
+
+
+class SmppProtocolError(SmppError):
+    """A PDU violated SMPP 3.4; `command_status` is the status to answer with."""
+
+    def __init__(self, message: str, command_status: int = 0x00000002) -> None:
+        super().__init__(message)
+        self.command_status = command_status
+
+
+class BindError(SmppError):
+    """The SMSC refused or dropped the bind: check host, port, system_id and password."""

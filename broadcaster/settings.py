@@ -1,0 +1,192 @@
+"""Settings as frozen dataclasses, built from the environment and an optional TOML file.
+
+Precedence: command-line flag > `BROADCASTER_*` / `DATABASE_URL` environment > TOML file > default.
+SMSC endpoints come from `[[smsc]]` tables in the TOML file or from `BROADCASTER_SMSC_URL`
+(comma-separated `smpp://system_id:password@host:port?binds=2&tps=100&window=64`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from broadcaster.errors import ConfigError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+BindMode = Literal["transmitter", "transceiver"]
+
+
+@dataclass(frozen=True)
+class SmscConfig:
+    """One SMSC (site): where to bind, how many binds, and what the operator allows per bind."""
+
+    name: str = "smsc"
+    host: str = "127.0.0.1"
+    port: int = 2775
+    system_id: str = "broadcaster"
+    password: str = ""
+    system_type: str = ""
+    bind_mode: BindMode = "transceiver"
+    binds: int = 2
+    tps: float = 0.0
+    """Parts per second allowed per bind; 0 means no limit (a mock SMSC, a lab)."""
+    window: int = 64
+    """Submits outstanding without a response, per bind."""
+    weight: int = 1
+    source_addr: str = "ALERTE"
+    source_ton: int = 5
+    source_npi: int = 0
+    registered_delivery: int = 1
+    enquire_link_s: float = 30.0
+    response_timeout_s: float = 10.0
+
+    def __post_init__(self) -> None:
+        if self.bind_mode not in ("transmitter", "transceiver"):
+            raise ConfigError(
+                f"smsc {self.name!r}: bind_mode must be 'transmitter' or 'transceiver', "
+                f"not {self.bind_mode!r}"
+            )
+        for name in ("port", "binds", "window", "weight"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"smsc {self.name!r}: {name} must be at least 1")
+        if self.tps < 0:
+            raise ConfigError(f"smsc {self.name!r}: tps must be 0 (no limit) or positive")
+        if not self.host:
+            raise ConfigError(f"smsc {self.name!r}: host is empty")
+
+    @classmethod
+    def from_url(cls, url: str, name: str | None = None) -> SmscConfig:
+        """Parse `smpp://system_id:password@host:port?binds=2&tps=100&window=64`."""
+        parts = urlsplit(url.strip())
+        if parts.scheme != "smpp" or not parts.hostname:
+            raise ConfigError(
+                f"SMSC URL {url!r} is not of the form smpp://system_id:password@host:port"
+            )
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        values: dict[str, Any] = {
+            "name": name or f"{parts.hostname}:{parts.port or 2775}",
+            "host": parts.hostname,
+            "port": parts.port or 2775,
+        }
+        if parts.username:
+            values["system_id"] = unquote(parts.username)
+        if parts.password is not None:
+            values["password"] = unquote(parts.password)
+        for key, raw in parse_qsl(parts.query, keep_blank_values=True):
+            if key not in fields or key in ("host", "port", "system_id", "password"):
+                raise ConfigError(f"SMSC URL {url!r}: unknown parameter {key!r}")
+            values[key] = _coerce(key, raw, fields[key].type)
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a broadcaster process needs to know; see README for each setting."""
+
+    database_url: str | None = None
+    smscs: tuple[SmscConfig, ...] = ()
+    templates_dir: Path = PROJECT_ROOT / "templates"
+    sql_dir: Path = PROJECT_ROOT / "sql"
+    log_json: bool = False
+    log_level: str = "info"
+    max_parts: int = 3
+    """A message longer than this many parts is refused at preview time."""
+    chunk_size: int = 5000
+    """Recipients per work chunk (the unit of leasing between engine processes)."""
+    default_language: str = "fr"
+    data_dir: Path = field(default_factory=lambda: Path.home() / ".cache" / "broadcaster")
+
+    @classmethod
+    def load(
+        cls, env: Mapping[str, str] | None = None, config_file: Path | None = None
+    ) -> Settings:
+        """Build settings from a TOML file (if any) overlaid with the environment."""
+        env = os.environ if env is None else env
+        if config_file is None and env.get("BROADCASTER_CONFIG"):
+            config_file = Path(env["BROADCASTER_CONFIG"])
+        path = config_file
+        values: dict[str, Any] = {}
+        smscs: list[SmscConfig] = []
+        if path is not None:
+            values, smscs = _read_toml(path)
+        if env.get("DATABASE_URL"):
+            values["database_url"] = env["DATABASE_URL"]
+        simple = {
+            "BROADCASTER_LOG_JSON": "log_json",
+            "BROADCASTER_LOG_LEVEL": "log_level",
+            "BROADCASTER_MAX_PARTS": "max_parts",
+            "BROADCASTER_CHUNK_SIZE": "chunk_size",
+            "BROADCASTER_TEMPLATES_DIR": "templates_dir",
+            "BROADCASTER_DEFAULT_LANGUAGE": "default_language",
+            "BROADCASTER_DATA_DIR": "data_dir",
+        }
+        types = {f.name: f.type for f in dataclasses.fields(cls)}
+        for var, name in simple.items():
+            if var in env:
+                values[name] = _coerce(var, env[var], types[name])
+        if env.get("BROADCASTER_SMSC_URL"):
+            smscs = [
+                SmscConfig.from_url(url, name=f"smsc{i + 1}")
+                for i, url in enumerate(env["BROADCASTER_SMSC_URL"].split(","))
+                if url.strip()
+            ]
+        values["smscs"] = tuple(smscs)
+        settings = cls(**values)
+        if settings.max_parts < 1 or settings.chunk_size < 1:
+            raise ConfigError("max_parts and chunk_size must be at least 1")
+        return settings
+
+
+def _read_toml(path: Path) -> tuple[dict[str, Any], list[SmscConfig]]:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+    smsc_fields = {f.name: f.type for f in dataclasses.fields(SmscConfig)}
+    smscs: list[SmscConfig] = []
+    for i, table in enumerate(data.pop("smsc", [])):
+        unknown = set(table) - set(smsc_fields)
+        if unknown:
+            raise ConfigError(f"{path}: [[smsc]] #{i + 1} has unknown keys {sorted(unknown)}")
+        smscs.append(SmscConfig(**{"name": f"smsc{i + 1}", **table}))
+    database = data.pop("database", {})
+    settings_fields = {f.name: f.type for f in dataclasses.fields(Settings)}
+    values: dict[str, Any] = {}
+    if "url" in database:
+        values["database_url"] = database["url"]
+    for key, value in data.items():
+        if key not in settings_fields or key == "smscs":
+            raise ConfigError(f"{path}: unknown setting {key!r}")
+        values[key] = _coerce(key, value, settings_fields[key])
+    return values, smscs
+
+
+def _coerce(name: str, raw: Any, annotation: Any) -> Any:
+    """Turn a string (env, URL query) or TOML value into the field's declared type."""
+    kind = str(annotation)
+    try:
+        if "bool" in kind:
+            if isinstance(raw, bool):
+                return raw
+            if str(raw).lower() in ("1", "true", "yes", "on"):
+                return True
+            if str(raw).lower() in ("0", "false", "no", "off", ""):
+                return False
+            raise ValueError(raw)
+        if kind.startswith("int"):
+            return int(raw)
+        if kind.startswith("float"):
+            return float(raw)
+        if "Path" in kind:
+            return Path(str(raw)).expanduser()
+    except ValueError as exc:
+        raise ConfigError(f"setting {name}: {raw!r} is not a valid {kind}") from exc
+    return raw
