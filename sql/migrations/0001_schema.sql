@@ -47,6 +47,7 @@ CREATE TABLE broadcasts (
     template      text NOT NULL,
     variables     jsonb NOT NULL DEFAULT '{}',
     target        jsonb NOT NULL,            -- the normalised target, as planned
+    language_map  jsonb NOT NULL DEFAULT '{}', -- "dep|subscriber lang" -> group_no
     priority      integer NOT NULL DEFAULT 0,
     recipients    integer NOT NULL DEFAULT 0,
     parts         integer NOT NULL DEFAULT 0,
