@@ -1,0 +1,135 @@
+"""Where the database is, and connections to it whose failures say what to check.
+
+`database(settings)` yields a DSN: `DATABASE_URL` when set, else a throwaway cluster started for
+the lifetime of the block (and says so in the log). `connect` and `create_pool` translate every
+way of failing to connect (refused, unknown host, bad URL, wrong password, missing database,
+timeout) into a `StoreError` that names the server (password hidden) and what to check.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, TypeAlias
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import asyncpg.pool
+import structlog
+
+from broadcaster.errors import StoreError
+from broadcaster.settings import Settings
+from broadcaster.store.embedded import EmbeddedPostgres
+from broadcaster.store.migrations import migrate
+
+log = structlog.get_logger(__name__)
+
+CONNECT_TIMEOUT_S = 10.0
+
+Conn: TypeAlias = (
+    "asyncpg.Connection[asyncpg.Record] | asyncpg.pool.PoolConnectionProxy[asyncpg.Record]"
+)
+"""A connection, plain or acquired from a pool: what functions taking a connection accept."""
+
+
+@asynccontextmanager
+async def database(settings: Settings) -> AsyncIterator[str]:
+    """Yield the DSN to use: DATABASE_URL, or an embedded server stopped when the block ends."""
+    if settings.database_url:
+        yield settings.database_url
+        return
+    server = EmbeddedPostgres()
+    starting = asyncio.ensure_future(asyncio.to_thread(server.start))
+    try:
+        dsn = await asyncio.shield(starting)
+    except BaseException:
+        # Cancelled during initdb: let the thread finish, so that stop() finds all to delete.
+        await asyncio.wait([starting])
+        await asyncio.to_thread(server.stop)
+        raise
+    log.info(
+        "embedded_postgres_started",
+        dsn=dsn,
+        reason="no DATABASE_URL",
+        note="a throwaway database, deleted at exit; set DATABASE_URL to keep data",
+    )
+    try:
+        yield dsn
+    finally:
+        await asyncio.to_thread(server.stop)
+        log.info("embedded_postgres_stopped", dsn=dsn)
+
+
+async def connect(dsn: str, **kwargs: Any) -> asyncpg.Connection[asyncpg.Record]:
+    """`asyncpg.connect`, with connection failures turned into a StoreError saying what to check."""
+    kwargs.setdefault("timeout", CONNECT_TIMEOUT_S)
+    try:
+        conn: asyncpg.Connection[asyncpg.Record] = await asyncpg.connect(dsn, **kwargs)
+    except Exception as exc:
+        raise connection_error(dsn, exc, kwargs["timeout"]) from exc
+    return conn
+
+
+async def create_pool(dsn: str, **kwargs: Any) -> asyncpg.Pool[asyncpg.Record]:
+    """`asyncpg.create_pool` (opened: its first connections are made), failures as StoreError."""
+    kwargs.setdefault("timeout", CONNECT_TIMEOUT_S)
+    try:
+        pool: asyncpg.Pool[asyncpg.Record] = await asyncpg.create_pool(dsn, **kwargs)
+    except Exception as exc:
+        raise connection_error(dsn, exc, kwargs["timeout"]) from exc
+    return pool
+
+
+async def ensure_migrated(dsn: str, sql_dir: Path) -> list[str]:
+    """Apply pending migrations from `sql_dir/migrations`; returns the file names applied."""
+    conn = await connect(dsn)
+    try:
+        return await migrate(conn, sql_dir / "migrations")
+    finally:
+        await conn.close()
+
+
+def connection_error(dsn: str, exc: BaseException, timeout: float) -> StoreError:
+    """Say which server failed, how, and what to check; never repeat the password."""
+    where = redact(dsn)
+    if isinstance(exc, asyncpg.InvalidCatalogNameError):
+        return StoreError(f"{exc} on {where}: create it (createdb) or fix the database name")
+    if isinstance(
+        exc, asyncpg.InvalidPasswordError | asyncpg.InvalidAuthorizationSpecificationError
+    ):
+        return StoreError(f"PostgreSQL at {where} refused the login: {exc}; check user/password")
+    if isinstance(exc, asyncpg.PostgresError):
+        return StoreError(f"PostgreSQL at {where} refused the connection: {exc}")
+    if isinstance(exc, TimeoutError):
+        return StoreError(
+            f"no answer from PostgreSQL at {where} within {timeout:g} s: "
+            "check the host, the port and any firewall between"
+        )
+    if isinstance(exc, OSError):
+        reason = exc.strerror or str(exc)
+        return StoreError(
+            f"cannot reach PostgreSQL at {where} ({reason}): is the server running, "
+            "and are the host and port (or socket directory) in DATABASE_URL right?"
+        )
+    if isinstance(exc, ValueError | ArithmeticError | asyncpg.InterfaceError):
+        return StoreError(
+            f"DATABASE_URL {where} is not usable ({exc}): "
+            "expected postgresql://user:password@host:port/dbname"
+        )
+    return StoreError(f"cannot connect to PostgreSQL at {where}: {type(exc).__name__}: {exc}")
+
+
+def redact(dsn: str) -> str:
+    """The DSN with its password replaced by `***` (for messages and logs)."""
+    try:
+        parts = urlsplit(dsn)
+        netloc = parts.netloc
+        if parts.password is not None:
+            netloc = netloc.replace(f":{parts.password}@", ":***@", 1)
+        query = re.sub(r"(?i)(^|&)(password=)[^&]*", r"\1\2***", parts.query)
+        return urlunsplit(parts._replace(netloc=netloc, query=query))
+    except ValueError:
+        return "<unparsable DSN>"
