@@ -1,0 +1,184 @@
+"""Delivery receipts: tolerant parsing of what SMSCs send, and formatting for the mock SMSC.
+
+Receipt text is SMSC-specific (SMPP 3.4 appendix B is only an example): keys change case
+(`Text:` / `text:`), fields go missing or are added, dates come with or without seconds.
+Gateways that parse it strictly lose receipts; this parser keeps whatever it can and returns
+None only when no message id can be found. Message ids stay strings: `000A1F` is not `A1F`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Final
+
+from broadcaster.smpp.codec import encode_tlv
+from broadcaster.smpp.constants import TAG_MESSAGE_STATE, TAG_RECEIPTED_MESSAGE_ID
+
+# message_state TLV values (SMPP 3.4 §5.2.28) and the stat text each one stands for.
+MESSAGE_STATES: Final[dict[int, str]] = {
+    1: "ENROUTE",
+    2: "DELIVRD",
+    3: "EXPIRED",
+    4: "DELETED",
+    5: "UNDELIV",
+    6: "ACCEPTD",
+    7: "UNKNOWN",
+    8: "REJECTD",
+}
+_STATE_CODES: Final[dict[str, int]] = {stat: code for code, stat in MESSAGE_STATES.items()}
+FINAL_STATS: Final = frozenset(
+    {"DELIVRD", "EXPIRED", "DELETED", "UNDELIV", "ACCEPTD", "UNKNOWN", "REJECTD"}
+)
+"""Stats after which the SMSC will not report again on that message."""
+
+# Spelled-out variants some SMSCs send, mapped to the SMPP 3.4 seven-letter forms.
+_STAT_ALIASES: Final[dict[str, str]] = {
+    "DELIVERED": "DELIVRD",
+    "UNDELIVERABLE": "UNDELIV",
+    "UNDELIVERED": "UNDELIV",
+    "REJECTED": "REJECTD",
+    "ACCEPTED": "ACCEPTD",
+}
+
+# A key is a word followed by ':' at the start or after whitespace; the value runs to the
+# next key. `submit date` / `done date` contain a space (or '_', or nothing) and come first.
+_KEY: Final = re.compile(r"(?:^|(?<=\s))(submit[ _]?date|done[ _]?date|[a-z_]+)\s*:", re.I)
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """What a delivery receipt says about one submitted part.
+
+    `message_id` is the receipted_message_id TLV when present, else the text's `id:`;
+    `text_message_id` keeps the text's `id:` when it differs (some SMSCs write it in decimal
+    where the TLV and submit_sm_resp use hex), so matching can fall back to it.
+    """
+
+    message_id: str
+    stat: str
+    err: str | None = None
+    submit_date: datetime | None = None
+    done_date: datetime | None = None
+    sub: int | None = None
+    dlvrd: int | None = None
+    text_message_id: str | None = None
+
+    @property
+    def delivered(self) -> bool:
+        """True when the handset received the part."""
+        return self.stat == "DELIVRD"
+
+    @property
+    def final(self) -> bool:
+        """True when no later receipt will come for this part (intermediate: ENROUTE...)."""
+        return self.stat in FINAL_STATS
+
+
+def _fields(text: str) -> dict[str, str]:
+    """Key -> value of a receipt text; keys lower-cased, `submit_date` spelled `submit date`."""
+    found: dict[str, str] = {}
+    matches = list(_KEY.finditer(text))
+    for index, match in enumerate(matches):
+        key = match.group(1).lower().replace("_", " ")
+        if key in ("submitdate", "donedate"):
+            key = key[:-4] + " date"
+        if key == "text":
+            found.setdefault(key, text[match.end() :])
+            break
+        end = matches[index + 1].start() if index + 1 < len(matches) else len(text)
+        found.setdefault(key, text[match.end() : end].strip())
+    return found
+
+
+def _date(value: str | None) -> datetime | None:
+    """YYMMDDhhmm or YYMMDDhhmmss (SMSC local time, as sent); anything else is None."""
+    if value is None or not value.isascii() or not value.isdigit():
+        return None
+    try:
+        if len(value) == 10:
+            return datetime.strptime(value, "%y%m%d%H%M")
+        if len(value) == 12:
+            return datetime.strptime(value, "%y%m%d%H%M%S")
+    except ValueError:
+        return None
+    return None
+
+
+def _count(value: str | None) -> int | None:
+    if value is None or not value.isascii() or not value.isdigit():
+        return None
+    return int(value)
+
+
+def _tlv_text(value: bytes | None) -> str | None:
+    """A C-string TLV value as text (tolerates a missing NUL); None when absent or empty."""
+    if value is None:
+        return None
+    text = value.split(b"\0", 1)[0].decode("latin-1").strip()
+    return text or None
+
+
+def parse_receipt(short_message: str, tlvs: Mapping[int, bytes]) -> Receipt | None:
+    """The receipt carried by a deliver_sm's text and TLVs, or None when it names no message.
+
+    Never raises on odd text: unknown fields are ignored, unreadable dates and counts become
+    None, a missing stat is taken from the message_state TLV, else "UNKNOWN".
+    """
+    fields = _fields(short_message)
+    text_id = fields.get("id") or None
+    tlv_id = _tlv_text(tlvs.get(TAG_RECEIPTED_MESSAGE_ID))
+    message_id = tlv_id or text_id
+    if message_id is None:
+        return None
+    stat = fields.get("stat", "").upper()
+    stat = _STAT_ALIASES.get(stat, stat)
+    if not stat:
+        state = tlvs.get(TAG_MESSAGE_STATE)
+        stat = MESSAGE_STATES.get(state[0], "UNKNOWN") if state else "UNKNOWN"
+    return Receipt(
+        message_id=message_id,
+        stat=stat,
+        err=fields.get("err") or None,
+        submit_date=_date(fields.get("submit date")),
+        done_date=_date(fields.get("done date")),
+        sub=_count(fields.get("sub")),
+        dlvrd=_count(fields.get("dlvrd")),
+        text_message_id=text_id if text_id != message_id else None,
+    )
+
+
+def format_receipt(
+    *,
+    message_id: str,
+    stat: str,
+    submit_date: datetime,
+    done_date: datetime,
+    err: str = "000",
+    sub: int = 1,
+    dlvrd: int | None = None,
+    text: str = "",
+    seconds: bool = False,
+) -> str:
+    """Receipt text in the SMPP 3.4 appendix B layout (the mock SMSC's deliver_sm).
+
+    `seconds=True` writes 12-digit dates, as some SMSCs do (aiosmpplib's ESME chokes on them).
+    `dlvrd` defaults to `sub` when the stat is DELIVRD, else 0.
+    """
+    layout = "%y%m%d%H%M%S" if seconds else "%y%m%d%H%M"
+    delivered = dlvrd if dlvrd is not None else (sub if stat == "DELIVRD" else 0)
+    return (
+        f"id:{message_id} sub:{sub:03d} dlvrd:{delivered:03d}"
+        f" submit date:{submit_date.strftime(layout)} done date:{done_date.strftime(layout)}"
+        f" stat:{stat} err:{err} text:{text[:20]}"
+    )
+
+
+def receipt_tlvs(message_id: str, stat: str) -> bytes:
+    """receipted_message_id and message_state TLVs for a receipt (append to deliver_sm)."""
+    state = _STATE_CODES.get(stat, _STATE_CODES["UNKNOWN"])
+    return encode_tlv(TAG_RECEIPTED_MESSAGE_ID, message_id.encode("ascii") + b"\0") + encode_tlv(
+        TAG_MESSAGE_STATE, bytes((state,))
+    )
