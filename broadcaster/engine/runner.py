@@ -1,0 +1,355 @@
+"""Run one broadcast: claim chunks, stream their recipients into the SMPP pool, record outcomes.
+
+Each chunk is leased from Postgres (`FOR UPDATE SKIP LOCKED`), so any number of runners, in any
+processes, can share a broadcast. Within a chunk, parts that already have an outcome are skipped,
+so a run resumed after a crash re-sends at most what was in flight. Outcomes are buffered and
+appended with COPY; a chunk is marked done in the same transaction as its last outcomes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import asyncpg
+import structlog
+
+from broadcaster.smpp.codec import SubmitTemplate, smpp_absolute_time, submit_templates
+from broadcaster.smpp.pool import SmppPool
+from broadcaster.store import broadcasts as store
+from broadcaster.store.database import Conn
+from broadcaster.store.queries import queries
+from broadcaster.text.encoding import encode_message
+
+log = structlog.get_logger(__name__)
+
+MAX_BACKLOG = 20_000
+"""Parts queued ahead of the binds; enough to keep every window full, small enough for memory."""
+FLUSH_INTERVAL = 0.25
+FLUSH_ROWS = 20_000
+LEASE_SECONDS = 30.0
+CONTROL_INTERVAL = 0.25
+"""How often the runner checks for cancel, pause and expiry (cancel must act within 1 s)."""
+FINAL_STATES = ("completed", "cancelled", "expired", "failed")
+
+
+@dataclass
+class ChunkProgress:
+    """Parts of one chunk submitted and not yet answered; done when streamed and zero."""
+
+    chunk_no: int
+    outstanding: int = 0
+    streamed: bool = False
+
+
+@dataclass
+class RunStats:
+    """What this runner did, for progress displays and the final report."""
+
+    broadcast_id: int
+    recipients_streamed: int = 0
+    parts_submitted: int = 0
+    parts_skipped: int = 0
+    outcomes: int = 0
+    accepted: int = 0
+    failed: int = 0
+    chunks_done: int = 0
+    started: float = field(default_factory=time.monotonic)
+    first_submit: float | None = None
+    state: str = "running"
+
+
+Sender = tuple[str, int, int]  # source_addr, source_ton, source_npi
+
+
+class BroadcastRunner:
+    """Drives one broadcast to a final state through a shared SMPP pool."""
+
+    def __init__(
+        self,
+        db: asyncpg.Pool,
+        pool: SmppPool,
+        broadcast_id: int,
+        *,
+        sender: Sender,
+        registered_delivery: int = 1,
+        worker: str | None = None,
+        on_progress: Callable[[RunStats], None] | None = None,
+    ) -> None:
+        self.db = db
+        self.pool = pool
+        self.broadcast_id = broadcast_id
+        self.sender = sender
+        self.registered_delivery = registered_delivery
+        self.worker = worker or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
+        self.on_progress = on_progress
+        self.stats = RunStats(broadcast_id)
+        self._rows: list[tuple[object, ...]] = []
+        self._completable: list[int] = []
+        self._stop = asyncio.Event()
+        self._stop_reason = ""
+        self._flush_lock = asyncio.Lock()
+        self.expires_at = datetime.max.replace(tzinfo=UTC)
+        self.test_group_only = False
+
+    # -- outcomes (called by the pool, once per part) -----------------------------------------
+
+    def _on_outcome(
+        self,
+        tag: object,
+        status: int,
+        message_id: str | None,
+        smsc: str,
+        submitted_at: float,
+        answered_at: float,
+    ) -> None:
+        chunk: ChunkProgress
+        msisdn: int
+        part: int
+        parts: int
+        chunk, msisdn, part, parts = tag  # type: ignore[misc]
+        self._rows.append(
+            (
+                self.broadcast_id,
+                msisdn,
+                part,
+                parts,
+                status,
+                message_id,
+                smsc,
+                datetime.fromtimestamp(submitted_at, UTC),
+                datetime.fromtimestamp(answered_at, UTC),
+            )
+        )
+        if status == 0:
+            self.stats.accepted += 1
+        else:
+            self.stats.failed += 1
+        chunk.outstanding -= 1
+        if chunk.outstanding == 0 and chunk.streamed and not self._stop.is_set():
+            self._completable.append(chunk.chunk_no)
+
+    async def _flush(self) -> None:
+        """Append buffered outcomes and mark finished chunks done, atomically."""
+        async with self._flush_lock:
+            rows, self._rows = self._rows, []
+            done, self._completable = self._completable, []
+            if not rows and not done:
+                return
+            async with self.db.acquire() as conn, conn.transaction():
+                if rows:
+                    await conn.copy_records_to_table(
+                        "deliveries", records=rows, columns=store.DELIVERY_COLUMNS
+                    )
+                for chunk_no in done:
+                    await conn.execute(queries["complete_chunk"], self.broadcast_id, chunk_no)
+            self.stats.outcomes += len(rows)
+            self.stats.chunks_done += len(done)
+
+    # -- the run -------------------------------------------------------------------------------
+
+    async def run(self) -> RunStats:
+        """Run until every chunk is done, or the broadcast is cancelled, paused or expired."""
+        structlog.contextvars.bind_contextvars(broadcast_id=self.broadcast_id)
+        async with self.db.acquire() as conn:
+            row = await conn.fetchrow(queries["get_broadcast"], self.broadcast_id)
+            if row is None:
+                raise LookupError(f"broadcast {self.broadcast_id} does not exist")
+            groups = await conn.fetch(queries["get_groups"], self.broadcast_id)
+            await store.set_state(conn, self.broadcast_id, "running", ["approved", "running"])
+        self.expires_at = row["expires_at"]
+        self.test_group_only = bool(json.loads(row["target"]).get("test_group_only"))
+        templates = self._templates(groups)
+        language_map: dict[str, int] = json.loads(row["language_map"])
+        self.pool.on_outcome = self._on_outcome
+        background = [
+            asyncio.create_task(self._flusher()),
+            asyncio.create_task(self._controller()),
+            asyncio.create_task(self._lease_renewer()),
+        ]
+        try:
+            await self._claim_loop(templates, language_map)
+            if self._stop.is_set():
+                self.pool.cancel()
+            await self._wait_drained()
+            await self._flush()
+        finally:
+            for task in background:
+                task.cancel()
+            for task in background:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            await self._flush()
+        self.stats.state = await self._final_state()
+        self._report()
+        log.info("broadcast_run_finished", state=self.stats.state, outcomes=self.stats.outcomes)
+        return self.stats
+
+    def _templates(self, groups: list[asyncpg.Record]) -> dict[int, tuple[SubmitTemplate, ...]]:
+        source, ton, npi = self.sender
+        out: dict[int, tuple[SubmitTemplate, ...]] = {}
+        for g in groups:
+            # The UDH reference is a function of (broadcast, group): a resumed run continues a
+            # half-sent concatenated message with the same reference.
+            reference = (self.broadcast_id * 31 + g["group_no"]) & 0xFF
+            message = encode_message(g["body"], reference=reference)
+            out[g["group_no"]] = submit_templates(
+                message,
+                source_addr=source,
+                source_ton=ton,
+                source_npi=npi,
+                registered_delivery=self.registered_delivery,
+                # The SMSC drops what it could not deliver before the broadcast's hard expiry.
+                validity_period=smpp_absolute_time(self.expires_at),
+            )
+        return out
+
+    async def _claim_loop(
+        self,
+        templates: dict[int, tuple[SubmitTemplate, ...]],
+        language_map: dict[str, int],
+    ) -> None:
+        while not self._stop.is_set():
+            async with self.db.acquire() as conn:
+                chunk = await store.claim_chunk(conn, self.broadcast_id, self.worker, LEASE_SECONDS)
+                if chunk is None:
+                    return
+                recorded = await store.recorded_parts(conn, self.broadcast_id, chunk)
+                by_lang = {
+                    key.split("|", 1)[1].encode(): templates[group_no]
+                    for key, group_no in language_map.items()
+                    if key.startswith(chunk.departement + "|")
+                }
+                await self._stream_chunk(conn, chunk, by_lang, recorded)
+
+    async def _stream_chunk(
+        self,
+        conn: Conn,
+        chunk: store.Chunk,
+        by_lang: dict[bytes, tuple[SubmitTemplate, ...]],
+        recorded: set[tuple[int, int]],
+    ) -> None:
+        progress = ChunkProgress(chunk.chunk_no)
+        pool = self.pool
+        submit = pool.submit
+        stats = self.stats
+        tail = b""
+
+        async def consume(data: bytes) -> None:
+            nonlocal tail
+            if self._stop.is_set():
+                raise _Stopped
+            lines = (tail + data).split(b"\n")
+            tail = lines.pop()
+            submitted = 0
+            for line in lines:
+                destination, _, lang = line.partition(b"\t")
+                parts = by_lang[lang]
+                count = len(parts)
+                msisdn = int(destination)
+                for index, template in enumerate(parts, 1):
+                    if recorded and (msisdn, index) in recorded:
+                        stats.parts_skipped += 1
+                        continue
+                    submit(template, destination, (progress, msisdn, index, count))
+                    submitted += 1
+            progress.outstanding += submitted
+            stats.parts_submitted += submitted
+            stats.recipients_streamed += len(lines)
+            if stats.first_submit is None and submitted:
+                stats.first_submit = time.monotonic()
+            if pool.backlog >= MAX_BACKLOG:
+                await pool.wait_for_room(MAX_BACKLOG // 2)
+
+        query = queries["stream_chunk"].rstrip().rstrip(";")
+        try:
+            await conn.copy_from_query(
+                query,
+                chunk.departement,
+                chunk.msisdn_from,
+                chunk.msisdn_to,
+                chunk.communes,
+                self.test_group_only,
+                output=consume,
+            )
+        except _Stopped:
+            return  # the chunk stays unfinished; its lease expires and a resume takes it up
+        progress.streamed = True
+        if progress.outstanding == 0:
+            self._completable.append(chunk.chunk_no)
+
+    async def _wait_drained(self) -> None:
+        while self.pool.outstanding:
+            drained = asyncio.ensure_future(self.pool.drain())
+            stop = asyncio.ensure_future(self._stop.wait())
+            await asyncio.wait({drained, stop}, return_when=asyncio.FIRST_COMPLETED)
+            for fut in (drained, stop):
+                fut.cancel()
+            if self._stop.is_set():
+                self.pool.cancel()
+                await self.pool.drain()
+                return
+
+    async def _flusher(self) -> None:
+        while True:
+            await asyncio.sleep(FLUSH_INTERVAL)
+            await self._flush()
+            self._report()
+
+    def _report(self) -> None:
+        if self.on_progress is not None:
+            self.on_progress(self.stats)
+
+    async def _controller(self) -> None:
+        """Stop within CONTROL_INTERVAL of a cancel, pause or the expiry time."""
+        while True:
+            if datetime.now(UTC) >= self.expires_at:
+                self._halt("expired")
+                return
+            async with self.db.acquire() as conn:
+                state = await conn.fetchval(
+                    "SELECT state FROM broadcasts WHERE id = $1", self.broadcast_id
+                )
+            if state in ("cancelled", "paused"):
+                self._halt(state)
+                return
+            await asyncio.sleep(CONTROL_INTERVAL)
+
+    def _halt(self, reason: str) -> None:
+        self._stop_reason = reason
+        self._stop.set()
+        dropped = self.pool.cancel()
+        log.warning("broadcast_halted", reason=reason, queued_parts_dropped=len(dropped))
+
+    async def _lease_renewer(self) -> None:
+        while True:
+            await asyncio.sleep(LEASE_SECONDS / 3)
+            async with self.db.acquire() as conn:
+                await conn.execute(
+                    queries["renew_leases"], self.broadcast_id, self.worker, LEASE_SECONDS
+                )
+
+    async def _final_state(self) -> str:
+        async with self.db.acquire() as conn:
+            if self._stop_reason == "expired":
+                await store.set_state(conn, self.broadcast_id, "expired", ["running", "paused"])
+                return "expired"
+            if self._stop_reason in ("cancelled", "paused"):
+                return self._stop_reason
+            left = await conn.fetchrow(queries["chunks_left"], self.broadcast_id)
+            assert left is not None
+            if left["todo"] == 0:
+                await store.set_state(conn, self.broadcast_id, "completed", ["running"])
+                return "completed"
+            return "running"  # other workers still hold chunks
+
+
+class _Stopped(Exception):
+    """Raised inside the COPY consumer to end a chunk's stream early."""

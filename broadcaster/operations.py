@@ -1,0 +1,152 @@
+"""What every way in (CLI, HTTP, drills) does with a broadcast: plan it, store it, run it.
+
+Thin glue between the pure planning code, the store and the engine, so that the CLI and the API
+cannot drift apart in what they check before sending.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+
+from broadcaster.engine.runner import BroadcastRunner, RunStats
+from broadcaster.errors import InputError
+from broadcaster.planning import Plan, plan_broadcast
+from broadcaster.settings import Settings, SmscConfig
+from broadcaster.smpp.pool import SmppPool
+from broadcaster.store import broadcasts as store
+from broadcaster.store.areas import load_area_index, load_area_variables
+from broadcaster.store.database import Conn
+from broadcaster.store.subscribers import target_counts
+from broadcaster.targeting import parse_area, resolve_target
+from broadcaster.text.templates import TemplateCatalogue
+
+DEFAULT_EXPIRY = timedelta(hours=2)
+
+
+@dataclass(frozen=True)
+class BroadcastRequest:
+    """What an operator asks for, before any check."""
+
+    areas: Sequence[str]
+    template: str
+    variables: Mapping[str, str]
+    exclude: Sequence[str] = ()
+    kind: str = "live"
+    test_group_only: bool = False
+    gsm_safe: bool = False
+    expires_in: timedelta = DEFAULT_EXPIRY
+    created_by: str = "cli"
+
+
+def parse_variables(pairs: Sequence[str]) -> dict[str, str]:
+    """`name=value` pairs from the command line; a malformed one is an InputError."""
+    out: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip():
+            raise InputError(f"--var {pair!r} is not of the form name=value")
+        out[name.strip()] = value
+    return out
+
+
+async def make_plan(conn: Conn, settings: Settings, request: BroadcastRequest) -> Plan:
+    """Check everything and build the plan; raises InputError (nothing is stored or sent)."""
+    if request.kind not in ("live", "drill"):
+        raise InputError(f"kind must be 'live' or 'drill', not {request.kind!r}")
+    catalogue = TemplateCatalogue(settings.templates_dir)
+    scenario = catalogue.scenario(request.template)
+    if request.kind == "drill" and scenario.kind != "drill":
+        raise InputError(
+            f"a drill must use a drill template (with the exercise marker), not {scenario.name!r}"
+        )
+    if request.kind == "live" and scenario.kind == "drill":
+        raise InputError(f"template {scenario.name!r} is for drills: send it with --drill")
+    index = await load_area_index(conn)
+    target = resolve_target(
+        [parse_area(a) for a in request.areas],
+        index,
+        exclude=[parse_area(a) for a in request.exclude],
+        test_group_only=request.test_group_only or request.kind == "drill",
+    )
+    counts = await target_counts(conn, target)
+    area_variables = await load_area_variables(conn, target.departements)
+    return plan_broadcast(
+        catalogue=catalogue,
+        scenario=scenario,
+        target=target,
+        index=index,
+        counts=counts,
+        area_variables=area_variables,
+        variables=request.variables,
+        max_parts=settings.max_parts,
+        gsm_safe=request.gsm_safe,
+    )
+
+
+async def create_broadcast(
+    conn: Conn, settings: Settings, request: BroadcastRequest, plan: Plan
+) -> int:
+    """Store an approved broadcast with its texts and chunks; return its id."""
+    return await store.create_broadcast(
+        conn,
+        plan,
+        kind=request.kind,
+        variables=dict(request.variables),
+        expires_at=datetime.now(UTC) + request.expires_in,
+        chunk_size=settings.chunk_size,
+        created_by=request.created_by,
+        priority=10 if request.kind == "live" else 0,
+    )
+
+
+async def run_broadcast(
+    db: asyncpg.Pool,
+    smscs: Sequence[SmscConfig],
+    broadcast_id: int,
+    on_progress: Callable[[RunStats], None] | None = None,
+) -> tuple[RunStats, dict[str, Any]]:
+    """Bind, run the broadcast to a final state, unbind; return run and pool statistics."""
+    first = smscs[0]
+    pool = SmppPool(smscs, on_outcome=lambda *args: None)
+    await pool.start()
+    try:
+        runner = BroadcastRunner(
+            db,
+            pool,
+            broadcast_id,
+            sender=(first.source_addr, first.source_ton, first.source_npi),
+            registered_delivery=first.registered_delivery,
+            on_progress=on_progress,
+        )
+        stats = await runner.run()
+    finally:
+        await pool.close()
+    return stats, vars(pool.stats)
+
+
+def plan_as_json(plan: Plan, parts_per_second: float) -> dict[str, Any]:
+    """The preview, as scripts and the API see it."""
+    return {
+        "template": plan.scenario.name,
+        "recipients": plan.recipients,
+        "parts": plan.parts,
+        "eta_seconds": plan.eta_seconds(parts_per_second),
+        "warnings": list(plan.warnings),
+        "groups": [
+            {
+                "departement": g.departement,
+                "language": g.language,
+                "text": g.text,
+                "encoding": g.message.encoding,
+                "characters": g.message.chars,
+                "parts_per_message": g.message.part_count,
+                "recipients": g.recipients,
+            }
+            for g in plan.groups
+        ],
+    }

@@ -1,0 +1,154 @@
+"""Broadcast records: creating one from a plan, its chunks and leases, and its derived state.
+
+Outcomes are append-only (`deliveries`, `receipts`); a recipient's state is derived by reading
+them, never by updating a per-recipient row.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from broadcaster.planning import Plan
+from broadcaster.store.database import Conn
+from broadcaster.store.queries import queries
+
+MAX_MSISDN = 999_999_999_999_999
+DELIVERY_COLUMNS = (
+    "broadcast_id",
+    "msisdn",
+    "part",
+    "parts",
+    "status",
+    "message_id",
+    "smsc",
+    "submitted_at",
+    "answered_at",
+)
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A leased range of one département's recipients."""
+
+    chunk_no: int
+    departement: str
+    communes: list[str] | None
+    msisdn_from: int
+    msisdn_to: int
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Per-recipient counts derived from the outcomes."""
+
+    recorded: int
+    accepted: int
+    failed: int
+    duplicates: int
+    part_outcomes: int
+    failed_by_status: dict[int, int]
+
+
+async def create_broadcast(
+    conn: Conn,
+    plan: Plan,
+    *,
+    kind: str,
+    variables: dict[str, str],
+    expires_at: datetime,
+    chunk_size: int,
+    created_by: str = "cli",
+    state: str = "approved",
+    priority: int = 0,
+) -> int:
+    """Store the broadcast, its groups (texts as previewed) and its work chunks; return its id."""
+    async with conn.transaction():
+        broadcast_id: int = await conn.fetchval(
+            queries["insert_broadcast"],
+            kind,
+            state,
+            plan.scenario.name,
+            json.dumps(variables),
+            json.dumps(plan.target.as_json()),
+            priority,
+            plan.recipients,
+            plan.parts,
+            created_by,
+            expires_at,
+            json.dumps({f"{dep}|{lang}": n for (dep, lang), n in plan.language_of.items()}),
+        )
+        await conn.executemany(
+            queries["insert_group"],
+            [
+                (
+                    broadcast_id,
+                    n,
+                    g.departement,
+                    g.language,
+                    g.text,
+                    g.message.encoding,
+                    g.message.part_count,
+                    g.recipients,
+                )
+                for n, g in enumerate(plan.groups)
+            ],
+        )
+        chunk_rows: list[tuple[Any, ...]] = []
+        for dep, communes in sorted(plan.target.departements.items()):
+            commune_list = sorted(communes) if communes is not None else None
+            starts = [
+                r["msisdn"]
+                for r in await conn.fetch(
+                    queries["chunk_starts"],
+                    dep,
+                    chunk_size,
+                    commune_list,
+                    plan.target.test_group_only,
+                )
+            ]
+            for i, start in enumerate(starts):
+                end = starts[i + 1] - 1 if i + 1 < len(starts) else MAX_MSISDN
+                chunk_rows.append((broadcast_id, len(chunk_rows), dep, commune_list, start, end))
+        await conn.executemany(queries["insert_chunk"], chunk_rows)
+    return broadcast_id
+
+
+async def set_state(conn: Conn, broadcast_id: int, state: str, from_states: list[str]) -> bool:
+    """Move to `state` if currently in one of `from_states`; False if it was not."""
+    row = await conn.fetchrow(queries["set_state"], broadcast_id, state, from_states)
+    return row is not None
+
+
+async def claim_chunk(
+    conn: Conn, broadcast_id: int, worker: str, lease_seconds: float
+) -> Chunk | None:
+    row = await conn.fetchrow(queries["claim_chunk"], broadcast_id, worker, lease_seconds)
+    if row is None:
+        return None
+    return Chunk(
+        row["chunk_no"], row["departement"], row["communes"], row["msisdn_from"], row["msisdn_to"]
+    )
+
+
+async def recorded_parts(conn: Conn, broadcast_id: int, chunk: Chunk) -> set[tuple[int, int]]:
+    rows = await conn.fetch(
+        queries["recorded_parts"], broadcast_id, chunk.msisdn_from, chunk.msisdn_to
+    )
+    return {(r["msisdn"], r["part"]) for r in rows}
+
+
+async def summary(conn: Conn, broadcast_id: int) -> Summary:
+    row = await conn.fetchrow(queries["delivery_summary"], broadcast_id)
+    failures = await conn.fetch(queries["failures_by_status"], broadcast_id)
+    assert row is not None
+    return Summary(
+        recorded=row["recorded"],
+        accepted=row["accepted"],
+        failed=row["failed"],
+        duplicates=row["duplicates"],
+        part_outcomes=row["part_outcomes"],
+        failed_by_status={r["status"]: r["n"] for r in failures},
+    )
