@@ -1,0 +1,89 @@
+"""The `broadcaster` command line: thin over operations, the store and the engine.
+
+Exit codes: 0 ok, 1 failure, 2 bad input or configuration (nothing was sent), 3 partially
+delivered (some recipients failed), 130 interrupted. Every flag can also be set through the
+`BROADCASTER_*` environment variable shown in `--help`. Each command group lives in its own
+module with a `register(commands)` function.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from broadcaster import __version__
+from broadcaster.cli.options import Handler, flag, switch
+from broadcaster.errors import EXIT_BAD_INPUT, BroadcasterError
+from broadcaster.logs import configure_logging
+from broadcaster.settings import Settings
+
+# Older spellings, kept for modules that import them from here.
+_flag = flag
+_switch = switch
+
+EPILOG = """\
+examples:
+  broadcaster demo                                   # everything embedded: try it first
+  broadcaster db migrate
+  broadcaster subscribers import subscribers.csv
+  broadcaster areas
+  broadcaster preview --area dep:75 --area dep:92 --template outage
+  broadcaster send --area dep:75 --template outage --var fallback_number="01 99 00 75 00"
+
+Without DATABASE_URL a throwaway PostgreSQL is started for the command and deleted at exit.
+exit codes: 0 ok, 1 failure, 2 bad input (nothing sent), 3 partially delivered, 130 interrupted.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from broadcaster.cli import broadcasts, data
+    from broadcaster.mocksmsc.cli import add_mock_smsc_command
+
+    parser = argparse.ArgumentParser(
+        prog="broadcaster",
+        description="Send area-targeted public-guidance SMS through SMPP, fast and safely.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"broadcaster {__version__}")
+    flag(parser, "--config", env="BROADCASTER_CONFIG", type=Path, help="TOML settings file")
+    flag(
+        parser,
+        "--database-url",
+        env="DATABASE_URL",
+        help="PostgreSQL URL (none: a throwaway server is started)",
+    )
+    switch(parser, "--log-json", "BROADCASTER_LOG_JSON", "JSON log lines on stderr")
+    flag(parser, "--log-level", env="BROADCASTER_LOG_LEVEL", default="info", help="log level")
+    switch(parser, "--json", "BROADCASTER_JSON", "print one JSON object on stdout (for scripts)")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    data.register(commands)
+    broadcasts.register(commands)
+    add_mock_smsc_command(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        configure_logging(json=args.log_json, level=args.log_level)
+        env = dict(os.environ)
+        if args.database_url:
+            env["DATABASE_URL"] = args.database_url
+        settings = Settings.load(env, args.config)
+        handler: Handler = args.handler
+        return asyncio.run(handler(args, settings))
+    except BroadcasterError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except argparse.ArgumentTypeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT

@@ -1,0 +1,197 @@
+"""CLI commands for broadcasts: `preview`, `send`, `demo`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from broadcaster.cli.options import Commands, add_command, duration, emit, flag, multi, switch
+from broadcaster.errors import EXIT_OK, EXIT_PARTIAL, ConfigError, InputError
+from broadcaster.operations import BroadcastRequest
+from broadcaster.settings import Settings
+
+
+def register(commands: Commands) -> None:
+    preview = add_command(
+        commands,
+        "preview",
+        "show what a broadcast would send, per (area, language) group; sends nothing",
+        _cmd_preview,
+        epilog="example:\n  broadcaster preview --area dep:75 --area region:11 --template outage",
+    )
+    _add_target_options(preview)
+
+    send = add_command(
+        commands,
+        "send",
+        "preview, confirm, then send a broadcast and report",
+        _cmd_send,
+        epilog="example:\n  broadcaster send --area dep:75 --template outage --yes",
+    )
+    _add_target_options(send)
+    switch(send, "--yes", "BROADCASTER_YES", "do not ask for confirmation (for scripts)")
+    flag(
+        send,
+        "--expires-in",
+        env="BROADCASTER_EXPIRES_IN",
+        type=duration,
+        default=timedelta(hours=2),
+        help="hard expiry: nothing is submitted after it (default 2h)",
+    )
+
+    demo = add_command(
+        commands,
+        "demo",
+        "run a whole broadcast on embedded defaults: throwaway database, mock SMSC",
+        _cmd_demo,
+        epilog="example:\n  broadcaster demo --subscribers 100000 --json",
+    )
+    flag(
+        demo,
+        "--subscribers",
+        env="BROADCASTER_DEMO_SUBSCRIBERS",
+        type=int,
+        default=100_000,
+        help="synthetic subscribers to seed (default 100000)",
+    )
+    flag(
+        demo,
+        "--record",
+        env="BROADCASTER_DEMO_RECORD",
+        type=Path,
+        help="write what the mock SMSC received (JSON lines: destination, text)",
+    )
+
+
+def _add_target_options(p: argparse.ArgumentParser) -> None:
+    multi(
+        p,
+        "--area",
+        env="BROADCASTER_AREA",
+        help="area to target: dep:75, region:11 or commune:75056 (repeat for more)",
+    )
+    multi(p, "--exclude", env="BROADCASTER_EXCLUDE", help="area to leave out (same forms)")
+    flag(
+        p,
+        "--template",
+        env="BROADCASTER_TEMPLATE",
+        required=True,
+        help="scenario from templates/catalogue.toml: outage, update, all_clear, drill",
+    )
+    multi(p, "--var", env="BROADCASTER_VAR", help="template variable name=value (repeatable)")
+    switch(
+        p, "--gsm-safe", "BROADCASTER_GSM_SAFE", "transliterate to GSM 03.38 (ê->e) to save parts"
+    )
+    switch(p, "--test-group", "BROADCASTER_TEST_GROUP", "only subscribers of the test group")
+    switch(p, "--drill", "BROADCASTER_DRILL", "an exercise: test group only, drill template")
+
+
+def _request(args: argparse.Namespace, created_by: str = "cli") -> BroadcastRequest:
+    from broadcaster.operations import parse_variables
+
+    if not args.area:
+        raise InputError("name at least one --area (dep:75, region:11, commune:75056)")
+    return BroadcastRequest(
+        areas=args.area,
+        exclude=args.exclude,
+        template=args.template,
+        variables=parse_variables(args.var),
+        kind="drill" if args.drill else "live",
+        test_group_only=args.test_group,
+        gsm_safe=args.gsm_safe,
+        expires_in=getattr(args, "expires_in", timedelta(hours=2)),
+        created_by=created_by,
+    )
+
+
+def _preview_text(preview: dict[str, Any]) -> str:
+    lines = []
+    for g in preview["groups"]:
+        lines.append(
+            f"[{g['departement']}/{g['language']}] {g['recipients']:,} recipients, "
+            f"{g['encoding']}, {g['characters']} chars, {g['parts_per_message']} part(s)"
+        )
+        lines.append(f"    {g['text']}")
+    eta = preview["eta_seconds"]
+    lines.append(
+        f"total: {preview['recipients']:,} recipients, {preview['parts']:,} parts"
+        + (f", ETA {eta:.0f} s" if eta is not None else "")
+    )
+    lines += [f"warning: {w}" for w in preview["warnings"]]
+    return "\n".join(lines)
+
+
+async def _cmd_preview(args: argparse.Namespace, settings: Settings) -> int:
+    from broadcaster.operations import make_plan, plan_as_json
+    from broadcaster.smpp.pool import contracted_capacity
+    from broadcaster.store.database import connect, database, ensure_migrated
+
+    request = _request(args)
+    async with database(settings) as dsn:
+        await ensure_migrated(dsn, settings.sql_dir)
+        conn = await connect(dsn)
+        try:
+            plan = await make_plan(conn, settings, request)
+        finally:
+            await conn.close()
+    preview = plan_as_json(plan, contracted_capacity(settings.smscs))
+    emit(args, preview, _preview_text(preview))
+    return EXIT_OK
+
+
+async def _cmd_send(args: argparse.Namespace, settings: Settings) -> int:
+    from broadcaster.sending import send
+
+    if not settings.smscs:
+        raise ConfigError(
+            "no SMSC is configured: set BROADCASTER_SMSC_URL or [[smsc]] in the config file "
+            "(or try `broadcaster demo`, which starts a mock SMSC)"
+        )
+    request = _request(args)
+    report = await send(settings, request, confirm=None if args.yes else _confirm)
+    emit(args, report, _report_text(report))
+    return _exit_for(report)
+
+
+def _confirm(recipients: int, preview: dict[str, Any]) -> bool:
+    """Ask the operator to type the number of recipients (Hawaii 2018: no one-key confirm)."""
+    print(_preview_text(preview), file=sys.stderr)
+    if not sys.stdin.isatty():
+        raise InputError("confirmation needs a terminal: pass --yes to send from a script")
+    answer = input(f"Type {recipients} to send to {recipients:,} recipients: ").strip()
+    return answer.replace(",", "").replace(" ", "") == str(recipients)
+
+
+def _report_text(report: dict[str, Any]) -> str:
+    return (
+        f"broadcast {report['broadcast_id']}: {report['state']}; "
+        f"{report['recipients']:,} recipients, {report['accepted']:,} accepted, "
+        f"{report['failed']:,} failed, {report['duplicates']} duplicates, "
+        f"{report['seconds']:.2f} s, {report['msgs_per_s']:,.0f} msg/s"
+    )
+
+
+def _exit_for(report: dict[str, Any]) -> int:
+    if report["state"] != "completed":
+        return 1
+    return EXIT_PARTIAL if report["failed"] else EXIT_OK
+
+
+async def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from broadcaster.demo import run_demo
+
+    report = await run_demo(settings, subscribers=args.subscribers, record_file=args.record)
+    human = _report_text(report)
+    if "verified" in report:
+        human += (
+            f"\nverified by the mock SMSC's record: {report['verified']:,} recipients got "
+            f"exactly their text once; {report['mismatched']} mismatched, "
+            f"{report['missing']} missing"
+        )
+    emit(args, report, human)
+    if report.get("mismatched") or report.get("missing") or report["duplicates"]:
+        return 1
+    return _exit_for(report)

@@ -1,0 +1,111 @@
+"""Shared CLI plumbing: options mirrored by environment variables, JSON or human output.
+
+Every flag declared through `flag`, `switch` or `multi` takes its default from the
+`BROADCASTER_*` variable named in its help, so scripts and services configure the CLI without
+arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from collections.abc import Callable, Coroutine
+from datetime import timedelta
+from typing import Any
+
+from broadcaster.errors import ConfigError
+from broadcaster.settings import Settings
+
+Handler = Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, int]]
+Commands = Any
+"""The object `ArgumentParser.add_subparsers()` returns (private type in argparse)."""
+
+
+class _EnvDefault(argparse.Action):
+    """An option whose default comes from an environment variable, named in its help."""
+
+    def __init__(self, env: str, required: bool = False, **kwargs: Any) -> None:
+        kind = kwargs.get("type") or str
+        if env in os.environ:
+            raw = os.environ[env]
+            if kwargs.get("nargs") == 0:
+                kwargs["default"] = raw.lower() in ("1", "true", "yes", "on")
+            elif kwargs.get("action_list"):
+                kwargs["default"] = [v for v in raw.split(",") if v]
+            else:
+                try:
+                    kwargs["default"] = kind(raw)
+                except (TypeError, ValueError) as exc:
+                    raise ConfigError(f"{env}={raw!r} is not valid: {exc}") from exc
+            required = False
+        kwargs.pop("action_list", None)
+        kwargs["help"] = f"{kwargs.get('help', '')} [env: {env}]".strip()
+        super().__init__(required=required, **kwargs)
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        if self.nargs == 0:
+            setattr(namespace, self.dest, True)
+        elif isinstance(self.default, list) and not isinstance(values, list):
+            current = getattr(namespace, self.dest)
+            if current is self.default:
+                current = []
+            setattr(namespace, self.dest, [*current, values])
+        else:
+            setattr(namespace, self.dest, values)
+
+
+def flag(parser: argparse.ArgumentParser, *names: str, env: str, **kwargs: Any) -> None:
+    parser.add_argument(*names, action=_EnvDefault, env=env, **kwargs)
+
+
+def switch(parser: argparse.ArgumentParser, name: str, env: str, help: str) -> None:
+    parser.add_argument(name, action=_EnvDefault, env=env, nargs=0, default=False, help=help)
+
+
+def multi(parser: argparse.ArgumentParser, name: str, env: str, help: str, **kw: Any) -> None:
+    parser.add_argument(
+        name, action=_EnvDefault, env=env, default=[], action_list=True, help=help, **kw
+    )
+
+
+def duration(text: str) -> timedelta:
+    """`90s`, `15m`, `2h`, `1d` -> timedelta."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    try:
+        value, unit = float(text[:-1]), text[-1]
+        if unit not in units or value <= 0:
+            raise ValueError(text)
+    except (ValueError, IndexError):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a duration like 90s, 15m, 2h or 1d"
+        ) from None
+    return timedelta(seconds=value * units[unit])
+
+
+def add_command(
+    commands: Commands, name: str, help: str, handler: Handler, epilog: str = ""
+) -> argparse.ArgumentParser:
+    """A sub-command whose --help shows its description and examples."""
+    sub: argparse.ArgumentParser = commands.add_parser(
+        name,
+        help=help,
+        description=help,
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub.set_defaults(handler=handler)
+    return sub
+
+
+def emit(args: argparse.Namespace, payload: dict[str, Any], human: str) -> None:
+    if args.json:
+        print(json.dumps(payload, default=str))
+    else:
+        print(human)
