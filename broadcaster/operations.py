@@ -13,11 +13,11 @@ from typing import Any
 
 import asyncpg
 
-from broadcaster.engine.runner import BroadcastRunner, RunStats
+from broadcaster.engine.runner import RunStats
+from broadcaster.engine.worker import Worker
 from broadcaster.errors import InputError
 from broadcaster.planning import Plan, plan_broadcast
 from broadcaster.settings import Settings, SmscConfig
-from broadcaster.smpp.pool import SmppPool
 from broadcaster.store import broadcasts as store
 from broadcaster.store.areas import load_area_index, load_area_variables
 from broadcaster.store.database import Conn
@@ -110,23 +110,14 @@ async def run_broadcast(
     broadcast_id: int,
     on_progress: Callable[[RunStats], None] | None = None,
 ) -> tuple[RunStats, dict[str, Any]]:
-    """Bind, run the broadcast to a final state, unbind; return run and pool statistics."""
-    first = smscs[0]
-    pool = SmppPool(smscs, on_outcome=lambda *args: None)
-    await pool.start()
-    try:
-        runner = BroadcastRunner(
-            db,
-            pool,
-            broadcast_id,
-            sender=(first.source_addr, first.source_ton, first.source_npi),
-            registered_delivery=first.registered_delivery,
-            on_progress=on_progress,
-        )
-        stats = await runner.run()
-    finally:
-        await pool.close()
-    return stats, vars(pool.stats)
+    """Bind, run one broadcast to a final state, unbind; return run and pool statistics."""
+    worker = Worker(db, smscs, on_progress=on_progress)
+    runs = await worker.run(only=broadcast_id)
+    assert worker.pool is not None
+    stats = runs[-1] if runs else RunStats(broadcast_id, state="not runnable")
+    pool_stats = dict(vars(worker.pool.stats))
+    pool_stats["receipts_recorded"] = worker.receipts.recorded
+    return stats, pool_stats
 
 
 def plan_as_json(plan: Plan, parts_per_second: float) -> dict[str, Any]:

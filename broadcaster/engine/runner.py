@@ -163,12 +163,23 @@ class BroadcastRunner:
             if row is None:
                 raise LookupError(f"broadcast {self.broadcast_id} does not exist")
             groups = await conn.fetch(queries["get_groups"], self.broadcast_id)
-            await store.set_state(conn, self.broadcast_id, "running", ["approved", "running"])
+            await store.expire_overdue(conn)
+            started = await store.set_state(
+                conn, self.broadcast_id, "running", ["approved", "running"]
+            )
+            if not started:
+                # Cancelled, paused, expired or not approved: nothing to do here.
+                self.stats.state = await conn.fetchval(queries["get_state"], self.broadcast_id)
+                return self.stats
         self.expires_at = row["expires_at"]
         self.test_group_only = bool(json.loads(row["target"]).get("test_group_only"))
         templates = self._templates(groups)
         language_map: dict[str, int] = json.loads(row["language_map"])
         self.pool.on_outcome = self._on_outcome
+        loop = asyncio.get_running_loop()
+        seconds_left = (self.expires_at - datetime.now(UTC)).total_seconds()
+        # Nothing may be submitted after the expiry: a timer, not a poll, so it is not late.
+        expiry_timer = loop.call_later(max(0.0, seconds_left), self._halt, "expired")
         background = [
             asyncio.create_task(self._flusher()),
             asyncio.create_task(self._controller()),
@@ -181,6 +192,7 @@ class BroadcastRunner:
             await self._wait_drained()
             await self._flush()
         finally:
+            expiry_timer.cancel()
             for task in background:
                 task.cancel()
             for task in background:
@@ -308,21 +320,24 @@ class BroadcastRunner:
             self.on_progress(self.stats)
 
     async def _controller(self) -> None:
-        """Stop within CONTROL_INTERVAL of a cancel, pause or the expiry time."""
+        """Stop within CONTROL_INTERVAL of a cancel, a pause or a more urgent broadcast."""
         while True:
-            if datetime.now(UTC) >= self.expires_at:
-                self._halt("expired")
-                return
             async with self.db.acquire() as conn:
-                state = await conn.fetchval(
-                    "SELECT state FROM broadcasts WHERE id = $1", self.broadcast_id
-                )
-            if state in ("cancelled", "paused"):
-                self._halt(state)
+                row = await conn.fetchrow(queries["get_state"], self.broadcast_id)
+                assert row is not None
+                urgent = await conn.fetchval(queries["higher_priority_waiting"], row["priority"])
+            if row["state"] in ("cancelled", "paused", "expired", "failed"):
+                self._halt(row["state"])
+                return
+            if urgent:
+                self._halt("preempted")
                 return
             await asyncio.sleep(CONTROL_INTERVAL)
 
     def _halt(self, reason: str) -> None:
+        """Stop submitting now: queued parts are dropped (in flight ones still get answers)."""
+        if self._stop.is_set():
+            return
         self._stop_reason = reason
         self._stop.set()
         dropped = self.pool.cancel()
@@ -338,11 +353,17 @@ class BroadcastRunner:
 
     async def _final_state(self) -> str:
         async with self.db.acquire() as conn:
+            if self._stop_reason:
+                # Hand unfinished chunks back at once (no waiting for leases to expire).
+                await conn.execute(queries["release_leases"], self.broadcast_id, self.worker)
             if self._stop_reason == "expired":
-                await store.set_state(conn, self.broadcast_id, "expired", ["running", "paused"])
+                await store.set_state(
+                    conn, self.broadcast_id, "expired", ["approved", "running", "paused"]
+                )
                 return "expired"
-            if self._stop_reason in ("cancelled", "paused"):
-                return self._stop_reason
+            if self._stop_reason:
+                state: str = await conn.fetchval(queries["get_state"], self.broadcast_id)
+                return state
             left = await conn.fetchrow(queries["chunks_left"], self.broadcast_id)
             assert left is not None
             if left["todo"] == 0:

@@ -11,6 +11,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import asyncpg
+
+from broadcaster.engine.states import Action, refuse, transition
+from broadcaster.errors import InputError
 from broadcaster.planning import Plan
 from broadcaster.store.database import Conn
 from broadcaster.store.queries import queries
@@ -152,3 +156,79 @@ async def summary(conn: Conn, broadcast_id: int) -> Summary:
         part_outcomes=row["part_outcomes"],
         failed_by_status={r["status"]: r["n"] for r in failures},
     )
+
+
+async def get_broadcast(conn: Conn, broadcast_id: int) -> asyncpg.Record:
+    """The broadcast row, or an InputError saying it does not exist."""
+    row = await conn.fetchrow(queries["get_broadcast"], broadcast_id)
+    if row is None:
+        raise InputError(f"there is no broadcast {broadcast_id}: see `broadcaster list`")
+    return row
+
+
+async def apply_action(conn: Conn, broadcast_id: int, action: Action) -> str:
+    """Apply a state-machine action; InputError if it does not apply to the current state."""
+    row = await get_broadcast(conn, broadcast_id)
+    sources, target = transition(action)
+    if not await set_state(conn, broadcast_id, target, sources):
+        current = await conn.fetchval(queries["get_state"], broadcast_id)
+        raise refuse(action, broadcast_id, current or row["state"])
+    return target
+
+
+async def expire_overdue(conn: Conn) -> list[int]:
+    """Mark every unfinished broadcast past its expiry as expired; return their ids."""
+    return [r["id"] for r in await conn.fetch(queries["expire_overdue"])]
+
+
+async def progress(conn: Conn, broadcast_id: int) -> dict[str, Any]:
+    """Status for people and scripts: the record, chunk progress and derived counts."""
+    await expire_overdue(conn)
+    row = await get_broadcast(conn, broadcast_id)
+    chunks = await conn.fetchrow(queries["chunks_left"], broadcast_id)
+    counts = await summary(conn, broadcast_id)
+    receipts = await conn.fetch(queries["receipt_summary"], broadcast_id)
+    assert chunks is not None
+    return {
+        "broadcast_id": broadcast_id,
+        "kind": row["kind"],
+        "state": row["state"],
+        "template": row["template"],
+        "recipients": row["recipients"],
+        "parts": row["parts"],
+        "priority": row["priority"],
+        "created_by": row["created_by"],
+        "approved_by": row["approved_by"],
+        "parent_id": row["parent_id"],
+        "created_at": row["created_at"].isoformat(),
+        "started_at": row["started_at"].isoformat() if row["started_at"] else None,
+        "finished_at": row["finished_at"].isoformat() if row["finished_at"] else None,
+        "expires_at": row["expires_at"].isoformat(),
+        "chunks_total": chunks["total"],
+        "chunks_done": chunks["total"] - chunks["todo"],
+        "recorded": counts.recorded,
+        "accepted": counts.accepted,
+        "failed": counts.failed,
+        "duplicates": counts.duplicates,
+        "failed_by_status": {
+            f"0x{k & 0xFFFFFFFF:08X}": v for k, v in counts.failed_by_status.items()
+        },
+        "receipts": {
+            r["stat"]: {
+                "count": r["n"],
+                "p50_s": r["p50_s"],
+                "p95_s": r["p95_s"],
+                "max_s": r["max_s"],
+            }
+            for r in receipts
+        },
+    }
+
+
+async def list_recent(conn: Conn, limit: int = 20) -> list[dict[str, Any]]:
+    await expire_overdue(conn)
+    rows = await conn.fetch(queries["list_broadcasts"], limit)
+    return [
+        {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in dict(r).items()}
+        for r in rows
+    ]

@@ -52,11 +52,17 @@ CREATE TABLE broadcasts (
     recipients    integer NOT NULL DEFAULT 0,
     parts         integer NOT NULL DEFAULT 0,
     created_by    text NOT NULL DEFAULT 'cli',
+    approved_by   text,
+    parent_id     bigint REFERENCES broadcasts (id),  -- the broadcast an update/all-clear follows
+    reached_only  boolean NOT NULL DEFAULT false,     -- only recipients the parent reached
     created_at    timestamptz NOT NULL DEFAULT now(),
     started_at    timestamptz,
     finished_at   timestamptz,
     expires_at    timestamptz NOT NULL
 );
+
+CREATE INDEX broadcasts_runnable ON broadcasts (priority DESC, id)
+    WHERE state IN ('approved', 'running');
 
 -- One rendered, encoded text per (département, language) group, fixed at planning time so that
 -- a resumed or scaled-out run sends exactly the text that was previewed.

@@ -16,7 +16,8 @@ VALUES ($1, $2, $3, $4, $5, $6);
 
 -- name: get_broadcast
 SELECT id, kind, state, template, variables, target, language_map, priority, recipients, parts,
-       created_by, created_at, started_at, finished_at, expires_at
+       created_by, approved_by, parent_id, reached_only, created_at, started_at, finished_at,
+       expires_at
 FROM broadcasts WHERE id = $1;
 
 -- name: get_groups
@@ -82,3 +83,64 @@ FROM (
 -- name: failures_by_status
 SELECT status, count(*)::bigint AS n FROM deliveries
 WHERE broadcast_id = $1 AND status <> 0 GROUP BY status ORDER BY n DESC;
+
+-- name: get_state
+SELECT state, expires_at, priority FROM broadcasts WHERE id = $1;
+
+-- name: next_runnable
+-- The most urgent broadcast with work nobody holds: live before drills, then oldest first.
+SELECT b.id, b.priority FROM broadcasts b
+WHERE b.state IN ('approved', 'running') AND b.expires_at > now()
+  AND EXISTS (
+      SELECT 1 FROM broadcast_chunks c
+      WHERE c.broadcast_id = b.id AND NOT c.done
+        AND (c.lease_until IS NULL OR c.lease_until < now())
+  )
+ORDER BY b.priority DESC, b.id
+LIMIT 1;
+
+-- name: higher_priority_waiting
+-- Is there runnable work more urgent than priority $1 (a live alert while a drill runs)?
+SELECT EXISTS (
+    SELECT 1 FROM broadcasts b
+    WHERE b.state IN ('approved', 'running') AND b.expires_at > now() AND b.priority > $1
+      AND EXISTS (
+          SELECT 1 FROM broadcast_chunks c
+          WHERE c.broadcast_id = b.id AND NOT c.done
+            AND (c.lease_until IS NULL OR c.lease_until < now())
+      )
+);
+
+-- name: expire_overdue
+UPDATE broadcasts SET state = 'expired', finished_at = now()
+WHERE state IN ('draft', 'pending_approval', 'approved', 'running', 'paused')
+  AND expires_at <= now()
+RETURNING id;
+
+-- name: release_leases
+UPDATE broadcast_chunks SET leased_by = NULL, lease_until = NULL
+WHERE broadcast_id = $1 AND leased_by = $2 AND NOT done;
+
+-- name: approve
+UPDATE broadcasts SET state = 'approved', approved_by = $2
+WHERE id = $1 AND state IN ('draft', 'pending_approval')
+RETURNING id;
+
+-- name: list_broadcasts
+SELECT id, kind, state, template, recipients, parts, priority, created_by, approved_by,
+       parent_id, created_at, started_at, finished_at, expires_at
+FROM broadcasts
+ORDER BY id DESC
+LIMIT $1;
+
+-- name: receipt_summary
+-- Delivery receipts matched to this broadcast's accepted parts, by (smsc, message_id) as text.
+SELECT r.stat, count(*)::bigint AS n,
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM r.received_at - d.submitted_at)) AS p50_s,
+       percentile_cont(0.95) WITHIN GROUP (ORDER BY extract(epoch FROM r.received_at - d.submitted_at)) AS p95_s,
+       max(extract(epoch FROM r.received_at - d.submitted_at)) AS max_s
+FROM deliveries d
+JOIN receipts r ON r.smsc = d.smsc AND r.message_id = d.message_id
+WHERE d.broadcast_id = $1 AND d.status = 0
+GROUP BY r.stat
+ORDER BY n DESC;

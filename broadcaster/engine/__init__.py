@@ -1,0 +1,1 @@
+"""The broadcast engine: state machine, runner (chunks -> SMPP pool -> outcomes), worker loop."""
