@@ -6,12 +6,14 @@ cannot drift apart in what they check before sending.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
+import structlog
 
 from broadcaster.engine.runner import RunStats
 from broadcaster.engine.worker import Worker
@@ -20,10 +22,13 @@ from broadcaster.planning import Plan, plan_broadcast
 from broadcaster.settings import Settings, SmscConfig
 from broadcaster.store import broadcasts as store
 from broadcaster.store.areas import load_area_index, load_area_variables
+from broadcaster.store.broadcasts import reached_counts
 from broadcaster.store.database import Conn
 from broadcaster.store.subscribers import target_counts
 from broadcaster.targeting import parse_area, resolve_target
 from broadcaster.text.templates import TemplateCatalogue
+
+log = structlog.get_logger(__name__)
 
 DEFAULT_EXPIRY = timedelta(hours=2)
 
@@ -41,6 +46,11 @@ class BroadcastRequest:
     gsm_safe: bool = False
     expires_in: timedelta = DEFAULT_EXPIRY
     created_by: str = "cli"
+    parent_id: int | None = None
+    """An update or all-clear follows this broadcast: same areas unless others are named, and
+    the parent is stopped if it is still sending."""
+    reached_only: bool = False
+    """With a parent: only the recipients the parent reached (accepted by the SMSC)."""
 
 
 def parse_variables(pairs: Sequence[str]) -> dict[str, str]:
@@ -58,6 +68,10 @@ async def make_plan(conn: Conn, settings: Settings, request: BroadcastRequest) -
     """Check everything and build the plan; raises InputError (nothing is stored or sent)."""
     if request.kind not in ("live", "drill"):
         raise InputError(f"kind must be 'live' or 'drill', not {request.kind!r}")
+    if request.reached_only and request.parent_id is None:
+        raise InputError("reached-only needs the broadcast it follows (--follows ID)")
+    if request.parent_id is not None:
+        request = await _follow_parent(conn, request)
     catalogue = TemplateCatalogue(settings.templates_dir)
     scenario = catalogue.scenario(request.template)
     if request.kind == "drill" and scenario.kind != "drill":
@@ -73,7 +87,11 @@ async def make_plan(conn: Conn, settings: Settings, request: BroadcastRequest) -
         exclude=[parse_area(a) for a in request.exclude],
         test_group_only=request.test_group_only or request.kind == "drill",
     )
-    counts = await target_counts(conn, target)
+    if request.reached_only:
+        assert request.parent_id is not None
+        counts = await reached_counts(conn, target, request.parent_id)
+    else:
+        counts = await target_counts(conn, target)
     area_variables = await load_area_variables(conn, target.departements)
     return plan_broadcast(
         catalogue=catalogue,
@@ -88,11 +106,34 @@ async def make_plan(conn: Conn, settings: Settings, request: BroadcastRequest) -
     )
 
 
+async def _follow_parent(conn: Conn, request: BroadcastRequest) -> BroadcastRequest:
+    """Fill an update's areas from the broadcast it follows; refuse a mismatched kind."""
+    assert request.parent_id is not None
+    parent = await store.get_broadcast(conn, request.parent_id)
+    if parent["kind"] != request.kind:
+        raise InputError(
+            f"broadcast {request.parent_id} is a {parent['kind']} broadcast: "
+            f"a {request.kind} cannot follow it"
+        )
+    if request.areas:
+        return request
+    target = json.loads(parent["target"])
+    return replace(
+        request, areas=tuple(target.get("areas", ())), exclude=tuple(target.get("exclude", ()))
+    )
+
+
 async def create_broadcast(
-    conn: Conn, settings: Settings, request: BroadcastRequest, plan: Plan
+    conn: Conn,
+    settings: Settings,
+    request: BroadcastRequest,
+    plan: Plan,
+    state: str = "approved",
 ) -> int:
     """Store an approved broadcast with its texts and chunks; return its id."""
-    return await store.create_broadcast(
+    if request.parent_id is not None:
+        request = await _follow_parent(conn, request)
+    broadcast_id = await store.create_broadcast(
         conn,
         plan,
         kind=request.kind,
@@ -101,7 +142,17 @@ async def create_broadcast(
         chunk_size=settings.chunk_size,
         created_by=request.created_by,
         priority=10 if request.kind == "live" else 0,
+        state=state,
+        areas=(list(request.areas), list(request.exclude)),
+        parent_id=request.parent_id,
+        reached_only=request.reached_only,
     )
+    if request.parent_id is not None:
+        # An update or all-clear supersedes its parent: stop the parent if still active.
+        stopped = await store.stop_if_active(conn, request.parent_id)
+        if stopped:
+            log.warning("parent_broadcast_cancelled", parent_id=request.parent_id)
+    return broadcast_id
 
 
 async def run_broadcast(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import resource
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -43,6 +44,7 @@ async def execute(
     async with db.acquire() as conn:
         broadcast_id = await create_broadcast(conn, settings, request, plan)
     started = time.monotonic()
+    cpu_started = time.process_time()
     stats, pool_stats = await run_broadcast(db, smscs, broadcast_id, on_progress)
     seconds = time.monotonic() - started
     async with db.acquire() as conn:
@@ -71,6 +73,8 @@ async def execute(
         "requeued_inflight": pool_stats["requeued_inflight"],
         "reconnects": pool_stats["reconnects"],
         "warnings": list(plan.warnings),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "cpu_seconds": round(time.process_time() - cpu_started, 3),
     }
     return plan, report
 

@@ -35,6 +35,20 @@ def register(commands: Commands) -> None:
     switch(send, "--yes", "BROADCASTER_YES", "do not ask for confirmation (for scripts)")
     flag(
         send,
+        "--follows",
+        env="BROADCASTER_FOLLOWS",
+        type=int,
+        help="an update or all-clear of broadcast ID: same areas unless --area is given; "
+        "stops ID if it is still sending",
+    )
+    switch(
+        send,
+        "--reached-only",
+        "BROADCASTER_REACHED_ONLY",
+        "with --follows: only the recipients the earlier broadcast reached",
+    )
+    flag(
+        send,
         "--expires-in",
         env="BROADCASTER_EXPIRES_IN",
         type=duration,
@@ -92,7 +106,8 @@ def _add_target_options(p: argparse.ArgumentParser) -> None:
 def _request(args: argparse.Namespace, created_by: str = "cli") -> BroadcastRequest:
     from broadcaster.operations import parse_variables
 
-    if not args.area:
+    parent_id = getattr(args, "follows", None)
+    if not args.area and parent_id is None:
         raise InputError("name at least one --area (dep:75, region:11, commune:75056)")
     return BroadcastRequest(
         areas=args.area,
@@ -104,6 +119,8 @@ def _request(args: argparse.Namespace, created_by: str = "cli") -> BroadcastRequ
         gsm_safe=args.gsm_safe,
         expires_in=getattr(args, "expires_in", timedelta(hours=2)),
         created_by=created_by,
+        parent_id=parent_id,
+        reached_only=getattr(args, "reached_only", False),
     )
 
 

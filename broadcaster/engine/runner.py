@@ -98,6 +98,7 @@ class BroadcastRunner:
         self._flush_lock = asyncio.Lock()
         self.expires_at = datetime.max.replace(tzinfo=UTC)
         self.test_group_only = False
+        self.reached_of: int | None = None
 
     # -- outcomes (called by the pool, once per part) -----------------------------------------
 
@@ -173,6 +174,7 @@ class BroadcastRunner:
                 return self.stats
         self.expires_at = row["expires_at"]
         self.test_group_only = bool(json.loads(row["target"]).get("test_group_only"))
+        self.reached_of = row["parent_id"] if row["reached_only"] else None
         templates = self._templates(groups)
         language_map: dict[str, int] = json.loads(row["language_map"])
         self.pool.on_outcome = self._on_outcome
@@ -280,17 +282,19 @@ class BroadcastRunner:
             if pool.backlog >= MAX_BACKLOG:
                 await pool.wait_for_room(MAX_BACKLOG // 2)
 
-        query = queries["stream_chunk"].rstrip().rstrip(";")
+        args: list[object] = [
+            chunk.departement,
+            chunk.msisdn_from,
+            chunk.msisdn_to,
+            chunk.communes,
+            self.test_group_only,
+        ]
+        name = "stream_chunk"
+        if self.reached_of is not None:
+            name = "stream_chunk_reached"
+            args.append(self.reached_of)
         try:
-            await conn.copy_from_query(
-                query,
-                chunk.departement,
-                chunk.msisdn_from,
-                chunk.msisdn_to,
-                chunk.communes,
-                self.test_group_only,
-                output=consume,
-            )
+            await conn.copy_from_query(queries[name].rstrip().rstrip(";"), *args, output=consume)
         except _Stopped:
             return  # the chunk stays unfinished; its lease expires and a resume takes it up
         progress.streamed = True

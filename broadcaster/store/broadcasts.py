@@ -18,6 +18,7 @@ from broadcaster.errors import InputError
 from broadcaster.planning import Plan
 from broadcaster.store.database import Conn
 from broadcaster.store.queries import queries
+from broadcaster.targeting import Target
 
 MAX_MSISDN = 999_999_999_999_999
 DELIVERY_COLUMNS = (
@@ -67,6 +68,9 @@ async def create_broadcast(
     created_by: str = "cli",
     state: str = "approved",
     priority: int = 0,
+    areas: tuple[list[str], list[str]] = ([], []),
+    parent_id: int | None = None,
+    reached_only: bool = False,
 ) -> int:
     """Store the broadcast, its groups (texts as previewed) and its work chunks; return its id."""
     async with conn.transaction():
@@ -76,13 +80,15 @@ async def create_broadcast(
             state,
             plan.scenario.name,
             json.dumps(variables),
-            json.dumps(plan.target.as_json()),
+            json.dumps({**plan.target.as_json(), "areas": areas[0], "exclude": areas[1]}),
             priority,
             plan.recipients,
             plan.parts,
             created_by,
             expires_at,
             json.dumps({f"{dep}|{lang}": n for (dep, lang), n in plan.language_of.items()}),
+            parent_id,
+            reached_only,
         )
         await conn.executemany(
             queries["insert_group"],
@@ -232,3 +238,19 @@ async def list_recent(conn: Conn, limit: int = 20) -> list[dict[str, Any]]:
         {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in dict(r).items()}
         for r in rows
     ]
+
+
+async def stop_if_active(conn: Conn, broadcast_id: int) -> bool:
+    """Cancel a broadcast unless it already ended; True if it was stopped."""
+    sources, target = transition("cancel")
+    return await set_state(conn, broadcast_id, target, sources)
+
+
+async def reached_counts(conn: Conn, target: Target, parent_id: int) -> dict[tuple[str, str], int]:
+    """Like target_counts, restricted to recipients whose parts the parent had accepted."""
+    whole = [d for d, c in target.departements.items() if c is None]
+    communes = sorted(x for c in target.departements.values() if c is not None for x in c)
+    rows = await conn.fetch(
+        queries["reached_counts"], whole, communes, target.test_group_only, parent_id
+    )
+    return {(r["departement"], r["lang"]): r["n"] for r in rows}

@@ -1,7 +1,7 @@
 -- name: insert_broadcast
 INSERT INTO broadcasts (kind, state, template, variables, target, priority, recipients, parts,
-                        created_by, expires_at, language_map)
-VALUES ($1, $2, $3, $4::jsonb, $5::jsonb, $6, $7, $8, $9, $10, $11::jsonb)
+                        created_by, expires_at, language_map, parent_id, reached_only)
+VALUES ($1, $2, $3, $4::jsonb, $5::jsonb, $6, $7, $8, $9, $10, $11::jsonb, $12, $13)
 RETURNING id;
 
 -- name: insert_group
@@ -144,3 +144,24 @@ JOIN receipts r ON r.smsc = d.smsc AND r.message_id = d.message_id
 WHERE d.broadcast_id = $1 AND d.status = 0
 GROUP BY r.stat
 ORDER BY n DESC;
+
+-- name: reached_counts
+-- Recipients per (département, language) of a target whom broadcast $4 reached (accepted).
+SELECT s.departement, s.lang, count(*)::bigint AS n
+FROM subscribers s
+WHERE (s.departement = ANY($1::text[]) OR s.commune = ANY($2::text[]))
+  AND (NOT $3::boolean OR s.test_group)
+  AND EXISTS (SELECT 1 FROM deliveries d
+              WHERE d.broadcast_id = $4 AND d.msisdn = s.msisdn AND d.status = 0)
+GROUP BY s.departement, s.lang;
+
+-- name: stream_chunk_reached
+-- A chunk's recipients whom broadcast $6 reached, in key order (COPY (...) TO STDOUT).
+SELECT s.msisdn, s.lang
+FROM subscribers s
+WHERE s.departement = $1 AND s.msisdn BETWEEN $2 AND $3
+  AND ($4::text[] IS NULL OR s.commune = ANY($4::text[]))
+  AND (NOT $5::boolean OR s.test_group)
+  AND EXISTS (SELECT 1 FROM deliveries d
+              WHERE d.broadcast_id = $6 AND d.msisdn = s.msisdn AND d.status = 0)
+ORDER BY s.msisdn

@@ -1,0 +1,156 @@
+"""CLI commands that act on stored broadcasts: status, cancel, pause, resume, list, report, worker.
+
+These need the real database (DATABASE_URL): a throwaway one would hold no broadcast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+from typing import Any
+
+from broadcaster.cli.options import Commands, add_command, emit, flag
+from broadcaster.engine.states import Action
+from broadcaster.errors import EXIT_OK, EXIT_PARTIAL, ConfigError
+from broadcaster.settings import Settings
+from broadcaster.store import broadcasts as store
+from broadcaster.store.database import connect, create_pool, ensure_migrated
+
+
+def register(commands: Commands) -> None:
+    for name, help in (
+        ("status", "show a broadcast's state and derived counts"),
+        ("report", "the final report of a broadcast (counts, failures by status, receipts)"),
+    ):
+        p = add_command(
+            commands, name, help, _cmd_status, epilog=f"example:\n  broadcaster {name} 42 --json"
+        )
+        p.add_argument("broadcast_id", type=int)
+    for action, help in (
+        ("cancel", "stop a broadcast: no new part is submitted within a second, on any worker"),
+        ("pause", "stop submitting, keep the rest for `resume`"),
+        ("resume", "continue a paused broadcast"),
+    ):
+        p = add_command(
+            commands, action, help, _cmd_action, epilog=f"example:\n  broadcaster {action} 42"
+        )
+        p.add_argument("broadcast_id", type=int)
+        p.set_defaults(action=action)
+    lst = add_command(commands, "list", "recent broadcasts, newest first", _cmd_list)
+    flag(lst, "--limit", env="BROADCASTER_LIST_LIMIT", type=int, default=20, help="how many")
+    worker = add_command(
+        commands,
+        "worker",
+        "run approved broadcasts from the database (run as many as you like, on any host)",
+        _cmd_worker,
+        epilog="example:\n  DATABASE_URL=postgresql://... BROADCASTER_SMSC_URL=smpp://... "
+        "broadcaster worker",
+    )
+    flag(
+        worker,
+        "--until-idle",
+        env="BROADCASTER_UNTIL_IDLE",
+        nargs=0,
+        default=False,
+        help="exit when no runnable broadcast is left",
+    )
+
+
+def _need_database(settings: Settings) -> str:
+    if not settings.database_url:
+        raise ConfigError(
+            "this command needs the broadcasts' database: set DATABASE_URL (or --database-url)"
+        )
+    return settings.database_url
+
+
+async def _cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+    conn = await connect(_need_database(settings))
+    try:
+        status = await store.progress(conn, args.broadcast_id)
+    finally:
+        await conn.close()
+    emit(args, status, _status_text(status))
+    if args.command == "report" and status["state"] == "completed" and status["failed"]:
+        return EXIT_PARTIAL
+    return EXIT_OK
+
+
+def _status_text(s: dict[str, Any]) -> str:
+    marker = "LIVE" if s["kind"] == "live" else "DRILL (exercise)"
+    lines = [
+        f"broadcast {s['broadcast_id']} [{marker}] {s['template']}: {s['state']}",
+        f"  recipients {s['recipients']:,}, parts {s['parts']:,}, "
+        f"chunks {s['chunks_done']}/{s['chunks_total']}",
+        f"  accepted {s['accepted']:,}, failed {s['failed']:,}, duplicates {s['duplicates']}",
+        f"  created {s['created_at']} by {s['created_by']}, expires {s['expires_at']}",
+    ]
+    for status, n in s["failed_by_status"].items():
+        lines.append(f"  failed with {status}: {n:,}")
+    for stat, r in s["receipts"].items():
+        lines.append(f"  receipts {stat}: {r['count']:,} (p50 {r['p50_s']:.1f} s)")
+    return "\n".join(lines)
+
+
+async def _cmd_action(args: argparse.Namespace, settings: Settings) -> int:
+    action: Action = args.action
+    conn = await connect(_need_database(settings))
+    try:
+        state = await store.apply_action(conn, args.broadcast_id, action)
+        await conn.execute(
+            "INSERT INTO audit_log (actor, action, subject) VALUES ($1, $2, $3)",
+            "cli",
+            action,
+            f"broadcast:{args.broadcast_id}",
+        )
+    finally:
+        await conn.close()
+    emit(
+        args,
+        {"broadcast_id": args.broadcast_id, "state": state},
+        f"broadcast {args.broadcast_id}: {state}",
+    )
+    return EXIT_OK
+
+
+async def _cmd_list(args: argparse.Namespace, settings: Settings) -> int:
+    conn = await connect(_need_database(settings))
+    try:
+        rows = await store.list_recent(conn, args.limit)
+    finally:
+        await conn.close()
+    lines = [f"{'id':>6} {'kind':<5} {'state':<17} {'template':<10} {'recipients':>11} created"]
+    lines += [
+        f"{r['id']:>6} {r['kind']:<5} {r['state']:<17} {r['template']:<10} "
+        f"{r['recipients']:>11,} {r['created_at']}"
+        for r in rows
+    ]
+    emit(args, {"broadcasts": rows}, "\n".join(lines))
+    return EXIT_OK
+
+
+async def _cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    from broadcaster.engine.worker import Worker
+
+    dsn = _need_database(settings)
+    if not settings.smscs:
+        raise ConfigError("no SMSC is configured: set BROADCASTER_SMSC_URL or [[smsc]]")
+    await ensure_migrated(dsn, settings.sql_dir)
+    db = await create_pool(dsn, min_size=2, max_size=6)
+    worker = Worker(db, settings.smscs)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, worker.stop)
+    try:
+        runs = await worker.run(until_idle=args.until_idle)
+    finally:
+        await db.close()
+    emit(
+        args,
+        {"runs": [{"broadcast_id": r.broadcast_id, "state": r.state} for r in runs]},
+        f"worker stopped after {len(runs)} run(s)",
+    )
+    return EXIT_OK
