@@ -101,6 +101,13 @@ def add_command(
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub.set_defaults(handler=handler)
+    # `--json` is also accepted after the command (where scripts naturally put it).
+    sub.add_argument(
+        "--json",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="print one JSON object on stdout (for scripts) [env: BROADCASTER_JSON]",
+    )
     return sub
 
 
