@@ -1,8 +1,14 @@
-"""Filling the subscriber index: CSV import with a reject file, and synthetic subscribers."""
+"""Filling the subscriber index: CSV import with a reject file, and synthetic subscribers.
+
+Both stream COPY batches into the store (bulk load into an empty index, upsert otherwise) and
+log their progress every few seconds, so that a 10M-row import is never a silent minute.
+"""
 
 from __future__ import annotations
 
 import csv
+import os
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,10 +20,13 @@ from broadcaster.errors import InputError
 from broadcaster.settings import Settings
 from broadcaster.store.areas import departement_populations
 from broadcaster.store.database import Conn, connect, database, ensure_migrated
-from broadcaster.store.subscribers import upsert_subscribers
-from broadcaster.subscribers import Rejected, SubscriberRow, read_csv, synth_rows
+from broadcaster.store.subscribers import LoadResult, load_subscribers, total_subscribers
+from broadcaster.subscribers import AreaCounter, CopyBatch, Rejected, csv_batches
+from broadcaster.subscribers import synth_batches as synth_copy_batches
 
 log = structlog.get_logger(__name__)
+
+PROGRESS_EVERY_S = 3.0
 
 
 @dataclass(frozen=True)
@@ -25,20 +34,46 @@ class ImportResult:
     imported: int
     rejected: int
     reject_file: Path | None
+    load: LoadResult
 
     def as_json(self) -> dict[str, Any]:
         return {
             "imported": self.imported,
             "rejected": self.rejected,
             "reject_file": str(self.reject_file) if self.reject_file else None,
+            **self.load.as_json(),
         }
 
 
+class ProgressLog:
+    """A progress callback that logs a line at most every few seconds."""
+
+    def __init__(self, event: str, total: int | None = None, every: float | None = None):
+        self.event = event
+        self.total = total
+        self.every = PROGRESS_EVERY_S if every is None else every
+        self.started = time.monotonic()
+        self.last = self.started
+
+    def __call__(self, rows: int) -> None:
+        now = time.monotonic()
+        if now - self.last < self.every:
+            return
+        self.last = now
+        rate = rows / (now - self.started)
+        fields: dict[str, Any] = {"action": "import", "rows": rows, "rows_per_s": round(rate)}
+        if self.total:
+            fields["percent"] = round(100 * rows / self.total, 1)
+            fields["eta_s"] = round((self.total - rows) / rate, 1) if rate > 0 else None
+        log.info(self.event, **fields)
+
+
 async def import_csv(settings: Settings, path: Path, reject_file: Path | None) -> ImportResult:
-    """Validate every row, write rejections (line, reason, raw row), upsert the valid rows."""
+    """Validate every row, write rejections (line, reason, raw row), load the valid rows."""
     reject_path = reject_file or path.with_name(path.name + ".rejects.csv")
     try:
         source = path.open(encoding="utf-8", newline="")
+        size = os.fstat(source.fileno()).st_size
     except OSError as exc:
         raise InputError(f"cannot read {path}: {exc.strerror}") from exc
     async with database(settings) as dsn:
@@ -47,16 +82,12 @@ async def import_csv(settings: Settings, path: Path, reject_file: Path | None) -
         rejected: list[Rejected] = []
         try:
             known = set(await departement_populations(conn))
-
-            def valid_rows() -> Iterator[SubscriberRow]:
-                for item in read_csv(source, known):
-                    if isinstance(item, Rejected):
-                        rejected.append(item)
-                    else:
-                        yield item
-
+            counter = AreaCounter()
+            batches = csv_batches(source, known, rejected.append, counter)
             try:
-                imported = await upsert_subscribers(conn, valid_rows())
+                load = await load_subscribers(
+                    conn, batches, counter, ProgressLog("import_progress", total=size // 36)
+                )
             except UnicodeDecodeError as exc:
                 raise InputError(f"{path} is not UTF-8 text ({exc.reason})") from exc
         finally:
@@ -70,11 +101,16 @@ async def import_csv(settings: Settings, path: Path, reject_file: Path | None) -
                 writer.writerow([r.line, r.reason, r.raw])
         for r in rejected[:5]:
             log.warning("row_rejected", line=r.line, reason=r.reason)
-    log.info("import_done", imported=imported, rejected=len(rejected))
-    return ImportResult(imported, len(rejected), reject_path if rejected else None)
+    log.info(
+        "import_done",
+        action="import",
+        rejected=len(rejected),
+        **load.as_json(),
+    )
+    return ImportResult(load.rows, len(rejected), reject_path if rejected else None, load)
 
 
-async def synthesise(settings: Settings, count: int, seed: int = 1) -> int:
+async def synthesise(settings: Settings, count: int, seed: int = 1) -> LoadResult:
     """Add `count` synthetic subscribers after those already there."""
     if count < 1:
         raise InputError("the number of subscribers to synthesise must be at least 1")
@@ -82,15 +118,37 @@ async def synthesise(settings: Settings, count: int, seed: int = 1) -> int:
         await ensure_migrated(dsn, settings.sql_dir)
         conn = await connect(dsn)
         try:
-            return await seed_synthetic(conn, count, seed)
+            return await synthesise_into(conn, count, seed)
         finally:
             await conn.close()
 
 
-async def seed_synthetic(conn: Conn, count: int, seed: int = 1) -> int:
-    """Synthesise into an open connection (used by the demo and tests)."""
+async def synthesise_into(conn: Conn, count: int, seed: int = 1) -> LoadResult:
+    """Synthesise `count` subscribers into an open connection, numbered after those there."""
     populations = await departement_populations(conn)
-    start = await conn.fetchval("SELECT count(*) FROM subscribers")
-    added = await upsert_subscribers(conn, synth_rows(count, populations, seed=seed, start=start))
-    await conn.execute("ANALYZE subscribers")
-    return added
+    start = await total_subscribers(conn)
+    counter = AreaCounter()
+    try:
+        batches: Iterator[CopyBatch] = synth_copy_batches(
+            count, populations, seed=seed, start=start, counter=counter
+        )
+        next_batch = next(batches, None)  # argument errors surface here, not in a thread
+    except ValueError as exc:
+        raise InputError(f"cannot synthesise {count} more subscribers: {exc}") from exc
+
+    def all_batches() -> Iterator[CopyBatch]:
+        if next_batch is not None:
+            yield next_batch
+        yield from batches
+
+    result = await load_subscribers(
+        conn, all_batches(), counter, ProgressLog("synth_progress", total=count)
+    )
+    log.info("synth_done", action="synth", **result.as_json())
+    return result
+
+
+async def seed_synthetic(conn: Conn, count: int, seed: int = 1) -> int:
+    """Synthesise into an open connection (used by the demo and tests); returns rows written."""
+    result = await synthesise_into(conn, count, seed)
+    return result.inserted + result.updated

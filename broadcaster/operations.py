@@ -25,7 +25,7 @@ from broadcaster.store.areas import load_area_index, load_area_variables
 from broadcaster.store.broadcasts import reached_counts
 from broadcaster.store.database import Conn
 from broadcaster.store.subscribers import target_counts
-from broadcaster.targeting import parse_area, resolve_target
+from broadcaster.targeting import cells_named, parse_area, resolve_target
 from broadcaster.text.templates import TemplateCatalogue
 
 log = structlog.get_logger(__name__)
@@ -51,6 +51,8 @@ class BroadcastRequest:
     the parent is stopped if it is still sending."""
     reached_only: bool = False
     """With a parent: only the recipients the parent reached (accepted by the SMSC)."""
+    max_parts: int | None = None
+    """The most parts one message may take; None: the configured `max_parts`."""
 
 
 def parse_variables(pairs: Sequence[str]) -> dict[str, str]:
@@ -80,13 +82,23 @@ async def make_plan(conn: Conn, settings: Settings, request: BroadcastRequest) -
         )
     if request.kind == "live" and scenario.kind == "drill":
         raise InputError(f"template {scenario.name!r} is for drills: send it with --drill")
-    index = await load_area_index(conn)
+    include = [parse_area(a) for a in request.areas]
+    exclude = [parse_area(a) for a in request.exclude]
+    index = await load_area_index(conn, cells_named(include + exclude))
     target = resolve_target(
-        [parse_area(a) for a in request.areas],
+        include,
         index,
-        exclude=[parse_area(a) for a in request.exclude],
+        exclude=exclude,
         test_group_only=request.test_group_only or request.kind == "drill",
     )
+    if request.reached_only and not target.simple:
+        raise InputError(
+            "reached-only updates of a target with cells or exclusions are not supported yet: "
+            "send the update to the same areas without --reached-only"
+        )
+    max_parts = settings.max_parts if request.max_parts is None else request.max_parts
+    if max_parts < 1:
+        raise InputError(f"the maximum number of parts must be at least 1, not {max_parts}")
     if request.reached_only:
         assert request.parent_id is not None
         counts = await reached_counts(conn, target, request.parent_id)
@@ -101,7 +113,7 @@ async def make_plan(conn: Conn, settings: Settings, request: BroadcastRequest) -
         counts=counts,
         area_variables=area_variables,
         variables=request.variables,
-        max_parts=settings.max_parts,
+        max_parts=max_parts,
         gsm_safe=request.gsm_safe,
     )
 

@@ -44,7 +44,10 @@ class SmscConfig:
     source_npi: int = 0
     registered_delivery: int = 1
     enquire_link_s: float = 30.0
-    response_timeout_s: float = 10.0
+    """Seconds without traffic from the SMSC before a keep-alive enquire_link is sent."""
+    response_timeout_s: float = 5.0
+    """Seconds to wait for a bind_resp, a submit_sm_resp or an enquire_link_resp. A part not
+    answered in time is sent again (a possible duplicate); a bind silent that long is dropped."""
 
     def __post_init__(self) -> None:
         if self.bind_mode not in ("transmitter", "transceiver"):
@@ -55,6 +58,9 @@ class SmscConfig:
         for name in ("port", "binds", "window", "weight"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"smsc {self.name!r}: {name} must be at least 1")
+        for name in ("enquire_link_s", "response_timeout_s"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"smsc {self.name!r}: {name} must be positive (seconds)")
         if self.tps < 0:
             raise ConfigError(f"smsc {self.name!r}: tps must be 0 (no limit) or positive")
         if not self.host:
@@ -101,6 +107,15 @@ class Settings:
     """Recipients per work chunk (the unit of leasing between engine processes)."""
     default_language: str = "fr"
     data_dir: Path = field(default_factory=lambda: Path.home() / ".cache" / "broadcaster")
+    api_approval_threshold: int = 0
+    """A live broadcast with more recipients than this waits for a second person's approval
+    (HTTP API); 0: every live broadcast does. Drills never do."""
+    api_max_body_bytes: int = 256 * 1024
+    """Largest request body the HTTP API reads (JSON or CAP XML); larger ones get 413."""
+    api_rate_per_second: float = 5.0
+    """Requests per second each API token may sustain (token bucket)..."""
+    api_rate_burst: int = 30
+    """...and how many it may send at once above that rate."""
 
     @classmethod
     def load(
@@ -125,6 +140,10 @@ class Settings:
             "BROADCASTER_TEMPLATES_DIR": "templates_dir",
             "BROADCASTER_DEFAULT_LANGUAGE": "default_language",
             "BROADCASTER_DATA_DIR": "data_dir",
+            "BROADCASTER_API_APPROVAL_THRESHOLD": "api_approval_threshold",
+            "BROADCASTER_API_MAX_BODY_BYTES": "api_max_body_bytes",
+            "BROADCASTER_API_RATE_PER_SECOND": "api_rate_per_second",
+            "BROADCASTER_API_RATE_BURST": "api_rate_burst",
         }
         types = {f.name: f.type for f in dataclasses.fields(cls)}
         for var, name in simple.items():
@@ -140,6 +159,10 @@ class Settings:
         settings = cls(**values)
         if settings.max_parts < 1 or settings.chunk_size < 1:
             raise ConfigError("max_parts and chunk_size must be at least 1")
+        if settings.api_approval_threshold < 0 or settings.api_max_body_bytes < 1024:
+            raise ConfigError("api_approval_threshold must be >= 0, api_max_body_bytes >= 1024")
+        if settings.api_rate_per_second <= 0 or settings.api_rate_burst < 1:
+            raise ConfigError("api_rate_per_second must be positive, api_rate_burst >= 1")
         return settings
 
 

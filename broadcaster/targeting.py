@@ -1,21 +1,23 @@
 """Targets: which subscribers a broadcast reaches, resolved purely from area references.
 
-An operator names areas as `region:11`, `dep:75` (or `departement:75`), `commune:75056`, and may
-exclude some with the same forms. A target resolves to, per département, either the whole
-département or a set of communes. Because every subscriber belongs to exactly one département,
-streaming each département's selection once can never reach anyone twice.
+An operator names areas as `region:11`, `dep:75` (or `departement:75`), `commune:75056` or
+`cell:ID` (the subscriber's last-known cell), and may exclude some with the same forms. A target
+resolves to one selection per département: the whole département, or the subscribers of some of
+its communes or cells; either way minus those of excluded communes or cells. Because every
+subscriber belongs to exactly one département, streaming each département's selection once can
+never reach anyone twice, whatever mix of areas was named.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
 from broadcaster.errors import UnknownAreaError
 
-AreaKind = Literal["region", "dep", "commune"]
+AreaKind = Literal["region", "dep", "commune", "cell"]
 _KIND_ALIASES: dict[str, AreaKind] = {
     "region": "region",
     "reg": "region",
@@ -24,9 +26,17 @@ _KIND_ALIASES: dict[str, AreaKind] = {
     "département": "dep",
     "commune": "commune",
     "insee": "commune",
+    "cell": "cell",
+    "cell_id": "cell",
 }
 _COMMUNE = re.compile(r"^(97[1-6]\d{2}|2[AB]\d{3}|\d{5})$")
-AREA_FORMS = "region:CODE, dep:CODE or commune:INSEE (e.g. dep:75, region:11, commune:75056)"
+CELL_ID = re.compile(r"^[A-Za-z0-9._:-]{1,32}$")
+"""A cell id as imported: letters, digits and `._:-`, at most 32 characters (case matters)."""
+AREA_FORMS = (
+    "region:CODE, dep:CODE, commune:INSEE or cell:ID "
+    "(e.g. dep:75, region:11, commune:75056, cell:C75001)"
+)
+_NONE: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -56,22 +66,94 @@ class AreaIndex:
 
     departements: Mapping[str, Departement]
     region_names: Mapping[str, str] = field(default_factory=dict)
+    cell_departements: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    """For the cells a request names: the départements where that cell has subscribers."""
 
     def departements_of_region(self, region_code: str) -> list[str]:
         return sorted(d.code for d in self.departements.values() if d.region_code == region_code)
 
 
 @dataclass(frozen=True)
+class Selection:
+    """One département's share of a target.
+
+    `communes` None is the whole département; otherwise the subscribers whose commune is in
+    `communes` or whose cell is in `cells`. Then, in both cases, minus those whose commune is in
+    `exclude_communes` or whose cell is in `exclude_cells`.
+    """
+
+    communes: frozenset[str] | None
+    cells: frozenset[str] = _NONE
+    exclude_communes: frozenset[str] = _NONE
+    exclude_cells: frozenset[str] = _NONE
+
+    @property
+    def whole(self) -> bool:
+        return self.communes is None
+
+    @property
+    def simple(self) -> bool:
+        """Communes or the whole département only: no cells and no exclusions."""
+        return not (self.cells or self.exclude_communes or self.exclude_cells)
+
+    def columns(
+        self,
+    ) -> tuple[list[str] | None, list[str] | None, list[str] | None, list[str] | None]:
+        """(communes, cells, exclude_communes, exclude_cells) as the SQL queries take them:
+        sorted lists, None for "no restriction" (communes) or "none" (the others)."""
+        return (
+            None if self.communes is None else sorted(self.communes),
+            sorted(self.cells) if self.cells else None,
+            sorted(self.exclude_communes) if self.exclude_communes else None,
+            sorted(self.exclude_cells) if self.exclude_cells else None,
+        )
+
+    def describe(self) -> str:
+        parts = ["all" if self.communes is None else ""]
+        if self.communes:
+            parts.append("communes " + ", ".join(sorted(self.communes)))
+        if self.cells:
+            parts.append("cells " + ", ".join(sorted(self.cells)))
+        text = "; ".join(p for p in parts if p)
+        excluded = sorted(self.exclude_communes) + sorted(self.exclude_cells)
+        if excluded:
+            text += " except " + ", ".join(excluded)
+        return text
+
+
+@dataclass(frozen=True)
 class Target:
-    """Per département: None for all its subscribers, else the INSEE codes of chosen communes."""
+    """Per département: None for all its subscribers, else the INSEE codes of chosen communes;
+    plus, per département, chosen cells and excluded communes and cells (see `Selection`)."""
 
     departements: Mapping[str, frozenset[str] | None]
     test_group_only: bool = False
+    cells: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    exclude_communes: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    exclude_cells: Mapping[str, frozenset[str]] = field(default_factory=dict)
+
+    def selection(self, departement: str) -> Selection:
+        return Selection(
+            self.departements[departement],
+            self.cells.get(departement, _NONE),
+            self.exclude_communes.get(departement, _NONE),
+            self.exclude_cells.get(departement, _NONE),
+        )
+
+    def selections(self) -> Iterator[tuple[str, Selection]]:
+        """Each département of the target with its selection, in code order."""
+        for code in sorted(self.departements):
+            yield code, self.selection(code)
+
+    @property
+    def simple(self) -> bool:
+        """Whole départements and communes only (what older queries understand)."""
+        return not (self.cells or self.exclude_communes or self.exclude_cells)
 
     def describe(self) -> list[str]:
         out = []
-        for code, communes in sorted(self.departements.items()):
-            out.append(code if communes is None else f"{code} ({', '.join(sorted(communes))})")
+        for code, sel in self.selections():
+            out.append(code if sel.whole and sel.simple else f"{code} ({sel.describe()})")
         return out
 
     def as_json(self) -> dict[str, object]:
@@ -81,24 +163,50 @@ class Target:
                 for code, communes in sorted(self.departements.items())
             },
             "test_group_only": self.test_group_only,
+            "cells": _sorted_json(self.cells),
+            "exclude_communes": _sorted_json(self.exclude_communes),
+            "exclude_cells": _sorted_json(self.exclude_cells),
         }
+
+
+def _sorted_json(per_dep: Mapping[str, frozenset[str]]) -> dict[str, list[str]]:
+    return {code: sorted(v) for code, v in sorted(per_dep.items()) if v}
 
 
 def parse_area(spec: str) -> AreaRef:
     """Parse `kind:code`; a bad form is an UnknownAreaError that shows the accepted forms."""
-    kind_text, sep, code = spec.strip().partition(":")
+    kind_text, sep, raw = spec.strip().partition(":")
     kind = _KIND_ALIASES.get(kind_text.strip().lower())
-    code = code.strip().upper()
-    if not sep or kind is None or not code:
+    raw = raw.strip()
+    if not sep or kind is None or not raw:
         raise UnknownAreaError(f"area {spec!r} is not understood; use {AREA_FORMS}")
+    if kind == "cell":
+        if not CELL_ID.match(raw):
+            raise UnknownAreaError(
+                f"cell {raw!r} is not a cell id (letters, digits and ._:- , at most 32)"
+            )
+        return AreaRef(kind, raw)
+    code = raw.upper()
     if kind == "commune" and not _COMMUNE.match(code):
         raise UnknownAreaError(f"commune {code!r} is not an INSEE code (5 characters, e.g. 75056)")
     return AreaRef(kind, code)
 
 
+def cells_named(refs: Iterable[AreaRef]) -> list[str]:
+    """The cell ids among area references (the store looks up their départements)."""
+    return sorted({ref.code for ref in refs if ref.kind == "cell"})
+
+
 def commune_departement(insee: str) -> str:
     """The département an INSEE commune code belongs to (971xx -> 971, 2A004 -> 2A)."""
     return insee[:3] if insee.startswith("97") else insee[:2]
+
+
+@dataclass
+class _Building:
+    whole: bool = False
+    communes: set[str] = field(default_factory=set)
+    cells: set[str] = field(default_factory=set)
 
 
 def resolve_target(
@@ -107,54 +215,87 @@ def resolve_target(
     exclude: Iterable[AreaRef] = (),
     test_group_only: bool = False,
 ) -> Target:
-    """Turn area references into a Target, refusing any area the index does not know."""
-    selection: dict[str, set[str] | None] = {}
+    """Turn area references into a Target, refusing any area the index does not know.
+
+    Exclusions win over inclusions whatever their order: `region:11` minus `dep:92` minus
+    `commune:75056` minus `cell:X` keeps the rest of Île-de-France.
+    """
+    chosen: dict[str, _Building] = {}
     for ref in include:
-        for dep, commune in _expand(ref, index):
-            if commune is None:
-                selection[dep] = None
-            elif dep not in selection or selection[dep] is not None:
-                current = selection.setdefault(dep, set())
-                assert current is not None
-                current.add(commune)
-    for ref in exclude:
-        for dep, commune in _expand(ref, index):
-            if commune is None:
-                selection.pop(dep, None)
+        for dep, kind, code in _expand(ref, index):
+            entry = chosen.setdefault(dep, _Building())
+            if kind == "dep":
+                entry.whole = True
+            elif kind == "commune":
+                entry.communes.add(code)
             else:
-                chosen = selection.get(dep)
-                if chosen is not None:
-                    chosen.discard(commune)
-                    if not chosen:
-                        del selection[dep]
-                elif dep in selection:
-                    raise UnknownAreaError(
-                        f"cannot exclude {ref} from the whole département {dep}: "
-                        "target its other communes instead"
-                    )
-    if not selection:
+                entry.cells.add(code)
+    out_communes: dict[str, set[str]] = {}
+    out_cells: dict[str, set[str]] = {}
+    for ref in exclude:
+        for dep, kind, code in _expand(ref, index):
+            if kind == "dep":
+                chosen.pop(dep, None)
+            elif kind == "commune":
+                out_communes.setdefault(dep, set()).add(code)
+            else:
+                out_cells.setdefault(dep, set()).add(code)
+    departements: dict[str, frozenset[str] | None] = {}
+    cells: dict[str, frozenset[str]] = {}
+    exclude_communes: dict[str, frozenset[str]] = {}
+    exclude_cells: dict[str, frozenset[str]] = {}
+    for dep, entry in chosen.items():
+        no_communes = out_communes.get(dep, set())
+        no_cells = out_cells.get(dep, set())
+        if entry.whole:
+            departements[dep] = None
+        else:
+            # A subscriber has one commune and one cell: excluding a chosen one is dropping it.
+            entry.communes -= no_communes
+            entry.cells -= no_cells
+            if not entry.communes and not entry.cells:
+                continue
+            departements[dep] = frozenset(entry.communes)
+            if entry.cells:
+                cells[dep] = frozenset(entry.cells)
+            # Only the other kind's exclusions still matter: a chosen cell's subscribers who
+            # live in an excluded commune, a chosen commune's who are in an excluded cell.
+            no_communes = no_communes if entry.cells else set()
+            no_cells = no_cells if entry.communes else set()
+        if no_communes:
+            exclude_communes[dep] = frozenset(no_communes)
+        if no_cells:
+            exclude_cells[dep] = frozenset(no_cells)
+    if not departements:
         raise UnknownAreaError(f"the target is empty; name at least one area ({AREA_FORMS})")
-    return Target(
-        {dep: None if c is None else frozenset(c) for dep, c in selection.items()},
-        test_group_only,
-    )
+    return Target(departements, test_group_only, cells, exclude_communes, exclude_cells)
 
 
-def _expand(ref: AreaRef, index: AreaIndex) -> list[tuple[str, str | None]]:
+def _expand(ref: AreaRef, index: AreaIndex) -> list[tuple[str, str, str]]:
+    """(département, kind, code) for each département an area touches."""
     if ref.kind == "region":
         deps = index.departements_of_region(ref.code)
         if not deps:
             raise UnknownAreaError(
-                f"unknown region {ref.code!r}; run `broadcaster areas` to list regions"
+                f"unknown region {ref.code!r}; run `broadcaster areas --regions` to list regions"
             )
-        return [(dep, None) for dep in deps]
+        return [(dep, "dep", dep) for dep in deps]
     if ref.kind == "dep":
         if ref.code not in index.departements:
             raise UnknownAreaError(
                 f"unknown département {ref.code!r}; run `broadcaster areas` to list them"
             )
-        return [(ref.code, None)]
+        return [(ref.code, "dep", ref.code)]
+    if ref.kind == "cell":
+        deps = sorted(index.cell_departements.get(ref.code, ()))
+        if not deps:
+            raise UnknownAreaError(
+                f"no subscriber is in cell {ref.code!r}: check the id (cell ids are case-"
+                "sensitive and come from the subscriber import; `broadcaster areas --departement "
+                "DEP` lists a département's cells)"
+            )
+        return [(dep, "cell", ref.code) for dep in deps]
     dep = commune_departement(ref.code)
     if dep not in index.departements:
         raise UnknownAreaError(f"commune {ref.code!r} is in no known département ({dep!r})")
-    return [(dep, ref.code)]
+    return [(dep, "commune", ref.code)]

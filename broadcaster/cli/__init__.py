@@ -40,7 +40,7 @@ exit codes: 0 ok, 1 failure, 2 bad input (nothing sent), 3 partially delivered, 
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from broadcaster.cli import broadcasts, control, data
+    from broadcaster.cli import api, broadcasts, control, data
     from broadcaster.mocksmsc.cli import add_mock_smsc_command
 
     parser = argparse.ArgumentParser(
@@ -65,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     broadcasts.register(commands)
     control.register(commands)
     add_mock_smsc_command(commands)
+    api.register(commands)
     return parser
 
 

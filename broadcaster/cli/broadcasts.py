@@ -85,9 +85,16 @@ def _add_target_options(p: argparse.ArgumentParser) -> None:
         p,
         "--area",
         env="BROADCASTER_AREA",
-        help="area to target: dep:75, region:11 or commune:75056 (repeat for more)",
+        help="area to target: dep:75, region:11, commune:75056 or cell:ID (repeat for more)",
     )
     multi(p, "--exclude", env="BROADCASTER_EXCLUDE", help="area to leave out (same forms)")
+    flag(
+        p,
+        "--cells-from",
+        env="BROADCASTER_CELLS_FROM",
+        type=Path,
+        help="file of cell ids to target (one per line or comma-separated; # comments)",
+    )
     flag(
         p,
         "--template",
@@ -101,16 +108,37 @@ def _add_target_options(p: argparse.ArgumentParser) -> None:
     )
     switch(p, "--test-group", "BROADCASTER_TEST_GROUP", "only subscribers of the test group")
     switch(p, "--drill", "BROADCASTER_DRILL", "an exercise: test group only, drill template")
+    flag(
+        p,
+        "--max-parts",
+        env="BROADCASTER_MAX_PARTS",
+        type=int,
+        help="refuse a text longer than this many SMS parts (default: the max_parts setting, 3)",
+    )
 
 
 def _request(args: argparse.Namespace, created_by: str = "cli") -> BroadcastRequest:
     from broadcaster.operations import parse_variables
 
     parent_id = getattr(args, "follows", None)
-    if not args.area and parent_id is None:
-        raise InputError("name at least one --area (dep:75, region:11, commune:75056)")
+    areas = list(args.area)
+    if args.cells_from is not None:
+        try:
+            text = args.cells_from.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InputError(f"cannot read the cell list {args.cells_from}: {exc}") from exc
+        cells = [
+            cell
+            for line in text.splitlines()
+            for cell in line.split("#", 1)[0].replace(",", " ").split()
+        ]
+        if not cells:
+            raise InputError(f"the cell list {args.cells_from} names no cell id")
+        areas += [f"cell:{cell}" for cell in cells]
+    if not areas and parent_id is None:
+        raise InputError("name at least one --area (dep:75, region:11, commune:75056, cell:ID)")
     return BroadcastRequest(
-        areas=args.area,
+        areas=areas,
         exclude=args.exclude,
         template=args.template,
         variables=parse_variables(args.var),
@@ -121,6 +149,7 @@ def _request(args: argparse.Namespace, created_by: str = "cli") -> BroadcastRequ
         created_by=created_by,
         parent_id=parent_id,
         reached_only=getattr(args, "reached_only", False),
+        max_parts=args.max_parts,
     )
 
 
@@ -134,8 +163,12 @@ def _preview_text(preview: dict[str, Any]) -> str:
         lines.append(f"    {g['text']}")
     eta = preview["eta_seconds"]
     lines.append(
-        f"total: {preview['recipients']:,} recipients, {preview['parts']:,} parts"
-        + (f", ETA {eta:.0f} s" if eta is not None else "")
+        f"total: {preview['recipients']:,} recipients, {preview['parts']:,} parts, "
+        + (
+            f"ETA {eta:,.0f} s at the configured SMSCs' contracted rate"
+            if eta is not None
+            else "no ETA (no SMSC with a TPS limit is configured: set tps= per SMSC)"
+        )
     )
     lines += [f"warning: {w}" for w in preview["warnings"]]
     return "\n".join(lines)

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import getpass
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from broadcaster.cli.options import Commands, add_command, emit, flag
+from broadcaster.cli.options import Commands, add_command, emit, flag, switch
 from broadcaster.errors import EXIT_OK, ImportRejectedError, InputError
 from broadcaster.settings import Settings
+
+if TYPE_CHECKING:
+    from broadcaster.store.database import Conn
 
 
 def register(commands: Commands) -> None:
@@ -23,8 +30,11 @@ def register(commands: Commands) -> None:
         help="import (upsert) subscribers from a CSV file",
         description="Import subscribers from CSV with header "
         "msisdn,departement,commune,cell_id,lang,test_group (commune, cell_id, test_group "
-        "optional). Invalid rows go to a reject file with line numbers and reasons; the valid "
-        "rows are imported; the exit code is 2 if any row was rejected.",
+        "optional). Into an empty index the rows are bulk-loaded; otherwise only new and "
+        "changed subscribers are written (re-importing the same file writes nothing), so a "
+        "file of changes is an incremental update. Invalid rows go to a reject file with line "
+        "numbers and reasons; the valid rows are imported; the exit code is 2 if any row was "
+        "rejected. Progress is logged every few seconds.",
     )
     imp.add_argument("file", type=Path, help="CSV file (UTF-8)")
     flag(
@@ -36,13 +46,67 @@ def register(commands: Commands) -> None:
     )
     imp.set_defaults(handler=_cmd_subscribers_import)
     synth = subs_sub.add_parser(
-        "synth", help="add N realistic synthetic subscribers (for demos and load tests)"
+        "synth",
+        help="add N realistic synthetic subscribers (for demos and load tests)",
+        description="Add N synthetic subscribers (French mobile numbers, spread over the "
+        "départements by population, 5 languages, 0.1%% in the test group), numbered after "
+        "those already there. Several hundred thousand rows/s into an empty index.",
     )
     synth.add_argument("count", type=int, help="how many subscribers")
     flag(synth, "--seed", env="BROADCASTER_SEED", type=int, default=1, help="random seed")
     synth.set_defaults(handler=_cmd_subscribers_synth)
 
-    add_command(commands, "areas", "list départements with subscriber counts", _cmd_areas)
+    areas = add_command(
+        commands,
+        "areas",
+        "list areas with subscriber counts; show and set per-area variables",
+        _cmd_areas,
+        epilog="examples:\n"
+        "  broadcaster areas                      # départements\n"
+        "  broadcaster areas --regions\n"
+        "  broadcaster areas --departement 75     # its communes and cells\n"
+        "  broadcaster areas vars 75\n"
+        '  broadcaster areas set-var 75 fallback_number "01 99 00 75 00"',
+    )
+    shown = areas.add_mutually_exclusive_group()
+    shown.add_argument("--regions", action="store_true", help="list regions instead")
+    shown.add_argument(
+        "--departement",
+        dest="in_departement",
+        metavar="DEP",
+        help="list the communes and cells of DEP with counts",
+    )
+    areas_sub = areas.add_subparsers(dest="areas_command", metavar="ACTION")
+    variables = areas_sub.add_parser(
+        "vars", help="list area variables (fallback numbers, prefecture...) of DEP or all"
+    )
+    variables.add_argument("departement", nargs="?", help="département code (default: all)")
+    switch(
+        variables,
+        "--history",
+        "BROADCASTER_HISTORY",
+        "show the recorded changes (who, when, old and new value) instead",
+    )
+    variables.set_defaults(handler=_cmd_areas_vars)
+    set_var = areas_sub.add_parser(
+        "set-var",
+        help="set one area variable (validated; the change is recorded in the audit log)",
+        description="Set variable NAME of département DEP to VALUE. Refused: an unknown "
+        "département, a name no template reads, an empty value, one over 160 characters or "
+        "with control characters, and for fallback_number anything but a phone number. "
+        "The old and new values are recorded in the audit log with the actor.",
+    )
+    set_var.add_argument("departement", metavar="DEP", help="département code, e.g. 75 or 2A")
+    set_var.add_argument("name", metavar="NAME", help="e.g. fallback_number, prefecture")
+    set_var.add_argument("value", metavar="VALUE", help='e.g. "01 99 00 75 00"')
+    flag(
+        set_var,
+        "--actor",
+        env="BROADCASTER_ACTOR",
+        default=None,
+        help="who makes the change, for the audit log (default: the login name)",
+    )
+    set_var.set_defaults(handler=_cmd_areas_set_var)
 
 
 async def _cmd_help(args: argparse.Namespace, settings: Settings) -> int:
@@ -66,10 +130,14 @@ async def _cmd_subscribers_import(args: argparse.Namespace, settings: Settings) 
     from broadcaster.importer import import_csv
 
     result = await import_csv(settings, args.file, args.reject_file)
+    load = result.load
     emit(
         args,
         result.as_json(),
-        f"imported {result.imported} subscribers, rejected {result.rejected}"
+        f"imported {result.imported:,} subscribers ({load.inserted:,} new, {load.updated:,} "
+        f"changed, {load.unchanged:,} unchanged; {'bulk load' if load.bulk else 'upsert'}) "
+        f"in {load.seconds:.1f} s ({load.rows_per_second:,.0f} rows/s), "
+        f"rejected {result.rejected:,}"
         + (f" (see {result.reject_file})" if result.rejected else ""),
     )
     if result.rejected:
@@ -82,28 +150,115 @@ async def _cmd_subscribers_import(args: argparse.Namespace, settings: Settings) 
 async def _cmd_subscribers_synth(args: argparse.Namespace, settings: Settings) -> int:
     from broadcaster.importer import synthesise
 
-    count = await synthesise(settings, args.count, args.seed)
-    emit(args, {"added": count}, f"added {count} synthetic subscribers")
+    load = await synthesise(settings, args.count, args.seed)
+    added = load.inserted + load.updated
+    emit(
+        args,
+        {"added": added, **load.as_json()},
+        f"added {added:,} synthetic subscribers in {load.seconds:.1f} s "
+        f"({load.rows_per_second:,.0f} rows/s, {'bulk load' if load.bulk else 'upsert'})",
+    )
     return EXIT_OK
 
 
 async def _cmd_areas(args: argparse.Namespace, settings: Settings) -> int:
+    from broadcaster.store import areas as store
+
+    async with _connection(settings) as conn:
+        if args.in_departement:
+            inside = await store.areas_in_departement(conn, args.in_departement)
+        elif args.regions:
+            regions = await store.region_counts(conn)
+        else:
+            deps = await store.departement_counts(conn)
+    if args.in_departement:
+        lines = [f"{inside['departement']} {inside['name']}"]
+        for key, label in (("communes", "commune"), ("cells", "cell")):
+            lines.append(f"  {len(inside[key])} {label}s with subscribers")
+            lines += [
+                f"    {label}:{a['code']:<12} {a['subscribers']:>10,} {a['test_group'] or 0:>6,}"
+                for a in inside[key]
+            ]
+        emit(args, inside, "\n".join(lines))
+    elif args.regions:
+        lines = [f"{'region':<7} {'name':<28} {'deps':>4} {'subscribers':>12} {'test':>6}"]
+        lines += [
+            f"{r['code']:<7} {r['name'][:28]:<28} {r['departements']:>4} "
+            f"{r['subscribers']:>12,} {r['test_group']:>6,}"
+            for r in regions
+        ]
+        lines.append(_total_line(regions))
+        emit(args, {"regions": regions}, "\n".join(lines))
+    else:
+        lines = [f"{'dep':<4} {'name':<28} {'region':<6} {'subscribers':>12} {'test':>6}"]
+        lines += [
+            f"{a['code']:<4} {a['name'][:28]:<28} {a['region_code']:<6} "
+            f"{a['subscribers']:>12,} {a['test_group']:>6,}"
+            for a in deps
+        ]
+        lines.append(_total_line(deps))
+        emit(args, {"areas": deps}, "\n".join(lines))
+    return EXIT_OK
+
+
+def _total_line(rows: list[dict[str, Any]]) -> str:
+    total = sum(r["subscribers"] for r in rows)
+    tests = sum(r["test_group"] for r in rows)
+    return f"total: {total:,} subscribers, {tests:,} in the test group"
+
+
+async def _cmd_areas_vars(args: argparse.Namespace, settings: Settings) -> int:
+    from broadcaster.store import areas as store
+
+    async with _connection(settings) as conn:
+        if args.history:
+            history = await store.area_variable_history(conn, args.departement)
+        else:
+            variables = await store.list_area_variables(conn, args.departement)
+    if args.history:
+        lines = [
+            f"{h['at'][:19]} {h['actor']}: {h['departement']} {h['name']} "
+            f"{h['old']!r} -> {h['new']!r}"
+            for h in history
+        ]
+        emit(args, {"history": history}, "\n".join(lines) or "no recorded change")
+        return EXIT_OK
+    lines = [f"{v['departement']:<4} {v['name']:<18} {v['value']}" for v in variables]
+    emit(args, {"variables": variables}, "\n".join(lines) or "no variables")
+    return EXIT_OK
+
+
+async def _cmd_areas_set_var(args: argparse.Namespace, settings: Settings) -> int:
+    from broadcaster.store import areas as store
+    from broadcaster.text.templates import TemplateCatalogue
+
+    catalogue = TemplateCatalogue(settings.templates_dir)
+    names = {v for s in catalogue.scenarios.values() for v in (*s.requires, *s.optional)}
+    actor = args.actor or f"cli:{getpass.getuser()}"
+    async with _connection(settings) as conn:
+        change = await store.set_area_variable(
+            conn, args.departement, args.name, args.value, actor=actor, known_names=names
+        )
+    human = (
+        f"{change.departement} {change.name}: {change.old!r} -> {change.new!r} "
+        f"(recorded as audit entry {change.audit_id})"
+        if change.changed
+        else f"{change.departement} {change.name} is already {change.new!r}: nothing changed"
+    )
+    human += "".join(f"\nwarning: {w}" for w in change.warnings)
+    emit(args, change.as_json(), human)
+    return EXIT_OK
+
+
+@asynccontextmanager
+async def _connection(settings: Settings) -> AsyncIterator[Conn]:
+    """A migrated database connection for one command (embedded server if no DATABASE_URL)."""
     from broadcaster.store.database import connect, database, ensure_migrated
-    from broadcaster.store.queries import queries
 
     async with database(settings) as dsn:
         await ensure_migrated(dsn, settings.sql_dir)
         conn = await connect(dsn)
         try:
-            rows = await conn.fetch(queries["subscriber_counts_by_departement"])
+            yield conn
         finally:
             await conn.close()
-    areas = [dict(r) for r in rows]
-    lines = [f"{'dep':<4} {'name':<28} {'region':<6} {'subscribers':>12} {'test':>6}"]
-    lines += [
-        f"{a['code']:<4} {a['name'][:28]:<28} {a['region_code']:<6} "
-        f"{a['subscribers']:>12,} {a['test_group']:>6,}"
-        for a in areas
-    ]
-    emit(args, {"areas": areas}, "\n".join(lines))
-    return EXIT_OK

@@ -37,6 +37,8 @@ FLUSH_ROWS = 20_000
 LEASE_SECONDS = 30.0
 CONTROL_INTERVAL = 0.25
 """How often the runner checks for cancel, pause and expiry (cancel must act within 1 s)."""
+EXPIRY_MARGIN = 0.05
+"""Seconds before the expiry at which sending stops: timers fire late, never early."""
 FINAL_STATES = ("completed", "cancelled", "expired", "failed")
 
 
@@ -181,7 +183,9 @@ class BroadcastRunner:
         loop = asyncio.get_running_loop()
         seconds_left = (self.expires_at - datetime.now(UTC)).total_seconds()
         # Nothing may be submitted after the expiry: a timer, not a poll, so it is not late.
-        expiry_timer = loop.call_later(max(0.0, seconds_left), self._halt, "expired")
+        expiry_timer = loop.call_later(
+            max(0.0, seconds_left - EXPIRY_MARGIN), self._halt, "expired"
+        )
         background = [
             asyncio.create_task(self._flusher()),
             asyncio.create_task(self._controller()),
@@ -294,7 +298,14 @@ class BroadcastRunner:
             name = "stream_chunk_reached"
             args.append(self.reached_of)
         try:
-            await conn.copy_from_query(queries[name].rstrip().rstrip(";"), *args, output=consume)
+            await conn.copy_from_query(
+                queries[name].rstrip().rstrip(";"),
+                *args,
+                # stream_chunk's $6-$8: the chunk's cells and exclusions (the reached-only
+                # query does not take them yet: make_plan refuses reached-only for such targets)
+                *(chunk.selection_args if self.reached_of is None else ()),
+                output=consume,
+            )
         except _Stopped:
             return  # the chunk stays unfinished; its lease expires and a resume takes it up
         progress.streamed = True

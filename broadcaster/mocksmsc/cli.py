@@ -1,7 +1,8 @@
 """`broadcaster mock-smsc`: run the mock SMSC until interrupted, then print its statistics.
 
-The first line on stdout is `{"event": "listening", "port": N}` (useful with `--port 0`); the last
-is the statistics as one JSON object.
+The first line on stdout is `{"event": "listening", "host": ..., "port": N}` (with
+`"stats_port"` when `--stats-port` is given), useful with `--port 0`; the last line is the
+statistics as one JSON object. Flags override the scenario file, which overrides the defaults.
 """
 
 from __future__ import annotations
@@ -11,25 +12,39 @@ import asyncio
 import contextlib
 import json
 import signal
+import sys
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
-
 from broadcaster.cli.options import Commands, add_command, flag, multi, switch
 from broadcaster.errors import EXIT_OK
-from broadcaster.mocksmsc.scenario import MockConfig, parse_rates
+from broadcaster.mocksmsc.scenario import MockConfig, parse_errors, parse_receipt_mix
 from broadcaster.mocksmsc.server import MockSmsc
 from broadcaster.settings import Settings
 
 EPILOG = """\
 examples:
-  broadcaster mock-smsc --port 2775                       # a well-behaved, unlimited SMSC
+  broadcaster mock-smsc --port 2775                       # well-behaved, unlimited, fast
+  broadcaster mock-smsc --port 0 --no-record --stats-port 0   # load tests: prints the ports
   broadcaster mock-smsc --tps 100 --window 10             # a contracted bind: 100 parts/s
-  broadcaster mock-smsc --latency-ms 20 --error 0x58=0.01 --error 0x401=0.001
+  broadcaster mock-smsc --tps 100 --throttle-above 0.6    # ...that really takes only 60/s
+  broadcaster mock-smsc --latency-ms 20 --latency-jitter-ms 5 \\
+      --error 0x58=0.01 --error 0x401=0.001               # vendor status codes too
   broadcaster mock-smsc --receipts --receipt-delay-ms 500 \\
       --receipt-mix DELIVRD=0.9,UNDELIV=0.05,EXPIRED=0.05 --receipt-12-digit-dates
-  broadcaster mock-smsc --scenario bad-day.toml --stats-port 8775
+  broadcaster mock-smsc --disconnect-after 1000 --stall-after 500 --stall-seconds 3
+  broadcaster mock-smsc --scenario bad-day.toml --seed 1 --stats-port 8775
+
+A scenario file holds MockConfig field names, e.g.:
+  window = 10
+  tps = 100
+  latency_ms = 5
+  latency_jitter_ms = 2
+  errors = {"0x00000058" = 0.01, "0x00000401" = 0.001}
+  receipts = true
+  receipt_mix = {DELIVRD = 0.9, UNDELIV = 0.05, EXPIRED = 0.05}
+
+Stops on SIGINT/SIGTERM and prints its statistics (also served by GET /stats with --stats-port).
 """
 
 
@@ -41,91 +56,108 @@ def add_mock_smsc_command(commands: Commands) -> None:
         _cmd_mock_smsc,
         epilog=EPILOG,
     )
-    flag(p, "--host", env="BROADCASTER_MOCK_HOST", default="127.0.0.1", help="listen address")
-    flag(p, "--port", env="BROADCASTER_MOCK_PORT", type=int, default=2775, help="0: any free")
-    flag(p, "--scenario", env="BROADCASTER_MOCK_SCENARIO", type=Path, help="TOML scenario file")
-    flag(p, "--system-id", env="BROADCASTER_MOCK_SYSTEM_ID", help="required system_id")
-    flag(p, "--password", env="BROADCASTER_MOCK_PASSWORD", help="required password")
-    flag(p, "--max-binds", env="BROADCASTER_MOCK_MAX_BINDS", type=int, help="binds at once")
-    switch(p, "--refuse-binds", "BROADCASTER_MOCK_REFUSE_BINDS", "refuse every bind")
-    flag(p, "--window", env="BROADCASTER_MOCK_WINDOW", type=int, help="per-bind window")
-    flag(p, "--tps", env="BROADCASTER_MOCK_TPS", type=float, help="per-bind parts/s")
-    flag(p, "--latency-ms", env="BROADCASTER_MOCK_LATENCY_MS", type=float, help="reply delay")
-    flag(p, "--latency-jitter-ms", env="BROADCASTER_MOCK_JITTER_MS", type=float, help="+0..J ms")
-    multi(p, "--error", env="BROADCASTER_MOCK_ERROR", help="STATUS=RATE, e.g. 0x58=0.01")
-    flag(p, "--disconnect-after", env="BROADCASTER_MOCK_DISCONNECT_AFTER", type=int, help="N")
-    flag(p, "--disconnect-rate", env="BROADCASTER_MOCK_DISCONNECT_RATE", type=float, help="p")
-    flag(p, "--stall-after", env="BROADCASTER_MOCK_STALL_AFTER", type=int, help="N submits")
-    flag(p, "--stall-seconds", env="BROADCASTER_MOCK_STALL_SECONDS", type=float, help="0: ever")
-    flag(p, "--drain-delay-ms", env="BROADCASTER_MOCK_DRAIN_DELAY_MS", type=float, help="slow")
+    e = "BROADCASTER_MOCK_"
+    flag(p, "--host", env=e + "HOST", default="127.0.0.1", help="listen address")
+    flag(p, "--port", env=e + "PORT", type=int, default=2775, help="SMPP port (0: any free)")
+    flag(p, "--scenario", env=e + "SCENARIO", type=Path, help="TOML scenario file")
+    flag(p, "--stats-port", env=e + "STATS_PORT", type=int, help="GET /stats (0: any free)")
+    switch(p, "--no-record", e + "NO_RECORD", "do not keep texts (load tests)")
+    flag(p, "--seed", env=e + "SEED", type=int, help="seed of the scenario RNG")
+    flag(p, "--system-id", env=e + "SYSTEM_ID", help="required system_id (default: any)")
+    flag(p, "--password", env=e + "PASSWORD", help="required password (default: any)")
+    flag(p, "--bind-modes", env=e + "BIND_MODES", help="e.g. transceiver,transmitter")
+    flag(p, "--max-binds", env=e + "MAX_BINDS", type=int, help="binds open at once")
+    switch(p, "--refuse-binds", e + "REFUSE_BINDS", "refuse every bind (ESME_RBINDFAIL)")
+    flag(p, "--refuse-first-binds", env=e + "REFUSE_FIRST", type=int, help="then accept")
+    flag(p, "--window", env=e + "WINDOW", type=int, help="unanswered submits (ESME_RMSGQFUL)")
+    flag(p, "--tps", env=e + "TPS", type=float, help="parts/s (ESME_RTHROTTLED beyond)")
+    flag(p, "--tps-burst-s", env=e + "TPS_BURST_S", type=float, help="bucket depth, s")
+    flag(p, "--throttle-above", env=e + "THROTTLE_ABOVE", type=float, help="fraction of tps")
+    flag(p, "--latency-ms", env=e + "LATENCY_MS", type=float, help="response delay")
+    flag(p, "--latency-jitter-ms", env=e + "JITTER_MS", type=float, help="± uniform")
+    multi(p, "--error", env=e + "ERROR", help="STATUS=RATE, e.g. 0x58=0.01 (repeatable)")
+    flag(p, "--disconnect-after", env=e + "DISCONNECT_AFTER", type=int, help="N submits")
+    flag(p, "--disconnect-rate", env=e + "DISCONNECT_RATE", type=float, help="p per submit")
+    flag(p, "--stall-after", env=e + "STALL_AFTER", type=int, help="N submits")
+    flag(p, "--stall-seconds", env=e + "STALL_SECONDS", type=float, help="0: for ever")
+    flag(p, "--drain-delay-ms", env=e + "DRAIN_DELAY_MS", type=float, help="slow reader")
+    flag(p, "--malformed-reply-rate", env=e + "MALFORMED_REPLY_RATE", type=float, help="p")
+    flag(p, "--corrupt-stream-after", env=e + "CORRUPT_AFTER", type=int, help="N submits")
+    switch(p, "--receipts", e + "RECEIPTS", "send receipts (receiver/transceiver binds)")
+    flag(p, "--receipt-delay-ms", env=e + "RECEIPT_DELAY_MS", type=float, help="delay")
+    flag(p, "--receipt-jitter-ms", env=e + "RECEIPT_JITTER_MS", type=float, help="±")
+    multi(p, "--receipt-mix", env=e + "RECEIPT_MIX", help="DELIVRD=0.9,UNDELIV=0.1")
+    switch(p, "--receipt-12-digit-dates", e + "RECEIPT_12", "YYMMDDhhmmss dates")
+    switch(p, "--no-receipt-tlv", e + "NO_RECEIPT_TLV", "id in the text only")
+    flag(p, "--receipt-drop-rate", env=e + "RECEIPT_DROP_RATE", type=float, help="p")
     flag(
         p,
-        "--malformed-reply-rate",
-        env="BROADCASTER_MOCK_MALFORMED_REPLY_RATE",
+        "--malformed-receipt-rate",
+        env=e + "MALFORMED_RECEIPT_RATE",
         type=float,
-        help="p of an unreadable submit_sm_resp",
+        help="p of a receipt with no id",
     )
-    switch(p, "--receipts", "BROADCASTER_MOCK_RECEIPTS", "send delivery receipts (TRX binds)")
-    flag(p, "--receipt-delay-ms", env="BROADCASTER_MOCK_RECEIPT_DELAY_MS", type=float, help="ms")
-    multi(p, "--receipt-mix", env="BROADCASTER_MOCK_RECEIPT_MIX", help="DELIVRD=0.9,UNDELIV=0.1")
-    switch(p, "--receipt-12-digit-dates", "BROADCASTER_MOCK_RECEIPT_12", "YYMMDDhhmmss dates")
-    flag(p, "--seed", env="BROADCASTER_MOCK_SEED", type=int, help="random seed")
-    flag(p, "--stats-port", env="BROADCASTER_MOCK_STATS_PORT", type=int, help="GET /stats")
-    switch(p, "--no-record", "BROADCASTER_MOCK_NO_RECORD", "do not record texts (load tests)")
 
 
 def config_from_args(args: argparse.Namespace) -> MockConfig:
+    """Defaults, then the scenario file, then the flags given."""
     overrides: dict[str, Any] = {
         "system_id": args.system_id,
         "password": args.password,
+        "bind_modes": tuple(args.bind_modes.split(",")) if args.bind_modes else None,
         "max_binds": args.max_binds,
-        "refuse_binds": args.refuse_binds or None,
+        "refuse_binds": True if args.refuse_binds else None,
+        "refuse_first_binds": args.refuse_first_binds,
         "window": args.window,
         "tps": args.tps,
+        "tps_burst_s": args.tps_burst_s,
+        "throttle_above": args.throttle_above,
         "latency_ms": args.latency_ms,
         "latency_jitter_ms": args.latency_jitter_ms,
-        "errors": parse_rates(args.error, key=int) or None,
         "disconnect_after": args.disconnect_after,
         "disconnect_rate": args.disconnect_rate,
         "stall_after": args.stall_after,
         "stall_seconds": args.stall_seconds,
         "drain_delay_ms": args.drain_delay_ms,
         "malformed_reply_rate": args.malformed_reply_rate,
-        "receipts": args.receipts or None,
+        "corrupt_stream_after": args.corrupt_stream_after,
+        "receipts": True if args.receipts else None,
         "receipt_delay_ms": args.receipt_delay_ms,
-        "receipt_mix": parse_rates(args.receipt_mix) or None,
-        "receipt_12_digit_dates": args.receipt_12_digit_dates or None,
-        "seed": args.seed,
+        "receipt_jitter_ms": args.receipt_jitter_ms,
+        "receipt_mix": parse_receipt_mix(args.receipt_mix) or None,
+        "receipt_12_digit_dates": True if args.receipt_12_digit_dates else None,
+        "receipt_tlv": False if args.no_receipt_tlv else None,
+        "receipt_drop_rate": args.receipt_drop_rate,
+        "malformed_receipt_rate": args.malformed_receipt_rate,
         "record": False if args.no_record else None,
+        "seed": args.seed,
     }
+    base: dict[str, Any] = {}
     if args.scenario is not None:
-        return MockConfig.from_toml(args.scenario, **overrides)
-    return MockConfig(**{k: v for k, v in overrides.items() if v is not None})
+        base = MockConfig.from_toml(args.scenario).__dict__.copy()
+    errors = parse_errors(args.error)
+    if errors:
+        overrides["errors"] = {**base.get("errors", {}), **errors}
+    base.update({k: v for k, v in overrides.items() if v is not None})
+    return MockConfig.from_mapping(base, origin="mock-smsc")
 
 
 async def _cmd_mock_smsc(args: argparse.Namespace, settings: Settings) -> int:
     mock = MockSmsc(config_from_args(args))
     port = await mock.start(args.host, args.port)
-    runner: web.AppRunner | None = None
-    if args.stats_port is not None:
-        app = web.Application()
-
-        async def stats(_request: web.Request) -> web.Response:
-            return web.json_response(mock.stats_json())
-
-        app.router.add_get("/stats", stats)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        await web.TCPSite(runner, args.host, args.stats_port).start()
-    print(json.dumps({"event": "listening", "host": args.host, "port": port}), flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    await mock.stop()
-    if runner is not None:
-        await runner.cleanup()
-    print(json.dumps(mock.stats_json()), flush=True)
+    listening: dict[str, Any] = {"event": "listening", "host": args.host, "port": port}
+    try:
+        if args.stats_port is not None:
+            listening["stats_port"] = await mock.serve_stats(args.stats_port, args.host)
+        print(json.dumps(listening), flush=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError):
+                loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+    finally:
+        await mock.stop()
+        print(json.dumps(mock.stats_json()), flush=True)
+        sys.stdout.flush()
     return EXIT_OK

@@ -1,114 +1,254 @@
 """How the mock SMSC behaves: a frozen `MockConfig`, from defaults, a TOML scenario file or flags.
 
-Defaults are a well-behaved, unlimited, instant SMSC (the fast path). Each scenario knob adds one
-misbehaviour seen on real SMSCs; they combine freely. Every random choice comes from one RNG
-seeded with `seed`, so a test that sets a seed sees the same run every time.
+Defaults are a well-behaved, unlimited, instant SMSC: the fast path. Each scenario knob adds one
+misbehaviour seen on real SMSCs; they combine freely. Every random choice is drawn from one RNG
+seeded with `seed`, in the order PDUs are processed, so a test that sets a seed and sends the
+same PDUs sees the same run every time.
+
+A scenario file holds the field names as top-level keys, for example::
+
+    # throttling.toml: a busy SMSC
+    window = 10
+    tps = 100
+    throttle_above = 0.6          # actually accepts only 60 parts/s per bind
+    latency_ms = 5
+    latency_jitter_ms = 2
+    errors = {"0x00000058" = 0.01, "0x00000401" = 0.001}
+    receipts = true
+    receipt_delay_ms = 200
+    receipt_mix = {DELIVRD = 0.9, UNDELIV = 0.05, EXPIRED = 0.05}
+    receipt_12_digit_dates = true
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import tomllib
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from broadcaster.errors import ConfigError
+from broadcaster.smpp.constants import Status
 
-RECEIPT_STATS = ("DELIVRD", "UNDELIV", "EXPIRED", "REJECTD", "DELETED", "UNKNOWN")
+RECEIPT_STATS: Final = ("DELIVRD", "UNDELIV", "EXPIRED", "REJECTD", "DELETED", "UNKNOWN")
+BIND_MODES: Final = ("transmitter", "receiver", "transceiver")
 
 
 @dataclass(frozen=True)
 class MockConfig:
-    """Every scenario knob of the mock SMSC (all off by default)."""
+    """Every knob of the mock SMSC; the defaults are an SMSC with no limit and no fault."""
 
+    # -- binds ----------------------------------------------------------------------------------
     system_id: str | None = None
-    """Required system_id; None accepts any."""
+    """system_id required to bind; None accepts any (else ESME_RINVSYSID)."""
     password: str | None = None
-    """Required password; None accepts any."""
+    """password required to bind; None accepts any (else ESME_RINVPASWD)."""
+    bind_modes: tuple[str, ...] = BIND_MODES
+    """Bind modes accepted; another one gets ESME_RBINDFAIL."""
     max_binds: int = 0
-    """Binds accepted at once (0: no limit); beyond it, ESME_RBINDFAIL."""
+    """Binds open at once (0: no limit); one more gets ESME_RBINDFAIL."""
     refuse_binds: bool = False
+    """Refuse every bind with ESME_RBINDFAIL (an SMSC in maintenance)."""
+    refuse_first_binds: int = 0
+    """Refuse this many bind attempts, then accept (reconnect-with-backoff tests)."""
+
+    # -- flow control ---------------------------------------------------------------------------
     window: int = 0
-    """Submits outstanding per bind before ESME_RMSGQFUL (0: no limit)."""
+    """submit_sm unanswered per bind before ESME_RMSGQFUL (0: no limit); see server.py."""
     tps: float = 0.0
-    """Parts per second per bind before ESME_RTHROTTLED (0: no limit); see `TpsBucket`."""
+    """Parts per second per bind before ESME_RTHROTTLED (0: no limit); see `TokenBucket`."""
     tps_burst_s: float = 0.1
-    """The TPS bucket holds `max(1, tps * tps_burst_s)` tokens."""
+    """Depth of the TPS bucket in seconds of the rate: `max(1, rate * tps_burst_s)` parts."""
+    throttle_above: float = 1.0
+    """Fraction of `tps` actually accepted (0.6: throttles above 60% of the contracted rate)."""
+
+    # -- responses ------------------------------------------------------------------------------
     latency_ms: float = 0.0
+    """Delay before each response (submit_sm_resp), in milliseconds."""
     latency_jitter_ms: float = 0.0
-    errors: dict[int, float] = field(default_factory=dict)
+    """Each delay is drawn uniformly within latency_ms ± this (never below 0)."""
+    errors: Mapping[int, float] = field(default_factory=dict)
     """command_status -> probability per submit_sm (vendor codes such as 0x401 allowed)."""
-    disconnect_after: int = 0
-    """Drop each connection after this many submit_sm (0: never)."""
-    disconnect_rate: float = 0.0
-    """Probability, per submit_sm, of dropping the connection instead of answering."""
-    stall_after: int = 0
-    """Stop reading and answering on a connection after this many submit_sm (0: never)..."""
-    stall_seconds: float = 0.0
-    """...for this long (0: for ever)."""
-    drain_delay_ms: float = 0.0
-    """Slow drain: pause reading this long after every read."""
     malformed_reply_rate: float = 0.0
-    """Probability of answering a submit_sm with an unreadable submit_sm_resp body."""
+    """Probability of answering a submit_sm with an unreadable PDU instead of submit_sm_resp
+    (a submit_sm_resp whose message_id has no NUL, or a PDU with an unknown command_id)."""
     corrupt_stream_after: int = 0
-    """After this many submit_sm, send a PDU with an impossible command_length (0: never)."""
+    """After answering this many submit_sm on a connection, send 8 octets that claim a
+    command_length of 8: the stream cannot be resynchronised (0: never)."""
+
+    # -- connection faults ----------------------------------------------------------------------
+    disconnect_after: int = 0
+    """Close each connection after answering this many submit_sm (0: never)."""
+    disconnect_rate: float = 0.0
+    """Probability, per submit_sm, of closing the connection instead of answering it."""
+    stall_after: int = 0
+    """Once per connection, after this many submit_sm, stop reading and answering..."""
+    stall_seconds: float = 0.0
+    """...for this long, then resume where it stopped (0: for ever)."""
+    drain_delay_ms: float = 0.0
+    """Slow drain: stop reading for this long after every read."""
+
+    # -- delivery receipts ----------------------------------------------------------------------
     receipts: bool = False
+    """Send a deliver_sm receipt for each accepted part that asked for one (registered_delivery
+    1: always, 2: on failure only), on a receiver or transceiver bind of the same system_id."""
     receipt_delay_ms: float = 0.0
-    receipt_mix: dict[str, float] = field(default_factory=lambda: {"DELIVRD": 1.0})
+    receipt_jitter_ms: float = 0.0
+    receipt_mix: Mapping[str, float] = field(default_factory=lambda: {"DELIVRD": 1.0})
+    """stat -> probability; must add up to 1."""
     receipt_12_digit_dates: bool = False
+    """Dates as YYMMDDhhmmss (some SMSCs) instead of YYMMDDhhmm."""
     receipt_tlv: bool = True
     """Carry receipted_message_id and message_state TLVs as well as the text."""
+    receipt_drop_rate: float = 0.0
+    """Probability of never sending a receipt that was due (1.0: drop them all)."""
     malformed_receipt_rate: float = 0.0
-    """Probability of a receipt whose text has no id and no TLV (unmatchable)."""
+    """Probability of a receipt whose text has no id and that has no TLV (unmatchable)."""
+
+    # -- bookkeeping ----------------------------------------------------------------------------
     record: bool = True
+    """Keep the text of every message received (`MockSmsc.record.messages`); off for load."""
     seed: int | None = None
+    """Seed of the scenario RNG (None: a fresh random run)."""
 
     def __post_init__(self) -> None:
-        for name in ("window", "max_binds", "disconnect_after", "stall_after"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"mock SMSC: {name} must be 0 or positive")
+        for name in (
+            "window",
+            "max_binds",
+            "refuse_first_binds",
+            "disconnect_after",
+            "stall_after",
+            "corrupt_stream_after",
+        ):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ConfigError(f"mock SMSC: {name} must be a whole number, 0 or more")
+        for name in (
+            "tps",
+            "latency_ms",
+            "latency_jitter_ms",
+            "stall_seconds",
+            "drain_delay_ms",
+            "receipt_delay_ms",
+            "receipt_jitter_ms",
+        ):
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+                raise ConfigError(f"mock SMSC: {name} must be a number, 0 or more")
+        if not 0 < self.tps_burst_s <= 60:
+            raise ConfigError("mock SMSC: tps_burst_s must be within 0..60 seconds")
+        if not 0 < self.throttle_above <= 1:
+            raise ConfigError("mock SMSC: throttle_above must be a fraction within 0..1")
+        for name in (
+            "disconnect_rate",
+            "malformed_reply_rate",
+            "receipt_drop_rate",
+            "malformed_receipt_rate",
+        ):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ConfigError(f"mock SMSC: {name} must be a probability within 0..1")
+        unknown_modes = set(self.bind_modes) - set(BIND_MODES)
+        if unknown_modes or not self.bind_modes:
+            raise ConfigError(
+                f"mock SMSC: bind_modes {list(self.bind_modes)} must be among {BIND_MODES}"
+            )
         for status, rate in self.errors.items():
-            if not 0 <= rate <= 1 or not 0 < status <= 0xFFFFFFFF:
+            if not 0 < status <= 0xFFFFFFFF:
+                raise ConfigError(f"mock SMSC: error status {status} is not a command_status")
+            if not 0 <= rate <= 1:
                 raise ConfigError(f"mock SMSC: error 0x{status:08X}={rate} is not a probability")
-        if sum(self.errors.values()) > 1:
+        if sum(self.errors.values()) > 1 + 1e-9:
             raise ConfigError("mock SMSC: error rates add up to more than 1")
         unknown = set(self.receipt_mix) - set(RECEIPT_STATS)
         if unknown:
             raise ConfigError(
                 f"mock SMSC: unknown receipt stat(s) {sorted(unknown)}; use {RECEIPT_STATS}"
             )
-        if self.receipt_mix and abs(sum(self.receipt_mix.values()) - 1) > 1e-6:
-            raise ConfigError("mock SMSC: the receipt mix must add up to 1")
+        if any(not 0 <= p <= 1 for p in self.receipt_mix.values()) or (
+            abs(sum(self.receipt_mix.values()) - 1) > 1e-6
+        ):
+            raise ConfigError("mock SMSC: the receipt mix must be probabilities adding up to 1")
 
     @property
     def fast(self) -> bool:
-        """No scenario at all: the server may skip every per-part check of a knob."""
-        return self == MockConfig(record=self.record, seed=self.seed)
+        """No knob acts per PDU: the server takes its fast path (bind-time knobs are free)."""
+        return not (
+            self.window
+            or self.tps
+            or self.latency_ms
+            or self.latency_jitter_ms
+            or self.errors
+            or self.malformed_reply_rate
+            or self.corrupt_stream_after
+            or self.disconnect_after
+            or self.disconnect_rate
+            or self.stall_after
+            or self.drain_delay_ms
+            or self.receipts
+        )
+
+    @property
+    def accepted_tps(self) -> float:
+        """Parts per second a bind may sustain: `tps * throttle_above` (0: no limit)."""
+        return self.tps * self.throttle_above
+
+    @property
+    def tps_capacity(self) -> float:
+        """Depth of the TPS bucket, in parts."""
+        return max(1.0, self.accepted_tps * self.tps_burst_s)
+
+    def replace(self, **changes: Any) -> MockConfig:
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any], origin: str = "scenario") -> MockConfig:
+        """From a dict of field names (a parsed scenario file); statuses may be written
+        `0x58`, `88` or `ESME_RTHROTTLED`, stats in any case."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - names
+        if unknown:
+            raise ConfigError(f"{origin}: unknown key(s) {sorted(unknown)}; known: {sorted(names)}")
+        values = dict(data)
+        if "errors" in values:
+            values["errors"] = {parse_status(k): _rate(v, k) for k, v in values["errors"].items()}
+        if "receipt_mix" in values:
+            values["receipt_mix"] = {
+                str(k).strip().upper(): _rate(v, k) for k, v in values["receipt_mix"].items()
+            }
+        if "bind_modes" in values:
+            modes = values["bind_modes"]
+            values["bind_modes"] = tuple(modes.split(",") if isinstance(modes, str) else modes)
+        try:
+            return cls(**values)
+        except TypeError as exc:
+            raise ConfigError(f"{origin}: {exc}") from exc
 
     @classmethod
     def from_toml(cls, path: Path, **overrides: Any) -> MockConfig:
-        """A scenario file: top-level keys are the field names; `[errors]` maps status -> rate."""
+        """A scenario file, then `overrides` (None values are ignored: flags not given)."""
         try:
             data = tomllib.loads(path.read_text(encoding="utf-8"))
         except OSError as exc:
             raise ConfigError(f"cannot read scenario {path}: {exc.strerror}") from exc
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"scenario {path} is not valid TOML: {exc}") from exc
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(data) - names
-        if unknown:
-            raise ConfigError(f"scenario {path}: unknown key(s) {sorted(unknown)}")
-        if "errors" in data:
-            data["errors"] = {parse_status(k): float(v) for k, v in data["errors"].items()}
         data.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**data)
+        return cls.from_mapping(data, origin=f"scenario {path}")
+
+
+def _rate(value: Any, name: object) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name}: {value!r} is not a probability") from None
 
 
 def parse_status(text: str | int) -> int:
     """`0x58`, `88`, `0x00000401` or a name like `ESME_RTHROTTLED` -> int."""
-    from broadcaster.smpp.constants import Status
-
     if isinstance(text, int):
         return text
     text = text.strip()
@@ -122,19 +262,25 @@ def parse_status(text: str | int) -> int:
         ) from None
 
 
-def parse_rates(items: list[str], key: type = str) -> dict[Any, float]:
-    """`NAME=RATE` items (also comma-separated inside one item) -> {NAME: rate}."""
-    out: dict[Any, float] = {}
+def parse_rates(items: Iterable[str]) -> dict[str, float]:
+    """`NAME=RATE` items (several may share one item, comma-separated) -> {NAME: rate}."""
+    out: dict[str, float] = {}
     for item in items:
         for pair in item.split(","):
             if not pair.strip():
                 continue
             name, sep, rate = pair.partition("=")
-            if not sep:
+            if not sep or not name.strip():
                 raise ConfigError(f"{pair!r} is not of the form NAME=RATE")
-            try:
-                value = float(rate)
-            except ValueError:
-                raise ConfigError(f"{pair!r}: {rate!r} is not a number") from None
-            out[parse_status(name) if key is int else name.strip().upper()] = value
+            out[name.strip()] = _rate(rate, name.strip())
     return out
+
+
+def parse_errors(items: Iterable[str]) -> dict[int, float]:
+    """`STATUS=RATE` items -> {command_status: rate} (`0x58=0.01`, `ESME_RMSGQFUL=0.1`)."""
+    return {parse_status(name): rate for name, rate in parse_rates(items).items()}
+
+
+def parse_receipt_mix(items: Iterable[str]) -> dict[str, float]:
+    """`DELIVRD=0.9,UNDELIV=0.05,EXPIRED=0.05` -> {stat: probability}."""
+    return {name.upper(): rate for name, rate in parse_rates(items).items()}

@@ -1,26 +1,52 @@
-"""The SMPP pool: several binds to one or more SMSCs, fed from one queue of message parts.
+"""The SMPP pool: binds to one or more SMSCs (sites), fed from one queue of message parts.
 
-Callers `submit()` parts (non-blocking) and are told each part's final outcome through
-`on_outcome`; they apply back-pressure with `wait_for_room()`. Sessions pull from the shared
-queue whenever they have window room and pacing tokens, so a slow or dead bind simply takes less
-and the others take the rest. Throttled parts and parts in flight on a lost connection go back to
-the front of the queue; nothing is dropped. The pool reconnects lost binds with jittered backoff.
+Callers `submit()` parts (never blocks) and learn each part's final outcome through
+`on_outcome(tag, status, message_id, smsc_name, submitted_at, answered_at)`, exactly once per
+part: status 0 accepted, an SMPP status (vendor codes included) for a final failure, or
+`NO_RESPONSE` when the part got no answer `max_attempts` times. They apply back-pressure with
+`wait_for_room()` and wait for the end with `drain()`.
+
+Once per event-loop pass (`kick`), the pool asks every bound session how many parts it may send
+now (window room and pacing tokens), splits the queue between sites by weight
+(`policy.SiteSplitter`) and lets each session write its share in one `transport.write`. A slow,
+throttled, stalled or dead bind simply has no room, so the others take the rest.
+
+Nothing is forgotten: a throttled part goes back to the front of the queue (and is never given
+up); parts in flight on a lost connection or past their response timeout go back too (counted
+in `stats.requeued_inflight`: the SMSC may have accepted them, so they are possible duplicates),
+or, after `max_attempts` such losses, are reported failed with `NO_RESPONSE`.
+
+Each configured bind is kept up by its own task: connect, bind, wait until the connection ends,
+reconnect after a jittered backoff (`policy.reconnect_delay`), long when the SMSC refused the
+credentials. A bind's pacer outlives its connections, so a reconnect resumes at the learnt rate.
+
+A part unanswered after its SMSC's `response_timeout_s` is sent again elsewhere; a bind from
+which nothing at all came back meanwhile, or that leaves a keep-alive unanswered as long, is
+dropped and reconnected. A bind silent for a fraction of a second with parts in flight gets no
+new parts until it answers (`policy.stall_after`).
+
+For progress displays and metrics: `stats` (`PoolStats`, cumulative counters, plain ints) and
+`health()` (per SMSC: up / degraded / down, accepted parts/s, and per bind its state, window
+use, pacing rate, last error and when it retries).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import random
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
+from typing import Any, Final
 
 import structlog
 
 from broadcaster.errors import BindError
 from broadcaster.settings import SmscConfig
+from broadcaster.smpp import policy
 from broadcaster.smpp.codec import SubmitTemplate
 from broadcaster.smpp.pacing import Pacer
 from broadcaster.smpp.receipts import Receipt
@@ -28,12 +54,19 @@ from broadcaster.smpp.session import SessionState, SmppSession
 
 log = structlog.get_logger(__name__)
 
-NO_RESPONSE = -1
-"""Outcome status of a part that got no answer after every retry (recorded as failed)."""
+NO_RESPONSE: Final = -1
+"""Outcome status of a part that got no answer after `max_attempts` tries (a failure)."""
+HOUSEKEEPING_INTERVAL: Final = 0.1
+"""Seconds between checks of response timeouts, stalls and keep-alives."""
+START_GRACE: Final = 0.5
+"""Once one bind is up, `start` waits at most this long for the others' first attempts."""
+RATE_INTERVAL: Final = 1.0
+"""Seconds over which `health()` measures accepted parts/s."""
 
 OutcomeHandler = Callable[[object, int, "str | None", str, float, float], None]
-"""(tag, status, message_id, smsc name, submitted_at, answered_at) — times are time.time()."""
+"""(tag, status, message_id, smsc name, submitted_at, answered_at); times are time.time()."""
 ReceiptHandler = Callable[[Receipt, str], None]
+"""(receipt, smsc name)."""
 
 
 def contracted_capacity(smscs: Sequence[SmscConfig]) -> float:
@@ -53,27 +86,125 @@ class Part:
         self.destination = destination
         self.tag = tag
         self.attempts = 0
+        """Times this part was sent and got no answer (lost connection, response timeout)."""
         self.submitted_at = 0.0
+        """time.monotonic() of the latest write."""
+
+
+class BindState(enum.Enum):
+    CONNECTING = "connecting"
+    BOUND = "bound"
+    STALLED = "stalled"
+    """Bound, but silent with parts in flight: it gets no new parts until it answers."""
+    BACKOFF = "backoff"
+    """Lost or unreachable: waiting before the next attempt."""
+    REFUSED = "refused"
+    """The SMSC refused the bind (credentials, bind limit): waiting long before retrying."""
+    CLOSED = "closed"
+
+
+@dataclass(eq=False)
+class Bind:
+    """One configured bind: what outlives its connections (pacing, counters, backoff)."""
+
+    name: str
+    smsc: SmscConfig
+    site: int
+    pacer: Pacer
+    state: BindState = BindState.CONNECTING
+    session: SmppSession | None = None
+    failures: int = 0
+    """Consecutive failed attempts (reset by a session that stays up)."""
+    last_error: str | None = None
+    retry_at: float | None = None
+    accepted: int = 0
+    failed: int = 0
+    throttled: int = 0
+    timeouts: int = 0
+    reconnects: int = 0
+    accepted_rate: float = 0.0
+    _rate_mark: int = 0
 
 
 @dataclass
 class PoolStats:
-    """Counters for progress displays, metrics and reports."""
+    """Counters for progress displays, metrics and reports (all cumulative)."""
 
     submitted: int = 0
+    """Parts handed to `submit()` (each counted once, whatever its retries)."""
+    sent: int = 0
+    """submit_sm PDUs written, retries included."""
     accepted: int = 0
     failed: int = 0
+    cancelled: int = 0
+    """Queued parts dropped by `cancel()` (no outcome reported for them)."""
     throttled: int = 0
+    """ESME_RTHROTTLED / ESME_RMSGQFUL replies; each throttled part was sent again."""
     requeued_inflight: int = 0
-    """Parts that were in flight on a lost connection and sent again: possible duplicates."""
+    """Parts in flight on a lost connection or past their response timeout, queued to be sent
+    again: the SMSC may have accepted them, so each is a possible duplicate."""
     timeouts: int = 0
+    """Parts that got no response within the SMSC's response_timeout_s."""
     reconnects: int = 0
+    """Bound sessions lost (then reconnected with backoff)."""
+    bind_failures: int = 0
+    """Connection or bind attempts that failed (refusals included)."""
+    stalls: int = 0
+    """Binds dropped because they stopped answering."""
     malformed: int = 0
     unexpected_responses: int = 0
     unknown_commands: int = 0
-    unreadable_receipts: int = 0
+    """Requests from the SMSC we do not know; each answered with generic_nack."""
+    generic_nacks: int = 0
     receipts: int = 0
+    unreadable_receipts: int = 0
+    mo_messages: int = 0
     failed_by_status: dict[int, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class BindHealth:
+    name: str
+    state: str
+    inflight: int
+    window: int
+    rate: float
+    """Current pacing rate, parts/s (0: not paced)."""
+    ceiling: float
+    """Contracted parts/s (0: none)."""
+    accepted_per_s: float
+    accepted: int
+    failed: int
+    throttled: int
+    timeouts: int
+    reconnects: int
+    last_error: str | None
+    retry_in: float | None
+
+
+@dataclass(frozen=True)
+class SmscHealth:
+    """One SMSC (site) for a progress display: `state` is "up" (every bind bound), "degraded"
+    (some) or "down" (none)."""
+
+    name: str
+    state: str
+    weight: int
+    binds_up: int
+    binds: tuple[BindHealth, ...]
+    accepted_per_s: float
+    inflight: int
+    accepted: int
+    failed: int
+    throttled: int
+
+
+class _BindFailure(BindError):
+    """A connect or bind attempt failed; `refused` when retrying soon will not help."""
+
+    def __init__(self, message: str, refused: bool = False) -> None:
+        super().__init__(message)
+        self.refused = refused
 
 
 class SmppPool:
@@ -86,84 +217,217 @@ class SmppPool:
         on_receipt: ReceiptHandler | None = None,
         *,
         max_attempts: int = 3,
-        housekeeping_interval: float = 0.5,
+        housekeeping_interval: float = HOUSEKEEPING_INTERVAL,
+        rng: random.Random | None = None,
     ) -> None:
         if not smscs:
             raise BindError("no SMSC is configured: set BROADCASTER_SMSC_URL or [[smsc]]")
+        names = [s.name for s in smscs]
+        if len(set(names)) != len(names):
+            raise BindError(f"SMSC names must be unique, got {names}")
+        if max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
         self.smscs = tuple(smscs)
         self.on_outcome = on_outcome
         self.on_receipt = on_receipt
         self.max_attempts = max_attempts
         self.queue: deque[Part] = deque()
-        self.sessions: list[SmppSession] = []
         self.stats = PoolStats()
+        self.binds: list[Bind] = [
+            Bind(f"{smsc.name}#{i + 1}", smsc, site, Pacer(smsc.tps))
+            for site, smsc in enumerate(self.smscs)
+            for i in range(smsc.binds)
+        ]
+        self._splitter = policy.SiteSplitter([s.weight for s in self.smscs])
+        self._bound: list[SmppSession] = []
+        """Sessions bound and not closing, in the order the pump visits them."""
+        self._sessions: set[SmppSession] = set()
+        """Every open connection, bound or not (closed by `close`)."""
         self._loop = asyncio.get_running_loop()
+        self._rng = rng or random.Random()
         self._kick_scheduled = False
-        self._room = asyncio.Event()
+        self._turn = 0
         self._idle = asyncio.Event()
         self._idle.set()
+        self._room_waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self._drained: asyncio.Future[None] | None = None
         self._outstanding = 0
+        self._started = False
         self._closing = False
+        self._stopping: asyncio.Future[None] = self._loop.create_future()
+        """Resolved by `close`: every bind keeper returns at its next wait (not relying on
+        cancellation alone, which `wait_for` can swallow in Python 3.11)."""
         self._tasks: set[asyncio.Task[None]] = set()
         self._housekeeping_interval = housekeeping_interval
-        self._max_backlog = 0
         self._clock_offset = time.time() - time.monotonic()
-        self._rate_marks: dict[str, tuple[float, int]] = {}
+        self._rate_mark_at = time.monotonic()
 
     # -- lifecycle ---------------------------------------------------------------------------
 
-    async def start(self, bind_timeout: float = 10.0) -> None:
-        """Open every bind; raise BindError unless at least one bind came up."""
-        attempts = []
-        for smsc in self.smscs:
-            for i in range(smsc.binds):
-                attempts.append(self._connect(smsc, f"{smsc.name}#{i + 1}", bind_timeout))
-        results = await asyncio.gather(*attempts, return_exceptions=True)
-        errors = [r for r in results if isinstance(r, BaseException)]
-        if len(errors) == len(results):
-            raise BindError(f"no bind came up: {errors[0]}")
-        for smsc_error in errors:
-            log.warning("bind_failed_at_start", error=str(smsc_error))
+    async def start(self) -> None:
+        """Open every bind; BindError (saying why, per bind) unless at least one came up.
+
+        Binds that failed keep retrying in the background with backoff.
+        """
+        if self._started:
+            raise RuntimeError("the pool is already started")
+        self._started = True
+        first_attempts: list[asyncio.Future[BindError | None]] = []
+        for bind in self.binds:
+            first: asyncio.Future[BindError | None] = self._loop.create_future()
+            first_attempts.append(first)
+            self._spawn(self._keep_bound(bind, first))
+        pending: set[asyncio.Future[BindError | None]] = set(first_attempts)
+        while pending and not any(f.done() and f.result() is None for f in first_attempts):
+            _done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+        if pending:
+            # One bind is up: sending can start. Give the others a moment, not their timeout
+            # (an unreachable site must not delay a live alert); they join when they come up.
+            await asyncio.wait(pending, timeout=START_GRACE)
+        if not any(f.done() and f.result() is None for f in first_attempts):
+            await self.close()
+            reasons = list(dict.fromkeys(str(f.result()) for f in first_attempts))
+            raise BindError("no bind to any SMSC came up: " + "; ".join(reasons))
         self._spawn(self._housekeeping())
 
-    async def _connect(self, smsc: SmscConfig, name: str, timeout: float) -> SmppSession:
-        pacer = Pacer(smsc.tps)
-        try:
-            _transport, session = await asyncio.wait_for(
-                self._loop.create_connection(
-                    lambda: SmppSession(self, smsc, name, pacer), smsc.host, smsc.port
-                ),
-                timeout,
-            )
-        except (OSError, TimeoutError) as exc:
-            self._schedule_reconnect(smsc, name, 1)
-            raise BindError(f"{name}: cannot connect to {smsc.host}:{smsc.port}: {exc}") from exc
-        self.sessions.append(session)
-        try:
-            await session.wait_bound(timeout)
-        except BindError:
-            self._schedule_reconnect(smsc, name, 1)
-            raise
-        return session
-
     async def close(self, timeout: float = 5.0) -> None:
-        """Unbind every session. Parts still queued are left to the caller (see `cancel`)."""
+        """Stop sending, give parts in flight a moment to be answered, unbind every session.
+
+        Parts still queued stay queued (`cancel()` returns their tags); parts still in flight
+        when the connections end go back to the queue too, unrecorded: their outcome is
+        unknown, so a resumed broadcast sends them again rather than losing them.
+        """
+        if self._closing:
+            return
         self._closing = True
+        self._stopping.set_result(None)
+        deadline = self._loop.time() + timeout
+        if any(s.inflight for s in self._bound):
+            self._drained = self._loop.create_future()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._drained, min(2.0, timeout / 2))
         for task in list(self._tasks):
             task.cancel()
-        for task in list(self._tasks):
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        sessions = list(self.sessions)
-        await asyncio.gather(*(s.unbind() for s in sessions), return_exceptions=True)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.gather(*(s.wait_closed() for s in sessions)), timeout)
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        sessions = list(self._sessions)
+        left = max(0.1, deadline - self._loop.time())
+        await asyncio.gather(
+            *(s.unbind(timeout=min(1.0, left / 2)) for s in sessions), return_exceptions=True
+        )
+        for bind in self.binds:
+            bind.state = BindState.CLOSED
+        for _threshold, waiter in self._room_waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        self._room_waiters.clear()
 
-    def _spawn(self, coro: object) -> None:
-        assert asyncio.iscoroutine(coro)
-        task: asyncio.Task[None] = self._loop.create_task(coro)
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = self._loop.create_task(coro)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("pool_task_failed", task=repr(task), error=repr(task.exception()))
+
+    async def _open(self, bind: Bind) -> SmppSession:
+        """One attempt: connect and bind; `_BindFailure` saying why not."""
+        smsc = bind.smsc
+        timeout = smsc.response_timeout_s
+        where = f"{smsc.host}:{smsc.port}"
+        try:
+            _transport, session = await asyncio.wait_for(
+                self._loop.create_connection(lambda: SmppSession(self, bind), smsc.host, smsc.port),
+                timeout,
+            )
+        except TimeoutError:
+            raise _BindFailure(f"{bind.name}: cannot connect to {where}: timed out") from None
+        except OSError as exc:
+            raise _BindFailure(
+                f"{bind.name}: cannot connect to {where}: {exc.strerror or exc}"
+            ) from exc
+        self._sessions.add(session)
+        try:
+            await asyncio.wait_for(asyncio.shield(session.bound), timeout)
+        except TimeoutError:
+            session.abort("no bind_resp")
+            raise _BindFailure(
+                f"{bind.name}: {where} did not answer the bind within {timeout:g} s"
+            ) from None
+        except BindError as exc:
+            raise _BindFailure(str(exc), refused=session.refused) from None
+        return session
+
+    async def _keep_bound(self, bind: Bind, first: asyncio.Future[BindError | None]) -> None:
+        """Keep one bind up for the pool's lifetime: connect, bind, watch, back off, repeat."""
+        try:
+            await self._bind_loop(bind, first)
+        finally:
+            if not first.done():
+                first.set_result(BindError(f"{bind.name}: stopped before its first bind"))
+
+    async def _bind_loop(self, bind: Bind, first: asyncio.Future[BindError | None]) -> None:
+        while not self._closing:
+            bind.state = BindState.CONNECTING
+            try:
+                session = await self._open(bind)
+            except _BindFailure as exc:
+                bind.failures += 1
+                bind.last_error = str(exc)
+                self.stats.bind_failures += 1
+                if not first.done():
+                    first.set_result(exc)
+                delay = policy.reconnect_delay(bind.failures, refused=exc.refused, rng=self._rng)
+                bind.state = BindState.REFUSED if exc.refused else BindState.BACKOFF
+                bind.retry_at = time.monotonic() + delay
+                report = log.error if exc.refused else log.warning
+                report(
+                    "bind_failed",
+                    bind=bind.name,
+                    error=str(exc),
+                    attempt=bind.failures,
+                    retry_in_s=round(delay, 2),
+                )
+                await self._pause(delay)
+                continue
+            if self._closing:
+                return  # `close` unbinds it
+            bind.state = BindState.BOUND
+            bind.session = session
+            bind.retry_at = None
+            self._bound.append(session)
+            if not first.done():
+                first.set_result(None)
+            log.info("bind_up", bind=bind.name, smsc=bind.smsc.name, after_failures=bind.failures)
+            self.kick()
+            await asyncio.wait(
+                (session.closed, self._stopping), return_when=asyncio.FIRST_COMPLETED
+            )
+            if self._closing:
+                return
+            if session in self._bound:  # lost before this task resumed to register it
+                self._bound.remove(session)
+            bind.session = None
+            lived = time.monotonic() - session.opened_at
+            bind.failures = 1 if lived >= policy.STABLE_SESSION else bind.failures + 1
+            bind.last_error = session.close_reason
+            bind.reconnects += 1
+            self.stats.reconnects += 1
+            delay = policy.reconnect_delay(bind.failures, refused=False, rng=self._rng)
+            bind.state = BindState.BACKOFF
+            bind.retry_at = time.monotonic() + delay
+            log.warning(
+                "bind_lost",
+                bind=bind.name,
+                reason=session.close_reason,
+                reconnect_in_s=round(delay, 2),
+            )
+            await self._pause(delay)
+
+    async def _pause(self, delay: float) -> None:
+        """Sleep `delay` seconds, or less if the pool closes meanwhile."""
+        await asyncio.wait((self._stopping,), timeout=delay)
 
     # -- feeding -----------------------------------------------------------------------------
 
@@ -171,7 +435,9 @@ class SmppPool:
         """Queue one part; its outcome arrives through `on_outcome`. Never blocks."""
         self.queue.append(Part(template, destination, tag))
         self._outstanding += 1
-        self._idle.clear()
+        self.stats.submitted += 1
+        if self._outstanding == 1:
+            self._idle.clear()
         if not self._kick_scheduled:
             self._kick_scheduled = True
             self._loop.call_soon(self._pump_all)
@@ -183,28 +449,45 @@ class SmppPool:
 
     @property
     def outstanding(self) -> int:
-        """Parts submitted and without a final outcome yet."""
+        """Parts submitted and without a final outcome yet (queued or in flight)."""
         return self._outstanding
 
+    @property
+    def inflight(self) -> int:
+        """Parts written and not yet answered, over every bind."""
+        return sum(len(s.inflight) for s in self._bound)
+
     async def wait_for_room(self, max_backlog: int) -> None:
-        """Back-pressure: return once the queue has fewer than `max_backlog` parts."""
-        while len(self.queue) >= max_backlog:
-            self._max_backlog = max_backlog
-            self._room.clear()
-            await self._room.wait()
+        """Back-pressure: return once the queue holds fewer than `max_backlog` parts."""
+        while len(self.queue) >= max_backlog and not self._closing:
+            waiter: asyncio.Future[None] = self._loop.create_future()
+            self._room_waiters.append((max_backlog, waiter))
+            await waiter
+
+    def _wake_room_waiters(self) -> None:
+        backlog = len(self.queue)
+        still: list[tuple[int, asyncio.Future[None]]] = []
+        for threshold, waiter in self._room_waiters:
+            if backlog < threshold:
+                if not waiter.done():
+                    waiter.set_result(None)
+            else:
+                still.append((threshold, waiter))
+        self._room_waiters = still
 
     async def drain(self) -> None:
-        """Wait until every submitted part has a final outcome."""
+        """Wait until every submitted part has a final outcome (or was cancelled)."""
         await self._idle.wait()
 
     def cancel(self) -> list[object]:
-        """Drop every queued (not yet written) part; returns their tags. In-flight ones finish."""
+        """Drop every queued (not yet written) part; return their tags. In-flight ones finish."""
         tags = [part.tag for part in self.queue]
-        self._outstanding -= len(self.queue)
+        self._outstanding -= len(tags)
+        self.stats.cancelled += len(tags)
         self.queue.clear()
         if self._outstanding == 0:
             self._idle.set()
-        self._room.set()
+        self._wake_room_waiters()
         return tags
 
     def capacity(self) -> float:
@@ -219,134 +502,222 @@ class SmppPool:
             self._loop.call_soon(self._pump_all)
 
     def _pump_all(self) -> None:
+        """Give each bound session its share of the queue, as far as its room allows."""
         self._kick_scheduled = False
-        if not self.queue:
+        queue = self.queue
+        if not queue or self._closing:
             return
         now = time.monotonic()
-        for session in self._sessions_by_room():
-            sent = session.pump(now)
-            self.stats.submitted += sent
-            if not self.queue:
-                break
-        if len(self.queue) < self._max_backlog:
-            self._room.set()
+        bound = self._bound
+        count = len(bound)
+        if count == 1:
+            session = bound[0]
+            room = session.room(now)
+            if room:
+                sent = room if room < len(queue) else len(queue)
+                session.send(sent, now)
+                self.stats.sent += sent
+        elif count:
+            self._turn = turn = (self._turn + 1) % count
+            rooms: list[tuple[SmppSession, int]] = []
+            capacities = [0] * len(self.smscs)
+            for i in range(count):
+                session = bound[(turn + i) % count]
+                room = session.room(now)
+                if room:
+                    rooms.append((session, room))
+                    capacities[session.site] += room
+            if rooms:
+                shares = self._splitter.split(len(queue), capacities)
+                sent = 0
+                for session, room in rooms:
+                    share = shares[session.site]
+                    give = room if room < share else share
+                    if give:
+                        shares[session.site] = share - give
+                        session.send(give, now)
+                        sent += give
+                self.stats.sent += sent
+        if self._room_waiters:
+            self._wake_room_waiters()
 
-    def _sessions_by_room(self) -> list[SmppSession]:
-        """Sessions that can send, the emptiest window first, weighted by SMSC weight."""
-        ready = [s for s in self.sessions if s.idle_capacity > 0]
-        ready.sort(key=lambda s: -s.idle_capacity * s.smsc.weight)
-        return ready
-
-    def session_ready(self, session: SmppSession) -> None:
-        self.kick()
-
-    def observed_rate(self, session: SmppSession) -> float:
-        """Parts/s this session sent over the last measurement interval (for adaptive pacing)."""
-        mark = self._rate_marks.get(session.name)
-        if mark is None:
-            return float(session.window)
-        then, sent = mark
-        elapsed = time.monotonic() - then
-        return (session.sent - sent) / elapsed if elapsed > 0 else float(session.window)
-
-    # -- outcomes ------------------------------------------------------------------------------
+    # -- outcomes (called by sessions) ---------------------------------------------------------
 
     def record(
         self, part: Part, status: int, message_id: str | None, session: SmppSession, now: float
     ) -> None:
-        """A final outcome for one part."""
+        """The final outcome of one part: counted, reported once through `on_outcome`."""
+        stats = self.stats
         if status == 0:
-            self.stats.accepted += 1
+            stats.accepted += 1
+            session.bind.accepted += 1
         else:
-            self.stats.failed += 1
-            self.stats.failed_by_status[status] = self.stats.failed_by_status.get(status, 0) + 1
+            stats.failed += 1
+            session.bind.failed += 1
+            stats.failed_by_status[status] = stats.failed_by_status.get(status, 0) + 1
         offset = self._clock_offset
-        self.on_outcome(
-            part.tag,
-            status,
-            message_id,
-            session.smsc.name,
-            part.submitted_at + offset,
-            now + offset,
-        )
+        try:
+            self.on_outcome(
+                part.tag,
+                status,
+                message_id,
+                session.smsc.name,
+                part.submitted_at + offset,
+                now + offset,
+            )
+        except Exception:
+            log.exception("on_outcome_failed", status=status)
         self._outstanding -= 1
-        if self._outstanding == 0:
+        if not self._outstanding:
             self._idle.set()
+        if self._closing:
+            self._check_drained()
 
-    def requeue_throttled(self, part: Part) -> None:
+    def requeue_throttled(self, part: Part, session: SmppSession) -> None:
+        """A throttled part goes back to the front of the queue: never given up."""
         self.stats.throttled += 1
+        session.bind.throttled += 1
         self.queue.appendleft(part)
+        if self._closing:
+            self._check_drained()
 
     def receipt(self, receipt: Receipt, session: SmppSession) -> None:
         self.stats.receipts += 1
         if self.on_receipt is not None:
-            self.on_receipt(receipt, session.smsc.name)
+            try:
+                self.on_receipt(receipt, session.smsc.name)
+            except Exception:
+                log.exception("on_receipt_failed", message_id=receipt.message_id)
 
-    def session_lost(
-        self,
-        session: SmppSession,
-        orphans: list[Part],
-        expected: bool,
-        exc: Exception | None,
-    ) -> None:
-        """Re-queue what was in flight (possible duplicates) and reconnect unless closing."""
-        if session in self.sessions:
-            self.sessions.remove(session)
-        now = time.monotonic()
-        for part in reversed(orphans):
+    def session_lost(self, session: SmppSession, orphans: list[Part]) -> None:
+        """A connection ended: forget the session, give back what it had in flight."""
+        self._sessions.discard(session)
+        if session in self._bound:
+            self._bound.remove(session)
+        if session.bind.session is session:
+            session.bind.session = None
+        if orphans:
+            log.warning(
+                "bind_lost_inflight", bind=session.name, parts=len(orphans), closing=self._closing
+            )
+            self._give_back(orphans, session, time.monotonic())
+        if self._closing:
+            self._check_drained()
+
+    def _give_back(self, parts: list[Part], session: SmppSession, now: float) -> None:
+        """Parts that got no answer: to the front of the queue, or failed after max_attempts."""
+        for part in reversed(parts):
             part.attempts += 1
-            if part.attempts >= self.max_attempts:
+            if part.attempts >= self.max_attempts and not self._closing:
                 self.record(part, NO_RESPONSE, None, session, now)
             else:
                 self.stats.requeued_inflight += 1
                 self.queue.appendleft(part)
-        if orphans:
-            log.warning("bind_lost_inflight_requeued", bind=session.name, parts=len(orphans))
-        if not self._closing and not expected:
-            log.warning("bind_lost", bind=session.name, error=str(exc) if exc else None)
-            self._schedule_reconnect(session.smsc, session.name, 1)
         self.kick()
 
-    def _schedule_reconnect(self, smsc: SmscConfig, name: str, attempt: int) -> None:
-        if self._closing:
-            return
-        self._spawn(self._reconnect(smsc, name, attempt))
+    def _check_drained(self) -> None:
+        drained = self._drained
+        if drained is not None and not drained.done() and not any(s.inflight for s in self._bound):
+            drained.set_result(None)
 
-    async def _reconnect(self, smsc: SmscConfig, name: str, attempt: int) -> None:
-        delay = min(30.0, 0.2 * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
-        await asyncio.sleep(delay)
-        if self._closing:
-            return
-        self.stats.reconnects += 1
-        pacer = Pacer(smsc.tps)
-        try:
-            _transport, session = await asyncio.wait_for(
-                self._loop.create_connection(
-                    lambda: SmppSession(self, smsc, name, pacer), smsc.host, smsc.port
-                ),
-                smsc.response_timeout_s,
-            )
-            self.sessions.append(session)
-            await session.wait_bound(smsc.response_timeout_s)
-        except (OSError, TimeoutError, BindError) as exc:
-            log.info("reconnect_failed", bind=name, attempt=attempt, error=str(exc))
-            self._schedule_reconnect(smsc, name, attempt + 1)
+    # -- housekeeping --------------------------------------------------------------------------
 
     async def _housekeeping(self) -> None:
-        """Response timeouts, keep-alives and rate marks, a few times per second."""
-        last_enquire: dict[str, float] = {}
         while True:
             await asyncio.sleep(self._housekeeping_interval)
-            now = time.monotonic()
-            for session in list(self.sessions):
-                self._rate_marks[session.name] = (now, session.sent)
-                if session.state is not SessionState.BOUND:
+            self.housekeeping(time.monotonic())
+
+    def housekeeping(self, now: float) -> None:
+        """Response timeouts, stalls and keep-alives; run every `housekeeping_interval`."""
+        for session in list(self._bound):
+            if session.state is not SessionState.BOUND:
+                continue
+            smsc = session.smsc
+            timeout = smsc.response_timeout_s
+            bind = session.bind
+            oldest = session.oldest_inflight_sent()
+            if oldest is not None and now - oldest > timeout:
+                if session.last_received < oldest:
+                    # Nothing at all came back since that part was sent: the bind is dead.
+                    lost = len(session.inflight)
+                    self.stats.timeouts += lost
+                    self.stats.stalls += 1
+                    bind.timeouts += lost
+                    session.abort(f"nothing received for {timeout:g} s, {lost} parts in flight")
                     continue
-                if session.oldest_inflight_age(now) > session.smsc.response_timeout_s:
-                    self.stats.timeouts += 1
-                    session.abort("response_timeout")
+                # The SMSC talks but left these parts unanswered: send them again elsewhere,
+                # and if it has been silent lately, ask whether it is still there.
+                expired = session.expire(now, timeout)
+                self.stats.timeouts += len(expired)
+                bind.timeouts += len(expired)
+                log.warning("parts_timed_out", bind=session.name, parts=len(expired))
+                self._give_back(expired, session, now)
+                if session.enquire_sent_at is None and session.silent(now):
+                    session.enquire_link(now)
+            if session.enquire_sent_at is not None:
+                if now - session.enquire_sent_at > timeout:
+                    self.stats.stalls += 1
+                    session.abort(f"enquire_link unanswered for {timeout:g} s")
                     continue
-                last = last_enquire.setdefault(session.name, now)
-                if now - last >= session.smsc.enquire_link_s:
-                    last_enquire[session.name] = now
-                    self._spawn(session.enquire_link(session.smsc.response_timeout_s))
+            elif now - session.last_received >= smsc.enquire_link_s:
+                session.enquire_link(now)
+            bind.state = BindState.STALLED if session.stalled(now) else BindState.BOUND
+        if now - self._rate_mark_at >= RATE_INTERVAL:
+            elapsed = now - self._rate_mark_at
+            self._rate_mark_at = now
+            for bind in self.binds:
+                bind.accepted_rate = (bind.accepted - bind._rate_mark) / elapsed
+                bind._rate_mark = bind.accepted
+        if self.queue:
+            self.kick()
+
+    # -- health --------------------------------------------------------------------------------
+
+    def health(self) -> tuple[SmscHealth, ...]:
+        """Per-SMSC and per-bind state, for progress displays and `/health` endpoints."""
+        now = time.monotonic()
+        out: list[SmscHealth] = []
+        for site, smsc in enumerate(self.smscs):
+            binds: list[BindHealth] = []
+            for bind in self.binds:
+                if bind.site != site:
+                    continue
+                session = bind.session
+                binds.append(
+                    BindHealth(
+                        name=bind.name,
+                        state=bind.state.value,
+                        inflight=len(session.inflight) if session is not None else 0,
+                        window=smsc.window,
+                        rate=round(bind.pacer.rate, 1),
+                        ceiling=smsc.tps,
+                        accepted_per_s=round(bind.accepted_rate, 1),
+                        accepted=bind.accepted,
+                        failed=bind.failed,
+                        throttled=bind.throttled,
+                        timeouts=bind.timeouts,
+                        reconnects=bind.reconnects,
+                        last_error=bind.last_error,
+                        retry_in=(
+                            round(max(0.0, bind.retry_at - now), 2)
+                            if bind.retry_at is not None
+                            else None
+                        ),
+                    )
+                )
+            up = sum(1 for b in binds if b.state == BindState.BOUND.value)
+            out.append(
+                SmscHealth(
+                    name=smsc.name,
+                    state="up" if up == len(binds) else "degraded" if up else "down",
+                    weight=smsc.weight,
+                    binds_up=up,
+                    binds=tuple(binds),
+                    accepted_per_s=round(sum(b.accepted_per_s for b in binds), 1),
+                    inflight=sum(b.inflight for b in binds),
+                    accepted=sum(b.accepted for b in binds),
+                    failed=sum(b.failed for b in binds),
+                    throttled=sum(b.throttled for b in binds),
+                )
+            )
+        return tuple(out)

@@ -18,6 +18,7 @@ from broadcaster.errors import InputError
 from broadcaster.planning import Plan
 from broadcaster.store.database import Conn
 from broadcaster.store.queries import queries
+from broadcaster.store.subscribers import chunk_starts
 from broadcaster.targeting import Target
 
 MAX_MSISDN = 999_999_999_999_999
@@ -43,6 +44,15 @@ class Chunk:
     communes: list[str] | None
     msisdn_from: int
     msisdn_to: int
+    cells: list[str] | None = None
+    """With `communes` not None: subscribers of these cells too (see broadcast_chunks)."""
+    exclude_communes: list[str] | None = None
+    exclude_cells: list[str] | None = None
+
+    @property
+    def selection_args(self) -> tuple[list[str] | None, ...]:
+        """Arguments $6-$8 of the `stream_chunk` query (after $1-$5)."""
+        return (self.cells, self.exclude_communes, self.exclude_cells)
 
 
 @dataclass(frozen=True)
@@ -107,22 +117,21 @@ async def create_broadcast(
             ],
         )
         chunk_rows: list[tuple[Any, ...]] = []
-        for dep, communes in sorted(plan.target.departements.items()):
-            commune_list = sorted(communes) if communes is not None else None
-            starts = [
-                r["msisdn"]
-                for r in await conn.fetch(
-                    queries["chunk_starts"],
-                    dep,
-                    chunk_size,
-                    commune_list,
-                    plan.target.test_group_only,
-                )
-            ]
-            for i, start in enumerate(starts):
+        selections: list[tuple[Any, ...]] = []
+        for dep, selection in plan.target.selections():
+            starts = await chunk_starts(
+                conn, dep, selection, plan.target.test_group_only, chunk_size
+            )
+            communes, cells, no_communes, no_cells = selection.columns()
+            if starts and not selection.simple:
+                selections.append((broadcast_id, dep, cells, no_communes, no_cells))
+            for i in range(len(starts)):
+                # The first chunk starts at 0: the ranges cover the whole key space.
+                start = starts[i] if i else 0
                 end = starts[i + 1] - 1 if i + 1 < len(starts) else MAX_MSISDN
-                chunk_rows.append((broadcast_id, len(chunk_rows), dep, commune_list, start, end))
+                chunk_rows.append((broadcast_id, len(chunk_rows), dep, communes, start, end))
         await conn.executemany(queries["insert_chunk"], chunk_rows)
+        await conn.executemany(queries["set_chunk_selection"], selections)
     return broadcast_id
 
 
@@ -139,8 +148,24 @@ async def claim_chunk(
     if row is None:
         return None
     return Chunk(
-        row["chunk_no"], row["departement"], row["communes"], row["msisdn_from"], row["msisdn_to"]
+        row["chunk_no"],
+        row["departement"],
+        row["communes"],
+        row["msisdn_from"],
+        row["msisdn_to"],
+        *await _chunk_selection(conn, broadcast_id, row),
     )
+
+
+async def _chunk_selection(
+    conn: Conn, broadcast_id: int, row: asyncpg.Record
+) -> tuple[list[str] | None, ...]:
+    """A claimed chunk's cells and exclusions (columns claim_chunk may not return)."""
+    if "exclude_cells" not in row:
+        fetched = await conn.fetchrow(queries["chunk_selection"], broadcast_id, row["chunk_no"])
+        assert fetched is not None
+        row = fetched
+    return (row["cells"], row["exclude_communes"], row["exclude_cells"])
 
 
 async def recorded_parts(conn: Conn, broadcast_id: int, chunk: Chunk) -> set[tuple[int, int]]:
@@ -213,6 +238,7 @@ async def progress(conn: Conn, broadcast_id: int) -> dict[str, Any]:
         "chunks_total": chunks["total"],
         "chunks_done": chunks["total"] - chunks["todo"],
         "recorded": counts.recorded,
+        "part_outcomes": counts.part_outcomes,
         "accepted": counts.accepted,
         "failed": counts.failed,
         "duplicates": counts.duplicates,

@@ -215,15 +215,15 @@ def test_smpplib_reads_our_control_pdus() -> None:
     [
         (
             encode_bind(CommandId.BIND_TRANSCEIVER, 1, "sys", "secret", "VMA"),
-            BindTransceiver(sequence_num=1, system_id="sys", password="secret", system_type="VMA"),  # noqa: S106
+            BindTransceiver(sequence_num=1, system_id="sys", password="secret", system_type="VMA"),
         ),
         (
             encode_bind(CommandId.BIND_TRANSMITTER, 2, "sys", "secret"),
-            BindTransmitter(sequence_num=2, system_id="sys", password="secret"),  # noqa: S106
+            BindTransmitter(sequence_num=2, system_id="sys", password="secret"),
         ),
         (
             encode_bind(CommandId.BIND_RECEIVER, 3, "sys", "pw", address_range="336"),
-            BindReceiver(sequence_num=3, system_id="sys", password="pw", address_range="336"),  # noqa: S106
+            BindReceiver(sequence_num=3, system_id="sys", password="pw", address_range="336"),
         ),
         (
             encode_bind_resp(CommandId.BIND_TRANSCEIVER_RESP, 4, 0, "SMSC", 0x34),

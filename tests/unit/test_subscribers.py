@@ -6,7 +6,16 @@ from collections import Counter
 
 import pytest
 
-from broadcaster.subscribers import Rejected, read_csv, synth_rows, validate_row
+from broadcaster.subscribers import (
+    AreaCounter,
+    Rejected,
+    SubscriberRow,
+    copy_batches,
+    read_csv,
+    synth_batches,
+    synth_rows,
+    validate_row,
+)
 
 KNOWN = {"75", "92", "2A", "971"}
 
@@ -93,3 +102,126 @@ def _as_record(row: tuple[object, ...]) -> dict[str, str]:
         "lang": str(lang),
         "test_group": "1" if test else "0",
     }
+
+
+# --- fast paths, COPY batches and area counts ----------------------------------------------------
+
+POPULATIONS = {"75": 2_100_000, "92": 1_600_000, "2A": 160_000, "971": 380_000}
+
+
+def _parse_copy(data: bytes) -> list[tuple[int, str, str | None, str | None, str, bool]]:
+    rows = []
+    for line in data.decode().splitlines():
+        m, dep, commune, cell, lang, flag = line.split("\t")
+        rows.append(
+            (
+                int(m),
+                dep,
+                None if commune == "\\N" else commune,
+                None if cell == "\\N" else cell,
+                lang,
+                flag == "t",
+            )
+        )
+    return rows
+
+
+def test_fast_path_agrees_with_validate_row() -> None:
+    lines = [
+        "lang,msisdn,departement,commune,cell_id,test_group\n",
+        "fr,33612345678,75,75056,C1,0\n",  # canonical: fast path
+        "FR,+33 612345679, 92 ,,c.2:x-y,YES\n",  # normalised by validate_row
+        "en,33612345680,2A,2A004,,true\n",
+        "de,33612345681,971,97105,,\n",
+        "es,33612345682,75\n",  # short row: missing fields are empty
+    ]
+    items = list(read_csv(lines, KNOWN))
+    assert items == [
+        (33612345678, "75", "75056", "C1", "fr", False),
+        (33612345679, "92", None, "c.2:x-y", "fr", True),
+        (33612345680, "2A", "2A004", None, "en", True),
+        (33612345681, "971", "97105", None, "de", False),
+        (33612345682, "75", None, None, "es", False),
+    ]
+    rows = list(synth_rows(2_000, POPULATIONS, seed=4))
+    assert all(validate_row(_as_record(r), KNOWN) == r for r in rows)
+    csv_lines = ["msisdn,departement,commune,cell_id,lang,test_group\n"]
+    csv_lines += [",".join(_as_record(r).values()) + "\n" for r in rows]
+    assert list(read_csv(csv_lines, KNOWN)) == rows
+
+
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        ("336123456789,75,75056,,fr,0,extra", "more fields"),
+        ("０６12345678,75,,,fr,0", "international"),  # full-width digits
+        ("33612345678,75,75056,,fr,2", "test_group"),
+        ("33612345678,75,7505,,fr,0", "INSEE"),
+        ("33612345678,75,,cell id,fr,0", "cell_id"),
+    ],
+)
+def test_rejections_keep_their_reason(line: str, reason: str) -> None:
+    header = "msisdn,departement,commune,cell_id,lang,test_group\n"
+    items = list(read_csv([header, line + "\n"], KNOWN))
+    assert len(items) == 1
+    assert isinstance(items[0], Rejected)
+    assert reason in items[0].reason
+    assert items[0].line == 2
+
+
+def test_header_with_spaces_is_read_and_repeated_columns_refused() -> None:
+    items = list(read_csv(["msisdn, departement, lang\n", "33612345678,75,fr\n"], KNOWN))
+    assert items == [(33612345678, "75", None, None, "fr", False)]
+    items = list(read_csv(["msisdn,departement,lang,lang\n", "1,2,3,4\n"], KNOWN))
+    assert isinstance(items[0], Rejected)
+    assert "repeats" in items[0].reason
+
+
+def test_copy_batches_format_rejections_and_counts() -> None:
+    rejected: list[Rejected] = []
+    counter = AreaCounter()
+    bad = Rejected(3, "bad", "x")
+    rows: list[SubscriberRow | Rejected] = [
+        (33612345678, "75", "75056", "C1", "fr", False),
+        bad,
+        (33612345679, "75", None, None, "en", True),
+        (33612345680, "92", "92012", "C1", "fr", False),
+    ]
+    batches = list(copy_batches(rows, rejected.append, counter, batch_rows=2))
+    assert [b.rows for b in batches] == [2, 1]
+    assert batches[0].data == (
+        b"33612345678\t75\t75056\tC1\tfr\tf\n33612345679\t75\t\\N\t\\N\ten\tt\n"
+    )
+    assert rejected == [bad]
+    assert sorted(counter.rows()) == sorted(
+        [
+            ("commune", "75", "75056", "fr", False, 1),
+            ("commune", "92", "92012", "fr", False, 1),
+            ("cell", "75", "C1", "fr", False, 1),
+            ("cell", "92", "C1", "fr", False, 1),
+            ("departement", "75", "", "fr", False, 1),
+            ("departement", "75", "", "en", True, 1),
+            ("departement", "92", "", "fr", False, 1),
+        ]
+    )
+
+
+def test_synth_batches_are_synth_rows_and_count_them() -> None:
+    counter = AreaCounter()
+    batches = list(synth_batches(7_000, POPULATIONS, seed=8, counter=counter, batch_rows=1_000))
+    rows = [r for b in batches for r in _parse_copy(b.data)]
+    assert rows == list(synth_rows(7_000, POPULATIONS, seed=8))
+    assert sum(b.rows for b in batches) == 7_000
+    assert max(b.rows for b in batches) <= 1_000
+    expected = AreaCounter()
+    expected.add_rows(rows)
+    assert sorted(counter.rows()) == sorted(expected.rows())
+    whole = sum(n for kind, *_, n in counter.rows() if kind == "departement")
+    assert whole == 7_000
+    per_dep = [r for r in rows if r[1] == "92"]
+    assert [r[0] for r in per_dep] == sorted(r[0] for r in per_dep)  # msisdn order
+
+
+def test_synth_refuses_impossible_counts() -> None:
+    with pytest.raises(ValueError, match="between 0 and"):
+        next(synth_batches(10, POPULATIONS, start=199_999_995))

@@ -1,0 +1,408 @@
+"""CAP 1.2 (OASIS Common Alerting Protocol) messages, parsed safely into broadcast requests (pure).
+
+Parsing uses defusedxml with DTDs forbidden: an XML bomb (entity expansion), an external entity
+or any `<!DOCTYPE>` is refused before anything is expanded or fetched.
+
+How a CAP message maps onto a broadcast:
+- `status` Actual: a live broadcast to the public (template `cap`); Exercise: a drill, to the
+  test group only, with the exercise marker (template `cap_exercise`); Test, Draft and System:
+  validated and previewed, never sent.
+- `msgType` Alert creates a broadcast; Update creates one that follows the broadcast created by
+  the newest message it `<references>` (which is stopped); Cancel cancels the referenced
+  broadcasts and their follow-ups. Ack and Error are refused (nothing to broadcast).
+- Each `<info>` is one language: its `instruction` (else `description`, else `headline`) is the
+  text sent to subscribers of that language; subscribers whose language the alert does not carry
+  get the text of the French info (else the first one). Languages the templates do not have are
+  ignored, with a warning.
+- `<area><geocode>` values become areas, by `valueName` (case-insensitive):
+  INSEE / INSEE_COMMUNE / COMMUNE -> commune (5-character INSEE code),
+  DEPARTEMENT / DEP / INSEE_DEPARTEMENT -> département (75, 2A, 971),
+  REGION / INSEE_REGION -> region (INSEE region code).
+  Polygons and circles are not targetable here: an `<area>` with none of these geocodes is
+  refused. An Update without areas keeps the areas of the broadcast it follows.
+- The earliest `<info><expires>` is the broadcast's hard expiry (default: 2 hours, at most 7
+  days); an alert already expired is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import xml.etree.ElementTree as ET
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Final
+
+import defusedxml
+import defusedxml.ElementTree as SafeET
+
+from broadcaster.errors import InputError
+from broadcaster.operations import DEFAULT_EXPIRY, BroadcastRequest
+
+NS: Final = "urn:oasis:names:tc:emergency:cap:1.2"
+STATUSES: Final = ("Actual", "Exercise", "System", "Test", "Draft")
+MSG_TYPES: Final = ("Alert", "Update", "Cancel", "Ack", "Error")
+SCOPES: Final = ("Public", "Restricted", "Private")
+URGENCY: Final = ("Immediate", "Expected", "Future", "Past", "Unknown")
+SEVERITY: Final = ("Extreme", "Severe", "Moderate", "Minor", "Unknown")
+CERTAINTY: Final = ("Observed", "Likely", "Possible", "Unlikely", "Unknown")
+CATEGORIES: Final = (
+    "Geo",
+    "Met",
+    "Safety",
+    "Security",
+    "Rescue",
+    "Fire",
+    "Health",
+    "Env",
+    "Transport",
+    "Infra",
+    "CBRNE",
+    "Other",
+)
+GEOCODE_KINDS: Final = {
+    "INSEE": "commune",
+    "INSEE_COMMUNE": "commune",
+    "COMMUNE": "commune",
+    "DEPARTEMENT": "dep",
+    "DEP": "dep",
+    "INSEE_DEPARTEMENT": "dep",
+    "REGION": "region",
+    "INSEE_REGION": "region",
+}
+GEOCODE_SHAPES: Final = {
+    "commune": re.compile(r"^(97[1-6]\d{2}|2[AB]\d{3}|\d{5})$"),
+    "dep": re.compile(r"^(\d{2}|2[AB]|97[1-6])$"),
+    "region": re.compile(r"^\d{2}$"),
+}
+CAP_TEMPLATE: Final = "cap"
+CAP_EXERCISE_TEMPLATE: Final = "cap_exercise"
+TEXT_VARIABLE: Final = "instruction"
+IDENTIFIER: Final = re.compile(r"^[^\s,<&]{1,200}$")
+SENT: Final = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?([+-]\d\d:\d\d|Z)$")
+MAX_TEXT: Final = 500
+MAX_EXPIRY: Final = timedelta(days=7)
+
+
+class CapError(InputError):
+    """The CAP message was refused; nothing was sent."""
+
+    def __init__(self, message: str, *, status: int = 422, code: str = "invalid_cap") -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+
+
+@dataclass(frozen=True)
+class CapReference:
+    sender: str
+    identifier: str
+    sent: str
+
+
+@dataclass(frozen=True)
+class CapInfo:
+    language: str
+    """Two-letter code (`fr-FR` -> `fr`)."""
+    text: str
+    event: str
+    headline: str | None
+    expires: datetime | None
+    areas: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class CapMessage:
+    identifier: str
+    sender: str
+    sent: str
+    sent_at: datetime
+    status: str
+    msg_type: str
+    scope: str
+    references: tuple[CapReference, ...]
+    infos: tuple[CapInfo, ...]
+    body_hash: str
+    warnings: tuple[str, ...] = field(default=())
+
+    @property
+    def sends(self) -> bool:
+        """Actual and Exercise messages are acted upon; Test, Draft and System never."""
+        return self.status in ("Actual", "Exercise")
+
+    @property
+    def kind(self) -> str:
+        """Exercise is a drill; Test, Draft and System are previewed as the live send they
+        would be if Actual."""
+        return "drill" if self.status == "Exercise" else "live"
+
+    @property
+    def template(self) -> str:
+        return CAP_TEMPLATE if self.kind == "live" else CAP_EXERCISE_TEMPLATE
+
+    @property
+    def areas(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(a for info in self.infos for a in info.areas))
+
+    @property
+    def expires(self) -> datetime | None:
+        times = [i.expires for i in self.infos if i.expires is not None]
+        return min(times) if times else None
+
+
+def parse(raw: bytes) -> CapMessage:
+    """Parse and check a CAP 1.2 alert; CapError (400 malformed/refused, 422 unusable)."""
+    if not raw.strip():
+        raise CapError("the body is empty: send a CAP 1.2 <alert> document", status=400)
+    try:
+        root = SafeET.fromstring(raw, forbid_dtd=True, forbid_entities=True, forbid_external=True)
+    except (defusedxml.DTDForbidden, defusedxml.EntitiesForbidden) as exc:
+        raise CapError(
+            f"XML refused: {type(exc).__name__}: DTDs and entity declarations are not accepted "
+            "in CAP messages (they allow entity-expansion bombs and external fetches)",
+            status=400,
+            code="xml_refused",
+        ) from None
+    except (defusedxml.ExternalReferenceForbidden, defusedxml.NotSupportedError) as exc:
+        raise CapError(
+            f"XML refused: {type(exc).__name__}: external references are not accepted",
+            status=400,
+            code="xml_refused",
+        ) from None
+    except ET.ParseError as exc:
+        raise CapError(
+            f"the body is not well-formed XML: {exc}", status=400, code="malformed_xml"
+        ) from None
+    except (ValueError, UnicodeError) as exc:
+        raise CapError(
+            f"the body is not readable XML: {exc}", status=400, code="malformed_xml"
+        ) from None
+    if root.tag != f"{{{NS}}}alert":
+        raise CapError(
+            f"the root element is {_local(root.tag)!r} in namespace {_ns(root.tag)!r}: expected "
+            f'<alert xmlns="{NS}"> (CAP 1.2)',
+            status=400,
+        )
+    warnings: list[str] = []
+    identifier = _required(root, "identifier")
+    sender = _required(root, "sender")
+    for name, value in (("identifier", identifier), ("sender", sender)):
+        if not IDENTIFIER.match(value):
+            raise CapError(f"<{name}> {value!r} must be 1-200 characters without spaces, , < &")
+    sent = _required(root, "sent")
+    sent_at = _datetime("sent", sent)
+    status = _enum(root, "status", STATUSES)
+    msg_type = _enum(root, "msgType", MSG_TYPES)
+    scope = _enum(root, "scope", SCOPES)
+    if msg_type in ("Ack", "Error"):
+        raise CapError(
+            f"msgType {msg_type} carries nothing to broadcast: send Alert, Update or Cancel"
+        )
+    if status == "Actual" and scope != "Public":
+        raise CapError(
+            f"scope {scope} is not for the public: only scope Public alerts are broadcast"
+        )
+    references = _references(_text(root, "references"))
+    if msg_type in ("Update", "Cancel") and not references:
+        raise CapError(f"a {msg_type} needs <references> (sender,identifier,sent of the alert)")
+    infos = tuple(_info(el, i, warnings) for i, el in enumerate(root.findall(f"{{{NS}}}info")))
+    if msg_type in ("Alert", "Update") and not infos:
+        raise CapError(f"an {msg_type} needs an <info> with the text to send")
+    if msg_type == "Alert" and not any(info.areas for info in infos):
+        raise CapError(
+            "the alert has no <area>: add <area><geocode> with a DEPARTEMENT, INSEE or REGION code"
+        )
+    return CapMessage(
+        identifier=identifier,
+        sender=sender,
+        sent=sent,
+        sent_at=sent_at,
+        status=status,
+        msg_type=msg_type,
+        scope=scope,
+        references=references,
+        infos=infos,
+        body_hash=hashlib.sha256(raw).hexdigest(),
+        warnings=tuple(warnings),
+    )
+
+
+def to_request(
+    message: CapMessage,
+    *,
+    languages: Sequence[str],
+    created_by: str,
+    now: datetime | None = None,
+    default_language: str = "fr",
+    parent_id: int | None = None,
+) -> tuple[BroadcastRequest, list[str]]:
+    """The broadcast an Alert or Update asks for, and warnings (ignored languages, ...).
+
+    `languages` are those of the CAP template (the catalogue's `cap` or `cap_exercise`).
+    """
+    now = now or datetime.now(UTC)
+    warnings: list[str] = []
+    texts: dict[str, str] = {}
+    for info in message.infos:
+        if info.language not in languages:
+            warnings.append(
+                f"<info> in language {info.language!r} ignored: the {message.template} template "
+                f"has {', '.join(languages)}"
+            )
+            continue
+        if info.language in texts:
+            warnings.append(f"a second <info> in {info.language!r} was ignored")
+            continue
+        texts[info.language] = info.text
+    if not texts:
+        raise CapError(
+            f"no <info> is in a language we can send ({', '.join(languages)}): "
+            "set <language> to e.g. fr-FR"
+        )
+    main = texts.get(default_language) or next(iter(texts.values()))
+    variables = {TEXT_VARIABLE: main}
+    variables.update({f"{TEXT_VARIABLE}_{lang}": text for lang, text in texts.items()})
+    expires = message.expires
+    if expires is not None:
+        if expires <= now:
+            raise CapError(f"the alert expired at {expires.isoformat()}: nothing to send")
+        expires_in = expires - now
+        if expires_in > MAX_EXPIRY:
+            expires_in = MAX_EXPIRY
+            warnings.append(
+                f"<expires> {expires.isoformat()} is more than {MAX_EXPIRY.days} days away: "
+                f"the broadcast expires in {MAX_EXPIRY.days} days (stale guidance is dangerous)"
+            )
+    else:
+        expires_in = DEFAULT_EXPIRY
+        warnings.append(f"no <expires>: the broadcast expires in {DEFAULT_EXPIRY}")
+    request = BroadcastRequest(
+        areas=message.areas,
+        template=message.template,
+        variables=variables,
+        kind=message.kind,
+        expires_in=expires_in,
+        created_by=created_by,
+        parent_id=parent_id,
+    )
+    return request, warnings
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+def _local(tag: str) -> str:
+    return tag.rpartition("}")[2]
+
+
+def _ns(tag: str) -> str:
+    return tag[1:].partition("}")[0] if tag.startswith("{") else ""
+
+
+def _text(parent: ET.Element, name: str) -> str | None:
+    el = parent.find(f"{{{NS}}}{name}")
+    if el is None or el.text is None:
+        return None
+    text = " ".join(el.text.split())
+    return text or None
+
+
+def _required(parent: ET.Element, name: str, where: str = "<alert>") -> str:
+    value = _text(parent, name)
+    if value is None:
+        raise CapError(f"{where} has no <{name}> (required by CAP 1.2)")
+    return value
+
+
+def _enum(parent: ET.Element, name: str, allowed: Sequence[str], where: str = "<alert>") -> str:
+    value = _required(parent, name, where)
+    if value not in allowed:
+        raise CapError(f"{where} <{name}> {value!r} is not one of {', '.join(allowed)}")
+    return value
+
+
+def _datetime(name: str, value: str) -> datetime:
+    if not SENT.match(value):
+        raise CapError(f"<{name}> {value!r} is not a CAP date-time like 2024-06-02T14:30:00+02:00")
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        raise CapError(f"<{name}> {value!r} is not a valid date-time") from None
+
+
+def _references(text: str | None) -> tuple[CapReference, ...]:
+    if text is None:
+        return ()
+    out = []
+    for triple in text.split():
+        parts = triple.split(",")
+        if len(parts) != 3 or not all(parts):
+            raise CapError(
+                f"<references> entry {triple!r} is not sender,identifier,sent (space-separated "
+                "triples)"
+            )
+        out.append(CapReference(*parts))
+    return tuple(out)
+
+
+def _info(el: ET.Element, index: int, warnings: list[str]) -> CapInfo:
+    where = f"<info> #{index + 1}"
+    language_tag = _text(el, "language") or "en-US"  # the CAP 1.2 default
+    language = language_tag.split("-")[0].lower()
+    if not re.match(r"^[a-z]{2}$", language):
+        raise CapError(f"{where} <language> {language_tag!r} is not an RFC 3066 tag like fr-FR")
+    categories = [" ".join((c.text or "").split()) for c in el.findall(f"{{{NS}}}category")]
+    if not categories:
+        raise CapError(f"{where} has no <category> (required by CAP 1.2)")
+    for category in categories:
+        if category not in CATEGORIES:
+            raise CapError(f"{where} <category> {category!r} is not one of {', '.join(CATEGORIES)}")
+    event = _required(el, "event", where)
+    _enum(el, "urgency", URGENCY, where)
+    _enum(el, "severity", SEVERITY, where)
+    _enum(el, "certainty", CERTAINTY, where)
+    headline = _text(el, "headline")
+    text = _text(el, "instruction") or _text(el, "description") or headline
+    if text is None:
+        raise CapError(f"{where} has no text to send: give it an <instruction>")
+    if len(text) > MAX_TEXT:
+        raise CapError(
+            f"{where} text is {len(text)} characters; the limit is {MAX_TEXT}: "
+            "shorten the <instruction>"
+        )
+    expires_text = _text(el, "expires")
+    expires = _datetime("expires", expires_text) if expires_text is not None else None
+    areas: list[str] = []
+    for n, area in enumerate(el.findall(f"{{{NS}}}area")):
+        areas.extend(_area(area, f"{where} <area> #{n + 1}", warnings))
+    return CapInfo(language, text, event, headline, expires, tuple(areas))
+
+
+def _area(el: ET.Element, where: str, warnings: list[str]) -> list[str]:
+    described = _text(el, "areaDesc")
+    if described is None:
+        raise CapError(f"{where} has no <areaDesc> (required by CAP 1.2)")
+    found: list[str] = []
+    ignored: list[str] = []
+    for geocode in el.findall(f"{{{NS}}}geocode"):
+        name = (_text(geocode, "valueName") or "").upper()
+        value = (_text(geocode, "value") or "").upper()
+        kind = GEOCODE_KINDS.get(name)
+        if kind is None:
+            ignored.append(name or "(no valueName)")
+            continue
+        if not GEOCODE_SHAPES[kind].match(value):
+            raise CapError(f"{where} ({described}): geocode {name} {value!r} is not a valid code")
+        found.append(f"{kind}:{value}")
+    if ignored:
+        warnings.append(f"{where} ({described}): geocodes {', '.join(ignored)} ignored")
+    if not found:
+        shapes = [t for t in ("polygon", "circle") if el.find(f"{{{NS}}}{t}") is not None]
+        raise CapError(
+            f"{where} ({described}) has no geocode we can target"
+            + (f" ({' and '.join(shapes)} are not supported)" if shapes else "")
+            + ": add <geocode><valueName>DEPARTEMENT</valueName><value>75</value></geocode> "
+            "(or INSEE for a commune, REGION for a region)"
+        )
+    return found

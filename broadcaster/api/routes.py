@@ -1,0 +1,281 @@
+"""The route table: the one place that says what each endpoint is, who may call it and what it
+accepts. The router (`app.py`), the request checks and the OpenAPI document (`openapi.py`) are
+all generated from it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Final, Literal
+
+from broadcaster.api import admin, alerts, broadcasts, system
+from broadcaster.api.auth import Permission
+from broadcaster.api.context import Handler
+
+BodyKind = Literal["json", "cap"]
+CAP_MEDIA_TYPES: Final = ("application/cap+xml", "application/xml", "text/xml")
+
+
+@dataclass(frozen=True)
+class QueryParam:
+    name: str
+    description: str
+    minimum: int
+    maximum: int
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str
+    """OpenAPI form, e.g. `/v1/broadcasts/{broadcast_id}` (every path parameter is an id)."""
+    operation_id: str
+    summary: str
+    handler: Handler
+    auth: bool = True
+    """A bearer token is needed (401 without one)."""
+    permission: Permission | None = None
+    """What the token's role must allow (403 otherwise); None: any valid token."""
+    creator_may: bool = False
+    """The handler lets the broadcast's creator through even without `permission`."""
+    body_schema: str | None = None
+    """A name in `schemas.SCHEMAS` (JSON) or None (no body)."""
+    body_kind: BodyKind = "json"
+    body_required: bool = False
+    query: tuple[QueryParam, ...] = ()
+    ok_status: tuple[int, ...] = (200,)
+    ok_schema: str = "Object"
+    idempotent: bool = False
+    """Accepts an Idempotency-Key header."""
+    tags: tuple[str, ...] = field(default=())
+
+    @property
+    def path_params(self) -> list[str]:
+        return re.findall(r"{(\w+)}", self.path)
+
+    @property
+    def aiohttp_path(self) -> str:
+        return re.sub(r"{(\w+)}", r"{\1:[0-9]+}", self.path)
+
+
+LIMIT = QueryParam("limit", "how many, newest first (default 20)", 1, 500)
+BEFORE = QueryParam("before", "page back: entries older than this id", 1, 2**63 - 1)
+
+ROUTES: Final[tuple[Route, ...]] = (
+    Route(
+        "GET",
+        "/healthz",
+        "healthz",
+        "The process answers",
+        system.healthz,
+        auth=False,
+        ok_schema="Health",
+        tags=("system",),
+    ),
+    Route(
+        "GET",
+        "/readyz",
+        "readyz",
+        "Ready: the database answers and an SMSC bind is up",
+        system.readyz,
+        auth=False,
+        ok_status=(200, 503),
+        ok_schema="Health",
+        tags=("system",),
+    ),
+    Route(
+        "GET",
+        "/metrics",
+        "metrics",
+        "Prometheus metrics (text exposition format)",
+        system.metrics,
+        auth=False,
+        tags=("system",),
+    ),
+    Route(
+        "GET",
+        "/v1/openapi.json",
+        "openapi",
+        "This document",
+        system.openapi,
+        auth=False,
+        tags=("system",),
+    ),
+    Route(
+        "GET",
+        "/v1/broadcasts",
+        "listBroadcasts",
+        "Recent broadcasts, newest first",
+        broadcasts.list_recent,
+        permission="read",
+        query=(LIMIT,),
+        ok_schema="BroadcastList",
+        tags=("broadcasts",),
+    ),
+    Route(
+        "POST",
+        "/v1/broadcasts",
+        "createBroadcast",
+        "Create a broadcast (pending approval when live above the threshold), or preview it "
+        "with dry_run",
+        broadcasts.create,
+        permission="create",
+        body_schema="BroadcastCreate",
+        body_required=True,
+        ok_status=(200, 201),
+        ok_schema="Created",
+        idempotent=True,
+        tags=("broadcasts",),
+    ),
+    Route(
+        "GET",
+        "/v1/broadcasts/{broadcast_id}",
+        "getBroadcast",
+        "A broadcast's state with live counts",
+        broadcasts.get,
+        permission="read",
+        ok_schema="Broadcast",
+        tags=("broadcasts",),
+    ),
+    Route(
+        "GET",
+        "/v1/broadcasts/{broadcast_id}/report",
+        "getReport",
+        "Final report: counts, failures by status, receipts, texts, follow-ups, audit trail",
+        broadcasts.report,
+        permission="read",
+        ok_schema="Report",
+        tags=("broadcasts",),
+    ),
+    Route(
+        "POST",
+        "/v1/broadcasts/{broadcast_id}/approve",
+        "approveBroadcast",
+        "Approve a pending broadcast (by a different person than its creator)",
+        broadcasts.approve,
+        permission="approve",
+        body_schema="Action",
+        ok_schema="Broadcast",
+        tags=("broadcasts",),
+    ),
+    Route(
+        "POST",
+        "/v1/broadcasts/{broadcast_id}/cancel",
+        "cancelBroadcast",
+        "Cancel: no new part is submitted within a second (approvers, admins, the creator)",
+        broadcasts.cancel,
+        permission="cancel",
+        creator_may=True,
+        body_schema="Action",
+        ok_schema="Broadcast",
+        tags=("broadcasts",),
+    ),
+    Route(
+        "POST",
+        "/v1/broadcasts/{broadcast_id}/pause",
+        "pauseBroadcast",
+        "Pause: stop submitting, keep the rest for resume",
+        broadcasts.pause,
+        permission="control",
+        body_schema="Action",
+        ok_schema="Broadcast",
+        tags=("broadcasts",),
+    ),
+    Route(
+        "POST",
+        "/v1/broadcasts/{broadcast_id}/resume",
+        "resumeBroadcast",
+        "Resume a paused broadcast",
+        broadcasts.resume,
+        permission="control",
+        body_schema="Action",
+        ok_schema="Broadcast",
+        tags=("broadcasts",),
+    ),
+    Route(
+        "POST",
+        "/v1/broadcasts/{broadcast_id}/update",
+        "updateBroadcast",
+        "An update that follows this broadcast (same areas by default); stops it if still sending",
+        broadcasts.update,
+        permission="create",
+        body_schema="FollowUp",
+        ok_status=(200, 201),
+        ok_schema="Created",
+        idempotent=True,
+        tags=("broadcasts",),
+    ),
+    Route(
+        "POST",
+        "/v1/broadcasts/{broadcast_id}/all-clear",
+        "allClearBroadcast",
+        "The all-clear that follows this broadcast (same areas by default); stops it if still "
+        "sending",
+        broadcasts.all_clear,
+        permission="create",
+        body_schema="FollowUp",
+        ok_status=(200, 201),
+        ok_schema="Created",
+        idempotent=True,
+        tags=("broadcasts",),
+    ),
+    Route(
+        "POST",
+        "/v1/cap",
+        "postCap",
+        "A CAP 1.2 alert: Actual -> public, Exercise -> test group, Test/Draft -> validated "
+        "only; Update/Cancel act on the referenced alert",
+        alerts.post,
+        body_kind="cap",
+        body_required=True,
+        ok_status=(200, 201),
+        ok_schema="CapResult",
+        tags=("cap",),
+    ),
+    Route(
+        "GET",
+        "/v1/tokens",
+        "listTokens",
+        "API tokens (never the tokens themselves)",
+        admin.list_tokens,
+        permission="tokens",
+        ok_schema="TokenList",
+        tags=("admin",),
+    ),
+    Route(
+        "POST",
+        "/v1/tokens",
+        "createToken",
+        "Create a token: it is shown once, in the answer",
+        admin.create_token,
+        permission="tokens",
+        body_schema="TokenCreate",
+        body_required=True,
+        ok_status=(201,),
+        ok_schema="Token",
+        tags=("admin",),
+    ),
+    Route(
+        "POST",
+        "/v1/tokens/{token_id}/revoke",
+        "revokeToken",
+        "Revoke a token: refused from the next request on",
+        admin.revoke_token,
+        permission="tokens",
+        body_schema="Action",
+        ok_schema="Token",
+        tags=("admin",),
+    ),
+    Route(
+        "GET",
+        "/v1/audit",
+        "listAudit",
+        "The audit log, newest first",
+        admin.list_audit,
+        permission="audit",
+        query=(LIMIT, BEFORE),
+        ok_schema="AuditList",
+        tags=("admin",),
+    ),
+)

@@ -1,0 +1,429 @@
+"""Request and response schemas (JSON Schema 2020-12, as OpenAPI 3.1 uses), and strict checks.
+
+The same dictionaries validate request bodies in the handlers and appear in the OpenAPI
+document (`components.schemas`), so the document says exactly what the server enforces. Unknown
+fields, wrong types and out-of-range values are refused with a 400 that names the field and
+what is expected; strings may not carry control characters (they end up in SMS texts and in
+PostgreSQL, which refuses NUL).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable
+from typing import Any, Final, cast
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError
+
+from broadcaster.api.errors import ApiError, bad_request
+
+Schema = dict[str, Any]
+
+PRINTABLE: Final = r"^[^\x00-\x1f\x7f]*$"
+"""No control characters (tab, newline and NUL included)."""
+AREA_PATTERN: Final = (
+    r"^((region|reg|dep|departement|commune|insee):[0-9A-Z]{1,5}|cell:[A-Za-z0-9._:-]{1,32})$"
+)
+NAME_PATTERN: Final = r"^[a-z][a-z0-9_]{0,39}$"
+MAX_EXPIRY_S: Final = 7 * 24 * 3600
+
+AREA: Final[Schema] = {
+    "type": "string",
+    "pattern": AREA_PATTERN,
+    "description": "an area: region:CODE, dep:CODE, commune:INSEE or cell:ID (e.g. dep:75, "
+    "region:11, commune:75056, cell:C75001)",
+}
+AREA_LIST: Final[Schema] = {
+    "type": "array",
+    "items": AREA,
+    "minItems": 1,
+    "maxItems": 500,
+    "uniqueItems": True,
+}
+TEMPLATE: Final[Schema] = {
+    "type": "string",
+    "pattern": NAME_PATTERN,
+    "description": "a scenario of templates/catalogue.toml (outage, update, all_clear, drill, ...)",
+}
+VARIABLES: Final[Schema] = {
+    "type": "object",
+    "maxProperties": 20,
+    "propertyNames": {"pattern": NAME_PATTERN},
+    "additionalProperties": {"type": "string", "maxLength": 500, "pattern": PRINTABLE},
+    "description": "template variables (name: text); they override the area's own values",
+}
+EXPIRES_IN: Final[Schema] = {
+    "type": "integer",
+    "minimum": 60,
+    "maximum": MAX_EXPIRY_S,
+    "description": "hard expiry, seconds from now: nothing is submitted after it (default 7200)",
+}
+REASON: Final[Schema] = {"type": "string", "maxLength": 500, "pattern": PRINTABLE}
+
+BROADCAST_CREATE: Final[Schema] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["areas", "template"],
+    "properties": {
+        "areas": AREA_LIST,
+        "exclude": {**AREA_LIST, "minItems": 0},
+        "template": TEMPLATE,
+        "variables": VARIABLES,
+        "kind": {
+            "type": "string",
+            "enum": ["live", "drill"],
+            "description": "live goes to the public; drill only to the test group, with a drill "
+            "template that carries the exercise marker",
+        },
+        "test_group_only": {"type": "boolean"},
+        "gsm_safe": {
+            "type": "boolean",
+            "description": "transliterate to GSM 03.38 (ê->e) to save parts",
+        },
+        "expires_in_seconds": EXPIRES_IN,
+        "dry_run": {
+            "type": "boolean",
+            "description": "return the preview (texts, recipients, parts) and store nothing",
+        },
+    },
+}
+
+FOLLOW_UP: Final[Schema] = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "areas": {**AREA_LIST, "description": "default: the areas of the broadcast it follows"},
+        "exclude": {**AREA_LIST, "minItems": 0},
+        "template": {**TEMPLATE, "description": "default: update (or all_clear)"},
+        "variables": VARIABLES,
+        "reached_only": {
+            "type": "boolean",
+            "description": "only the recipients the earlier broadcast reached",
+        },
+        "gsm_safe": {"type": "boolean"},
+        "expires_in_seconds": EXPIRES_IN,
+        "dry_run": {"type": "boolean"},
+    },
+}
+
+ACTION: Final[Schema] = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {"reason": REASON},
+}
+
+TOKEN_CREATE: Final[Schema] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["name", "role"],
+    "properties": {
+        "name": {
+            "type": "string",
+            "pattern": r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$",
+            "description": "the person or system holding the token",
+        },
+        "role": {"type": "string", "enum": ["operator", "approver", "admin"]},
+    },
+}
+
+# -- responses (documented; loose where the store adds fields) ----------------------------------
+
+ERROR: Final[Schema] = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message", "request_id"],
+            "properties": {
+                "code": {"type": "string"},
+                "message": {"type": "string"},
+                "request_id": {"type": "string"},
+                "details": {"type": "array", "items": {"type": "string"}},
+            },
+        }
+    },
+}
+PREVIEW: Final[Schema] = {
+    "type": "object",
+    "required": ["template", "recipients", "parts", "groups", "warnings"],
+    "properties": {
+        "template": {"type": "string"},
+        "recipients": {"type": "integer"},
+        "parts": {"type": "integer"},
+        "eta_seconds": {"type": ["number", "null"]},
+        "warnings": {"type": "array", "items": {"type": "string"}},
+        "groups": {"type": "array", "items": {"type": "object"}},
+    },
+}
+BROADCAST: Final[Schema] = {
+    "type": "object",
+    "required": ["broadcast_id", "kind", "state", "recipients", "parts", "expires_at"],
+    "properties": {
+        "broadcast_id": {"type": "integer"},
+        "kind": {"type": "string", "enum": ["live", "drill"]},
+        "state": {"type": "string"},
+        "template": {"type": "string"},
+        "recipients": {"type": "integer"},
+        "parts": {"type": "integer"},
+        "created_by": {"type": "string"},
+        "approved_by": {"type": ["string", "null"]},
+        "parent_id": {"type": ["integer", "null"]},
+        "expires_at": {"type": "string"},
+        "accepted": {"type": "integer"},
+        "failed": {"type": "integer"},
+    },
+}
+CREATED: Final[Schema] = {
+    "type": "object",
+    "required": ["dry_run"],
+    "properties": {
+        "dry_run": {"type": "boolean"},
+        "approval_required": {"type": "boolean"},
+        "preview": PREVIEW,
+        "broadcast": BROADCAST,
+    },
+}
+BROADCAST_LIST: Final[Schema] = {
+    "type": "object",
+    "required": ["broadcasts"],
+    "properties": {"broadcasts": {"type": "array", "items": {"type": "object"}}},
+}
+REPORT: Final[Schema] = {
+    "type": "object",
+    "required": ["broadcast", "groups", "follow_ups", "audit"],
+    "properties": {
+        "broadcast": BROADCAST,
+        "groups": {"type": "array", "items": {"type": "object"}},
+        "follow_ups": {"type": "array", "items": {"type": "object"}},
+        "audit": {"type": "array", "items": {"type": "object"}},
+    },
+}
+CAP_RESULT: Final[Schema] = {
+    "type": "object",
+    "required": ["identifier", "status", "msg_type", "sent_to_public", "action"],
+    "properties": {
+        "identifier": {"type": "string"},
+        "sender": {"type": "string"},
+        "status": {"type": "string"},
+        "msg_type": {"type": "string"},
+        "sent_to_public": {"type": "boolean"},
+        "action": {"type": "string"},
+        "broadcast": BROADCAST,
+        "preview": PREVIEW,
+        "cancelled": {"type": "array", "items": {"type": "integer"}},
+        "warnings": {"type": "array", "items": {"type": "string"}},
+    },
+}
+TOKEN: Final[Schema] = {
+    "type": "object",
+    "required": ["id", "name", "role", "prefix", "active"],
+    "properties": {
+        "id": {"type": "integer"},
+        "name": {"type": "string"},
+        "role": {"type": "string"},
+        "prefix": {"type": "string"},
+        "active": {"type": "boolean"},
+        "token": {"type": "string", "description": "the token itself: shown only once"},
+    },
+}
+TOKEN_LIST: Final[Schema] = {
+    "type": "object",
+    "required": ["tokens"],
+    "properties": {"tokens": {"type": "array", "items": TOKEN}},
+}
+AUDIT_LIST: Final[Schema] = {
+    "type": "object",
+    "required": ["entries"],
+    "properties": {"entries": {"type": "array", "items": {"type": "object"}}},
+}
+HEALTH: Final[Schema] = {
+    "type": "object",
+    "required": ["status"],
+    "properties": {"status": {"type": "string"}},
+}
+ANY_OBJECT: Final[Schema] = {"type": "object"}
+
+SCHEMAS: Final[dict[str, Schema]] = {
+    "BroadcastCreate": BROADCAST_CREATE,
+    "FollowUp": FOLLOW_UP,
+    "Action": ACTION,
+    "TokenCreate": TOKEN_CREATE,
+    "Error": ERROR,
+    "Preview": PREVIEW,
+    "Broadcast": BROADCAST,
+    "Created": CREATED,
+    "BroadcastList": BROADCAST_LIST,
+    "Report": REPORT,
+    "CapResult": CAP_RESULT,
+    "Token": TOKEN,
+    "TokenList": TOKEN_LIST,
+    "AuditList": AUDIT_LIST,
+    "Health": HEALTH,
+    "Object": ANY_OBJECT,
+}
+"""Every named schema: request bodies are validated with these very objects."""
+
+_VALIDATORS: Final[dict[str, Draft202012Validator]] = {}
+MAX_REPORTED: Final = 10
+
+
+def validator(name: str) -> Draft202012Validator:
+    found = _VALIDATORS.get(name)
+    if found is None:
+        schema = SCHEMAS[name]
+        Draft202012Validator.check_schema(schema)
+        found = _VALIDATORS[name] = Draft202012Validator(schema)
+    return found
+
+
+def parse_json(raw: bytes) -> Any:
+    """Decode a JSON body strictly: UTF-8, no NaN/Infinity, no lone surrogates."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise bad_request(
+            f"the body is not UTF-8 (byte {exc.start}): send JSON encoded in UTF-8",
+            code="malformed_body",
+        ) from None
+    try:
+        value = json.loads(text, parse_constant=_refuse_constant)
+    except json.JSONDecodeError as exc:
+        raise bad_request(
+            f"the body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
+            code="malformed_body",
+        ) from None
+    except ValueError as exc:
+        raise bad_request(str(exc), code="malformed_body") from None
+    for text_value in _strings(value):
+        try:
+            text_value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise bad_request(
+                "the body contains an invalid \\u escape (a lone surrogate)",
+                code="malformed_body",
+            ) from None
+    return value
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"the body contains {name}, which is not JSON: send a number")
+
+
+def _strings(value: Any) -> Iterable[str]:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            yield item
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+
+
+def check(name: str, instance: Any) -> dict[str, Any]:
+    """Validate a request body against the named schema; 400 naming every problem."""
+    errors = sorted(validator(name).iter_errors(instance), key=_error_order)
+    if not errors:
+        assert isinstance(instance, dict)
+        return instance
+    messages = [describe(e) for e in errors[:MAX_REPORTED]]
+    more = len(errors) - 1
+    raise ApiError(
+        400,
+        "invalid_body",
+        messages[0] + (f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""),
+        details=messages if len(messages) > 1 else None,
+    )
+
+
+def _error_order(error: ValidationError) -> tuple[int, str]:
+    return (len(error.absolute_path), json_path(error.absolute_path))
+
+
+def json_path(path: Iterable[Any]) -> str:
+    out = "body"
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return out
+
+
+def describe(error: ValidationError) -> str:
+    """One validation error as a sentence that says what to send instead."""
+    where = json_path(error.absolute_path)
+    schema = error.schema if isinstance(error.schema, dict) else {}
+    value = error.instance
+    kind = error.validator
+    if kind == "additionalProperties" and isinstance(value, dict):
+        allowed = sorted(schema.get("properties", {}))
+        unknown = sorted(k for k in value if k not in allowed)
+        if not allowed:  # `variables`: values must be strings
+            return f"{where}: {error.message}"
+        return (
+            f"{where}: unknown field{'s' if len(unknown) > 1 else ''} "
+            f"{', '.join(repr(k) for k in unknown)}; allowed: {', '.join(allowed)}"
+        )
+    if kind == "required":
+        return f"{where}: missing required field {error.message.split(' ')[0]}"
+    if kind == "type":
+        return f"{where}: expected {_type_words(error.validator_value)}, got {_json_type(value)}"
+    if kind == "enum":
+        options = ", ".join(repr(v) for v in cast(list[Any], error.validator_value))
+        return f"{where}: {_short(value)} is not one of {options}"
+    if kind == "pattern":
+        hint = schema.get("description")
+        if error.validator_value == PRINTABLE:
+            hint = "control characters (newline, tab, NUL...) are not allowed"
+        elif error.validator_value == NAME_PATTERN and hint is None:
+            hint = "a name is lower-case letters, digits and _, starting with a letter"
+        return f"{where}: {_short(value)} is not valid" + (f": {hint}" if hint else "")
+    if kind == "propertyNames":
+        return (
+            f"{where}: variable name {_short(value)} is invalid: use lower-case letters, "
+            "digits and _ (starting with a letter)"
+        )
+    return f"{where}: {error.message}"
+
+
+def _type_words(expected: Any) -> str:
+    names = {
+        "object": "an object",
+        "array": "an array",
+        "string": "a string",
+        "integer": "an integer",
+        "number": "a number",
+        "boolean": "true or false",
+        "null": "null",
+    }
+    if isinstance(expected, list):
+        return " or ".join(names.get(str(e), str(e)) for e in expected)
+    return names.get(str(expected), str(expected))
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return "an object"
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+IDEMPOTENCY_KEY: Final = re.compile(r"^[\x21-\x7e]{1,200}$")
+REQUEST_ID: Final = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")

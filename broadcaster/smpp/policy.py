@@ -1,0 +1,129 @@
+"""The pool's decisions, as pure functions of its state: no asyncio, no I/O, clock given.
+
+- `SiteSplitter`: how many of the queued parts each SMSC (site) takes in one pass, given how
+  many each can take now. Weights are respected whenever the sites have room for more than
+  is queued; a site without room simply takes nothing, so its share goes to the others
+  (work-conserving: a slow or dead site never holds parts back).
+- `reconnect_delay`: jittered exponential backoff; much longer when the SMSC refused our
+  credentials, so a wrong password does not hammer the operator's SMSC.
+- `bind_refusal`: what a refused bind means, in words an operator can act on.
+- `stall_after`: how long a bind may stay silent with parts in flight before it is given no
+  more parts.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from typing import Final
+
+from broadcaster.smpp.constants import Status, status_name
+
+RECONNECT_BASE: Final = 0.25
+"""First delay (seconds) before reconnecting a lost or unreachable bind; doubled per failure."""
+RECONNECT_CAP: Final = 30.0
+REFUSED_BASE: Final = 10.0
+"""First delay after the SMSC refused the bind (credentials, bind limits)."""
+REFUSED_CAP: Final = 300.0
+STABLE_SESSION: Final = 10.0
+"""A session that lived less than this before dropping counts as a failed attempt (no hammering
+by a bind that connects and is dropped at once); a longer one resets the backoff."""
+STALL_MIN: Final = 0.2
+"""A bind silent this long (seconds) with parts in flight gets no new parts."""
+STALL_LATENCIES: Final = 8.0
+"""...or this many times its usual response latency, whichever is longer."""
+
+CREDENTIAL_STATUSES: Final[frozenset[int]] = frozenset(
+    {
+        Status.ESME_RINVPASWD,
+        Status.ESME_RINVSYSID,
+        Status.ESME_RBINDFAIL,
+        Status.ESME_RINVSYSTYP,
+        Status.ESME_RALYBND,
+    }
+)
+"""bind_resp statuses that retrying soon will not fix: back off for long."""
+
+_REFUSAL_HINTS: Final[dict[int, str]] = {
+    Status.ESME_RINVPASWD: "invalid password: check the password of this SMSC",
+    Status.ESME_RINVSYSID: "unknown system_id: check the system_id of this SMSC",
+    Status.ESME_RBINDFAIL: (
+        "bind failed: check system_id, password and bind_mode, and that the operator has not "
+        "disabled this account"
+    ),
+    Status.ESME_RINVSYSTYP: "invalid system_type: check the system_type of this SMSC",
+    Status.ESME_RALYBND: (
+        "already bound: the account's bind limit is reached; lower binds or stop the other "
+        "process using it"
+    ),
+}
+
+
+class SiteSplitter:
+    """Splits each pass's queued parts between sites by weight (smooth weighted round robin).
+
+    State is the running credit of each site, so shares come out right over many small
+    passes, not just within one. A site that cannot take its share in a pass earns no credit
+    for it: weights apportion traffic between sites that have room, they never hold it back.
+    """
+
+    __slots__ = ("credit", "weights")
+
+    def __init__(self, weights: Sequence[float]) -> None:
+        if not weights or any(w <= 0 for w in weights):
+            raise ValueError(f"site weights {list(weights)} must all be positive")
+        self.weights = tuple(float(w) for w in weights)
+        self.credit = [0.0] * len(weights)
+
+    def split(self, demand: int, capacities: Sequence[int]) -> list[int]:
+        """Parts each site takes now, given `demand` queued parts and each site's capacity."""
+        total = sum(capacities)
+        if demand >= total:
+            return list(capacities)  # every site takes all it can: weights cannot matter
+        allocation = [0] * len(capacities)
+        open_sites = [i for i, capacity in enumerate(capacities) if capacity > 0]
+        if len(open_sites) == 1:
+            allocation[open_sites[0]] = demand
+            return allocation
+        weights = self.weights
+        credit = self.credit
+        for _ in range(demand):
+            best = -1
+            round_weight = 0.0
+            for i in open_sites:
+                if allocation[i] < capacities[i]:
+                    credit[i] += weights[i]
+                    round_weight += weights[i]
+                    if best < 0 or credit[i] > credit[best]:
+                        best = i
+            credit[best] -= round_weight
+            allocation[best] += 1
+        return allocation
+
+
+def reconnect_delay(attempt: int, *, refused: bool, rng: random.Random | None = None) -> float:
+    """Seconds to wait before bind attempt `attempt + 1` after `attempt` failures (>= 1).
+
+    Exponential with "equal jitter" (half fixed, half random), so binds that fell together do
+    not reconnect together.
+    """
+    base, cap = (REFUSED_BASE, REFUSED_CAP) if refused else (RECONNECT_BASE, RECONNECT_CAP)
+    delay = min(cap, base * 2.0 ** (max(attempt, 1) - 1))
+    return delay * (rng or random).uniform(0.5, 1.0)
+
+
+def bind_refusal(status: int) -> tuple[bool, str]:
+    """(refused for good reason, explanation) of a bind_resp error status.
+
+    `refused` is True for the statuses a quick retry will not fix (credentials, bind limits):
+    the pool then backs off for long and says so.
+    """
+    hint = _REFUSAL_HINTS.get(status)
+    if hint is not None:
+        return True, f"{status_name(status)}: {hint}"
+    return False, f"{status_name(status)} (SMSC-specific): retrying with backoff"
+
+
+def stall_after(latency: float) -> float:
+    """Silence (seconds, with parts in flight) after which a bind gets no new parts."""
+    return max(STALL_MIN, STALL_LATENCIES * latency)

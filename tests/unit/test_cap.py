@@ -1,0 +1,254 @@
+"""CAP 1.2 parsing: the samples map onto broadcast requests; bombs and bad alerts are refused."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from broadcaster.api import cap
+
+SAMPLES = Path(__file__).resolve().parent.parent / "data" / "cap"
+NOW = datetime(2024, 6, 2, 12, 0, tzinfo=UTC)
+LANGUAGES = ("fr", "en", "es", "de", "ar")
+
+
+def sample(name: str) -> bytes:
+    return (SAMPLES / name).read_bytes()
+
+
+def alert(
+    *,
+    status: str = "Actual",
+    msg_type: str = "Alert",
+    scope: str = "Public",
+    infos: str | None = None,
+    references: str = "",
+    identifier: str = "ID-1",
+) -> bytes:
+    if infos is None:
+        infos = info()
+    refs = f"<references>{references}</references>" if references else ""
+    return f"""<?xml version="1.0"?>
+<alert xmlns="urn:oasis:names:tc:emergency:cap:1.2">
+  <identifier>{identifier}</identifier><sender>s@example.org</sender>
+  <sent>2024-06-02T14:30:00+02:00</sent><status>{status}</status><msgType>{msg_type}</msgType>
+  <scope>{scope}</scope>{refs}{infos}
+</alert>""".encode()
+
+
+def info(
+    *,
+    language: str = "fr-FR",
+    instruction: str | None = "Appelez le 01 99 00 75 00.",
+    areas: str = "<area><areaDesc>Paris</areaDesc><geocode><valueName>DEPARTEMENT</valueName>"
+    "<value>75</value></geocode></area>",
+    expires: str | None = None,
+    extra: str = "",
+) -> str:
+    parts = [
+        f"<language>{language}</language>",
+        "<category>Infra</category><event>E</event><urgency>Immediate</urgency>",
+        "<severity>Severe</severity><certainty>Observed</certainty>",
+    ]
+    if expires:
+        parts.append(f"<expires>{expires}</expires>")
+    parts.append(extra)
+    if instruction is not None:
+        parts.append(f"<instruction>{instruction}</instruction>")
+    parts.append(areas)
+    return "<info>" + "".join(parts) + "</info>"
+
+
+def test_actual_alert_sample_becomes_a_live_request_with_one_text_per_language() -> None:
+    message = cap.parse(sample("alert_actual.xml"))
+    assert (message.status, message.msg_type, message.kind, message.template) == (
+        "Actual",
+        "Alert",
+        "live",
+        "cap",
+    )
+    assert message.sends
+    assert message.areas == ("dep:75",)
+    request, warnings = cap.to_request(message, languages=LANGUAGES, created_by="x", now=NOW)
+    assert request.kind == "live"
+    assert request.template == "cap"
+    assert list(request.areas) == ["dep:75"]
+    assert request.variables["instruction"].startswith("Les numéros 15, 17, 18 et 112")
+    assert request.variables["instruction_fr"] == request.variables["instruction"]
+    assert request.variables["instruction_en"].startswith("Emergency numbers")
+    # 2099 is far away: the expiry is clamped, and the clamp is reported.
+    assert request.expires_in == cap.MAX_EXPIRY
+    assert any("more than 7 days" in w for w in warnings)
+
+
+def test_exercise_goes_to_drills_with_the_exercise_template() -> None:
+    message = cap.parse(sample("exercise.xml"))
+    assert message.kind == "drill"
+    assert message.template == "cap_exercise"
+    assert message.areas == ("commune:75056",)
+    request, _ = cap.to_request(message, languages=("fr", "en"), created_by="x", now=NOW)
+    assert request.kind == "drill"
+
+
+def test_update_and_cancel_carry_their_references() -> None:
+    update = cap.parse(sample("update.xml"))
+    assert update.msg_type == "Update"
+    assert update.references == (
+        cap.CapReference(
+            "prefecture75@interieur.gouv.fr", "FR-75-2024-0001", "2024-06-02T14:30:00+02:00"
+        ),
+    )
+    assert update.areas == ()  # keeps the areas of what it follows
+    cancel = cap.parse(sample("cancel.xml"))
+    assert cancel.msg_type == "Cancel"
+    assert cancel.infos == ()
+    assert cancel.references[0].identifier == "FR-75-2024-0001"
+
+
+def test_test_status_is_validated_but_never_sent() -> None:
+    message = cap.parse(sample("test_status.xml"))
+    assert message.status == "Test"
+    assert not message.sends
+
+
+@pytest.mark.parametrize("name", ["bomb.xml", "xxe.xml"])
+def test_entity_tricks_are_refused_before_expansion(name: str) -> None:
+    with pytest.raises(cap.CapError) as caught:
+        cap.parse(sample(name))
+    assert caught.value.status == 400
+    assert caught.value.code == "xml_refused"
+    assert "DTD" in str(caught.value)
+
+
+def test_a_plain_doctype_is_refused_too() -> None:
+    raw = b'<?xml version="1.0"?><!DOCTYPE alert><alert/>'
+    with pytest.raises(cap.CapError, match="DTD"):
+        cap.parse(raw)
+
+
+def test_malformed_xml_says_where() -> None:
+    with pytest.raises(cap.CapError, match=r"not well-formed XML: .*line") as caught:
+        cap.parse(sample("malformed.xml"))
+    assert caught.value.status == 400
+
+
+def test_polygon_only_area_is_refused_with_the_fix() -> None:
+    with pytest.raises(cap.CapError, match=r"polygon are not supported.*DEPARTEMENT") as caught:
+        cap.parse(sample("polygon_only.xml"))
+    assert caught.value.status == 422
+
+
+def test_wrong_namespace_names_the_expected_one() -> None:
+    raw = sample("alert_actual.xml").replace(b"cap:1.2", b"cap:1.1")
+    with pytest.raises(cap.CapError, match=r"CAP 1\.2"):
+        cap.parse(raw)
+
+
+@pytest.mark.parametrize(
+    ("raw", "fragment"),
+    [
+        (alert(status="Real"), "<status> 'Real' is not one of"),
+        (alert(msg_type="Ack"), "msgType Ack carries nothing"),
+        (alert(scope="Private"), "scope Private is not for the public"),
+        (alert(msg_type="Update"), "needs <references>"),
+        (alert(msg_type="Update", references="a,b"), "not sender,identifier,sent"),
+        (alert(infos=""), "needs an <info>"),
+        (alert(infos=info(areas="")), "has no <area>"),
+        (alert(infos=info(instruction=None)), "has no text to send"),
+        (alert(infos=info(instruction="x" * 600)), "limit is 500"),
+        (alert(infos=info(language="français")), "RFC 3066"),
+        (alert(identifier="has space"), "without spaces"),
+        (
+            alert(
+                infos=info(
+                    areas="<area><areaDesc>X</areaDesc><geocode><valueName>DEPARTEMENT"
+                    "</valueName><value>999</value></geocode></area>"
+                )
+            ),
+            "DEPARTEMENT '999' is not a valid code",
+        ),
+        (alert(infos=info(expires="tomorrow")), "is not a CAP date-time"),
+        (b"", "empty"),
+    ],
+)
+def test_unusable_alerts_say_what_to_fix(raw: bytes, fragment: str) -> None:
+    with pytest.raises(cap.CapError, match=re.escape(fragment)):
+        cap.parse(raw)
+
+
+def test_geocode_names_map_to_area_kinds_and_unknown_ones_are_reported() -> None:
+    areas = (
+        "<area><areaDesc>A</areaDesc>"
+        "<geocode><valueName>insee</valueName><value>92012</value></geocode>"
+        "<geocode><valueName>REGION</valueName><value>11</value></geocode>"
+        "<geocode><valueName>NUTS3</valueName><value>FR101</value></geocode>"
+        "<geocode><valueName>Departement</valueName><value>2a</value></geocode>"
+        "</area>"
+    )
+    message = cap.parse(alert(infos=info(areas=areas)))
+    assert message.areas == ("commune:92012", "region:11", "dep:2A")
+    assert any("NUTS3 ignored" in w for w in message.warnings)
+
+
+def test_languages_the_templates_lack_are_ignored_with_a_warning() -> None:
+    infos = info(language="fr-FR", instruction="Bonjour") + info(
+        language="it-IT", instruction="Ciao"
+    )
+    message = cap.parse(alert(infos=infos))
+    request, warnings = cap.to_request(message, languages=LANGUAGES, created_by="x", now=NOW)
+    assert request.variables == {"instruction": "Bonjour", "instruction_fr": "Bonjour"}
+    assert any("'it' ignored" in w for w in warnings)
+
+
+def test_main_text_is_french_else_the_first_language() -> None:
+    infos = info(language="en-US", instruction="Hello") + info(language="de", instruction="Hallo")
+    message = cap.parse(alert(infos=infos))
+    request, _ = cap.to_request(message, languages=LANGUAGES, created_by="x", now=NOW)
+    assert request.variables["instruction"] == "Hello"
+    assert request.variables["instruction_de"] == "Hallo"
+
+
+def test_language_defaults_to_en_us_as_cap_says() -> None:
+    infos = info(language="", instruction="Hello")
+    message = cap.parse(alert(infos=infos.replace("<language></language>", "")))
+    assert message.infos[0].language == "en"
+
+
+def test_no_supported_language_is_refused() -> None:
+    message = cap.parse(alert(infos=info(language="it-IT")))
+    with pytest.raises(cap.CapError, match="no <info> is in a language we can send"):
+        cap.to_request(message, languages=LANGUAGES, created_by="x", now=NOW)
+
+
+def test_earliest_expiry_wins_and_the_past_is_refused() -> None:
+    infos = info(expires="2024-06-02T15:00:00+02:00") + info(
+        language="en", expires="2024-06-02T16:00:00+02:00"
+    )
+    message = cap.parse(alert(infos=infos))
+    request, _ = cap.to_request(message, languages=LANGUAGES, created_by="x", now=NOW)
+    assert request.expires_in == timedelta(hours=1)  # 15:00+02:00 is 13:00 UTC
+    later = NOW + timedelta(hours=2)
+    with pytest.raises(cap.CapError, match="expired"):
+        cap.to_request(message, languages=LANGUAGES, created_by="x", now=later)
+
+
+def test_no_expiry_means_the_default_with_a_warning() -> None:
+    message = cap.parse(alert())
+    request, warnings = cap.to_request(message, languages=LANGUAGES, created_by="x", now=NOW)
+    assert request.expires_in == timedelta(hours=2)
+    assert any("no <expires>" in w for w in warnings)
+
+
+def test_whitespace_in_texts_is_collapsed() -> None:
+    message = cap.parse(alert(infos=info(instruction="  Appelez\n\tle   15.  ")))
+    assert message.infos[0].text == "Appelez le 15."
+
+
+def test_the_body_hash_identifies_the_exact_content() -> None:
+    one = cap.parse(alert())
+    other = cap.parse(alert(infos=info(instruction="Autre texte.")))
+    assert one.body_hash != other.body_hash
+    assert cap.parse(alert()).body_hash == one.body_hash

@@ -1,0 +1,104 @@
+"""The pool's pure decisions: splitting parts between sites, backoff, bind refusals, stalls."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from broadcaster.smpp import policy
+from broadcaster.smpp.constants import Status
+
+
+def test_everyone_takes_all_it_can_when_demand_exceeds_capacity() -> None:
+    splitter = policy.SiteSplitter([3, 1])
+    assert splitter.split(1000, [64, 64]) == [64, 64]
+    assert splitter.split(128, [64, 64]) == [64, 64]
+    assert splitter.credit == [0.0, 0.0]  # no state change: weights did not matter
+
+
+def test_weights_respected_when_every_site_has_room() -> None:
+    splitter = policy.SiteSplitter([3, 1])
+    totals = [0, 0]
+    for _ in range(100):
+        shares = splitter.split(8, [64, 64])
+        assert sum(shares) == 8
+        totals = [t + s for t, s in zip(totals, shares, strict=True)]
+    assert totals == [600, 200]
+
+
+def test_weights_hold_over_many_single_part_passes() -> None:
+    splitter = policy.SiteSplitter([2, 1, 1])
+    totals = [0, 0, 0]
+    for _ in range(400):
+        for i, share in enumerate(splitter.split(1, [10, 10, 10])):
+            totals[i] += share
+    assert totals == [200, 100, 100]
+
+
+def test_a_full_site_gives_its_share_to_the_others() -> None:
+    splitter = policy.SiteSplitter([3, 1])
+    assert splitter.split(10, [0, 64]) == [0, 10]  # site 0 has no room: all to site 1
+    assert splitter.split(10, [2, 64]) == [2, 8]  # site 0 takes what it can
+    # No credit was hoarded meanwhile: once both have room, the split is by weight again.
+    totals = [0, 0]
+    for _ in range(25):
+        shares = splitter.split(4, [64, 64])
+        totals = [t + s for t, s in zip(totals, shares, strict=True)]
+    assert totals == [75, 25]
+
+
+def test_nothing_to_split() -> None:
+    splitter = policy.SiteSplitter([1, 1])
+    assert splitter.split(0, [5, 5]) == [0, 0]
+    assert splitter.split(5, [0, 0]) == [0, 0]
+
+
+def test_weights_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="positive"):
+        policy.SiteSplitter([1, 0])
+    with pytest.raises(ValueError, match="positive"):
+        policy.SiteSplitter([])
+
+
+def test_reconnect_backoff_grows_with_jitter_and_is_capped() -> None:
+    rng = random.Random(1)
+    delays = [policy.reconnect_delay(n, refused=False, rng=rng) for n in range(1, 12)]
+    for n, delay in enumerate(delays, 1):
+        full = min(policy.RECONNECT_CAP, policy.RECONNECT_BASE * 2 ** (n - 1))
+        assert full / 2 <= delay <= full
+    assert delays[0] < 0.3
+    assert max(delays) <= policy.RECONNECT_CAP
+    # Two binds that fell together do not come back together.
+    assert policy.reconnect_delay(3, refused=False, rng=rng) != policy.reconnect_delay(
+        3, refused=False, rng=rng
+    )
+
+
+def test_a_refused_bind_waits_much_longer() -> None:
+    rng = random.Random(2)
+    first = policy.reconnect_delay(1, refused=True, rng=rng)
+    assert first >= policy.REFUSED_BASE / 2
+    assert policy.reconnect_delay(50, refused=True, rng=rng) <= policy.REFUSED_CAP
+
+
+@pytest.mark.parametrize(
+    ("status", "refused", "words"),
+    [
+        (Status.ESME_RINVPASWD, True, "check the password"),
+        (Status.ESME_RINVSYSID, True, "check the system_id"),
+        (Status.ESME_RBINDFAIL, True, "bind failed"),
+        (Status.ESME_RALYBND, True, "bind limit"),
+        (Status.ESME_RSYSERR, False, "retrying"),
+        (0x0000040B, False, "0x0000040B"),
+    ],
+)
+def test_bind_refusals_are_explained(status: int, refused: bool, words: str) -> None:
+    is_refused, why = policy.bind_refusal(status)
+    assert is_refused is refused
+    assert words in why
+
+
+def test_stall_threshold_follows_latency() -> None:
+    assert policy.stall_after(0.001) == policy.STALL_MIN
+    assert policy.stall_after(0.5) == pytest.approx(4.0)
