@@ -32,7 +32,9 @@ log = structlog.get_logger(__name__)
 
 MAX_BACKLOG = 20_000
 """Parts queued ahead of the binds; enough to keep every window full, small enough for memory."""
-FLUSH_INTERVAL = 0.25
+FLUSH_INTERVAL = 0.05
+"""Outcomes wait at most this long before COPY: after a crash, only parts accepted in the last
+ FLUSH_INTERVAL (plus those in flight) can be sent twice."""
 FLUSH_ROWS = 20_000
 LEASE_SECONDS = 30.0
 CONTROL_INTERVAL = 0.25
