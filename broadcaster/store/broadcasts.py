@@ -48,6 +48,8 @@ class Chunk:
     """With `communes` not None: subscribers of these cells too (see broadcast_chunks)."""
     exclude_communes: list[str] | None = None
     exclude_cells: list[str] | None = None
+    reclaimed: bool = True
+    """Claimed before (by a worker that died or stopped): some parts may be recorded already."""
 
     @property
     def selection_args(self) -> tuple[list[str] | None, ...]:
@@ -147,19 +149,23 @@ async def claim_chunk(
     row = await conn.fetchrow(queries["claim_chunk"], broadcast_id, worker, lease_seconds)
     if row is None:
         return None
+    cells, exclude_communes, exclude_cells = await _chunk_selection(conn, broadcast_id, row)
     return Chunk(
         row["chunk_no"],
         row["departement"],
         row["communes"],
         row["msisdn_from"],
         row["msisdn_to"],
-        *await _chunk_selection(conn, broadcast_id, row),
+        cells=cells,
+        exclude_communes=exclude_communes,
+        exclude_cells=exclude_cells,
+        reclaimed=row["claims"] > 1,
     )
 
 
 async def _chunk_selection(
     conn: Conn, broadcast_id: int, row: asyncpg.Record
-) -> tuple[list[str] | None, ...]:
+) -> tuple[list[str] | None, list[str] | None, list[str] | None]:
     """A claimed chunk's cells and exclusions (columns claim_chunk may not return)."""
     if "exclude_cells" not in row:
         fetched = await conn.fetchrow(queries["chunk_selection"], broadcast_id, row["chunk_no"])
@@ -169,8 +175,14 @@ async def _chunk_selection(
 
 
 async def recorded_parts(conn: Conn, broadcast_id: int, chunk: Chunk) -> set[tuple[int, int]]:
+    if not chunk.reclaimed:
+        return set()  # first claim of this chunk: nothing can have been recorded yet
     rows = await conn.fetch(
-        queries["recorded_parts"], broadcast_id, chunk.msisdn_from, chunk.msisdn_to
+        queries["recorded_parts"],
+        broadcast_id,
+        chunk.msisdn_from,
+        chunk.msisdn_to,
+        chunk.departement,
     )
     return {(r["msisdn"], r["part"]) for r in rows}
 

@@ -88,6 +88,7 @@ CREATE TABLE broadcast_chunks (
     msisdn_from   bigint NOT NULL,           -- inclusive
     msisdn_to     bigint NOT NULL,           -- inclusive
     done          boolean NOT NULL DEFAULT false,
+    claims        integer NOT NULL DEFAULT 0,  -- >1: claimed before, may hold recorded parts
     leased_by     text,
     lease_until   timestamptz,
     PRIMARY KEY (broadcast_id, chunk_no)

@@ -37,7 +37,7 @@ RETURNING id, state;
 -- name: claim_chunk
 -- Lease the next unfinished chunk nobody holds (or whose lease expired) for $3 seconds.
 UPDATE broadcast_chunks c
-SET leased_by = $2, lease_until = now() + make_interval(secs => $3)
+SET leased_by = $2, lease_until = now() + make_interval(secs => $3), claims = c.claims + 1
 WHERE (c.broadcast_id, c.chunk_no) = (
     SELECT broadcast_id, chunk_no FROM broadcast_chunks
     WHERE broadcast_id = $1 AND NOT done AND (lease_until IS NULL OR lease_until < now())
@@ -45,7 +45,8 @@ WHERE (c.broadcast_id, c.chunk_no) = (
     LIMIT 1
     FOR UPDATE SKIP LOCKED
 )
-RETURNING chunk_no, departement, communes, msisdn_from, msisdn_to;
+RETURNING chunk_no, departement, communes, msisdn_from, msisdn_to, claims, cells,
+          exclude_communes, exclude_cells;
 
 -- name: renew_leases
 UPDATE broadcast_chunks SET lease_until = now() + make_interval(secs => $3)
@@ -61,8 +62,9 @@ FROM broadcast_chunks WHERE broadcast_id = $1;
 
 -- name: recorded_parts
 -- Parts of a chunk's recipients that already have an outcome (skipped on resume).
-SELECT msisdn, part FROM deliveries
-WHERE broadcast_id = $1 AND msisdn BETWEEN $2 AND $3;
+SELECT d.msisdn, d.part FROM deliveries d
+JOIN subscribers s ON s.msisdn = d.msisdn AND s.departement = $4
+WHERE d.broadcast_id = $1 AND d.msisdn BETWEEN $2 AND $3;
 
 -- name: delivery_summary
 -- Per-recipient state derived from the append-only outcomes.
