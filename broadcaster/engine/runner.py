@@ -35,7 +35,7 @@ MAX_BACKLOG = 20_000
 FLUSH_INTERVAL = 0.05
 """Outcomes wait at most this long before COPY: after a crash, only parts accepted in the last
  FLUSH_INTERVAL (plus those in flight) can be sent twice."""
-FLUSH_ROWS = 20_000
+FLUSH_ROWS = 5_000
 LEASE_SECONDS = 30.0
 CONTROL_INTERVAL = 0.25
 """How often the runner checks for cancel, pause and expiry (cancel must act within 1 s)."""
@@ -287,6 +287,9 @@ class BroadcastRunner:
                 stats.first_submit = time.monotonic()
             if pool.backlog >= MAX_BACKLOG:
                 await pool.wait_for_room(MAX_BACKLOG // 2)
+            if len(self._rows) >= FLUSH_ROWS:
+                # Never run far ahead of the durable record: it bounds what a crash resends.
+                await self._flush()
 
         args: list[object] = [
             chunk.departement,
