@@ -80,13 +80,18 @@ async def execute(
 
 
 async def send(
-    settings: Settings, request: BroadcastRequest, confirm: Confirm | None
+    settings: Settings,
+    request: BroadcastRequest,
+    confirm: Confirm | None,
+    on_progress: Callable[[RunStats], None] | None = None,
 ) -> dict[str, Any]:
     async with database(settings) as dsn:
         await ensure_migrated(dsn, settings.sql_dir)
         db = await create_pool(dsn, min_size=2, max_size=6)
         try:
-            _plan, report = await execute(db, settings, settings.smscs, request, confirm)
+            _plan, report = await execute(
+                db, settings, settings.smscs, request, confirm, on_progress
+            )
         finally:
             await db.close()
     return report

@@ -78,6 +78,9 @@ def mock_smsc_process(*args: str) -> Iterator[int]:
             proc.wait(10)
         except subprocess.TimeoutExpired:
             proc.kill()
+            proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
 
 
 def broadcaster_cli(

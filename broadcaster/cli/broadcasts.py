@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from broadcaster.cli.options import Commands, add_command, duration, emit, flag, multi, switch
+from broadcaster.engine.runner import RunStats
 from broadcaster.errors import EXIT_OK, EXIT_PARTIAL, ConfigError, InputError
 from broadcaster.operations import BroadcastRequest
 from broadcaster.settings import Settings
@@ -201,9 +203,36 @@ async def _cmd_send(args: argparse.Namespace, settings: Settings) -> int:
             "(or try `broadcaster demo`, which starts a mock SMSC)"
         )
     request = _request(args)
-    report = await send(settings, request, confirm=None if args.yes else _confirm)
+    report = await send(
+        settings, request, confirm=None if args.yes else _confirm, on_progress=ProgressLine()
+    )
     emit(args, report, _report_text(report))
     return _exit_for(report)
+
+
+class ProgressLine:
+    """Progress on stderr, at most twice a second: parts sent, accepted, failed, rate, elapsed.
+
+    stdout stays for the final report (or the `--json` object), so scripts are not disturbed.
+    """
+
+    def __init__(self, interval: float = 0.5) -> None:
+        self.interval = interval
+        self._last = 0.0
+
+    def __call__(self, stats: RunStats) -> None:
+        now = time.monotonic()
+        if now - self._last < self.interval and stats.state == "running":
+            return
+        self._last = now
+        elapsed = max(now - stats.started, 1e-9)
+        print(
+            f"progress: {stats.parts_submitted:,} parts submitted, {stats.accepted:,} accepted, "
+            f"{stats.failed:,} failed, {stats.outcomes / elapsed:,.0f} parts/s, "
+            f"{elapsed:.1f} s [{stats.state}]",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def _confirm(recipients: int, preview: dict[str, Any]) -> bool:
