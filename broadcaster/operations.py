@@ -91,11 +91,6 @@ async def make_plan(conn: Conn, settings: Settings, request: BroadcastRequest) -
         exclude=exclude,
         test_group_only=request.test_group_only or request.kind == "drill",
     )
-    if request.reached_only and not target.simple:
-        raise InputError(
-            "reached-only updates of a target with cells or exclusions are not supported yet: "
-            "send the update to the same areas without --reached-only"
-        )
     max_parts = settings.max_parts if request.max_parts is None else request.max_parts
     if max_parts < 1:
         raise InputError(f"the maximum number of parts must be at least 1, not {max_parts}")

@@ -297,20 +297,14 @@ class BroadcastRunner:
             chunk.msisdn_to,
             chunk.communes,
             self.test_group_only,
+            *chunk.selection_args,  # $6-$8: the chunk's cells and exclusions
         ]
         name = "stream_chunk"
         if self.reached_of is not None:
             name = "stream_chunk_reached"
-            args.append(self.reached_of)
+            args.append(self.reached_of)  # $9: the broadcast whose reached recipients we want
         try:
-            await conn.copy_from_query(
-                queries[name].rstrip().rstrip(";"),
-                *args,
-                # stream_chunk's $6-$8: the chunk's cells and exclusions (the reached-only
-                # query does not take them yet: make_plan refuses reached-only for such targets)
-                *(chunk.selection_args if self.reached_of is None else ()),
-                output=consume,
-            )
+            await conn.copy_from_query(queries[name].rstrip().rstrip(";"), *args, output=consume)
         except _Stopped:
             return  # the chunk stays unfinished; its lease expires and a resume takes it up
         progress.streamed = True

@@ -286,9 +286,19 @@ async def stop_if_active(conn: Conn, broadcast_id: int) -> bool:
 
 async def reached_counts(conn: Conn, target: Target, parent_id: int) -> dict[tuple[str, str], int]:
     """Like target_counts, restricted to recipients whose parts the parent had accepted."""
-    whole = [d for d, c in target.departements.items() if c is None]
-    communes = sorted(x for c in target.departements.values() if c is not None for x in c)
-    rows = await conn.fetch(
-        queries["reached_counts"], whole, communes, target.test_group_only, parent_id
-    )
-    return {(r["departement"], r["lang"]): r["n"] for r in rows}
+    counts: dict[tuple[str, str], int] = {}
+    for dep, selection in target.selections():
+        communes, cells, exclude_communes, exclude_cells = selection.columns()
+        rows = await conn.fetch(
+            queries["reached_counts"],
+            dep,
+            communes,
+            target.test_group_only,
+            cells,
+            exclude_communes,
+            exclude_cells,
+            parent_id,
+        )
+        for r in rows:
+            counts[(dep, r["lang"])] = r["n"]
+    return counts

@@ -148,22 +148,29 @@ GROUP BY r.stat
 ORDER BY n DESC;
 
 -- name: reached_counts
--- Recipients per (département, language) of a target whom broadcast $4 reached (accepted).
-SELECT s.departement, s.lang, count(*)::bigint AS n
+-- Recipients per language of one département's selection (as in stream_chunk: $1 département,
+-- $2 communes, $3 test group only, $4 cells, $5/$6 excluded communes/cells) whom broadcast $7
+-- reached (accepted).
+SELECT s.lang, count(*)::bigint AS n
 FROM subscribers s
-WHERE (s.departement = ANY($1::text[]) OR s.commune = ANY($2::text[]))
+WHERE s.departement = $1
+  AND ($2::text[] IS NULL OR s.commune = ANY($2::text[]) OR s.cell_id = ANY($4::text[]))
   AND (NOT $3::boolean OR s.test_group)
+  AND ($5::text[] IS NULL OR (s.commune = ANY($5::text[])) IS NOT TRUE)
+  AND ($6::text[] IS NULL OR (s.cell_id = ANY($6::text[])) IS NOT TRUE)
   AND EXISTS (SELECT 1 FROM deliveries d
-              WHERE d.broadcast_id = $4 AND d.msisdn = s.msisdn AND d.status = 0)
-GROUP BY s.departement, s.lang;
+              WHERE d.broadcast_id = $7 AND d.msisdn = s.msisdn AND d.status = 0)
+GROUP BY s.lang;
 
 -- name: stream_chunk_reached
--- A chunk's recipients whom broadcast $6 reached, in key order (COPY (...) TO STDOUT).
+-- stream_chunk ($1-$8), restricted to the recipients broadcast $9 reached (accepted).
 SELECT s.msisdn, s.lang
 FROM subscribers s
 WHERE s.departement = $1 AND s.msisdn BETWEEN $2 AND $3
-  AND ($4::text[] IS NULL OR s.commune = ANY($4::text[]))
+  AND ($4::text[] IS NULL OR s.commune = ANY($4::text[]) OR s.cell_id = ANY($6::text[]))
   AND (NOT $5::boolean OR s.test_group)
+  AND ($7::text[] IS NULL OR (s.commune = ANY($7::text[])) IS NOT TRUE)
+  AND ($8::text[] IS NULL OR (s.cell_id = ANY($8::text[])) IS NOT TRUE)
   AND EXISTS (SELECT 1 FROM deliveries d
-              WHERE d.broadcast_id = $6 AND d.msisdn = s.msisdn AND d.status = 0)
+              WHERE d.broadcast_id = $9 AND d.msisdn = s.msisdn AND d.status = 0)
 ORDER BY s.msisdn

@@ -10,7 +10,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from broadcaster.errors import InputError, UnknownAreaError
+from broadcaster.errors import UnknownAreaError
 from broadcaster.importer import import_csv, seed_synthetic
 from broadcaster.operations import BroadcastRequest, create_broadcast, make_plan
 from broadcaster.settings import Settings
@@ -152,19 +152,28 @@ async def test_unknown_cell_is_refused_before_anything_is_stored(
     assert await db_conn.fetchval("SELECT count(*) FROM broadcasts") == 0
 
 
-async def test_reached_only_update_of_a_cell_target_is_refused(
+async def test_reached_only_update_keeps_cells_and_exclusions(
     db_dsn: str, db_conn: asyncpg.Connection, base: list[Row]
 ) -> None:
     settings = Settings(database_url=db_dsn)
-    request = BroadcastRequest(areas=["cell:BORDER"], template="outage", variables={})
-    plan = await make_plan(db_conn, settings, request)
-    parent = await create_broadcast(db_conn, settings, request, plan, state="draft")
-    update = BroadcastRequest(
-        areas=["cell:BORDER"],
-        template="update",
-        variables={"instruction": "x"},
-        parent_id=parent,
-        reached_only=True,
-    )
-    with pytest.raises(InputError, match="without --reached-only"):
-        await make_plan(db_conn, settings, update)
+    for areas, exclude in ((["cell:BORDER"], []), (["dep:75"], ["commune:75056"])):
+        request = BroadcastRequest(areas=areas, exclude=exclude, template="outage", variables={})
+        plan = await make_plan(db_conn, settings, request)
+        parent = await create_broadcast(db_conn, settings, request, plan, state="draft")
+        # The parent "reached" every other subscriber of the database (accepted), failed the rest.
+        await db_conn.execute(
+            "INSERT INTO deliveries (broadcast_id, msisdn, part, parts, status, smsc, "
+            "submitted_at, answered_at) SELECT $1, msisdn, 1, 1, "
+            "CASE WHEN msisdn % 2 = 0 THEN 0 ELSE 1025 END, 'x', now(), now() FROM subscribers",
+            parent,
+        )
+        update = BroadcastRequest(
+            areas=(),
+            template="all_clear",
+            variables={},
+            parent_id=parent,
+            reached_only=True,
+        )
+        reached = await make_plan(db_conn, settings, update)
+        expected = sum(1 for r in brute_force(base, plan.target) if r[0] % 2 == 0)
+        assert 0 < reached.recipients == expected < plan.recipients
