@@ -56,6 +56,12 @@ async def load(conn: Conn, broadcast_id: int) -> Any:
     return row
 
 
+async def created_by_caller(conn: Conn, caller: Caller, row: Any) -> bool:
+    """Whether the caller is the person who created the broadcast (by token, or by name)."""
+    origin = await conn.fetchrow(queries["get_origin"], row["id"])
+    return caller.same_person(row["created_by"], origin["token_id"] if origin else None)
+
+
 async def status_of(conn: Conn, broadcast_id: int) -> dict[str, Any]:
     await load(conn, broadcast_id)
     return await store.progress(conn, broadcast_id)
@@ -278,8 +284,7 @@ async def approve(call: Call) -> web.StreamResponse:
         sources, _ = transition("approve")
         if row["state"] not in sources:
             raise conflict(str(refuse("approve", broadcast_id, row["state"])))
-        origin = await conn.fetchrow(queries["get_origin"], broadcast_id)
-        if caller.same_person(row["created_by"], origin["token_id"] if origin else None):
+        if await created_by_caller(conn, caller, row):
             await audit.record(
                 conn,
                 actor=caller.name,
@@ -334,23 +339,25 @@ async def _control(call: Call, action: Action) -> web.StreamResponse:
     structlog.contextvars.bind_contextvars(broadcast_id=broadcast_id)
     async with call.services.db.acquire() as conn:
         row = await load(conn, broadcast_id)
-        if action == "cancel" and not caller.can("cancel"):
-            origin = await conn.fetchrow(queries["get_origin"], broadcast_id)
-            if not caller.same_person(row["created_by"], origin["token_id"] if origin else None):
-                await audit.record(
-                    conn,
-                    actor=caller.name,
-                    action="denied",
-                    subject=subject(broadcast_id),
-                    request_id=call.request_id,
-                    role=caller.role,
-                    operation="cancel",
-                )
-                raise forbidden(
-                    f"an {caller.role} token may cancel only the broadcasts its holder created; "
-                    f"broadcast {broadcast_id} was created by {row['created_by']}: ask an "
-                    "approver or an admin"
-                )
+        if (
+            action == "cancel"
+            and not caller.can("cancel")
+            and not await created_by_caller(conn, caller, row)
+        ):
+            await audit.record(
+                conn,
+                actor=caller.name,
+                action="denied",
+                subject=subject(broadcast_id),
+                request_id=call.request_id,
+                role=caller.role,
+                operation="cancel",
+            )
+            raise forbidden(
+                f"an {caller.role} token may cancel only the broadcasts its holder created; "
+                f"broadcast {broadcast_id} was created by {row['created_by']}: ask an "
+                "approver or an admin"
+            )
         try:
             async with conn.transaction():
                 state = await store.apply_action(conn, broadcast_id, action)
