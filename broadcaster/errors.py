@@ -1,7 +1,8 @@
 """One error root, with families; every message tells the user what to do next.
 
 `exit_code` is what the CLI returns when an error of that family ends a command:
-0 ok, 1 failure, 2 bad input or configuration (nothing was sent), 3 partially delivered.
+0 ok, 1 failure, 2 bad input or configuration (nothing was sent), 3 partially delivered,
+130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_BAD_INPUT = 2
 EXIT_PARTIAL = 3
+EXIT_INTERRUPTED = 130
 
 
 class BroadcasterError(Exception):

@@ -167,9 +167,13 @@ async def run_broadcast(
     smscs: Sequence[SmscConfig],
     broadcast_id: int,
     on_progress: Callable[[RunStats], None] | None = None,
+    on_worker: Callable[[Worker], None] | None = None,
 ) -> tuple[RunStats, dict[str, Any]]:
-    """Bind, run one broadcast to a final state, unbind; return run and pool statistics."""
+    """Bind, run one broadcast until it halts (completed, paused, cancelled...), unbind; return
+    run and pool statistics. `on_worker` sees the worker first (a display reads its pool)."""
     worker = Worker(db, smscs, on_progress=on_progress)
+    if on_worker is not None:
+        on_worker(worker)
     runs = await worker.run(only=broadcast_id)
     assert worker.pool is not None
     stats = runs[-1] if runs else RunStats(broadcast_id, state="not runnable")

@@ -1,15 +1,21 @@
-"""A whole broadcast as the CLI runs it: plan, confirm, store, run, report."""
+"""A whole broadcast as the CLI runs it: plan, confirm, store, run, report.
+
+A `Watcher` is the front end's part (the terminal display of `send`): it confirms, watches
+the run, and decides what happens when the run halts paused (Ctrl-C): resume or stop there.
+"""
 
 from __future__ import annotations
 
 import resource
 import time
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 import asyncpg
 
 from broadcaster.engine.runner import RunStats
+from broadcaster.engine.worker import Worker
 from broadcaster.errors import InputError
 from broadcaster.operations import (
     BroadcastRequest,
@@ -23,8 +29,27 @@ from broadcaster.settings import Settings, SmscConfig
 from broadcaster.smpp.pool import contracted_capacity
 from broadcaster.store import broadcasts as store
 from broadcaster.store.database import create_pool, database, ensure_migrated
+from broadcaster.store.queries import queries
 
-Confirm = Callable[[int, dict[str, Any]], bool]
+
+class Watcher(Protocol):
+    """What a front end sees of a broadcast it sends, and what it decides."""
+
+    def confirm(self, recipients: int, preview: dict[str, Any]) -> bool:
+        """False: nothing is stored, nothing sent."""
+
+    def started(self, broadcast_id: int, plan: Plan, db: asyncpg.Pool) -> None:
+        """The broadcast is stored and about to run."""
+
+    def attached(self, worker: Worker) -> None:
+        """A run begins on this worker (again after a resume): its pool has the health."""
+
+    def progress(self, stats: RunStats) -> None: ...
+
+    async def halted(self, stats: RunStats) -> bool:
+        """The run stopped short of a final state (paused): True to run it again."""
+
+    def finished(self) -> None: ...
 
 
 async def execute(
@@ -32,30 +57,52 @@ async def execute(
     settings: Settings,
     smscs: Sequence[SmscConfig],
     request: BroadcastRequest,
-    confirm: Confirm | None = None,
-    on_progress: Callable[[RunStats], None] | None = None,
+    watcher: Watcher | None = None,
 ) -> tuple[Plan, dict[str, Any]]:
     """Plan (refusing bad input before anything is stored), confirm, create, run, summarise."""
     async with db.acquire() as conn:
         plan = await make_plan(conn, settings, request)
     preview = plan_as_json(plan, contracted_capacity(smscs))
-    if confirm is not None and not confirm(plan.recipients, preview):
+    if watcher is not None and not watcher.confirm(plan.recipients, preview):
         raise InputError("not confirmed: nothing was sent")
     async with db.acquire() as conn:
         broadcast_id = await create_broadcast(conn, settings, request, plan)
     started = time.monotonic()
     cpu_started = time.process_time()
-    stats, pool_stats = await run_broadcast(db, smscs, broadcast_id, on_progress)
+    totals: Counter[str] = Counter()
+    parts_submitted = 0
+    first_submit_ms: float | None = None
+    try:
+        if watcher is not None:
+            watcher.started(broadcast_id, plan, db)
+        while True:
+            stats, pool_stats = await run_broadcast(
+                db,
+                smscs,
+                broadcast_id,
+                on_progress=watcher.progress if watcher else None,
+                on_worker=watcher.attached if watcher else None,
+            )
+            totals.update({k: v for k, v in pool_stats.items() if isinstance(v, int)})
+            parts_submitted += stats.parts_submitted
+            if first_submit_ms is None and stats.first_submit is not None:
+                first_submit_ms = round((stats.first_submit - stats.started) * 1000, 1)
+            if stats.state != "paused" or watcher is None or not await watcher.halted(stats):
+                break
+    finally:
+        if watcher is not None:
+            watcher.finished()
     seconds = time.monotonic() - started
     async with db.acquire() as conn:
         summary = await store.summary(conn, broadcast_id)
+        state = await conn.fetchval(queries["get_state"], broadcast_id)
     report: dict[str, Any] = {
         "broadcast_id": broadcast_id,
-        "state": stats.state,
+        "state": state,
         "kind": request.kind,
         "recipients": plan.recipients,
         "parts": plan.parts,
-        "submitted": stats.parts_submitted,
+        "submitted": parts_submitted,
         "accepted": summary.accepted,
         "failed": summary.failed,
         "duplicates": summary.duplicates,
@@ -64,14 +111,10 @@ async def execute(
         },
         "seconds": round(seconds, 3),
         "msgs_per_s": round(summary.recorded / seconds, 1) if seconds > 0 else 0.0,
-        "first_submit_ms": (
-            round((stats.first_submit - stats.started) * 1000, 1)
-            if stats.first_submit is not None
-            else None
-        ),
-        "throttled": pool_stats["throttled"],
-        "requeued_inflight": pool_stats["requeued_inflight"],
-        "reconnects": pool_stats["reconnects"],
+        "first_submit_ms": first_submit_ms,
+        "throttled": totals["throttled"],
+        "requeued_inflight": totals["requeued_inflight"],
+        "reconnects": totals["reconnects"],
         "warnings": list(plan.warnings),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "cpu_seconds": round(time.process_time() - cpu_started, 3),
@@ -80,18 +123,13 @@ async def execute(
 
 
 async def send(
-    settings: Settings,
-    request: BroadcastRequest,
-    confirm: Confirm | None,
-    on_progress: Callable[[RunStats], None] | None = None,
+    settings: Settings, request: BroadcastRequest, watcher: Watcher | None
 ) -> dict[str, Any]:
     async with database(settings) as dsn:
         await ensure_migrated(dsn, settings.sql_dir)
         db = await create_pool(dsn, min_size=2, max_size=6)
         try:
-            _plan, report = await execute(
-                db, settings, settings.smscs, request, confirm, on_progress
-            )
+            _plan, report = await execute(db, settings, settings.smscs, request, watcher)
         finally:
             await db.close()
     return report

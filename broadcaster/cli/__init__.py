@@ -17,7 +17,7 @@ from pathlib import Path
 
 from broadcaster import __version__
 from broadcaster.cli.options import Handler, flag, switch
-from broadcaster.errors import EXIT_BAD_INPUT, BroadcasterError
+from broadcaster.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, BroadcasterError
 from broadcaster.logs import configure_logging
 from broadcaster.settings import Settings
 
@@ -40,7 +40,7 @@ exit codes: 0 ok, 1 failure, 2 bad input (nothing sent), 3 partially delivered, 
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from broadcaster.cli import api, broadcasts, control, data
+    from broadcaster.cli import api, broadcasts, check, control, data
     from broadcaster.mocksmsc.cli import add_mock_smsc_command
 
     parser = argparse.ArgumentParser(
@@ -66,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     control.register(commands)
     add_mock_smsc_command(commands)
     api.register(commands)
+    check.register(commands)
     return parser
 
 
@@ -85,7 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except argparse.ArgumentTypeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

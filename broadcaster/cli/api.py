@@ -53,7 +53,7 @@ def register(commands: Commands) -> None:
         "  broadcaster tokens list --json\n"
         "  broadcaster tokens revoke 3",
     )
-    sub = tokens.add_subparsers(dest="tokens_command", metavar="ACTION")
+    sub = tokens.add_subparsers(dest="tokens_command", metavar="ACTION", required=True)
     create = add_command(sub, "create", "create a token; it is printed once", _cmd_tokens_create)
     flag(
         create,

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+from rich.console import Console
+
 from broadcaster.cli.options import Commands, add_command, duration, emit, flag, multi, switch
-from broadcaster.engine.runner import RunStats
-from broadcaster.errors import EXIT_OK, EXIT_PARTIAL, ConfigError, InputError
+from broadcaster.cli.terminal import KIND_BANNER, SendConsole, kind_banner
+from broadcaster.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, ConfigError, InputError
 from broadcaster.operations import BroadcastRequest
 from broadcaster.settings import Settings
 
@@ -31,10 +33,31 @@ def register(commands: Commands) -> None:
         "send",
         "preview, confirm, then send a broadcast and report",
         _cmd_send,
-        epilog="example:\n  broadcaster send --area dep:75 --template outage --yes",
+        epilog="""\
+examples:
+  broadcaster send --area dep:75 --area dep:92 --template outage \\
+      --var fallback_number="01 99 00 75 00"
+  broadcaster send --area region:11 --template drill --drill --yes --json
+  broadcaster send --follows 42 --template update --var instruction="..." --reached-only
+
+The preview is shown first; you confirm by typing the number of recipients (--yes skips it,
+for scripts). Progress goes to stderr, the final report to stdout. Ctrl-C pauses at once and
+asks: resume, cancel, or leave it paused (`broadcaster resume|cancel ID` later).
+exit codes: 0 all accepted, 1 failed/expired, 2 bad input or not confirmed (nothing sent),
+3 some recipients failed, 130 interrupted (cancelled or left paused by Ctrl-C).
+""",
     )
     _add_target_options(send)
     switch(send, "--yes", "BROADCASTER_YES", "do not ask for confirmation (for scripts)")
+    flag(
+        send,
+        "--progress",
+        env="BROADCASTER_PROGRESS",
+        choices=("auto", "rich", "plain", "none"),
+        default="auto",
+        help="progress display on stderr: rich panel on a terminal, plain lines otherwise "
+        "(auto), or none",
+    )
     flag(
         send,
         "--follows",
@@ -155,8 +178,9 @@ def _request(args: argparse.Namespace, created_by: str = "cli") -> BroadcastRequ
     )
 
 
-def _preview_text(preview: dict[str, Any]) -> str:
-    lines = []
+def _preview_text(preview: dict[str, Any], kind: str = "live") -> str:
+    words, _style = KIND_BANNER.get(kind, KIND_BANNER["live"])
+    lines = [f"== {words} =="]
     for g in preview["groups"]:
         lines.append(
             f"[{g['departement']}/{g['language']}] {g['recipients']:,} recipients, "
@@ -190,7 +214,8 @@ async def _cmd_preview(args: argparse.Namespace, settings: Settings) -> int:
         finally:
             await conn.close()
     preview = plan_as_json(plan, contracted_capacity(settings.smscs))
-    emit(args, preview, _preview_text(preview))
+    preview["kind"] = request.kind
+    emit(args, preview, _preview_text(preview, request.kind))
     return EXIT_OK
 
 
@@ -203,50 +228,39 @@ async def _cmd_send(args: argparse.Namespace, settings: Settings) -> int:
             "(or try `broadcaster demo`, which starts a mock SMSC)"
         )
     request = _request(args)
-    report = await send(
-        settings, request, confirm=None if args.yes else _confirm, on_progress=ProgressLine()
+    console = SendConsole(
+        kind=request.kind,
+        template=request.template,
+        mode=args.progress,
+        durable=settings.database_url is not None,
+        confirm=None if args.yes else partial(_confirm, request.kind),
     )
+    report = await send(settings, request, console)
+    if console.outcome is not None:
+        report["interrupted"] = console.outcome
     emit(args, report, _report_text(report))
+    if console.outcome in ("cancelled", "left paused"):
+        return EXIT_INTERRUPTED
     return _exit_for(report)
 
 
-class ProgressLine:
-    """Progress on stderr, at most twice a second: parts sent, accepted, failed, rate, elapsed.
-
-    stdout stays for the final report (or the `--json` object), so scripts are not disturbed.
-    """
-
-    def __init__(self, interval: float = 0.5) -> None:
-        self.interval = interval
-        self._last = 0.0
-
-    def __call__(self, stats: RunStats) -> None:
-        now = time.monotonic()
-        if now - self._last < self.interval and stats.state == "running":
-            return
-        self._last = now
-        elapsed = max(now - stats.started, 1e-9)
-        print(
-            f"progress: {stats.parts_submitted:,} parts submitted, {stats.accepted:,} accepted, "
-            f"{stats.failed:,} failed, {stats.outcomes / elapsed:,.0f} parts/s, "
-            f"{elapsed:.1f} s [{stats.state}]",
-            file=sys.stderr,
-            flush=True,
-        )
-
-
-def _confirm(recipients: int, preview: dict[str, Any]) -> bool:
-    """Ask the operator to type the number of recipients (Hawaii 2018: no one-key confirm)."""
-    print(_preview_text(preview), file=sys.stderr)
+def _confirm(kind: str, recipients: int, preview: dict[str, Any]) -> bool:
+    """Ask the operator to type the number of recipients (Hawaii 2018: no one-key confirm),
+    in words that say whether this reaches the public or only the test group."""
+    err = Console(stderr=True, highlight=False)
+    err.print(kind_banner(kind))
+    print(_preview_text(preview, kind), file=sys.stderr)
     if not sys.stdin.isatty():
         raise InputError("confirmation needs a terminal: pass --yes to send from a script")
-    answer = input(f"Type {recipients} to send to {recipients:,} recipients: ").strip()
+    who = "PEOPLE (live, the public)" if kind == "live" else "test-group phones (drill)"
+    answer = input(f"Type {recipients} to send to {recipients:,} {who}: ").strip()
     return answer.replace(",", "").replace(" ", "") == str(recipients)
 
 
 def _report_text(report: dict[str, Any]) -> str:
+    words, _style = KIND_BANNER.get(report.get("kind", "live"), KIND_BANNER["live"])
     return (
-        f"broadcast {report['broadcast_id']}: {report['state']}; "
+        f"[{words}] broadcast {report['broadcast_id']}: {report['state']}; "
         f"{report['recipients']:,} recipients, {report['accepted']:,} accepted, "
         f"{report['failed']:,} failed, {report['duplicates']} duplicates, "
         f"{report['seconds']:.2f} s, {report['msgs_per_s']:,.0f} msg/s"

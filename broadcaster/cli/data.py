@@ -69,9 +69,11 @@ def register(commands: Commands) -> None:
         '  broadcaster areas set-var 75 fallback_number "01 99 00 75 00"',
     )
     shown = areas.add_mutually_exclusive_group()
-    shown.add_argument("--regions", action="store_true", help="list regions instead")
-    shown.add_argument(
+    switch(shown, "--regions", "BROADCASTER_AREAS_REGIONS", "list regions instead")
+    flag(
+        shown,
         "--departement",
+        env="BROADCASTER_AREAS_DEPARTEMENT",
         dest="in_departement",
         metavar="DEP",
         help="list the communes and cells of DEP with counts",

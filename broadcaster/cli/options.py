@@ -61,11 +61,15 @@ class _EnvDefault(argparse.Action):
             setattr(namespace, self.dest, values)
 
 
-def flag(parser: argparse.ArgumentParser, *names: str, env: str, **kwargs: Any) -> None:
+Container = argparse.ArgumentParser | argparse._ArgumentGroup
+"""A parser, or one of its (mutually exclusive) groups."""
+
+
+def flag(parser: Container, *names: str, env: str, **kwargs: Any) -> None:
     parser.add_argument(*names, action=_EnvDefault, env=env, **kwargs)
 
 
-def switch(parser: argparse.ArgumentParser, name: str, env: str, help: str) -> None:
+def switch(parser: Container, name: str, env: str, help: str) -> None:
     parser.add_argument(name, action=_EnvDefault, env=env, nargs=0, default=False, help=help)
 
 

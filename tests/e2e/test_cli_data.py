@@ -3,36 +3,10 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
 
 import pytest
-
-from broadcaster.cli import main
-
-
-class Cli:
-    def __init__(self, dsn: str, capsys: pytest.CaptureFixture[str]) -> None:
-        self.dsn = dsn
-        self.capsys = capsys
-
-    def __call__(self, *args: str, code: int = 0) -> Any:
-        """Run `broadcaster --json ARGS`; check the exit code; the JSON output (or stderr)."""
-        self.capsys.readouterr()
-        exit_code = main(["--database-url", self.dsn, "--json", "--log-level", "warning", *args])
-        out, err = self.capsys.readouterr()
-        assert exit_code == code, err
-        if code == 0 or out.strip():
-            return json.loads(out.strip().splitlines()[-1])
-        return err
-
-
-@pytest.fixture
-def cli(db_dsn: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Cli:
-    # main() would point structlog at this test's captured stderr, closed after the test.
-    monkeypatch.setattr("broadcaster.cli.configure_logging", lambda **_: None)
-    return Cli(db_dsn, capsys)
+from fixtures_cli import Cli
 
 
 def test_import_reports_rows_modes_and_rejects(cli: Cli, tmp_path: Path) -> None:

@@ -1,106 +1,232 @@
-"""`broadcaster send` driven in a pseudo-terminal, as an on-call engineer types it."""
+"""`broadcaster send` driven in a pseudo-terminal, as an on-call engineer types it: the typed
+confirmation, the live panel, the final report, and Ctrl-C (pause, then cancel or resume)."""
 
 from __future__ import annotations
 
+import asyncio
+import fcntl
 import os
 import re
 import select
 import subprocess
 import sys
+import termios
 import time
+from collections.abc import Iterator
 
 import asyncpg
+import pytest
 
 from broadcaster.importer import seed_synthetic
 from loadtest.common import mock_smsc_process
 
+ACCEPTED = "SELECT count(DISTINCT msisdn) FROM deliveries WHERE status = 0"
+ANSI = re.compile(rb"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][A-Z0-9]|\r")
 
-def _seed(db_dsn: str) -> None:
-    import asyncio
 
+def _query(db_dsn: str, sql: str) -> object:
+    async def run() -> object:
+        conn = await asyncpg.connect(db_dsn)
+        try:
+            return await conn.fetchval(sql)
+        finally:
+            await conn.close()
+
+    return asyncio.run(run())
+
+
+@pytest.fixture
+def seeded(db_dsn: str) -> str:
     async def seed() -> None:
         conn = await asyncpg.connect(db_dsn)
         await seed_synthetic(conn, 20_000, seed=4)
         await conn.close()
 
     asyncio.run(seed())
+    return db_dsn
 
 
-def _drive(env: dict[str, str], answer_with: str | None) -> tuple[int, str]:
-    """Run `send` on a pty; when it asks for the number, type `answer_with` (None: the number)."""
-    master, slave = os.openpty()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "broadcaster", "send", "--area", "dep:971", "--template", "outage"],
-        stdin=slave,
-        stdout=slave,
-        stderr=slave,
-        env={**os.environ, **env},
-        close_fds=True,
-    )
-    os.close(slave)
-    output = b""
-    answered = False
-    deadline = time.monotonic() + 60
-    try:
+def _controlling_terminal() -> None:
+    """In the child: a session of its own with the pty as controlling terminal, so that a
+    typed Ctrl-C reaches it as SIGINT, exactly as in a real terminal."""
+    os.setsid()
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+
+class Terminal:
+    """A `broadcaster send` process on a pseudo-terminal: read what it shows, type to it."""
+
+    def __init__(self, args: list[str], env: dict[str, str]) -> None:
+        self.master, slave = os.openpty()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "broadcaster", *args],
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+            env={**os.environ, "COLUMNS": "120", **env},
+            close_fds=True,
+            preexec_fn=_controlling_terminal,
+        )
+        os.close(slave)
+        self.raw = b""
+
+    @property
+    def screen(self) -> str:
+        """Everything shown so far, without colours and cursor movements."""
+        return ANSI.sub(b"", self.raw).decode("utf-8", errors="replace")
+
+    def _read(self, timeout: float) -> bool:
+        ready, _, _ = select.select([self.master], [], [], timeout)
+        if not ready:
+            return True
+        try:
+            chunk = os.read(self.master, 65536)
+        except OSError:  # the child closed the terminal
+            return False
+        self.raw += chunk
+        return bool(chunk)
+
+    def wait_for(self, pattern: str, timeout: float = 60) -> re.Match[str]:
+        deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            ready, _, _ = select.select([master], [], [], 0.2)
-            if ready:
-                try:
-                    chunk = os.read(master, 4096)
-                except OSError:  # the child closed the terminal
-                    break
-                if not chunk:
-                    break
-                output += chunk
-            match = re.search(rb"Type (\d+) to send", output)
-            if match and not answered:
-                os.write(master, (answer_with or match.group(1).decode()).encode() + b"\n")
-                answered = True
-            if proc.poll() is not None and not ready:
+            match = re.search(pattern, self.screen)
+            if match:
+                return match
+            if not self._read(0.1):
                 break
-        code = proc.wait(30)
-    finally:
-        os.close(master)
-        if proc.poll() is None:
-            proc.kill()
-    return code, output.decode("utf-8", errors="replace")
+        raise AssertionError(f"never saw {pattern!r}; the screen:\n{self.screen}")
+
+    def type(self, text: str) -> None:
+        os.write(self.master, text.encode())
+
+    def finish(self, timeout: float = 60) -> int:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self._read(0.1):
+            if self.proc.poll() is not None:
+                while self._read(0.05) and select.select([self.master], [], [], 0)[0]:
+                    pass
+                break
+        return self.proc.wait(10)
+
+    def close(self) -> None:
+        os.close(self.master)
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
 
 
-def test_typed_confirmation_sends_with_progress_and_report(db_dsn: str) -> None:
-    _seed(db_dsn)
-    with mock_smsc_process("--tps", "2000") as port:
-        env = {
-            "DATABASE_URL": db_dsn,
-            "BROADCASTER_SMSC_URL": f"smpp://t:pw@127.0.0.1:{port}?binds=1&tps=2000",
-            "BROADCASTER_LOG_LEVEL": "warning",
-        }
-        code, screen = _drive(env, None)
+@pytest.fixture
+def terminal() -> Iterator[list[Terminal]]:
+    opened: list[Terminal] = []
+    yield opened
+    for t in opened:
+        t.close()
+
+
+def _send(
+    opened: list[Terminal], db_dsn: str, port: int, tps: int, area: str, *extra: str
+) -> Terminal:
+    env = {
+        "DATABASE_URL": db_dsn,
+        "BROADCASTER_SMSC_URL": f"smpp://t:pw@127.0.0.1:{port}?binds=1&tps={tps}",
+        "BROADCASTER_LOG_LEVEL": "warning",
+    }
+    t = Terminal(["send", "--area", area, "--template", "outage", *extra], env)
+    opened.append(t)
+    return t
+
+
+def _confirm(t: Terminal) -> int:
+    """Answer the question with the number it asks for; return that number."""
+    asked = t.wait_for(r"Type (\d+) to send to [\d,]+ PEOPLE \(live, the public\)")
+    t.type(asked.group(1) + "\n")
+    return int(asked.group(1))
+
+
+def test_typed_confirmation_then_live_panel_and_final_report(
+    seeded: str, terminal: list[Terminal]
+) -> None:
+    with mock_smsc_process("--tps", "1000") as port:
+        t = _send(terminal, seeded, port, 800, "region:93")
+        t.wait_for(r"LIVE ALERT — goes to the public")
+        t.wait_for(r"\[13/fr\] [\d,]+ recipients")  # the preview, before the question
+        recipients = _confirm(t)
+        code = t.finish()
+    screen = t.screen
     assert code == 0, screen
-    assert "[971/fr]" in screen  # the preview was shown before the question
-    assert re.search(r"progress: [\d,]+ parts submitted", screen)
-    report = re.search(r"broadcast 1: completed; ([\d,]+) recipients, ([\d,]+) accepted", screen)
+    # The live panel: counts, rate, ETA and the SMSC's health, redrawn while sending.
+    frames = re.findall(r"submitted ([\d,]+)\s+accepted ([\d,]+)\s+failed 0\s+throttled 0", screen)
+    assert len(frames) >= 3, screen
+    assert int(frames[0][1].replace(",", "")) < recipients  # seen while under way
+    assert re.search(r"rate [\d,]+ parts/s\s+elapsed [\d.]+ s\s+ETA ", screen)
+    assert re.search(r"SMSC\s+state\s+binds\s+parts/s", screen)
+    assert re.search(r"\s+up\s+1/1\s", screen)
+    report = re.search(
+        r"broadcast 1: completed; ([\d,]+) recipients, ([\d,]+) accepted, 0 failed, "
+        r"0 duplicates",
+        screen,
+    )
     assert report is not None, screen
+    assert int(report.group(1).replace(",", "")) == recipients
     assert report.group(1) == report.group(2)
 
 
-def test_a_wrong_number_sends_nothing(db_dsn: str) -> None:
-    _seed(db_dsn)
+def test_ctrl_c_pauses_then_cancel_stops_it_for_good(seeded: str, terminal: list[Terminal]) -> None:
+    with mock_smsc_process("--tps", "1000") as port:
+        t = _send(terminal, seeded, port, 300, "region:11")
+        recipients = _confirm(t)
+        t.wait_for(r"accepted [1-9][\d,]*")
+        t.type("\x03")  # Ctrl-C, through the terminal's line discipline
+        t.wait_for(r"broadcast 1 is PAUSED: ([\d,]+) of ([\d,]+) parts sent")
+        t.wait_for(r"\[r\]esume or \[c\]ancel, or \[l\]eave it paused and exit\?")
+        t.type("c\n")
+        code = t.finish()
+        accepted_at_exit = _query(
+            seeded, "SELECT count(DISTINCT msisdn) FROM deliveries WHERE status = 0"
+        )
+        time.sleep(1.0)  # had anything been left running, more outcomes would appear
+        accepted_later = _query(
+            seeded, "SELECT count(DISTINCT msisdn) FROM deliveries WHERE status = 0"
+        )
+    screen = t.screen
+    assert code == 130, screen
+    assert "broadcast 1 cancelled: nothing more is sent" in screen
+    assert re.search(r"broadcast 1: cancelled; [\d,]+ recipients", screen), screen
+    assert _query(seeded, "SELECT state FROM broadcasts WHERE id = 1") == "cancelled"
+    assert isinstance(accepted_at_exit, int)
+    assert 0 < accepted_at_exit < recipients
+    assert accepted_later == accepted_at_exit
+    assert _query(seeded, "SELECT count(*) FROM broadcast_chunks WHERE leased_by IS NOT NULL") == 0
+
+
+def test_ctrl_c_then_resume_finishes_each_recipient_once(
+    seeded: str, terminal: list[Terminal]
+) -> None:
+    with mock_smsc_process("--tps", "1000") as port:
+        t = _send(terminal, seeded, port, 500, "region:93")
+        recipients = _confirm(t)
+        t.wait_for(r"accepted [1-9][\d,]*")
+        t.type("\x03")
+        t.wait_for(r"\[r\]esume or \[c\]ancel")
+        assert _query(seeded, "SELECT state FROM broadcasts WHERE id = 1") == "paused"
+        t.type("r\n")
+        t.wait_for("resuming broadcast 1")
+        code = t.finish()
+    screen = t.screen
+    assert code == 0, screen
+    report = re.search(r"broadcast 1: completed; ([\d,]+) recipients, ([\d,]+) accepted", screen)
+    assert report is not None, screen
+    assert report.group(1) == report.group(2) == f"{recipients:,}"
+    assert "0 duplicates" in screen
+    assert _query(seeded, "SELECT count(DISTINCT msisdn) FROM deliveries") == recipients
+
+
+def test_a_wrong_number_sends_nothing(seeded: str, terminal: list[Terminal]) -> None:
     with mock_smsc_process() as port:
-        env = {
-            "DATABASE_URL": db_dsn,
-            "BROADCASTER_SMSC_URL": f"smpp://t:pw@127.0.0.1:{port}",
-            "BROADCASTER_LOG_LEVEL": "warning",
-        }
-        code, screen = _drive(env, "12")
-    assert code == 2, screen
-    assert "not confirmed: nothing was sent" in screen
-
-    import asyncio
-
-    async def count() -> int:
-        conn = await asyncpg.connect(db_dsn)
-        n: int = await conn.fetchval("SELECT count(*) FROM broadcasts")
-        await conn.close()
-        return n
-
-    assert asyncio.run(count()) == 0
+        t = _send(terminal, seeded, port, 0, "dep:971")
+        t.wait_for(r"Type (\d+) to send")
+        t.type("12\n")
+        code = t.finish()
+    assert code == 2, t.screen
+    assert "not confirmed: nothing was sent" in t.screen
+    assert _query(seeded, "SELECT count(*) FROM broadcasts") == 0

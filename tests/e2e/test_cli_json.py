@@ -1,0 +1,232 @@
+"""Every command's `--json` output, parsed, as a script would; every flag has its environment
+variable; and the map below proves no command was left out (a new command fails the last test
+until someone writes the test that parses its output)."""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import asyncio
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import asyncpg
+import pytest
+from fixtures_cli import Cli
+
+from broadcaster.cli import build_parser
+from broadcaster.cli.options import _EnvDefault
+from broadcaster.importer import seed_synthetic
+from broadcaster.operations import BroadcastRequest, create_broadcast, make_plan
+from broadcaster.settings import Settings
+from loadtest.common import mock_smsc_process
+
+TESTS = Path(__file__).parent.parent
+
+# command -> the test (module::function) that parses its --json output.
+JSON_COVERAGE = {
+    "db migrate": "e2e.test_cli_json::test_db_migrate",
+    "subscribers import": "e2e.test_cli_data::test_import_reports_rows_modes_and_rejects",
+    "subscribers synth": "e2e.test_cli_data::test_synth_then_areas_at_every_level",
+    "areas": "e2e.test_cli_data::test_synth_then_areas_at_every_level",
+    "areas vars": "e2e.test_cli_data::test_set_var_validates_records_and_lists",
+    "areas set-var": "e2e.test_cli_data::test_set_var_validates_records_and_lists",
+    "preview": "e2e.test_cli_data::test_preview_json_with_cells_exclusions_and_the_pool_eta",
+    "send": "e2e.test_cli_json::test_send_then_status_report_and_list",
+    "status": "e2e.test_cli_json::test_send_then_status_report_and_list",
+    "report": "e2e.test_cli_json::test_send_then_status_report_and_list",
+    "list": "e2e.test_cli_json::test_send_then_status_report_and_list",
+    "pause": "e2e.test_cli_json::test_pause_resume_cancel_and_a_refusal",
+    "resume": "e2e.test_cli_json::test_pause_resume_cancel_and_a_refusal",
+    "cancel": "e2e.test_cli_json::test_pause_resume_cancel_and_a_refusal",
+    "worker": "e2e.test_cli_json::test_worker_runs_what_is_approved",
+    "demo": "e2e.test_demo::test_demo_delivers_each_recipient_exactly_its_text_once",
+    "mock-smsc": (
+        "integration.test_mock_smsc_cli::test_listening_line_stats_endpoint_and_stats_at_exit"
+    ),
+    "serve": "e2e.test_http::test_create_approve_by_a_second_person_and_watch_until_completed",
+    "tokens create": "e2e.test_cli_json::test_tokens_and_audit",
+    "tokens list": "e2e.test_cli_json::test_tokens_and_audit",
+    "tokens revoke": "e2e.test_cli_json::test_tokens_and_audit",
+    "audit": "e2e.test_cli_json::test_tokens_and_audit",
+    "check": "e2e.test_cli_json::test_check_ready_and_not_ready",
+}
+
+
+def _commands(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()) -> Iterator[str]:
+    """Every runnable command path: `send`, `tokens create`, and `areas` (which also runs bare)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            if path and not action.required:
+                yield " ".join(path)
+            for name, sub in action.choices.items():
+                yield from _commands(sub, (*path, name))
+            return
+    yield " ".join(path)
+
+
+def _parsers(
+    parser: argparse.ArgumentParser, path: tuple[str, ...] = ()
+) -> Iterator[tuple[str, argparse.ArgumentParser]]:
+    yield " ".join(path) or "broadcaster", parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _parsers(sub, (*path, name))
+
+
+@pytest.fixture
+def seeded(db_dsn: str) -> str:
+    async def seed() -> None:
+        conn = await asyncpg.connect(db_dsn)
+        await seed_synthetic(conn, 3000, seed=5)
+        await conn.close()
+
+    asyncio.run(seed())
+    return db_dsn
+
+
+def _approved_broadcast(dsn: str, area: str = "dep:75") -> int:
+    """An approved broadcast, stored but not run (what the API leaves for a worker)."""
+
+    async def create() -> int:
+        settings = Settings()
+        request = BroadcastRequest(
+            areas=[area],
+            template="outage",
+            variables={},
+            expires_in=timedelta(hours=1),
+            created_by="test",
+        )
+        conn = await asyncpg.connect(dsn)
+        try:
+            plan = await make_plan(conn, settings, request)
+            return await create_broadcast(conn, settings, request, plan)
+        finally:
+            await conn.close()
+
+    return asyncio.run(create())
+
+
+def test_db_migrate(cli: Cli) -> None:
+    out = cli("db", "migrate")
+    assert out == {"applied": []}  # the test database is migrated already: nothing to apply
+
+
+def test_send_then_status_report_and_list(
+    cli: Cli, seeded: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with mock_smsc_process() as port:
+        monkeypatch.setenv("BROADCASTER_SMSC_URL", f"smpp://t:pw@127.0.0.1:{port}")
+        sent = cli("send", "--area", "dep:13", "--template", "outage", "--yes")
+    assert sent["state"] == "completed"
+    assert sent["kind"] == "live"
+    assert sent["recipients"] > 0
+    assert sent["accepted"] == sent["recipients"]
+    assert sent["failed"] == sent["duplicates"] == 0
+    assert sent["submitted"] == sent["parts"]
+    status = cli("status", str(sent["broadcast_id"]))
+    assert status["state"] == "completed"
+    assert status["accepted"] == sent["accepted"]
+    assert status["chunks_done"] == status["chunks_total"]
+    report = cli("report", str(sent["broadcast_id"]))
+    assert report["failed_by_status"] == {}
+    listing = cli("list", "--limit", "5")["broadcasts"]
+    assert [b["id"] for b in listing] == [sent["broadcast_id"]]
+    assert listing[0]["kind"] == "live"
+    err = cli("status", "999", code=2)
+    assert "999" in err
+
+
+def test_pause_resume_cancel_and_a_refusal(cli: Cli, seeded: str) -> None:
+    broadcast_id = str(_approved_broadcast(seeded))
+    assert cli("pause", broadcast_id) == {"broadcast_id": int(broadcast_id), "state": "paused"}
+    assert cli("resume", broadcast_id)["state"] == "approved"
+    assert cli("cancel", broadcast_id)["state"] == "cancelled"
+    err = cli("resume", broadcast_id, code=2)
+    assert f"cannot resume broadcast {broadcast_id}: it is cancelled" in err
+    audit = cli("audit")["entries"]
+    assert [e["action"] for e in audit if e["subject"] == f"broadcast:{broadcast_id}"] == [
+        "cancel",
+        "resume",
+        "pause",
+    ]
+
+
+def test_worker_runs_what_is_approved(
+    cli: Cli, seeded: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, second = _approved_broadcast(seeded, "dep:75"), _approved_broadcast(seeded, "dep:13")
+    with mock_smsc_process() as port:
+        monkeypatch.setenv("BROADCASTER_SMSC_URL", f"smpp://t:pw@127.0.0.1:{port}")
+        out = cli("worker", "--until-idle")
+    assert sorted(r["broadcast_id"] for r in out["runs"]) == [first, second]
+    assert {r["state"] for r in out["runs"]} == {"completed"}
+
+
+def test_tokens_and_audit(cli: Cli) -> None:
+    created = cli("tokens", "create", "--role", "operator", "--name", "night-shift")
+    assert created["token"].startswith("bct_")
+    assert created["role"] == "operator"
+    listed = cli("tokens", "list")["tokens"]
+    assert [t["name"] for t in listed] == ["night-shift"]
+    assert "token" not in listed[0]  # the secret is shown once, at creation
+    revoked = cli("tokens", "revoke", str(created["id"]))
+    assert revoked["active"] is False
+    actions = [e["action"] for e in cli("audit")["entries"]]
+    assert "token_create" in actions
+    assert "token_revoke" in actions
+
+
+def test_check_ready_and_not_ready(cli: Cli, seeded: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    with mock_smsc_process() as port:
+        monkeypatch.setenv("BROADCASTER_SMSC_URL", f"smpp://t:pw@127.0.0.1:{port}?binds=2")
+        ready = cli("check")
+    assert ready["ok"] is True
+    by_name = {c["check"]: c for c in ready["checks"]}
+    assert {c["status"] for c in ready["checks"]} == {"ok"}
+    assert "2/2 binds up" in by_name["smsc smsc1"]["detail"]
+    assert "3,000 subscribers" in by_name["subscribers"]["detail"]
+    # The mock has stopped: the SMSC check fails, the rest still says what it found.
+    not_ready = cli("check", "--bind-timeout", "3", code=1)
+    assert not_ready["ok"] is False
+    by_name = {c["check"]: c for c in not_ready["checks"]}
+    assert by_name["smsc smsc1"]["status"] == "fail"
+    assert "cannot connect" in by_name["smsc smsc1"]["detail"]
+    assert by_name["database"]["status"] == "ok"
+
+
+def test_every_command_has_a_test_that_parses_its_json() -> None:
+    commands = set(_commands(build_parser()))
+    assert commands - set(JSON_COVERAGE) == set(), "add a --json test and list it above"
+    assert set(JSON_COVERAGE) - commands == set(), "a listed command no longer exists"
+    for where in set(JSON_COVERAGE.values()):
+        module_name, _, function = where.partition("::")
+        path = TESTS / (module_name.replace(".", "/") + ".py")
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        defined = {
+            node.name
+            for node in tree.body
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+        }
+        assert function in defined, where
+
+
+def test_every_flag_has_its_environment_variable() -> None:
+    exempt = {"--help", "--version", "--json"}  # --json after a command: BROADCASTER_JSON
+    missing = [
+        f"{where} {action.option_strings[0]}"
+        for where, parser in _parsers(build_parser())
+        for action in parser._actions
+        if action.option_strings
+        and not set(action.option_strings) & exempt
+        and not isinstance(action, _EnvDefault)
+    ]
+    assert missing == []
+    for _where, parser in _parsers(build_parser()):
+        for action in parser._actions:
+            if isinstance(action, _EnvDefault):
+                assert "[env: BROADCASTER_" in (action.help or "") or "DATABASE_URL" in (
+                    action.help or ""
+                ), action.option_strings
