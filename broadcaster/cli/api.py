@@ -54,7 +54,13 @@ def register(commands: Commands) -> None:
         "  broadcaster tokens revoke 3",
     )
     sub = tokens.add_subparsers(dest="tokens_command", metavar="ACTION", required=True)
-    create = add_command(sub, "create", "create a token; it is printed once", _cmd_tokens_create)
+    create = add_command(
+        sub,
+        "create",
+        "create a token; it is printed once",
+        _cmd_tokens_create,
+        epilog="example:\n  broadcaster tokens create --role approver --name prefet-astreinte",
+    )
     flag(
         create,
         "--role",
@@ -70,9 +76,19 @@ def register(commands: Commands) -> None:
         required=True,
         help="who holds it (the two-person rule compares names)",
     )
-    add_command(sub, "list", "list tokens (never the tokens themselves)", _cmd_tokens_list)
+    add_command(
+        sub,
+        "list",
+        "list tokens (never the tokens themselves)",
+        _cmd_tokens_list,
+        epilog="example:\n  broadcaster tokens list --json",
+    )
     revoke = add_command(
-        sub, "revoke", "revoke a token (refused from its next request)", _cmd_revoke
+        sub,
+        "revoke",
+        "revoke a token (refused from its next request)",
+        _cmd_revoke,
+        epilog="example:\n  broadcaster tokens revoke 3",
     )
     revoke.add_argument("token_id", type=int)
 

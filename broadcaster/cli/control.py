@@ -38,7 +38,13 @@ def register(commands: Commands) -> None:
         )
         p.add_argument("broadcast_id", type=int)
         p.set_defaults(action=action)
-    lst = add_command(commands, "list", "recent broadcasts, newest first", _cmd_list)
+    lst = add_command(
+        commands,
+        "list",
+        "recent broadcasts, newest first (LIVE and DRILL marked)",
+        _cmd_list,
+        epilog="examples:\n  broadcaster list\n  broadcaster list --limit 100 --json",
+    )
     flag(lst, "--limit", env="BROADCASTER_LIST_LIMIT", type=int, default=20, help="how many")
     worker = add_command(
         commands,
@@ -123,7 +129,8 @@ async def _cmd_list(args: argparse.Namespace, settings: Settings) -> int:
         await conn.close()
     lines = [f"{'id':>6} {'kind':<5} {'state':<17} {'template':<10} {'recipients':>11} created"]
     lines += [
-        f"{r['id']:>6} {r['kind']:<5} {r['state']:<17} {r['template']:<10} "
+        f"{r['id']:>6} {'LIVE' if r['kind'] == 'live' else 'drill':<5} {r['state']:<17} "
+        f"{r['template']:<10} "
         f"{r['recipients']:>11,} {r['created_at']}"
         for r in rows
     ]

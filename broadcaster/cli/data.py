@@ -20,14 +20,23 @@ if TYPE_CHECKING:
 def register(commands: Commands) -> None:
     db = add_command(commands, "db", "database administration", _cmd_help)
     db_sub = db.add_subparsers(dest="db_command", metavar="ACTION", required=True)
-    migrate = db_sub.add_parser("migrate", help="apply pending schema migrations (idempotent)")
-    migrate.set_defaults(handler=_cmd_db_migrate)
+    add_command(
+        db_sub,
+        "migrate",
+        "apply pending schema migrations (idempotent)",
+        _cmd_db_migrate,
+        epilog="example:\n  DATABASE_URL=postgresql://... broadcaster db migrate --json",
+    )
 
     subs = add_command(commands, "subscribers", "manage the subscriber index", _cmd_help)
     subs_sub = subs.add_subparsers(dest="subscribers_command", metavar="ACTION", required=True)
-    imp = subs_sub.add_parser(
+    imp = add_command(
+        subs_sub,
         "import",
-        help="import (upsert) subscribers from a CSV file",
+        "import (upsert) subscribers from a CSV file",
+        _cmd_subscribers_import,
+        epilog="examples:\n  broadcaster subscribers import subscribers.csv\n"
+        "  broadcaster subscribers import changes.csv --reject-file rejects.csv --json",
         description="Import subscribers from CSV with header "
         "msisdn,departement,commune,cell_id,lang,test_group (commune, cell_id, test_group "
         "optional). Into an empty index the rows are bulk-loaded; otherwise only new and "
@@ -44,17 +53,18 @@ def register(commands: Commands) -> None:
         type=Path,
         help="where rejected rows go (default: FILE.rejects.csv)",
     )
-    imp.set_defaults(handler=_cmd_subscribers_import)
-    synth = subs_sub.add_parser(
+    synth = add_command(
+        subs_sub,
         "synth",
-        help="add N realistic synthetic subscribers (for demos and load tests)",
+        "add N realistic synthetic subscribers (for demos and load tests)",
+        _cmd_subscribers_synth,
+        epilog="example:\n  broadcaster subscribers synth 1000000 --seed 7",
         description="Add N synthetic subscribers (French mobile numbers, spread over the "
         "départements by population, 5 languages, 0.1%% in the test group), numbered after "
         "those already there. Several hundred thousand rows/s into an empty index.",
     )
     synth.add_argument("count", type=int, help="how many subscribers")
     flag(synth, "--seed", env="BROADCASTER_SEED", type=int, default=1, help="random seed")
-    synth.set_defaults(handler=_cmd_subscribers_synth)
 
     areas = add_command(
         commands,
@@ -79,8 +89,12 @@ def register(commands: Commands) -> None:
         help="list the communes and cells of DEP with counts",
     )
     areas_sub = areas.add_subparsers(dest="areas_command", metavar="ACTION")
-    variables = areas_sub.add_parser(
-        "vars", help="list area variables (fallback numbers, prefecture...) of DEP or all"
+    variables = add_command(
+        areas_sub,
+        "vars",
+        "list area variables (fallback numbers, prefecture...) of DEP or all",
+        _cmd_areas_vars,
+        epilog="examples:\n  broadcaster areas vars 75\n  broadcaster areas vars 75 --history",
     )
     variables.add_argument("departement", nargs="?", help="département code (default: all)")
     switch(
@@ -89,10 +103,12 @@ def register(commands: Commands) -> None:
         "BROADCASTER_HISTORY",
         "show the recorded changes (who, when, old and new value) instead",
     )
-    variables.set_defaults(handler=_cmd_areas_vars)
-    set_var = areas_sub.add_parser(
+    set_var = add_command(
+        areas_sub,
         "set-var",
-        help="set one area variable (validated; the change is recorded in the audit log)",
+        "set one area variable (validated; the change is recorded in the audit log)",
+        _cmd_areas_set_var,
+        epilog='example:\n  broadcaster areas set-var 75 fallback_number "01 99 00 75 00"',
         description="Set variable NAME of département DEP to VALUE. Refused: an unknown "
         "département, a name no template reads, an empty value, one over 160 characters or "
         "with control characters, and for fallback_number anything but a phone number. "
@@ -108,7 +124,6 @@ def register(commands: Commands) -> None:
         default=None,
         help="who makes the change, for the audit log (default: the login name)",
     )
-    set_var.set_defaults(handler=_cmd_areas_set_var)
 
 
 async def _cmd_help(args: argparse.Namespace, settings: Settings) -> int:

@@ -94,13 +94,18 @@ def duration(text: str) -> timedelta:
 
 
 def add_command(
-    commands: Commands, name: str, help: str, handler: Handler, epilog: str = ""
+    commands: Commands,
+    name: str,
+    help: str,
+    handler: Handler,
+    epilog: str = "",
+    description: str | None = None,
 ) -> argparse.ArgumentParser:
-    """A sub-command whose --help shows its description and examples."""
+    """A sub-command whose --help shows its description (default: `help`) and examples."""
     sub: argparse.ArgumentParser = commands.add_parser(
         name,
         help=help,
-        description=help,
+        description=description or help,
         epilog=epilog,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

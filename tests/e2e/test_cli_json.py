@@ -20,6 +20,7 @@ from broadcaster.cli.options import _EnvDefault
 from broadcaster.importer import seed_synthetic
 from broadcaster.operations import BroadcastRequest, create_broadcast, make_plan
 from broadcaster.settings import Settings
+from broadcaster.text.templates import EXERCISE_MARKERS
 from loadtest.common import mock_smsc_process
 
 TESTS = Path(__file__).parent.parent
@@ -230,3 +231,31 @@ def test_every_flag_has_its_environment_variable() -> None:
                 assert "[env: BROADCASTER_" in (action.help or "") or "DATABASE_URL" in (
                     action.help or ""
                 ), action.option_strings
+
+
+def test_every_command_help_teaches_with_examples() -> None:
+    leaves = {
+        where: parser
+        for where, parser in _parsers(build_parser())
+        if where in set(_commands(build_parser())) | {"broadcaster"}
+    }
+    assert len(leaves) == len(JSON_COVERAGE) + 1
+    without = [where for where, parser in leaves.items() if "example" not in (parser.epilog or "")]
+    assert without == []
+    send_help = leaves["send"].format_help()
+    assert "exit codes" in send_help
+    assert "Ctrl-C" in send_help
+
+
+def test_a_drill_previews_only_the_test_group(cli: Cli, seeded: str) -> None:
+    live = cli("preview", "--area", "region:11", "--template", "outage")
+    drill = cli("preview", "--area", "region:11", "--template", "drill", "--drill")
+    areas = {a["code"]: a for a in cli("areas")["areas"]}
+    idf = [code for code, a in areas.items() if a["region_code"] == "11"]
+    assert (live["kind"], drill["kind"]) == ("live", "drill")
+    assert live["recipients"] == sum(areas[c]["subscribers"] for c in idf)
+    assert drill["recipients"] == sum(areas[c]["test_group"] for c in idf)
+    assert 0 < drill["recipients"] < live["recipients"]
+    assert all(g["text"].startswith(EXERCISE_MARKERS[g["language"]]) for g in drill["groups"])
+    err = cli("preview", "--area", "region:11", "--template", "outage", "--drill", code=2)
+    assert "a drill must use a drill template" in err
