@@ -248,8 +248,12 @@ def _confirm(kind: str, recipients: int, preview: dict[str, Any]) -> bool:
     """Ask the operator to type the number of recipients (Hawaii 2018: no one-key confirm),
     in words that say whether this reaches the public or only the test group."""
     err = Console(stderr=True, highlight=False)
-    err.print(kind_banner(kind))
-    print(_preview_text(preview, kind), file=sys.stderr)
+    banner, *rest = _preview_text(preview, kind).splitlines()
+    if err.is_terminal:
+        err.print(kind_banner(kind))  # the same words, in colour
+    else:
+        print(banner, file=sys.stderr)
+    print("\n".join(rest), file=sys.stderr)
     if not sys.stdin.isatty():
         raise InputError("confirmation needs a terminal: pass --yes to send from a script")
     who = "PEOPLE (live, the public)" if kind == "live" else "test-group phones (drill)"

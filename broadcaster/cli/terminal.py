@@ -277,7 +277,8 @@ class SendConsole:
         """The pool's health while it runs; after it (the binds are closed at the end of a
         run) the last snapshot taken while running, not a misleading "down"."""
         pool = self.worker.pool if self.worker else None
-        if pool is not None and self._refresher is not None:
+        running = self._stats is None or self._stats.state == "running"
+        if pool is not None and self._refresher is not None and running:
             self._last_health = pool.health()
         return self._last_health
 
