@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import json
 import os
 import re
 import select
+import signal
 import subprocess
 import sys
 import termios
@@ -230,3 +232,42 @@ def test_a_wrong_number_sends_nothing(seeded: str, terminal: list[Terminal]) -> 
     assert code == 2, t.screen
     assert "not confirmed: nothing was sent" in t.screen
     assert _query(seeded, "SELECT count(*) FROM broadcasts") == 0
+
+
+def test_sigint_to_a_script_leaves_it_paused_and_says_so(seeded: str) -> None:
+    """No terminal to ask: the broadcast stays paused (a known state a person can resume or
+    cancel), and the JSON report says so."""
+    with mock_smsc_process("--tps", "1000") as port:
+        env = {
+            **os.environ,
+            "DATABASE_URL": seeded,
+            "BROADCASTER_SMSC_URL": f"smpp://t:pw@127.0.0.1:{port}?binds=1&tps=300",
+            "BROADCASTER_LOG_LEVEL": "warning",
+        }
+        command = ["send", "--area", "region:11", "--template", "outage", "--yes"]
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "broadcaster", "--json", *command],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+            text=True,
+        )
+        try:
+            assert proc.stderr is not None
+            for line in proc.stderr:  # plain progress lines: stderr is not a terminal
+                if re.match(r"progress: [\d,]+ parts submitted, [1-9]", line):
+                    break
+            proc.send_signal(signal.SIGINT)
+            out, err = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    assert proc.returncode == 130, err
+    report = json.loads(out.strip().splitlines()[-1])
+    assert report["state"] == "paused"
+    assert report["interrupted"] == "left paused"
+    assert 0 < report["accepted"] < report["recipients"]
+    assert "`broadcaster resume 1` or `broadcaster cancel 1`" in err
+    assert _query(seeded, "SELECT state FROM broadcasts WHERE id = 1") == "paused"
+    assert _query(seeded, "SELECT count(*) FROM broadcast_chunks WHERE leased_by IS NOT NULL") == 0
