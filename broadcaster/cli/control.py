@@ -129,7 +129,7 @@ async def _cmd_list(args: argparse.Namespace, settings: Settings) -> int:
         await conn.close()
     lines = [f"{'id':>6} {'kind':<5} {'state':<17} {'template':<10} {'recipients':>11} created"]
     lines += [
-        f"{r['id']:>6} {'LIVE' if r['kind'] == 'live' else 'drill':<5} {r['state']:<17} "
+        f"{r['id']:>6} {'LIVE' if r['kind'] == 'live' else 'DRILL':<5} {r['state']:<17} "
         f"{r['template']:<10} "
         f"{r['recipients']:>11,} {r['created_at']}"
         for r in rows

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from collections.abc import Callable, Coroutine
 from datetime import timedelta
 from typing import Any
@@ -120,8 +121,22 @@ def add_command(
     return sub
 
 
+LIVE_WORDS = ("LIVE ALERT — goes to the public", "[LIVE]", " LIVE ")
+DRILL_WORDS = ("DRILL — EXERCISE, test group only", "[DRILL (exercise)]", " DRILL ")
+
+
 def emit(args: argparse.Namespace, payload: dict[str, Any], human: str) -> None:
+    """One JSON object for scripts; for people, the text — with live and drill markers in
+    red and yellow on a terminal (the words alone say it everywhere else)."""
     if args.json:
         print(json.dumps(payload, default=str))
+    elif sys.stdout.isatty():
+        from rich.console import Console
+        from rich.text import Text
+
+        text = Text(human)
+        text.highlight_words(LIVE_WORDS, "bold white on red")
+        text.highlight_words(DRILL_WORDS, "bold black on yellow")
+        Console(highlight=False, soft_wrap=True).print(text)
     else:
         print(human)
