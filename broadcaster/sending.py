@@ -1,7 +1,9 @@
 """A whole broadcast as the CLI runs it: plan, confirm, store, run, report.
 
-A `Watcher` is the front end's part (the terminal display of `send`): it confirms, watches
-the run, and decides what happens when the run halts paused (Ctrl-C): resume or stop there.
+A `Watcher` is the front end's part (the terminal display of `send`): it confirms, watches the
+run, asks for a pause (Ctrl-C) through the callback it is given, and when the run halts paused
+decides: resume, cancel, or leave it paused. This module applies those decisions, so the state
+changes (and their audit entries) happen in one place.
 """
 
 from __future__ import annotations
@@ -9,14 +11,16 @@ from __future__ import annotations
 import resource
 import time
 from collections import Counter
-from collections.abc import Sequence
-from typing import Any, Protocol
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Literal, Protocol
 
 import asyncpg
+import structlog
 
 from broadcaster.engine.runner import RunStats
+from broadcaster.engine.states import Action
 from broadcaster.engine.worker import Worker
-from broadcaster.errors import InputError
+from broadcaster.errors import BroadcasterError, InputError
 from broadcaster.operations import (
     BroadcastRequest,
     create_broadcast,
@@ -28,26 +32,33 @@ from broadcaster.planning import Plan
 from broadcaster.settings import Settings, SmscConfig
 from broadcaster.smpp.pool import contracted_capacity
 from broadcaster.store import broadcasts as store
-from broadcaster.store.database import create_pool, database, ensure_migrated
+from broadcaster.store.database import create_pool, ensure_migrated
 from broadcaster.store.queries import queries
+
+log = structlog.get_logger(__name__)
+
+Decision = Literal["resume", "cancel", "leave"]
+ACTOR = "cli:send"
 
 
 class Watcher(Protocol):
     """What a front end sees of a broadcast it sends, and what it decides."""
 
-    def confirm(self, recipients: int, preview: dict[str, Any]) -> bool:
+    async def confirm(self, recipients: int, preview: dict[str, Any]) -> bool:
         """False: nothing is stored, nothing sent."""
 
-    def started(self, broadcast_id: int, plan: Plan, db: asyncpg.Pool) -> None:
-        """The broadcast is stored and about to run."""
+    def started(self, broadcast_id: int, plan: Plan, pause: Callable[[], Awaitable[str]]) -> None:
+        """The broadcast is stored and about to run; `pause()` pauses it (InputError if it is
+        already final)."""
 
     def attached(self, worker: Worker) -> None:
         """A run begins on this worker (again after a resume): its pool has the health."""
 
     def progress(self, stats: RunStats) -> None: ...
 
-    async def halted(self, stats: RunStats) -> bool:
-        """The run stopped short of a final state (paused): True to run it again."""
+    async def halted(self, stats: RunStats) -> Decision | None:
+        """The broadcast is paused. The watcher's own pause: what next. None: someone else
+        paused it (it is left paused)."""
 
     def finished(self) -> None: ...
 
@@ -63,18 +74,24 @@ async def execute(
     async with db.acquire() as conn:
         plan = await make_plan(conn, settings, request)
     preview = plan_as_json(plan, contracted_capacity(smscs))
-    if watcher is not None and not watcher.confirm(plan.recipients, preview):
+    if watcher is not None and not await watcher.confirm(plan.recipients, preview):
         raise InputError("not confirmed: nothing was sent")
     async with db.acquire() as conn:
         broadcast_id = await create_broadcast(conn, settings, request, plan)
+
+    async def act(action: Action) -> str:
+        async with db.acquire() as conn:
+            return await store.act(conn, broadcast_id, action, ACTOR)
+
     started = time.monotonic()
     cpu_started = time.process_time()
     totals: Counter[str] = Counter()
     parts_submitted = 0
     first_submit_ms: float | None = None
+    interrupted: str | None = None
     try:
         if watcher is not None:
-            watcher.started(broadcast_id, plan, db)
+            watcher.started(broadcast_id, plan, lambda: act("pause"))
         while True:
             stats, pool_stats = await run_broadcast(
                 db,
@@ -87,8 +104,23 @@ async def execute(
             parts_submitted += stats.parts_submitted
             if first_submit_ms is None and stats.first_submit is not None:
                 first_submit_ms = round((stats.first_submit - stats.started) * 1000, 1)
-            if stats.state != "paused" or watcher is None or not await watcher.halted(stats):
+            async with db.acquire() as conn:
+                state = await conn.fetchval(queries["get_state"], broadcast_id)
+            if state != "paused" or watcher is None:
                 break
+            decision = await watcher.halted(stats)
+            if decision == "resume":
+                await act("resume")
+                interrupted = "resumed"
+                continue
+            if decision == "cancel":
+                await act("cancel")
+                interrupted = "cancelled"
+            elif decision == "leave":
+                interrupted = "left_paused"
+            break
+    except Exception as exc:
+        raise await _parked(db, broadcast_id, exc) from exc
     finally:
         if watcher is not None:
             watcher.finished()
@@ -115,6 +147,7 @@ async def execute(
         "throttled": totals["throttled"],
         "requeued_inflight": totals["requeued_inflight"],
         "reconnects": totals["reconnects"],
+        "interrupted": interrupted,
         "warnings": list(plan.warnings),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "cpu_seconds": round(time.process_time() - cpu_started, 3),
@@ -125,11 +158,37 @@ async def execute(
 async def send(
     settings: Settings, request: BroadcastRequest, watcher: Watcher | None
 ) -> dict[str, Any]:
-    async with database(settings) as dsn:
-        await ensure_migrated(dsn, settings.sql_dir)
-        db = await create_pool(dsn, min_size=2, max_size=6)
-        try:
-            _plan, report = await execute(db, settings, settings.smscs, request, watcher)
-        finally:
-            await db.close()
+    """Send on the configured database (the subscriber index lives there)."""
+    assert settings.database_url, "send needs DATABASE_URL"
+    await ensure_migrated(settings.database_url, settings.sql_dir)
+    db = await create_pool(settings.database_url, min_size=2, max_size=6)
+    try:
+        _plan, report = await execute(db, settings, settings.smscs, request, watcher)
+    finally:
+        await db.close()
     return report
+
+
+async def _parked(db: asyncpg.Pool, broadcast_id: int, exc: Exception) -> BroadcasterError:
+    """The run failed (no SMSC would bind, the database went away...) with the broadcast stored:
+    pause it, so no worker sends it later behind the operator's back (perhaps after they
+    retried, which would send it twice), and say so."""
+    try:
+        async with db.acquire() as conn:
+            state = await store.act(conn, broadcast_id, "pause", ACTOR)
+    except InputError:
+        async with db.acquire() as conn:
+            state = await conn.fetchval(queries["get_state"], broadcast_id)
+    except Exception as second:
+        log.error("park_failed", broadcast_id=broadcast_id, error=str(second))
+        state = "unknown (the database did not answer)"
+    message = (
+        f"{exc}; broadcast {broadcast_id} was stored and is now {state}: "
+        f"`broadcaster resume {broadcast_id}` sends it once this is fixed, "
+        f"`broadcaster cancel {broadcast_id}` drops it"
+    )
+    if isinstance(exc, BroadcasterError):
+        error = BroadcasterError(message)
+        error.exit_code = exc.exit_code
+        return error
+    return BroadcasterError(message)

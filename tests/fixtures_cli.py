@@ -4,9 +4,12 @@ returning the parsed JSON object (or stderr, for refusals)."""
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import structlog
 
 from broadcaster.cli import main
 
@@ -23,12 +26,21 @@ class Cli:
         out, err = self.capsys.readouterr()
         assert exit_code == code, err
         if code == 0 or out.strip():
-            return json.loads(out.strip().splitlines()[-1])
+            return json.loads(out)  # all of stdout: one JSON object, nothing else
         return err
 
 
 @pytest.fixture
-def cli(db_dsn: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Cli:
-    # main() would point structlog at this test's captured stderr, closed after the test.
-    monkeypatch.setattr("broadcaster.cli.configure_logging", lambda **_: None)
-    return Cli(db_dsn, capsys)
+def cli(
+    db_dsn: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Cli]:
+    # main() would point structlog at this test's captured stderr, closed after the test; and
+    # structlog's default prints to stdout, which must hold the JSON object alone.
+    monkeypatch.setattr(
+        "broadcaster.cli.configure_logging",
+        lambda **_: structlog.configure(
+            wrapper_class=structlog.make_filtering_bound_logger(logging.CRITICAL)
+        ),
+    )
+    yield Cli(db_dsn, capsys)
+    structlog.reset_defaults()

@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from datetime import timedelta
-from functools import partial
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-
 from broadcaster.cli.options import Commands, add_command, duration, emit, flag, multi, switch
-from broadcaster.cli.terminal import KIND_BANNER, SendConsole, kind_banner
+from broadcaster.cli.terminal import KIND_BANNER, SendConsole, preview_text
 from broadcaster.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, ConfigError, InputError
 from broadcaster.operations import BroadcastRequest
 from broadcaster.settings import Settings
@@ -40,11 +36,13 @@ examples:
   broadcaster send --area region:11 --template drill --drill --yes --json
   broadcaster send --follows 42 --template update --var instruction="..." --reached-only
 
-The preview is shown first; you confirm by typing the number of recipients (--yes skips it,
-for scripts). Progress goes to stderr, the final report to stdout. Ctrl-C pauses at once and
-asks: resume, cancel, or leave it paused (`broadcaster resume|cancel ID` later).
-exit codes: 0 all accepted, 1 failed/expired, 2 bad input or not confirmed (nothing sent),
-3 some recipients failed, 130 interrupted (cancelled or left paused by Ctrl-C).
+The preview is shown first (on stderr); you confirm by typing the number of recipients
+(--yes skips the question, for scripts). Progress goes to stderr, the final report to stdout.
+Ctrl-C pauses at once and asks: resume, cancel, or leave it paused (`broadcaster resume|cancel
+ID` later); SIGTERM or a closed terminal pauses it and leaves it paused.
+exit codes: 0 all accepted, 1 did not complete (failed, expired, paused or cancelled from
+elsewhere, no SMSC would bind: the broadcast is then paused), 2 bad input or not confirmed
+(nothing sent), 3 some recipients failed, 130 interrupted here (cancelled or left paused).
 """,
     )
     _add_target_options(send)
@@ -178,28 +176,6 @@ def _request(args: argparse.Namespace, created_by: str = "cli") -> BroadcastRequ
     )
 
 
-def _preview_text(preview: dict[str, Any], kind: str = "live") -> str:
-    words, _style = KIND_BANNER.get(kind, KIND_BANNER["live"])
-    lines = [f"== {words} =="]
-    for g in preview["groups"]:
-        lines.append(
-            f"[{g['departement']}/{g['language']}] {g['recipients']:,} recipients, "
-            f"{g['encoding']}, {g['characters']} chars, {g['parts_per_message']} part(s)"
-        )
-        lines.append(f"    {g['text']}")
-    eta = preview["eta_seconds"]
-    lines.append(
-        f"total: {preview['recipients']:,} recipients, {preview['parts']:,} parts, "
-        + (
-            f"ETA {eta:,.0f} s at the configured SMSCs' contracted rate"
-            if eta is not None
-            else "no ETA (no SMSC with a TPS limit is configured: set tps= per SMSC)"
-        )
-    )
-    lines += [f"warning: {w}" for w in preview["warnings"]]
-    return "\n".join(lines)
-
-
 async def _cmd_preview(args: argparse.Namespace, settings: Settings) -> int:
     from broadcaster.operations import make_plan, plan_as_json
     from broadcaster.smpp.pool import contracted_capacity
@@ -215,13 +191,18 @@ async def _cmd_preview(args: argparse.Namespace, settings: Settings) -> int:
             await conn.close()
     preview = plan_as_json(plan, contracted_capacity(settings.smscs))
     preview["kind"] = request.kind
-    emit(args, preview, _preview_text(preview, request.kind))
+    emit(args, preview, preview_text(preview, request.kind))
     return EXIT_OK
 
 
 async def _cmd_send(args: argparse.Namespace, settings: Settings) -> int:
     from broadcaster.sending import send
 
+    if not settings.database_url:
+        raise ConfigError(
+            "send needs the subscriber database: set DATABASE_URL (or --database-url); "
+            "`broadcaster demo` runs a whole broadcast on a throwaway one"
+        )
     if not settings.smscs:
         raise ConfigError(
             "no SMSC is configured: set BROADCASTER_SMSC_URL or [[smsc]] in the config file "
@@ -229,36 +210,13 @@ async def _cmd_send(args: argparse.Namespace, settings: Settings) -> int:
         )
     request = _request(args)
     console = SendConsole(
-        kind=request.kind,
-        template=request.template,
-        mode=args.progress,
-        durable=settings.database_url is not None,
-        confirm=None if args.yes else partial(_confirm, request.kind),
+        kind=request.kind, template=request.template, mode=args.progress, ask_first=not args.yes
     )
     report = await send(settings, request, console)
-    if console.outcome is not None:
-        report["interrupted"] = console.outcome
     emit(args, report, _report_text(report))
-    if console.outcome in ("cancelled", "left paused"):
+    if report["interrupted"] in ("cancelled", "left_paused"):
         return EXIT_INTERRUPTED
     return _exit_for(report)
-
-
-def _confirm(kind: str, recipients: int, preview: dict[str, Any]) -> bool:
-    """Ask the operator to type the number of recipients (Hawaii 2018: no one-key confirm),
-    in words that say whether this reaches the public or only the test group."""
-    err = Console(stderr=True, highlight=False)
-    banner, *rest = _preview_text(preview, kind).splitlines()
-    if err.is_terminal:
-        err.print(kind_banner(kind))  # the same words, in colour
-    else:
-        print(banner, file=sys.stderr)
-    print("\n".join(rest), file=sys.stderr)
-    if not sys.stdin.isatty():
-        raise InputError("confirmation needs a terminal: pass --yes to send from a script")
-    who = "PEOPLE (live, the public)" if kind == "live" else "test-group phones (drill)"
-    answer = input(f"Type {recipients} to send to {recipients:,} {who}: ").strip()
-    return answer.replace(",", "").replace(" ", "") == str(recipients)
 
 
 def _report_text(report: dict[str, Any]) -> str:

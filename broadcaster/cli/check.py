@@ -94,9 +94,9 @@ async def _check_database(settings: Settings) -> list[Finding]:
         return [
             Finding(
                 "database",
-                "warn",
-                "no DATABASE_URL: each command starts a throwaway PostgreSQL (fine for "
-                "`broadcaster demo`; broadcasts and subscribers are not kept)",
+                "fail",
+                "no DATABASE_URL: `send`, `serve` and `worker` need the subscriber database "
+                "(only `broadcaster demo` runs on a throwaway one)",
             )
         ]
     try:

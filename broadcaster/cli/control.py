@@ -104,13 +104,7 @@ async def _cmd_action(args: argparse.Namespace, settings: Settings) -> int:
     action: Action = args.action
     conn = await connect(_need_database(settings))
     try:
-        state = await store.apply_action(conn, args.broadcast_id, action)
-        await conn.execute(
-            "INSERT INTO audit_log (actor, action, subject) VALUES ($1, $2, $3)",
-            "cli",
-            action,
-            f"broadcast:{args.broadcast_id}",
-        )
+        state = await store.act(conn, args.broadcast_id, action, "cli")
     finally:
         await conn.close()
     emit(

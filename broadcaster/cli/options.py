@@ -39,6 +39,11 @@ class _EnvDefault(argparse.Action):
                     kwargs["default"] = kind(raw)
                 except (TypeError, ValueError) as exc:
                     raise ConfigError(f"{env}={raw!r} is not valid: {exc}") from exc
+                choices = kwargs.get("choices")
+                if choices is not None and kwargs["default"] not in choices:
+                    raise ConfigError(
+                        f"{env}={raw!r} is not valid: choose from {', '.join(map(str, choices))}"
+                    )
             required = False
         kwargs.pop("action_list", None)
         kwargs["help"] = f"{kwargs.get('help', '')} [env: {env}]".strip()

@@ -4,11 +4,14 @@ Progress goes to stderr, so stdout keeps only the final report (or the `--json` 
 scripts: a live panel (rich) when stderr is a terminal, one plain line every half second
 otherwise, or nothing.
 
-Ctrl-C (or SIGTERM) pauses the broadcast at once — the engine stops submitting within a quarter
-of a second — then asks: resume, cancel, or (with a durable database) leave it paused for
-`broadcaster resume|cancel ID`. With no terminal to ask, it stays paused; on a throwaway
-database, which is about to vanish, it is cancelled. Either way the broadcast ends in a state
-the operator is told, never running unattended.
+Signals, from the confirmation on:
+- Ctrl-C at the confirmation question: not confirmed, nothing stored or sent (exit 2);
+- Ctrl-C while sending pauses the broadcast at once (the engine stops submitting within a quarter
+  of a second), then asks: resume, cancel, or leave it paused for `broadcaster resume|cancel ID`;
+  Ctrl-C or end of input at that question leaves it paused;
+- SIGTERM and SIGHUP (the terminal closed, the ssh session dropped) pause it and leave it paused,
+  asking no one.
+Either way the broadcast ends in a state the operator is told, never sending unattended.
 """
 
 from __future__ import annotations
@@ -20,11 +23,10 @@ import signal
 import sys
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import asyncpg
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
 from rich.progress_bar import ProgressBar
@@ -32,18 +34,18 @@ from rich.table import Table
 from rich.text import Text
 
 from broadcaster.engine.runner import RunStats
-from broadcaster.engine.states import Action
 from broadcaster.engine.worker import Worker
 from broadcaster.errors import InputError
 from broadcaster.planning import Plan
+from broadcaster.sending import Decision
 from broadcaster.smpp.pool import SmscHealth
-from broadcaster.store import broadcasts as store
 
 ProgressMode = Literal["auto", "rich", "plain", "none"]
 REFRESH_S = 0.25
 PLAIN_EVERY_S = 0.5
 RATE_WINDOW_S = 3.0
 
+Phase = Literal["confirm", "starting", "running", "pausing", "asking", "done"]
 KIND_BANNER = {
     "live": ("LIVE ALERT — goes to the public", "bold white on red"),
     "drill": ("DRILL — EXERCISE, test group only", "bold black on yellow"),
@@ -161,52 +163,62 @@ class SendConsole:
     """Implements `broadcaster.sending.Watcher` for a person at a terminal (or a script)."""
 
     def __init__(
-        self,
-        *,
-        kind: str,
-        template: str,
-        mode: ProgressMode = "auto",
-        durable: bool,
-        confirm: Callable[[int, dict[str, Any]], bool] | None,
+        self, *, kind: str, template: str, mode: ProgressMode = "auto", ask_first: bool = True
     ) -> None:
         self.kind = kind
         self.template = template
-        self.durable = durable
-        self._confirm = confirm
-        self.err = Console(stderr=True, highlight=False)
+        self.ask_first = ask_first
+        self.err = Console(stderr=True, highlight=False, soft_wrap=True)
         if mode == "auto":
             mode = "rich" if self.err.is_terminal else "plain"
         self.mode = mode
         self.broadcast_id = 0
         self.total_parts = 0
-        self.db: asyncpg.Pool | None = None
         self.worker: Worker | None = None
-        self.outcome: str | None = None
-        """What the operator chose after Ctrl-C: resumed, cancelled, left paused."""
+        self.phase: Phase = "confirm"
+        self._pause: Callable[[], Awaitable[str]] | None = None
+        self._pause_wanted = False  # a signal before the broadcast was running
+        self._ask_after_pause = True  # False after SIGTERM / SIGHUP: nobody to ask
+        self._pausing: asyncio.Task[None] | None = None
         self._stats: RunStats | None = None
         self._base = {"accepted": 0, "failed": 0, "throttled": 0}
         self._meter = RateMeter()
+        self._rate = 0.0
         self._started = time.monotonic()
         self._refresher: asyncio.Task[None] | None = None
         self._live: Live | None = None
-        self._pausing: asyncio.Task[None] | None = None
         self._answer: asyncio.Future[str | None] | None = None
         self._last_health: tuple[SmscHealth, ...] = ()
 
     # -- Watcher -------------------------------------------------------------------------------
 
-    def confirm(self, recipients: int, preview: dict[str, Any]) -> bool:
-        return True if self._confirm is None else self._confirm(recipients, preview)
+    async def confirm(self, recipients: int, preview: dict[str, Any]) -> bool:
+        """Show the preview; unless told not to ask, have the number of recipients typed
+        (Hawaii 2018: no one-key confirmation). Ctrl-C or end of input: not confirmed."""
+        self._install_signals()
+        banner, *rest = preview_text(preview, self.kind).splitlines()
+        self._say(kind_banner(self.kind) if self.err.is_terminal else banner)
+        self._say("\n".join(rest), markup=False)
+        if not self.ask_first:
+            self._say("confirmation skipped (--yes)")
+            self.phase = "starting"
+            return True
+        if not sys.stdin.isatty():
+            raise InputError("confirmation needs a terminal: pass --yes to send from a script")
+        who = "PEOPLE (live, the public)" if self.kind == "live" else "test-group phones (drill)"
+        answer = await self._read_line(f"Type {recipients} to send to {recipients:,} {who}: ")
+        self.phase = "starting"
+        typed = (answer or "").strip().replace(",", "").replace(" ", "")
+        return answer is not None and typed == str(recipients)
 
-    def started(self, broadcast_id: int, plan: Plan, db: asyncpg.Pool) -> None:
+    def started(self, broadcast_id: int, plan: Plan, pause: Callable[[], Awaitable[str]]) -> None:
         self.broadcast_id = broadcast_id
         self.total_parts = plan.parts
-        self.db = db
+        self._pause = pause
         self._started = time.monotonic()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(sig, self._interrupted)
+        self.phase = "running"
+        if self._pause_wanted:
+            self._start_pausing()
 
     def attached(self, worker: Worker) -> None:
         self.worker = worker
@@ -217,77 +229,74 @@ class SendConsole:
     def progress(self, stats: RunStats) -> None:
         self._stats = stats
 
-    async def halted(self, stats: RunStats) -> bool:
-        """The run stopped paused. Ours (Ctrl-C): ask what next. Someone else's: say so."""
+    async def halted(self, stats: RunStats) -> Decision | None:
+        """Paused. By us: ask (or, after SIGTERM/SIGHUP, leave it). By someone else: say so."""
         self._stop_display()
         self._fold(stats)
         if self._pausing is None:
-            self.err.print(
+            self._say(
                 f"broadcast {self.broadcast_id} was paused from elsewhere: "
                 f"`broadcaster resume {self.broadcast_id}` continues it"
             )
-            return False
+            return None
         self._pausing = None
-        choice = await self._menu()
-        if choice == "resume":
-            await self._act("resume")
-            self.err.print(f"resuming broadcast {self.broadcast_id}")
-            self.outcome = "resumed"
-            return True
-        if choice == "cancel":
-            await self._act("cancel")
-            self.err.print(f"broadcast {self.broadcast_id} cancelled: nothing more is sent")
-            self.outcome = "cancelled"
+        decision = await self._menu()
+        if decision == "resume":
+            self._say(f"resuming broadcast {self.broadcast_id}")
+            self.phase = "running"
+        elif decision == "cancel":
+            self._say(f"broadcast {self.broadcast_id} cancelled: nothing more is sent")
         else:
-            self.err.print(
+            self._say(
                 f"broadcast {self.broadcast_id} left PAUSED: `broadcaster resume "
                 f"{self.broadcast_id}` or `broadcaster cancel {self.broadcast_id}`"
             )
-            self.outcome = "left paused"
-        return False
+        return decision
 
     def finished(self) -> None:
+        """The run is over: last frame; from now on signals are ignored (the report follows,
+        and the event loop's end takes the handlers away)."""
+        self.phase = "done"
         self._stop_display()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.remove_signal_handler(sig)
 
     # -- display -------------------------------------------------------------------------------
 
     def figures(self) -> Figures:
+        """The current counts (no side effects: sampling happens in `_sample`)."""
         s = self._stats
         pool = self.worker.pool if self.worker else None
         accepted = self._base["accepted"] + (s.accepted if s else 0)
         failed = self._base["failed"] + (s.failed if s else 0)
-        inflight = sum(h.inflight for h in self._health()) if self._refresher else 0
-        now = time.monotonic()
+        inflight = sum(h.inflight for h in self._last_health) if self._refresher else 0
+        state = "pausing" if self._pausing is not None else s.state if s else "binding"
         return Figures(
-            state=("pausing" if self._pausing else s.state if s else "binding"),
+            state=state,
             total=self.total_parts,
             submitted=accepted + failed + inflight,
             accepted=accepted,
             failed=failed,
             throttled=self._base["throttled"] + (pool.stats.throttled if pool else 0),
-            rate=self._meter.add(now, accepted + failed),
-            elapsed=now - self._started,
+            rate=self._rate,
+            elapsed=time.monotonic() - self._started,
         )
 
-    def _health(self) -> tuple[SmscHealth, ...]:
-        """The pool's health while it runs; after it (the binds are closed at the end of a
-        run) the last snapshot taken while running, not a misleading "down"."""
+    def _sample(self) -> None:
+        """Rate over the recent window, and the pool's health while the run is under way (the
+        binds close at its end: the last frame keeps what was seen, not a misleading "down")."""
         pool = self.worker.pool if self.worker else None
-        running = self._stats is None or self._stats.state == "running"
-        if pool is not None and self._refresher is not None and running:
+        s = self._stats
+        if pool is not None and s is not None and s.state == "running":
             self._last_health = pool.health()
-        return self._last_health
+        done = self._base["accepted"] + self._base["failed"] + (s.outcomes if s else 0)
+        self._rate = self._meter.add(time.monotonic(), done)
 
     async def _refresh(self) -> None:
         if self.mode == "rich":
             self._live = Live(console=self.err, auto_refresh=False, transient=False)
-            self._live.start()
+            self._guard(self._live.start)
         last_plain = 0.0
         while True:
+            self._sample()
             if self._live is not None or time.monotonic() - last_plain >= PLAIN_EVERY_S:
                 last_plain = time.monotonic()
                 self._draw()
@@ -296,12 +305,11 @@ class SendConsole:
     def _draw(self) -> None:
         f = self.figures()
         if self._live is not None:
-            self._live.update(
-                panel(self.broadcast_id, self.kind, self.template, f, self._last_health),
-                refresh=True,
-            )
+            live = self._live
+            frame = panel(self.broadcast_id, self.kind, self.template, f, self._last_health)
+            self._guard(lambda: live.update(frame, refresh=True))
         elif self.mode != "none":
-            print(plain_line(f), file=sys.stderr, flush=True)
+            self._guard(lambda: print(plain_line(f), file=sys.stderr, flush=True))
 
     def _stop_display(self) -> None:
         """Stop refreshing, leaving the last frame (the run's final counts) on screen."""
@@ -309,13 +317,22 @@ class SendConsole:
             return
         self._refresher.cancel()
         self._refresher = None
-        if self._live is None and self.mode == "rich":
-            self._live = Live(console=self.err, auto_refresh=False, transient=False)
-            self._live.start()
         self._draw()
         if self._live is not None:
-            self._live.stop()
+            self._guard(self._live.stop)
             self._live = None
+
+    def _guard(self, write: Callable[[], object]) -> None:
+        """Write to the terminal; if it is gone (SIGHUP, a closed ssh session), stop showing
+        anything rather than failing the broadcast."""
+        try:
+            write()
+        except OSError:
+            self.mode = "none"
+            self._live = None
+
+    def _say(self, message: object, markup: bool = True) -> None:
+        self._guard(lambda: self.err.print(message, markup=markup))
 
     def _fold(self, stats: RunStats) -> None:
         """Keep a finished run's counts: the next run (after a resume) starts from zero."""
@@ -326,67 +343,78 @@ class SendConsole:
         self._stats = None
         self.worker = None
 
-    # -- Ctrl-C ----------------------------------------------------------------------------------
+    # -- signals ---------------------------------------------------------------------------------
 
-    def _interrupted(self) -> None:
+    def _install_signals(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig, ask in ((signal.SIGINT, True), (signal.SIGTERM, False), (signal.SIGHUP, False)):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(sig, self._signalled, ask)
+
+    def _signalled(self, ask: bool) -> None:
+        """Ctrl-C (ask=True), SIGTERM or SIGHUP (ask=False), in whatever phase we are."""
+        if not ask:
+            self._ask_after_pause = False
         if self._answer is not None and not self._answer.done():
-            self._answer.set_result(None)  # a second Ctrl-C at the question: the safe default
-            return
-        if self._pausing is not None:
-            return
-        self._pausing = asyncio.create_task(self._pause())
-
-    async def _pause(self) -> None:
-        try:
-            await self._act("pause")
-        except InputError:
-            self._pausing = None  # it had just finished: nothing to pause, the report follows
-            return
-        if self.mode == "plain":
-            print(f"interrupted: pausing broadcast {self.broadcast_id}", file=sys.stderr)
-
-    async def _act(self, action: Action) -> None:
-        assert self.db is not None
-        async with self.db.acquire() as conn:
-            await store.apply_action(conn, self.broadcast_id, action)
-            await conn.execute(
-                "INSERT INTO audit_log (actor, action, subject) VALUES ($1, $2, $3)",
-                "cli:send",
-                action,
-                f"broadcast:{self.broadcast_id}",
+            self._answer.set_result(None)  # at a question: no (confirm) / leave it (menu)
+        elif self.phase in ("confirm", "starting"):
+            self._pause_wanted = True  # paused as soon as it is stored
+        elif self.phase == "running":
+            self._start_pausing()
+        elif self.phase == "pausing":
+            self._say(
+                f"already pausing broadcast {self.broadcast_id}: waiting for the engine to "
+                "stop submitting, then it asks what next",
+                markup=False,
             )
 
-    async def _menu(self) -> str:
-        """resume | cancel | leave; without a terminal, or on a second Ctrl-C / end of input,
-        the safe default: leave it paused, or cancel it where the database will not outlive
-        this command."""
-        default = "leave" if self.durable else "cancel"
+    def _start_pausing(self) -> None:
+        if self._pausing is None:
+            self.phase = "pausing"
+            self._pausing = asyncio.create_task(self._pause_now())
+
+    async def _pause_now(self) -> None:
+        assert self._pause is not None
+        try:
+            await self._pause()
+        except InputError:
+            self._pausing = None  # it had just finished: nothing to pause, the report follows
+            self.phase = "running"
+            return
+        except Exception as exc:  # the database did not answer...: say so, allow a retry
+            self._pausing = None
+            self.phase = "running"
+            self._say(f"could not pause: {exc}; press Ctrl-C again to retry", markup=False)
+            return
+        if self.mode == "plain":
+            self._say(f"interrupted: pausing broadcast {self.broadcast_id}")
+
+    async def _menu(self) -> Decision:
+        """resume | cancel | leave. No one to ask (SIGTERM, SIGHUP, no terminal), a second
+        Ctrl-C or end of input: leave it paused, the one state that is safe to walk away from."""
         f = self.figures()
-        self.err.print(
+        self._say(
             Text.assemble(
                 kind_banner(self.kind),
                 f"  broadcast {self.broadcast_id} is PAUSED: {f.done:,} of {f.total:,} parts "
                 "sent; nothing more is being submitted.",
             )
         )
-        if not sys.stdin.isatty():
-            return default
-        options = {"r": "resume", "c": "cancel"}
-        question = "[r]esume or [c]ancel"
-        if self.durable:
-            options["l"] = "leave"
-            question += ", or [l]eave it paused and exit"
+        if not self._ask_after_pause or not sys.stdin.isatty():
+            return "leave"
+        self.phase = "asking"
+        options: dict[str, Decision] = {"r": "resume", "c": "cancel", "l": "leave"}
         while True:
-            line = await self._read_line(f"{question}? ")
+            line = await self._read_line("[r]esume or [c]ancel, or [l]eave it paused and exit? ")
             if line is None:
-                return default
-            choice = options.get(line.strip().lower()[:1])
-            if choice is not None:
-                return choice
+                return "leave"
+            decision = options.get(line.strip().lower()[:1])
+            if decision is not None:
+                return decision
 
     async def _read_line(self, prompt: str) -> str | None:
         """A line from the terminal without blocking the event loop (the engine keeps its
-        leases and connections meanwhile); None at end of input or on Ctrl-C."""
+        leases and connections meanwhile); None at end of input or on a signal."""
         loop = asyncio.get_running_loop()
         fd = sys.stdin.fileno()
         answer: asyncio.Future[str | None] = loop.create_future()
@@ -400,10 +428,35 @@ class SendConsole:
             if not answer.done():
                 answer.set_result(data.decode("utf-8", errors="replace") if data else None)
 
-        self.err.print(prompt, end="", markup=False)
+        self._guard(lambda: self.err.print(prompt, end="", markup=False))
         loop.add_reader(fd, readable)
         try:
             return await answer
         finally:
             loop.remove_reader(fd)
             self._answer = None
+            if answer.result() is None:
+                self._say("")  # end the prompt's line
+
+
+def preview_text(preview: dict[str, Any], kind: str = "live") -> str:
+    """The preview for people: a banner line, each group's text, totals, ETA, warnings."""
+    words, _style = KIND_BANNER.get(kind, KIND_BANNER["live"])
+    lines = [f"== {words} =="]
+    for g in preview["groups"]:
+        lines.append(
+            f"[{g['departement']}/{g['language']}] {g['recipients']:,} recipients, "
+            f"{g['encoding']}, {g['characters']} chars, {g['parts_per_message']} part(s)"
+        )
+        lines.append(f"    {g['text']}")
+    eta = preview["eta_seconds"]
+    lines.append(
+        f"total: {preview['recipients']:,} recipients, {preview['parts']:,} parts, "
+        + (
+            f"ETA {eta:,.0f} s at the configured SMSCs' contracted rate"
+            if eta is not None
+            else "no ETA (no SMSC with a TPS limit is configured: set tps= per SMSC)"
+        )
+    )
+    lines += [f"warning: {w}" for w in preview["warnings"]]
+    return "\n".join(lines)

@@ -2,6 +2,7 @@
 
     draft -> pending_approval -> approved -> running <-> paused
     running -> completed | cancelled | expired | failed
+    paused -> completed (only when a pause lands after the last chunk was done)
 
 A live broadcast above the approval threshold waits in pending_approval for a second person;
 drills and small live sends are approved at creation. Cancel works from every non-final state;
@@ -43,7 +44,7 @@ TRANSITIONS: Final[dict[Action, tuple[frozenset[str], State]]] = {
         frozenset({"draft", "pending_approval", "approved", "running", "paused"}),
         "cancelled",
     ),
-    "complete": (frozenset({"running"}), "completed"),
+    "complete": (frozenset({"running", "paused"}), "completed"),
     "expire": (
         frozenset({"draft", "pending_approval", "approved", "running", "paused"}),
         "expired",

@@ -18,6 +18,7 @@ import structlog
 
 from broadcaster.engine.receipts import ReceiptRecorder
 from broadcaster.engine.runner import BroadcastRunner, RunStats
+from broadcaster.engine.states import RUNNABLE
 from broadcaster.settings import SmscConfig
 from broadcaster.smpp.pool import SmppPool
 from broadcaster.store import broadcasts as store
@@ -65,8 +66,8 @@ class Worker:
             while not self._stop.is_set():
                 broadcast_id = await self._next(only)
                 if broadcast_id is None:
-                    if until_idle:
-                        break
+                    if until_idle or (only is not None and not await self._runnable(only)):
+                        break  # (`only` paused, cancelled, expired...: nothing to wait for)
                     await self._idle()
                     continue
                 runner = BroadcastRunner(
@@ -101,6 +102,11 @@ class Worker:
                 return only if left is not None and left["todo"] > 0 else None
             row = await conn.fetchrow(queries["next_runnable"])
         return None if row is None else int(row["id"])
+
+    async def _runnable(self, broadcast_id: int) -> bool:
+        async with self.db.acquire() as conn:
+            row = await conn.fetchrow(queries["get_state"], broadcast_id)
+        return row is not None and row["state"] in RUNNABLE
 
     async def _idle(self) -> None:
         with contextlib.suppress(TimeoutError):

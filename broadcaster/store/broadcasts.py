@@ -219,6 +219,16 @@ async def apply_action(conn: Conn, broadcast_id: int, action: Action) -> str:
     return target
 
 
+async def act(conn: Conn, broadcast_id: int, action: Action, actor: str) -> str:
+    """`apply_action` and its audit-log entry, together or not at all (CLI and `send`)."""
+    async with conn.transaction():
+        state = await apply_action(conn, broadcast_id, action)
+        await conn.execute(
+            queries["insert_audit"], actor, action, f"broadcast:{broadcast_id}", "{}"
+        )
+    return state
+
+
 async def expire_overdue(conn: Conn) -> list[int]:
     """Mark every unfinished broadcast past its expiry as expired; return their ids."""
     return [r["id"] for r in await conn.fetch(queries["expire_overdue"])]

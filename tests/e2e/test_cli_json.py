@@ -239,7 +239,6 @@ def test_every_command_help_teaches_with_examples() -> None:
         for where, parser in _parsers(build_parser())
         if where in set(_commands(build_parser())) | {"broadcaster"}
     }
-    assert len(leaves) == len(JSON_COVERAGE) + 1
     without = [where for where, parser in leaves.items() if "example" not in (parser.epilog or "")]
     assert without == []
     send_help = leaves["send"].format_help()

@@ -181,23 +181,21 @@ def test_ctrl_c_pauses_then_cancel_stops_it_for_good(seeded: str, terminal: list
         t.type("\x03")  # Ctrl-C, through the terminal's line discipline
         t.wait_for(r"broadcast 1 is PAUSED: ([\d,]+) of ([\d,]+) parts sent")
         t.wait_for(r"\[r\]esume or \[c\]ancel, or \[l\]eave it paused and exit\?")
+        # While the question waits, nothing is sent: the pause is real, not just a display.
+        accepted_at_question = _query(seeded, ACCEPTED)
+        time.sleep(1.0)
+        assert _query(seeded, ACCEPTED) == accepted_at_question
+        assert _query(seeded, "SELECT state FROM broadcasts WHERE id = 1") == "paused"
         t.type("c\n")
         code = t.finish()
-        accepted_at_exit = _query(
-            seeded, "SELECT count(DISTINCT msisdn) FROM deliveries WHERE status = 0"
-        )
-        time.sleep(1.0)  # had anything been left running, more outcomes would appear
-        accepted_later = _query(
-            seeded, "SELECT count(DISTINCT msisdn) FROM deliveries WHERE status = 0"
-        )
     screen = t.screen
     assert code == 130, screen
     assert "broadcast 1 cancelled: nothing more is sent" in screen
     assert re.search(r"broadcast 1: cancelled; [\d,]+ recipients", screen), screen
     assert _query(seeded, "SELECT state FROM broadcasts WHERE id = 1") == "cancelled"
-    assert isinstance(accepted_at_exit, int)
-    assert 0 < accepted_at_exit < recipients
-    assert accepted_later == accepted_at_exit
+    assert isinstance(accepted_at_question, int)
+    assert 0 < accepted_at_question < recipients
+    assert _query(seeded, ACCEPTED) == accepted_at_question
     assert _query(seeded, "SELECT count(*) FROM broadcast_chunks WHERE leased_by IS NOT NULL") == 0
 
 
@@ -221,6 +219,17 @@ def test_ctrl_c_then_resume_finishes_each_recipient_once(
     assert report.group(1) == report.group(2) == f"{recipients:,}"
     assert "0 duplicates" in screen
     assert _query(seeded, "SELECT count(DISTINCT msisdn) FROM deliveries") == recipients
+
+
+def test_ctrl_c_at_the_question_sends_nothing(seeded: str, terminal: list[Terminal]) -> None:
+    with mock_smsc_process() as port:
+        t = _send(terminal, seeded, port, 0, "dep:971")
+        t.wait_for(r"Type (\d+) to send")
+        t.type("\x03")
+        code = t.finish()
+    assert code == 2, t.screen
+    assert "not confirmed: nothing was sent" in t.screen
+    assert _query(seeded, "SELECT count(*) FROM broadcasts") == 0
 
 
 def test_a_wrong_number_sends_nothing(seeded: str, terminal: list[Terminal]) -> None:
@@ -264,10 +273,27 @@ def test_sigint_to_a_script_leaves_it_paused_and_says_so(seeded: str) -> None:
             if proc.poll() is None:
                 proc.kill()
     assert proc.returncode == 130, err
-    report = json.loads(out.strip().splitlines()[-1])
+    report = json.loads(out)  # stdout holds the JSON report and nothing else
     assert report["state"] == "paused"
-    assert report["interrupted"] == "left paused"
+    assert report["interrupted"] == "left_paused"
     assert 0 < report["accepted"] < report["recipients"]
     assert "`broadcaster resume 1` or `broadcaster cancel 1`" in err
     assert _query(seeded, "SELECT state FROM broadcasts WHERE id = 1") == "paused"
     assert _query(seeded, "SELECT count(*) FROM broadcast_chunks WHERE leased_by IS NOT NULL") == 0
+
+
+def test_sigterm_pauses_and_leaves_it_paused_without_asking(
+    seeded: str, terminal: list[Terminal]
+) -> None:
+    """SIGTERM (or SIGHUP: the terminal went away) has nobody to ask: paused, and said so."""
+    with mock_smsc_process("--tps", "1000") as port:
+        t = _send(terminal, seeded, port, 300, "region:11")
+        _confirm(t)
+        t.wait_for(r"accepted [1-9][\d,]*")
+        t.proc.send_signal(signal.SIGTERM)
+        code = t.finish()
+    screen = t.screen
+    assert code == 130, screen
+    assert "[r]esume" not in screen
+    assert "broadcast 1 left PAUSED: `broadcaster resume 1` or `broadcaster cancel 1`" in screen
+    assert _query(seeded, "SELECT state FROM broadcasts WHERE id = 1") == "paused"

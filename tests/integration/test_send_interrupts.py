@@ -1,0 +1,85 @@
+"""`send`'s interruptions at the edges the terminal tests cannot time: a pause that lands as the
+last parts are answered, a pause before the binds are up, and SMSCs that never bind."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+from fixtures_smsc import StartMock
+
+from broadcaster.engine.runner import BroadcastRunner
+from broadcaster.engine.worker import Worker
+from broadcaster.errors import BroadcasterError
+from broadcaster.importer import seed_synthetic
+from broadcaster.mocksmsc import MockConfig
+from broadcaster.operations import BroadcastRequest, create_broadcast, make_plan
+from broadcaster.sending import execute
+from broadcaster.settings import Settings, SmscConfig
+from broadcaster.store import broadcasts as store
+from broadcaster.store.database import create_pool
+
+REQUEST = BroadcastRequest(areas=["dep:13"], template="outage", variables={})
+
+
+@pytest.fixture
+async def db(db_dsn: str) -> AsyncIterator[asyncpg.Pool]:
+    pool = await create_pool(db_dsn, min_size=2, max_size=8)
+    async with pool.acquire() as conn:
+        await seed_synthetic(conn, 20_000, seed=6)
+    yield pool
+    await pool.close()
+
+
+async def test_a_pause_landing_after_the_last_part_still_completes(
+    db: asyncpg.Pool, db_dsn: str, start_mock: StartMock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An operator's Ctrl-C landing in the last instant: every part answered, the engine about
+    to write the final state. Everything was sent, so the broadcast is completed — not left
+    paused with nothing to resume."""
+    _mock, smsc = await start_mock(MockConfig(seed=2))
+    final_state = BroadcastRunner._final_state
+    paused: list[str] = []
+
+    async def pause_first(runner: BroadcastRunner) -> str:
+        async with db.acquire() as conn:
+            paused.append(await store.act(conn, runner.broadcast_id, "pause", "test"))
+        return await final_state(runner)
+
+    monkeypatch.setattr(BroadcastRunner, "_final_state", pause_first)
+    plan, report = await execute(db, Settings(database_url=db_dsn), [smsc], REQUEST)
+    assert paused == ["paused"]
+    assert report["state"] == "completed"
+    assert report["accepted"] == plan.recipients
+    async with db.acquire() as conn:
+        assert (await store.progress(conn, report["broadcast_id"]))["state"] == "completed"
+
+
+async def test_a_worker_for_one_broadcast_stops_when_it_was_paused_before_binding(
+    db: asyncpg.Pool, db_dsn: str, start_mock: StartMock
+) -> None:
+    _mock, smsc = await start_mock(MockConfig(seed=2))
+    settings = Settings(database_url=db_dsn)
+    async with db.acquire() as conn:
+        plan = await make_plan(conn, settings, REQUEST)
+        broadcast_id = await create_broadcast(conn, settings, REQUEST, plan)
+        await store.act(conn, broadcast_id, "pause", "test")
+    runs = await asyncio.wait_for(Worker(db, [smsc]).run(only=broadcast_id), 10)
+    assert runs == []  # it returned (it used to idle for ever, waiting for a resume)
+
+
+async def test_smscs_that_never_bind_leave_the_broadcast_paused_and_named(
+    db: asyncpg.Pool, db_dsn: str, unused_tcp_port: int
+) -> None:
+    nowhere = SmscConfig(name="down", port=unused_tcp_port, binds=1)
+    with pytest.raises(BroadcasterError) as refused:
+        await execute(db, Settings(database_url=db_dsn), [nowhere], REQUEST)
+    message = str(refused.value)
+    assert "no bind to any SMSC came up" in message
+    assert "broadcast 1 was stored and is now paused" in message
+    assert "`broadcaster resume 1`" in message
+    async with db.acquire() as conn:
+        assert (await store.progress(conn, 1))["state"] == "paused"
+        assert await conn.fetchval("SELECT count(*) FROM deliveries") == 0
