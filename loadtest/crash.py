@@ -27,7 +27,7 @@ from broadcaster.importer import seed_synthetic
 from broadcaster.mocksmsc import MockConfig, MockSmsc
 from broadcaster.operations import BroadcastRequest, create_broadcast, make_plan
 from broadcaster.settings import Settings
-from loadtest.common import scratch_database
+from loadtest.common import quiet_logs, scratch_database
 
 
 async def _worker(env: dict[str, str]) -> asyncio.subprocess.Process:
@@ -131,6 +131,7 @@ async def _regions(conn: asyncpg.Connection) -> list[str]:
 
 
 if __name__ == "__main__":
+    quiet_logs()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--recipients", type=int, default=200_000)
     parser.add_argument("--kills", type=int, default=3)

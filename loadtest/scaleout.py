@@ -21,7 +21,7 @@ import asyncpg
 from broadcaster.importer import seed_synthetic
 from broadcaster.operations import BroadcastRequest, create_broadcast, make_plan
 from broadcaster.settings import Settings
-from loadtest.common import departements_for, mock_smsc_process, scratch_database
+from loadtest.common import departements_for, mock_smsc_process, quiet_logs, scratch_database
 
 
 async def _run(dsn: str, port: int, tps: float, workers: int) -> tuple[float, int, int]:
@@ -71,8 +71,12 @@ async def main(recipients: int, tps: float) -> dict[str, object]:
             print(f"2 workers: {done2:,} recipients in {two:.1f} s, {twice2} parts sent twice")
     return {
         "recipients": recipients,
+        "tps_per_bind": tps,
+        "binds_per_worker": 2,
         "one_worker_s": round(one, 2),
         "two_workers_s": round(two, 2),
+        "one_worker_msgs_per_s": round(done1 / one, 1),
+        "two_workers_msgs_per_s": round(done2 / two, 1),
         "speedup": round(one / two, 2),
         "sent_twice": twice1 + twice2,
         "accepted_one": done1,
@@ -81,6 +85,7 @@ async def main(recipients: int, tps: float) -> dict[str, object]:
 
 
 if __name__ == "__main__":
+    quiet_logs()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--recipients", type=int, default=500_000)
     parser.add_argument("--tps", type=float, default=5000)
