@@ -72,6 +72,9 @@ PROBE_START and doubles each quiet interval up to PROBE_MAX."""
 PROBE_MAX: Final = 0.5
 MEASURE_SPAN: Final = 0.25
 """Seconds per measurement span of the accepted and sent rates."""
+MIN_SAMPLE: Final = 50
+"""An unpaced bind ignores throttles (for its rate) until it has sent this many parts in the
+measurement spans: fewer say nothing reliable about the SMSC's capacity."""
 MIN_MEASURE: Final = 0.005
 """A span shorter than this (seconds) is too short to give a rate."""
 FLOOR_FRACTION: Final = 0.02
@@ -238,6 +241,11 @@ class Pacer:
     def on_throttled(self, now: float, sent_at: float) -> bool:
         """A part sent at `sent_at` came back throttled; True if that cut the rate."""
         self.throttles += 1
+        if self.rate <= 0 and self._prev_sent + self._span_sent < MIN_SAMPLE:
+            # Unpaced, and too few parts sent to measure anything: a cut now would pace at
+            # the floor (1 part/s) and take many seconds to climb back. The part is retried;
+            # the next throttle, after a measurable burst, estimates the capacity.
+            return False
         if sent_at < self.cut_at + HOLD:
             # Sent before the cut, or so soon after it that the SMSC had not recovered from
             # the old rate yet: the same episode.

@@ -154,6 +154,22 @@ def test_unpaced_without_contract_until_throttled() -> None:
     assert pacer.available(0.6) <= 1  # the bucket starts (nearly) empty after a cut
 
 
+def test_a_throttle_before_any_measure_does_not_crawl_at_the_floor() -> None:
+    """An SMSC throttling the very first parts of an uncontracted bind said nothing about its
+    capacity: cutting to the floor (1 part/s) would make a national alert crawl for seconds."""
+    pacer = Pacer(0.0)
+    pacer.take(5, 0.0)
+    assert not pacer.on_throttled(0.002, sent_at=0.0)
+    assert not pacer.limited
+    assert pacer.available(0.01) == UNLIMITED
+    # Once enough has been sent to measure, a throttle cuts to a measured rate, not the floor.
+    for i in range(1, 11):
+        pacer.take(100, i * 0.05)
+        pacer.on_accepted(i * 0.05 + 0.01, 100)
+    assert pacer.on_throttled(0.6, sent_at=0.59)
+    assert pacer.rate >= 1000  # 1,000 parts in 0.5 s were accepted
+
+
 def test_rejects_a_negative_contract() -> None:
     with pytest.raises(ValueError, match="contract"):
         Pacer(-1.0)
