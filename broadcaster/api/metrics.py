@@ -38,6 +38,8 @@ POOL_COUNTERS = (
 class DbSnapshot:
     by_state: list[dict[str, Any]] = field(default_factory=list)
     active: list[dict[str, Any]] = field(default_factory=list)
+    drill_runs: list[dict[str, Any]] = field(default_factory=list)
+    drill_latest: list[dict[str, Any]] = field(default_factory=list)
 
 
 class _Collector(Collector):
@@ -48,6 +50,7 @@ class _Collector(Collector):
     def collect(self) -> Iterable[Metric]:
         yield from self._pool_metrics(self._pool())
         yield from self._db_metrics(self._snapshot())
+        yield from _drill_metrics(self._snapshot())
 
     def _pool_metrics(self, pool: SmppPool | None) -> Iterable[Metric]:
         if pool is None:
@@ -126,6 +129,40 @@ class _Collector(Collector):
         yield from families.values()
 
 
+def _drill_metrics(snapshot: DbSnapshot) -> Iterable[Metric]:
+    """Drill runs and alarms by schedule, and whether each schedule's latest drill failed."""
+    runs = GaugeMetricFamily(
+        "broadcaster_drill_runs",
+        "Drill runs by schedule and outcome (started, missed, not_started)",
+        labels=["schedule", "outcome"],
+    )
+    alarms = GaugeMetricFamily(
+        "broadcaster_drill_alarms",
+        "Drill alarms raised, by schedule and reason (thresholds, missed, not_started)",
+        labels=["schedule", "reason"],
+    )
+    by_run: dict[tuple[str, str], float] = {}
+    by_alarm: dict[tuple[str, str], float] = {}
+    for row in snapshot.drill_runs:
+        key = (row["schedule"], row["outcome"])
+        by_run[key] = by_run.get(key, 0.0) + row["n"]
+        if row["alarm"]:
+            key = (row["schedule"], row["alarm"])
+            by_alarm[key] = by_alarm.get(key, 0.0) + row["n"]
+    for labels, n in sorted(by_run.items()):
+        runs.add_metric(list(labels), n)
+    for labels, n in sorted(by_alarm.items()):
+        alarms.add_metric(list(labels), n)
+    failing = GaugeMetricFamily(
+        "broadcaster_drill_failing",
+        "1 when the latest reported drill of the schedule failed its thresholds",
+        labels=["schedule"],
+    )
+    for row in snapshot.drill_latest:
+        failing.add_metric([row["schedule_name"]], 1.0 if row["verdict"] == "fail" else 0.0)
+    yield from (runs, alarms, failing)
+
+
 class Metrics:
     """The app's registry: HTTP counters it updates, pool and DB figures read at scrape time."""
 
@@ -154,6 +191,8 @@ class Metrics:
         self._snapshot = DbSnapshot(
             by_state=[dict(r) for r in await conn.fetch(queries["broadcasts_by_state"])],
             active=[dict(r) for r in await conn.fetch(queries["active_progress"])],
+            drill_runs=[dict(r) for r in await conn.fetch(queries["drill_metrics_runs"])],
+            drill_latest=[dict(r) for r in await conn.fetch(queries["drill_metrics_latest"])],
         )
 
     def render(self) -> bytes:

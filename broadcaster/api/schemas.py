@@ -246,6 +246,131 @@ HEALTH: Final[Schema] = {
 }
 ANY_OBJECT: Final[Schema] = {"type": "object"}
 
+# -- drills ----------------------------------------------------------------------------------
+
+DRILL_THRESHOLDS: Final[Schema] = {
+    "type": "object",
+    "additionalProperties": False,
+    "description": "what the drill must achieve (defaults: 0.99 delivered within 300 s, p95 "
+    "time to accept at most 5 s), overall, per SMSC and per area",
+    "properties": {
+        "min_delivered_ratio": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
+        "delivery_within_seconds": {"type": "integer", "minimum": 1, "maximum": 86400},
+        "max_accept_p95_seconds": {"type": "number", "exclusiveMinimum": 0, "maximum": 3600},
+    },
+}
+DRILL_SCHEDULE_CREATE: Final[Schema] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["name", "cron", "timezone", "areas"],
+    "properties": {
+        "name": {
+            "type": "string",
+            "pattern": r"^[a-z][a-z0-9_-]{0,63}$",
+            "description": "a unique name, e.g. monthly-paris",
+        },
+        "cron": {
+            "type": "string",
+            "maxLength": 100,
+            "pattern": PRINTABLE,
+            "description": "5-field cron expression, e.g. '0 12 * * 1#1' (first Monday of the "
+            "month at 12:00); at most one drill an hour",
+        },
+        "timezone": {
+            "type": "string",
+            "maxLength": 64,
+            "pattern": r"^[A-Za-z0-9_+\-/]+$",
+            "description": "IANA time zone the expression is read in, e.g. Europe/Paris",
+        },
+        "areas": AREA_LIST,
+        "exclude": {**AREA_LIST, "minItems": 0},
+        "template": {**TEMPLATE, "description": "a drill template (default: drill)"},
+        "variables": VARIABLES,
+        "thresholds": DRILL_THRESHOLDS,
+        "webhook_url": {
+            "type": "string",
+            "maxLength": 500,
+            "pattern": r"^https?://[^\x00-\x20]+$",
+            "description": "POSTed the JSON report when the drill fails (or is missed)",
+        },
+        "grace_seconds": {
+            "type": "integer",
+            "minimum": 0,
+            "maximum": 86400,
+            "description": "a fire time missed while no scheduler ran is still run this late "
+            "(default 3600); later, it is recorded as missed and alarmed",
+        },
+        "expires_in_seconds": EXPIRES_IN,
+        "enabled": {"type": "boolean"},
+    },
+}
+DRILL_SCHEDULE: Final[Schema] = {
+    "type": "object",
+    "required": ["id", "name", "cron", "timezone", "areas", "enabled", "next_run_at"],
+    "properties": {
+        "id": {"type": "integer"},
+        "name": {"type": "string"},
+        "cron": {"type": "string"},
+        "timezone": {"type": "string"},
+        "description": {"type": "string"},
+        "areas": {"type": "array", "items": {"type": "string"}},
+        "enabled": {"type": "boolean"},
+        "next_run_at": {"type": ["string", "null"]},
+        "upcoming": {"type": "array", "items": {"type": "string"}},
+        "thresholds": {"type": "object"},
+        "runs": {"type": "array", "items": {"type": "object"}},
+    },
+}
+DRILL_SCHEDULE_CREATED: Final[Schema] = {
+    "type": "object",
+    "required": ["schedule", "warnings"],
+    "properties": {
+        "schedule": DRILL_SCHEDULE,
+        "warnings": {"type": "array", "items": {"type": "string"}},
+    },
+}
+DRILL_SCHEDULE_LIST: Final[Schema] = {
+    "type": "object",
+    "required": ["schedules"],
+    "properties": {"schedules": {"type": "array", "items": DRILL_SCHEDULE}},
+}
+DRILL_SCHEDULE_REMOVED: Final[Schema] = {
+    "type": "object",
+    "required": ["removed", "schedule"],
+    "properties": {"removed": {"type": "boolean"}, "schedule": DRILL_SCHEDULE},
+}
+DRILL_RUN_CREATED: Final[Schema] = {
+    "type": "object",
+    "required": ["run_id", "drill_id", "broadcast"],
+    "properties": {
+        "run_id": {"type": "integer"},
+        "drill_id": {"type": "integer"},
+        "broadcast": BROADCAST,
+    },
+}
+DRILL_RUN_LIST: Final[Schema] = {
+    "type": "object",
+    "required": ["runs"],
+    "properties": {"runs": {"type": "array", "items": {"type": "object"}}},
+}
+DRILL_REPORT: Final[Schema] = {
+    "type": "object",
+    "required": ["drill_id", "verdict", "state", "thresholds", "total", "by_smsc", "checks"],
+    "properties": {
+        "drill_id": {"type": "integer"},
+        "schedule": {"type": ["string", "null"]},
+        "verdict": {"type": "string", "enum": ["pass", "fail"]},
+        "state": {"type": "string"},
+        "thresholds": {"type": "object"},
+        "total": {"type": "object"},
+        "by_smsc": {"type": "array", "items": {"type": "object"}},
+        "by_area": {"type": "array", "items": {"type": "object"}},
+        "checks": {"type": "array", "items": {"type": "object"}},
+        "failures": {"type": "array", "items": {"type": "string"}},
+        "timeline": {"type": "object"},
+    },
+}
+
 SCHEMAS: Final[dict[str, Schema]] = {
     "BroadcastCreate": BROADCAST_CREATE,
     "FollowUp": FOLLOW_UP,
@@ -263,6 +388,14 @@ SCHEMAS: Final[dict[str, Schema]] = {
     "AuditList": AUDIT_LIST,
     "Health": HEALTH,
     "Object": ANY_OBJECT,
+    "DrillScheduleCreate": DRILL_SCHEDULE_CREATE,
+    "DrillSchedule": DRILL_SCHEDULE,
+    "DrillScheduleCreated": DRILL_SCHEDULE_CREATED,
+    "DrillScheduleList": DRILL_SCHEDULE_LIST,
+    "DrillScheduleRemoved": DRILL_SCHEDULE_REMOVED,
+    "DrillRunCreated": DRILL_RUN_CREATED,
+    "DrillRunList": DRILL_RUN_LIST,
+    "DrillReport": DRILL_REPORT,
 }
 """Every named schema: request bodies are validated with these very objects."""
 

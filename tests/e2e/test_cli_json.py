@@ -52,6 +52,14 @@ JSON_COVERAGE = {
     "tokens revoke": "e2e.test_cli_json::test_tokens_and_audit",
     "audit": "e2e.test_cli_json::test_tokens_and_audit",
     "check": "e2e.test_cli_json::test_check_ready_and_not_ready",
+    **dict.fromkeys(
+        [f"drill schedule {a}" for a in ("add", "list", "show", "enable", "disable", "remove")],
+        "e2e.test_drill_cli::test_schedules_are_added_listed_shown_disabled_and_removed",
+    ),
+    **dict.fromkeys(
+        ["drill run", "drill runs", "drill report"],
+        "e2e.test_drill_cli::test_a_drill_run_passes_writes_its_html_and_reports_again",
+    ),
 }
 
 

@@ -314,6 +314,85 @@ MATRIX: dict[str, tuple[str, str, Any, Setup, int, set[str]]] = {
 }
 
 
+DRILL_SCHEDULE = {
+    "name": "monthly",
+    "cron": "0 12 * * 1#1",
+    "timezone": "Europe/Paris",
+    "areas": ["dep:75"],
+}
+
+
+async def _drill_schedule(api: Api) -> dict[str, Any]:
+    reply = await api.call("POST", "/v1/drill-schedules", as_="root", json_body=DRILL_SCHEDULE)
+    assert reply.status == 201, reply.body
+    return {"id": reply.body["schedule"]["id"]}
+
+
+async def _drill(api: Api) -> dict[str, Any]:
+    schedule = await _drill_schedule(api)
+    reply = await api.call("POST", f"/v1/drill-schedules/{schedule['id']}/run", as_="root")
+    assert reply.status == 201, reply.body
+    return {"id": reply.body["drill_id"]}
+
+
+READERS = {"operator", "approver", "admin"}
+MATRIX.update(
+    {
+        "listDrillSchedules": ("GET", "/v1/drill-schedules", None, _nothing, 200, READERS),
+        "createDrillSchedule": (
+            "POST",
+            "/v1/drill-schedules",
+            DRILL_SCHEDULE,
+            _nothing,
+            201,
+            {"operator", "admin"},
+        ),
+        "getDrillSchedule": (
+            "GET",
+            "/v1/drill-schedules/{id}",
+            None,
+            _drill_schedule,
+            200,
+            READERS,
+        ),
+        "deleteDrillSchedule": (
+            "DELETE",
+            "/v1/drill-schedules/{id}",
+            None,
+            _drill_schedule,
+            200,
+            {"approver", "admin"},
+        ),
+        "enableDrillSchedule": (
+            "POST",
+            "/v1/drill-schedules/{id}/enable",
+            None,
+            _drill_schedule,
+            200,
+            {"approver", "admin"},
+        ),
+        "disableDrillSchedule": (
+            "POST",
+            "/v1/drill-schedules/{id}/disable",
+            None,
+            _drill_schedule,
+            200,
+            {"approver", "admin"},
+        ),
+        "runDrillSchedule": (
+            "POST",
+            "/v1/drill-schedules/{id}/run",
+            None,
+            _drill_schedule,
+            201,
+            {"operator", "admin"},
+        ),
+        "listDrills": ("GET", "/v1/drills", None, _nothing, 200, READERS),
+        "getDrillReport": ("GET", "/v1/drills/{id}/report", None, _drill, 200, READERS),
+    }
+)
+
+
 def test_the_matrix_covers_every_route() -> None:
     assert set(MATRIX) == {r.operation_id for r in ROUTES}
 

@@ -1,0 +1,191 @@
+"""The drill scheduler: `broadcaster serve` runs it beside its worker.
+
+Each pass (`tick`) reads the injected clock once, then
+1. fires every enabled schedule whose next fire time has come, following `policy.decide`: the
+   latest fire time is run if it is within the schedule's grace period, the others are recorded
+   as missed (with an alarm), and next_run_at moves past now — never a backlog of drills;
+2. reports every started drill that is ready (see `runs.report_finished`), alarming on failures.
+
+The drills it starts are ordinary approved drill broadcasts: the worker of this process (or any
+other) sends them, on the drill priority, so a live alert preempts them. Schedules are locked
+while fired (SKIP LOCKED), so any number of `serve` processes may run a scheduler.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import asyncpg
+import structlog
+
+from broadcaster.drills.alarm import Alarm
+from broadcaster.drills.clock import Clock, SystemClock
+from broadcaster.drills.config import DrillSettings
+from broadcaster.drills.cron import CronSpec
+from broadcaster.drills.policy import decide
+from broadcaster.drills.report import Thresholds
+from broadcaster.drills.runs import Reported, record_missed, report_finished, sound, start_drill
+from broadcaster.drills.schedules import DrillSpec
+from broadcaster.errors import InputError, StoreError
+from broadcaster.settings import Settings
+from broadcaster.store.database import Conn
+from broadcaster.store.queries import queries
+
+log = structlog.get_logger(__name__)
+
+ACTOR = "scheduler"
+"""The actor of scheduled drills (a name no API token may take)."""
+
+
+@dataclass
+class Tick:
+    """What one pass did."""
+
+    started: list[int] = field(default_factory=list)
+    """Broadcast ids of the drills started."""
+    missed: list[int] = field(default_factory=list)
+    """Run ids recorded as missed."""
+    not_started: list[int] = field(default_factory=list)
+    reported: list[Reported] = field(default_factory=list)
+
+
+class DrillScheduler:
+    def __init__(
+        self,
+        db: asyncpg.Pool[asyncpg.Record],
+        settings: Settings,
+        *,
+        clock: Clock | None = None,
+        config: DrillSettings | None = None,
+    ) -> None:
+        self.db = db
+        self.settings = settings
+        self.clock: Clock = clock or SystemClock()
+        self.config = config or DrillSettings.from_env()
+        self._stop = asyncio.Event()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> None:
+        """Pass after pass until `stop()`; a failing pass is logged, the next one retries."""
+        log.info("drill_scheduler_started", poll_s=self.config.poll_s)
+        while not self._stop.is_set():
+            delay = self.config.poll_s
+            try:
+                await self.tick()
+                delay = await self._until_next_due()
+            except (OSError, TimeoutError, asyncpg.PostgresError, StoreError) as exc:
+                log.error("drill_scheduler_pass_failed", error=f"{type(exc).__name__}: {exc}")
+            sleeper = asyncio.ensure_future(self.clock.sleep(delay))
+            stopper = asyncio.ensure_future(self._stop.wait())
+            await asyncio.wait({sleeper, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            for task in (sleeper, stopper):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        log.info("drill_scheduler_stopped")
+
+    async def tick(self) -> Tick:
+        """One pass at the clock's current time."""
+        now = self.clock.now()
+        result = Tick()
+        alarms: list[tuple[Alarm, str | None]] = []
+        async with self.db.acquire() as conn, conn.transaction():
+            for schedule in await conn.fetch(queries["due_drill_schedules"], now):
+                alarms += await self._fire(conn, schedule, now, result)
+        await sound(alarms, self.db, self.config)
+        result.reported = await report_finished(self.db, now, self.config)
+        return result
+
+    async def _fire(
+        self, conn: Conn, schedule: asyncpg.Record, now: datetime, result: Tick
+    ) -> list[tuple[Alarm, str | None]]:
+        name = schedule["name"]
+        webhook = schedule["webhook_url"] or self.config.webhook_url
+        try:
+            spec = CronSpec(schedule["cron"], schedule["timezone"])
+            decision = decide(
+                spec, schedule["next_run_at"], now, timedelta(seconds=schedule["grace_s"])
+            )
+        except InputError as exc:  # e.g. a time zone that left the tz database: stop it, loudly
+            await conn.execute(queries["set_drill_schedule_enabled"], schedule["id"], False, now)
+            run = await record_missed(conn, schedule, now, now, f"schedule disabled: {exc}")
+            return [
+                (Alarm("not_started", run or 0, name, f"schedule {name} disabled: {exc}"), webhook)
+            ]
+        if decision is None:
+            return []
+        alarms: list[tuple[Alarm, str | None]] = []
+        if decision.missed:
+            if decision.run_at is None:
+                why = f"the grace period ({timedelta(seconds=schedule['grace_s'])}) had passed"
+            else:
+                why = f"only the latest, due {decision.run_at.isoformat()}, is run: never a backlog"
+            for due_at in decision.missed:
+                reason = f"no scheduler was running at {due_at.isoformat()}; {why}"
+                run_id = await record_missed(conn, schedule, due_at, now, reason)
+                if run_id is not None:
+                    result.missed.append(run_id)
+            first, last = decision.missed[0], decision.missed[-1]
+            log.warning(
+                "drill_missed",
+                schedule=name,
+                missed=decision.missed_total,
+                first=first.isoformat(),
+                last=last.isoformat(),
+                running_late=decision.run_at.isoformat() if decision.run_at else None,
+            )
+            message = (
+                f"schedule {name}: {decision.missed_total} drill(s) missed "
+                f"({first.isoformat()} to {last.isoformat()}); {why}"
+            )
+            last_run = result.missed[-1] if result.missed else 0
+            alarms.append((Alarm("missed", last_run, name, message), webhook))
+        if decision.run_at is not None:
+            started = await start_drill(
+                conn,
+                self.settings,
+                DrillSpec.of_schedule(schedule),
+                now=now,
+                actor=ACTOR,
+                thresholds=Thresholds.from_json(json.loads(schedule["thresholds"])),
+                webhook_url=schedule["webhook_url"],
+                schedule=schedule,
+                due_at=decision.run_at,
+                record_refusal=True,
+            )
+            if started.broadcast_id is not None:
+                result.started.append(started.broadcast_id)
+            else:
+                result.not_started.append(started.run_id)
+                await conn.execute(
+                    queries["set_drill_run_alarm"], started.run_id, "not_started", now, None
+                )
+                alarms.append(
+                    (
+                        Alarm(
+                            "not_started",
+                            started.run_id,
+                            name,
+                            f"schedule {name}: the drill due {decision.run_at.isoformat()} "
+                            f"could not start: {started.reason}",
+                        ),
+                        webhook,
+                    )
+                )
+        await conn.execute(queries["set_drill_schedule_next"], schedule["id"], decision.next_run_at)
+        return alarms
+
+    async def _until_next_due(self) -> float:
+        """Seconds until the next fire time, capped by the poll interval."""
+        async with self.db.acquire() as conn:
+            due: datetime | None = await conn.fetchval(queries["next_drill_due"])
+        if due is None:
+            return self.config.poll_s
+        seconds = (due - self.clock.now()).total_seconds()
+        return min(self.config.poll_s, max(0.05, seconds))
