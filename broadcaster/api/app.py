@@ -70,9 +70,11 @@ def create_app(
     settings: Settings,
     db: asyncpg.Pool[asyncpg.Record],
     worker: Worker | None = None,
+    *,
+    console: bool = False,
 ) -> web.Application:
     """The API over a database pool; `worker` (if any) is this process's engine, whose SMPP
-    pool feeds /readyz and /metrics."""
+    pool feeds /readyz and /metrics; `console` mounts the web console at /console."""
     services = Services(
         settings=settings,
         db=db,
@@ -88,6 +90,10 @@ def create_app(
         app.router.add_route(
             route.method, route.aiohttp_path, endpoint(route), name=route.operation_id
         )
+    if console:
+        from broadcaster.web import setup as setup_console
+
+        setup_console(app, services)
     return app
 
 

@@ -137,9 +137,9 @@ async def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     await ensure_migrated(dsn, settings.sql_dir)
     mock: Any = None
     if args.mock_smsc:
-        from broadcaster.mocksmsc.server import MockSmsc
+        from broadcaster.mocksmsc import MockConfig, MockSmsc
 
-        mock = MockSmsc()
+        mock = MockSmsc(MockConfig(receipts=True))  # drills measure delivery: receipts on
         mock_port = await mock.start()
         smscs = (SmscConfig(name="mock", port=mock_port, binds=2, window=256),)
         log.warning("mock_smsc_started", port=mock_port, note="messages go to the mock only")
@@ -147,9 +147,13 @@ async def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     worker_db = await create_pool(dsn, min_size=2, max_size=6)
     api_db = await create_pool(dsn, min_size=1, max_size=6)
     worker = Worker(worker_db, smscs)
+    from broadcaster.drills.scheduler import DrillScheduler
+
+    scheduler = DrillScheduler(api_db, settings)  # fires drill schedules, reports drills
     worker_task = asyncio.create_task(worker.run(), name="worker")
+    scheduler_task = asyncio.create_task(scheduler.run(), name="drill-scheduler")
     runner = web.AppRunner(
-        create_app(settings, api_db, worker), access_log=None, handle_signals=False
+        create_app(settings, api_db, worker, console=True), access_log=None, handle_signals=False
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -180,8 +184,11 @@ async def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         await runner.cleanup()
         worker.stop()
+        scheduler.stop()
         with contextlib.suppress(Exception):
             await worker_task
+        with contextlib.suppress(Exception):
+            await scheduler_task
         await api_db.close()
         await worker_db.close()
         if mock is not None:

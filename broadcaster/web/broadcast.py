@@ -1,0 +1,243 @@
+"""One broadcast's page: its texts, live progress, history, and what the visitor may do to it
+(approve as the second person, cancel, pause, resume, send an update or the all-clear).
+
+Buttons are shown by role as a courtesy; the decision is the API handler's: an operator's
+forged approve is refused (403), an admin's approval of their own broadcast too (two-person
+rule), both recorded in the audit log.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from aiohttp import web
+
+from broadcaster.api import broadcasts as api_broadcasts
+from broadcaster.api import schemas
+from broadcaster.api.auth import Caller
+from broadcaster.api.context import SERVICES
+from broadcaster.api.errors import ApiError
+from broadcaster.engine.states import FINAL
+from broadcaster.errors import InputError
+from broadcaster.web import drill_reports, i18n
+from broadcaster.web.auth import require_user
+from broadcaster.web.compose import (
+    area_variable_names,
+    catalogue_of,
+    error_text,
+    names_of_departements,
+    scenario_or_none,
+    scenarios_for,
+)
+from broadcaster.web.forms import EXPIRY_CHOICES_MIN, FollowUp, new_key, variable_fields
+from broadcaster.web.gateway import allowed, invoke
+from broadcaster.web.middleware import redirect
+from broadcaster.web.progress import pool_of, snapshot
+from broadcaster.web.render import render
+from broadcaster.web.state import LANG
+
+DONE: Final = frozenset({"created", "approved", "cancelled", "paused", "resumed"})
+FOLLOW_UP_DEFAULT: Final = {"live": "update", "drill": "drill"}
+ACTIVE: Final = frozenset({"draft", "pending_approval", "approved", "running", "paused"})
+
+
+def broadcast_id_of(request: web.Request) -> int:
+    return int(request.match_info["broadcast_id"])
+
+
+async def page(
+    request: web.Request,
+    *,
+    status: int = 200,
+    error: str | None = None,
+    details: list[str] | None = None,
+    follow_up: FollowUp | None = None,
+) -> web.Response:
+    """The broadcast page; `error` says why the last action was refused."""
+    caller = require_user(request)
+    broadcast_id = broadcast_id_of(request)
+    report = await invoke(request, caller, "getReport")
+    broadcast = report["broadcast"]
+    kind = broadcast["kind"]
+    async with request.app[SERVICES].db.acquire() as conn:
+        row = await api_broadcasts.load(conn, broadcast_id)
+        created_it = await api_broadcasts.created_by_caller(conn, caller, row)
+    scenarios = scenarios_for(catalogue_of(request), kind)
+    follow = follow_up or FollowUp(template=FOLLOW_UP_DEFAULT[kind])
+    done = request.query.get("done")
+    lang = request[LANG]
+    return render(
+        request,
+        "broadcast.html",
+        status=status,
+        kind=kind,
+        b=broadcast,
+        groups=report["groups"],
+        names=await names_of_departements(request),
+        follow_ups=report["follow_ups"],
+        trail=report["audit"],
+        progress=snapshot(
+            broadcast, None, pool_of(request), lang, request.app[SERVICES].parts_per_second
+        ),
+        can=_abilities(caller, broadcast, created_it),
+        created_it=created_it,
+        done=done if done in DONE else None,
+        error=error,
+        details=details or [],
+        follow=follow,
+        scenarios=scenarios,
+        fields=variable_fields(scenarios, await area_variable_names(request)),
+        expiry_choices=EXPIRY_CHOICES_MIN,
+        confirm_words=i18n.confirm_words(kind, lang),
+        drill_report=drill_reports.available() and kind == "drill",
+    )
+
+
+def _abilities(caller: Caller, broadcast: dict[str, Any], created_it: bool) -> dict[str, bool]:
+    state = broadcast["state"]
+    return {
+        "approve": state == "pending_approval" and allowed(caller, "approveBroadcast"),
+        "cancel": state in ACTIVE and (caller.can("cancel") or created_it),
+        "pause": state in ("approved", "running") and allowed(caller, "pauseBroadcast"),
+        "resume": state == "paused" and allowed(caller, "resumeBroadcast"),
+        "follow_up": allowed(caller, "updateBroadcast"),
+        "final": state in FINAL,
+    }
+
+
+async def show(request: web.Request) -> web.StreamResponse:
+    return await page(request)
+
+
+def _reason(form: Any) -> dict[str, Any]:
+    reason = form.get("reason")
+    text = " ".join(reason.split())[:500] if isinstance(reason, str) else ""
+    return {"reason": text} if text else {}
+
+
+async def approve(request: web.Request) -> web.StreamResponse:
+    caller = require_user(request)
+    form = await request.post()
+    async with request.app[SERVICES].db.acquire() as conn:
+        kind = (await api_broadcasts.load(conn, broadcast_id_of(request)))["kind"]
+    typed = form.get("confirm")
+    if not i18n.confirmation_matches(kind, typed if isinstance(typed, str) else ""):
+        t = i18n.translator(request[LANG])
+        return await page(request, status=422, error=t("confirm_mismatch"))
+    return await _act(request, caller, "approveBroadcast", _reason(form), "approved")
+
+
+async def cancel(request: web.Request) -> web.StreamResponse:
+    caller = require_user(request)
+    body = _reason(await request.post())
+    return await _act(request, caller, "cancelBroadcast", body, "cancelled")
+
+
+async def pause(request: web.Request) -> web.StreamResponse:
+    caller = require_user(request)
+    return await _act(request, caller, "pauseBroadcast", {}, "paused")
+
+
+async def resume(request: web.Request) -> web.StreamResponse:
+    caller = require_user(request)
+    return await _act(request, caller, "resumeBroadcast", {}, "resumed")
+
+
+async def _act(
+    request: web.Request, caller: Caller, operation: str, body: dict[str, Any], done: str
+) -> web.StreamResponse:
+    try:
+        await invoke(request, caller, operation, body)
+    except ApiError as exc:
+        if exc.status == 404:
+            raise
+        return await page(request, status=exc.status, error=exc.message)
+    return redirect(f"/console/broadcasts/{broadcast_id_of(request)}?done={done}")
+
+
+# -- update / all-clear ------------------------------------------------------------------------
+
+
+def _operation(template: str) -> str:
+    return "allClearBroadcast" if template == "all_clear" else "updateBroadcast"
+
+
+def _follow_hidden(form: FollowUp) -> list[tuple[str, str]]:
+    hidden = [("template", form.template), ("expires_minutes", str(form.expires_minutes))]
+    hidden += [(f"var_{k}", v) for k, v in form.variables.items()]
+    hidden += [(name, "on") for name, on in (("reached_only", form.reached_only),) if on]
+    hidden += [("gsm_safe", "on")] if form.gsm_safe else []
+    return hidden
+
+
+async def follow_up_preview(request: web.Request, error: str | None = None) -> web.StreamResponse:
+    caller = require_user(request)
+    broadcast_id = broadcast_id_of(request)
+    form = FollowUp.parse(await request.post())
+    scenario = scenario_or_none(catalogue_of(request), form.template)
+    try:
+        answer = await invoke(request, caller, _operation(form.template), form.body(scenario, True))
+        async with request.app[SERVICES].db.acquire() as conn:
+            kind = (await api_broadcasts.load(conn, broadcast_id))["kind"]
+    except (ApiError, InputError) as exc:
+        if isinstance(exc, ApiError) and exc.status == 404:
+            raise
+        message, details = error_text(exc)
+        code = exc.status if isinstance(exc, ApiError) else 422
+        return await page(request, status=code, error=message, details=details, follow_up=form)
+    return render(
+        request,
+        "preview.html",
+        status=422 if error else 200,
+        kind=kind,
+        title_key="follow_up_title",
+        preview=answer["preview"],
+        names=await names_of_departements(request),
+        approval_required=answer["approval_required"],
+        action=f"/console/broadcasts/{broadcast_id}/follow-up",
+        edit_action=None,
+        back=f"/console/broadcasts/{broadcast_id}",
+        hidden=_follow_hidden(form),
+        key=form.key if schemas.IDEMPOTENCY_KEY.match(form.key) else new_key(),
+        confirm_words=i18n.confirm_words(kind, request[LANG]),
+        error=error,
+        details=[],
+    )
+
+
+async def follow_up(request: web.Request) -> web.StreamResponse:
+    caller = require_user(request)
+    broadcast_id = broadcast_id_of(request)
+    form = FollowUp.parse(await request.post())
+    async with request.app[SERVICES].db.acquire() as conn:
+        kind = (await api_broadcasts.load(conn, broadcast_id))["kind"]
+    if not i18n.confirmation_matches(kind, form.confirm):
+        return await follow_up_preview(
+            request, error=i18n.translator(request[LANG])("confirm_mismatch")
+        )
+    scenario = scenario_or_none(catalogue_of(request), form.template)
+    key = form.key if schemas.IDEMPOTENCY_KEY.match(form.key) else None
+    try:
+        answer = await invoke(
+            request,
+            caller,
+            _operation(form.template),
+            form.body(scenario, False),
+            idempotency_key=key,
+        )
+    except (ApiError, InputError) as exc:
+        message, details = error_text(exc)
+        code = exc.status if isinstance(exc, ApiError) else 422
+        return await page(request, status=code, error=message, details=details, follow_up=form)
+    return redirect(f"/console/broadcasts/{answer['broadcast']['broadcast_id']}?done=created")
+
+
+def add_routes(router: web.UrlDispatcher) -> None:
+    one = "/broadcasts/{broadcast_id:[0-9]{1,18}}"
+    router.add_get(one, show, name="broadcast")
+    router.add_post(f"{one}/approve", approve, name="approve")
+    router.add_post(f"{one}/cancel", cancel, name="cancel")
+    router.add_post(f"{one}/pause", pause, name="pause")
+    router.add_post(f"{one}/resume", resume, name="resume")
+    router.add_post(f"{one}/follow-up/preview", follow_up_preview, name="follow_up_preview")
+    router.add_post(f"{one}/follow-up", follow_up, name="follow_up")

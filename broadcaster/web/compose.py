@@ -1,0 +1,206 @@
+"""Compose, preview and submit a broadcast — live or drill — from the browser.
+
+Live and drill have separate pages, URLs and confirmation words: the drill pages always send
+`kind: drill`, whatever the form says, so the API targets the test group only and refuses a
+template without the exercise marker; a drill page cannot reach the public. Previews and
+submissions go through the API's own `createBroadcast` (dry run, then for real with an
+Idempotency-Key, so a double click creates one broadcast).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Final
+
+from aiohttp import web
+
+from broadcaster.api import schemas
+from broadcaster.api.context import SERVICES
+from broadcaster.api.errors import ApiError
+from broadcaster.errors import InputError
+from broadcaster.store.queries import queries
+from broadcaster.text.templates import Scenario, TemplateCatalogue
+from broadcaster.web import i18n
+from broadcaster.web.areas import departement_names, filter_choices, load_choices
+from broadcaster.web.auth import require_user
+from broadcaster.web.forms import EXPIRY_CHOICES_MIN, Compose, new_key, variable_fields
+from broadcaster.web.gateway import invoke
+from broadcaster.web.middleware import redirect
+from broadcaster.web.render import render
+from broadcaster.web.state import LANG, PREFIX
+
+DEFAULT_TEMPLATE: Final = {"live": "outage", "drill": "drill"}
+BASE: Final = {"live": "/console/broadcasts", "drill": "/console/drills"}
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def scenarios_for(catalogue: TemplateCatalogue, kind: str) -> list[Scenario]:
+    """The templates a page offers: those of its kind, CAP ones aside (they carry an alert's
+    own text and come through POST /v1/cap)."""
+    chosen = [
+        s for s in catalogue.scenarios.values() if s.kind == kind and not s.name.startswith("cap")
+    ]
+    return sorted(chosen, key=lambda s: (s.name != DEFAULT_TEMPLATE[kind], s.name))
+
+
+def catalogue_of(request: web.Request) -> TemplateCatalogue:
+    return TemplateCatalogue(request.app[SERVICES].settings.templates_dir)
+
+
+def scenario_or_none(catalogue: TemplateCatalogue, name: str) -> Scenario | None:
+    return catalogue.scenarios.get(name)
+
+
+async def names_of_departements(request: web.Request) -> dict[str, str]:
+    async with request.app[SERVICES].db.acquire() as conn:
+        return await departement_names(conn)
+
+
+async def area_variable_names(request: web.Request) -> list[str]:
+    async with request.app[SERVICES].db.acquire() as conn:
+        return [r["name"] for r in await conn.fetch(queries["area_variable_names"])]
+
+
+def error_text(exc: ApiError | InputError) -> tuple[str, list[str]]:
+    if isinstance(exc, ApiError):
+        return exc.message, list(exc.details or [])
+    return str(exc), []
+
+
+async def render_compose(
+    request: web.Request,
+    kind: str,
+    form: Compose,
+    *,
+    error: str | None = None,
+    details: list[str] | None = None,
+    status: int = 200,
+) -> web.Response:
+    catalogue = catalogue_of(request)
+    scenarios = scenarios_for(catalogue, kind)
+    async with request.app[SERVICES].db.acquire() as conn:
+        regions, departements = await load_choices(conn)
+    return render(
+        request,
+        "compose.html",
+        status=status,
+        kind=kind,
+        base=BASE[kind],
+        form=form,
+        template=form.template or DEFAULT_TEMPLATE[kind],
+        scenarios=scenarios,
+        fields=variable_fields(scenarios, await area_variable_names(request)),
+        regions=filter_choices(regions, form.query, form.areas),
+        departements=filter_choices(departements, form.query, form.areas),
+        expiry_choices=EXPIRY_CHOICES_MIN,
+        error=error,
+        details=details or [],
+    )
+
+
+def compose_hidden(form: Compose) -> list[tuple[str, str]]:
+    """The preview page's copy of the form, so that "send" sends what was previewed."""
+    hidden = [("area", a) for a in form.areas]
+    hidden += [("extra_areas", form.extra), ("template", form.template)]
+    hidden += [(f"var_{k}", v) for k, v in form.variables.items()]
+    hidden += [("expires_minutes", str(form.expires_minutes))]
+    if form.gsm_safe:
+        hidden.append(("gsm_safe", "on"))
+    return hidden
+
+
+def compose_page(kind: str) -> Handler:
+    async def handle(request: web.Request) -> web.StreamResponse:
+        require_user(request)
+        return await render_compose(request, kind, Compose(template=DEFAULT_TEMPLATE[kind]))
+
+    return handle
+
+
+def preview_page(kind: str) -> Handler:
+    async def handle(request: web.Request) -> web.StreamResponse:
+        posted = await request.post()
+        form = Compose.parse(posted)
+        if posted.get("action") in ("search", "edit"):
+            require_user(request)
+            return await render_compose(request, kind, form)
+        return await _preview(request, kind, form)
+
+    return handle
+
+
+async def _preview(
+    request: web.Request, kind: str, form: Compose, *, error: str | None = None
+) -> web.Response:
+    caller = require_user(request)
+    if not form.all_areas():
+        t = i18n.translator(request[LANG])
+        return await render_compose(request, kind, form, error=t("choose_area"), status=422)
+    scenario = scenario_or_none(catalogue_of(request), form.template)
+    try:
+        answer = await invoke(request, caller, "createBroadcast", form.body(kind, scenario, True))
+    except (ApiError, InputError) as exc:
+        message, details = error_text(exc)
+        status = exc.status if isinstance(exc, ApiError) else 422
+        return await render_compose(
+            request, kind, form, error=message, details=details, status=status
+        )
+    return render(
+        request,
+        "preview.html",
+        status=422 if error else 200,
+        kind=kind,
+        title_key=f"compose_{kind}_title",
+        preview=answer["preview"],
+        names=await names_of_departements(request),
+        approval_required=answer["approval_required"],
+        action=BASE[kind],
+        edit_action=f"{BASE[kind]}/preview",
+        hidden=compose_hidden(form),
+        key=form.key if schemas.IDEMPOTENCY_KEY.match(form.key) else new_key(),
+        confirm_words=i18n.confirm_words(kind, request[LANG]),
+        back=None,
+        error=error,
+        details=[],
+    )
+
+
+def submit_page(kind: str) -> Handler:
+    async def handle(request: web.Request) -> web.StreamResponse:
+        caller = require_user(request)
+        posted = await request.post()
+        form = Compose.parse(posted)
+        if posted.get("action") == "edit":
+            return await render_compose(request, kind, form)
+        if not i18n.confirmation_matches(kind, form.confirm):
+            t = i18n.translator(request[LANG])
+            return await _preview(request, kind, form, error=t("confirm_mismatch"))
+        scenario = scenario_or_none(catalogue_of(request), form.template)
+        key = form.key if schemas.IDEMPOTENCY_KEY.match(form.key) else None
+        try:
+            answer = await invoke(
+                request,
+                caller,
+                "createBroadcast",
+                form.body(kind, scenario, False),
+                idempotency_key=key,
+            )
+        except (ApiError, InputError) as exc:
+            message, details = error_text(exc)
+            status = exc.status if isinstance(exc, ApiError) else 422
+            return await render_compose(
+                request, kind, form, error=message, details=details, status=status
+            )
+        broadcast_id = answer["broadcast"]["broadcast_id"]
+        return redirect(f"/console/broadcasts/{broadcast_id}?done=created")
+
+    return handle
+
+
+def add_routes(router: web.UrlDispatcher) -> None:
+    for kind, url in BASE.items():
+        path = url.removeprefix(PREFIX)
+        router.add_get(f"{path}/new", compose_page(kind), name=f"compose_{kind}")
+        router.add_post(f"{path}/preview", preview_page(kind), name=f"preview_{kind}")
+        router.add_post(path, submit_page(kind), name=f"submit_{kind}")

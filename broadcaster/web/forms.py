@@ -1,0 +1,164 @@
+"""HTML forms to API bodies and back (pure): what the crisis cell typed, kept as typed so a
+refused form comes back filled in, and turned into exactly the JSON the API would receive.
+
+No business rule lives here: the body goes through the API's schema and handler, which decide.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from multidict import MultiDictProxy
+
+from broadcaster.text.templates import Scenario
+
+EXPIRY_CHOICES_MIN: Final = (30, 60, 120, 360, 1440)
+DEFAULT_EXPIRY_MIN: Final = 120
+VAR_PREFIX: Final = "var_"
+_SPLIT: Final = re.compile(r"[\s,;]+")
+
+Form = MultiDictProxy[Any]
+
+
+def _text(form: Form, name: str, limit: int = 2000) -> str:
+    value = form.get(name, "")
+    return value.strip()[:limit] if isinstance(value, str) else ""
+
+
+def _expiry(form: Form) -> int:
+    raw = _text(form, "expires_minutes")
+    return int(raw) if raw.isdigit() and int(raw) in EXPIRY_CHOICES_MIN else DEFAULT_EXPIRY_MIN
+
+
+def _variables(form: Form) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for key in form:
+        if key.startswith(VAR_PREFIX):
+            value = _text(form, key, 600)
+            if value:
+                out[key.removeprefix(VAR_PREFIX)] = value
+    return out
+
+
+def new_key() -> str:
+    """An Idempotency-Key for one preview: submitting its form twice creates one broadcast."""
+    return str(uuid.uuid4())
+
+
+@dataclass(frozen=True)
+class Compose:
+    """A new broadcast or drill, as typed."""
+
+    areas: tuple[str, ...] = ()
+    extra: str = ""
+    template: str = ""
+    variables: Mapping[str, str] = field(default_factory=dict)
+    gsm_safe: bool = False
+    expires_minutes: int = DEFAULT_EXPIRY_MIN
+    query: str = ""
+    confirm: str = ""
+    key: str = ""
+
+    @classmethod
+    def parse(cls, form: Form) -> Compose:
+        areas = tuple(dict.fromkeys(a for a in form.getall("area", []) if isinstance(a, str)))
+        return cls(
+            areas=areas[:500],
+            extra=_text(form, "extra_areas"),
+            template=_text(form, "template", 40),
+            variables=_variables(form),
+            gsm_safe=form.get("gsm_safe") == "on",
+            expires_minutes=_expiry(form),
+            query=_text(form, "q", 100),
+            confirm=_text(form, "confirm", 100),
+            key=_text(form, "idempotency_key", 200),
+        )
+
+    def all_areas(self) -> list[str]:
+        """Ticked areas, then the typed ones, each once."""
+        typed = [a for a in _SPLIT.split(self.extra) if a]
+        return list(dict.fromkeys([*self.areas, *typed]))
+
+    def body(self, kind: str, scenario: Scenario | None, dry_run: bool) -> dict[str, Any]:
+        """The API's BroadcastCreate body; variables the template does not read are left out
+        (the form shows every template's fields at once)."""
+        return {
+            "areas": self.all_areas(),
+            "template": self.template,
+            "variables": only_for(scenario, self.variables),
+            "kind": kind,
+            "gsm_safe": self.gsm_safe,
+            "expires_in_seconds": self.expires_minutes * 60,
+            "dry_run": dry_run,
+        }
+
+
+@dataclass(frozen=True)
+class FollowUp:
+    """An update or all-clear of an existing broadcast, as typed."""
+
+    template: str = ""
+    variables: Mapping[str, str] = field(default_factory=dict)
+    reached_only: bool = False
+    gsm_safe: bool = False
+    expires_minutes: int = DEFAULT_EXPIRY_MIN
+    confirm: str = ""
+    key: str = ""
+
+    @classmethod
+    def parse(cls, form: Form) -> FollowUp:
+        return cls(
+            template=_text(form, "template", 40),
+            variables=_variables(form),
+            reached_only=form.get("reached_only") == "on",
+            gsm_safe=form.get("gsm_safe") == "on",
+            expires_minutes=_expiry(form),
+            confirm=_text(form, "confirm", 100),
+            key=_text(form, "idempotency_key", 200),
+        )
+
+    def body(self, scenario: Scenario | None, dry_run: bool) -> dict[str, Any]:
+        """The API's FollowUp body (same areas as the broadcast it follows)."""
+        return {
+            "template": self.template,
+            "variables": only_for(scenario, self.variables),
+            "reached_only": self.reached_only,
+            "gsm_safe": self.gsm_safe,
+            "expires_in_seconds": self.expires_minutes * 60,
+            "dry_run": dry_run,
+        }
+
+
+def only_for(scenario: Scenario | None, variables: Mapping[str, str]) -> dict[str, str]:
+    if scenario is None:
+        return dict(variables)
+    names = {*scenario.requires, *scenario.optional}
+    return {k: v for k, v in variables.items() if k in names}
+
+
+@dataclass(frozen=True)
+class VariableField:
+    """One variable input of the compose form."""
+
+    name: str
+    templates: tuple[str, ...]
+    """The templates that read it (the page shows it only for those)."""
+    from_area: bool
+    """Each area has its own value: typing one overrides them all."""
+
+
+def variable_fields(
+    scenarios: Iterable[Scenario], area_names: Iterable[str]
+) -> list[VariableField]:
+    """The inputs a form needs for these templates, operator-typed ones first."""
+    by_name: dict[str, list[str]] = {}
+    for scenario in scenarios:
+        for name in (*scenario.requires, *scenario.optional):
+            by_name.setdefault(name, []).append(scenario.name)
+    provided = set(area_names)
+    fields = [VariableField(n, tuple(t), n in provided) for n, t in by_name.items()]
+    return sorted(fields, key=lambda f: (f.from_area, f.name))

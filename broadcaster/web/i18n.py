@@ -1,0 +1,315 @@
+"""The console's words in English and French, and which language a visitor gets.
+
+A choice made with the language toggle (kept in the session) wins; else the browser's
+Accept-Language; else the deployment's default language. Messages from the API itself (why a
+request was refused) stay in English: they are the same words the CLI and scripts see.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Final
+
+LANGUAGES: Final = ("fr", "en")
+
+# key: (English, French)
+MESSAGES: Final[dict[str, tuple[str, str]]] = {
+    "app_name": ("Public-warning SMS console", "Console d'alerte SMS"),
+    "skip": ("Skip to content", "Aller au contenu"),
+    "nav_broadcasts": ("Broadcasts", "Diffusions"),
+    "nav_new_live": ("New live broadcast", "Nouvelle diffusion réelle"),
+    "nav_new_drill": ("New drill", "Nouvel exercice"),
+    "nav_drills": ("Drill reports", "Rapports d'exercice"),
+    "nav_audit": ("Audit log", "Journal d'audit"),
+    "sign_out": ("Sign out", "Se déconnecter"),
+    "signed_in_as": ("Signed in as", "Connecté en tant que"),
+    "language": ("Language", "Langue"),
+    "switch_language": ("Français", "English"),
+    "role_operator": ("operator", "opérateur"),
+    "role_approver": ("approver", "approbateur"),
+    "role_admin": ("admin", "administrateur"),
+    # sign-in
+    "sign_in": ("Sign in", "Se connecter"),
+    "sign_in_intro": (
+        "Paste the API token an administrator gave you (bct_…). It is checked, then forgotten: "
+        "the console keeps only a signed session.",
+        "Collez le jeton d'API remis par un administrateur (bct_…). Il est vérifié puis oublié : "
+        "la console ne garde qu'une session signée.",
+    ),
+    "token": ("API token", "Jeton d'API"),
+    "sign_in_failed": ("Sign-in refused", "Connexion refusée"),
+    "session_ended": (
+        "Your session ended (signed out, expired, or the token was revoked): sign in again.",
+        "Votre session est terminée (déconnexion, expiration ou jeton révoqué) : reconnectez-vous.",
+    ),
+    # banners
+    "banner_live": (
+        "LIVE — this reaches the public",
+        "DIFFUSION RÉELLE — ce message part vers le public",
+    ),
+    "banner_live_detail": (
+        "Every subscriber in the chosen areas receives this text on their phone.",
+        "Tous les abonnés des zones choisies reçoivent ce texte sur leur téléphone.",
+    ),
+    "banner_drill": (
+        "DRILL — test group only",
+        "EXERCICE — groupe de test uniquement",
+    ),
+    "banner_drill_detail": (
+        "Only test-group handsets receive it, and every text starts with the exercise marker.",
+        "Seuls les téléphones du groupe de test le reçoivent, et chaque texte commence par la "
+        "mention d'exercice.",
+    ),
+    "kind_live": ("live", "réelle"),
+    "kind_drill": ("drill", "exercice"),
+    # home
+    "recent_broadcasts": ("Recent broadcasts", "Diffusions récentes"),
+    "none_yet": ("Nothing yet.", "Rien pour l'instant."),
+    "col_id": ("No.", "N°"),
+    "col_kind": ("Kind", "Type"),
+    "col_state": ("State", "État"),
+    "col_template": ("Template", "Modèle"),
+    "col_recipients": ("Recipients", "Destinataires"),
+    "col_created_by": ("Created by", "Créée par"),
+    "col_created_at": ("Created", "Créée le"),
+    "open": ("Open", "Ouvrir"),
+    # compose
+    "compose_live_title": ("New live broadcast", "Nouvelle diffusion réelle"),
+    "compose_drill_title": ("New drill", "Nouvel exercice"),
+    "step_areas": ("1. Areas", "1. Zones"),
+    "search_areas": ("Search areas by name or code", "Chercher une zone par nom ou code"),
+    "search": ("Search", "Chercher"),
+    "search_hint": (
+        "e.g. Paris, 75, Guadeloupe, Île-de-France",
+        "ex. Paris, 75, Guadeloupe, Île-de-France",
+    ),
+    "departements": ("Départements", "Départements"),
+    "regions": ("Regions", "Régions"),
+    "subscribers": ("subscribers", "abonnés"),
+    "test_group": ("in the test group", "dans le groupe de test"),
+    "no_match": ("No area matches.", "Aucune zone ne correspond."),
+    "choose_area": (
+        "Choose at least one area (tick one, or type its code).",
+        "Choisissez au moins une zone (cochez-la ou tapez son code).",
+    ),
+    "extra_areas": ("Other areas (codes)", "Autres zones (codes)"),
+    "extra_areas_hint": (
+        "Comma-separated: commune:75056, cell:C75001, dep:2A, region:11",
+        "Séparées par des virgules : commune:75056, cell:C75001, dep:2A, region:11",
+    ),
+    "step_message": ("2. Message", "2. Message"),
+    "template": ("Template", "Modèle"),
+    "variables": ("Variables", "Variables"),
+    "area_overrides": (
+        "Override the areas' own values (optional)",
+        "Remplacer les valeurs propres aux zones (facultatif)",
+    ),
+    "needed_by": ("used by", "utilisée par"),
+    "gsm_safe": (
+        "Replace accented letters to save parts (ê → e)",
+        "Remplacer les lettres accentuées pour économiser des parties (ê → e)",
+    ),
+    "expires": ("Expires after", "Expire après"),
+    "minutes": ("min", "min"),
+    "hours": ("h", "h"),
+    "preview": ("Preview", "Prévisualiser"),
+    "edit": ("Change", "Modifier"),
+    # preview
+    "preview_title": ("Check before sending", "Vérifier avant l'envoi"),
+    "total_recipients": ("Recipients", "Destinataires"),
+    "total_parts": ("SMS parts", "Parties SMS"),
+    "eta": ("Estimated time", "Durée estimée"),
+    "eta_unknown": ("no rate limit configured", "pas de limite de débit configurée"),
+    "group_recipients": ("recipients", "destinataires"),
+    "encoding": ("encoding", "codage"),
+    "characters": ("characters", "caractères"),
+    "parts_per_message": ("parts per message", "parties par message"),
+    "warnings": ("Warnings", "Avertissements"),
+    "approval_needed": (
+        "A second person must approve it before anything is sent.",
+        "Une deuxième personne doit l'approuver avant tout envoi.",
+    ),
+    "approval_not_needed": (
+        "It starts as soon as you confirm.",
+        "L'envoi commence dès votre confirmation.",
+    ),
+    "confirm_live_label": (
+        "To send to the public, type SEND TO PUBLIC",
+        "Pour envoyer au public, tapez ENVOI AU PUBLIC",
+    ),
+    "confirm_drill_label": (
+        "To start the drill, type DRILL",
+        "Pour lancer l'exercice, tapez EXERCICE",
+    ),
+    "submit_live": ("Send to the public", "Envoyer au public"),
+    "submit_drill": ("Start the drill", "Lancer l'exercice"),
+    "confirm_mismatch": (
+        "The confirmation words do not match: nothing was sent. Type them exactly.",
+        "Les mots de confirmation ne correspondent pas : rien n'a été envoyé. Tapez-les "
+        "exactement.",
+    ),
+    # broadcast page
+    "broadcast": ("Broadcast", "Diffusion"),
+    "follows": ("follows", "fait suite à"),
+    "approved_by": ("Approved by", "Approuvée par"),
+    "expires_at": ("Expires at", "Expire à"),
+    "progress": ("Progress", "Progression"),
+    "recorded": ("Handled", "Traités"),
+    "accepted": ("Accepted by the SMSC", "Acceptés par le SMSC"),
+    "failed": ("Failed", "Échecs"),
+    "delivered": ("Delivery receipts", "Accusés de réception"),
+    "rate": ("Rate", "Débit"),
+    "per_second": ("recipients/s", "destinataires/s"),
+    "remaining": ("Time left", "Temps restant"),
+    "smsc_health": ("SMSC health", "État des SMSC"),
+    "smsc": ("SMSC", "SMSC"),
+    "binds_up": ("binds up", "liaisons actives"),
+    "inflight": ("in flight", "en cours"),
+    "parts_per_s": ("parts/s", "parties/s"),
+    "no_pool": (
+        "This process runs no sending worker: no SMSC figures here.",
+        "Ce processus n'a pas de moteur d'envoi : pas de mesures SMSC ici.",
+    ),
+    "live_updates": (
+        "Updated live while this page is open.",
+        "Mis à jour en direct tant que la page est ouverte.",
+    ),
+    "reload": ("Reload", "Recharger"),
+    "texts": ("Texts", "Textes"),
+    "history": ("History", "Historique"),
+    "follow_ups": ("Follow-ups", "Suites"),
+    "actions": ("Actions", "Actions"),
+    "approve": ("Approve and send", "Approuver et envoyer"),
+    "approve_title": ("Second-person approval", "Approbation par une deuxième personne"),
+    "approve_intro": (
+        "Read every text below first: approving sends them to every recipient.",
+        "Lisez d'abord chaque texte ci-dessous : approuver les envoie à chaque destinataire.",
+    ),
+    "waiting_approval": (
+        "Waiting for approval by a second person (an approver or an admin who did not create it).",
+        "En attente d'approbation par une deuxième personne (un approbateur ou un administrateur "
+        "qui ne l'a pas créée).",
+    ),
+    "you_created": (
+        "You created this broadcast: a different person must approve it.",
+        "Vous avez créé cette diffusion : une autre personne doit l'approuver.",
+    ),
+    "reason": ("Reason (optional, kept in the audit log)", "Motif (facultatif, tracé)"),
+    "cancel": ("Cancel the broadcast", "Annuler la diffusion"),
+    "cancel_confirm": (
+        "Cancel this broadcast now? No new message will be submitted.",
+        "Annuler cette diffusion maintenant ? Aucun nouveau message ne sera soumis.",
+    ),
+    "pause": ("Pause", "Suspendre"),
+    "resume": ("Resume", "Reprendre"),
+    "follow_up_title": ("Update or all-clear", "Mise à jour ou fin d'alerte"),
+    "follow_up_intro": (
+        "Sends a new message to the same areas; this broadcast stops if it is still sending.",
+        "Envoie un nouveau message aux mêmes zones ; cette diffusion s'arrête si elle est "
+        "encore en cours.",
+    ),
+    "reached_only": (
+        "Only the recipients this broadcast reached",
+        "Seulement les destinataires atteints par cette diffusion",
+    ),
+    "done_created": ("Broadcast created.", "Diffusion créée."),
+    "done_approved": ("Approved: sending starts.", "Approuvée : l'envoi commence."),
+    "done_cancelled": ("Cancelled.", "Annulée."),
+    "done_paused": ("Paused.", "Suspendue."),
+    "done_resumed": ("Resumed.", "Reprise."),
+    "drill_report": ("Drill report", "Rapport d'exercice"),
+    "drill_report_missing": (
+        "Drill reports with charts come with the drills module, which this installation "
+        "does not have yet.",
+        "Les rapports d'exercice avec graphiques viennent du module d'exercices, absent de "
+        "cette installation.",
+    ),
+    "drills_title": ("Drills and their reports", "Exercices et leurs rapports"),
+    # states
+    "state_draft": ("draft", "brouillon"),
+    "state_pending_approval": ("waiting for approval", "en attente d'approbation"),
+    "state_approved": ("approved, starting", "approuvée, démarrage"),
+    "state_running": ("sending", "envoi en cours"),
+    "state_paused": ("paused", "suspendue"),
+    "state_completed": ("completed", "terminée"),
+    "state_cancelled": ("cancelled", "annulée"),
+    "state_expired": ("expired", "expirée"),
+    "state_failed": ("failed", "échouée"),
+    # audit
+    "audit_title": ("Audit log", "Journal d'audit"),
+    "col_at": ("When", "Quand"),
+    "col_actor": ("Who", "Qui"),
+    "col_action": ("Action", "Action"),
+    "col_subject": ("Subject", "Objet"),
+    "col_details": ("Details", "Détails"),
+    "older": ("Older entries", "Entrées plus anciennes"),
+    # errors
+    "error": ("Error", "Erreur"),
+    "refused": (
+        "Refused: nothing was stored or sent",
+        "Refusé : rien n'a été enregistré ni envoyé",
+    ),
+    "forbidden_title": ("Not allowed", "Non autorisé"),
+    "not_found_title": ("Not found", "Introuvable"),
+    "csrf_failed": (
+        "This form expired or did not come from this console. Reload the page and try again "
+        "(cookies must be enabled).",
+        "Ce formulaire a expiré ou ne vient pas de cette console. Rechargez la page et "
+        "réessayez (les cookies doivent être activés).",
+    ),
+    "server_error": (
+        "Unexpected error; the server log has the details under request id",
+        "Erreur inattendue ; le journal du serveur a les détails sous l'identifiant de requête",
+    ),
+    "unavailable": (
+        "The database does not answer: retry shortly.",
+        "La base de données ne répond pas : réessayez dans un instant.",
+    ),
+    "back_home": ("Back to the broadcasts", "Retour aux diffusions"),
+}
+
+CONFIRM_WORDS: Final[dict[str, dict[str, str]]] = {
+    "live": {"en": "SEND TO PUBLIC", "fr": "ENVOI AU PUBLIC"},
+    "drill": {"en": "DRILL", "fr": "EXERCICE"},
+}
+"""What must be typed to confirm: different words for a live send and for a drill (Hawaii
+2018: one screen, one confirmation, a false alarm to a whole state)."""
+
+
+def negotiate(accept_language: str | None, default: str) -> str:
+    """The best of LANGUAGES for an Accept-Language header (q-values honoured)."""
+    best, best_q = (default if default in LANGUAGES else LANGUAGES[0]), 0.0
+    for position, item in enumerate((accept_language or "").split(",")):
+        tag, _, params = item.strip().partition(";")
+        primary = tag.strip().lower().split("-")[0]
+        q = 1.0
+        if params.strip().startswith("q="):
+            try:
+                q = float(params.strip()[2:])
+            except ValueError:
+                q = 0.0
+        q -= position * 1e-6  # earlier wins among equals
+        if primary in LANGUAGES and q > best_q:
+            best, best_q = primary, q
+    return best
+
+
+def translator(language: str) -> Callable[[str], str]:
+    """`t("key")` in the chosen language; an unknown key is a bug, so it fails loudly."""
+    index = LANGUAGES.index(language) if language in LANGUAGES else 0
+    column = 1 if LANGUAGES[index] == "fr" else 0
+
+    def t(key: str) -> str:
+        return MESSAGES[key][column]
+
+    return t
+
+
+def confirm_words(kind: str, language: str) -> str:
+    return CONFIRM_WORDS[kind][language]
+
+
+def confirmation_matches(kind: str, typed: str) -> bool:
+    """Typed words confirm `kind` in either language (case and spacing aside), and only it."""
+    norm = " ".join(typed.split()).casefold()
+    return any(norm == words.casefold() for words in CONFIRM_WORDS[kind].values())

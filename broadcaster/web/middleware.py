@@ -1,0 +1,163 @@
+"""The console's request pipeline: session, language, who is signed in, CSRF, HTML errors.
+
+Each console request, inside the API's edge middleware (request id, access log):
+1. the signed session cookie, or a fresh anonymous session (it carries the sign-in form's CSRF
+   token);
+2. the language: the session's choice, else Accept-Language;
+3. the signed-in holder, re-read from the token row (a revoked token ends the session);
+4. for a POST: same origin, then the CSRF token (403 otherwise, before the handler runs);
+5. the handler; a refusal or failure becomes an HTML page in the visitor's language;
+6. security headers (CSP...) and the cookie when the session changed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+import asyncpg
+import structlog
+from aiohttp import web
+
+from broadcaster.api.auth import Caller, check_role
+from broadcaster.api.context import CALLER, REQUEST_ID, SERVICES
+from broadcaster.api.errors import ApiError
+from broadcaster.errors import InputError, StoreError
+from broadcaster.store.queries import queries
+from broadcaster.web import i18n
+from broadcaster.web.render import render
+from broadcaster.web.security import add_headers, csrf_ok, same_origin
+from broadcaster.web.session import COOKIE, Session, set_cookie
+from broadcaster.web.state import (
+    CONSOLE,
+    LANG,
+    SESSION,
+    SESSION_CHANGED,
+    SESSION_ENDED,
+    USER,
+)
+
+log = structlog.get_logger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+@web.middleware
+async def console_pipeline(request: web.Request, handler: Handler) -> web.StreamResponse:
+    console = request.app[CONSOLE]
+    session = console.codec.loads(request.cookies.get(COOKIE))
+    request[SESSION_CHANGED] = session is None
+    if session is None:
+        session = Session.anonymous()
+    request[SESSION] = session
+    settings = request.app[SERVICES].settings
+    request[LANG] = session.lang or i18n.negotiate(
+        request.headers.get("Accept-Language"), settings.default_language
+    )
+    try:
+        response = await _handle(request, handler)
+    except web.HTTPException as exc:
+        if exc.status < 400:  # a plain response: returning the exception is deprecated
+            response = redirect(exc.headers.get("Location", "/console/"), exc.status)
+        else:
+            response = _http_error(request, exc)
+    add_headers(response)
+    if request[SESSION_CHANGED] and not response.prepared:
+        set_cookie(response, request, console.codec.dumps(request[SESSION]))
+    return response
+
+
+async def _handle(request: web.Request, handler: Handler) -> web.StreamResponse:
+    services = request.app[SERVICES]
+    try:
+        await _resolve_user(request)
+        if request.method not in SAFE_METHODS:
+            form = await request.post()
+            if not same_origin(request) or not csrf_ok(form, request[SESSION].csrf):
+                log.warning("console_csrf_refused", path=request.path, remote=request.remote)
+                return _page(request, 403, "forbidden_title", i18n_key="csrf_failed")
+        return await handler(request)
+    except ApiError as exc:
+        return _page(request, exc.status, _title(exc.status), message=exc.message)
+    except InputError as exc:
+        return _page(request, 422, "refused", message=str(exc))
+    except (
+        StoreError,
+        OSError,
+        TimeoutError,
+        asyncpg.PostgresConnectionError,
+        asyncpg.ConnectionDoesNotExistError,
+        asyncpg.CannotConnectNowError,
+        asyncpg.TooManyConnectionsError,
+    ) as exc:
+        log.error("database_unavailable", error=f"{type(exc).__name__}: {exc}")
+        return _page(request, 503, "error", i18n_key="unavailable")
+    except (web.HTTPException, asyncio.CancelledError):
+        raise
+    except Exception:
+        log.exception("unexpected_error", method=request.method, path=request.path)
+        services.metrics.requests.labels("console", "500").inc()
+        return _page(
+            request,
+            500,
+            "error",
+            message=f"{i18n.translator(request[LANG])('server_error')} {request[REQUEST_ID]}",
+        )
+
+
+async def _resolve_user(request: web.Request) -> None:
+    """Who is signed in, from the token row itself: revoked or unknown ends the session."""
+    session = request[SESSION]
+    if session.token_id is None:
+        return
+    async with request.app[SERVICES].db.acquire() as conn:
+        row = await conn.fetchrow(queries["get_token"], session.token_id)
+        if row is not None and row["revoked_at"] is None:
+            await conn.execute(queries["touch_token"], row["id"])
+    if (
+        row is None
+        or row["revoked_at"] is not None
+        or row["created_at"].isoformat() != session.token_created
+    ):
+        log.info("console_session_ended", token_id=session.token_id)
+        request[SESSION] = Session.anonymous(session.lang)
+        request[SESSION_CHANGED] = True
+        request[SESSION_ENDED] = True
+        return
+    caller = Caller(token_id=row["id"], name=row["name"], role=check_role(row["role"]))
+    request[USER] = caller
+    request[CALLER] = caller  # the edge middleware's access log names the actor
+    structlog.contextvars.bind_contextvars(actor=caller.name)
+
+
+def redirect(location: str, status: int = 303) -> web.Response:
+    """See Other: after a POST the browser GETs the result (no resubmission on reload)."""
+    return web.Response(status=status, headers={"Location": location})
+
+
+def _title(status: int) -> str:
+    return {403: "forbidden_title", 404: "not_found_title"}.get(status, "refused")
+
+
+def _page(
+    request: web.Request,
+    status: int,
+    title_key: str,
+    *,
+    message: str | None = None,
+    i18n_key: str | None = None,
+) -> web.Response:
+    t = i18n.translator(request[LANG])
+    return render(
+        request,
+        "error.html",
+        status=status,
+        title=t(title_key),
+        message=t(i18n_key) if i18n_key else (message or ""),
+    )
+
+
+def _http_error(request: web.Request, exc: web.HTTPException) -> web.Response:
+    key = _title(exc.status) if exc.status in (403, 404) else "error"
+    return _page(request, exc.status, key, message=exc.reason)

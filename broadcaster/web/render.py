@@ -1,0 +1,99 @@
+"""Pages from `templates/web/` (Jinja2, autoescaped), with what every page needs: the
+visitor's language, who is signed in, the CSRF token of the session."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Final
+
+import jinja2
+from aiohttp import web
+
+from broadcaster.web import i18n
+from broadcaster.web.gateway import allowed
+from broadcaster.web.state import CONSOLE, LANG, SESSION, user_of
+
+PAGES_DIR: Final = Path(__file__).resolve().parent.parent.parent / "templates" / "web"
+
+
+def environment(directory: Path = PAGES_DIR) -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(directory)),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["when"] = when
+    env.filters["plain"] = plain
+    return env
+
+
+def plain(value: Any) -> str:
+    """An audit detail as people read it: `dep:75, dep:92`, not a Python repr."""
+    if value is None:
+        return "–"
+    if isinstance(value, list | tuple):
+        return ", ".join(plain(v) for v in value)
+    if isinstance(value, dict):
+        return ", ".join(f"{k}: {plain(v)}" for k, v in value.items())
+    return str(value)
+
+
+def number(value: Any, lang: str) -> str:
+    """12,345 in English, 12 345 in French (narrow no-break space)."""
+    if value is None:
+        return "–"
+    if isinstance(value, float) and not value.is_integer():
+        text = f"{value:,.1f}"
+    else:
+        text = f"{int(value):,}"
+    if lang == "fr":
+        text = text.replace(",", "\u202f").replace(".", ",")
+    return text
+
+
+def duration(seconds: float | None, lang: str) -> str | None:
+    if seconds is None:
+        return None
+    whole = max(0, round(seconds))
+    if whole < 60:
+        return f"{whole} s"
+    minutes, secs = divmod(whole, 60)
+    if minutes < 60:
+        return f"{minutes} min {secs:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
+def when(value: Any) -> str:
+    """An ISO timestamp as `2024-05-02 14:03:07 UTC` (the crisis cell compares logs)."""
+    if not value:
+        return "–"
+    try:
+        moment = datetime.fromisoformat(str(value))
+    except ValueError:
+        return str(value)
+    return moment.strftime("%Y-%m-%d %H:%M:%S %Z").strip()
+
+
+def render(request: web.Request, name: str, *, status: int = 200, **context: Any) -> web.Response:
+    context.setdefault("kind", None)  # live, drill, or neither: the banner and colours
+    lang = request.get(LANG, i18n.LANGUAGES[0])
+    session = request.get(SESSION)
+    user = user_of(request)
+    page = request.app[CONSOLE].pages.get_template(name)
+    html = page.render(
+        t=i18n.translator(lang),
+        lang=lang,
+        other_lang="en" if lang == "fr" else "fr",
+        user=user,
+        may=lambda operation: user is not None and allowed(user, operation),
+        csrf=session.csrf if session is not None else "",
+        here=request.path_qs if request.method == "GET" else "/console/",
+        num=lambda value: number(value, lang),
+        dur=lambda seconds: duration(seconds, lang),
+        **context,
+    )
+    return web.Response(text=html, status=status, content_type="text/html", charset="utf-8")

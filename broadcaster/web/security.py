@@ -1,0 +1,62 @@
+"""Browser-side defences of the console: CSP and friends, CSRF, safe redirects.
+
+- Content-Security-Policy: scripts and styles only from the console's own static files (no
+  inline script, no inline style, no eval), no framing by others (the console frames only its
+  own drill reports), forms post only to this origin.
+- CSRF: every POST carries the session's CSRF token in a hidden field, compared in constant
+  time; a cross-site request is refused before that by its Origin / Sec-Fetch-Site headers.
+  SameSite=Strict cookies are a third layer, not the only one.
+"""
+
+from __future__ import annotations
+
+import hmac
+import re
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+from aiohttp import web
+from multidict import MultiDictProxy
+
+CSRF_FIELD: Final = "csrf_token"
+CSP: Final = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; frame-src 'self'; form-action 'self'; frame-ancestors 'none'; "
+    "base-uri 'none'"
+)
+HEADERS: Final = {
+    "Content-Security-Policy": CSP,
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
+}
+_NEXT: Final = re.compile(r"^/console/[A-Za-z0-9/_.?=&%-]*$")
+
+
+def add_headers(response: web.StreamResponse) -> None:
+    for name, value in HEADERS.items():
+        response.headers.setdefault(name, value)
+
+
+def same_origin(request: web.Request) -> bool:
+    """False when the browser says the request comes from another site."""
+    if request.headers.get("Sec-Fetch-Site", "same-origin") not in ("same-origin", "none"):
+        return False
+    origin = request.headers.get("Origin")
+    if origin is None or origin == "null":
+        return origin is None
+    # The host only: behind a TLS-terminating proxy the scheme seen here is http.
+    return urlsplit(origin).netloc == request.host
+
+
+def csrf_ok(form: MultiDictProxy[Any], expected: str) -> bool:
+    sent = form.get(CSRF_FIELD)
+    return isinstance(sent, str) and bool(expected) and hmac.compare_digest(sent, expected)
+
+
+def safe_next(path: str | None, default: str = "/console/") -> str:
+    """A redirect target inside the console, never another site (`//evil`, `https:`...)."""
+    if path and _NEXT.match(path) and "//" not in path:
+        return path
+    return default

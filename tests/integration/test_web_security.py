@@ -1,0 +1,236 @@
+"""The console's browser-side defences over real HTTP (aiohttp client, real PostgreSQL): CSRF
+on every POST, cookie flags, the Content-Security-Policy, no token in any page or cookie,
+sessions that end with their token, sign-in attempts limited per address.
+"""
+
+from __future__ import annotations
+
+import re
+from http.cookies import SimpleCookie
+from typing import Any
+
+from aiohttp.test_utils import TestClient
+from fixtures_web import MakeLab, page_csrf, sign_in
+
+from broadcaster.api import auth
+from broadcaster.api.auth import hash_token
+from broadcaster.web.security import CSP
+from broadcaster.web.session import COOKIE
+
+CREATE = {
+    "area": "dep:75",
+    "template": "outage",
+    "confirm": "SEND TO PUBLIC",
+    "idempotency_key": "k-1",
+}
+
+
+async def post(
+    client: TestClient[Any, Any], path: str, data: dict[str, str], **headers: str
+) -> tuple[int, str]:
+    async with client.post(path, data=data, headers=headers, allow_redirects=False) as response:
+        return response.status, await response.text()
+
+
+def set_cookie(headers: Any) -> SimpleCookie:
+    jar: SimpleCookie = SimpleCookie()
+    for value in headers.getall("Set-Cookie", []):
+        jar.load(value)
+    return jar
+
+
+async def test_every_post_is_refused_without_the_session_csrf_token(console_lab: MakeLab) -> None:
+    lab = await console_lab()
+    alice = await lab.client()
+    csrf = await sign_in(alice, lab.tokens["alice"])
+    bob = await lab.client()
+    bobs_csrf = await sign_in(bob, lab.tokens["bob"])
+    assert bobs_csrf != csrf  # per session
+
+    refused = [
+        await post(alice, "/console/broadcasts", CREATE),
+        await post(alice, "/console/broadcasts", {**CREATE, "csrf_token": "forged"}),
+        await post(alice, "/console/broadcasts", {**CREATE, "csrf_token": bobs_csrf}),
+        await post(alice, "/console/drills", {**CREATE, "template": "drill", "confirm": "DRILL"}),
+        await post(alice, "/console/broadcasts/preview", {"area": "dep:75"}),
+        await post(alice, "/console/sign-out", {}),
+        await post(alice, "/console/language", {"lang": "en"}),
+        # the right token, but the browser says the form came from another site
+        await post(
+            alice,
+            "/console/broadcasts",
+            {**CREATE, "csrf_token": csrf},
+            Origin="http://evil.example",
+        ),
+        await post(
+            alice,
+            "/console/broadcasts",
+            {**CREATE, "csrf_token": csrf},
+            **{"Sec-Fetch-Site": "cross-site"},
+        ),
+    ]
+    assert [status for status, _ in refused] == [403] * len(refused)
+    assert all("did not come from this console" in text for _, text in refused)
+    assert await lab.count("broadcasts") == 0
+    # Still signed in (the sign-out was refused too), and the real form works.
+    status, _ = await post(alice, "/console/broadcasts", {**CREATE, "csrf_token": csrf})
+    assert status == 303
+    assert await lab.count("broadcasts") == 1
+
+
+async def test_approve_and_cancel_need_the_csrf_token_too(console_lab: MakeLab) -> None:
+    lab = await console_lab()
+    alice = await lab.client()
+    csrf = await sign_in(alice, lab.tokens["alice"])
+    assert (await post(alice, "/console/broadcasts", {**CREATE, "csrf_token": csrf}))[0] == 303
+    bob = await lab.client()
+    await sign_in(bob, lab.tokens["bob"])
+    for action in ("approve", "cancel", "pause", "follow-up/preview", "follow-up"):
+        status, _ = await post(
+            bob, f"/console/broadcasts/1/{action}", {"confirm": "SEND TO PUBLIC"}
+        )
+        assert status == 403, action
+    assert await lab.state(1) == "pending_approval"
+
+
+async def test_pages_carry_the_security_headers_and_no_inline_script_or_style(
+    console_lab: MakeLab,
+) -> None:
+    lab = await console_lab()
+    client = await lab.client()
+    await sign_in(client, lab.tokens["root"])
+    status, _ = await post(
+        client,
+        "/console/broadcasts",
+        {**CREATE, "csrf_token": await page_csrf(client, "/console/")},
+    )
+    assert status == 303
+    for path in (
+        "/console/sign-in",
+        "/console/",
+        "/console/broadcasts/new",
+        "/console/drills/new",
+        "/console/broadcasts/1",
+        "/console/audit",
+        "/console/drills",
+        "/console/no-such-page",
+    ):
+        async with client.get(path) as response:
+            text = await response.text()
+            headers = response.headers
+        assert headers["Content-Security-Policy"] == CSP, path
+        assert "script-src 'self'" in CSP
+        assert "'unsafe-inline'" not in CSP
+        assert headers["X-Frame-Options"] == "DENY"
+        assert headers["X-Content-Type-Options"] == "nosniff"
+        assert headers["Cache-Control"] == "no-store"
+        assert re.findall(r"<script(?![^>]*\bsrc=)", text) == [], path
+        assert " style=" not in text and "<style" not in text, path
+        assert re.search(r"\son[a-z]+=", text) is None, path  # no inline event handlers
+    async with client.get("/console/static/console.js") as response:
+        assert response.status == 200
+        assert "EventSource" in await response.text()
+
+
+async def test_the_session_cookie_is_httponly_samesite_strict_and_holds_no_token(
+    console_lab: MakeLab,
+) -> None:
+    lab = await console_lab()
+    client = await lab.client()
+    async with client.get("/console/sign-in") as response:
+        anonymous = set_cookie(response.headers)[COOKIE]
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', await response.text())
+    assert csrf is not None
+    token = lab.tokens["alice"]
+    async with client.post(
+        "/console/sign-in",
+        data={"csrf_token": csrf.group(1), "token": token},
+        allow_redirects=False,
+    ) as response:
+        assert response.status == 303
+        cookie = set_cookie(response.headers)[COOKIE]
+    for morsel in (anonymous, cookie):
+        assert morsel["httponly"] is True
+        assert morsel["samesite"] == "Strict"
+        assert morsel["path"] == "/console"
+    assert cookie.value != anonymous.value  # a new session at sign-in: no fixation
+    for secret in (token, token[4:], hash_token(token)):
+        assert secret not in cookie.value
+    pages = []
+    for path in ("/console/", "/console/broadcasts/new", "/console/drills/new", "/console/drills"):
+        async with client.get(path) as response:
+            pages.append(await response.text())
+    assert all(token not in page and token[4:20] not in page for page in pages)
+
+
+async def test_a_wrong_token_is_refused_without_being_shown_back(console_lab: MakeLab) -> None:
+    lab = await console_lab()
+    client = await lab.client()
+    guess = "bct_" + "A" * 43
+    csrf = await page_csrf(client)
+    status, text = await post(client, "/console/sign-in", {"csrf_token": csrf, "token": guess})
+    assert status == 401
+    assert "unknown token" in text
+    assert guess not in text
+    async with client.get("/console/", allow_redirects=False) as response:
+        assert response.status == 303
+        assert response.headers["Location"].startswith("/console/sign-in")
+
+
+async def test_failed_sign_ins_are_limited_per_address(console_lab: MakeLab) -> None:
+    lab = await console_lab()
+    client = await lab.client()
+    csrf = await page_csrf(client)
+    statuses = [
+        (await post(client, "/console/sign-in", {"csrf_token": csrf, "token": "nope"}))[0]
+        for _ in range(12)
+    ]
+    assert statuses[:10] == [401] * 10
+    assert statuses[-1] == 429
+
+
+async def test_a_forged_cookie_is_an_anonymous_visitor(console_lab: MakeLab) -> None:
+    lab = await console_lab()
+    client = await lab.client()
+    await sign_in(client, lab.tokens["root"])
+    cookie = client.session.cookie_jar.filter_cookies(lab.server.make_url("/console/"))[COOKIE]
+    tampered = cookie.value[:-3] + ("AAA" if not cookie.value.endswith("AAA") else "BBB")
+    client.session.cookie_jar.update_cookies({COOKIE: tampered}, lab.server.make_url("/console/"))
+    async with client.get("/console/audit", allow_redirects=False) as response:
+        assert response.status == 303
+        assert response.headers["Location"].startswith("/console/sign-in")
+
+
+async def test_revoking_the_token_ends_its_console_sessions(console_lab: MakeLab) -> None:
+    lab = await console_lab()
+    client = await lab.client()
+    await sign_in(client, lab.tokens["alice"])
+    async with client.get("/console/", allow_redirects=False) as response:
+        assert response.status == 200
+    async with lab.db.acquire() as conn:
+        await auth.revoke_token(conn, 1, revoked_by="test")
+    async with client.get("/console/", allow_redirects=False) as response:
+        assert response.status == 303
+        location = response.headers["Location"]
+    assert location.startswith("/console/sign-in") and "ended=1" in location
+    async with client.get(location) as response:
+        assert "session ended" in (await response.text()).lower()
+
+
+async def test_redirects_after_sign_in_stay_inside_the_console(console_lab: MakeLab) -> None:
+    lab = await console_lab()
+    for target, expected in (
+        ("/console/audit", "/console/audit"),
+        ("https://evil.example/", "/console/"),
+        ("//evil.example/console/", "/console/"),
+        ("/console//evil.example", "/console/"),
+    ):
+        client = await lab.client()
+        csrf = await page_csrf(client)
+        async with client.post(
+            "/console/sign-in",
+            data={"csrf_token": csrf, "token": lab.tokens["root"], "next": target},
+            allow_redirects=False,
+        ) as response:
+            assert response.status == 303
+            assert response.headers["Location"] == expected, target
