@@ -39,9 +39,10 @@ from broadcaster.api.errors import ApiError, bad_request, forbidden
 from broadcaster.api.metrics import Metrics
 from broadcaster.api.ratelimit import RateLimiter
 from broadcaster.api.routes import CAP_MEDIA_TYPES, ROUTES, Route
-from broadcaster.errors import InputError, StoreError, TemplateError, UnknownAreaError
+from broadcaster.errors import InputError, TemplateError, UnknownAreaError
 from broadcaster.settings import Settings
 from broadcaster.smpp.pool import contracted_capacity
+from broadcaster.store.database import DATABASE_UNAVAILABLE
 
 log = structlog.get_logger(__name__)
 
@@ -124,15 +125,7 @@ async def edge(
             response = _error(ApiError(422, "template_error", str(exc)), request_id)
         except InputError as exc:
             response = _error(ApiError(422, "invalid_input", str(exc)), request_id)
-        except (
-            StoreError,
-            OSError,
-            TimeoutError,
-            asyncpg.PostgresConnectionError,
-            asyncpg.ConnectionDoesNotExistError,
-            asyncpg.CannotConnectNowError,
-            asyncpg.TooManyConnectionsError,
-        ) as exc:
+        except DATABASE_UNAVAILABLE as exc:
             log.error("database_unavailable", error=f"{type(exc).__name__}: {exc}")
             response = _error(
                 ApiError(503, "unavailable", "the database does not answer: retry shortly"),

@@ -34,6 +34,17 @@ Conn: TypeAlias = (
 )
 """A connection, plain or acquired from a pool: what functions taking a connection accept."""
 
+DATABASE_UNAVAILABLE: tuple[type[BaseException], ...] = (
+    StoreError,
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.ConnectionDoesNotExistError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+)
+"""Exceptions that mean "the database does not answer" (HTTP 503, retry), not a bug."""
+
 
 @asynccontextmanager
 async def database(settings: Settings) -> AsyncIterator[str]:

@@ -15,14 +15,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
-import asyncpg
 import structlog
 from aiohttp import web
 
 from broadcaster.api.auth import Caller, check_role
 from broadcaster.api.context import CALLER, REQUEST_ID, SERVICES
 from broadcaster.api.errors import ApiError
-from broadcaster.errors import InputError, StoreError
+from broadcaster.errors import InputError
+from broadcaster.store.database import DATABASE_UNAVAILABLE
 from broadcaster.store.queries import queries
 from broadcaster.web import i18n
 from broadcaster.web.render import render
@@ -82,15 +82,7 @@ async def _handle(request: web.Request, handler: Handler) -> web.StreamResponse:
         return _page(request, exc.status, _title(exc.status), message=exc.message)
     except InputError as exc:
         return _page(request, 422, "refused", message=str(exc))
-    except (
-        StoreError,
-        OSError,
-        TimeoutError,
-        asyncpg.PostgresConnectionError,
-        asyncpg.ConnectionDoesNotExistError,
-        asyncpg.CannotConnectNowError,
-        asyncpg.TooManyConnectionsError,
-    ) as exc:
+    except DATABASE_UNAVAILABLE as exc:
         log.error("database_unavailable", error=f"{type(exc).__name__}: {exc}")
         return _page(request, 503, "error", i18n_key="unavailable")
     except (web.HTTPException, asyncio.CancelledError):
