@@ -283,11 +283,20 @@ class BroadcastRunner:
         submit = pool.submit
         stats = self.stats
         tail = b""
+        dropped = False
 
         async def consume(data: bytes) -> None:
-            nonlocal tail
-            if self._stop.is_set():
-                raise _Stopped
+            nonlocal tail, dropped
+            if dropped or self._stop.is_set():
+                # Stopped: read the rest of the stream and drop it; never raise here. asyncpg
+                # answers an exception from a COPY output callback with a CancelRequest, and the
+                # connection can be neither used nor released until the server acknowledges the
+                # cancelled query. When the failing buffer was the stream's last one (all of a
+                # small chunk, or the rest of a default-sized one read after a back-pressure
+                # wait), the COPY had already ended: no acknowledgment ever comes, and the
+                # release (so the run) waits forever. Reading on costs at most one chunk's rows.
+                dropped = True
+                return
             lines = (tail + data).split(b"\n")
             tail = lines.pop()
             submitted = 0
@@ -330,10 +339,9 @@ class BroadcastRunner:
         elif self.reached_of is not None:
             name = "stream_chunk_reached"
             args.append(self.reached_of)  # $9: the broadcast whose reached recipients we want
-        try:
-            await conn.copy_from_query(queries[name].rstrip().rstrip(";"), *args, output=output)
-        except _Stopped:
-            return  # the chunk stays unfinished; its lease expires and a resume takes it up
+        await conn.copy_from_query(queries[name].rstrip().rstrip(";"), *args, output=output)
+        if dropped:
+            return  # the chunk stays unfinished: its lease is handed back, a resume takes it up
         if self._refusal:
             return  # a drill refused mid-chunk: the rest of the chunk was read, not submitted
         progress.streamed = True
@@ -467,7 +475,3 @@ class _TestGroupOnly:
             out.append(msisdn + b"\t" + lang + b"\n")
         if out:
             await self.consume(b"".join(out))
-
-
-class _Stopped(Exception):
-    """Raised inside the COPY consumer to end a chunk's stream early."""
