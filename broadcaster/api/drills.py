@@ -19,6 +19,8 @@ from broadcaster.api import audit
 from broadcaster.api.context import Call, reply
 from broadcaster.api.errors import conflict, not_found
 from broadcaster.drills import schedules
+from broadcaster.drills.config import DrillSettings
+from broadcaster.drills.policy import grace_floor
 from broadcaster.drills.report import Thresholds
 from broadcaster.drills.runs import list_runs, load_report, start_drill
 from broadcaster.drills.schedules import DrillSpec, DuplicateScheduleError, ScheduleRequest
@@ -73,7 +75,11 @@ async def create_schedule(call: Call) -> web.StreamResponse:
         try:
             async with conn.transaction():
                 row, warnings = await schedules.create_schedule(
-                    conn, call.services.settings, request, datetime.now(UTC)
+                    conn,
+                    call.services.settings,
+                    request,
+                    datetime.now(UTC),
+                    min_grace=grace_floor(DrillSettings.from_env().poll_s),
                 )
                 await audit.record(
                     conn,
@@ -172,6 +178,7 @@ async def run_schedule(call: Call) -> web.StreamResponse:
                 webhook_url=row["webhook_url"],
                 schedule=row,
                 request_id=call.request_id,
+                smscs=_smsc_names(call),
             )
         assert started.broadcast_id is not None
         status = await store.progress(conn, started.broadcast_id)
@@ -180,6 +187,12 @@ async def run_schedule(call: Call) -> web.StreamResponse:
         status=201,
         headers={"Location": f"/v1/drills/{started.broadcast_id}/report"},
     )
+
+
+def _smsc_names(call: Call) -> list[str]:
+    """The SMSCs that will send a drill: this process's worker's, else the configured ones."""
+    worker = call.services.worker
+    return [s.name for s in (worker.smscs if worker is not None else call.services.settings.smscs)]
 
 
 async def list_drills(call: Call) -> web.StreamResponse:

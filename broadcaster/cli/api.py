@@ -149,7 +149,8 @@ async def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     worker = Worker(worker_db, smscs)
     from broadcaster.drills.scheduler import DrillScheduler
 
-    scheduler = DrillScheduler(api_db, settings)  # fires drill schedules, reports drills
+    # Fires drill schedules, reports drills; records the SMSCs the worker sends through.
+    scheduler = DrillScheduler(api_db, settings, smscs=[s.name for s in smscs])
     worker_task = asyncio.create_task(worker.run(), name="worker")
     scheduler_task = asyncio.create_task(scheduler.run(), name="drill-scheduler")
     runner = web.AppRunner(
@@ -174,13 +175,26 @@ async def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         )
         sys.stdout.flush()
         stopping = asyncio.create_task(stop.wait())
-        done, _ = await asyncio.wait({stopping, worker_task}, return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait(
+            {stopping, worker_task, scheduler_task}, return_when=asyncio.FIRST_COMPLETED
+        )
         stopping.cancel()
-        if worker_task in done:
-            exc = worker_task.exception()
-            log.error("worker_stopped", error=str(exc) if exc else "returned")
-            print(f"error: the worker stopped: {exc}", file=sys.stderr)
-            code = EXIT_FAILURE
+        watched = (
+            (worker_task, "worker", "worker_stopped"),
+            (scheduler_task, "drill scheduler", "drill_scheduler_died"),
+        )
+        for task, what, event in watched:
+            if task in done:  # neither ends before stop: drills must not stop silently either
+                exc = task.exception()
+                log.error(
+                    event,
+                    action=event,
+                    task=task.get_name(),
+                    error=str(exc) if exc else "returned",
+                    exc_info=exc,
+                )
+                print(f"error: the {what} stopped: {exc or 'it returned'}", file=sys.stderr)
+                code = EXIT_FAILURE
     finally:
         await runner.cleanup()
         worker.stop()

@@ -30,8 +30,9 @@ examples:
 The cron expression has 5 fields (minute hour day-of-month month day-of-week) and is read in
 the --tz time zone: '0 12 * * 1#1' is the first Monday of the month at 12:00, summer and winter.
 `broadcaster serve` fires the schedules. A fire time missed while no server ran is run when one
-comes back within the grace period (--grace, default 1h); later, it is recorded as missed and
-raises the alarm. A drill sends only to the test group, with the exercise marker.
+comes back within the grace period (--grace, default 1h, at least 1 min or twice
+BROADCASTER_DRILL_POLL_S); later, it is recorded as missed and raises the alarm. A drill sends
+only to the test group, with the exercise marker.
 """
 
 EXAMPLES_RUN = """\
@@ -88,7 +89,8 @@ def register(commands: Commands) -> None:
         env="BROADCASTER_DRILL_GRACE",
         type=duration,
         default=timedelta(hours=1),
-        help="a fire time missed while no server ran is still run this late (default 1h)",
+        help="a fire time missed while no server ran is still run this late (default 1h; "
+        "at least 1m, or twice BROADCASTER_DRILL_POLL_S)",
     )
     switch(add, "--disabled", "BROADCASTER_DRILL_DISABLED", "store it disabled")
 
@@ -347,6 +349,8 @@ async def _cmd_help(args: argparse.Namespace, settings: Settings) -> int:
 
 async def _cmd_add(args: argparse.Namespace, settings: Settings) -> int:
     from broadcaster.api import audit
+    from broadcaster.drills.config import DrillSettings
+    from broadcaster.drills.policy import grace_floor
     from broadcaster.drills.schedules import ScheduleRequest, create_schedule, schedule_json
 
     request = ScheduleRequest(
@@ -360,10 +364,13 @@ async def _cmd_add(args: argparse.Namespace, settings: Settings) -> int:
         enabled=not args.disabled,
         created_by=_actor(),
     )
+    min_grace = grace_floor(DrillSettings.from_env().poll_s)
     conn = await _connect(settings)
     try:
         async with conn.transaction():
-            row, warnings = await create_schedule(conn, settings, request, datetime.now(UTC))
+            row, warnings = await create_schedule(
+                conn, settings, request, datetime.now(UTC), min_grace=min_grace
+            )
             await audit.record(
                 conn,
                 actor=_actor(),
@@ -529,6 +536,7 @@ async def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
                 thresholds=thresholds,
                 webhook_url=webhook,
                 schedule=schedule,
+                smscs=[s.name for s in settings.smscs],
             )
     finally:
         await conn.close()

@@ -5,6 +5,9 @@
    and `broadcaster_drill_failing` (see api/metrics.py);
 3. an optional webhook: the JSON body POSTed to the schedule's URL (or the global one), retried
    twice; its result is recorded, a webhook that does not answer never stops the scheduler.
+   Only a 2xx answer counts as sent. Redirects are not followed (a 302 would be replayed as a
+   bodyless GET, and the alarm lost while reported sent): a 3xx is a failure naming its Location,
+   so that the URL can be corrected.
 """
 
 from __future__ import annotations
@@ -85,12 +88,21 @@ async def post_webhook(
             if delay:
                 await asyncio.sleep(delay)
             try:
-                async with session.post(url, data=body, headers=headers) as response:
+                async with session.post(
+                    url, data=body, headers=headers, allow_redirects=False
+                ) as response:
                     await response.read()
                     outcome = f"HTTP {response.status}"
-                    if response.status < 300:
+                    if 200 <= response.status < 300:
                         log.info("drill_webhook_sent", url=url, status=response.status)
                         return f"sent ({outcome})"
+                    if 300 <= response.status < 400:
+                        where = response.headers.get("Location", "no Location header")[:200]
+                        outcome += f" redirect to {where}, not followed: set the webhook to it"
+                        log.warning(
+                            "drill_webhook_failed", url=url, attempt=attempt, outcome=outcome
+                        )
+                        break  # the same URL would redirect again: no use retrying
             except (aiohttp.ClientError, TimeoutError, OSError) as exc:
                 outcome = f"{type(exc).__name__}: {exc}"
             log.warning("drill_webhook_failed", url=url, attempt=attempt, outcome=outcome)

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 import asyncpg
 
+from broadcaster.drills.runs import FINAL_RECEIPT_STATS
 from broadcaster.engine.receipts import ReceiptRecorder
 from broadcaster.engine.runner import BroadcastRunner, RunStats
 from broadcaster.settings import SmscConfig
@@ -27,8 +28,8 @@ async def send_drill(
     broadcast_id: int,
     wait_s: float,
 ) -> tuple[RunStats, int]:
-    """Run the drill to its end, then wait up to `wait_s` for its receipts; (run statistics,
-    accepted parts still without a receipt)."""
+    """Run the drill to its end, then wait up to `wait_s` for its final receipts (an ENROUTE
+    one does not end the wait); (run statistics, accepted parts still without one)."""
     recorder = ReceiptRecorder(db, interval=RECEIPT_POLL_S)
     pool = SmppPool(smscs, on_outcome=lambda *a: None, on_receipt=recorder)
     await pool.start()
@@ -49,7 +50,9 @@ async def send_drill(
         while True:
             await recorder.flush()
             async with db.acquire() as conn:
-                pending = await conn.fetchval(queries["drill_receipts_pending"], broadcast_id)
+                pending = await conn.fetchval(
+                    queries["drill_receipts_pending"], broadcast_id, FINAL_RECEIPT_STATS
+                )
             if not pending or loop.time() >= deadline:
                 break
             await asyncio.sleep(RECEIPT_POLL_S)

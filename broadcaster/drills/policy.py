@@ -7,7 +7,10 @@ outage of the host):
 - every other one, and the most recent one when older than `grace`, is recorded as *missed*,
   with a log event, a metric and an alarm: never skipped silently;
 - a backlog is never run: at most one drill per schedule comes out of a decision, and only the
-  MAX_MISSED_RECORDED most recent missed fire times get a row (the log says how many there were).
+  MAX_MISSED_RECORDED most recent missed fire times get a row (the log says how many there were);
+- the grace period is never below `grace_floor(poll_s)`: a scheduler always acts a little after
+  the fire time (up to one poll interval, plus the pass itself), and a grace of 0 would record
+  every on-time drill as missed. Schedules are refused below it; older rows are raised to it here.
 """
 
 from __future__ import annotations
@@ -20,6 +23,12 @@ from broadcaster.drills.cron import CronSpec
 MAX_SCAN = 10_000
 """Fire times looked at past the due one; beyond, the count of missed ones is a lower bound."""
 MAX_MISSED_RECORDED = 10
+MIN_GRACE = timedelta(seconds=60)
+
+
+def grace_floor(poll_s: float) -> timedelta:
+    """The least grace period a scheduler polling every `poll_s` seconds can honour."""
+    return max(MIN_GRACE, timedelta(seconds=2 * poll_s))
 
 
 @dataclass(frozen=True)
@@ -34,10 +43,18 @@ class Decision:
     """The schedule's next fire time, strictly after now."""
 
 
-def decide(spec: CronSpec, due: datetime, now: datetime, grace: timedelta) -> Decision | None:
-    """The decision for a schedule due at `due`, seen at `now`; None if it is not due yet."""
+def decide(
+    spec: CronSpec,
+    due: datetime,
+    now: datetime,
+    grace: timedelta,
+    floor: timedelta = MIN_GRACE,
+) -> Decision | None:
+    """The decision for a schedule due at `due`, seen at `now`; None if it is not due yet.
+    `grace` is raised to `floor` (see `grace_floor`)."""
     if due > now:
         return None
+    grace = max(grace, floor)
     fires = [due]
     while len(fires) <= MAX_SCAN:
         following = spec.next_after(fires[-1])

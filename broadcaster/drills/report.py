@@ -9,9 +9,12 @@ drill text is one part, so for a drill a part is a recipient.
 - delivered: a DELIVRD receipt came back; other receipts (UNDELIV, EXPIRED...) by stat;
 - time to accept: submit_sm -> submit_sm_resp; time to delivery: submit_sm -> DELIVRD receipt
   received (p50, p95, max);
-- the verdict: the drill completed, reached someone, and — overall, per SMSC and per area — at
-  least `min_delivered_ratio` of its parts were delivered within `delivery_within_s`, with the
-  SMSCs' p95 time to accept at most `max_accept_p95_s`.
+- the verdict: the drill completed, reached someone, every SMSC configured when it started
+  carried parts (an SMSC refusing binds must not hide behind the others), and — overall, per SMSC
+  and per area — at least `min_delivered_ratio` of its parts were delivered within
+  `delivery_within_s`, with the SMSCs' p95 time to accept at most `max_accept_p95_s`.
+
+Only final receipts are rows (the query leaves out ENROUTE and other intermediate stats).
 """
 
 from __future__ import annotations
@@ -120,6 +123,9 @@ class DrillInfo:
     areas: tuple[str, ...] = ()
     refusal: str | None = None
     """Why the engine refused the drill, if it did."""
+    smscs: tuple[str, ...] = ()
+    """The SMSCs configured when the drill started: each gets a row, and must carry parts
+    (empty: not recorded, only the SMSCs that carried parts are known)."""
 
 
 @dataclass(frozen=True)
@@ -245,6 +251,7 @@ class DrillReport:
             "started_at": _iso(info.started_at),
             "finished_at": _iso(info.finished_at),
             "refusal": info.refusal,
+            "smscs": list(info.smscs),
             "thresholds": self.thresholds.to_json(),
             "total": self.total.to_json(),
             "by_smsc": [b.to_json() for b in self.by_smsc],
@@ -262,9 +269,11 @@ def build_report(info: DrillInfo, rows: Iterable[PartRow], thresholds: Threshold
     parts = _best_per_part(rows)
     expected = max(info.planned_parts, len(parts))
     total = _breakdown("all", parts, expected, thresholds)
+    per_smsc: dict[str, list[PartRow]] = {name: [] for name in info.smscs}
+    for name, group in _group(parts, lambda r: r.smsc).items():
+        per_smsc[name] = group
     by_smsc = tuple(
-        _breakdown(name, group, len(group), thresholds)
-        for name, group in sorted(_group(parts, lambda r: r.smsc).items())
+        _breakdown(name, group, len(group), thresholds) for name, group in sorted(per_smsc.items())
     )
     by_area = tuple(
         _breakdown(name, group, len(group), thresholds)
@@ -278,7 +287,7 @@ def build_report(info: DrillInfo, rows: Iterable[PartRow], thresholds: Threshold
         by_smsc=by_smsc,
         by_area=by_area,
         checks=tuple(_checks(info, total, by_smsc, by_area, thresholds)),
-        timeline=_timeline(parts, origin),
+        timeline=_timeline(parts, origin, info.smscs),
     )
 
 
@@ -378,7 +387,18 @@ def _checks(
             + ("" if info.planned_parts else ": no test-group subscriber in the drill's areas"),
         ),
     ]
-    scoped = [("all", total), *((f"smsc {b.name}", b) for b in by_smsc)]
+    idle = [b for b in by_smsc if b.submitted == 0]
+    for figures in idle:  # configured, but not one part went through it: down, refusing binds?
+        checks.append(
+            Check(
+                "carried",
+                f"smsc {figures.name}",
+                False,
+                f"smsc {figures.name} carried no part: it was configured when the drill started "
+                "(is it down, or refusing binds?)",
+            )
+        )
+    scoped = [("all", total), *((f"smsc {b.name}", b) for b in by_smsc if b.submitted)]
     scoped += [(f"area {b.name}", b) for b in by_area]
     for scope, figures in scoped:
         ratio = figures.delivered_ratio
@@ -407,14 +427,16 @@ def _checks(
 
 
 def _timeline(
-    parts: Sequence[PartRow], origin: datetime | None
+    parts: Sequence[PartRow], origin: datetime | None, smscs: Sequence[str] = ()
 ) -> dict[str, tuple[tuple[float, int], ...]]:
     if origin is None:
         return {}
-    offsets: dict[str, list[float]] = defaultdict(list)
+    offsets: dict[str, list[float]] = {name: [] for name in smscs}
     for row in parts:
         if row.delivered and row.receipt_at is not None:
-            offsets[row.smsc].append(max(0.0, (row.receipt_at - origin).total_seconds()))
+            offsets.setdefault(row.smsc, []).append(
+                max(0.0, (row.receipt_at - origin).total_seconds())
+            )
         else:
             offsets.setdefault(row.smsc, [])
     out: dict[str, tuple[tuple[float, int], ...]] = {}

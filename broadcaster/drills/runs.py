@@ -14,7 +14,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 import asyncpg
 import structlog
@@ -28,10 +28,15 @@ from broadcaster.engine.states import FINAL
 from broadcaster.errors import InputError
 from broadcaster.operations import create_broadcast, make_plan
 from broadcaster.settings import Settings
+from broadcaster.smpp.receipts import FINAL_STATS
 from broadcaster.store.database import Conn
 from broadcaster.store.queries import queries
 
 log = structlog.get_logger(__name__)
+
+FINAL_RECEIPT_STATS = sorted(FINAL_STATS)
+"""The receipt stats that end a part's story: the parameter of `drill_receipts_pending` and
+`drill_report_rows` (an ENROUTE receipt is neither an outcome nor the end of the wait)."""
 
 
 @dataclass(frozen=True)
@@ -56,10 +61,12 @@ async def start_drill(
     due_at: datetime | None = None,
     record_refusal: bool = False,
     request_id: str | None = None,
+    smscs: Sequence[str] | None = None,
 ) -> Started:
     """Plan and store a drill broadcast and its run row. A drill that cannot be planned raises
     InputError (nothing stored), unless `record_refusal`: then a `not_started` run is recorded
-    (a scheduled drill must never fail silently)."""
+    (a scheduled drill must never fail silently). `smscs`: the names of the SMSCs configured to
+    send it, recorded on the run so that its report fails if one of them carried nothing."""
     trigger = "schedule" if due_at is not None else "manual"
     request = drill.request(actor)
     try:
@@ -73,7 +80,7 @@ async def start_drill(
             broadcast_id = await create_broadcast(conn, settings, request, plan)
             run_id = await _insert_run(
                 conn, schedule, trigger, due_at, now, "started", None, broadcast_id,
-                thresholds, webhook_url,
+                thresholds, webhook_url, smscs,
             )  # fmt: skip
             await audit.record(
                 conn,
@@ -112,14 +119,33 @@ async def record_missed(
     conn: Conn, schedule: asyncpg.Record, due_at: datetime, now: datetime, reason: str
 ) -> int | None:
     """A `missed` run (with its alarm) for a fire time that will not be run; None if known."""
+    return await _record_unrun(conn, schedule, due_at, now, reason, "missed")
+
+
+async def record_not_started(
+    conn: Conn, schedule: asyncpg.Record, due_at: datetime, now: datetime, reason: str
+) -> int | None:
+    """A `not_started` run (with its alarm) for a fire time whose drill failed unexpectedly (a
+    broken templates catalogue...); None if that fire time has a run already."""
+    return await _record_unrun(conn, schedule, due_at, now, reason, "not_started")
+
+
+async def _record_unrun(
+    conn: Conn,
+    schedule: asyncpg.Record,
+    due_at: datetime,
+    now: datetime,
+    reason: str,
+    outcome: Literal["missed", "not_started"],
+) -> int | None:
     thresholds = json.loads(schedule["thresholds"])
     run_id = await _insert_run(
-        conn, schedule, "schedule", due_at, now, "missed", reason, None,
+        conn, schedule, "schedule", due_at, now, outcome, reason, None,
         Thresholds.from_json(thresholds), schedule["webhook_url"],
     )  # fmt: skip
     if run_id is None:
         return None
-    await conn.execute(queries["set_drill_run_alarm"], run_id, "missed", now, None)
+    await conn.execute(queries["set_drill_run_alarm"], run_id, outcome, now, None)
     return int(run_id)
 
 
@@ -134,6 +160,7 @@ async def _insert_run(
     broadcast_id: int | None,
     thresholds: Thresholds,
     webhook_url: str | None,
+    smscs: Sequence[str] | None = None,
 ) -> Any:
     return await conn.fetchval(
         queries["insert_drill_run"],
@@ -147,6 +174,7 @@ async def _insert_run(
         broadcast_id,
         json.dumps(thresholds.to_json()),
         webhook_url,
+        sorted(set(smscs)) if smscs else None,
     )
 
 
@@ -181,8 +209,9 @@ async def load_report(
         schedule=run["schedule_name"] if run else None,
         areas=tuple(target.get("areas", ())),
         refusal=refusal,
+        smscs=tuple(run["smscs"] or ()) if run else (),
     )
-    rows = await conn.fetch(queries["drill_report_rows"], broadcast_id)
+    rows = await conn.fetch(queries["drill_report_rows"], broadcast_id, FINAL_RECEIPT_STATS)
     return build_report(info, [_part(r) for r in rows], thresholds)
 
 
@@ -231,7 +260,7 @@ async def report_finished(
             window = timedelta(seconds=thresholds.delivery_within_s)
             if not force and now < settle_from + window:
                 pending = await conn.fetchval(
-                    queries["drill_receipts_pending"], run["broadcast_id"]
+                    queries["drill_receipts_pending"], run["broadcast_id"], FINAL_RECEIPT_STATS
                 )
                 if pending:
                     continue  # receipts may still come: wait, at most the delivery window

@@ -3,8 +3,13 @@
 Each pass (`tick`) reads the injected clock once, then
 1. fires every enabled schedule whose next fire time has come, following `policy.decide`: the
    latest fire time is run if it is within the schedule's grace period, the others are recorded
-   as missed (with an alarm), and next_run_at moves past now — never a backlog of drills;
+   as missed (with an alarm), and next_run_at moves past now — never a backlog of drills. Each
+   schedule is fired in its own savepoint: one that fails unexpectedly (a broken templates
+   catalogue...) gets a `not_started` run with an alarm, and the others still fire;
 2. reports every started drill that is ready (see `runs.report_finished`), alarming on failures.
+
+A pass that fails (the database went away...) is logged with its traceback and the next pass
+retries: the loop ends only on `stop()`. `serve` exits if it ever ends otherwise.
 
 The drills it starts are ordinary approved drill broadcasts: the worker of this process (or any
 other) sends them, on the drill priority, so a live alert preempts them. Schedules are locked
@@ -16,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -26,11 +32,18 @@ from broadcaster.drills.alarm import Alarm
 from broadcaster.drills.clock import Clock, SystemClock
 from broadcaster.drills.config import DrillSettings
 from broadcaster.drills.cron import CronSpec
-from broadcaster.drills.policy import decide
+from broadcaster.drills.policy import Decision, decide, grace_floor
 from broadcaster.drills.report import Thresholds
-from broadcaster.drills.runs import Reported, record_missed, report_finished, sound, start_drill
+from broadcaster.drills.runs import (
+    Reported,
+    record_missed,
+    record_not_started,
+    report_finished,
+    sound,
+    start_drill,
+)
 from broadcaster.drills.schedules import DrillSpec
-from broadcaster.errors import InputError, StoreError
+from broadcaster.errors import InputError
 from broadcaster.settings import Settings
 from broadcaster.store.database import Conn
 from broadcaster.store.queries import queries
@@ -61,11 +74,14 @@ class DrillScheduler:
         *,
         clock: Clock | None = None,
         config: DrillSettings | None = None,
+        smscs: Sequence[str] | None = None,
     ) -> None:
         self.db = db
         self.settings = settings
         self.clock: Clock = clock or SystemClock()
         self.config = config or DrillSettings.from_env()
+        self.smscs = tuple(s.name for s in settings.smscs) if smscs is None else tuple(smscs)
+        """The SMSCs that send the drills (recorded on each run: each must carry parts)."""
         self._stop = asyncio.Event()
 
     def stop(self) -> None:
@@ -79,8 +95,14 @@ class DrillScheduler:
             try:
                 await self.tick()
                 delay = await self._until_next_due()
-            except (OSError, TimeoutError, asyncpg.PostgresError, StoreError) as exc:
-                log.error("drill_scheduler_pass_failed", error=f"{type(exc).__name__}: {exc}")
+            except Exception as exc:  # whatever it is, drills must not stop silently: retry
+                log.error(
+                    "drill_scheduler_pass_failed",
+                    action="drill_scheduler_pass_failed",
+                    error=f"{type(exc).__name__}: {exc}",
+                    retry_in_s=delay,
+                    exc_info=exc,
+                )
             sleeper = asyncio.ensure_future(self.clock.sleep(delay))
             stopper = asyncio.ensure_future(self._stop.wait())
             await asyncio.wait({sleeper, stopper}, return_when=asyncio.FIRST_COMPLETED)
@@ -97,10 +119,79 @@ class DrillScheduler:
         alarms: list[tuple[Alarm, str | None]] = []
         async with self.db.acquire() as conn, conn.transaction():
             for schedule in await conn.fetch(queries["due_drill_schedules"], now):
-                alarms += await self._fire(conn, schedule, now, result)
+                alarms += await self._fire_one(conn, schedule, now, result)
         await sound(alarms, self.db, self.config)
         result.reported = await report_finished(self.db, now, self.config)
         return result
+
+    async def _fire_one(
+        self, conn: Conn, schedule: asyncpg.Record, now: datetime, result: Tick
+    ) -> list[tuple[Alarm, str | None]]:
+        """Fire one schedule in a savepoint; an unexpected error becomes a not_started run."""
+        fired = Tick()
+        try:
+            async with conn.transaction():  # a savepoint: a failure undoes this schedule only
+                alarms = await self._fire(conn, schedule, now, fired)
+        except Exception as exc:
+            return await self._not_started(conn, schedule, now, exc, result)
+        result.started += fired.started
+        result.missed += fired.missed
+        result.not_started += fired.not_started
+        return alarms
+
+    async def _not_started(
+        self, conn: Conn, schedule: asyncpg.Record, now: datetime, exc: Exception, result: Tick
+    ) -> list[tuple[Alarm, str | None]]:
+        """Record the due fire time as not started (with its alarm) and move the schedule past
+        now; if even that fails, the schedule stays due and the next pass tries again."""
+        name = schedule["name"]
+        error = f"{type(exc).__name__}: {exc}"
+        log.error(
+            "drill_schedule_failed",
+            action="drill_schedule_failed",
+            schedule=name,
+            error=error,
+            exc_info=exc,
+        )
+        try:
+            async with conn.transaction():
+                decision = self._decide(schedule, now)
+                due_at: datetime = schedule["next_run_at"]
+                if decision is not None:
+                    due_at = decision.run_at or (decision.missed or (due_at,))[-1]
+                reason = f"unexpected error, see the scheduler's log: {error}"
+                run_id = await record_not_started(conn, schedule, due_at, now, reason)
+                if decision is not None:
+                    await conn.execute(
+                        queries["set_drill_schedule_next"], schedule["id"], decision.next_run_at
+                    )
+        except Exception as again:
+            log.error(
+                "drill_schedule_failed",
+                action="drill_schedule_not_recorded",
+                schedule=name,
+                error=f"{type(again).__name__}: {again}",
+                exc_info=again,
+            )
+            return []
+        if run_id is None:  # that fire time has a run already: alarmed then
+            return []
+        result.not_started.append(run_id)
+        message = (
+            f"schedule {name}: the drill due {due_at.isoformat()} could not start: {error} "
+            "(see the scheduler's log)"
+        )
+        webhook = schedule["webhook_url"] or self.config.webhook_url
+        return [(Alarm("not_started", run_id, name, message), webhook)]
+
+    def _decide(self, schedule: asyncpg.Record, now: datetime) -> Decision | None:
+        return decide(
+            CronSpec(schedule["cron"], schedule["timezone"]),
+            schedule["next_run_at"],
+            now,
+            timedelta(seconds=schedule["grace_s"]),
+            grace_floor(self.config.poll_s),
+        )
 
     async def _fire(
         self, conn: Conn, schedule: asyncpg.Record, now: datetime, result: Tick
@@ -108,10 +199,7 @@ class DrillScheduler:
         name = schedule["name"]
         webhook = schedule["webhook_url"] or self.config.webhook_url
         try:
-            spec = CronSpec(schedule["cron"], schedule["timezone"])
-            decision = decide(
-                spec, schedule["next_run_at"], now, timedelta(seconds=schedule["grace_s"])
-            )
+            decision = self._decide(schedule, now)
         except InputError as exc:  # e.g. a time zone that left the tz database: stop it, loudly
             await conn.execute(queries["set_drill_schedule_enabled"], schedule["id"], False, now)
             run = await record_missed(conn, schedule, now, now, f"schedule disabled: {exc}")
@@ -123,7 +211,8 @@ class DrillScheduler:
         alarms: list[tuple[Alarm, str | None]] = []
         if decision.missed:
             if decision.run_at is None:
-                why = f"the grace period ({timedelta(seconds=schedule['grace_s'])}) had passed"
+                grace = max(timedelta(seconds=schedule["grace_s"]), grace_floor(self.config.poll_s))
+                why = f"the grace period ({grace}) had passed"
             else:
                 why = f"only the latest, due {decision.run_at.isoformat()}, is run: never a backlog"
             for due_at in decision.missed:
@@ -158,6 +247,7 @@ class DrillScheduler:
                 schedule=schedule,
                 due_at=decision.run_at,
                 record_refusal=True,
+                smscs=self.smscs,
             )
             if started.broadcast_id is not None:
                 result.started.append(started.broadcast_id)

@@ -19,6 +19,7 @@ import asyncpg
 
 from broadcaster.drills.config import check_webhook_url
 from broadcaster.drills.cron import CronSpec, zone
+from broadcaster.drills.policy import MIN_GRACE
 from broadcaster.drills.report import Thresholds
 from broadcaster.errors import InputError
 from broadcaster.operations import BroadcastRequest, make_plan
@@ -93,9 +94,15 @@ async def check_drill(conn: Conn, settings: Settings, drill: DrillSpec) -> list[
 
 
 async def create_schedule(
-    conn: Conn, settings: Settings, request: ScheduleRequest, now: datetime
+    conn: Conn,
+    settings: Settings,
+    request: ScheduleRequest,
+    now: datetime,
+    *,
+    min_grace: timedelta = MIN_GRACE,
 ) -> tuple[asyncpg.Record, list[str]]:
-    """Check and store a schedule; (its row, warnings). InputError: nothing was stored."""
+    """Check and store a schedule; (its row, warnings). InputError: nothing was stored.
+    `min_grace`: the least grace period accepted (`policy.grace_floor` of the poll interval)."""
     if not NAME.match(request.name):
         raise InputError(
             f"schedule name {request.name!r} is invalid: 1-64 lower-case letters, digits, - "
@@ -103,8 +110,13 @@ async def create_schedule(
         )
     spec = CronSpec.parse(request.cron, request.timezone, now)
     webhook = check_webhook_url(request.webhook_url) if request.webhook_url else None
-    if not timedelta(0) <= request.grace <= MAX_GRACE:
-        raise InputError("the grace period must be between 0 and 1 day")
+    if not min_grace <= request.grace <= MAX_GRACE:
+        raise InputError(
+            f"the grace period must be between {_seconds(min_grace)} and 1 day, not "
+            f"{_seconds(request.grace)}: the scheduler acts up to a poll interval after each fire "
+            f"time, so a shorter grace would record on-time drills as missed (the floor is "
+            f"{_seconds(MIN_GRACE)} or twice BROADCASTER_DRILL_POLL_S, whichever is longer)"
+        )
     warnings = await check_drill(conn, settings, request.drill)
     drill = request.drill
     row = await conn.fetchrow(
@@ -132,6 +144,10 @@ async def create_schedule(
             + ": pick another name, or remove it first"
         )
     return row, warnings
+
+
+def _seconds(value: timedelta) -> str:
+    return f"{value.total_seconds():g} s"
 
 
 async def get_schedule(conn: Conn, ref: int | str) -> asyncpg.Record | None:

@@ -40,8 +40,8 @@ SELECT min(next_run_at) FROM drill_schedules WHERE enabled;
 
 -- name: insert_drill_run
 INSERT INTO drill_runs (schedule_id, schedule_name, trigger, due_at, created_at, outcome,
-                        reason, broadcast_id, thresholds, webhook_url)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10)
+                        reason, broadcast_id, thresholds, webhook_url, smscs)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10, $11::text[])
 ON CONFLICT (schedule_id, due_at) DO NOTHING
 RETURNING id;
 
@@ -83,11 +83,13 @@ UPDATE drill_runs SET verdict = $2, report = $3::jsonb, reported_at = $4 WHERE i
 UPDATE drill_runs SET alarm = $2, alarm_at = $3, webhook_status = $4 WHERE id = $1;
 
 -- name: drill_receipts_pending
--- Accepted parts of broadcast $1 that have no delivery receipt yet.
+-- Accepted parts of broadcast $1 that have no final receipt yet ($2: the final stats; an
+-- intermediate one, e.g. ENROUTE, says more is to come).
 SELECT count(*)::bigint FROM deliveries d
 WHERE d.broadcast_id = $1 AND d.status = 0
   AND NOT EXISTS (SELECT 1 FROM receipts r
-                  WHERE r.smsc = d.smsc AND r.message_id = d.message_id);
+                  WHERE r.smsc = d.smsc AND r.message_id = d.message_id
+                    AND r.stat = ANY($2::text[]));
 
 -- name: drill_broadcast
 SELECT id, kind, state, template, target, recipients, parts, created_at, started_at,
@@ -96,7 +98,8 @@ FROM broadcasts WHERE id = $1;
 
 -- name: drill_report_rows
 -- Every part outcome of drill broadcast $1 with its area and its first final receipt (matched on
--- (smsc, message_id) as text; DELIVRD preferred when an SMSC sent several).
+-- (smsc, message_id) as text; DELIVRD preferred when an SMSC sent several). $2: the final stats;
+-- intermediate receipts (ENROUTE...) are not an outcome and are left out.
 SELECT d.msisdn, d.part, d.status, d.smsc, d.submitted_at, d.answered_at,
        coalesce(s.departement, '?') AS departement, r.stat, r.received_at
 FROM deliveries d
@@ -104,6 +107,7 @@ LEFT JOIN subscribers s ON s.msisdn = d.msisdn
 LEFT JOIN LATERAL (
     SELECT x.stat, x.received_at FROM receipts x
     WHERE d.status = 0 AND x.smsc = d.smsc AND x.message_id = d.message_id
+      AND x.stat = ANY($2::text[])
     ORDER BY (x.stat = 'DELIVRD') DESC, x.received_at
     LIMIT 1
 ) r ON true

@@ -50,7 +50,12 @@ async def cli(
     tmp_path: Path,
 ) -> Cli:
     monkeypatch.setattr("broadcaster.cli.configure_logging", lambda **_: None)
-    for var in ("BROADCASTER_SMSC_URL", "BROADCASTER_DRILL_WEBHOOK_URL", "BROADCASTER_JSON"):
+    for var in (
+        "BROADCASTER_SMSC_URL",
+        "BROADCASTER_DRILL_WEBHOOK_URL",
+        "BROADCASTER_DRILL_POLL_S",
+        "BROADCASTER_JSON",
+    ):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.chdir(tmp_path)
     conn = await asyncpg.connect(db_dsn)
@@ -114,6 +119,8 @@ async def test_schedules_are_added_listed_shown_disabled_and_removed(cli: Cli) -
         ([*AREAS, "--min-delivered", "1.5"], "min delivered ratio"),
         ([*AREAS, "--webhook", "not-a-url"], "webhook URL"),
         ([], "name the drill's areas"),
+        ([*AREAS, "--grace", "30s"], "grace period must be between 60 s and 1 day, not 30 s"),
+        ([*AREAS, "--grace", "5s"], "would record on-time drills as missed"),
     ],
 )
 async def test_bad_schedules_exit_2_and_store_nothing(
@@ -122,6 +129,17 @@ async def test_bad_schedules_exit_2_and_store_nothing(
     err = await cli(*ADD, *args, code=2)
     assert words in err
     assert await _count(db_dsn, "drill_schedules") == 0
+
+
+async def test_the_grace_floor_follows_the_poll_interval(
+    cli: Cli, db_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BROADCASTER_DRILL_POLL_S", "45")  # the floor: twice that, 90 s
+    err = await cli(*ADD, *AREAS, "--grace", "80s", code=2)
+    assert "between 90 s and 1 day, not 80 s" in err
+    assert await _count(db_dsn, "drill_schedules") == 0
+    added = await cli(*ADD, *AREAS, "--grace", "90s")
+    assert added["schedule"]["grace_seconds"] == 90
 
 
 async def test_a_template_without_the_exercise_marker_exits_2(

@@ -107,3 +107,39 @@ async def test_serve_sends_a_drill_and_its_scheduler_reports_it(db_dsn: str) -> 
     assert "drill_scheduler_started" in log
     assert "drill_scheduler_stopped" in log
     assert "drill_reported" in log
+
+
+DYING_SCHEDULER = """
+import sys
+
+from broadcaster.cli import main
+from broadcaster.drills import scheduler
+
+
+async def dies(self):
+    raise RuntimeError("the drill scheduler died")
+
+
+scheduler.DrillScheduler.run = dies
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+async def test_serve_exits_non_zero_when_its_drill_scheduler_dies(db_dsn: str) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BROADCASTER_")}
+    env["DATABASE_URL"] = db_dsn
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", DYING_SCHEDULER, "serve", "--host", "127.0.0.1", "--port", "0",
+        "--mock-smsc", "--json",
+        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        _, err = await asyncio.wait_for(proc.communicate(), 60)  # bounded: it must not stay up
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    log = err.decode()
+    assert proc.returncode == 1, log[-3000:]
+    assert "drill_scheduler_died" in log
+    assert "the drill scheduler stopped: the drill scheduler died" in log

@@ -132,6 +132,8 @@ async def test_create_list_show_disable_enable_remove_with_audit(api: Api) -> No
         ({"areas": ["dep:99"]}, 422, "unknown_area", "99"),
         ({"template": "outage"}, 422, "invalid_input", "drill template"),
         ({"template": "nope"}, 422, "template_error", "unknown template"),
+        ({"grace_seconds": 0}, 422, "invalid_input", "grace period must be between 60 s"),
+        ({"grace_seconds": 5}, 422, "invalid_input", "would record on-time drills as missed"),
         ({"name": "Monthly Paris"}, 400, "invalid_body", "body.name"),
         ({"thresholds": {"min_delivered_ratio": 2}}, 400, "invalid_body", "thresholds"),
         ({"webhook_url": "ftp://x"}, 400, "invalid_body", "webhook_url"),

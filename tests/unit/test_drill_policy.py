@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from broadcaster.drills.cron import CronSpec
-from broadcaster.drills.policy import MAX_MISSED_RECORDED, decide
+from broadcaster.drills.policy import MAX_MISSED_RECORDED, MIN_GRACE, decide, grace_floor
 
 DAILY = CronSpec.parse("0 12 * * *", "Europe/Paris", datetime(2026, 12, 1, tzinfo=UTC))
 NOON = datetime(2026, 12, 7, 11, 0, tzinfo=UTC)  # 12:00 Paris
@@ -62,7 +62,15 @@ def test_a_long_outage_records_a_bounded_number_of_missed_fire_times() -> None:
     assert decision.next_run_at > now
 
 
-def test_zero_grace_runs_only_on_time() -> None:
-    assert decide(DAILY, NOON, NOON, timedelta(0)).run_at == NOON  # type: ignore[union-attr]
-    late = decide(DAILY, NOON, NOON + timedelta(seconds=1), timedelta(0))
-    assert late is not None and late.run_at is None
+def test_a_grace_below_the_floor_is_raised_to_it() -> None:
+    # A scheduler always acts a little after the fire time: with a grace of 0, an on-time drill
+    # seen 5 s late would be recorded as missed.
+    decision = decide(DAILY, NOON, NOON + timedelta(seconds=5), timedelta(0))
+    assert decision is not None and decision.run_at == NOON and decision.missed == ()
+    floor = grace_floor(45.0)  # twice the poll interval when that is more than a minute
+    assert floor == timedelta(seconds=90)
+    assert grace_floor(1.0) == MIN_GRACE == timedelta(seconds=60)
+    late = decide(DAILY, NOON, NOON + timedelta(seconds=89), timedelta(seconds=3), floor)
+    assert late is not None and late.run_at == NOON
+    too_late = decide(DAILY, NOON, NOON + timedelta(seconds=91), timedelta(seconds=3), floor)
+    assert too_late is not None and too_late.run_at is None and too_late.missed == (NOON,)
