@@ -225,6 +225,15 @@ async def signed_in(
     return context, page
 
 
+async def full_page_screenshot(page: Page, path: Path) -> None:
+    """The whole page as it opens, scrolled to the top first: the live/drill banner is sticky,
+    so after a scroll (a ticked area, a filled field) a full-page capture would draw it where
+    the viewport was, floating over the middle of the page."""
+    await page.evaluate("window.scrollTo({top: 0, left: 0, behavior: 'instant'})")
+    await page.wait_for_function("window.scrollY === 0")
+    await page.screenshot(path=path, full_page=True)
+
+
 def broadcast_id_of(page: Page) -> int:
     match = re.search(r"/console/broadcasts/(\d+)", page.url)
     assert match, page.url

@@ -2,7 +2,8 @@
 
 Sign-in checks the token exactly as the API does (`api.auth.authenticate`), with the API's
 budget of failed attempts per client address; the session then keeps the token's id only. The
-sign-in page shows no token back, not even a wrong one.
+sign-in page shows no token back, not even a wrong one, and a failure is logged with the client
+address only (`console_authentication_failed`, like the API's `authentication_failed`).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import time
 from dataclasses import replace
 from urllib.parse import quote
 
+import structlog
 from aiohttp import web
 
 from broadcaster.api import audit
@@ -24,6 +26,8 @@ from broadcaster.web.render import render
 from broadcaster.web.security import safe_next
 from broadcaster.web.session import Session
 from broadcaster.web.state import LANG, SESSION, SESSION_CHANGED, SESSION_ENDED, user_of
+
+log = structlog.get_logger(__name__)
 
 MAX_TOKEN_FIELD = 200
 
@@ -75,10 +79,14 @@ async def sign_in(request: web.Request) -> web.StreamResponse:
                 remote=request.remote,
             )
     except ApiError as exc:
+        # Neither the token nor the API's message (it may quote the token's prefix) is logged.
+        address = request.remote or "unknown"
+        log.warning("console_authentication_failed", remote=address, path=request.path)
         message, status = exc.message, 401
-        wait = services.auth_limiter.take(f"ip:{request.remote or 'unknown'}", time.monotonic())
+        wait = services.auth_limiter.take(f"ip:{address}", time.monotonic())
         if wait > 0:
-            message = f"too many failed sign-ins from this address: retry in {wait:.0f} s"
+            t = i18n.translator(request[LANG])
+            message = t("too_many_sign_ins").format(wait=max(1, round(wait + 0.5)))
             status = 429
         return render(
             request, "sign_in.html", status=status, next=target, error=message, ended=False

@@ -4,6 +4,10 @@
 Buttons are shown by role as a courtesy; the decision is the API handler's: an operator's
 forged approve is refused (403), an admin's approval of their own broadcast too (two-person
 rule), both recorded in the audit log.
+
+A refused action says "this action was not done" and where the broadcast stands now, never
+"nothing was stored or sent": a second approver who clicks after the first must not read that
+the alert never went out, and send it again.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from broadcaster.api.context import SERVICES
 from broadcaster.api.errors import ApiError
 from broadcaster.engine.states import FINAL
 from broadcaster.errors import InputError
-from broadcaster.web import drill_reports, i18n
+from broadcaster.web import i18n
 from broadcaster.web.auth import require_user
 from broadcaster.web.compose import (
     area_variable_names,
@@ -53,7 +57,8 @@ async def page(
     details: list[str] | None = None,
     follow_up: FollowUp | None = None,
 ) -> web.Response:
-    """The broadcast page; `error` says why the last action was refused."""
+    """The broadcast page; `error` says why the last action was refused (and the page then
+    says where the broadcast stands, read after the refusal)."""
     caller = require_user(request)
     broadcast_id = broadcast_id_of(request)
     report = await invoke(request, caller, "getReport")
@@ -84,12 +89,13 @@ async def page(
         done=done if done in DONE else None,
         error=error,
         details=details or [],
+        current_state=i18n.state_now(lang, broadcast_id, broadcast["state"]) if error else None,
         follow=follow,
         scenarios=scenarios,
         fields=variable_fields(scenarios, await area_variable_names(request)),
         expiry_choices=EXPIRY_CHOICES_MIN,
         confirm_words=i18n.confirm_words(kind, lang),
-        drill_report=drill_reports.available() and kind == "drill",
+        drill_report=kind == "drill",
     )
 
 
@@ -123,7 +129,7 @@ async def approve(request: web.Request) -> web.StreamResponse:
     typed = form.get("confirm")
     if not i18n.confirmation_matches(kind, typed if isinstance(typed, str) else ""):
         t = i18n.translator(request[LANG])
-        return await page(request, status=422, error=t("confirm_mismatch"))
+        return await page(request, status=422, error=t("confirm_mismatch_approve"))
     return await _act(request, caller, "approveBroadcast", _reason(form), "approved")
 
 
@@ -148,10 +154,12 @@ async def _act(
 ) -> web.StreamResponse:
     try:
         await invoke(request, caller, operation, body)
-    except ApiError as exc:
-        if exc.status == 404:
+    except (ApiError, InputError) as exc:
+        if isinstance(exc, ApiError) and exc.status == 404:
             raise
-        return await page(request, status=exc.status, error=exc.message)
+        message, details = error_text(exc)
+        code = exc.status if isinstance(exc, ApiError) else 422
+        return await page(request, status=code, error=message, details=details)
     return redirect(f"/console/broadcasts/{broadcast_id_of(request)}?done={done}")
 
 
@@ -178,13 +186,14 @@ async def follow_up_preview(request: web.Request, error: str | None = None) -> w
     try:
         answer = await invoke(request, caller, _operation(form.template), form.body(scenario, True))
         async with request.app[SERVICES].db.acquire() as conn:
-            kind = (await api_broadcasts.load(conn, broadcast_id))["kind"]
+            row = await api_broadcasts.load(conn, broadcast_id)
     except (ApiError, InputError) as exc:
         if isinstance(exc, ApiError) and exc.status == 404:
             raise
         message, details = error_text(exc)
         code = exc.status if isinstance(exc, ApiError) else 422
         return await page(request, status=code, error=message, details=details, follow_up=form)
+    kind, lang = row["kind"], request[LANG]
     return render(
         request,
         "preview.html",
@@ -199,9 +208,10 @@ async def follow_up_preview(request: web.Request, error: str | None = None) -> w
         back=f"/console/broadcasts/{broadcast_id}",
         hidden=_follow_hidden(form),
         key=form.key if schemas.IDEMPOTENCY_KEY.match(form.key) else new_key(),
-        confirm_words=i18n.confirm_words(kind, request[LANG]),
+        confirm_words=i18n.confirm_words(kind, lang),
         error=error,
         details=[],
+        current_state=i18n.state_now(lang, broadcast_id, row["state"]) if error else None,
     )
 
 
@@ -213,7 +223,7 @@ async def follow_up(request: web.Request) -> web.StreamResponse:
         kind = (await api_broadcasts.load(conn, broadcast_id))["kind"]
     if not i18n.confirmation_matches(kind, form.confirm):
         return await follow_up_preview(
-            request, error=i18n.translator(request[LANG])("confirm_mismatch")
+            request, error=i18n.translator(request[LANG])("confirm_mismatch_follow_up")
         )
     scenario = scenario_or_none(catalogue_of(request), form.template)
     key = form.key if schemas.IDEMPOTENCY_KEY.match(form.key) else None

@@ -96,6 +96,7 @@ async def render_compose(
         expiry_choices=EXPIRY_CHOICES_MIN,
         error=error,
         details=details or [],
+        current_state=None,  # nothing exists yet: a refusal stored and sent nothing
     )
 
 
@@ -163,6 +164,7 @@ async def _preview(
         back=None,
         error=error,
         details=[],
+        current_state=None,
     )
 
 

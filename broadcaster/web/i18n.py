@@ -38,6 +38,10 @@ MESSAGES: Final[dict[str, tuple[str, str]]] = {
     ),
     "token": ("API token", "Jeton d'API"),
     "sign_in_failed": ("Sign-in refused", "Connexion refusée"),
+    "too_many_sign_ins": (
+        "Too many failed sign-ins from this address: retry in {wait} s.",
+        "Trop de connexions échouées depuis cette adresse : réessayez dans {wait} s.",
+    ),
     "session_ended": (
         "Your session ended (signed out, expired, or the token was revoked): sign in again.",
         "Votre session est terminée (déconnexion, expiration ou jeton révoqué) : reconnectez-vous.",
@@ -148,6 +152,16 @@ MESSAGES: Final[dict[str, tuple[str, str]]] = {
         "Les mots de confirmation ne correspondent pas : rien n'a été envoyé. Tapez-les "
         "exactement.",
     ),
+    "confirm_mismatch_approve": (
+        "The confirmation words do not match: the approval was not recorded. Type them exactly.",
+        "Les mots de confirmation ne correspondent pas : l'approbation n'a pas été enregistrée. "
+        "Tapez-les exactement.",
+    ),
+    "confirm_mismatch_follow_up": (
+        "The confirmation words do not match: the new message was not sent. Type them exactly.",
+        "Les mots de confirmation ne correspondent pas : le nouveau message n'a pas été envoyé. "
+        "Tapez-les exactement.",
+    ),
     # broadcast page
     "broadcast": ("Broadcast", "Diffusion"),
     "follows": ("follows", "fait suite à"),
@@ -218,12 +232,6 @@ MESSAGES: Final[dict[str, tuple[str, str]]] = {
     "done_paused": ("Paused.", "Suspendue."),
     "done_resumed": ("Resumed.", "Reprise."),
     "drill_report": ("Drill report", "Rapport d'exercice"),
-    "drill_report_missing": (
-        "Drill reports with charts come with the drills module, which this installation "
-        "does not have yet.",
-        "Les rapports d'exercice avec graphiques viennent du module d'exercices, absent de "
-        "cette installation.",
-    ),
     "drills_title": ("Drills and their reports", "Exercices et leurs rapports"),
     # states
     "state_draft": ("draft", "brouillon"),
@@ -235,6 +243,44 @@ MESSAGES: Final[dict[str, tuple[str, str]]] = {
     "state_cancelled": ("cancelled", "annulée"),
     "state_expired": ("expired", "expirée"),
     "state_failed": ("failed", "échouée"),
+    # where a broadcast stands, said after an action on it was refused ({id}: its number)
+    "now_draft": (
+        "Broadcast {id} is a draft — nothing has been sent.",
+        "La diffusion {id} est un brouillon — rien n'a été envoyé.",
+    ),
+    "now_pending_approval": (
+        "Broadcast {id} is waiting for approval — nothing has been sent yet.",
+        "La diffusion {id} attend son approbation — rien n'a encore été envoyé.",
+    ),
+    "now_approved": (
+        "Broadcast {id} is approved — it is sending.",
+        "La diffusion {id} est approuvée — elle est en cours d'envoi.",
+    ),
+    "now_running": (
+        "Broadcast {id} is sending.",
+        "La diffusion {id} est en cours d'envoi.",
+    ),
+    "now_paused": (
+        "Broadcast {id} is paused — sending stopped until it is resumed.",
+        "La diffusion {id} est suspendue — l'envoi reste arrêté jusqu'à sa reprise.",
+    ),
+    "now_completed": (
+        "Broadcast {id} is completed — sending has finished.",
+        "La diffusion {id} est terminée — l'envoi est fini.",
+    ),
+    "now_cancelled": (
+        "Broadcast {id} is cancelled — nothing more will be sent.",
+        "La diffusion {id} est annulée — plus rien ne sera envoyé.",
+    ),
+    "now_expired": (
+        "Broadcast {id} has expired — nothing more will be sent.",
+        "La diffusion {id} a expiré — plus rien ne sera envoyé.",
+    ),
+    "now_failed": (
+        "Broadcast {id} failed — sending stopped; its progress below shows what went out.",
+        "La diffusion {id} a échoué — l'envoi s'est arrêté ; sa progression ci-dessous montre "
+        "ce qui est parti.",
+    ),
     # audit
     "audit_title": ("Audit log", "Journal d'audit"),
     "col_at": ("When", "Quand"),
@@ -248,6 +294,11 @@ MESSAGES: Final[dict[str, tuple[str, str]]] = {
     "refused": (
         "Refused: nothing was stored or sent",
         "Refusé : rien n'a été enregistré ni envoyé",
+    ),
+    "action_not_done": ("This action was not done", "Cette action n'a pas été faite"),
+    "bad_form": (
+        "This form could not be read: nothing was done. Reload the page and try again.",
+        "Ce formulaire n'a pas pu être lu : rien n'a été fait. Rechargez la page et réessayez.",
     ),
     "forbidden_title": ("Not allowed", "Non autorisé"),
     "not_found_title": ("Not found", "Introuvable"),
@@ -303,6 +354,12 @@ def translator(language: str) -> Callable[[str], str]:
         return MESSAGES[key][column]
 
     return t
+
+
+def state_now(language: str, broadcast_id: int, state: str) -> str:
+    """Where broadcast `broadcast_id` stands, in plain words: said whenever an action on it was
+    refused, so nobody mistakes "not done" for "never sent"."""
+    return translator(language)(f"now_{state}").format(id=broadcast_id)
 
 
 def confirm_words(kind: str, language: str) -> str:

@@ -5,7 +5,9 @@ Each console request, inside the API's edge middleware (request id, access log):
    token);
 2. the language: the session's choice, else Accept-Language;
 3. the signed-in holder, re-read from the token row (a revoked token ends the session);
-4. for a POST: same origin, then the CSRF token (403 otherwise, before the handler runs);
+4. for a POST: a readable form (400 otherwise: a multipart field without a name, bytes that
+   are not the declared charset), same origin, then the CSRF token (403 otherwise), all before
+   the handler runs;
 5. the handler; a refusal or failure becomes an HTML page in the visitor's language;
 6. security headers (CSP...) and the cookie when the session changed.
 """
@@ -73,15 +75,24 @@ async def _handle(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         await _resolve_user(request)
         if request.method not in SAFE_METHODS:
-            form = await request.post()
+            try:
+                form = await request.post()
+            except (ValueError, LookupError) as exc:  # LookupError: an unknown charset
+                log.warning(
+                    "console_bad_form",
+                    path=request.path,
+                    remote=request.remote,
+                    error=f"{type(exc).__name__}: {exc}",
+                )
+                return _page(request, 400, "error", i18n_key="bad_form")
             if not same_origin(request) or not csrf_ok(form, request[SESSION].csrf):
                 log.warning("console_csrf_refused", path=request.path, remote=request.remote)
                 return _page(request, 403, "forbidden_title", i18n_key="csrf_failed")
         return await handler(request)
     except ApiError as exc:
-        return _page(request, exc.status, _title(exc.status), message=exc.message)
+        return _page(request, exc.status, _title(request, exc.status), message=exc.message)
     except InputError as exc:
-        return _page(request, 422, "refused", message=str(exc))
+        return _page(request, 422, _title(request, 422), message=str(exc))
     except DATABASE_UNAVAILABLE as exc:
         log.error("database_unavailable", error=f"{type(exc).__name__}: {exc}")
         return _page(request, 503, "error", i18n_key="unavailable")
@@ -128,8 +139,14 @@ def redirect(location: str, status: int = 303) -> web.Response:
     return web.Response(status=status, headers={"Location": location})
 
 
-def _title(status: int) -> str:
-    return {403: "forbidden_title", 404: "not_found_title"}.get(status, "refused")
+def _title(request: web.Request, status: int) -> str:
+    """The heading of a refusal. "Nothing was stored or sent" is said of creating only: an
+    action refused on an existing broadcast (approve, cancel, update...) was not done, and the
+    broadcast may well have gone out."""
+    if status in (403, 404):
+        return {403: "forbidden_title", 404: "not_found_title"}[status]
+    on_broadcast = request.method not in SAFE_METHODS and "broadcast_id" in request.match_info
+    return "action_not_done" if on_broadcast else "refused"
 
 
 def _page(
@@ -151,5 +168,5 @@ def _page(
 
 
 def _http_error(request: web.Request, exc: web.HTTPException) -> web.Response:
-    key = _title(exc.status) if exc.status in (403, 404) else "error"
+    key = _title(request, exc.status) if exc.status in (403, 404) else "error"
     return _page(request, exc.status, key, message=exc.reason)

@@ -33,7 +33,6 @@ async def drills(request: web.Request) -> web.StreamResponse:
         kind="drill",
         broadcasts=listed,
         runs=await drill_reports.runs_by_broadcast(request),
-        reports=drill_reports.available(),
     )
 
 

@@ -6,6 +6,11 @@ health (what /readyz reports), and sends one `progress` event whose figures are 
 formatted in the visitor's language: the page's script only copies text into place. The stream
 ends when the broadcast reaches a final state, after `MAX_STREAM_S` (the browser reconnects),
 or when the server shuts down.
+
+Once the stream has started, its status line and headers are sent: a failure then (the database
+gone, the token revoked) is logged and ends the stream cleanly — the browser reconnects after
+`retry` — rather than reaching the console's error pages, which would write a second HTTP
+response into the stream.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import time
 from collections import deque
 from typing import Any, Final
 
+import structlog
 from aiohttp import web
 
 from broadcaster.api.context import SERVICES
@@ -28,6 +34,8 @@ from broadcaster.web.gateway import invoke
 from broadcaster.web.render import duration, number
 from broadcaster.web.security import add_headers
 from broadcaster.web.state import CONSOLE, LANG
+
+log = structlog.get_logger(__name__)
 
 INTERVAL_S: Final = 1.0
 BUSY_FACTOR: Final = 4.0
@@ -159,4 +167,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
             took = time.monotonic() - started
     except ConnectionError:
         pass  # the page was closed
+    except Exception:
+        # Not re-raised: the response has begun, an error page cannot follow it.
+        log.exception("console_stream_failed", path=request.path)
     return response

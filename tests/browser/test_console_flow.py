@@ -8,7 +8,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fixtures_web import SUBSCRIBERS, MakeLab, broadcast_id_of, signed_in
+from fixtures_web import (
+    SUBSCRIBERS,
+    MakeLab,
+    broadcast_id_of,
+    full_page_screenshot,
+    signed_in,
+)
 from playwright.async_api import Browser, Dialog, expect
 
 from broadcaster.mocksmsc import MockConfig
@@ -29,12 +35,12 @@ async def test_operator_creates_approver_approves_and_progress_reaches_completed
     await expect(alice.locator("li[data-search^='13 ']")).to_be_hidden()
     await alice.locator("#area-dep-75").check()
     await alice.get_by_label("Template").select_option("outage")
-    await alice.screenshot(path=screenshots / "compose-live.png", full_page=True)
+    await full_page_screenshot(alice, screenshots / "compose-live.png")
     await alice.get_by_role("button", name="Preview").click()
 
     await expect(alice.locator(".card")).to_have_count(3)  # 75 x (fr, en, es)
     await expect(alice.locator("[data-total=recipients]")).to_have_text("12")
-    await alice.screenshot(path=screenshots / "preview-live.png", full_page=True)
+    await full_page_screenshot(alice, screenshots / "preview-live.png")
     await alice.get_by_label("To send to the public, type SEND TO PUBLIC").fill("SEND TO PUBLIC")
     await alice.get_by_role("button", name="Send to the public").click()
 
@@ -62,7 +68,7 @@ async def test_operator_creates_approver_approves_and_progress_reaches_completed
     await expect(state).to_have_attribute("data-state-value", "completed")
     await expect(alice.locator(".actions-panel")).to_have_count(0)
     await alice.wait_for_load_state()
-    await alice.screenshot(path=screenshots / "completed.png", full_page=True)
+    await full_page_screenshot(alice, screenshots / "completed.png")
     assert sorted(lab.mock.record.messages) == sorted(PUBLIC_75)
     async with lab.db.acquire() as conn:
         approved_by = await conn.fetchval(
@@ -91,7 +97,7 @@ async def test_a_running_broadcast_is_cancelled_from_its_page_after_one_question
     await expect(alice.locator("[data-field=rate]")).to_contain_text("recipients/s")
     await expect(alice.locator("[data-health] tbody tr")).to_have_count(1)
     await expect(alice.locator("[data-health] tbody")).to_contain_text("up")
-    await alice.screenshot(path=screenshots / "progress-running.png", full_page=True)
+    await full_page_screenshot(alice, screenshots / "progress-running.png")
     broadcast_id = broadcast_id_of(alice)
 
     questions: list[str] = []

@@ -8,11 +8,16 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from fixtures_web import SUBSCRIBERS, MakeLab, broadcast_id_of, signed_in
+from fixtures_web import (
+    SUBSCRIBERS,
+    MakeLab,
+    broadcast_id_of,
+    full_page_screenshot,
+    signed_in,
+)
 from playwright.async_api import Browser, Page, expect
 
 from broadcaster.mocksmsc import MockConfig
-from broadcaster.web import drill_reports
 
 TEST_GROUP_75 = sorted(str(s[0]) for s in SUBSCRIBERS if s[1] == "75" and s[4])
 
@@ -94,7 +99,7 @@ async def test_nobody_approves_their_own_live_broadcast_even_with_a_forged_form(
     ]
     await root.get_by_role("link", name="Audit log").click()
     await expect(root.locator("tr.action-approve_refused")).to_be_visible()
-    await root.screenshot(path=screenshots / "audit.png", full_page=True)
+    await full_page_screenshot(root, screenshots / "audit.png")
 
 
 async def test_a_drill_page_cannot_target_the_public(
@@ -110,7 +115,7 @@ async def test_a_drill_page_cannot_target_the_public(
     ]
     await expect(alice.locator("label[for=area-dep-75] .count")).to_have_text("3 in the test group")
     await alice.locator("#area-dep-75").check()
-    await alice.screenshot(path=screenshots / "compose-drill.png", full_page=True)
+    await full_page_screenshot(alice, screenshots / "compose-drill.png")
 
     # A live template smuggled into the drill form is refused by the API's rules.
     await templates.evaluate(
@@ -123,7 +128,7 @@ async def test_a_drill_page_cannot_target_the_public(
     await alice.get_by_label("Template").select_option("drill")
     await alice.get_by_role("button", name="Preview").click()
     await expect(alice.locator("[data-total=recipients]")).to_have_text("3")
-    await alice.screenshot(path=screenshots / "preview-drill.png", full_page=True)
+    await full_page_screenshot(alice, screenshots / "preview-drill.png")
     confirm = alice.get_by_label("To start the drill, type DRILL")
     await confirm.fill("SEND TO PUBLIC")  # the live words do not start a drill
     await alice.get_by_role("button", name="Start the drill").click()
@@ -141,15 +146,12 @@ async def test_a_drill_page_cannot_target_the_public(
     markers = ("EXERCICE", "EXERCISE", "EJERCICIO")
     assert all(text.startswith(markers) for texts in received.values() for text in texts)
 
-    # Its report, from the drills module, framed in the console (chart included), once the
+    # Its report, from the drills package, framed in the console (chart included), once the
     # mock's delivery receipts are in.
     async with asyncio.timeout(10):
         while await lab.count("receipts") < len(TEST_GROUP_75):
             await asyncio.sleep(0.05)
     await alice.goto(f"{lab.base}/broadcasts/{broadcast_id_of(alice)}/drill-report")
-    if drill_reports.available():
-        report = alice.frame_locator("iframe.report-frame")
-        await expect(report.locator("svg").first).to_be_visible()
-        await alice.screenshot(path=screenshots / "drill-report.png", full_page=True)
-    else:
-        await expect(alice.locator(".notice")).to_contain_text("drills module")
+    report = alice.frame_locator("iframe.report-frame")
+    await expect(report.locator("svg").first).to_be_visible()
+    await full_page_screenshot(alice, screenshots / "drill-report.png")

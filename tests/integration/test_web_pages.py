@@ -9,10 +9,12 @@ import asyncio
 import json
 from typing import Any
 
+import pytest
+import structlog
 from aiohttp.test_utils import TestClient
 from fixtures_web import MakeLab, page_csrf, sign_in
 
-from broadcaster.web import drill_reports
+from broadcaster.web import drill_reports, gateway, progress
 
 LIVE = {"area": "dep:75", "template": "outage", "idempotency_key": "k-1"}
 
@@ -189,6 +191,99 @@ async def test_the_api_role_checks_hold_in_the_console(console_lab: MakeLab) -> 
     ]
 
 
+NOTHING_SENT = ("nothing was stored or sent", "rien n&#39;a été enregistré ni envoyé")
+
+
+def assert_not_done(text: str, now: str) -> None:
+    """A refused action on an existing broadcast: "not done" and where it stands, never
+    "nothing was stored or sent" (staff would think the alert never went out)."""
+    assert "This action was not done" in text
+    assert now in text
+    assert not any(words in text for words in NOTHING_SENT)
+
+
+async def test_a_second_approval_says_the_broadcast_is_sending_not_that_nothing_was_sent(
+    console_lab: MakeLab,
+) -> None:
+    lab = await console_lab()
+    alice = await lab.client()
+    alice_csrf = await sign_in(alice, lab.tokens["alice"])
+    create = {**LIVE, "csrf_token": alice_csrf, "confirm": "SEND TO PUBLIC"}
+    assert (await post(alice, "/console/broadcasts", create))[0] == 303
+    # Two approvers open the page while it waits; the first one's click approves it.
+    bob, root = await lab.client(), await lab.client()
+    approvals = [
+        (
+            client,
+            {"csrf_token": await sign_in(client, lab.tokens[name]), "confirm": "SEND TO PUBLIC"},
+        )
+        for client, name in ((bob, "bob"), (root, "root"))
+    ]
+    (bob, bob_form), (root, root_form) = approvals
+    status, _, location = await post(bob, "/console/broadcasts/1/approve", bob_form)
+    assert (status, location) == (303, "/console/broadcasts/1?done=approved")
+
+    status, text, _ = await post(root, "/console/broadcasts/1/approve", root_form)
+    assert status == 409
+    assert_not_done(text, "Broadcast 1 is approved — it is sending.")
+    assert "cannot approve broadcast 1: it is approved" in text  # the API's reason, below
+    # The late approver mistypes the words on their stale page: the same answer.
+    status, text, _ = await post(
+        root, "/console/broadcasts/1/approve", {**root_form, "confirm": "SEND"}
+    )
+    assert status == 422
+    assert_not_done(text, "Broadcast 1 is approved — it is sending.")
+    assert "the approval was not recorded" in text
+    # In French too.
+    async with root.post(
+        "/console/broadcasts/1/approve", data=root_form, headers={"Accept-Language": "fr"}
+    ) as response:
+        text = await response.text()
+    assert "Cette action n&#39;a pas été faite" in text
+    assert "La diffusion 1 est approuvée — elle est en cours d&#39;envoi." in text
+    assert not any(words in text for words in NOTHING_SENT)
+    # A resume of a broadcast that is not paused, and an update refused on the page, likewise.
+    resume = {"csrf_token": root_form["csrf_token"]}
+    status, text, _ = await post(root, "/console/broadcasts/1/resume", resume)
+    assert status == 409
+    assert_not_done(text, "Broadcast 1 is approved — it is sending.")
+    status, text, _ = await post(
+        alice,
+        "/console/broadcasts/1/follow-up/preview",
+        {"csrf_token": alice_csrf, "template": "update"},
+    )
+    assert status == 422
+    assert "needs instruction" in text
+    assert_not_done(text, "Broadcast 1 is approved — it is sending.")
+    assert await lab.state(1) == "approved"
+    assert await lab.count("broadcasts") == 1
+
+
+async def test_cancelling_a_completed_broadcast_says_it_completed(console_lab: MakeLab) -> None:
+    lab = await console_lab(worker=True, threshold=100)
+    client = await lab.client()
+    csrf = await sign_in(client, lab.tokens["alice"])
+    create = {**LIVE, "csrf_token": csrf, "confirm": "SEND TO PUBLIC"}
+    assert (await post(client, "/console/broadcasts", create))[0] == 303
+    await lab.wait_state(1, ("completed",))
+    # A cancel from a page opened while it was sending.
+    status, text, _ = await post(client, "/console/broadcasts/1/cancel", {"csrf_token": csrf})
+    assert status == 409
+    assert_not_done(text, "Broadcast 1 is completed — sending has finished.")
+    assert "cannot cancel broadcast 1: it is completed" in text
+    # The all-clear with the wrong words: the update was not sent, the broadcast was.
+    status, text, _ = await post(
+        client,
+        "/console/broadcasts/1/follow-up",
+        {"csrf_token": csrf, "template": "all_clear", "confirm": "DRILL", "idempotency_key": "a-1"},
+    )
+    assert status == 422
+    assert "the new message was not sent" in text
+    assert_not_done(text, "Broadcast 1 is completed — sending has finished.")
+    assert await lab.state(1) == "completed"
+    assert await lab.count("broadcasts") == 1
+
+
 async def test_update_and_all_clear_from_the_broadcast_page(console_lab: MakeLab) -> None:
     lab = await console_lab(threshold=100)
     client = await lab.client()
@@ -336,9 +431,6 @@ async def test_a_drill_report_is_served_under_its_own_policy_and_only_for_drills
     async with client.get("/console/broadcasts/1/drill-report") as response:
         page = await response.text()
     assert response.status == 200
-    if not drill_reports.available():
-        assert "drills module" in page
-        return
     assert 'src="/console/broadcasts/1/drill-report.html"' in page
     async with client.get("/console/broadcasts/1/drill-report.html") as response:
         report = await response.text()
@@ -353,6 +445,44 @@ async def test_a_drill_report_is_served_under_its_own_policy_and_only_for_drills
     async with client.get("/console/broadcasts/2/drill-report") as response:
         assert response.status == 422
         assert "not a drill" in await response.text()
+
+
+async def test_a_failure_mid_stream_ends_the_stream_cleanly(
+    console_lab: MakeLab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lab = await console_lab()
+    client = await lab.client()
+    csrf = await sign_in(client, lab.tokens["alice"])
+    form = {**LIVE, "csrf_token": csrf, "confirm": "SEND TO PUBLIC"}
+    assert (await post(client, "/console/broadcasts", form))[0] == 303
+    reads = 0
+
+    async def status_read_fails_after_the_first(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        nonlocal reads
+        reads += 1
+        if reads > 1:
+            raise RuntimeError("the status read failed")
+        return await real_invoke(*args, **kwargs)
+
+    real_invoke = gateway.invoke
+    monkeypatch.setattr(progress, "invoke", status_read_fails_after_the_first)
+    monkeypatch.setattr(progress, "INTERVAL_S", 0.01)
+    with structlog.testing.capture_logs() as logs:
+        async with client.get("/console/broadcasts/1/events") as response:
+            assert response.status == 200
+            assert response.headers["Content-Type"].startswith("text/event-stream")
+            async with asyncio.timeout(10):
+                body = await response.read()  # a broken chunked stream raises here
+    assert reads == 2
+    # One event, then the end of the stream: no error page, no second response inside it.
+    assert body.startswith(b"retry: 3000\n\n")
+    assert body.count(b"event: progress") == 1
+    assert body.endswith(b"\n\n")
+    assert b"<html" not in body and b"HTTP/1.1" not in body
+    failures = [e for e in logs if e["event"] == "console_stream_failed"]
+    assert len(failures) == 1
+    assert failures[0]["log_level"] == "error"
+    assert not [e for e in logs if e["event"] == "unexpected_error"]
 
 
 async def test_an_open_progress_stream_does_not_hold_up_a_shutdown(console_lab: MakeLab) -> None:

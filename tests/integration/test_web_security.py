@@ -1,6 +1,7 @@
 """The console's browser-side defences over real HTTP (aiohttp client, real PostgreSQL): CSRF
-on every POST, cookie flags, the Content-Security-Policy, no token in any page or cookie,
-sessions that end with their token, sign-in attempts limited per address.
+on every POST, cookie flags, the Content-Security-Policy, no token in any page or cookie, typed
+HTML shown as text, unreadable forms refused, sessions that end with their token, sign-in
+attempts logged and limited per address.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ import re
 from http.cookies import SimpleCookie
 from typing import Any
 
+import structlog
 from aiohttp.test_utils import TestClient
 from fixtures_web import MakeLab, page_csrf, sign_in
 
@@ -163,15 +165,21 @@ async def test_the_session_cookie_is_httponly_samesite_strict_and_holds_no_token
     assert all(token not in page and token[4:20] not in page for page in pages)
 
 
-async def test_a_wrong_token_is_refused_without_being_shown_back(console_lab: MakeLab) -> None:
+async def test_a_wrong_token_is_refused_logged_and_never_shown_back(console_lab: MakeLab) -> None:
     lab = await console_lab()
     client = await lab.client()
     guess = "bct_" + "A" * 43
     csrf = await page_csrf(client)
-    status, text = await post(client, "/console/sign-in", {"csrf_token": csrf, "token": guess})
+    with structlog.testing.capture_logs() as logs:
+        status, text = await post(client, "/console/sign-in", {"csrf_token": csrf, "token": guess})
     assert status == 401
     assert "unknown token" in text
     assert guess not in text
+    failed = [e for e in logs if e["event"] == "console_authentication_failed"]
+    assert len(failed) == 1
+    assert failed[0]["log_level"] == "warning"
+    assert failed[0]["remote"] == "127.0.0.1"
+    assert not any(guess[:8] in str(value) for event in logs for value in event.values())
     async with client.get("/console/", allow_redirects=False) as response:
         assert response.status == 303
         assert response.headers["Location"].startswith("/console/sign-in")
@@ -181,12 +189,24 @@ async def test_failed_sign_ins_are_limited_per_address(console_lab: MakeLab) -> 
     lab = await console_lab()
     client = await lab.client()
     csrf = await page_csrf(client)
-    statuses = [
-        (await post(client, "/console/sign-in", {"csrf_token": csrf, "token": "nope"}))[0]
+    answers = [
+        await post(client, "/console/sign-in", {"csrf_token": csrf, "token": "nope"})
         for _ in range(12)
     ]
-    assert statuses[:10] == [401] * 10
-    assert statuses[-1] == 429
+    assert [status for status, _ in answers[:10]] == [401] * 10
+    status, text = answers[-1]
+    assert status == 429
+    assert re.search(r"Too many failed sign-ins from this address: retry in \d+ s\.", text)
+    status, text = await post(
+        client,
+        "/console/sign-in",
+        {"csrf_token": csrf, "token": "nope"},
+        **{"Accept-Language": "fr"},
+    )
+    assert status == 429
+    assert re.search(
+        r"Trop de connexions échouées depuis cette adresse : réessayez dans \d+ s\.", text
+    )
 
 
 async def test_a_forged_cookie_is_an_anonymous_visitor(console_lab: MakeLab) -> None:
@@ -234,3 +254,78 @@ async def test_redirects_after_sign_in_stay_inside_the_console(console_lab: Make
         ) as response:
             assert response.status == 303
             assert response.headers["Location"] == expected, target
+
+
+SCRIPT = "<script>alert(1)</script>"
+ATTRIBUTE = '"><img src=x onerror=alert(1)>'
+ESCAPED = ("&lt;script&gt;alert(1)&lt;/script&gt;", "&#34;&gt;&lt;img src=x onerror=alert(1)&gt;")
+
+
+def assert_escaped(text: str) -> None:
+    assert SCRIPT not in text and "<img" not in text
+    assert ESCAPED[0] in text and ESCAPED[1] in text
+
+
+async def test_html_typed_into_a_form_comes_back_as_text(console_lab: MakeLab) -> None:
+    lab = await console_lab()
+    client = await lab.client()
+    csrf = await sign_in(client, lab.tokens["alice"])
+    typed = {
+        "csrf_token": csrf,
+        "area": "dep:75",
+        "template": "update",
+        "var_instruction": f"{SCRIPT} {ATTRIBUTE}",
+        "q": f"{SCRIPT}{ATTRIBUTE}",
+    }
+    # The preview: the variable in each card's text and in the form's hidden copy.
+    status, text = await post(client, "/console/broadcasts/preview", typed)
+    assert status == 200
+    assert_escaped(text)
+    assert text.count(ESCAPED[0]) >= 4  # 3 cards (fr, en, es) and the hidden field
+    # The area search: the query in its field; the variable in its field.
+    status, text = await post(client, "/console/broadcasts/preview", {**typed, "action": "search"})
+    assert status == 200
+    assert_escaped(text)
+    assert f'value="{ESCAPED[0]}{ESCAPED[1]}"' in text
+    # Areas typed as HTML: refused by the API's schema, quoted back in the refusal and in
+    # the field.
+    refused = {**typed, "extra_areas": ATTRIBUTE + SCRIPT}
+    status, text = await post(client, "/console/broadcasts/preview", refused)
+    assert status == 400
+    assert "is not valid: an area" in text
+    assert_escaped(text)
+    assert f'value="{ESCAPED[1]}{ESCAPED[0]}"' in text
+    assert await lab.count("broadcasts") == 0
+
+
+MALFORMED: list[tuple[str, bytes]] = [
+    (  # a multipart field without a name
+        "multipart/form-data; boundary=xyz",
+        b"--xyz\r\nContent-Disposition: form-data\r\n\r\nDRILL\r\n--xyz--\r\n",
+    ),
+    ("multipart/form-data", b"confirm=DRILL"),  # no boundary
+    ("application/x-www-form-urlencoded", b"token=\xff\xfe"),  # not UTF-8
+    ("application/x-www-form-urlencoded; charset=no-such-charset", b"token=x"),
+]
+
+
+async def test_an_unreadable_form_is_a_400_page_not_a_server_error(console_lab: MakeLab) -> None:
+    lab = await console_lab()
+    client = await lab.client()
+    await sign_in(client, lab.tokens["alice"])
+    with structlog.testing.capture_logs() as logs:
+        for content_type, body in MALFORMED:
+            for path in ("/console/drills", "/console/sign-out"):
+                async with client.post(
+                    path, data=body, headers={"Content-Type": content_type}, allow_redirects=False
+                ) as response:
+                    text = await response.text()
+                assert response.status == 400, (content_type, path)
+                assert "This form could not be read: nothing was done." in text
+                assert response.headers["Content-Security-Policy"] == CSP
+    events = [e["event"] for e in logs]
+    assert events.count("console_bad_form") == 2 * len(MALFORMED)
+    assert "unexpected_error" not in events
+    assert await lab.count("broadcasts") == 0
+    async with client.get("/console/", allow_redirects=False) as response:
+        assert response.status == 200  # the sign-out was not done either
