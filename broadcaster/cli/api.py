@@ -9,14 +9,21 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import getpass
 import signal
 import sys
 from typing import Any
 
 import structlog
 
-from broadcaster.cli.options import Commands, add_command, emit, flag, switch
+from broadcaster.cli.options import (
+    Commands,
+    add_command,
+    cli_actor,
+    emit,
+    flag,
+    need_database,
+    switch,
+)
 from broadcaster.errors import EXIT_FAILURE, EXIT_OK, ConfigError, InputError
 from broadcaster.settings import Settings, SmscConfig
 from broadcaster.store.database import connect, create_pool, ensure_migrated
@@ -103,21 +110,6 @@ def register(commands: Commands) -> None:
     flag(audit, "--before", env="BROADCASTER_AUDIT_BEFORE", type=int, help="entries before this id")
 
 
-def _need_database(settings: Settings) -> str:
-    if not settings.database_url:
-        raise ConfigError(
-            "this command needs the broadcasts' database: set DATABASE_URL (or --database-url)"
-        )
-    return settings.database_url
-
-
-def _cli_actor() -> str:
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (OSError, KeyError):
-        return "cli"
-
-
 # -- serve ------------------------------------------------------------------------------------
 
 
@@ -127,7 +119,7 @@ async def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from broadcaster.api.app import create_app
     from broadcaster.engine.worker import Worker
 
-    dsn = _need_database(settings)
+    dsn = need_database(settings)
     smscs = settings.smscs
     if not smscs and not args.mock_smsc:
         raise ConfigError(
@@ -220,15 +212,15 @@ async def _cmd_tokens_help(args: argparse.Namespace, settings: Settings) -> int:
 async def _cmd_tokens_create(args: argparse.Namespace, settings: Settings) -> int:
     from broadcaster.api import audit, auth
 
-    dsn = _need_database(settings)
+    dsn = need_database(settings)
     await ensure_migrated(dsn, settings.sql_dir)
     conn = await connect(dsn)
     try:
         async with conn.transaction():
-            row, token = await auth.create_token(conn, args.name, args.role, _cli_actor())
+            row, token = await auth.create_token(conn, args.name, args.role, cli_actor())
             await audit.record(
                 conn,
-                actor=_cli_actor(),
+                actor=cli_actor(),
                 action="token_create",
                 subject=f"token:{row['id']}",
                 name=row["name"],
@@ -249,7 +241,7 @@ async def _cmd_tokens_create(args: argparse.Namespace, settings: Settings) -> in
 async def _cmd_tokens_list(args: argparse.Namespace, settings: Settings) -> int:
     from broadcaster.api import auth
 
-    dsn = _need_database(settings)
+    dsn = need_database(settings)
     await ensure_migrated(dsn, settings.sql_dir)
     conn = await connect(dsn)
     try:
@@ -269,13 +261,13 @@ async def _cmd_tokens_list(args: argparse.Namespace, settings: Settings) -> int:
 async def _cmd_revoke(args: argparse.Namespace, settings: Settings) -> int:
     from broadcaster.api import audit, auth
 
-    conn = await connect(_need_database(settings))
+    conn = await connect(need_database(settings))
     try:
         async with conn.transaction():
-            row = await auth.revoke_token(conn, args.token_id, _cli_actor())
+            row = await auth.revoke_token(conn, args.token_id, cli_actor())
             await audit.record(
                 conn,
-                actor=_cli_actor(),
+                actor=cli_actor(),
                 action="token_revoke",
                 subject=f"token:{args.token_id}",
                 name=row["name"],
@@ -294,7 +286,7 @@ async def _cmd_audit(args: argparse.Namespace, settings: Settings) -> int:
 
     if args.limit < 1:
         raise InputError("--limit must be at least 1")
-    conn = await connect(_need_database(settings))
+    conn = await connect(need_database(settings))
     try:
         entries = await audit.recent(conn, args.limit, args.before)
     finally:

@@ -11,7 +11,7 @@ import contextlib
 import signal
 from typing import Any
 
-from broadcaster.cli.options import Commands, add_command, emit, flag
+from broadcaster.cli.options import Commands, add_command, emit, flag, need_database
 from broadcaster.engine.states import Action
 from broadcaster.errors import EXIT_OK, EXIT_PARTIAL, ConfigError
 from broadcaster.settings import Settings
@@ -64,16 +64,8 @@ def register(commands: Commands) -> None:
     )
 
 
-def _need_database(settings: Settings) -> str:
-    if not settings.database_url:
-        raise ConfigError(
-            "this command needs the broadcasts' database: set DATABASE_URL (or --database-url)"
-        )
-    return settings.database_url
-
-
 async def _cmd_status(args: argparse.Namespace, settings: Settings) -> int:
-    conn = await connect(_need_database(settings))
+    conn = await connect(need_database(settings))
     try:
         status = await store.progress(conn, args.broadcast_id)
     finally:
@@ -102,7 +94,7 @@ def _status_text(s: dict[str, Any]) -> str:
 
 async def _cmd_action(args: argparse.Namespace, settings: Settings) -> int:
     action: Action = args.action
-    conn = await connect(_need_database(settings))
+    conn = await connect(need_database(settings))
     try:
         state = await store.act(conn, args.broadcast_id, action, "cli")
     finally:
@@ -116,7 +108,7 @@ async def _cmd_action(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _cmd_list(args: argparse.Namespace, settings: Settings) -> int:
-    conn = await connect(_need_database(settings))
+    conn = await connect(need_database(settings))
     try:
         rows = await store.list_recent(conn, args.limit)
     finally:
@@ -135,7 +127,7 @@ async def _cmd_list(args: argparse.Namespace, settings: Settings) -> int:
 async def _cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     from broadcaster.engine.worker import Worker
 
-    dsn = _need_database(settings)
+    dsn = need_database(settings)
     if not settings.smscs:
         raise ConfigError("no SMSC is configured: set BROADCASTER_SMSC_URL or [[smsc]]")
     await ensure_migrated(dsn, settings.sql_dir)

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import getpass
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from broadcaster.cli.options import Commands, add_command, emit, flag, switch
+from broadcaster.cli.options import Commands, add_command, cli_actor, emit, flag, switch
 from broadcaster.errors import EXIT_OK, ImportRejectedError, InputError
 from broadcaster.settings import Settings
 
@@ -251,7 +250,7 @@ async def _cmd_areas_set_var(args: argparse.Namespace, settings: Settings) -> in
 
     catalogue = TemplateCatalogue(settings.templates_dir)
     names = {v for s in catalogue.scenarios.values() for v in (*s.requires, *s.optional)}
-    actor = args.actor or f"cli:{getpass.getuser()}"
+    actor = args.actor or cli_actor()
     async with _connection(settings) as conn:
         change = await store.set_area_variable(
             conn, args.departement, args.name, args.value, actor=actor, known_names=names

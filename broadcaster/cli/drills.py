@@ -9,12 +9,21 @@ database (DATABASE_URL): schedules and reports must outlive the command.
 from __future__ import annotations
 
 import argparse
-import getpass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from broadcaster.cli.options import Commands, add_command, duration, emit, flag, multi, switch
+from broadcaster.cli.options import (
+    Commands,
+    add_command,
+    cli_actor,
+    duration,
+    emit,
+    flag,
+    multi,
+    need_database,
+    switch,
+)
 from broadcaster.errors import EXIT_OK, EXIT_PARTIAL, BroadcasterError, ConfigError, InputError
 from broadcaster.settings import Settings
 
@@ -234,25 +243,10 @@ def _html_options(p: argparse.ArgumentParser) -> None:
 # -- helpers ----------------------------------------------------------------------------------
 
 
-def _need_database(settings: Settings) -> str:
-    if not settings.database_url:
-        raise ConfigError(
-            "drills need the broadcasts' database: set DATABASE_URL (or --database-url)"
-        )
-    return settings.database_url
-
-
-def _actor() -> str:
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (OSError, KeyError):
-        return "cli"
-
-
 async def _connect(settings: Settings) -> Any:
     from broadcaster.store.database import connect, ensure_migrated
 
-    dsn = _need_database(settings)
+    dsn = need_database(settings)
     await ensure_migrated(dsn, settings.sql_dir)
     return await connect(dsn)
 
@@ -362,7 +356,7 @@ async def _cmd_add(args: argparse.Namespace, settings: Settings) -> int:
         webhook_url=args.webhook,
         grace=args.grace,
         enabled=not args.disabled,
-        created_by=_actor(),
+        created_by=cli_actor(),
     )
     min_grace = grace_floor(DrillSettings.from_env().poll_s)
     conn = await _connect(settings)
@@ -373,7 +367,7 @@ async def _cmd_add(args: argparse.Namespace, settings: Settings) -> int:
             )
             await audit.record(
                 conn,
-                actor=_actor(),
+                actor=cli_actor(),
                 action="drill_schedule_create",
                 subject=f"drill_schedule:{row['id']}",
                 name=row["name"],
@@ -453,7 +447,7 @@ async def _change(args: argparse.Namespace, settings: Settings, action: str) -> 
             assert changed is not None
             await audit.record(
                 conn,
-                actor=_actor(),
+                actor=cli_actor(),
                 action=f"drill_schedule_{action}",
                 subject=f"drill_schedule:{row['id']}",
                 name=row["name"],
@@ -532,7 +526,7 @@ async def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
                 settings,
                 _spec(args, base),
                 now=datetime.now(UTC),
-                actor=_actor(),
+                actor=cli_actor(),
                 thresholds=thresholds,
                 webhook_url=webhook,
                 schedule=schedule,
@@ -552,7 +546,7 @@ async def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         return EXIT_OK
     from broadcaster.drills.local import send_drill
 
-    db = await create_pool(_need_database(settings), min_size=2, max_size=4)
+    db = await create_pool(need_database(settings), min_size=2, max_size=4)
     try:
         wait = args.wait.total_seconds() if args.wait else thresholds.delivery_within_s
         stats, pending = await send_drill(db, settings.smscs, drill_id, wait)

@@ -8,6 +8,7 @@ arguments.
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import os
 import sys
@@ -83,6 +84,24 @@ def multi(parser: argparse.ArgumentParser, name: str, env: str, help: str, **kw:
     parser.add_argument(
         name, action=_EnvDefault, env=env, default=[], action_list=True, help=help, **kw
     )
+
+
+def need_database(settings: Settings) -> str:
+    """The configured DATABASE_URL: commands on stored broadcasts, tokens or drills have
+    nothing to work on in a throwaway database."""
+    if not settings.database_url:
+        raise ConfigError(
+            "this command needs the broadcasts' database: set DATABASE_URL (or --database-url)"
+        )
+    return settings.database_url
+
+
+def cli_actor() -> str:
+    """Who acts, for the audit log: `cli:<login name>`."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (OSError, KeyError):
+        return "cli"
 
 
 def duration(text: str) -> timedelta:
