@@ -23,6 +23,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
+from broadcaster.importer import seed_synthetic
 from broadcaster.logs import configure_logging
 from broadcaster.operations import BroadcastRequest, create_broadcast, make_plan
 from broadcaster.settings import PROJECT_ROOT, Settings
@@ -247,6 +248,16 @@ async def delivery_timeline(dsn: str, broadcast_id: int, bucket: float = 1.0) ->
         "by_smsc": by_smsc,
         "series": series,
     }
+
+
+async def seed_and_create_outage(dsn: str, parts: int) -> tuple[int, int, int]:
+    """`parts` synthetic subscribers, then `create_outage_broadcast(dsn, parts)` over them."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        await seed_synthetic(conn, parts)
+    finally:
+        await conn.close()
+    return await create_outage_broadcast(dsn, parts)
 
 
 async def create_outage_broadcast(dsn: str, parts: int | None = None) -> tuple[int, int, int]:

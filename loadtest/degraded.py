@@ -27,17 +27,14 @@ import json
 import time
 from typing import Any
 
-import asyncpg
-
-from broadcaster.importer import seed_synthetic
 from loadtest.common import (
     MockProcess,
-    create_outage_broadcast,
     delivery_timeline,
     mock_smsc,
     quiet_logs,
     run_workers,
     scratch_database,
+    seed_and_create_outage,
 )
 
 POLL = 0.02
@@ -72,10 +69,7 @@ async def main(
     capacity_a = tps * throttle_above * binds
     capacity_b = tps * binds
     async with scratch_database() as dsn:
-        conn = await asyncpg.connect(dsn)
-        await seed_synthetic(conn, parts_wanted)
-        await conn.close()
-        broadcast_id, recipients, parts = await create_outage_broadcast(dsn, parts_wanted)
+        broadcast_id, recipients, parts = await seed_and_create_outage(dsn, parts_wanted)
         print(
             f"broadcast {broadcast_id}: {recipients:,} recipients, {parts:,} parts; site A "
             f"accepts {capacity_a:g} parts/s of {tps * binds:g} contracted, site B "

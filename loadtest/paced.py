@@ -19,16 +19,13 @@ import asyncio
 import json
 from typing import Any
 
-import asyncpg
-
-from broadcaster.importer import seed_synthetic
 from loadtest.common import (
-    create_outage_broadcast,
     delivery_timeline,
     mock_smsc,
     quiet_logs,
     run_workers,
     scratch_database,
+    seed_and_create_outage,
 )
 
 THROTTLE_STATUSES = ("ESME_RTHROTTLED", "ESME_RMSGQFUL")
@@ -38,10 +35,7 @@ async def main(binds: int, tps: float, seconds: float, window: int) -> dict[str,
     contract = tps * binds
     wanted = max(1, int(contract * seconds))
     async with scratch_database() as dsn:
-        conn = await asyncpg.connect(dsn)
-        await seed_synthetic(conn, wanted)
-        await conn.close()
-        broadcast_id, recipients, parts = await create_outage_broadcast(dsn, wanted)
+        broadcast_id, recipients, parts = await seed_and_create_outage(dsn, wanted)
         print(
             f"broadcast {broadcast_id}: {recipients:,} recipients, {parts:,} parts; contract "
             f"{binds} binds x {tps:g} parts/s = {contract:g} parts/s "
