@@ -15,21 +15,30 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import structlog
 
+from broadcaster.commands.context import Context
+from broadcaster.commands.sending import execute
+from broadcaster.domain.caller import Caller
+from broadcaster.domain.requests import BroadcastRequest
 from broadcaster.importer import seed_synthetic
 from broadcaster.mocksmsc.server import MockSmsc
-from broadcaster.operations import BroadcastRequest
 from broadcaster.planning import Plan
-from broadcaster.sending import execute
 from broadcaster.settings import Settings, SmscConfig
-from broadcaster.store.database import connect, create_pool, database, ensure_migrated
+from broadcaster.store import subscribers
+from broadcaster.store.database import (
+    create_database,
+    create_pool,
+    database,
+    drop_database,
+    ensure_migrated,
+)
 
 log = structlog.get_logger(__name__)
 
 DEMO_AREAS = ("dep:75", "dep:92", "dep:93", "dep:94", "dep:13", "dep:69", "dep:971")
+DEMO_CALLER = Caller(name="cli:demo", role="admin", interface="cli")
 
 
 @asynccontextmanager
@@ -40,21 +49,12 @@ async def demo_database(settings: Settings) -> AsyncIterator[str]:
             yield dsn
         return
     name = f"broadcaster_demo_{secrets.token_hex(4)}"
-    admin = await connect(settings.database_url)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    parts = urlsplit(settings.database_url)
+    dsn = await create_database(settings.database_url, name)
     log.info("demo_database_created", database=name)
     try:
-        yield urlunsplit(parts._replace(path=f"/{name}"))
+        yield dsn
     finally:
-        admin = await connect(settings.database_url)
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
+        await drop_database(settings.database_url, name)
 
 
 async def run_demo(
@@ -74,8 +74,14 @@ async def run_demo(
             try:
                 async with db.acquire() as conn:
                     await seed_synthetic(conn, subscribers)
-                request = BroadcastRequest(areas=DEMO_AREAS, template="outage", variables={})
-                plan, report = await execute(db, settings, smscs, request)
+                request = BroadcastRequest(
+                    areas=DEMO_AREAS,
+                    template="outage",
+                    variables={},
+                    created_by=DEMO_CALLER.name,
+                )
+                ctx = Context(db=db, settings=settings)
+                plan, report = await execute(ctx, DEMO_CALLER, smscs, request)
                 if mock is not None:
                     async with db.acquire() as conn:
                         expected = await _expected_texts(conn, plan)
@@ -104,14 +110,9 @@ async def run_demo(
 
 async def _expected_texts(conn: Any, plan: Plan) -> dict[str, str]:
     """Each targeted subscriber's destination -> the text of its (département, language) group."""
-    deps = sorted(plan.target.departements)
-    rows = await conn.fetch(
-        "SELECT msisdn, departement, lang FROM subscribers WHERE departement = ANY($1::text[])",
-        deps,
-    )
+    rows = await subscribers.in_departements(conn, sorted(plan.target.departements))
     return {
-        str(r["msisdn"]): plan.groups[plan.language_of[(r["departement"], r["lang"])]].text
-        for r in rows
+        str(msisdn): plan.groups[plan.language_of[(dep, lang)]].text for msisdn, dep, lang in rows
     }
 
 

@@ -30,17 +30,61 @@ class ConfigError(BroadcasterError):
 
 
 class InputError(BroadcasterError):
-    """The input was rejected before anything was sent."""
+    """The input was rejected before anything was sent.
+
+    `status` and `code` are hints for the interfaces (h11's style): the HTTP status and the
+    stable error code the API answers with; the CLI exits with `exit_code`. A refusal may carry
+    `details` when there is more than one thing to fix.
+    """
 
     exit_code = EXIT_BAD_INPUT
+    status = 422
+    code = "invalid_input"
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        code: str | None = None,
+        details: list[str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        if code is not None:
+            self.code = code
+        self.details = details
+
+
+class NotFoundError(InputError):
+    """What the request names does not exist."""
+
+    status = 404
+    code = "not_found"
+
+
+class ForbiddenError(InputError):
+    """The caller's role or identity does not allow this; nothing was done."""
+
+    status = 403
+    code = "forbidden"
+
+
+class ConflictError(InputError):
+    """The request does not fit the current state of what it names; nothing was done."""
+
+    status = 409
+    code = "invalid_state"
 
 
 class UnknownAreaError(InputError):
     """An area in the target does not exist: run `broadcaster areas` to list them."""
 
+    code = "unknown_area"
+
 
 class TemplateError(InputError):
     """A template could not be rendered: check its name and variables."""
+
+    code = "template_error"
 
 
 class ImportRejectedError(InputError):

@@ -23,9 +23,10 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
+from broadcaster.commands.planning import create_broadcast, make_plan
+from broadcaster.domain.requests import BroadcastRequest
 from broadcaster.importer import seed_synthetic
 from broadcaster.logs import configure_logging
-from broadcaster.operations import BroadcastRequest, create_broadcast, make_plan
 from broadcaster.settings import PROJECT_ROOT, Settings
 from broadcaster.store.database import database, ensure_migrated
 

@@ -35,11 +35,13 @@ from typing import Any
 
 import asyncpg
 
+from broadcaster.commands.planning import make_plan
+from broadcaster.domain.requests import BroadcastRequest
 from broadcaster.importer import import_csv, synthesise_into
 from broadcaster.logs import configure_logging
-from broadcaster.operations import BroadcastRequest, make_plan
 from broadcaster.settings import Settings
 from broadcaster.store import broadcasts as store
+from broadcaster.store import chunks as chunks_store
 from broadcaster.store.areas import departement_populations
 from broadcaster.store.database import Conn
 from broadcaster.store.queries import queries
@@ -163,7 +165,7 @@ async def _stream(
     )
     figures["chunking_ms"] = round((time.perf_counter() - started) * 1000)
     chunks = [
-        store.Chunk(
+        chunks_store.Chunk(
             r["chunk_no"],
             r["departement"],
             r["communes"],

@@ -18,8 +18,9 @@ import time
 
 import asyncpg
 
+from broadcaster.commands.planning import create_broadcast, make_plan
+from broadcaster.domain.requests import BroadcastRequest
 from broadcaster.importer import seed_synthetic
-from broadcaster.operations import BroadcastRequest, create_broadcast, make_plan
 from broadcaster.settings import Settings
 from loadtest.common import departements_for, mock_smsc_process, quiet_logs, scratch_database
 

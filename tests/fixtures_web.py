@@ -19,8 +19,8 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from fixtures_smsc import StartMock
 
-from broadcaster.api import auth
-from broadcaster.api.app import create_app
+from fixtures_tokens import mint_token
+from broadcaster.serve import create_app
 from broadcaster.engine.worker import Worker
 from broadcaster.mocksmsc import MockConfig, MockSmsc
 from broadcaster.settings import Settings
@@ -129,7 +129,7 @@ async def console_lab(db_dsn: str, start_mock: StartMock) -> AsyncIterator[MakeL
                 subscribers,
             )
             for name, role in HOLDERS.items():
-                _, tokens[name] = await auth.create_token(conn, name, role, created_by="test")
+                _, tokens[name] = await mint_token(conn, name, role)
         mock: MockSmsc | None = None
         running: Worker | None = None
         if worker:

@@ -7,9 +7,9 @@ from functools import cache
 from typing import Any
 
 from broadcaster import __version__
-from broadcaster.api.auth import PERMISSIONS, ROLES
 from broadcaster.api.routes import CAP_MEDIA_TYPES, ROUTES, Route
-from broadcaster.api.schemas import SCHEMAS
+from broadcaster.domain.caller import PERMISSIONS, ROLES
+from broadcaster.http.schemas import SCHEMAS
 
 ERRORS = {
     400: "Malformed or invalid request: the message names the field and what to send",

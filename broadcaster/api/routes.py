@@ -1,6 +1,7 @@
-"""The route table: the one place that says what each endpoint is, who may call it and what it
-accepts. The router (`app.py`), the request checks and the OpenAPI document (`openapi.py`) are
-all generated from it.
+"""The route table: the one place that says what each endpoint is and what it accepts. The
+router (`app.py`), the request checks and the OpenAPI document (`openapi.py`) are all generated
+from it; who may call each one is the commands' table (`commands.access.OPERATIONS`), keyed by
+the operation id.
 """
 
 from __future__ import annotations
@@ -10,8 +11,9 @@ from dataclasses import dataclass, field
 from typing import Final, Literal
 
 from broadcaster.api import admin, alerts, broadcasts, drills, system
-from broadcaster.api.auth import Permission
 from broadcaster.api.context import Handler
+from broadcaster.commands.access import OPERATIONS
+from broadcaster.domain.caller import Permission
 
 BodyKind = Literal["json", "cap"]
 CAP_MEDIA_TYPES: Final = ("application/cap+xml", "application/xml", "text/xml")
@@ -35,10 +37,6 @@ class Route:
     handler: Handler
     auth: bool = True
     """A bearer token is needed (401 without one)."""
-    permission: Permission | None = None
-    """What the token's role must allow (403 otherwise); None: any valid token."""
-    creator_may: bool = False
-    """The handler lets the broadcast's creator through even without `permission`."""
     body_schema: str | None = None
     """A name in `schemas.SCHEMAS` (JSON) or None (no body)."""
     body_kind: BodyKind = "json"
@@ -49,6 +47,17 @@ class Route:
     idempotent: bool = False
     """Accepts an Idempotency-Key header."""
     tags: tuple[str, ...] = field(default=())
+
+    @property
+    def permission(self) -> Permission | None:
+        """What the token's role must allow (403 otherwise), as the command checks it; None:
+        no token is needed."""
+        return OPERATIONS[self.operation_id].permission if self.auth else None
+
+    @property
+    def creator_may(self) -> bool:
+        """The broadcast's creator may call it even without `permission`."""
+        return self.auth and OPERATIONS[self.operation_id].creator_may
 
     @property
     def path_params(self) -> list[str]:
@@ -108,7 +117,6 @@ ROUTES: Final[tuple[Route, ...]] = (
         "listBroadcasts",
         "Recent broadcasts, newest first",
         broadcasts.list_recent,
-        permission="read",
         query=(LIMIT,),
         ok_schema="BroadcastList",
         tags=("broadcasts",),
@@ -120,7 +128,6 @@ ROUTES: Final[tuple[Route, ...]] = (
         "Create a broadcast (pending approval when live above the threshold), or preview it "
         "with dry_run",
         broadcasts.create,
-        permission="create",
         body_schema="BroadcastCreate",
         body_required=True,
         ok_status=(200, 201),
@@ -134,7 +141,6 @@ ROUTES: Final[tuple[Route, ...]] = (
         "getBroadcast",
         "A broadcast's state with live counts",
         broadcasts.get,
-        permission="read",
         ok_schema="Broadcast",
         tags=("broadcasts",),
     ),
@@ -144,7 +150,6 @@ ROUTES: Final[tuple[Route, ...]] = (
         "getReport",
         "Final report: counts, failures by status, receipts, texts, follow-ups, audit trail",
         broadcasts.report,
-        permission="read",
         ok_schema="Report",
         tags=("broadcasts",),
     ),
@@ -154,7 +159,6 @@ ROUTES: Final[tuple[Route, ...]] = (
         "approveBroadcast",
         "Approve a pending broadcast (by a different person than its creator)",
         broadcasts.approve,
-        permission="approve",
         body_schema="Action",
         ok_schema="Broadcast",
         tags=("broadcasts",),
@@ -165,8 +169,6 @@ ROUTES: Final[tuple[Route, ...]] = (
         "cancelBroadcast",
         "Cancel: no new part is submitted within a second (approvers, admins, the creator)",
         broadcasts.cancel,
-        permission="cancel",
-        creator_may=True,
         body_schema="Action",
         ok_schema="Broadcast",
         tags=("broadcasts",),
@@ -177,7 +179,6 @@ ROUTES: Final[tuple[Route, ...]] = (
         "pauseBroadcast",
         "Pause: stop submitting, keep the rest for resume",
         broadcasts.pause,
-        permission="control",
         body_schema="Action",
         ok_schema="Broadcast",
         tags=("broadcasts",),
@@ -188,7 +189,6 @@ ROUTES: Final[tuple[Route, ...]] = (
         "resumeBroadcast",
         "Resume a paused broadcast",
         broadcasts.resume,
-        permission="control",
         body_schema="Action",
         ok_schema="Broadcast",
         tags=("broadcasts",),
@@ -199,7 +199,6 @@ ROUTES: Final[tuple[Route, ...]] = (
         "updateBroadcast",
         "An update that follows this broadcast (same areas by default); stops it if still sending",
         broadcasts.update,
-        permission="create",
         body_schema="FollowUp",
         ok_status=(200, 201),
         ok_schema="Created",
@@ -213,7 +212,6 @@ ROUTES: Final[tuple[Route, ...]] = (
         "The all-clear that follows this broadcast (same areas by default); stops it if still "
         "sending",
         broadcasts.all_clear,
-        permission="create",
         body_schema="FollowUp",
         ok_status=(200, 201),
         ok_schema="Created",
@@ -239,7 +237,6 @@ ROUTES: Final[tuple[Route, ...]] = (
         "listTokens",
         "API tokens (never the tokens themselves)",
         admin.list_tokens,
-        permission="tokens",
         ok_schema="TokenList",
         tags=("admin",),
     ),
@@ -249,7 +246,6 @@ ROUTES: Final[tuple[Route, ...]] = (
         "createToken",
         "Create a token: it is shown once, in the answer",
         admin.create_token,
-        permission="tokens",
         body_schema="TokenCreate",
         body_required=True,
         ok_status=(201,),
@@ -262,7 +258,6 @@ ROUTES: Final[tuple[Route, ...]] = (
         "revokeToken",
         "Revoke a token: refused from the next request on",
         admin.revoke_token,
-        permission="tokens",
         body_schema="Action",
         ok_schema="Token",
         tags=("admin",),
@@ -273,7 +268,6 @@ ROUTES: Final[tuple[Route, ...]] = (
         "listAudit",
         "The audit log, newest first",
         admin.list_audit,
-        permission="audit",
         query=(LIMIT, BEFORE),
         ok_schema="AuditList",
         tags=("admin",),
@@ -284,7 +278,6 @@ ROUTES: Final[tuple[Route, ...]] = (
         "listDrillSchedules",
         "Drill schedules with their next fire times",
         drills.list_schedules,
-        permission="read",
         ok_schema="DrillScheduleList",
         tags=("drills",),
     ),
@@ -294,7 +287,6 @@ ROUTES: Final[tuple[Route, ...]] = (
         "createDrillSchedule",
         "Schedule a drill (cron expression in a time zone; test group only, exercise marker)",
         drills.create_schedule,
-        permission="create",
         body_schema="DrillScheduleCreate",
         body_required=True,
         ok_status=(201,),
@@ -307,7 +299,6 @@ ROUTES: Final[tuple[Route, ...]] = (
         "getDrillSchedule",
         "A drill schedule, its next fire times and its recent runs",
         drills.get_schedule,
-        permission="read",
         ok_schema="DrillSchedule",
         tags=("drills",),
     ),
@@ -317,7 +308,6 @@ ROUTES: Final[tuple[Route, ...]] = (
         "deleteDrillSchedule",
         "Remove a drill schedule (its past runs and reports stay)",
         drills.remove_schedule,
-        permission="control",
         ok_schema="DrillScheduleRemoved",
         tags=("drills",),
     ),
@@ -327,7 +317,6 @@ ROUTES: Final[tuple[Route, ...]] = (
         "enableDrillSchedule",
         "Enable a drill schedule (fire times while it was disabled are not missed)",
         drills.enable_schedule,
-        permission="control",
         body_schema="Action",
         ok_schema="DrillSchedule",
         tags=("drills",),
@@ -338,7 +327,6 @@ ROUTES: Final[tuple[Route, ...]] = (
         "disableDrillSchedule",
         "Disable a drill schedule",
         drills.disable_schedule,
-        permission="control",
         body_schema="Action",
         ok_schema="DrillSchedule",
         tags=("drills",),
@@ -350,7 +338,6 @@ ROUTES: Final[tuple[Route, ...]] = (
         "Run this schedule's drill now (sent by the server's worker; reported when receipts "
         "are in)",
         drills.run_schedule,
-        permission="create",
         body_schema="Action",
         ok_status=(201,),
         ok_schema="DrillRunCreated",
@@ -362,7 +349,6 @@ ROUTES: Final[tuple[Route, ...]] = (
         "listDrills",
         "Recent drill runs (started, missed, not started) with their verdicts, newest first",
         drills.list_drills,
-        permission="read",
         query=(LIMIT,),
         ok_schema="DrillRunList",
         tags=("drills",),
@@ -374,7 +360,6 @@ ROUTES: Final[tuple[Route, ...]] = (
         "A drill's report: accepted, delivered, failures by status, time to accept and to "
         "delivery per SMSC and per area, against its thresholds",
         drills.report,
-        permission="read",
         ok_schema="DrillReport",
         tags=("drills",),
     ),

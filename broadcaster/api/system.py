@@ -7,9 +7,10 @@ from typing import Any
 
 from aiohttp import web
 
-from broadcaster.api.context import Call, reply
-from broadcaster.api.metrics import CONTENT_TYPE
-from broadcaster.store.queries import queries
+from broadcaster.api.context import Call
+from broadcaster.http.context import reply
+from broadcaster.http.metrics import CONTENT_TYPE
+from broadcaster.store.database import ping
 
 READY_TIMEOUT_S = 2.0
 
@@ -26,7 +27,7 @@ async def readyz(call: Call) -> web.StreamResponse:
     database = "ok"
     try:
         async with asyncio.timeout(READY_TIMEOUT_S), services.db.acquire() as conn:
-            await conn.fetchval(queries["ping"])
+            await ping(conn)
     except Exception as exc:  # any failure means "not ready", with the reason
         database = f"{type(exc).__name__}: {exc}"
         problems.append(f"database: {database}")

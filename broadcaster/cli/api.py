@@ -7,28 +7,21 @@ them need the real database (DATABASE_URL): tokens and broadcasts must outlive t
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
-import signal
 import sys
-from typing import Any
-
-import structlog
 
 from broadcaster.cli.options import (
     Commands,
     add_command,
-    cli_actor,
+    cli_caller,
+    command_context,
     emit,
     flag,
     need_database,
     switch,
 )
-from broadcaster.errors import EXIT_FAILURE, EXIT_OK, ConfigError, InputError
-from broadcaster.settings import Settings, SmscConfig
-from broadcaster.store.database import connect, create_pool, ensure_migrated
-
-log = structlog.get_logger(__name__)
+from broadcaster.commands import tokens
+from broadcaster.errors import EXIT_OK, InputError
+from broadcaster.settings import Settings
 
 
 def register(commands: Commands) -> None:
@@ -114,92 +107,28 @@ def register(commands: Commands) -> None:
 
 
 async def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
-    from aiohttp import web
+    from broadcaster.serve import Listening, serve
 
-    from broadcaster.api.app import create_app
-    from broadcaster.engine.worker import Worker
-
-    dsn = need_database(settings)
-    smscs = settings.smscs
-    if not smscs and not args.mock_smsc:
-        raise ConfigError(
-            "no SMSC is configured: set BROADCASTER_SMSC_URL or [[smsc]] in the config file, "
-            "or pass --mock-smsc for a lab (nothing reaches a phone)"
-        )
-    await ensure_migrated(dsn, settings.sql_dir)
-    mock: Any = None
-    if args.mock_smsc:
-        from broadcaster.mocksmsc import MockConfig, MockSmsc
-
-        mock = MockSmsc(MockConfig(receipts=True))  # drills measure delivery: receipts on
-        mock_port = await mock.start()
-        smscs = (SmscConfig(name="mock", port=mock_port, binds=2, window=256),)
-        log.warning("mock_smsc_started", port=mock_port, note="messages go to the mock only")
-    # Separate pools: a flood of API requests cannot starve the engine of connections.
-    worker_db = await create_pool(dsn, min_size=2, max_size=6)
-    api_db = await create_pool(dsn, min_size=1, max_size=6)
-    worker = Worker(worker_db, smscs)
-    from broadcaster.drills.scheduler import DrillScheduler
-
-    # Fires drill schedules, reports drills; records the SMSCs the worker sends through.
-    scheduler = DrillScheduler(api_db, settings, smscs=[s.name for s in smscs])
-    worker_task = asyncio.create_task(worker.run(), name="worker")
-    scheduler_task = asyncio.create_task(scheduler.run(), name="drill-scheduler")
-    runner = web.AppRunner(
-        create_app(settings, api_db, worker, console=True), access_log=None, handle_signals=False
-    )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
-    code = EXIT_OK
-    try:
-        await runner.setup()
-        site = web.TCPSite(runner, args.host, args.port)
-        await site.start()
-        host, port = runner.addresses[0][:2]
-        url = f"http://{host}:{port}"
+    def announce(listening: Listening) -> None:
         emit(
             args,
-            {"listening": url, "smscs": [s.name for s in smscs], "mock_smsc": bool(mock)},
-            f"listening on {url} (API and worker; SMSCs: {', '.join(s.name for s in smscs)})",
+            {
+                "listening": listening.url,
+                "smscs": list(listening.smscs),
+                "mock_smsc": listening.mock_smsc,
+            },
+            f"listening on {listening.url} (API and worker; SMSCs: {', '.join(listening.smscs)})",
         )
         sys.stdout.flush()
-        stopping = asyncio.create_task(stop.wait())
-        done, _ = await asyncio.wait(
-            {stopping, worker_task, scheduler_task}, return_when=asyncio.FIRST_COMPLETED
-        )
-        stopping.cancel()
-        watched = (
-            (worker_task, "worker", "worker_stopped"),
-            (scheduler_task, "drill scheduler", "drill_scheduler_died"),
-        )
-        for task, what, event in watched:
-            if task in done:  # neither ends before stop: drills must not stop silently either
-                exc = task.exception()
-                log.error(
-                    event,
-                    action=event,
-                    task=task.get_name(),
-                    error=str(exc) if exc else "returned",
-                    exc_info=exc,
-                )
-                print(f"error: the {what} stopped: {exc or 'it returned'}", file=sys.stderr)
-                code = EXIT_FAILURE
-    finally:
-        await runner.cleanup()
-        worker.stop()
-        scheduler.stop()
-        with contextlib.suppress(Exception):
-            await worker_task
-        with contextlib.suppress(Exception):
-            await scheduler_task
-        await api_db.close()
-        await worker_db.close()
-        if mock is not None:
-            await mock.stop()
-    return code
+
+    return await serve(
+        settings,
+        need_database(settings),
+        args.host,
+        args.port,
+        mock_smsc=args.mock_smsc,
+        announce=announce,
+    )
 
 
 # -- tokens -----------------------------------------------------------------------------------
@@ -210,25 +139,8 @@ async def _cmd_tokens_help(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _cmd_tokens_create(args: argparse.Namespace, settings: Settings) -> int:
-    from broadcaster.api import audit, auth
-
-    dsn = need_database(settings)
-    await ensure_migrated(dsn, settings.sql_dir)
-    conn = await connect(dsn)
-    try:
-        async with conn.transaction():
-            row, token = await auth.create_token(conn, args.name, args.role, cli_actor())
-            await audit.record(
-                conn,
-                actor=cli_actor(),
-                action="token_create",
-                subject=f"token:{row['id']}",
-                name=row["name"],
-                token_role=row["role"],
-                prefix=row["prefix"],
-            )
-    finally:
-        await conn.close()
+    async with command_context(settings) as ctx:
+        row, token = await tokens.create_token(ctx, cli_caller(), args.name, args.role)
     emit(
         args,
         {**row, "token": token},
@@ -239,15 +151,8 @@ async def _cmd_tokens_create(args: argparse.Namespace, settings: Settings) -> in
 
 
 async def _cmd_tokens_list(args: argparse.Namespace, settings: Settings) -> int:
-    from broadcaster.api import auth
-
-    dsn = need_database(settings)
-    await ensure_migrated(dsn, settings.sql_dir)
-    conn = await connect(dsn)
-    try:
-        rows = await auth.list_tokens(conn)
-    finally:
-        await conn.close()
+    async with command_context(settings) as ctx:
+        rows = await tokens.list_tokens(ctx, cli_caller())
     lines = [f"{'id':>4} {'name':<24} {'role':<9} {'prefix':<13} {'state':<8} last used"]
     lines += [
         f"{r['id']:>4} {r['name']:<24} {r['role']:<9} {r['prefix']:<13} "
@@ -259,21 +164,8 @@ async def _cmd_tokens_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _cmd_revoke(args: argparse.Namespace, settings: Settings) -> int:
-    from broadcaster.api import audit, auth
-
-    conn = await connect(need_database(settings))
-    try:
-        async with conn.transaction():
-            row = await auth.revoke_token(conn, args.token_id, cli_actor())
-            await audit.record(
-                conn,
-                actor=cli_actor(),
-                action="token_revoke",
-                subject=f"token:{args.token_id}",
-                name=row["name"],
-            )
-    finally:
-        await conn.close()
+    async with command_context(settings, migrate=False) as ctx:
+        row = await tokens.revoke_token(ctx, cli_caller(), args.token_id)
     emit(args, row, f"token {row['id']} ({row['name']}, {row['role']}) revoked")
     return EXIT_OK
 
@@ -282,15 +174,10 @@ async def _cmd_revoke(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _cmd_audit(args: argparse.Namespace, settings: Settings) -> int:
-    from broadcaster.api import audit
-
     if args.limit < 1:
         raise InputError("--limit must be at least 1")
-    conn = await connect(need_database(settings))
-    try:
-        entries = await audit.recent(conn, args.limit, args.before)
-    finally:
-        await conn.close()
+    async with command_context(settings, migrate=False) as ctx:
+        entries = await tokens.audit_log(ctx, cli_caller(), args.limit, args.before)
     lines = [
         f"{e['id']:>6} {e['at']} {e['actor']:<20} {e['action']:<16} {e['subject'] or '-'}"
         + (f"  request {e['details']['request_id']}" if "request_id" in e["details"] else "")

@@ -7,10 +7,21 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from broadcaster.cli.options import Commands, add_command, duration, emit, flag, multi, switch
+from broadcaster.cli.options import (
+    Commands,
+    add_command,
+    cli_actor,
+    cli_caller,
+    command_context,
+    duration,
+    emit,
+    flag,
+    multi,
+    switch,
+)
 from broadcaster.cli.terminal import KIND_BANNER, SendConsole, preview_text
+from broadcaster.domain.requests import BroadcastRequest, parse_variables
 from broadcaster.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, ConfigError, InputError
-from broadcaster.operations import BroadcastRequest
 from broadcaster.settings import Settings
 
 
@@ -140,9 +151,7 @@ def _add_target_options(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _request(args: argparse.Namespace, created_by: str = "cli") -> BroadcastRequest:
-    from broadcaster.operations import parse_variables
-
+def _request(args: argparse.Namespace, created_by: str) -> BroadcastRequest:
     parent_id = getattr(args, "follows", None)
     areas = list(args.area)
     if args.cells_from is not None:
@@ -177,11 +186,11 @@ def _request(args: argparse.Namespace, created_by: str = "cli") -> BroadcastRequ
 
 
 async def _cmd_preview(args: argparse.Namespace, settings: Settings) -> int:
-    from broadcaster.operations import make_plan, plan_as_json
+    from broadcaster.commands.planning import make_plan, plan_as_json
     from broadcaster.smpp.pool import contracted_capacity
     from broadcaster.store.database import connect, database, ensure_migrated
 
-    request = _request(args)
+    request = _request(args, cli_actor())
     async with database(settings) as dsn:
         await ensure_migrated(dsn, settings.sql_dir)
         conn = await connect(dsn)
@@ -196,7 +205,7 @@ async def _cmd_preview(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _cmd_send(args: argparse.Namespace, settings: Settings) -> int:
-    from broadcaster.sending import send
+    from broadcaster.commands.sending import execute
 
     if not settings.database_url:
         raise ConfigError(
@@ -208,11 +217,13 @@ async def _cmd_send(args: argparse.Namespace, settings: Settings) -> int:
             "no SMSC is configured: set BROADCASTER_SMSC_URL or [[smsc]] in the config file "
             "(or try `broadcaster demo`, which starts a mock SMSC)"
         )
-    request = _request(args)
+    caller = cli_caller()
+    request = _request(args, caller.name)
     console = SendConsole(
         kind=request.kind, template=request.template, mode=args.progress, ask_first=not args.yes
     )
-    report = await send(settings, request, console)
+    async with command_context(settings, connections=6) as ctx:
+        _plan, report = await execute(ctx, caller, settings.smscs, request, console)
     emit(args, report, _report_text(report))
     if report["interrupted"] in ("cancelled", "left_paused"):
         return EXIT_INTERRUPTED

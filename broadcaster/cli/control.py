@@ -11,12 +11,20 @@ import contextlib
 import signal
 from typing import Any
 
-from broadcaster.cli.options import Commands, add_command, emit, flag, need_database
-from broadcaster.engine.states import Action
+from broadcaster.cli.options import (
+    Commands,
+    add_command,
+    cli_caller,
+    command_context,
+    emit,
+    flag,
+    need_database,
+)
+from broadcaster.commands import broadcasts as commands
+from broadcaster.domain.states import Action
 from broadcaster.errors import EXIT_OK, EXIT_PARTIAL, ConfigError
 from broadcaster.settings import Settings
-from broadcaster.store import broadcasts as store
-from broadcaster.store.database import connect, create_pool, ensure_migrated
+from broadcaster.store.database import create_pool, ensure_migrated
 
 
 def register(commands: Commands) -> None:
@@ -65,11 +73,8 @@ def register(commands: Commands) -> None:
 
 
 async def _cmd_status(args: argparse.Namespace, settings: Settings) -> int:
-    conn = await connect(need_database(settings))
-    try:
-        status = await store.progress(conn, args.broadcast_id)
-    finally:
-        await conn.close()
+    async with command_context(settings, migrate=False) as ctx:
+        status = await commands.status(ctx, cli_caller(), args.broadcast_id)
     emit(args, status, _status_text(status))
     if args.command == "report" and status["state"] == "completed" and status["failed"]:
         return EXIT_PARTIAL
@@ -94,11 +99,9 @@ def _status_text(s: dict[str, Any]) -> str:
 
 async def _cmd_action(args: argparse.Namespace, settings: Settings) -> int:
     action: Action = args.action
-    conn = await connect(need_database(settings))
-    try:
-        state = await store.act(conn, args.broadcast_id, action, "cli")
-    finally:
-        await conn.close()
+    async with command_context(settings, migrate=False) as ctx:
+        status = await commands.control(ctx, cli_caller(), args.broadcast_id, action)
+    state = status["state"]
     emit(
         args,
         {"broadcast_id": args.broadcast_id, "state": state},
@@ -108,11 +111,8 @@ async def _cmd_action(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _cmd_list(args: argparse.Namespace, settings: Settings) -> int:
-    conn = await connect(need_database(settings))
-    try:
-        rows = await store.list_recent(conn, args.limit)
-    finally:
-        await conn.close()
+    async with command_context(settings, migrate=False) as ctx:
+        rows = await commands.list_recent(ctx, cli_caller(), args.limit)
     lines = [f"{'id':>6} {'kind':<5} {'state':<17} {'template':<10} {'recipients':>11} created"]
     lines += [
         f"{r['id']:>6} {'LIVE' if r['kind'] == 'live' else 'DRILL':<5} {r['state']:<17} "

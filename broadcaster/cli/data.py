@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from broadcaster.cli.options import Commands, add_command, cli_actor, emit, flag, switch
+from broadcaster.cli.options import Commands, add_command, cli_caller, emit, flag, switch
 from broadcaster.errors import EXIT_OK, ImportRejectedError, InputError
 from broadcaster.settings import Settings
 
@@ -245,16 +245,27 @@ async def _cmd_areas_vars(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _cmd_areas_set_var(args: argparse.Namespace, settings: Settings) -> int:
-    from broadcaster.store import areas as store
+    from broadcaster.commands.areas import set_variable
+    from broadcaster.commands.context import Context
+    from broadcaster.store.database import create_pool, database, ensure_migrated
     from broadcaster.text.templates import TemplateCatalogue
 
     catalogue = TemplateCatalogue(settings.templates_dir)
     names = {v for s in catalogue.scenarios.values() for v in (*s.requires, *s.optional)}
-    actor = args.actor or cli_actor()
-    async with _connection(settings) as conn:
-        change = await store.set_area_variable(
-            conn, args.departement, args.name, args.value, actor=actor, known_names=names
-        )
+    async with database(settings) as dsn:
+        await ensure_migrated(dsn, settings.sql_dir)
+        db = await create_pool(dsn, min_size=1, max_size=1)
+        try:
+            change = await set_variable(
+                Context(db=db, settings=settings),
+                cli_caller(args.actor),
+                args.departement,
+                args.name,
+                args.value,
+                names,
+            )
+        finally:
+            await db.close()
     human = (
         f"{change.departement} {change.name}: {change.old!r} -> {change.new!r} "
         f"(recorded as audit entry {change.audit_id})"

@@ -11,17 +11,17 @@ from __future__ import annotations
 import argparse
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from broadcaster.cli.options import (
     Commands,
     add_command,
-    cli_actor,
+    cli_caller,
+    command_context,
     duration,
     emit,
     flag,
     multi,
-    need_database,
     switch,
 )
 from broadcaster.errors import EXIT_OK, EXIT_PARTIAL, BroadcasterError, ConfigError, InputError
@@ -243,50 +243,31 @@ def _html_options(p: argparse.ArgumentParser) -> None:
 # -- helpers ----------------------------------------------------------------------------------
 
 
-async def _connect(settings: Settings) -> Any:
-    from broadcaster.store.database import connect, ensure_migrated
+def _overrides(args: argparse.Namespace) -> Any:
+    """What the flags ask of a drill, over a schedule's settings when one is named."""
+    from broadcaster.domain.requests import parse_variables
+    from broadcaster.drills.schedules import DrillOverrides
 
-    dsn = need_database(settings)
-    await ensure_migrated(dsn, settings.sql_dir)
-    return await connect(dsn)
-
-
-def _spec(args: argparse.Namespace, base: Any = None) -> Any:
-    """The drill from the flags, over a schedule's when there is one."""
-    from broadcaster.drills.schedules import DEFAULT_EXPIRES_IN, DrillSpec
-    from broadcaster.operations import parse_variables
-
-    variables = parse_variables(args.var)
-    if base is not None:
-        return DrillSpec(
-            areas=tuple(args.area) or base.areas,
-            exclude=tuple(args.exclude) or base.exclude,
-            template=args.template or base.template,
-            variables={**base.variables, **variables},
-            expires_in=args.expires_in or base.expires_in,
-        )
-    if not args.area:
-        raise InputError("name the drill's areas: --area dep:75 (repeatable), or a schedule")
-    return DrillSpec(
+    return DrillOverrides(
         areas=tuple(args.area),
         exclude=tuple(args.exclude),
-        template=args.template or "drill",
-        variables=variables,
-        expires_in=args.expires_in or DEFAULT_EXPIRES_IN,
+        template=args.template,
+        variables=parse_variables(args.var),
+        expires_in=args.expires_in,
+        thresholds=_threshold_flags(args),
+        webhook_url=getattr(args, "webhook", None),
     )
 
 
-def _thresholds(args: argparse.Namespace, base: dict[str, Any] | None = None) -> Any:
-    from broadcaster.drills.report import Thresholds
-
-    values = dict(base or {})
+def _threshold_flags(args: argparse.Namespace) -> dict[str, float]:
+    values: dict[str, float] = {}
     if args.min_delivered is not None:
         values["min_delivered_ratio"] = args.min_delivered
     if args.within is not None:
         values["delivery_within_seconds"] = args.within.total_seconds()
     if args.max_accept_p95 is not None:
         values["max_accept_p95_seconds"] = args.max_accept_p95.total_seconds()
-    return Thresholds.from_json(values)
+    return values
 
 
 def _schedule_text(s: dict[str, Any]) -> str:
@@ -342,43 +323,25 @@ async def _cmd_help(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _cmd_add(args: argparse.Namespace, settings: Settings) -> int:
-    from broadcaster.api import audit
-    from broadcaster.drills.config import DrillSettings
-    from broadcaster.drills.policy import grace_floor
-    from broadcaster.drills.schedules import ScheduleRequest, create_schedule, schedule_json
+    from broadcaster.commands import drills
+    from broadcaster.drills.report import Thresholds
+    from broadcaster.drills.schedules import ScheduleRequest
 
+    caller = cli_caller()
+    spec, _thresholds, _webhook = _overrides(args).resolve(None)
     request = ScheduleRequest(
         name=args.name,
         cron=args.cron,
         timezone=args.tz,
-        drill=_spec(args),
-        thresholds=_thresholds(args),
+        drill=spec,
+        thresholds=Thresholds.from_json(_threshold_flags(args)),
         webhook_url=args.webhook,
         grace=args.grace,
         enabled=not args.disabled,
-        created_by=cli_actor(),
+        created_by=caller.name,
     )
-    min_grace = grace_floor(DrillSettings.from_env().poll_s)
-    conn = await _connect(settings)
-    try:
-        async with conn.transaction():
-            row, warnings = await create_schedule(
-                conn, settings, request, datetime.now(UTC), min_grace=min_grace
-            )
-            await audit.record(
-                conn,
-                actor=cli_actor(),
-                action="drill_schedule_create",
-                subject=f"drill_schedule:{row['id']}",
-                name=row["name"],
-                cron=row["cron"],
-                timezone=row["timezone"],
-                areas=list(row["areas"]),
-                template=row["template"],
-            )
-    finally:
-        await conn.close()
-    shown = schedule_json(row)
+    async with command_context(settings) as ctx:
+        shown, warnings = await drills.create_schedule(ctx, caller, request)
     emit(
         args,
         {"schedule": shown, "warnings": warnings},
@@ -388,30 +351,21 @@ async def _cmd_add(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _cmd_list(args: argparse.Namespace, settings: Settings) -> int:
-    from broadcaster.drills.schedules import list_schedules
+    from broadcaster.commands import drills
 
-    conn = await _connect(settings)
-    try:
-        rows = await list_schedules(conn)
-    finally:
-        await conn.close()
+    async with command_context(settings) as ctx:
+        rows = await drills.list_schedules(ctx, cli_caller())
     text = "\n".join(_schedule_text(s) for s in rows) or "no drill schedule"
     emit(args, {"schedules": rows}, text)
     return EXIT_OK
 
 
 async def _cmd_show(args: argparse.Namespace, settings: Settings) -> int:
-    from broadcaster.drills.runs import list_runs
-    from broadcaster.drills.schedules import find_schedule, schedule_json
+    from broadcaster.commands import drills
 
-    conn = await _connect(settings)
-    try:
-        row = await find_schedule(conn, args.schedule)
-        runs = await list_runs(conn, 20, row["id"])
-    finally:
-        await conn.close()
-    shown = schedule_json(row)
-    emit(args, {**shown, "runs": runs}, _schedule_text(shown) + "\n" + _runs_text(runs))
+    async with command_context(settings) as ctx:
+        shown = await drills.get_schedule(ctx, cli_caller(), args.schedule)
+    emit(args, shown, _schedule_text(shown) + "\n" + _runs_text(shown["runs"]))
     return EXIT_OK
 
 
@@ -427,64 +381,35 @@ async def _cmd_remove(args: argparse.Namespace, settings: Settings) -> int:
     return await _change(args, settings, "remove")
 
 
-async def _change(args: argparse.Namespace, settings: Settings, action: str) -> int:
-    from broadcaster.api import audit
-    from broadcaster.drills.schedules import (
-        find_schedule,
-        remove_schedule,
-        schedule_json,
-        set_enabled,
-    )
+async def _change(
+    args: argparse.Namespace, settings: Settings, action: Literal["enable", "disable", "remove"]
+) -> int:
+    from broadcaster.commands import drills
 
-    conn = await _connect(settings)
-    try:
-        async with conn.transaction():
-            row = await find_schedule(conn, args.schedule)
-            if action == "remove":
-                changed = await remove_schedule(conn, row["id"])
-            else:
-                changed = await set_enabled(conn, row["id"], action == "enable", datetime.now(UTC))
-            assert changed is not None
-            await audit.record(
-                conn,
-                actor=cli_actor(),
-                action=f"drill_schedule_{action}",
-                subject=f"drill_schedule:{row['id']}",
-                name=row["name"],
-            )
-    finally:
-        await conn.close()
-    shown = schedule_json(changed)
+    async with command_context(settings) as ctx:
+        shown = await drills.change_schedule(ctx, cli_caller(), args.schedule, action)
     done = {"enable": "enabled", "disable": "disabled", "remove": "removed"}[action]
     emit(args, {action: True, "schedule": shown}, f"{done} " + _schedule_text(shown))
     return EXIT_OK
 
 
 async def _cmd_runs(args: argparse.Namespace, settings: Settings) -> int:
-    from broadcaster.drills.runs import list_runs
-    from broadcaster.drills.schedules import find_schedule
+    from broadcaster.commands import drills
 
     if args.limit < 1:
         raise InputError("--limit must be at least 1")
-    conn = await _connect(settings)
-    try:
-        schedule_id = (await find_schedule(conn, args.schedule))["id"] if args.schedule else None
-        runs = await list_runs(conn, args.limit, schedule_id)
-    finally:
-        await conn.close()
+    async with command_context(settings) as ctx:
+        runs = await drills.runs(ctx, cli_caller(), args.limit, args.schedule)
     emit(args, {"runs": runs}, _runs_text(runs))
     return EXIT_OK
 
 
 async def _cmd_report(args: argparse.Namespace, settings: Settings) -> int:
-    from broadcaster.drills.runs import load_report
+    from broadcaster.commands import drills
     from broadcaster.drills.text import render_report_text
 
-    conn = await _connect(settings)
-    try:
-        report = await load_report(conn, args.drill_id)
-    finally:
-        await conn.close()
+    async with command_context(settings) as ctx:
+        report = await drills.report(ctx, cli_caller(), args.drill_id)
     html = _write_html(args, report)
     emit(
         args,
@@ -495,12 +420,11 @@ async def _cmd_report(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
-    import json
-
+    from broadcaster.commands import drills
     from broadcaster.drills.config import DrillSettings
-    from broadcaster.drills.runs import report_finished, start_drill
-    from broadcaster.drills.schedules import DrillSpec, find_schedule
-    from broadcaster.store.database import create_pool
+    from broadcaster.drills.local import send_drill
+    from broadcaster.drills.runs import report_finished
+    from broadcaster.drills.text import render_report_text
 
     if not args.queue and not settings.smscs:
         raise ConfigError(
@@ -508,53 +432,26 @@ async def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
             "let a running `broadcaster serve` send the drill"
         )
     config = DrillSettings.from_env()
-    conn = await _connect(settings)
-    try:
-        async with conn.transaction():
-            schedule = await find_schedule(conn, args.schedule) if args.schedule else None
-            base = DrillSpec.of_schedule(schedule) if schedule is not None else None
-            thresholds = _thresholds(
-                args, json.loads(schedule["thresholds"]) if schedule is not None else None
+    async with command_context(settings, connections=4) as ctx:
+        started = await drills.start(ctx, cli_caller(), _overrides(args), args.schedule)
+        drill_id = started.broadcast_id
+        assert drill_id is not None
+        assert started.run_id is not None
+        if args.queue:
+            emit(
+                args,
+                {"run_id": started.run_id, "drill_id": drill_id, "queued": True},
+                f"drill {drill_id} queued ({started.recipients:,} test-group recipients): a "
+                "running `broadcaster serve` sends and reports it; then `broadcaster drill "
+                f"report {drill_id}`",
             )
-            webhook = args.webhook or (schedule["webhook_url"] if schedule is not None else None)
-            if webhook:
-                from broadcaster.drills.config import check_webhook_url
-
-                webhook = check_webhook_url(webhook)
-            started = await start_drill(
-                conn,
-                settings,
-                _spec(args, base),
-                now=datetime.now(UTC),
-                actor=cli_actor(),
-                thresholds=thresholds,
-                webhook_url=webhook,
-                schedule=schedule,
-                smscs=[s.name for s in settings.smscs],
-            )
-    finally:
-        await conn.close()
-    drill_id = started.broadcast_id
-    assert drill_id is not None
-    if args.queue:
-        emit(
-            args,
-            {"run_id": started.run_id, "drill_id": drill_id, "queued": True},
-            f"drill {drill_id} queued ({started.recipients:,} test-group recipients): a running "
-            f"`broadcaster serve` sends and reports it; then `broadcaster drill report {drill_id}`",
-        )
-        return EXIT_OK
-    from broadcaster.drills.local import send_drill
-
-    db = await create_pool(need_database(settings), min_size=2, max_size=4)
-    try:
-        wait = args.wait.total_seconds() if args.wait else thresholds.delivery_within_s
-        stats, pending = await send_drill(db, settings.smscs, drill_id, wait)
+            return EXIT_OK
+        assert started.thresholds is not None
+        wait = args.wait.total_seconds() if args.wait else started.thresholds.delivery_within_s
+        stats, pending = await send_drill(ctx.db, settings.smscs, drill_id, wait)
         reported = await report_finished(
-            db, datetime.now(UTC), config, run_id=started.run_id, force=True
+            ctx.db, datetime.now(UTC), config, run_id=started.run_id, force=True
         )
-    finally:
-        await db.close()
     if not reported:
         raise BroadcasterError(
             f"drill {drill_id} did not finish here ({stats.state}): see `broadcaster status "
@@ -562,8 +459,6 @@ async def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         )
     report = reported[0].report
     html = _write_html(args, report)
-    from broadcaster.drills.text import render_report_text
-
     emit(
         args,
         {

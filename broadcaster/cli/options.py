@@ -12,10 +12,13 @@ import getpass
 import json
 import os
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
+from broadcaster.commands.context import Context
+from broadcaster.domain.caller import Caller
 from broadcaster.errors import ConfigError
 from broadcaster.settings import Settings
 
@@ -102,6 +105,37 @@ def cli_actor() -> str:
         return f"cli:{getpass.getuser()}"
     except (OSError, KeyError):
         return "cli"
+
+
+def cli_caller(name: str | None = None) -> Caller:
+    """The person at this terminal, as the commands see them: whoever can run the CLI against
+    the database holds every permission (the typed confirmations guard the sends)."""
+    return Caller(name=name or cli_actor(), role="admin", interface="cli")
+
+
+@asynccontextmanager
+async def command_context(
+    settings: Settings, *, migrate: bool = True, connections: int = 2
+) -> AsyncIterator[Context]:
+    """What the commands work with, on DATABASE_URL (migrated first unless told not to), for
+    the length of one CLI command; a command that runs a broadcast here needs `connections=6`
+    (the runner streams, flushes, renews leases and watches for a cancel at once)."""
+    from broadcaster.smpp.pool import contracted_capacity
+    from broadcaster.store.database import create_pool, ensure_migrated
+
+    dsn = need_database(settings)
+    if migrate:
+        await ensure_migrated(dsn, settings.sql_dir)
+    db = await create_pool(dsn, min_size=min(2, connections), max_size=connections)
+    try:
+        yield Context(
+            db=db,
+            settings=settings,
+            parts_per_second=contracted_capacity(settings.smscs),
+            smscs=tuple(s.name for s in settings.smscs),
+        )
+    finally:
+        await db.close()
 
 
 def duration(text: str) -> timedelta:

@@ -33,11 +33,11 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
+from broadcaster.commands.sending import Decision
+from broadcaster.engine.engine import Engine
 from broadcaster.engine.runner import RunStats
-from broadcaster.engine.worker import Worker
 from broadcaster.errors import InputError
 from broadcaster.planning import Plan
-from broadcaster.sending import Decision
 from broadcaster.smpp.pool import SmscHealth
 
 ProgressMode = Literal["auto", "rich", "plain", "none"]
@@ -174,7 +174,7 @@ class SendConsole:
         self.mode = mode
         self.broadcast_id = 0
         self.total_parts = 0
-        self.worker: Worker | None = None
+        self.engine: Engine | None = None
         self.phase: Phase = "confirm"
         self._pause: Callable[[], Awaitable[str]] | None = None
         self._pause_wanted = False  # a signal before the broadcast was running
@@ -220,8 +220,8 @@ class SendConsole:
         if self._pause_wanted:
             self._start_pausing()
 
-    def attached(self, worker: Worker) -> None:
-        self.worker = worker
+    def attached(self, engine: Engine) -> None:
+        self.engine = engine
         self._meter = RateMeter()
         if self.mode != "none":
             self._refresher = asyncio.create_task(self._refresh())
@@ -264,7 +264,7 @@ class SendConsole:
     def figures(self) -> Figures:
         """The current counts (no side effects: sampling happens in `_sample`)."""
         s = self._stats
-        pool = self.worker.pool if self.worker else None
+        pool = self.engine.pool if self.engine else None
         accepted = self._base["accepted"] + (s.accepted if s else 0)
         failed = self._base["failed"] + (s.failed if s else 0)
         inflight = sum(h.inflight for h in self._last_health) if self._refresher else 0
@@ -283,7 +283,7 @@ class SendConsole:
     def _sample(self) -> None:
         """Rate over the recent window, and the pool's health while the run is under way (the
         binds close at its end: the last frame keeps what was seen, not a misleading "down")."""
-        pool = self.worker.pool if self.worker else None
+        pool = self.engine.pool if self.engine else None
         s = self._stats
         if pool is not None and s is not None and s.state == "running":
             self._last_health = pool.health()
@@ -336,12 +336,12 @@ class SendConsole:
 
     def _fold(self, stats: RunStats) -> None:
         """Keep a finished run's counts: the next run (after a resume) starts from zero."""
-        pool = self.worker.pool if self.worker else None
+        pool = self.engine.pool if self.engine else None
         self._base["accepted"] += stats.accepted
         self._base["failed"] += stats.failed
         self._base["throttled"] += pool.stats.throttled if pool is not None else 0
         self._stats = None
-        self.worker = None
+        self.engine = None
 
     # -- signals ---------------------------------------------------------------------------------
 

@@ -19,18 +19,19 @@ from typing import Any, Literal
 import asyncpg
 import structlog
 
-from broadcaster.api import audit
+from broadcaster.commands.planning import create_broadcast, make_plan
+from broadcaster.domain.caller import Caller
+from broadcaster.domain.states import FINAL
 from broadcaster.drills.alarm import Alarm, announce, post_webhook
 from broadcaster.drills.config import DrillSettings
 from broadcaster.drills.report import DrillInfo, DrillReport, PartRow, Thresholds, build_report
 from broadcaster.drills.schedules import DrillSpec
-from broadcaster.engine.states import FINAL
-from broadcaster.errors import InputError
-from broadcaster.operations import create_broadcast, make_plan
+from broadcaster.errors import InputError, NotFoundError
 from broadcaster.settings import Settings
 from broadcaster.smpp.receipts import FINAL_STATS
+from broadcaster.store import audit
+from broadcaster.store import drills as store
 from broadcaster.store.database import Conn
-from broadcaster.store.queries import queries
 
 log = structlog.get_logger(__name__)
 
@@ -41,11 +42,14 @@ FINAL_RECEIPT_STATS = sorted(FINAL_STATS)
 
 @dataclass(frozen=True)
 class Started:
-    run_id: int
+    run_id: int | None
+    """None when that schedule's fire time had a run already."""
     broadcast_id: int | None
     """None when the drill could not be started (see `reason`)."""
     reason: str | None = None
     recipients: int = 0
+    thresholds: Thresholds | None = None
+    """What the drill is judged by (None when it did not start)."""
 
 
 async def start_drill(
@@ -54,13 +58,12 @@ async def start_drill(
     drill: DrillSpec,
     *,
     now: datetime,
-    actor: str,
+    caller: Caller,
     thresholds: Thresholds,
     webhook_url: str | None = None,
     schedule: asyncpg.Record | None = None,
     due_at: datetime | None = None,
     record_refusal: bool = False,
-    request_id: str | None = None,
     smscs: Sequence[str] | None = None,
 ) -> Started:
     """Plan and store a drill broadcast and its run row. A drill that cannot be planned raises
@@ -68,7 +71,7 @@ async def start_drill(
     (a scheduled drill must never fail silently). `smscs`: the names of the SMSCs configured to
     send it, recorded on the run so that its report fails if one of them carried nothing."""
     trigger = "schedule" if due_at is not None else "manual"
-    request = drill.request(actor)
+    request = drill.request(caller.name)
     try:
         async with conn.transaction():  # a savepoint: a failed plan leaves nothing behind
             plan = await make_plan(conn, settings, request)
@@ -78,16 +81,15 @@ async def start_drill(
                     f"({', '.join(drill.areas)}): nothing to send, nothing proven"
                 )
             broadcast_id = await create_broadcast(conn, settings, request, plan)
-            run_id = await _insert_run(
+            run_id = await store.insert_run(
                 conn, schedule, trigger, due_at, now, "started", None, broadcast_id,
-                thresholds, webhook_url, smscs,
+                thresholds.to_json(), webhook_url, smscs,
             )  # fmt: skip
             await audit.record(
                 conn,
-                actor=actor,
-                action="drill_start",
-                subject=f"broadcast:{broadcast_id}",
-                request_id=request_id,
+                caller,
+                "drill_start",
+                audit.subject_of("broadcast", broadcast_id),
                 run_id=run_id,
                 schedule=schedule["name"] if schedule else None,
                 due_at=due_at,
@@ -96,12 +98,12 @@ async def start_drill(
     except InputError as exc:
         if not record_refusal:
             raise
-        run_id = await _insert_run(
-            conn, schedule, trigger, due_at, now, "not_started", str(exc), None, thresholds,
-            webhook_url,
+        refused = await store.insert_run(
+            conn, schedule, trigger, due_at, now, "not_started", str(exc), None,
+            thresholds.to_json(), webhook_url,
         )  # fmt: skip
-        log.error("drill_not_started", run_id=run_id, reason=str(exc))
-        return Started(run_id, None, str(exc))
+        log.error("drill_not_started", run_id=refused, reason=str(exc))
+        return Started(refused, None, str(exc))
     log.info(
         "drill_started",
         broadcast_id=broadcast_id,
@@ -112,7 +114,7 @@ async def start_drill(
         late_s=round((now - due_at).total_seconds(), 1) if due_at else None,
         recipients=plan.recipients,
     )
-    return Started(run_id, broadcast_id, None, plan.recipients)
+    return Started(run_id, broadcast_id, None, plan.recipients, thresholds)
 
 
 async def record_missed(
@@ -138,44 +140,15 @@ async def _record_unrun(
     reason: str,
     outcome: Literal["missed", "not_started"],
 ) -> int | None:
-    thresholds = json.loads(schedule["thresholds"])
-    run_id = await _insert_run(
+    thresholds = Thresholds.from_json(json.loads(schedule["thresholds"]))
+    run_id = await store.insert_run(
         conn, schedule, "schedule", due_at, now, outcome, reason, None,
-        Thresholds.from_json(thresholds), schedule["webhook_url"],
+        thresholds.to_json(), schedule["webhook_url"],
     )  # fmt: skip
     if run_id is None:
         return None
-    await conn.execute(queries["set_drill_run_alarm"], run_id, outcome, now, None)
-    return int(run_id)
-
-
-async def _insert_run(
-    conn: Conn,
-    schedule: asyncpg.Record | None,
-    trigger: str,
-    due_at: datetime | None,
-    now: datetime,
-    outcome: str,
-    reason: str | None,
-    broadcast_id: int | None,
-    thresholds: Thresholds,
-    webhook_url: str | None,
-    smscs: Sequence[str] | None = None,
-) -> Any:
-    return await conn.fetchval(
-        queries["insert_drill_run"],
-        schedule["id"] if schedule else None,
-        schedule["name"] if schedule else None,
-        trigger,
-        due_at,
-        now,
-        outcome,
-        reason,
-        broadcast_id,
-        json.dumps(thresholds.to_json()),
-        webhook_url,
-        sorted(set(smscs)) if smscs else None,
-    )
+    await store.set_run_alarm(conn, run_id, outcome, now, None)
+    return run_id
 
 
 # -- reports ---------------------------------------------------------------------------------
@@ -185,18 +158,18 @@ async def load_report(
     conn: Conn, broadcast_id: int, thresholds: Thresholds | None = None
 ) -> DrillReport:
     """The report of drill broadcast `broadcast_id`, from its rows as they are now."""
-    row = await conn.fetchrow(queries["drill_broadcast"], broadcast_id)
+    row = await store.drill_broadcast(conn, broadcast_id)
     if row is None:
-        raise InputError(f"there is no drill {broadcast_id}: see `broadcaster drill runs`")
+        raise NotFoundError(f"there is no drill {broadcast_id}: see `broadcaster drill runs`")
     if row["kind"] != "drill":
         raise InputError(
             f"broadcast {broadcast_id} is a {row['kind']} broadcast, not a drill: "
             f"see `broadcaster report {broadcast_id}`"
         )
-    run = await conn.fetchrow(queries["drill_run_by_broadcast"], broadcast_id)
+    run = await store.run_of_broadcast(conn, broadcast_id)
     if thresholds is None:
         thresholds = Thresholds.from_json(json.loads(run["thresholds"]) if run else None)
-    refusal = await conn.fetchval(queries["drill_engine_refusal"], broadcast_id)
+    refusal = await store.engine_refusal(conn, broadcast_id)
     target = json.loads(row["target"])
     info = DrillInfo(
         drill_id=broadcast_id,
@@ -211,7 +184,7 @@ async def load_report(
         refusal=refusal,
         smscs=tuple(run["smscs"] or ()) if run else (),
     )
-    rows = await conn.fetch(queries["drill_report_rows"], broadcast_id, FINAL_RECEIPT_STATS)
+    rows = await store.report_rows(conn, broadcast_id, FINAL_RECEIPT_STATS)
     return build_report(info, [_part(r) for r in rows], thresholds)
 
 
@@ -249,29 +222,23 @@ async def report_finished(
     the delivery window); raise the alarm of each failing one. Returns what was reported."""
     done: list[Reported] = []
     async with db.acquire() as conn, conn.transaction():
-        for run in await conn.fetch(queries["unreported_drill_runs"], run_id):
+        for run in await store.unreported_runs(conn, run_id):
             if run["broadcast_state"] not in FINAL:
                 continue
             thresholds = Thresholds.from_json(json.loads(run["thresholds"]))
             settle_from = run["settle_from"]
             if settle_from is None:
                 settle_from = now
-                await conn.execute(queries["set_drill_run_settle"], run["id"], now)
+                await store.set_run_settle(conn, run["id"], now)
             window = timedelta(seconds=thresholds.delivery_within_s)
             if not force and now < settle_from + window:
-                pending = await conn.fetchval(
-                    queries["drill_receipts_pending"], run["broadcast_id"], FINAL_RECEIPT_STATS
+                pending = await store.receipts_pending(
+                    conn, run["broadcast_id"], FINAL_RECEIPT_STATS
                 )
                 if pending:
                     continue  # receipts may still come: wait, at most the delivery window
             report = await load_report(conn, run["broadcast_id"], thresholds)
-            await conn.execute(
-                queries["set_drill_run_report"],
-                run["id"],
-                report.verdict,
-                json.dumps(report.to_json()),
-                now,
-            )
+            await store.set_run_report(conn, run["id"], report.verdict, report.to_json(), now)
             alarm = None
             webhook = run["webhook_url"] or config.webhook_url
             if not report.passed:
@@ -283,12 +250,8 @@ async def report_finished(
                     message="; ".join(c.message for c in report.failures),
                     details=report.to_json(),
                 )
-                await conn.execute(
-                    queries["set_drill_run_alarm"],
-                    run["id"],
-                    "thresholds",
-                    now,
-                    "pending" if webhook else None,
+                await store.set_run_alarm(
+                    conn, run["id"], "thresholds", now, "pending" if webhook else None
                 )
             log.info(
                 "drill_reported",
@@ -319,13 +282,13 @@ async def sound(
             retry_delays=config.webhook_retry_delays,
         )
         async with db.acquire() as conn:
-            await conn.execute(queries["set_drill_run_webhook"], alarm.run_id, status)
+            await store.set_run_webhook(conn, alarm.run_id, status)
 
 
 async def list_runs(
     conn: Conn, limit: int = 20, schedule_id: int | None = None
 ) -> list[dict[str, Any]]:
-    rows = await conn.fetch(queries["list_drill_runs"], limit, schedule_id)
+    rows = await store.runs(conn, limit, schedule_id)
     return [
         {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in dict(r).items()}
         for r in rows

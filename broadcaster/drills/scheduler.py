@@ -28,6 +28,7 @@ from datetime import datetime, timedelta
 import asyncpg
 import structlog
 
+from broadcaster.domain.caller import SCHEDULER
 from broadcaster.drills.alarm import Alarm
 from broadcaster.drills.clock import Clock, SystemClock
 from broadcaster.drills.config import DrillSettings
@@ -45,13 +46,10 @@ from broadcaster.drills.runs import (
 from broadcaster.drills.schedules import DrillSpec
 from broadcaster.errors import InputError
 from broadcaster.settings import Settings
+from broadcaster.store import drills as store
 from broadcaster.store.database import Conn
-from broadcaster.store.queries import queries
 
 log = structlog.get_logger(__name__)
-
-ACTOR = "scheduler"
-"""The actor of scheduled drills (a name no API token may take)."""
 
 
 @dataclass
@@ -118,7 +116,7 @@ class DrillScheduler:
         result = Tick()
         alarms: list[tuple[Alarm, str | None]] = []
         async with self.db.acquire() as conn, conn.transaction():
-            for schedule in await conn.fetch(queries["due_drill_schedules"], now):
+            for schedule in await store.due_schedules(conn, now):
                 alarms += await self._fire_one(conn, schedule, now, result)
         await sound(alarms, self.db, self.config)
         result.reported = await report_finished(self.db, now, self.config)
@@ -162,9 +160,7 @@ class DrillScheduler:
                 reason = f"unexpected error, see the scheduler's log: {error}"
                 run_id = await record_not_started(conn, schedule, due_at, now, reason)
                 if decision is not None:
-                    await conn.execute(
-                        queries["set_drill_schedule_next"], schedule["id"], decision.next_run_at
-                    )
+                    await store.set_schedule_next(conn, schedule["id"], decision.next_run_at)
         except Exception as again:
             log.error(
                 "drill_schedule_failed",
@@ -201,7 +197,7 @@ class DrillScheduler:
         try:
             decision = self._decide(schedule, now)
         except InputError as exc:  # e.g. a time zone that left the tz database: stop it, loudly
-            await conn.execute(queries["set_drill_schedule_enabled"], schedule["id"], False, now)
+            await store.set_schedule_enabled(conn, schedule["id"], False, now)
             run = await record_missed(conn, schedule, now, now, f"schedule disabled: {exc}")
             return [
                 (Alarm("not_started", run or 0, name, f"schedule {name} disabled: {exc}"), webhook)
@@ -241,7 +237,7 @@ class DrillScheduler:
                 self.settings,
                 DrillSpec.of_schedule(schedule),
                 now=now,
-                actor=ACTOR,
+                caller=SCHEDULER,
                 thresholds=Thresholds.from_json(json.loads(schedule["thresholds"])),
                 webhook_url=schedule["webhook_url"],
                 schedule=schedule,
@@ -251,16 +247,14 @@ class DrillScheduler:
             )
             if started.broadcast_id is not None:
                 result.started.append(started.broadcast_id)
-            else:
+            elif started.run_id is not None:
                 result.not_started.append(started.run_id)
-                await conn.execute(
-                    queries["set_drill_run_alarm"], started.run_id, "not_started", now, None
-                )
+                await store.set_run_alarm(conn, started.run_id, "not_started", now, None)
                 alarms.append(
                     (
                         Alarm(
                             "not_started",
-                            started.run_id,
+                            started.run_id or 0,
                             name,
                             f"schedule {name}: the drill due {decision.run_at.isoformat()} "
                             f"could not start: {started.reason}",
@@ -268,13 +262,13 @@ class DrillScheduler:
                         webhook,
                     )
                 )
-        await conn.execute(queries["set_drill_schedule_next"], schedule["id"], decision.next_run_at)
+        await store.set_schedule_next(conn, schedule["id"], decision.next_run_at)
         return alarms
 
     async def _until_next_due(self) -> float:
         """Seconds until the next fire time, capped by the poll interval."""
         async with self.db.acquire() as conn:
-            due: datetime | None = await conn.fetchval(queries["next_drill_due"])
+            due = await store.next_due(conn)
         if due is None:
             return self.config.poll_s
         seconds = (due - self.clock.now()).total_seconds()

@@ -17,15 +17,16 @@ from typing import Any
 
 import asyncpg
 
+from broadcaster.commands.planning import make_plan
+from broadcaster.domain.requests import BroadcastRequest
 from broadcaster.drills.config import check_webhook_url
 from broadcaster.drills.cron import CronSpec, zone
 from broadcaster.drills.policy import MIN_GRACE
 from broadcaster.drills.report import Thresholds
-from broadcaster.errors import InputError
-from broadcaster.operations import BroadcastRequest, make_plan
+from broadcaster.errors import ConflictError, InputError, NotFoundError
 from broadcaster.settings import Settings
+from broadcaster.store import drills as store
 from broadcaster.store.database import Conn
-from broadcaster.store.queries import queries
 
 NAME = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
 DEFAULT_GRACE = timedelta(hours=1)
@@ -34,8 +35,10 @@ MAX_GRACE = timedelta(days=1)
 UPCOMING_SHOWN = 3
 
 
-class DuplicateScheduleError(InputError):
+class DuplicateScheduleError(ConflictError):
     """A drill schedule with that name exists: pick another name or remove the old one."""
+
+    code = "duplicate_name"
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,51 @@ class DrillSpec:
             template=row["template"],
             variables=json.loads(row["variables"]),
             expires_in=timedelta(seconds=row["expires_in_s"]),
+        )
+
+
+@dataclass(frozen=True)
+class DrillOverrides:
+    """A drill run by hand: what the person asked for, over the settings of a schedule when one
+    is named (flags given win; variables are merged)."""
+
+    areas: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    template: str | None = None
+    variables: Mapping[str, str] = field(default_factory=dict)
+    expires_in: timedelta | None = None
+    thresholds: Mapping[str, float] = field(default_factory=dict)
+    """Threshold fields (as in `Thresholds.to_json`) that replace the schedule's."""
+    webhook_url: str | None = None
+
+    def resolve(
+        self, schedule: asyncpg.Record | Mapping[str, Any] | None
+    ) -> tuple[DrillSpec, Thresholds, str | None]:
+        """(what to send, the thresholds to judge it by, where to post a failing report)."""
+        base = DrillSpec.of_schedule(schedule) if schedule is not None else None
+        thresholds = Thresholds.from_json(
+            {**(json.loads(schedule["thresholds"]) if schedule else {}), **self.thresholds}
+        )
+        webhook = self.webhook_url or (schedule["webhook_url"] if schedule else None)
+        return self._spec(base), thresholds, check_webhook_url(webhook) if webhook else None
+
+    def _spec(self, base: DrillSpec | None) -> DrillSpec:
+        if base is not None:
+            return DrillSpec(
+                areas=self.areas or base.areas,
+                exclude=self.exclude or base.exclude,
+                template=self.template or base.template,
+                variables={**base.variables, **self.variables},
+                expires_in=self.expires_in or base.expires_in,
+            )
+        if not self.areas:
+            raise InputError("name the drill's areas: --area dep:75 (repeatable), or a schedule")
+        return DrillSpec(
+            areas=self.areas,
+            exclude=self.exclude,
+            template=self.template or "drill",
+            variables=dict(self.variables),
+            expires_in=self.expires_in or DEFAULT_EXPIRES_IN,
         )
 
 
@@ -119,8 +167,8 @@ async def create_schedule(
         )
     warnings = await check_drill(conn, settings, request.drill)
     drill = request.drill
-    row = await conn.fetchrow(
-        queries["insert_drill_schedule"],
+    row = await store.insert_schedule(
+        conn,
         request.name,
         spec.expression,
         spec.timezone,
@@ -137,7 +185,7 @@ async def create_schedule(
         request.created_by,
     )
     if row is None:
-        existing = await conn.fetchrow(queries["drill_schedule_by_name"], request.name)
+        existing = await store.schedule_by_name(conn, request.name)
         raise DuplicateScheduleError(
             f"a drill schedule named {request.name!r} exists already"
             + (f" (id {existing['id']})" if existing else "")
@@ -156,16 +204,17 @@ async def get_schedule(conn: Conn, ref: int | str) -> asyncpg.Record | None:
         value = int(ref)
         if not 1 <= value < 2**63:
             return None
-        return await conn.fetchrow(queries["drill_schedule_by_id"], value)
-    return await conn.fetchrow(queries["drill_schedule_by_name"], ref)
+        return await store.schedule_by_id(conn, value)
+    return await store.schedule_by_name(conn, ref)
 
 
 async def find_schedule(conn: Conn, ref: int | str) -> asyncpg.Record:
-    """Like get_schedule, an InputError naming the way to list them when there is none."""
+    """Like get_schedule, a NotFoundError naming the way to list them when there is none."""
     row = await get_schedule(conn, ref)
     if row is None:
-        raise InputError(
-            f"there is no drill schedule {ref!r}: see `broadcaster drill schedule list`"
+        raise NotFoundError(
+            f"there is no drill schedule {ref!r}: see `broadcaster drill schedule list` or "
+            "GET /v1/drill-schedules"
         )
     return row
 
@@ -174,18 +223,16 @@ async def set_enabled(
     conn: Conn, schedule_id: int, enabled: bool, now: datetime
 ) -> asyncpg.Record | None:
     """Enable (next fire time counted from now: a disabled period is not missed) or disable."""
-    row = await conn.fetchrow(queries["drill_schedule_by_id"], schedule_id)
+    row = await store.schedule_by_id(conn, schedule_id)
     if row is None:
         return None
     next_run = CronSpec(row["cron"], row["timezone"]).next_after(now)
-    return await conn.fetchrow(
-        queries["set_drill_schedule_enabled"], schedule_id, enabled, next_run
-    )
+    return await store.set_schedule_enabled(conn, schedule_id, enabled, next_run)
 
 
 async def remove_schedule(conn: Conn, schedule_id: int) -> asyncpg.Record | None:
     """Delete it; its past runs stay (with the schedule's name)."""
-    return await conn.fetchrow(queries["delete_drill_schedule"], schedule_id)
+    return await store.delete_schedule(conn, schedule_id)
 
 
 def schedule_json(row: asyncpg.Record | Mapping[str, Any]) -> dict[str, Any]:
@@ -219,4 +266,4 @@ def schedule_json(row: asyncpg.Record | Mapping[str, Any]) -> dict[str, Any]:
 
 
 async def list_schedules(conn: Conn) -> list[dict[str, Any]]:
-    return [schedule_json(r) for r in await conn.fetch(queries["list_drill_schedules"])]
+    return [schedule_json(r) for r in await store.schedules(conn)]

@@ -15,10 +15,9 @@ import asyncpg
 import structlog
 
 from broadcaster.smpp.receipts import Receipt
+from broadcaster.store import receipts as store
 
 log = structlog.get_logger(__name__)
-
-RECEIPT_COLUMNS = ("smsc", "message_id", "stat", "err", "done_at", "received_at")
 
 
 class ReceiptRecorder:
@@ -43,7 +42,7 @@ class ReceiptRecorder:
             return
         try:
             async with self.db.acquire() as conn:
-                await conn.copy_records_to_table("receipts", records=rows, columns=RECEIPT_COLUMNS)
+                await store.record(conn, rows)
         except BaseException:
             self._rows[:0] = rows  # keep them for the next flush: a receipt is never dropped
             raise

@@ -4,6 +4,10 @@ Each chunk is leased from Postgres (`FOR UPDATE SKIP LOCKED`), so any number of 
 processes, can share a broadcast. Within a chunk, parts that already have an outcome are skipped,
 so a run resumed after a crash re-sends at most what was in flight. Outcomes are buffered and
 appended with COPY; a chunk is marked done in the same transaction as its last outcomes.
+
+A runner owns no binds: the `Engine` that created it owns the pool and hands each part's outcome
+back to the runner named in its tag (`PartTag`). Every SQL statement is the store's
+(`store.chunks`, `store.broadcasts`); every state change goes through the state machine's table.
 """
 
 from __future__ import annotations
@@ -12,10 +16,8 @@ import asyncio
 import contextlib
 import json
 import math
-import os
-import socket
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -23,11 +25,14 @@ from typing import Any
 import asyncpg
 import structlog
 
+from broadcaster.domain.caller import ENGINE
+from broadcaster.domain.states import HALTED
+from broadcaster.settings import SmscConfig
 from broadcaster.smpp.codec import SubmitTemplate, smpp_absolute_time, submit_templates
 from broadcaster.smpp.pool import SmppPool
+from broadcaster.store import audit, chunks
 from broadcaster.store import broadcasts as store
 from broadcaster.store.database import Conn
-from broadcaster.store.queries import queries
 from broadcaster.text.encoding import encode_message
 
 log = structlog.get_logger(__name__)
@@ -43,16 +48,26 @@ CONTROL_INTERVAL = 0.25
 """How often the runner checks for cancel, pause and expiry (cancel must act within 1 s)."""
 EXPIRY_MARGIN = 0.05
 """Seconds before the expiry at which sending stops: timers fire late, never early."""
-FINAL_STATES = ("completed", "cancelled", "expired", "failed")
+
+SiteTemplates = tuple[SubmitTemplate, ...]
+"""One part of a group's message, encoded for each SMSC of the pool (in the pool's order): each
+SMSC gets its own sender address and receipt request."""
+GroupParts = tuple[SiteTemplates, ...]
+"""All the parts of a group's message, in order."""
 
 
-@dataclass
+@dataclass(eq=False)
 class ChunkProgress:
     """Parts of one chunk submitted and not yet answered; done when streamed and zero."""
 
+    runner: BroadcastRunner
     chunk_no: int
     outstanding: int = 0
     streamed: bool = False
+
+
+PartTag = tuple[ChunkProgress, int, int, int]
+"""What the pool hands back with each part's outcome: (chunk, msisdn, part number, parts)."""
 
 
 @dataclass
@@ -72,7 +87,30 @@ class RunStats:
     state: str = "running"
 
 
-Sender = tuple[str, int, int]  # source_addr, source_ton, source_npi
+def group_parts(
+    body: str,
+    reference: int,
+    smscs: Sequence[SmscConfig],
+    *,
+    validity_period: str,
+    force_receipts: bool = False,
+) -> GroupParts:
+    """A group's text encoded once, then spliced into one submit_sm template per part and per
+    SMSC (each with that SMSC's sender; `force_receipts`: every part asks for a receipt)."""
+    message = encode_message(body, reference=reference)
+    per_smsc = [
+        submit_templates(
+            message,
+            source_addr=smsc.source_addr,
+            source_ton=smsc.source_ton,
+            source_npi=smsc.source_npi,
+            registered_delivery=1 if force_receipts else smsc.registered_delivery,
+            # The SMSC drops what it could not deliver before the broadcast's hard expiry.
+            validity_period=validity_period,
+        )
+        for smsc in smscs
+    ]
+    return tuple(zip(*per_smsc, strict=True))
 
 
 class BroadcastRunner:
@@ -84,17 +122,13 @@ class BroadcastRunner:
         pool: SmppPool,
         broadcast_id: int,
         *,
-        sender: Sender,
-        registered_delivery: int = 1,
-        worker: str | None = None,
+        worker: str,
         on_progress: Callable[[RunStats], None] | None = None,
     ) -> None:
         self.db = db
         self.pool = pool
         self.broadcast_id = broadcast_id
-        self.sender = sender
-        self.registered_delivery = registered_delivery
-        self.worker = worker or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
+        self.worker = worker
         self.on_progress = on_progress
         self.stats = RunStats(broadcast_id)
         self._rows: list[tuple[object, ...]] = []
@@ -107,26 +141,22 @@ class BroadcastRunner:
         self.reached_of: int | None = None
         self.kind = "live"
         self._refusal = ""
-        # The last time converted for each outcome column (see `_on_outcome`).
+        # The last time converted for each outcome column (see `on_outcome`).
         self._submitted_key = self._answered_key = math.nan
         self._submitted_dt = self._answered_dt = datetime.fromtimestamp(0, UTC)
 
-    # -- outcomes (called by the pool, once per part) -----------------------------------------
+    # -- outcomes (called by the engine, once per part) ---------------------------------------
 
-    def _on_outcome(
+    def on_outcome(
         self,
-        tag: object,
+        tag: PartTag,
         status: int,
         message_id: str | None,
         smsc: str,
         submitted_at: float,
         answered_at: float,
     ) -> None:
-        chunk: ChunkProgress
-        msisdn: int
-        part: int
-        parts: int
-        chunk, msisdn, part, parts = tag  # type: ignore[misc]
+        chunk, msisdn, part, parts = tag
         # Parts written in one batch share `submitted_at`, parts answered in one read share
         # `answered_at`: convert each distinct time once (datetime.fromtimestamp for every
         # part was 5% of the broadcaster's CPU in the load test's profile).
@@ -164,13 +194,8 @@ class BroadcastRunner:
             done, self._completable = self._completable, []
             if not rows and not done:
                 return
-            async with self.db.acquire() as conn, conn.transaction():
-                if rows:
-                    await conn.copy_records_to_table(
-                        "deliveries", records=rows, columns=store.DELIVERY_COLUMNS
-                    )
-                for chunk_no in done:
-                    await conn.execute(queries["complete_chunk"], self.broadcast_id, chunk_no)
+            async with self.db.acquire() as conn:
+                await chunks.record_outcomes(conn, self.broadcast_id, rows, done)
             self.stats.outcomes += len(rows)
             self.stats.chunks_done += len(done)
 
@@ -180,30 +205,25 @@ class BroadcastRunner:
         """Run until every chunk is done, or the broadcast is cancelled, paused or expired."""
         structlog.contextvars.bind_contextvars(broadcast_id=self.broadcast_id)
         async with self.db.acquire() as conn:
-            row = await conn.fetchrow(queries["get_broadcast"], self.broadcast_id)
-            if row is None:
-                raise LookupError(f"broadcast {self.broadcast_id} does not exist")
-            if row["kind"] == "drill" and not json.loads(row["target"]).get("test_group_only"):
+            row = await store.get_broadcast(conn, self.broadcast_id)
+            target = json.loads(row["target"])
+            if row["kind"] == "drill" and not target.get("test_group_only"):
                 # A drill never reaches the public (Hawaii, 2018): refuse it, send nothing.
                 reason = "its target is not restricted to the test group"
                 self.stats.state = await self._refuse_drill(conn, reason)
                 return self.stats
-            groups = await conn.fetch(queries["get_groups"], self.broadcast_id)
+            groups = await store.groups(conn, self.broadcast_id)
             await store.expire_overdue(conn)
-            started = await store.set_state(
-                conn, self.broadcast_id, "running", ["approved", "running"]
-            )
-            if not started:
+            if not await store.apply(conn, self.broadcast_id, "start"):
                 # Cancelled, paused, expired or not approved: nothing to do here.
-                self.stats.state = await conn.fetchval(queries["get_state"], self.broadcast_id)
+                self.stats.state = await store.get_state(conn, self.broadcast_id) or "gone"
                 return self.stats
         self.expires_at = row["expires_at"]
-        self.test_group_only = bool(json.loads(row["target"]).get("test_group_only"))
+        self.test_group_only = bool(target.get("test_group_only"))
         self.reached_of = row["parent_id"] if row["reached_only"] else None
         self.kind = row["kind"]
-        templates = self._templates(groups)
-        language_map: dict[str, int] = json.loads(row["language_map"])
-        self.pool.on_outcome = self._on_outcome
+        by_group = self._templates(groups)
+        language_map: dict[str, dict[str, int]] = json.loads(row["language_map"])
         loop = asyncio.get_running_loop()
         seconds_left = (self.expires_at - datetime.now(UTC)).total_seconds()
         # Nothing may be submitted after the expiry: a timer, not a poll, so it is not late.
@@ -216,7 +236,7 @@ class BroadcastRunner:
             asyncio.create_task(self._lease_renewer()),
         ]
         try:
-            await self._claim_loop(templates, language_map)
+            await self._claim_loop(by_group, language_map)
             if self._stop.is_set():
                 self.pool.cancel()
             await self._wait_drained()
@@ -234,113 +254,60 @@ class BroadcastRunner:
         log.info("broadcast_run_finished", state=self.stats.state, outcomes=self.stats.outcomes)
         return self.stats
 
-    def _templates(self, groups: list[asyncpg.Record]) -> dict[int, tuple[SubmitTemplate, ...]]:
-        source, ton, npi = self.sender
-        out: dict[int, tuple[SubmitTemplate, ...]] = {}
-        for g in groups:
-            # The UDH reference is a function of (broadcast, group): a resumed run continues a
-            # half-sent concatenated message with the same reference.
-            reference = (self.broadcast_id * 31 + g["group_no"]) & 0xFF
-            message = encode_message(g["body"], reference=reference)
-            out[g["group_no"]] = submit_templates(
-                message,
-                source_addr=source,
-                source_ton=ton,
-                source_npi=npi,
-                registered_delivery=self.registered_delivery,
-                # The SMSC drops what it could not deliver before the broadcast's hard expiry.
-                validity_period=smpp_absolute_time(self.expires_at),
+    def _templates(self, groups: list[asyncpg.Record]) -> dict[int, GroupParts]:
+        validity = smpp_absolute_time(self.expires_at)
+        return {
+            g["group_no"]: group_parts(
+                g["body"],
+                # The UDH reference is a function of (broadcast, group): a resumed run continues
+                # a half-sent concatenated message with the same reference.
+                (self.broadcast_id * 31 + g["group_no"]) & 0xFF,
+                self.pool.smscs,
+                validity_period=validity,
+                force_receipts=self.kind == "drill",  # a drill measures delivery
             )
-        return out
+            for g in groups
+        }
 
     async def _claim_loop(
-        self,
-        templates: dict[int, tuple[SubmitTemplate, ...]],
-        language_map: dict[str, int],
+        self, by_group: dict[int, GroupParts], language_map: dict[str, dict[str, int]]
     ) -> None:
         while not self._stop.is_set():
             async with self.db.acquire() as conn:
-                chunk = await store.claim_chunk(conn, self.broadcast_id, self.worker, LEASE_SECONDS)
+                chunk = await chunks.claim(conn, self.broadcast_id, self.worker, LEASE_SECONDS)
                 if chunk is None:
                     return
-                recorded = await store.recorded_parts(conn, self.broadcast_id, chunk)
+                recorded = await chunks.recorded_parts(conn, self.broadcast_id, chunk)
                 by_lang = {
-                    key.split("|", 1)[1].encode(): templates[group_no]
-                    for key, group_no in language_map.items()
-                    if key.startswith(chunk.departement + "|")
+                    lang.encode(): by_group[group_no]
+                    for lang, group_no in language_map.get(chunk.departement, {}).items()
                 }
                 await self._stream_chunk(conn, chunk, by_lang, recorded)
 
     async def _stream_chunk(
         self,
         conn: Conn,
-        chunk: store.Chunk,
-        by_lang: dict[bytes, tuple[SubmitTemplate, ...]],
+        chunk: chunks.Chunk,
+        by_lang: dict[bytes, GroupParts],
         recorded: set[tuple[int, int]],
     ) -> None:
-        progress = ChunkProgress(chunk.chunk_no)
-        pool = self.pool
-        submit = pool.submit
-        stats = self.stats
-        tail = b""
-        dropped = False
-
-        async def consume(data: bytes) -> None:
-            nonlocal tail, dropped
-            if dropped or self._stop.is_set():
-                # Stopped: read the rest of the stream and drop it; never raise here. asyncpg
-                # answers an exception from a COPY output callback with a CancelRequest, and the
-                # connection can be neither used nor released until the server acknowledges the
-                # cancelled query. When the failing buffer was the stream's last one (all of a
-                # small chunk, or the rest of a default-sized one read after a back-pressure
-                # wait), the COPY had already ended: no acknowledgment ever comes, and the
-                # release (so the run) waits forever. Reading on costs at most one chunk's rows.
-                dropped = True
-                return
-            lines = (tail + data).split(b"\n")
-            tail = lines.pop()
-            submitted = 0
-            for line in lines:
-                destination, _, lang = line.partition(b"\t")
-                parts = by_lang[lang]
-                count = len(parts)
-                msisdn = int(destination)
-                for index, template in enumerate(parts, 1):
-                    if recorded and (msisdn, index) in recorded:
-                        stats.parts_skipped += 1
-                        continue
-                    submit(template, destination, (progress, msisdn, index, count))
-                    submitted += 1
-            progress.outstanding += submitted
-            stats.parts_submitted += submitted
-            stats.recipients_streamed += len(lines)
-            if stats.first_submit is None and submitted:
-                stats.first_submit = time.monotonic()
-            if pool.backlog >= MAX_BACKLOG:
-                await pool.wait_for_room(MAX_BACKLOG // 2)
-            if len(self._rows) >= FLUSH_ROWS:
-                # Never run far ahead of the durable record: it bounds what a crash resends.
-                await self._flush()
-
-        args: list[object] = [
-            chunk.departement,
-            chunk.msisdn_from,
-            chunk.msisdn_to,
-            chunk.communes,
-            self.test_group_only,
-            *chunk.selection_args,  # $6-$8: the chunk's cells and exclusions
-        ]
-        name = "stream_chunk"
+        progress = ChunkProgress(self, chunk.chunk_no)
+        consume = _Submitter(self, progress, by_lang, recorded)
         output: Callable[[bytes], Coroutine[Any, Any, None]] = consume
-        if self.kind == "drill":
+        drill = self.kind == "drill"
+        if drill:
             # Each row comes with its test_group flag, checked before any of it is submitted.
-            name, output = "stream_chunk_drill", _TestGroupOnly(consume, self._refuse_recipient)
-            args.append(self.reached_of)  # $9: NULL, or the broadcast whose reached we want
-        elif self.reached_of is not None:
-            name = "stream_chunk_reached"
-            args.append(self.reached_of)  # $9: the broadcast whose reached recipients we want
-        await conn.copy_from_query(queries[name].rstrip().rstrip(";"), *args, output=output)
-        if dropped:
+            output = _TestGroupOnly(consume, self._refuse_recipient)
+        await chunks.stream(
+            conn,
+            self.broadcast_id,
+            chunk,
+            output,
+            test_group_only=self.test_group_only,
+            drill=drill,
+            reached_of=self.reached_of,
+        )
+        if consume.dropped:
             return  # the chunk stays unfinished: its lease is handed back, a resume takes it up
         if self._refusal:
             return  # a drill refused mid-chunk: the rest of the chunk was read, not submitted
@@ -374,10 +341,10 @@ class BroadcastRunner:
         """Stop within CONTROL_INTERVAL of a cancel, a pause or a more urgent broadcast."""
         while True:
             async with self.db.acquire() as conn:
-                row = await conn.fetchrow(queries["get_state"], self.broadcast_id)
+                row = await store.get_state_row(conn, self.broadcast_id)
                 assert row is not None
-                urgent = await conn.fetchval(queries["higher_priority_waiting"], row["priority"])
-            if row["state"] in ("cancelled", "paused", "expired", "failed"):
+                urgent = await chunks.higher_priority_waiting(conn, row["priority"])
+            if row["state"] in HALTED:
                 self._halt(row["state"])
                 return
             if urgent:
@@ -394,37 +361,32 @@ class BroadcastRunner:
         dropped = self.pool.cancel()
         log.warning("broadcast_halted", reason=reason, queued_parts_dropped=len(dropped))
 
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
     async def _lease_renewer(self) -> None:
         while True:
             await asyncio.sleep(LEASE_SECONDS / 3)
             async with self.db.acquire() as conn:
-                await conn.execute(
-                    queries["renew_leases"], self.broadcast_id, self.worker, LEASE_SECONDS
-                )
+                await chunks.renew_leases(conn, self.broadcast_id, self.worker, LEASE_SECONDS)
 
     async def _final_state(self) -> str:
         async with self.db.acquire() as conn:
             if self._stop_reason:
-                # Hand unfinished chunks back at once (no waiting for leases to expire).
-                await conn.execute(queries["release_leases"], self.broadcast_id, self.worker)
+                await chunks.release_leases(conn, self.broadcast_id, self.worker)
             if self._stop_reason == "refused":
                 return await self._refuse_drill(conn, self._refusal)
             if self._stop_reason == "expired":
-                await store.set_state(
-                    conn, self.broadcast_id, "expired", ["approved", "running", "paused"]
-                )
+                await store.apply(conn, self.broadcast_id, "expire")
                 return "expired"
-            left = await conn.fetchrow(queries["chunks_left"], self.broadcast_id)
-            assert left is not None
+            todo, _total = await chunks.chunks_left(conn, self.broadcast_id)
             # Everything was sent: completed, even if a pause landed in the last moments (a
             # paused broadcast with nothing left could never be resumed into completion).
-            if left["todo"] == 0 and await store.set_state(
-                conn, self.broadcast_id, "completed", ["running", "paused"]
-            ):
+            if todo == 0 and await store.apply(conn, self.broadcast_id, "complete"):
                 return "completed"
-            if self._stop_reason or left["todo"] == 0:
-                state: str = await conn.fetchval(queries["get_state"], self.broadcast_id)
-                return state
+            if self._stop_reason or todo == 0:
+                return await store.get_state(conn, self.broadcast_id) or "gone"
             return "running"  # other workers still hold chunks
 
     def _refuse_recipient(self, msisdn: bytes) -> None:
@@ -433,20 +395,90 @@ class BroadcastRunner:
 
     async def _refuse_drill(self, conn: Conn, reason: str) -> str:
         """Fail a drill that would reach a non-test subscriber; the reason goes to the audit log."""
-        await store.set_state(conn, self.broadcast_id, "failed", ["approved", "running", "paused"])
-        await conn.execute(
-            queries["insert_audit"],
-            "engine",
+        await store.apply(conn, self.broadcast_id, "fail")
+        await audit.record(
+            conn,
+            ENGINE,
             "drill_refused",
-            f"broadcast:{self.broadcast_id}",
-            json.dumps({"reason": f"drill refused: {reason}; a drill reaches the test group only"}),
+            audit.subject_of("broadcast", self.broadcast_id),
+            reason=f"drill refused: {reason}; a drill reaches the test group only",
         )
         log.error("drill_refused", reason=reason)
         return "failed"
 
 
+class _Submitter:
+    """A chunk's COPY consumer: `msisdn\\tlang` lines in, each recipient's parts into the pool.
+
+    Once the run stops it reads the rest of the stream and drops it, never raising: asyncpg
+    answers an exception from a COPY output callback with a CancelRequest, and the connection
+    can be neither used nor released until the server acknowledges the cancelled query. When the
+    failing buffer was the stream's last one (all of a small chunk, or the rest of a
+    default-sized one read after a back-pressure wait), the COPY had already ended: no
+    acknowledgment ever comes, and the release (so the run) waits forever. Reading on costs at
+    most one chunk's rows.
+    """
+
+    def __init__(
+        self,
+        runner: BroadcastRunner,
+        progress: ChunkProgress,
+        by_lang: dict[bytes, GroupParts],
+        recorded: set[tuple[int, int]],
+    ) -> None:
+        self.runner = runner
+        self.progress = progress
+        self.by_lang = by_lang
+        self.recorded = recorded
+        self.tail = b""
+        self.dropped = False
+
+    async def __call__(self, data: bytes) -> None:
+        runner = self.runner
+        if self.dropped or runner.stopping:
+            self.dropped = True
+            return
+        lines = (self.tail + data).split(b"\n")
+        self.tail = lines.pop()
+        submitted = self._submit(lines)
+        stats = runner.stats
+        self.progress.outstanding += submitted
+        stats.parts_submitted += submitted
+        stats.recipients_streamed += len(lines)
+        if stats.first_submit is None and submitted:
+            stats.first_submit = time.monotonic()
+        pool = runner.pool
+        if pool.backlog >= MAX_BACKLOG:
+            await pool.wait_for_room(MAX_BACKLOG // 2)
+        if len(runner._rows) >= FLUSH_ROWS:
+            # Never run far ahead of the durable record: it bounds what a crash resends.
+            await runner._flush()
+
+    def _submit(self, lines: list[bytes]) -> int:
+        """Queue every part of these recipients but those already recorded; how many."""
+        submit = self.runner.pool.submit
+        by_lang = self.by_lang
+        recorded = self.recorded
+        progress = self.progress
+        stats = self.runner.stats
+        submitted = 0
+        for line in lines:
+            destination, _, lang = line.partition(b"\t")
+            parts = by_lang[lang]
+            count = len(parts)
+            msisdn = int(destination)
+            for index, templates in enumerate(parts, 1):
+                if recorded and (msisdn, index) in recorded:
+                    stats.parts_skipped += 1
+                    continue
+                tag: PartTag = (progress, msisdn, index, count)
+                submit(templates, destination, tag)
+                submitted += 1
+        return submitted
+
+
 class _TestGroupOnly:
-    """A drill's COPY consumer: passes `msisdn\tlang` lines on only while every row streamed is
+    """A drill's COPY consumer: passes `msisdn\\tlang` lines on only while every row streamed is
     in the test group; the first one that is not stops the drill before it is submitted. (The
     rest of the stream is read and dropped: raising here once the server has finished the COPY
     leaves asyncpg waiting on a cancellation that never completes.)"""

@@ -10,7 +10,9 @@ from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from broadcaster.domain.caller import Caller
 from broadcaster.errors import InputError, UnknownAreaError
+from broadcaster.store import audit
 from broadcaster.store.database import Conn
 from broadcaster.store.queries import queries
 from broadcaster.store.subscribers import cell_departements
@@ -179,13 +181,13 @@ async def set_area_variable(
     name: str,
     value: str,
     *,
-    actor: str,
+    caller: Caller,
     known_names: Collection[str],
 ) -> AreaVariableChange:
     """Validate and store one area variable, recording the change (old and new value) in the
     audit log in the same transaction; an unchanged value writes nothing."""
     index = await load_area_index(conn)
-    names = set(known_names) | {r["name"] for r in await conn.fetch(queries["area_variable_names"])}
+    names = set(known_names) | set(await area_variable_names(conn))
     dep, name, text, warnings = validate_area_variable(
         departement, name, value, index.departements, names
     )
@@ -194,15 +196,22 @@ async def set_area_variable(
         if old == text:
             return AreaVariableChange(dep, name, old, text, False, warnings, None)
         await conn.execute(queries["upsert_area_variable"], dep, name, text)
-        row = await conn.fetchrow(
-            queries["audit_area_variable"],
-            actor,
+        audit_id = await audit.record(
+            conn,
+            caller,
             AREA_VARIABLE_ACTION,
             f"departement:{dep}",
-            json.dumps({"departement": dep, "name": name, "old": old, "new": text}),
+            departement=dep,
+            name=name,
+            old=old,
+            new=text,
         )
-    assert row is not None
-    return AreaVariableChange(dep, name, old, text, True, warnings, int(row["id"]))
+    return AreaVariableChange(dep, name, old, text, True, warnings, audit_id)
+
+
+async def area_variable_names(conn: Conn) -> list[str]:
+    """The names of the variables some département has."""
+    return [r["name"] for r in await conn.fetch(queries["area_variable_names"])]
 
 
 async def list_area_variables(conn: Conn, departement: str | None = None) -> list[dict[str, Any]]:

@@ -1,4 +1,5 @@
-"""Broadcast records: creating one from a plan, its chunks and leases, and its derived state.
+"""Broadcast records: creating one from a plan, its state (through the state machine's table
+only), and what is derived from its outcomes.
 
 Outcomes are append-only (`deliveries`, `receipts`); a recipient's state is derived by reading
 them, never by updating a per-recipient row.
@@ -13,48 +14,13 @@ from typing import Any
 
 import asyncpg
 
-from broadcaster.engine.states import Action, refuse, transition
-from broadcaster.errors import InputError
+from broadcaster.domain.states import FINAL, TRANSITIONS, Action, refuse
+from broadcaster.errors import NotFoundError
 from broadcaster.planning import Plan
+from broadcaster.store.chunks import insert_chunks
 from broadcaster.store.database import Conn
 from broadcaster.store.queries import queries
-from broadcaster.store.subscribers import chunk_starts
 from broadcaster.targeting import Target
-
-MAX_MSISDN = 999_999_999_999_999
-DELIVERY_COLUMNS = (
-    "broadcast_id",
-    "msisdn",
-    "part",
-    "parts",
-    "status",
-    "message_id",
-    "smsc",
-    "submitted_at",
-    "answered_at",
-)
-
-
-@dataclass(frozen=True)
-class Chunk:
-    """A leased range of one département's recipients."""
-
-    chunk_no: int
-    departement: str
-    communes: list[str] | None
-    msisdn_from: int
-    msisdn_to: int
-    cells: list[str] | None = None
-    """With `communes` not None: subscribers of these cells too (see broadcast_chunks)."""
-    exclude_communes: list[str] | None = None
-    exclude_cells: list[str] | None = None
-    reclaimed: bool = True
-    """Claimed before (by a worker that died or stopped): some parts may be recorded already."""
-
-    @property
-    def selection_args(self) -> tuple[list[str] | None, ...]:
-        """Arguments $6-$8 of the `stream_chunk` query (after $1-$5)."""
-        return (self.cells, self.exclude_communes, self.exclude_cells)
 
 
 @dataclass(frozen=True)
@@ -67,6 +33,14 @@ class Summary:
     duplicates: int
     part_outcomes: int
     failed_by_status: dict[int, int]
+
+
+def language_map(plan: Plan) -> dict[str, dict[str, int]]:
+    """Which group's text each (département, subscriber language) gets: {dep: {lang: group}}."""
+    out: dict[str, dict[str, int]] = {}
+    for (dep, lang), group_no in plan.language_of.items():
+        out.setdefault(dep, {})[lang] = group_no
+    return out
 
 
 async def create_broadcast(
@@ -98,7 +72,7 @@ async def create_broadcast(
             plan.parts,
             created_by,
             expires_at,
-            json.dumps({f"{dep}|{lang}": n for (dep, lang), n in plan.language_of.items()}),
+            json.dumps(language_map(plan)),
             parent_id,
             reached_only,
         )
@@ -118,73 +92,87 @@ async def create_broadcast(
                 for n, g in enumerate(plan.groups)
             ],
         )
-        chunk_rows: list[tuple[Any, ...]] = []
-        selections: list[tuple[Any, ...]] = []
-        for dep, selection in plan.target.selections():
-            starts = await chunk_starts(
-                conn, dep, selection, plan.target.test_group_only, chunk_size
-            )
-            communes, cells, no_communes, no_cells = selection.columns()
-            if starts and not selection.simple:
-                selections.append((broadcast_id, dep, cells, no_communes, no_cells))
-            for i in range(len(starts)):
-                # The first chunk starts at 0: the ranges cover the whole key space.
-                start = starts[i] if i else 0
-                end = starts[i + 1] - 1 if i + 1 < len(starts) else MAX_MSISDN
-                chunk_rows.append((broadcast_id, len(chunk_rows), dep, communes, start, end))
-        await conn.executemany(queries["insert_chunk"], chunk_rows)
-        await conn.executemany(queries["set_chunk_selection"], selections)
+        await insert_chunks(conn, broadcast_id, plan.target, chunk_size)
     return broadcast_id
 
 
-async def set_state(conn: Conn, broadcast_id: int, state: str, from_states: list[str]) -> bool:
-    """Move to `state` if currently in one of `from_states`; False if it was not."""
-    row = await conn.fetchrow(queries["set_state"], broadcast_id, state, from_states)
+# -- state: every change goes through `apply` ------------------------------------------------
+
+
+async def apply(
+    conn: Conn, broadcast_id: int, action: Action, *, approved_by: str | None = None
+) -> bool:
+    """Take `action` if the broadcast is in a state it applies to (the domain's table); False
+    if it was not. The one function through which a broadcast changes state."""
+    sources, target = TRANSITIONS[action]
+    row = await conn.fetchrow(
+        queries["set_state"],
+        broadcast_id,
+        target,
+        sorted(sources),
+        action == "start",
+        target in FINAL,
+        approved_by,
+    )
     return row is not None
 
 
-async def claim_chunk(
-    conn: Conn, broadcast_id: int, worker: str, lease_seconds: float
-) -> Chunk | None:
-    row = await conn.fetchrow(queries["claim_chunk"], broadcast_id, worker, lease_seconds)
+async def apply_action(
+    conn: Conn, broadcast_id: int, action: Action, *, approved_by: str | None = None
+) -> str:
+    """`apply`, or the error saying why not (NotFoundError, ConflictError with the current
+    state); returns the new state."""
+    if not await apply(conn, broadcast_id, action, approved_by=approved_by):
+        current = await get_state(conn, broadcast_id)
+        if current is None:
+            raise no_such_broadcast(broadcast_id)
+        raise refuse(action, broadcast_id, current)
+    return TRANSITIONS[action][1]
+
+
+async def expire_overdue(conn: Conn) -> list[int]:
+    """Mark every unfinished broadcast past its expiry as expired; return their ids."""
+    sources, target = TRANSITIONS["expire"]
+    rows = await conn.fetch(queries["expire_overdue"], sorted(sources), target)
+    return [r["id"] for r in rows]
+
+
+# -- reading ---------------------------------------------------------------------------------
+
+
+def no_such_broadcast(broadcast_id: int) -> NotFoundError:
+    return NotFoundError(
+        f"there is no broadcast {broadcast_id}: see `broadcaster list` or GET /v1/broadcasts"
+    )
+
+
+async def get_broadcast(conn: Conn, broadcast_id: int) -> asyncpg.Record:
+    """The broadcast row, or a NotFoundError saying it does not exist."""
+    row: asyncpg.Record | None = await conn.fetchrow(queries["get_broadcast"], broadcast_id)
     if row is None:
-        return None
-    cells, exclude_communes, exclude_cells = await _chunk_selection(conn, broadcast_id, row)
-    return Chunk(
-        row["chunk_no"],
-        row["departement"],
-        row["communes"],
-        row["msisdn_from"],
-        row["msisdn_to"],
-        cells=cells,
-        exclude_communes=exclude_communes,
-        exclude_cells=exclude_cells,
-        reclaimed=row["claims"] > 1,
-    )
+        raise no_such_broadcast(broadcast_id)
+    return row
 
 
-async def _chunk_selection(
-    conn: Conn, broadcast_id: int, row: asyncpg.Record
-) -> tuple[list[str] | None, list[str] | None, list[str] | None]:
-    """A claimed chunk's cells and exclusions (columns claim_chunk may not return)."""
-    if "exclude_cells" not in row:
-        fetched = await conn.fetchrow(queries["chunk_selection"], broadcast_id, row["chunk_no"])
-        assert fetched is not None
-        row = fetched
-    return (row["cells"], row["exclude_communes"], row["exclude_cells"])
+async def get_state(conn: Conn, broadcast_id: int) -> str | None:
+    """The broadcast's state (None: there is no such broadcast)."""
+    row = await conn.fetchrow(queries["get_state"], broadcast_id)
+    return None if row is None else str(row["state"])
 
 
-async def recorded_parts(conn: Conn, broadcast_id: int, chunk: Chunk) -> set[tuple[int, int]]:
-    if not chunk.reclaimed:
-        return set()  # first claim of this chunk: nothing can have been recorded yet
-    rows = await conn.fetch(
-        queries["recorded_parts"],
-        broadcast_id,
-        chunk.msisdn_from,
-        chunk.msisdn_to,
-        chunk.departement,
-    )
-    return {(r["msisdn"], r["part"]) for r in rows}
+async def get_state_row(conn: Conn, broadcast_id: int) -> asyncpg.Record | None:
+    """State, expiry and priority: what a runner re-reads several times a second."""
+    row: asyncpg.Record | None = await conn.fetchrow(queries["get_state"], broadcast_id)
+    return row
+
+
+async def groups(conn: Conn, broadcast_id: int) -> list[asyncpg.Record]:
+    """The broadcast's texts, one per (département, language) group, in group order."""
+    return list(await conn.fetch(queries["get_groups"], broadcast_id))
+
+
+async def follow_ups(conn: Conn, broadcast_id: int) -> list[dict[str, Any]]:
+    return [dict(r) for r in await conn.fetch(queries["follow_ups"], broadcast_id)]
 
 
 async def summary(conn: Conn, broadcast_id: int) -> Summary:
@@ -199,39 +187,6 @@ async def summary(conn: Conn, broadcast_id: int) -> Summary:
         part_outcomes=row["part_outcomes"],
         failed_by_status={r["status"]: r["n"] for r in failures},
     )
-
-
-async def get_broadcast(conn: Conn, broadcast_id: int) -> asyncpg.Record:
-    """The broadcast row, or an InputError saying it does not exist."""
-    row = await conn.fetchrow(queries["get_broadcast"], broadcast_id)
-    if row is None:
-        raise InputError(f"there is no broadcast {broadcast_id}: see `broadcaster list`")
-    return row
-
-
-async def apply_action(conn: Conn, broadcast_id: int, action: Action) -> str:
-    """Apply a state-machine action; InputError if it does not apply to the current state."""
-    row = await get_broadcast(conn, broadcast_id)
-    sources, target = transition(action)
-    if not await set_state(conn, broadcast_id, target, sources):
-        current = await conn.fetchval(queries["get_state"], broadcast_id)
-        raise refuse(action, broadcast_id, current or row["state"])
-    return target
-
-
-async def act(conn: Conn, broadcast_id: int, action: Action, actor: str) -> str:
-    """`apply_action` and its audit-log entry, together or not at all (CLI and `send`)."""
-    async with conn.transaction():
-        state = await apply_action(conn, broadcast_id, action)
-        await conn.execute(
-            queries["insert_audit"], actor, action, f"broadcast:{broadcast_id}", "{}"
-        )
-    return state
-
-
-async def expire_overdue(conn: Conn) -> list[int]:
-    """Mark every unfinished broadcast past its expiry as expired; return their ids."""
-    return [r["id"] for r in await conn.fetch(queries["expire_overdue"])]
 
 
 async def progress(conn: Conn, broadcast_id: int) -> dict[str, Any]:
@@ -288,12 +243,6 @@ async def list_recent(conn: Conn, limit: int = 20) -> list[dict[str, Any]]:
     ]
 
 
-async def stop_if_active(conn: Conn, broadcast_id: int) -> bool:
-    """Cancel a broadcast unless it already ended; True if it was stopped."""
-    sources, target = transition("cancel")
-    return await set_state(conn, broadcast_id, target, sources)
-
-
 async def reached_counts(conn: Conn, target: Target, parent_id: int) -> dict[tuple[str, str], int]:
     """Like target_counts, restricted to recipients whose parts the parent had accepted."""
     counts: dict[tuple[str, str], int] = {}
@@ -312,3 +261,33 @@ async def reached_counts(conn: Conn, target: Target, parent_id: int) -> dict[tup
         for r in rows:
             counts[(dep, r["lang"])] = r["n"]
     return counts
+
+
+# -- who created it through the API, and idempotent creation ----------------------------------
+
+
+async def record_origin(
+    conn: Conn, broadcast_id: int, token_id: int | None, request_id: str | None
+) -> None:
+    """The API token (and request) that created a broadcast: the two-person rule compares it."""
+    await conn.execute(queries["insert_origin"], broadcast_id, token_id, request_id)
+
+
+async def origin_token(conn: Conn, broadcast_id: int) -> int | None:
+    """The id of the token that created the broadcast (None: not created through a token)."""
+    row = await conn.fetchrow(queries["get_origin"], broadcast_id)
+    return None if row is None else int(row["token_id"])
+
+
+async def claim_idempotency_key(conn: Conn, token_id: int, key: str, fingerprint: str) -> bool:
+    """Take the key inside the create's transaction (True: it was new, and is now taken)."""
+    return bool(await conn.fetchval(queries["claim_idempotency_key"], token_id, key, fingerprint))
+
+
+async def idempotency_key(conn: Conn, token_id: int, key: str) -> asyncpg.Record | None:
+    row: asyncpg.Record | None = await conn.fetchrow(queries["get_idempotency_key"], token_id, key)
+    return row
+
+
+async def bind_idempotency_key(conn: Conn, token_id: int, key: str, broadcast_id: int) -> None:
+    await conn.execute(queries["set_idempotency_broadcast"], token_id, key, broadcast_id)

@@ -24,6 +24,7 @@ from broadcaster.errors import StoreError
 from broadcaster.settings import Settings
 from broadcaster.store.embedded import EmbeddedPostgres
 from broadcaster.store.migrations import migrate
+from broadcaster.store.queries import queries
 
 log = structlog.get_logger(__name__)
 
@@ -101,6 +102,35 @@ async def ensure_migrated(dsn: str, sql_dir: Path) -> list[str]:
         return await migrate(conn, sql_dir / "migrations")
     finally:
         await conn.close()
+
+
+async def create_database(server_dsn: str, name: str) -> str:
+    """A new, empty database on the server of `server_dsn` (its name: letters, digits, _);
+    the DSN to reach it."""
+    if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", name):
+        raise StoreError(f"{name!r} is not a database name this program creates")
+    admin = await connect(server_dsn)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    return urlunsplit(urlsplit(server_dsn)._replace(path=f"/{name}"))
+
+
+async def drop_database(server_dsn: str, name: str) -> None:
+    """Drop a database `create_database` made, connections and all."""
+    if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", name):
+        raise StoreError(f"{name!r} is not a database name this program creates")
+    admin = await connect(server_dsn)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+async def ping(conn: Conn) -> None:
+    """Raise unless the database answers a trivial query."""
+    await conn.fetchval(queries["ping"])
 
 
 def connection_error(dsn: str, exc: BaseException, timeout: float) -> StoreError:

@@ -331,3 +331,9 @@ async def cell_departements(conn: Conn, cells: Sequence[str]) -> dict[str, froze
 async def total_subscribers(conn: Conn) -> int:
     total: int = await conn.fetchval(queries["total_subscribers"])
     return total
+
+
+async def in_departements(conn: Conn, departements: Sequence[str]) -> list[tuple[int, str, str]]:
+    """(msisdn, département, language) of every subscriber of these départements."""
+    rows = await conn.fetch(queries["subscribers_in_departements"], list(departements))
+    return [(r["msisdn"], r["departement"], r["lang"]) for r in rows]

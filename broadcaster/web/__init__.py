@@ -3,7 +3,7 @@
 `setup(app, services)` mounts it at /console on the API's aiohttp app (`broadcaster serve`
 does). Pages come from `templates/web/` (Jinja2, plain CSS, one small script, no build step);
 sign-in is with an API token, kept out of the pages behind a signed session cookie; every action
-goes through the API handler that serves it, with the same role checks (see `gateway`).
+calls the same commands as the API (`broadcaster.commands`), with the same role checks.
 """
 
 from broadcaster.web.console import create_console, setup

@@ -7,8 +7,8 @@ import unicodedata
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
-from broadcaster.store import areas as store_areas
-from broadcaster.store.database import Conn
+from broadcaster.commands import areas
+from broadcaster.commands.context import Context
 
 
 @dataclass(frozen=True)
@@ -23,13 +23,14 @@ class AreaChoice:
     test_group: int
 
 
-async def load_choices(conn: Conn) -> tuple[list[AreaChoice], list[AreaChoice]]:
+async def load_choices(ctx: Context) -> tuple[list[AreaChoice], list[AreaChoice]]:
     """(regions, départements) with their subscriber counts."""
+    region_rows, departement_rows = await areas.counts(ctx)
     regions = [
         AreaChoice(
             f"region:{r['code']}", r["code"], r["name"], "", r["subscribers"], r["test_group"]
         )
-        for r in await store_areas.region_counts(conn)
+        for r in region_rows
     ]
     departements = [
         AreaChoice(
@@ -40,15 +41,9 @@ async def load_choices(conn: Conn) -> tuple[list[AreaChoice], list[AreaChoice]]:
             d["subscribers"],
             d["test_group"],
         )
-        for d in await store_areas.departement_counts(conn)
+        for d in departement_rows
     ]
     return regions, departements
-
-
-async def departement_names(conn: Conn) -> dict[str, str]:
-    """Code -> name, to title a preview's cards ("75 Paris")."""
-    index = await store_areas.load_area_index(conn)
-    return {code: d.name for code, d in index.departements.items()}
 
 
 def fold(text: str) -> str:

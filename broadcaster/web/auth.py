@@ -1,25 +1,24 @@
 """Signing in and out of the console with an API token, and the language toggle.
 
-Sign-in checks the token exactly as the API does (`api.auth.authenticate`), with the API's
-budget of failed attempts per client address; the session then keeps the token's id only. The
+Sign-in checks the token exactly as the API does (`commands.tokens.authenticate`), with the
+API's budget of failed attempts per client address; the session then keeps the token's id only. The
 sign-in page shows no token back, not even a wrong one, and a failure is logged with the client
 address only (`console_authentication_failed`, like the API's `authentication_failed`).
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import replace
 from urllib.parse import quote
 
 import structlog
 from aiohttp import web
 
-from broadcaster.api import audit
-from broadcaster.api.auth import Caller, authenticate
-from broadcaster.api.context import REQUEST_ID, SERVICES
-from broadcaster.api.errors import ApiError
-from broadcaster.store.queries import queries
+from broadcaster.commands.tokens import AuthenticationError
+from broadcaster.commands.tokens import sign_in as open_session
+from broadcaster.domain.caller import Caller
+from broadcaster.http.context import REQUEST_ID, SERVICES
+from broadcaster.http.guard import failed_sign_in_wait
 from broadcaster.web import i18n
 from broadcaster.web.middleware import redirect
 from broadcaster.web.render import render
@@ -66,24 +65,14 @@ async def sign_in(request: web.Request) -> web.StreamResponse:
     text = token.strip()[:MAX_TOKEN_FIELD] if isinstance(token, str) else ""
     target = safe_next(requested if isinstance(requested, str) else None)
     try:
-        async with services.db.acquire() as conn:
-            caller = await authenticate(conn, f"Bearer {text}")
-            row = await conn.fetchrow(queries["get_token"], caller.token_id)
-            await audit.record(
-                conn,
-                actor=caller.name,
-                action="console_sign_in",
-                subject=f"token:{caller.token_id}",
-                request_id=request.get(REQUEST_ID),
-                role=caller.role,
-                remote=request.remote,
-            )
-    except ApiError as exc:
+        caller, token_created = await open_session(
+            services.commands, text, remote=request.remote, request_id=request.get(REQUEST_ID)
+        )
+    except AuthenticationError as exc:
         # Neither the token nor the API's message (it may quote the token's prefix) is logged.
-        address = request.remote or "unknown"
-        log.warning("console_authentication_failed", remote=address, path=request.path)
-        message, status = exc.message, 401
-        wait = services.auth_limiter.take(f"ip:{address}", time.monotonic())
+        log.warning("console_authentication_failed", remote=request.remote, path=request.path)
+        message, status = str(exc), 401
+        wait = failed_sign_in_wait(services, request)
         if wait > 0:
             t = i18n.translator(request[LANG])
             message = t("too_many_sign_ins").format(wait=max(1, round(wait + 0.5)))
@@ -91,8 +80,8 @@ async def sign_in(request: web.Request) -> web.StreamResponse:
         return render(
             request, "sign_in.html", status=status, next=target, error=message, ended=False
         )
-    assert row is not None
-    _start(request, request[SESSION].signed_in(caller.token_id, row["created_at"].isoformat()))
+    assert caller.token_id is not None
+    _start(request, request[SESSION].signed_in(caller.token_id, token_created))
     return redirect(target)
 
 

@@ -1,9 +1,9 @@
 """One broadcast's page: its texts, live progress, history, and what the visitor may do to it
 (approve as the second person, cancel, pause, resume, send an update or the all-clear).
 
-Buttons are shown by role as a courtesy; the decision is the API handler's: an operator's
-forged approve is refused (403), an admin's approval of their own broadcast too (two-person
-rule), both recorded in the audit log.
+Buttons are shown by role as a courtesy; the decision is the command's (`commands.broadcasts`):
+an operator's forged approve is refused (403), an admin's approval of their own broadcast too
+(two-person rule), both recorded in the audit log.
 
 A refused action says "this action was not done" and where the broadcast stands now, never
 "nothing was stored or sent": a second approver who clicks after the first must not read that
@@ -16,25 +16,32 @@ from typing import Any, Final
 
 from aiohttp import web
 
-from broadcaster.api import broadcasts as api_broadcasts
-from broadcaster.api import schemas
-from broadcaster.api.auth import Caller
-from broadcaster.api.context import SERVICES
-from broadcaster.api.errors import ApiError
-from broadcaster.engine.states import FINAL
+from broadcaster.commands import broadcasts as commands
+from broadcaster.commands.access import allowed
+from broadcaster.commands.broadcasts import CreateAction
+from broadcaster.domain.caller import Caller
+from broadcaster.domain.states import ACTIVE, FINAL, Action
 from broadcaster.errors import InputError
+from broadcaster.http import schemas
+from broadcaster.http.bodies import follow_up as follow_up_of
+from broadcaster.http.context import SERVICES
+from broadcaster.http.errors import ApiError
 from broadcaster.web import i18n
 from broadcaster.web.auth import require_user
 from broadcaster.web.compose import (
     area_variable_names,
     catalogue_of,
+    checked,
+    create_from,
+    ctx_of,
     error_text,
     names_of_departements,
+    preview_answer,
     scenario_or_none,
     scenarios_for,
+    status_of,
 )
 from broadcaster.web.forms import EXPIRY_CHOICES_MIN, FollowUp, new_key, variable_fields
-from broadcaster.web.gateway import allowed, invoke
 from broadcaster.web.middleware import redirect
 from broadcaster.web.progress import pool_of, snapshot
 from broadcaster.web.render import render
@@ -42,7 +49,6 @@ from broadcaster.web.state import LANG
 
 DONE: Final = frozenset({"created", "approved", "cancelled", "paused", "resumed"})
 FOLLOW_UP_DEFAULT: Final = {"live": "update", "drill": "drill"}
-ACTIVE: Final = frozenset({"draft", "pending_approval", "approved", "running", "paused"})
 
 
 def broadcast_id_of(request: web.Request) -> int:
@@ -61,12 +67,10 @@ async def page(
     says where the broadcast stands, read after the refusal)."""
     caller = require_user(request)
     broadcast_id = broadcast_id_of(request)
-    report = await invoke(request, caller, "getReport")
+    report = await commands.report(ctx_of(request), caller, broadcast_id)
     broadcast = report["broadcast"]
     kind = broadcast["kind"]
-    async with request.app[SERVICES].db.acquire() as conn:
-        row = await api_broadcasts.load(conn, broadcast_id)
-        created_it = await api_broadcasts.created_by_caller(conn, caller, row)
+    _, created_it = await commands.relation(ctx_of(request), caller, broadcast_id)
     scenarios = scenarios_for(catalogue_of(request), kind)
     follow = follow_up or FollowUp(template=FOLLOW_UP_DEFAULT[kind])
     done = request.query.get("done")
@@ -115,59 +119,75 @@ async def show(request: web.Request) -> web.StreamResponse:
     return await page(request)
 
 
-def _reason(form: Any) -> dict[str, Any]:
+def _reason(form: Any) -> str | None:
     reason = form.get("reason")
     text = " ".join(reason.split())[:500] if isinstance(reason, str) else ""
-    return {"reason": text} if text else {}
+    return text or None
 
 
 async def approve(request: web.Request) -> web.StreamResponse:
     caller = require_user(request)
     form = await request.post()
-    async with request.app[SERVICES].db.acquire() as conn:
-        kind = (await api_broadcasts.load(conn, broadcast_id_of(request)))["kind"]
+    kind, _ = await commands.relation(ctx_of(request), caller, broadcast_id_of(request))
     typed = form.get("confirm")
     if not i18n.confirmation_matches(kind, typed if isinstance(typed, str) else ""):
         t = i18n.translator(request[LANG])
         return await page(request, status=422, error=t("confirm_mismatch_approve"))
-    return await _act(request, caller, "approveBroadcast", _reason(form), "approved")
+    return await _act(request, caller, "approve", _reason(form), "approved")
 
 
 async def cancel(request: web.Request) -> web.StreamResponse:
     caller = require_user(request)
-    body = _reason(await request.post())
-    return await _act(request, caller, "cancelBroadcast", body, "cancelled")
+    return await _act(request, caller, "cancel", _reason(await request.post()), "cancelled")
 
 
 async def pause(request: web.Request) -> web.StreamResponse:
     caller = require_user(request)
-    return await _act(request, caller, "pauseBroadcast", {}, "paused")
+    return await _act(request, caller, "pause", None, "paused")
 
 
 async def resume(request: web.Request) -> web.StreamResponse:
     caller = require_user(request)
-    return await _act(request, caller, "resumeBroadcast", {}, "resumed")
+    return await _act(request, caller, "resume", None, "resumed")
 
 
 async def _act(
-    request: web.Request, caller: Caller, operation: str, body: dict[str, Any], done: str
+    request: web.Request, caller: Caller, action: Action, reason: str | None, done: str
 ) -> web.StreamResponse:
+    broadcast_id = broadcast_id_of(request)
+    ctx = ctx_of(request)
     try:
-        await invoke(request, caller, operation, body)
+        if action == "approve":
+            await commands.approve(ctx, caller, broadcast_id, reason)
+        else:
+            await commands.control(ctx, caller, broadcast_id, action, reason)
     except (ApiError, InputError) as exc:
-        if isinstance(exc, ApiError) and exc.status == 404:
+        if status_of(exc) == 404:
             raise
         message, details = error_text(exc)
-        code = exc.status if isinstance(exc, ApiError) else 422
-        return await page(request, status=code, error=message, details=details)
+        return await page(request, status=status_of(exc), error=message, details=details)
     return redirect(f"/console/broadcasts/{broadcast_id_of(request)}?done={done}")
 
 
 # -- update / all-clear ------------------------------------------------------------------------
 
 
-def _operation(template: str) -> str:
-    return "allClearBroadcast" if template == "all_clear" else "updateBroadcast"
+def _action(template: str) -> CreateAction:
+    return "all_clear" if template == "all_clear" else "update"
+
+
+async def _follow_request(
+    request: web.Request, caller: Caller, form: FollowUp, dry_run: bool
+) -> tuple[dict[str, Any], Any]:
+    """(the checked FollowUp body, the request it makes) of an update or all-clear form."""
+    scenario = scenario_or_none(catalogue_of(request), form.template)
+    body = checked("FollowUp", form.body(scenario, dry_run))
+    default = "all_clear" if form.template == "all_clear" else "update"
+    follow = follow_up_of(body, default)
+    made = await commands.follow_up_request(
+        ctx_of(request), caller, broadcast_id_of(request), follow
+    )
+    return body, made
 
 
 def _follow_hidden(form: FollowUp) -> list[tuple[str, str]]:
@@ -182,18 +202,18 @@ async def follow_up_preview(request: web.Request, error: str | None = None) -> w
     caller = require_user(request)
     broadcast_id = broadcast_id_of(request)
     form = FollowUp.parse(await request.post())
-    scenario = scenario_or_none(catalogue_of(request), form.template)
     try:
-        answer = await invoke(request, caller, _operation(form.template), form.body(scenario, True))
-        async with request.app[SERVICES].db.acquire() as conn:
-            row = await api_broadcasts.load(conn, broadcast_id)
+        _body, made = await _follow_request(request, caller, form, True)
+        answer = await preview_answer(request, caller, made, _action(form.template))
+        status = await commands.status(ctx_of(request), caller, broadcast_id)
     except (ApiError, InputError) as exc:
-        if isinstance(exc, ApiError) and exc.status == 404:
+        if status_of(exc) == 404:
             raise
         message, details = error_text(exc)
-        code = exc.status if isinstance(exc, ApiError) else 422
-        return await page(request, status=code, error=message, details=details, follow_up=form)
-    kind, lang = row["kind"], request[LANG]
+        return await page(
+            request, status=status_of(exc), error=message, details=details, follow_up=form
+        )
+    kind, lang = status["kind"], request[LANG]
     return render(
         request,
         "preview.html",
@@ -211,7 +231,7 @@ async def follow_up_preview(request: web.Request, error: str | None = None) -> w
         confirm_words=i18n.confirm_words(kind, lang),
         error=error,
         details=[],
-        current_state=i18n.state_now(lang, broadcast_id, row["state"]) if error else None,
+        current_state=i18n.state_now(lang, broadcast_id, status["state"]) if error else None,
     )
 
 
@@ -219,27 +239,21 @@ async def follow_up(request: web.Request) -> web.StreamResponse:
     caller = require_user(request)
     broadcast_id = broadcast_id_of(request)
     form = FollowUp.parse(await request.post())
-    async with request.app[SERVICES].db.acquire() as conn:
-        kind = (await api_broadcasts.load(conn, broadcast_id))["kind"]
+    kind, _ = await commands.relation(ctx_of(request), caller, broadcast_id)
     if not i18n.confirmation_matches(kind, form.confirm):
         return await follow_up_preview(
             request, error=i18n.translator(request[LANG])("confirm_mismatch_follow_up")
         )
-    scenario = scenario_or_none(catalogue_of(request), form.template)
     key = form.key if schemas.IDEMPOTENCY_KEY.match(form.key) else None
     try:
-        answer = await invoke(
-            request,
-            caller,
-            _operation(form.template),
-            form.body(scenario, False),
-            idempotency_key=key,
-        )
+        body, made = await _follow_request(request, caller, form, False)
+        created = await create_from(request, caller, made, body, key, _action(form.template))
     except (ApiError, InputError) as exc:
         message, details = error_text(exc)
-        code = exc.status if isinstance(exc, ApiError) else 422
-        return await page(request, status=code, error=message, details=details, follow_up=form)
-    return redirect(f"/console/broadcasts/{answer['broadcast']['broadcast_id']}?done=created")
+        return await page(
+            request, status=status_of(exc), error=message, details=details, follow_up=form
+        )
+    return redirect(f"/console/broadcasts/{created}?done=created")
 
 
 def add_routes(router: web.UrlDispatcher) -> None:

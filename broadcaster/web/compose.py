@@ -1,30 +1,36 @@
 """Compose, preview and submit a broadcast — live or drill — from the browser.
 
 Live and drill have separate pages, URLs and confirmation words: the drill pages always send
-`kind: drill`, whatever the form says, so the API targets the test group only and refuses a
-template without the exercise marker; a drill page cannot reach the public. Previews and
-submissions go through the API's own `createBroadcast` (dry run, then for real with an
-Idempotency-Key, so a double click creates one broadcast).
+`kind: drill`, whatever the form says, so the command targets the test group only and refuses a
+template without the exercise marker; a drill page cannot reach the public. A form becomes the
+API's own body, checked by the API's schema, then the same commands the API calls: a preview,
+then the creation with an idempotency key (a double click creates one broadcast).
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Final
+from typing import Any, Final
 
 from aiohttp import web
 
-from broadcaster.api import schemas
-from broadcaster.api.context import SERVICES
-from broadcaster.api.errors import ApiError
+from broadcaster.commands import areas
+from broadcaster.commands import broadcasts as commands
+from broadcaster.commands.broadcasts import CreateAction, Idempotency
+from broadcaster.commands.context import Context
+from broadcaster.commands.planning import plan_as_json
+from broadcaster.domain.caller import Caller
+from broadcaster.domain.requests import BroadcastRequest
 from broadcaster.errors import InputError
-from broadcaster.store.queries import queries
+from broadcaster.http import schemas
+from broadcaster.http.bodies import broadcast_request, fingerprint
+from broadcaster.http.context import SERVICES
+from broadcaster.http.errors import ApiError
 from broadcaster.text.templates import Scenario, TemplateCatalogue
 from broadcaster.web import i18n
-from broadcaster.web.areas import departement_names, filter_choices, load_choices
+from broadcaster.web.areas import filter_choices, load_choices
 from broadcaster.web.auth import require_user
 from broadcaster.web.forms import EXPIRY_CHOICES_MIN, Compose, new_key, variable_fields
-from broadcaster.web.gateway import invoke
 from broadcaster.web.middleware import redirect
 from broadcaster.web.render import render
 from broadcaster.web.state import LANG, PREFIX
@@ -52,20 +58,64 @@ def scenario_or_none(catalogue: TemplateCatalogue, name: str) -> Scenario | None
     return catalogue.scenarios.get(name)
 
 
+def ctx_of(request: web.Request) -> Context:
+    return request.app[SERVICES].commands
+
+
 async def names_of_departements(request: web.Request) -> dict[str, str]:
-    async with request.app[SERVICES].db.acquire() as conn:
-        return await departement_names(conn)
+    return await areas.departement_names(ctx_of(request))
 
 
 async def area_variable_names(request: web.Request) -> list[str]:
-    async with request.app[SERVICES].db.acquire() as conn:
-        return [r["name"] for r in await conn.fetch(queries["area_variable_names"])]
+    return await areas.variable_names(ctx_of(request))
 
 
 def error_text(exc: ApiError | InputError) -> tuple[str, list[str]]:
     if isinstance(exc, ApiError):
         return exc.message, list(exc.details or [])
-    return str(exc), []
+    return str(exc), list(exc.details or [])
+
+
+def status_of(exc: ApiError | InputError) -> int:
+    return exc.status
+
+
+def checked(schema: str, body: dict[str, Any]) -> dict[str, Any]:
+    """The form's body through the API's own schema (400, as the API would answer)."""
+    return schemas.check(schema, body)
+
+
+async def preview_answer(
+    request: web.Request,
+    caller: Caller,
+    broadcast: BroadcastRequest,
+    action: CreateAction = "create",
+) -> dict[str, Any]:
+    """The dry run's answer, shaped as the API's (`preview`, `approval_required`)."""
+    ctx = ctx_of(request)
+    preview = await commands.preview(ctx, caller, broadcast, action=action)
+    return {
+        "approval_required": preview.approval_required,
+        "preview": plan_as_json(preview.plan, ctx.parts_per_second),
+    }
+
+
+async def create_from(
+    request: web.Request,
+    caller: Caller,
+    broadcast: BroadcastRequest,
+    body: dict[str, Any],
+    key: str | None,
+    action: CreateAction = "create",
+) -> int:
+    """Create (once per key: a double click creates one broadcast); the broadcast's id."""
+    idempotency = None
+    if key is not None:
+        idempotency = Idempotency(key, fingerprint(request.method, request.path, body))
+    created = await commands.create(
+        ctx_of(request), caller, broadcast, action=action, idempotency=idempotency
+    )
+    return created.broadcast_id
 
 
 async def render_compose(
@@ -79,8 +129,7 @@ async def render_compose(
 ) -> web.Response:
     catalogue = catalogue_of(request)
     scenarios = scenarios_for(catalogue, kind)
-    async with request.app[SERVICES].db.acquire() as conn:
-        regions, departements = await load_choices(conn)
+    regions, departements = await load_choices(ctx_of(request))
     return render(
         request,
         "compose.html",
@@ -140,10 +189,11 @@ async def _preview(
         return await render_compose(request, kind, form, error=t("choose_area"), status=422)
     scenario = scenario_or_none(catalogue_of(request), form.template)
     try:
-        answer = await invoke(request, caller, "createBroadcast", form.body(kind, scenario, True))
+        body = checked("BroadcastCreate", form.body(kind, scenario, True))
+        answer = await preview_answer(request, caller, broadcast_request(body, caller.name))
     except (ApiError, InputError) as exc:
         message, details = error_text(exc)
-        status = exc.status if isinstance(exc, ApiError) else 422
+        status = status_of(exc)
         return await render_compose(
             request, kind, form, error=message, details=details, status=status
         )
@@ -181,20 +231,14 @@ def submit_page(kind: str) -> Handler:
         scenario = scenario_or_none(catalogue_of(request), form.template)
         key = form.key if schemas.IDEMPOTENCY_KEY.match(form.key) else None
         try:
-            answer = await invoke(
-                request,
-                caller,
-                "createBroadcast",
-                form.body(kind, scenario, False),
-                idempotency_key=key,
-            )
+            body = checked("BroadcastCreate", form.body(kind, scenario, False))
+            broadcast = broadcast_request(body, caller.name)
+            broadcast_id = await create_from(request, caller, broadcast, body, key)
         except (ApiError, InputError) as exc:
             message, details = error_text(exc)
-            status = exc.status if isinstance(exc, ApiError) else 422
             return await render_compose(
-                request, kind, form, error=message, details=details, status=status
+                request, kind, form, error=message, details=details, status=status_of(exc)
             )
-        broadcast_id = answer["broadcast"]["broadcast_id"]
         return redirect(f"/console/broadcasts/{broadcast_id}?done=created")
 
     return handle

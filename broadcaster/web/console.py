@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from broadcaster.api.context import SERVICES, Services
+from broadcaster.http.context import SERVICES, Services
 from broadcaster.web import auth, broadcast, compose, drill_reports, pages, progress
 from broadcaster.web.middleware import console_pipeline
 from broadcaster.web.render import PAGES_DIR, environment

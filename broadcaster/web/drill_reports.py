@@ -12,11 +12,11 @@ from typing import Any, Final
 
 from aiohttp import web
 
-from broadcaster.api.context import SERVICES
+from broadcaster.commands import drills
+from broadcaster.domain.caller import Caller
 from broadcaster.drills.html import render_report_html
-from broadcaster.drills.runs import list_runs, load_report
 from broadcaster.web.auth import require_user
-from broadcaster.web.gateway import invoke
+from broadcaster.web.compose import ctx_of
 from broadcaster.web.render import render
 
 REPORT_CSP: Final = (
@@ -25,19 +25,16 @@ REPORT_CSP: Final = (
 )
 
 
-async def runs_by_broadcast(request: web.Request) -> dict[int, dict[str, Any]]:
+async def runs_by_broadcast(request: web.Request, caller: Caller) -> dict[int, dict[str, Any]]:
     """Recorded drill runs (schedule, verdict) by broadcast id."""
-    async with request.app[SERVICES].db.acquire() as conn:
-        rows = await list_runs(conn, 100)
+    rows = await drills.runs(ctx_of(request), caller, 100)
     return {int(r["broadcast_id"]): r for r in rows if r.get("broadcast_id") is not None}
 
 
 async def _report_html(request: web.Request) -> str:
-    """The drills package's page for this broadcast (read permission checked like the API)."""
+    """The drills package's page for this broadcast (read permission checked like the API's)."""
     caller = require_user(request)
-    await invoke(request, caller, "getBroadcast")
-    async with request.app[SERVICES].db.acquire() as conn:
-        report = await load_report(conn, int(request.match_info["broadcast_id"]))
+    report = await drills.report(ctx_of(request), caller, int(request.match_info["broadcast_id"]))
     return render_report_html(report)
 
 

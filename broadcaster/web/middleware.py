@@ -6,9 +6,10 @@ Each console request, inside the API's edge middleware (request id, access log):
 2. the language: the session's choice, else Accept-Language;
 3. the signed-in holder, re-read from the token row (a revoked token ends the session);
 4. for a POST: a readable form (400 otherwise: a multipart field without a name, bytes that
-   are not the declared charset), same origin, then the CSRF token (403 otherwise), all before
-   the handler runs;
-5. the handler; a refusal or failure becomes an HTML page in the visitor's language;
+   are not the declared charset), same origin, then the CSRF token (403 otherwise), then the
+   holder's rate limit (429, as the API's), all before the handler runs;
+5. the handler, which calls the commands (they check roles and audit); a refusal or failure
+   becomes an HTML page in the visitor's language, with the refusal's status;
 6. security headers (CSP...) and the cookie when the session changed.
 """
 
@@ -20,12 +21,12 @@ from collections.abc import Awaitable, Callable
 import structlog
 from aiohttp import web
 
-from broadcaster.api.auth import Caller, check_role
-from broadcaster.api.context import CALLER, REQUEST_ID, SERVICES
-from broadcaster.api.errors import ApiError
+from broadcaster.commands.tokens import holder
 from broadcaster.errors import InputError
+from broadcaster.http.context import CALLER, REQUEST_ID, SERVICES
+from broadcaster.http.errors import ApiError
+from broadcaster.http.guard import limit
 from broadcaster.store.database import DATABASE_UNAVAILABLE
-from broadcaster.store.queries import queries
 from broadcaster.web import i18n
 from broadcaster.web.render import render
 from broadcaster.web.security import add_headers, csrf_ok, same_origin
@@ -37,6 +38,7 @@ from broadcaster.web.state import (
     SESSION_CHANGED,
     SESSION_ENDED,
     USER,
+    user_of,
 )
 
 log = structlog.get_logger(__name__)
@@ -88,11 +90,14 @@ async def _handle(request: web.Request, handler: Handler) -> web.StreamResponse:
             if not same_origin(request) or not csrf_ok(form, request[SESSION].csrf):
                 log.warning("console_csrf_refused", path=request.path, remote=request.remote)
                 return _page(request, 403, "forbidden_title", i18n_key="csrf_failed")
+            user = user_of(request)
+            if user is not None:
+                limit(services, user)
         return await handler(request)
     except ApiError as exc:
         return _page(request, exc.status, _title(request, exc.status), message=exc.message)
     except InputError as exc:
-        return _page(request, 422, _title(request, 422), message=str(exc))
+        return _page(request, exc.status, _title(request, exc.status), message=str(exc))
     except DATABASE_UNAVAILABLE as exc:
         log.error("database_unavailable", error=f"{type(exc).__name__}: {exc}")
         return _page(request, 503, "error", i18n_key="unavailable")
@@ -115,20 +120,14 @@ async def _resolve_user(request: web.Request) -> None:
     if session.token_id is None:
         return
     async with request.app[SERVICES].db.acquire() as conn:
-        row = await conn.fetchrow(queries["get_token"], session.token_id)
-        if row is not None and row["revoked_at"] is None:
-            await conn.execute(queries["touch_token"], row["id"])
-    if (
-        row is None
-        or row["revoked_at"] is not None
-        or row["created_at"].isoformat() != session.token_created
-    ):
+        found = await holder(conn, session.token_id, "console", request.get(REQUEST_ID))
+    if found is None or found[1] != session.token_created:
         log.info("console_session_ended", token_id=session.token_id)
         request[SESSION] = Session.anonymous(session.lang)
         request[SESSION_CHANGED] = True
         request[SESSION_ENDED] = True
         return
-    caller = Caller(token_id=row["id"], name=row["name"], role=check_role(row["role"]))
+    caller = found[0]
     request[USER] = caller
     request[CALLER] = caller  # the edge middleware's access log names the actor
     structlog.contextvars.bind_contextvars(actor=caller.name)

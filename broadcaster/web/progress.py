@@ -1,7 +1,7 @@
 """Live progress of a broadcast, pushed to the page as server-sent events.
 
-Once a second the stream reads the broadcast's status through the API's own `getBroadcast`
-(same permission, same derived counts as GET /v1/broadcasts/{id}) and this process's SMPP pool
+Once a second the stream reads the broadcast's status through the command the API's
+`getBroadcast` calls (same permission, same derived counts) and this process's SMPP pool
 health (what /readyz reports), and sends one `progress` event whose figures are already
 formatted in the visitor's language: the page's script only copies text into place. The stream
 ends when the broadcast reaches a final state, after `MAX_STREAM_S` (the browser reconnects),
@@ -25,12 +25,14 @@ from typing import Any, Final
 import structlog
 from aiohttp import web
 
-from broadcaster.api.context import SERVICES
-from broadcaster.engine.states import FINAL
+from broadcaster.commands import broadcasts
+from broadcaster.commands.context import Context
+from broadcaster.domain.caller import Caller
+from broadcaster.domain.states import FINAL
+from broadcaster.http.context import SERVICES
 from broadcaster.smpp.pool import SmppPool
 from broadcaster.web import i18n
 from broadcaster.web.auth import require_user
-from broadcaster.web.gateway import invoke
 from broadcaster.web.render import duration, number
 from broadcaster.web.security import add_headers
 from broadcaster.web.state import CONSOLE, LANG
@@ -130,6 +132,11 @@ def snapshot(
     }
 
 
+async def read_status(ctx: Context, caller: Caller, broadcast_id: int) -> dict[str, Any]:
+    """The broadcast's status, as GET /v1/broadcasts/{id} reads it (same permission)."""
+    return await broadcasts.status(ctx, caller, broadcast_id)
+
+
 def event(name: str, data: dict[str, Any]) -> bytes:
     return f"event: {name}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n".encode()
 
@@ -139,7 +146,9 @@ async def stream(request: web.Request) -> web.StreamResponse:
     services = request.app[SERVICES]
     closing = request.app[CONSOLE].closing
     lang = request[LANG]
-    status = await invoke(request, caller, "getBroadcast")  # 403/404 before the stream opens
+    broadcast_id = int(request.match_info["broadcast_id"])
+    ctx = services.commands
+    status = await read_status(ctx, caller, broadcast_id)  # 403/404 before the stream opens
     response = web.StreamResponse(
         headers={
             "Content-Type": "text/event-stream",
@@ -163,7 +172,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(closing.wait(), max(INTERVAL_S, BUSY_FACTOR * took))
             started = time.monotonic()
-            status = await invoke(request, caller, "getBroadcast")
+            status = await read_status(ctx, caller, broadcast_id)
             took = time.monotonic() - started
     except ConnectionError:
         pass  # the page was closed

@@ -10,8 +10,8 @@ from typing import Any, Final
 import jinja2
 from aiohttp import web
 
+from broadcaster.commands.access import may_try
 from broadcaster.web import i18n
-from broadcaster.web.gateway import allowed
 from broadcaster.web.state import CONSOLE, LANG, SESSION, user_of
 
 PAGES_DIR: Final = Path(__file__).resolve().parent.parent.parent / "templates" / "web"
@@ -89,7 +89,7 @@ def render(request: web.Request, name: str, *, status: int = 200, **context: Any
         lang=lang,
         other_lang="en" if lang == "fr" else "fr",
         user=user,
-        may=lambda operation: user is not None and allowed(user, operation),
+        may=lambda operation: user is not None and may_try(user, operation),
         csrf=session.csrf if session is not None else "",
         here=request.path_qs if request.method == "GET" else "/console/",
         num=lambda value: number(value, lang),

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import jinja2
 from aiohttp import web
 
-from broadcaster.api.auth import Caller
+from broadcaster.domain.caller import Caller
 from broadcaster.web.session import Session, SessionCodec
 
 PREFIX = "/console"

@@ -86,19 +86,17 @@ WHERE parent_id = $1 ORDER BY id;
 SELECT kind, state, count(*)::bigint AS n FROM broadcasts GROUP BY kind, state;
 
 -- name: active_progress
--- Unfinished broadcasts with their chunk progress (cheap: no scan of the outcomes).
+-- Unfinished broadcasts (in the states $1) with their chunk progress (cheap: no scan of the
+-- outcomes).
 SELECT b.id, b.kind, b.state, b.recipients, b.parts,
        count(c.chunk_no)::bigint AS chunks_total,
        count(c.chunk_no) FILTER (WHERE c.done)::bigint AS chunks_done
 FROM broadcasts b
 LEFT JOIN broadcast_chunks c ON c.broadcast_id = b.id
-WHERE b.state IN ('draft', 'pending_approval', 'approved', 'running', 'paused')
+WHERE b.state = ANY($1::text[])
 GROUP BY b.id
 ORDER BY b.id
 LIMIT 100;
-
--- name: ping
-SELECT 1;
 
 -- name: lock_cap_message
 -- Serialise the handling of one CAP (sender, identifier) until the transaction ends.

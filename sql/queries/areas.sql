@@ -61,10 +61,6 @@ INSERT INTO area_variables (departement, name, value, updated_at)
 VALUES ($1, $2, $3, now())
 ON CONFLICT (departement, name) DO UPDATE SET value = excluded.value, updated_at = now();
 
--- name: audit_area_variable
-INSERT INTO audit_log (actor, action, subject, details) VALUES ($1, $2, $3, $4::jsonb)
-RETURNING id, at;
-
 -- name: area_variable_history
 -- The recorded changes of départements' variables ($1 text[], NULL: all), newest first.
 SELECT id, at, actor, subject, details

@@ -25,12 +25,14 @@ SELECT group_no, departement, lang, body, encoding, parts, recipients
 FROM broadcast_groups WHERE broadcast_id = $1 ORDER BY group_no;
 
 -- name: set_state
--- Move a broadcast to state $2 if it is in one of the states $3; returns the row if it moved.
+-- The one way a broadcast changes state: to $2 if it is in one of the states $3 (both from the
+-- state machine's table, `domain/states.py`); $4 stamps started_at, $5 finished_at; $6 records
+-- who approved (NULL keeps it). Returns the row if it moved.
 UPDATE broadcasts
 SET state = $2,
-    started_at = CASE WHEN $2 = 'running' THEN coalesce(started_at, now()) ELSE started_at END,
-    finished_at = CASE WHEN $2 IN ('completed', 'cancelled', 'expired', 'failed')
-                       THEN now() ELSE finished_at END
+    started_at = CASE WHEN $4 THEN coalesce(started_at, now()) ELSE started_at END,
+    finished_at = CASE WHEN $5 THEN now() ELSE finished_at END,
+    approved_by = coalesce($6, approved_by)
 WHERE id = $1 AND state = ANY($3::text[])
 RETURNING id, state;
 
@@ -90,9 +92,10 @@ WHERE broadcast_id = $1 AND status <> 0 GROUP BY status ORDER BY n DESC;
 SELECT state, expires_at, priority FROM broadcasts WHERE id = $1;
 
 -- name: next_runnable
--- The most urgent broadcast with work nobody holds: live before drills, then oldest first.
+-- The most urgent broadcast with work nobody holds: live before drills, then oldest first
+-- ($1: the runnable states).
 SELECT b.id, b.priority FROM broadcasts b
-WHERE b.state IN ('approved', 'running') AND b.expires_at > now()
+WHERE b.state = ANY($1::text[]) AND b.expires_at > now()
   AND EXISTS (
       SELECT 1 FROM broadcast_chunks c
       WHERE c.broadcast_id = b.id AND NOT c.done
@@ -103,9 +106,10 @@ LIMIT 1;
 
 -- name: higher_priority_waiting
 -- Is there runnable work more urgent than priority $1 (a live alert while a drill runs)?
+-- ($2: the runnable states.)
 SELECT EXISTS (
     SELECT 1 FROM broadcasts b
-    WHERE b.state IN ('approved', 'running') AND b.expires_at > now() AND b.priority > $1
+    WHERE b.state = ANY($2::text[]) AND b.expires_at > now() AND b.priority > $1
       AND EXISTS (
           SELECT 1 FROM broadcast_chunks c
           WHERE c.broadcast_id = b.id AND NOT c.done
@@ -114,19 +118,14 @@ SELECT EXISTS (
 );
 
 -- name: expire_overdue
-UPDATE broadcasts SET state = 'expired', finished_at = now()
-WHERE state IN ('draft', 'pending_approval', 'approved', 'running', 'paused')
-  AND expires_at <= now()
+-- Every broadcast past its expiry in one of the states $1 moves to $2 (the "expire" action).
+UPDATE broadcasts SET state = $2, finished_at = now()
+WHERE state = ANY($1::text[]) AND expires_at <= now()
 RETURNING id;
 
 -- name: release_leases
 UPDATE broadcast_chunks SET leased_by = NULL, lease_until = NULL
 WHERE broadcast_id = $1 AND leased_by = $2 AND NOT done;
-
--- name: approve
-UPDATE broadcasts SET state = 'approved', approved_by = $2
-WHERE id = $1 AND state IN ('draft', 'pending_approval')
-RETURNING id;
 
 -- name: list_broadcasts
 SELECT id, kind, state, template, recipients, parts, priority, created_by, approved_by,

@@ -59,9 +59,6 @@ LIMIT $1;
 -- name: drill_run_by_broadcast
 SELECT * FROM drill_runs WHERE broadcast_id = $1;
 
--- name: drill_run_by_id
-SELECT * FROM drill_runs WHERE id = $1;
-
 -- name: unreported_drill_runs
 -- Started drills without a report yet, with their broadcast's state; locked so that a run is
 -- reported (and alarmed) once, whichever scheduler or CLI gets there first.

@@ -193,3 +193,8 @@ WHERE departement = $1 AND msisdn BETWEEN $2 AND $3
   AND ($7::text[] IS NULL OR (commune = ANY($7::text[])) IS NOT TRUE)
   AND ($8::text[] IS NULL OR (cell_id = ANY($8::text[])) IS NOT TRUE)
 ORDER BY msisdn
+
+-- name: subscribers_in_departements
+-- Every subscriber of the départements $1, with their language (the demo checks each got the
+-- text of its group).
+SELECT msisdn, departement, lang FROM subscribers WHERE departement = ANY($1::text[]);

@@ -17,8 +17,9 @@ from fixtures_cli import Cli
 
 from broadcaster.cli import build_parser
 from broadcaster.cli.options import _EnvDefault
+from broadcaster.commands.planning import create_broadcast, make_plan
+from broadcaster.domain.requests import BroadcastRequest
 from broadcaster.importer import seed_synthetic
-from broadcaster.operations import BroadcastRequest, create_broadcast, make_plan
 from broadcaster.settings import Settings
 from broadcaster.text.templates import EXERCISE_MARKERS
 from loadtest.common import mock_smsc_process

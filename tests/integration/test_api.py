@@ -21,8 +21,10 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from multidict import CIMultiDict
 
-from broadcaster.api import auth
-from broadcaster.api.app import create_app
+from fixtures_tokens import mint_token
+
+from broadcaster.domain.tokens import hash_token
+from broadcaster.serve import create_app
 from broadcaster.api.openapi import document
 from broadcaster.api.routes import ROUTES
 from broadcaster.settings import Settings
@@ -141,7 +143,7 @@ async def seed(db: asyncpg.Pool[asyncpg.Record]) -> tuple[dict[str, str], dict[s
             SUBSCRIBERS,
         )
         for name, role in HOLDERS.items():
-            row, tokens[name] = await auth.create_token(conn, name, role, created_by="test")
+            row, tokens[name] = await mint_token(conn, name, role)
             ids[name] = row["id"]
     return tokens, ids
 
@@ -456,7 +458,7 @@ async def test_a_live_broadcast_above_the_threshold_needs_a_second_person(api: A
     assert self_approval.error["code"] == "two_person_rule"
     # ...nor with a second token in their name.
     async with api.db.acquire() as conn:
-        _, second = await auth.create_token(conn, "ROOT", "admin", created_by="test")
+        _, second = await mint_token(conn, "ROOT", "admin")
     again = await api.call("POST", f"/v1/broadcasts/{broadcast_id}/approve", token=second)
     assert again.status == 403
     assert await api.state(broadcast_id) == "pending_approval"
@@ -868,7 +870,7 @@ async def test_tokens_are_shown_once_and_stored_hashed(api: Api) -> None:
     assert token[:12] in dumped
     async with api.db.acquire() as conn:
         stored = await conn.fetchval("SELECT token_hash FROM api_tokens WHERE name = 'dave'")
-    assert stored == auth.hash_token(token)
+    assert stored == hash_token(token)
     works = await api.call("GET", "/v1/broadcasts", token=token)
     assert works.status == 200
     reserved = await api.call(

@@ -28,8 +28,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from broadcaster.api import auth
-from broadcaster.api.app import create_app
+from fixtures_tokens import mint_token
+from broadcaster.serve import create_app
 from broadcaster.settings import Settings
 
 EXAMPLES_PER_MODE = 12
@@ -99,7 +99,7 @@ async def test_schemathesis_finds_no_server_error(db_dsn: str) -> None:
                 "VALUES (33600000001, '75', '75056', 'fr', false), "
                 "(33600000002, '75', '75056', 'fr', true)"
             )
-            _, token = await auth.create_token(conn, "fuzzer", "admin", created_by="test")
+            _, token = await mint_token(conn, "fuzzer", "admin")
         statuses: Counter[int] = Counter()
         server = TestServer(create_app(settings, db), host="127.0.0.1")
         await server.start_server()

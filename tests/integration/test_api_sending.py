@@ -15,8 +15,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from broadcaster.api import auth
-from broadcaster.api.app import create_app
+from fixtures_tokens import mint_token
+from broadcaster.serve import create_app
 from broadcaster.engine.worker import Worker
 from broadcaster.mocksmsc import MockSmsc
 from broadcaster.settings import Settings, SmscConfig
@@ -74,7 +74,7 @@ async def lab(db_dsn: str, mock_smsc: tuple[MockSmsc, SmscConfig]) -> AsyncItera
             SUBSCRIBERS,
         )
         for name, role in (("alice", "operator"), ("bob", "approver")):
-            _, tokens[name] = await auth.create_token(conn, name, role, created_by="test")
+            _, tokens[name] = await mint_token(conn, name, role)
     client = TestClient(TestServer(create_app(settings, db), host="127.0.0.1"))
     await client.start_server()
     try:

@@ -16,8 +16,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from fixtures_drills import seed_subscribers
 from fixtures_smsc import StartMock
 
-from broadcaster.api import auth
-from broadcaster.api.app import create_app
+from fixtures_tokens import mint_token
+from broadcaster.serve import create_app
 from broadcaster.api.routes import ROUTES
 from broadcaster.engine.worker import Worker
 from broadcaster.mocksmsc import MockConfig
@@ -68,7 +68,7 @@ async def api(db_dsn: str) -> AsyncIterator[Api]:
     async with db.acquire() as conn:
         await seed_subscribers(conn)
         for name, role in HOLDERS.items():
-            _, tokens[name] = await auth.create_token(conn, name, role, created_by="test")
+            _, tokens[name] = await mint_token(conn, name, role)
     settings = Settings(database_url=db_dsn, api_rate_per_second=1000.0, api_rate_burst=1000)
     client = TestClient(TestServer(create_app(settings, db), host="127.0.0.1"))
     await client.start_server()

@@ -14,12 +14,13 @@ import pytest
 from fixtures_drills import seed_subscribers
 from fixtures_smsc import StartMock
 
+from broadcaster.commands.planning import create_broadcast, make_plan
+from broadcaster.domain.requests import BroadcastRequest
 from broadcaster.drills.runs import load_report
 from broadcaster.drills.schedules import DrillSpec, ScheduleRequest, create_schedule
 from broadcaster.engine.worker import Worker
 from broadcaster.errors import InputError, TemplateError
 from broadcaster.mocksmsc import MockConfig
-from broadcaster.operations import BroadcastRequest, create_broadcast, make_plan
 from broadcaster.settings import Settings
 from broadcaster.store.database import create_pool
 from broadcaster.store.queries import queries

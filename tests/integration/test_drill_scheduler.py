@@ -23,7 +23,7 @@ from fixtures_drills import TEST_GROUP, FakeClock, WebhookSink, seed_subscribers
 from fixtures_smsc import StartMock
 from prometheus_client.parser import text_string_to_metric_families
 
-from broadcaster.api.app import create_app
+from broadcaster.serve import create_app
 from broadcaster.drills.config import DrillSettings
 from broadcaster.drills.report import Thresholds
 from broadcaster.drills.scheduler import DrillScheduler

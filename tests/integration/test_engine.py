@@ -12,10 +12,11 @@ import asyncpg
 import pytest
 from fixtures_smsc import StartMock
 
+from broadcaster.commands.planning import create_broadcast, make_plan
+from broadcaster.domain.requests import BroadcastRequest
 from broadcaster.engine.worker import Worker
 from broadcaster.importer import seed_synthetic
 from broadcaster.mocksmsc import MockConfig, MockSmsc
-from broadcaster.operations import BroadcastRequest, create_broadcast, make_plan
 from broadcaster.planning import Plan
 from broadcaster.settings import Settings
 from broadcaster.store import broadcasts as store

@@ -28,15 +28,17 @@ import asyncpg
 import pytest
 from fixtures_smsc import StartMock
 
+from broadcaster.commands.planning import create_broadcast, make_plan
+from broadcaster.domain.requests import BroadcastRequest
 from broadcaster.engine import runner as runner_module
 from broadcaster.engine.runner import BroadcastRunner, RunStats
 from broadcaster.engine.worker import Worker
 from broadcaster.importer import seed_synthetic
 from broadcaster.mocksmsc import MockConfig
-from broadcaster.operations import BroadcastRequest, create_broadcast, make_plan
 from broadcaster.settings import Settings
 from broadcaster.smpp.pool import SmppPool
 from broadcaster.store import broadcasts as store
+from broadcaster.store import chunks
 from broadcaster.store.database import create_pool
 
 RUN_BOUND_S = 10.0
@@ -152,14 +154,14 @@ async def test_a_stop_while_a_chunk_streams_ends_the_run_and_frees_its_connectio
 
     monkeypatch.setattr(BroadcastRunner, "_halt", spy_halt)
     if point == "claim":
-        recorded_parts = store.recorded_parts
+        recorded_parts = chunks.recorded_parts
 
         async def claim_then_stop(*args: Any) -> set[tuple[int, int]]:
             parts = await recorded_parts(*args)
             await stop_now()  # the chunk is leased; its COPY starts next
             return parts
 
-        monkeypatch.setattr(store, "recorded_parts", claim_then_stop)
+        monkeypatch.setattr(chunks, "recorded_parts", claim_then_stop)
     else:
         # The consumer waits for room once 64 parts are queued; the stop lands there, in the
         # first wait with the chunk read in part (chunks hold exactly chunk_size recipients,

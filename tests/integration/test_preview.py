@@ -10,11 +10,14 @@ import asyncpg
 import pytest
 from fixtures_smsc import StartMock
 
+from broadcaster.commands.planning import make_plan, plan_as_json
+from broadcaster.domain.requests import BroadcastRequest
 from broadcaster.errors import InputError, TemplateError, UnknownAreaError
 from broadcaster.importer import import_csv
 from broadcaster.mocksmsc import MockConfig
-from broadcaster.operations import BroadcastRequest, make_plan, plan_as_json
-from broadcaster.sending import execute
+from broadcaster.commands.context import Context
+from broadcaster.commands.sending import execute
+from broadcaster.domain.caller import Caller
 from broadcaster.settings import Settings, SmscConfig
 from broadcaster.smpp.pool import contracted_capacity
 from broadcaster.store.areas import set_area_variable
@@ -22,6 +25,7 @@ from broadcaster.store.database import create_pool
 
 # Twenty départements across six regions; three languages; one prefecture typed with an en
 # dash (outside GSM 03.38), so that the French and English texts of département 59 go UCS-2.
+TESTER = Caller(name="test", role="admin", interface="cli")
 DEPS = [
     "01", "02", "06", "13", "14", "21", "2A", "31", "33", "34",
     "35", "44", "59", "67", "69", "75", "76", "92", "971", "974",
@@ -44,7 +48,7 @@ async def base(db_dsn: str, db_conn: asyncpg.Connection, tmp_path: Path) -> None
     result = await import_csv(Settings(database_url=db_dsn), source, None)
     assert result.imported == 240
     change = await set_area_variable(
-        db_conn, "59", "prefecture", "Lille – Nord", actor="test", known_names={"prefecture"}
+        db_conn, "59", "prefecture", "Lille – Nord", caller=TESTER, known_names={"prefecture"}
     )
     assert change.warnings  # told at once that it will cost UCS-2
 
@@ -104,7 +108,7 @@ async def test_part_count_equals_what_the_mock_smsc_receives(
     request = BroadcastRequest(
         areas=AREAS, template="outage", variables={"details": "Rendez-vous en mairie. " * 5}
     )
-    plan, report = await execute(db, settings, (smsc,), request)
+    plan, report = await execute(Context(db=db, settings=settings), TESTER, (smsc,), request)
     assert report["state"] == "completed"
     assert any(g.message.part_count > 1 for g in plan.groups), "some texts are concatenated"
     assert mock.record.parts_received == plan.parts == report["parts"]
@@ -145,7 +149,7 @@ async def test_injection_payload_in_an_area_variable_is_inert(
     db_dsn: str, db_conn: asyncpg.Connection, base: None
 ) -> None:
     await set_area_variable(
-        db_conn, "75", "prefecture", "{{ 6*7 }}", actor="t", known_names={"prefecture"}
+        db_conn, "75", "prefecture", "{{ 6*7 }}", caller=TESTER, known_names={"prefecture"}
     )
     plan = await make_plan(
         db_conn,

@@ -10,18 +10,27 @@ import asyncpg
 import pytest
 from fixtures_smsc import StartMock
 
+from broadcaster.commands.planning import create_broadcast, make_plan
+from broadcaster.domain.requests import BroadcastRequest
 from broadcaster.engine.runner import BroadcastRunner
 from broadcaster.engine.worker import Worker
 from broadcaster.errors import BroadcasterError
 from broadcaster.importer import seed_synthetic
 from broadcaster.mocksmsc import MockConfig
-from broadcaster.operations import BroadcastRequest, create_broadcast, make_plan
-from broadcaster.sending import execute
+from broadcaster.commands.broadcasts import act
+from broadcaster.commands.context import Context
+from broadcaster.commands.sending import execute
+from broadcaster.domain.caller import Caller
 from broadcaster.settings import Settings, SmscConfig
 from broadcaster.store import broadcasts as store
 from broadcaster.store.database import create_pool
 
 REQUEST = BroadcastRequest(areas=["dep:13"], template="outage", variables={})
+TESTER = Caller(name="test", role="admin", interface="cli")
+
+
+def _ctx(db: asyncpg.Pool, dsn: str) -> Context:
+    return Context(db=db, settings=Settings(database_url=dsn))
 
 
 @pytest.fixture
@@ -45,11 +54,11 @@ async def test_a_pause_landing_after_the_last_part_still_completes(
 
     async def pause_first(runner: BroadcastRunner) -> str:
         async with db.acquire() as conn:
-            paused.append(await store.act(conn, runner.broadcast_id, "pause", "test"))
+            paused.append(await act(conn, TESTER, runner.broadcast_id, "pause"))
         return await final_state(runner)
 
     monkeypatch.setattr(BroadcastRunner, "_final_state", pause_first)
-    plan, report = await execute(db, Settings(database_url=db_dsn), [smsc], REQUEST)
+    plan, report = await execute(_ctx(db, db_dsn), TESTER, [smsc], REQUEST)
     assert paused == ["paused"]
     assert report["state"] == "completed"
     assert report["accepted"] == plan.recipients
@@ -65,7 +74,7 @@ async def test_a_worker_for_one_broadcast_stops_when_it_was_paused_before_bindin
     async with db.acquire() as conn:
         plan = await make_plan(conn, settings, REQUEST)
         broadcast_id = await create_broadcast(conn, settings, REQUEST, plan)
-        await store.act(conn, broadcast_id, "pause", "test")
+        await act(conn, TESTER, broadcast_id, "pause")
     runs = await asyncio.wait_for(Worker(db, [smsc]).run(only=broadcast_id), 10)
     assert runs == []  # it returned (it used to idle for ever, waiting for a resume)
 
@@ -75,7 +84,7 @@ async def test_smscs_that_never_bind_leave_the_broadcast_paused_and_named(
 ) -> None:
     nowhere = SmscConfig(name="down", port=unused_tcp_port, binds=1)
     with pytest.raises(BroadcasterError) as refused:
-        await execute(db, Settings(database_url=db_dsn), [nowhere], REQUEST)
+        await execute(_ctx(db, db_dsn), TESTER, [nowhere], REQUEST)
     message = str(refused.value)
     assert "no bind to any SMSC came up" in message
     assert "broadcast 1 was stored and is now paused" in message

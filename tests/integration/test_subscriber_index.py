@@ -9,11 +9,13 @@ import pytest
 import structlog
 
 from broadcaster import importer
+from broadcaster.commands.planning import create_broadcast, make_plan
+from broadcaster.domain.requests import BroadcastRequest
 from broadcaster.errors import InputError, UnknownAreaError
 from broadcaster.importer import import_csv, seed_synthetic, synthesise_into
-from broadcaster.operations import BroadcastRequest, create_broadcast, make_plan
 from broadcaster.settings import Settings
 from broadcaster.store import broadcasts as store
+from broadcaster.store import chunks as store_chunks
 from broadcaster.store.subscribers import target_counts
 from broadcaster.targeting import Target
 
@@ -88,8 +90,8 @@ async def test_counts_and_chunks_cover_the_target_exactly_once(
         "SELECT * FROM broadcast_groups WHERE broadcast_id = $1", broadcast_id
     )
     assert sum(g["recipients"] for g in groups) == plan.recipients
-    claimed = await store.claim_chunk(db_conn, broadcast_id, "w1", 30)
-    other = await store.claim_chunk(db_conn, broadcast_id, "w2", 30)
+    claimed = await store_chunks.claim(db_conn, broadcast_id, "w1", 30)
+    other = await store_chunks.claim(db_conn, broadcast_id, "w2", 30)
     assert claimed is not None and other is not None and claimed.chunk_no != other.chunk_no
 
 

@@ -10,12 +10,14 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from broadcaster.commands.planning import create_broadcast, make_plan
+from broadcaster.domain.requests import BroadcastRequest
 from broadcaster.errors import UnknownAreaError
 from broadcaster.importer import import_csv, seed_synthetic
-from broadcaster.operations import BroadcastRequest, create_broadcast, make_plan
 from broadcaster.settings import Settings
 from broadcaster.store import broadcasts as store
 from broadcaster.store.queries import queries
+from broadcaster.store import chunks as store_chunks
 from broadcaster.store.subscribers import target_counts
 from broadcaster.targeting import Target
 
@@ -97,7 +99,7 @@ async def test_counts_chunks_and_streams_equal_brute_force(
 
     broadcast_id = await create_broadcast(db_conn, settings, request, plan)
     streamed: list[int] = []
-    while (chunk := await store.claim_chunk(db_conn, broadcast_id, "w", 30)) is not None:
+    while (chunk := await store_chunks.claim(db_conn, broadcast_id, "w", 30)) is not None:
         tail = b""
 
         async def consume(data: bytes) -> None:
@@ -130,7 +132,7 @@ async def test_chunks_are_balanced_and_cover_the_key_space(
         broadcast_id,
     )
     assert chunks[0]["msisdn_from"] == 0
-    assert chunks[-1]["msisdn_to"] == store.MAX_MSISDN
+    assert chunks[-1]["msisdn_to"] == store_chunks.MAX_MSISDN
     assert all(a["msisdn_to"] + 1 == b["msisdn_from"] for a, b in itertools.pairwise(chunks))
     assert [c["n"] for c in chunks[:-1]] == [100] * (len(chunks) - 1)
     assert 0 < chunks[-1]["n"] <= 100

@@ -14,7 +14,7 @@ import structlog
 from aiohttp.test_utils import TestClient
 from fixtures_web import MakeLab, page_csrf, sign_in
 
-from broadcaster.web import drill_reports, gateway, progress
+from broadcaster.web import drill_reports, progress
 
 LIVE = {"area": "dep:75", "template": "outage", "idempotency_key": "k-1"}
 
@@ -462,10 +462,10 @@ async def test_a_failure_mid_stream_ends_the_stream_cleanly(
         reads += 1
         if reads > 1:
             raise RuntimeError("the status read failed")
-        return await real_invoke(*args, **kwargs)
+        return await real_status(*args, **kwargs)
 
-    real_invoke = gateway.invoke
-    monkeypatch.setattr(progress, "invoke", status_read_fails_after_the_first)
+    real_status = progress.read_status
+    monkeypatch.setattr(progress, "read_status", status_read_fails_after_the_first)
     monkeypatch.setattr(progress, "INTERVAL_S", 0.01)
     with structlog.testing.capture_logs() as logs:
         async with client.get("/console/broadcasts/1/events") as response:

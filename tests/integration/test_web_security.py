@@ -14,8 +14,8 @@ import structlog
 from aiohttp.test_utils import TestClient
 from fixtures_web import MakeLab, page_csrf, sign_in
 
-from broadcaster.api import auth
-from broadcaster.api.auth import hash_token
+from broadcaster.domain.tokens import hash_token
+from broadcaster.store import tokens as store_tokens
 from broadcaster.web.security import CSP
 from broadcaster.web.session import COOKIE
 
@@ -228,7 +228,7 @@ async def test_revoking_the_token_ends_its_console_sessions(console_lab: MakeLab
     async with client.get("/console/", allow_redirects=False) as response:
         assert response.status == 200
     async with lab.db.acquire() as conn:
-        await auth.revoke_token(conn, 1, revoked_by="test")
+        await store_tokens.revoke(conn, 1, "test")
     async with client.get("/console/", allow_redirects=False) as response:
         assert response.status == 303
         location = response.headers["Location"]

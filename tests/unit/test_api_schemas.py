@@ -8,11 +8,13 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
-from broadcaster.api import auth, schemas
-from broadcaster.api.errors import ApiError
 from broadcaster.api.openapi import document, roles_for
-from broadcaster.api.ratelimit import RateLimiter
 from broadcaster.api.routes import ROUTES
+from broadcaster.domain.caller import Caller
+from broadcaster.domain import tokens
+from broadcaster.http import schemas
+from broadcaster.http.errors import ApiError
+from broadcaster.http.ratelimit import RateLimiter
 
 GOOD = {"areas": ["dep:75"], "template": "outage"}
 
@@ -127,21 +129,21 @@ def test_roles_matrix_is_what_the_issue_asks() -> None:
 
 
 def test_tokens_are_random_and_only_their_hash_is_kept() -> None:
-    one, two = auth.new_token(), auth.new_token()
+    one, two = tokens.new_token(), tokens.new_token()
     assert one != two
-    assert auth.TOKEN_SHAPE.match(one)
-    assert re.fullmatch(r"[0-9a-f]{64}", auth.hash_token(one))
-    assert auth.hash_token(one) != auth.hash_token(two)
+    assert tokens.TOKEN_SHAPE.match(one)
+    assert re.fullmatch(r"[0-9a-f]{64}", tokens.hash_token(one))
+    assert tokens.hash_token(one) != tokens.hash_token(two)
 
 
 @pytest.mark.parametrize("name", ["cli", "CLI", "system", "", "-x", "a b", "x" * 65])
 def test_token_names_that_could_pose_as_another_actor_are_refused(name: str) -> None:
     with pytest.raises(Exception, match="token name"):
-        auth.check_name(name)
+        tokens.check_name(name)
 
 
 def test_same_person_is_by_token_or_by_name_in_any_case() -> None:
-    alice = auth.Caller(token_id=1, name="Alice", role="admin")
+    alice = Caller(name="Alice", role="admin", token_id=1)
     assert alice.same_person("alice")
     assert alice.same_person("someone", 1)
     assert not alice.same_person("bob", 2)

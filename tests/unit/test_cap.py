@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from broadcaster.api import cap
+from broadcaster import cap
 
 SAMPLES = Path(__file__).resolve().parent.parent / "data" / "cap"
 NOW = datetime(2024, 6, 2, 12, 0, tzinfo=UTC)

@@ -17,7 +17,7 @@ from typing import Any, Final, cast
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
-from broadcaster.api.errors import ApiError, bad_request
+from broadcaster.http.errors import ApiError, bad_request
 
 Schema = dict[str, Any]
 

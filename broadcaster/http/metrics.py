@@ -17,8 +17,9 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from broadcaster.smpp.pool import SmppPool
+from broadcaster.store import drills as store_drills
+from broadcaster.store import metrics as store
 from broadcaster.store.database import Conn
-from broadcaster.store.queries import queries
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -189,10 +190,10 @@ class Metrics:
 
     async def refresh(self, conn: Conn) -> None:
         self._snapshot = DbSnapshot(
-            by_state=[dict(r) for r in await conn.fetch(queries["broadcasts_by_state"])],
-            active=[dict(r) for r in await conn.fetch(queries["active_progress"])],
-            drill_runs=[dict(r) for r in await conn.fetch(queries["drill_metrics_runs"])],
-            drill_latest=[dict(r) for r in await conn.fetch(queries["drill_metrics_latest"])],
+            by_state=await store.broadcasts_by_state(conn),
+            active=await store.active_progress(conn),
+            drill_runs=await store_drills.metrics_runs(conn),
+            drill_latest=await store_drills.metrics_latest(conn),
         )
 
     def render(self) -> bytes:

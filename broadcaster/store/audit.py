@@ -1,8 +1,8 @@
-"""The audit log: who did what, to which subject, when, in which request.
+"""The audit log: who did what, to which subject, when, through which interface, in which request.
 
-Every state-changing request (create, preview, approve, cancel, pause, resume, update, all-clear,
-CAP, token changes) and every refusal that matters for security (wrong role, two-person rule)
-writes one row, in the same transaction as the change when there is one. Reads are not audited.
+Every row is written here, in one shape, from every interface: `actor` is the person (or system
+actor), `details` always carry their `role` and `interface`, and the `request_id` and `token_id`
+when there are some. Callers write it in the same transaction as the change it records.
 """
 
 from __future__ import annotations
@@ -11,24 +11,27 @@ import json
 from datetime import datetime
 from typing import Any
 
+from broadcaster.domain.caller import Caller
 from broadcaster.store.database import Conn
 from broadcaster.store.queries import queries
 
 
+def subject_of(kind: str, ident: object | None) -> str | None:
+    """`broadcast:42`, `token:7`...: what an entry is about (None: nothing in particular)."""
+    return None if ident is None else f"{kind}:{ident}"
+
+
 async def record(
-    conn: Conn,
-    *,
-    actor: str,
-    action: str,
-    subject: str | None,
-    request_id: str | None = None,
-    **details: Any,
+    conn: Conn, caller: Caller, action: str, subject: str | None, **details: Any
 ) -> int:
     """Append one entry; returns its id."""
-    if request_id is not None:
-        details["request_id"] = request_id
+    entry: dict[str, Any] = {"role": caller.role, "interface": caller.interface, **details}
+    if caller.request_id is not None:
+        entry["request_id"] = caller.request_id
+    if caller.token_id is not None:
+        entry["token_id"] = caller.token_id
     row = await conn.fetchrow(
-        queries["insert_audit"], actor, action, subject, json.dumps(details, default=str)
+        queries["insert_audit"], caller.name, action, subject, json.dumps(entry, default=str)
     )
     assert row is not None
     return int(row["id"])

@@ -1,4 +1,5 @@
-"""A whole broadcast as the CLI runs it: plan, confirm, store, run, report.
+"""Send a broadcast from this terminal (the CLI's `send`, the demo): plan, confirm, store, run
+here, apply the operator's decisions, report.
 
 A `Watcher` is the front end's part (the terminal display of `send`): it confirms, watches the
 run, asks for a pause (Ctrl-C) through the callback it is given, and when the run halts paused
@@ -17,28 +18,25 @@ from typing import Any, Literal, Protocol
 import asyncpg
 import structlog
 
+from broadcaster.commands.access import authorize
+from broadcaster.commands.broadcasts import act, create_planned
+from broadcaster.commands.context import Context
+from broadcaster.commands.planning import make_plan, plan_as_json
+from broadcaster.domain.caller import Caller
+from broadcaster.domain.requests import BroadcastRequest
+from broadcaster.domain.states import Action
+from broadcaster.engine.engine import Engine
 from broadcaster.engine.runner import RunStats
-from broadcaster.engine.states import Action
 from broadcaster.engine.worker import Worker
 from broadcaster.errors import BroadcasterError, InputError
-from broadcaster.operations import (
-    BroadcastRequest,
-    create_broadcast,
-    make_plan,
-    plan_as_json,
-    run_broadcast,
-)
 from broadcaster.planning import Plan
-from broadcaster.settings import Settings, SmscConfig
+from broadcaster.settings import SmscConfig
 from broadcaster.smpp.pool import contracted_capacity
 from broadcaster.store import broadcasts as store
-from broadcaster.store.database import create_pool, ensure_migrated
-from broadcaster.store.queries import queries
 
 log = structlog.get_logger(__name__)
 
 Decision = Literal["resume", "cancel", "leave"]
-ACTOR = "cli:send"
 
 
 class Watcher(Protocol):
@@ -51,8 +49,8 @@ class Watcher(Protocol):
         """The broadcast is stored and about to run; `pause()` pauses it (InputError if it is
         already final)."""
 
-    def attached(self, worker: Worker) -> None:
-        """A run begins on this worker (again after a resume): its pool has the health."""
+    def attached(self, engine: Engine) -> None:
+        """A run begins on this engine (again after a resume): its pool has the health."""
 
     def progress(self, stats: RunStats) -> None: ...
 
@@ -64,77 +62,64 @@ class Watcher(Protocol):
 
 
 async def execute(
-    db: asyncpg.Pool,
-    settings: Settings,
+    ctx: Context,
+    caller: Caller,
     smscs: Sequence[SmscConfig],
     request: BroadcastRequest,
     watcher: Watcher | None = None,
 ) -> tuple[Plan, dict[str, Any]]:
     """Plan (refusing bad input before anything is stored), confirm, create, run, summarise."""
+    db = ctx.db
     async with db.acquire() as conn:
-        plan = await make_plan(conn, settings, request)
+        await authorize(conn, caller, "createBroadcast")
+        plan = await make_plan(conn, ctx.settings, request)
     preview = plan_as_json(plan, contracted_capacity(smscs))
     if watcher is not None and not await watcher.confirm(plan.recipients, preview):
         raise InputError("not confirmed: nothing was sent")
-    async with db.acquire() as conn:
-        broadcast_id = await create_broadcast(conn, settings, request, plan)
+    broadcast_id = await create_planned(ctx, caller, request, plan)
 
-    async def act(action: Action) -> str:
+    async def decide(action: Action) -> str:
         async with db.acquire() as conn:
-            return await store.act(conn, broadcast_id, action, ACTOR)
+            return await act(conn, caller, broadcast_id, action)
 
-    started = time.monotonic()
-    cpu_started = time.process_time()
-    totals: Counter[str] = Counter()
-    parts_submitted = 0
-    first_submit_ms: float | None = None
-    interrupted: str | None = None
+    clock = _Clock()
+    run = _Runs()
     try:
         if watcher is not None:
-            watcher.started(broadcast_id, plan, lambda: act("pause"))
+            watcher.started(broadcast_id, plan, lambda: decide("pause"))
         while True:
-            stats, pool_stats = await run_broadcast(
-                db,
-                smscs,
-                broadcast_id,
-                on_progress=watcher.progress if watcher else None,
-                on_worker=watcher.attached if watcher else None,
-            )
-            totals.update({k: v for k, v in pool_stats.items() if isinstance(v, int)})
-            parts_submitted += stats.parts_submitted
-            if first_submit_ms is None and stats.first_submit is not None:
-                first_submit_ms = round((stats.first_submit - stats.started) * 1000, 1)
+            await run.once(db, smscs, broadcast_id, watcher)
             async with db.acquire() as conn:
-                state = await conn.fetchval(queries["get_state"], broadcast_id)
+                state = await store.get_state(conn, broadcast_id)
             if state != "paused" or watcher is None:
                 break
-            decision = await watcher.halted(stats)
+            decision = await watcher.halted(run.last)
             if decision == "resume":
-                await act("resume")
-                interrupted = "resumed"
+                await decide("resume")
+                run.interrupted = "resumed"
                 continue
             if decision == "cancel":
-                await act("cancel")
-                interrupted = "cancelled"
+                await decide("cancel")
+                run.interrupted = "cancelled"
             elif decision == "leave":
-                interrupted = "left_paused"
+                run.interrupted = "left_paused"
             break
     except Exception as exc:
-        raise await _parked(db, broadcast_id, exc) from exc
+        raise await _parked(db, caller, broadcast_id, exc) from exc
     finally:
         if watcher is not None:
             watcher.finished()
-    seconds = time.monotonic() - started
     async with db.acquire() as conn:
         summary = await store.summary(conn, broadcast_id)
-        state = await conn.fetchval(queries["get_state"], broadcast_id)
+        state = await store.get_state(conn, broadcast_id)
+    seconds = clock.seconds()
     report: dict[str, Any] = {
         "broadcast_id": broadcast_id,
         "state": state,
         "kind": request.kind,
         "recipients": plan.recipients,
         "parts": plan.parts,
-        "submitted": parts_submitted,
+        "submitted": run.parts_submitted,
         "accepted": summary.accepted,
         "failed": summary.failed,
         "duplicates": summary.duplicates,
@@ -143,42 +128,76 @@ async def execute(
         },
         "seconds": round(seconds, 3),
         "msgs_per_s": round(summary.recorded / seconds, 1) if seconds > 0 else 0.0,
-        "first_submit_ms": first_submit_ms,
-        "throttled": totals["throttled"],
-        "requeued_inflight": totals["requeued_inflight"],
-        "reconnects": totals["reconnects"],
-        "interrupted": interrupted,
+        "first_submit_ms": run.first_submit_ms,
+        "throttled": run.totals["throttled"],
+        "requeued_inflight": run.totals["requeued_inflight"],
+        "reconnects": run.totals["reconnects"],
+        "interrupted": run.interrupted,
         "warnings": list(plan.warnings),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        "cpu_seconds": round(time.process_time() - cpu_started, 3),
+        "cpu_seconds": clock.cpu_seconds(),
     }
     return plan, report
 
 
-async def send(
-    settings: Settings, request: BroadcastRequest, watcher: Watcher | None
-) -> dict[str, Any]:
-    """Send on the configured database (the subscriber index lives there)."""
-    assert settings.database_url, "send needs DATABASE_URL"
-    await ensure_migrated(settings.database_url, settings.sql_dir)
-    db = await create_pool(settings.database_url, min_size=2, max_size=6)
-    try:
-        _plan, report = await execute(db, settings, settings.smscs, request, watcher)
-    finally:
-        await db.close()
-    return report
+class _Clock:
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+        self.cpu_started = time.process_time()
+
+    def seconds(self) -> float:
+        return time.monotonic() - self.started
+
+    def cpu_seconds(self) -> float:
+        return round(time.process_time() - self.cpu_started, 3)
 
 
-async def _parked(db: asyncpg.Pool, broadcast_id: int, exc: Exception) -> BroadcasterError:
+class _Runs:
+    """The runs of one broadcast from this terminal (one, plus one after each resume)."""
+
+    def __init__(self) -> None:
+        self.totals: Counter[str] = Counter()
+        self.parts_submitted = 0
+        self.first_submit_ms: float | None = None
+        self.interrupted: str | None = None
+        self.last = RunStats(0)
+
+    async def once(
+        self,
+        db: asyncpg.Pool,
+        smscs: Sequence[SmscConfig],
+        broadcast_id: int,
+        watcher: Watcher | None,
+    ) -> None:
+        """Bind, run the broadcast until it halts (completed, paused, cancelled...), unbind."""
+        worker = Worker(db, smscs, on_progress=watcher.progress if watcher else None)
+        engine = worker.engine
+        if watcher is not None:
+            watcher.attached(engine)
+        runs = await worker.run(only=broadcast_id)
+        stats = runs[-1] if runs else RunStats(broadcast_id, state="not runnable")
+        assert engine.pool is not None
+        pool_stats = {k: v for k, v in vars(engine.pool.stats).items() if isinstance(v, int)}
+        pool_stats["receipts_recorded"] = engine.receipts.recorded
+        self.totals.update(pool_stats)
+        self.parts_submitted += stats.parts_submitted
+        if self.first_submit_ms is None and stats.first_submit is not None:
+            self.first_submit_ms = round((stats.first_submit - stats.started) * 1000, 1)
+        self.last = stats
+
+
+async def _parked(
+    db: asyncpg.Pool, caller: Caller, broadcast_id: int, exc: Exception
+) -> BroadcasterError:
     """The run failed (no SMSC would bind, the database went away...) with the broadcast stored:
     pause it, so no worker sends it later behind the operator's back (perhaps after they
     retried, which would send it twice), and say so."""
     try:
         async with db.acquire() as conn:
-            state = await store.act(conn, broadcast_id, "pause", ACTOR)
+            state = await act(conn, caller, broadcast_id, "pause")
     except InputError:
         async with db.acquire() as conn:
-            state = await conn.fetchval(queries["get_state"], broadcast_id)
+            state = await store.get_state(conn, broadcast_id) or "gone"
     except Exception as second:
         log.error("park_failed", broadcast_id=broadcast_id, error=str(second))
         state = "unknown (the database did not answer)"

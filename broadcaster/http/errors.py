@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from broadcaster.errors import BroadcasterError
+from broadcaster.errors import BroadcasterError, InputError
 
 
 class ApiError(BroadcasterError):
@@ -39,6 +39,13 @@ class ApiError(BroadcasterError):
         if self.details:
             error["details"] = self.details
         return {"error": error}
+
+
+def from_refusal(exc: InputError) -> ApiError:
+    """A command's refusal (NotFoundError, ForbiddenError, ConflictError, InputError...) in the
+    API's words: its status hint, its code, its message and details."""
+    headers = {"WWW-Authenticate": 'Bearer realm="broadcaster"'} if exc.status == 401 else None
+    return ApiError(exc.status, exc.code, str(exc), details=exc.details, headers=headers)
 
 
 def bad_request(message: str, code: str = "invalid_body", **kw: Any) -> ApiError:

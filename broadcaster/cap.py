@@ -37,8 +37,8 @@ from typing import Final
 import defusedxml
 import defusedxml.ElementTree as SafeET
 
+from broadcaster.domain.requests import DEFAULT_EXPIRY, BroadcastRequest
 from broadcaster.errors import InputError
-from broadcaster.operations import DEFAULT_EXPIRY, BroadcastRequest
 
 NS: Final = "urn:oasis:names:tc:emergency:cap:1.2"
 STATUSES: Final = ("Actual", "Exercise", "System", "Test", "Draft")

@@ -7,13 +7,17 @@
 A live broadcast above the approval threshold waits in pending_approval for a second person;
 drills and small live sends are approved at creation. Cancel works from every non-final state;
 expiry is applied by whoever notices it first (a worker, a status read).
+
+This table is the only list of states: the store's SQL takes the allowed source states of each
+change as parameters from it (`store.broadcasts.apply`), and the sets below (`FINAL`,
+`RUNNABLE`, `ACTIVE`) are what every reader compares with.
 """
 
 from __future__ import annotations
 
 from typing import Final, Literal
 
-from broadcaster.errors import InputError
+from broadcaster.errors import ConflictError
 
 State = Literal[
     "draft",
@@ -31,24 +35,25 @@ Action = Literal[
 ]
 
 FINAL: Final[frozenset[str]] = frozenset({"completed", "cancelled", "expired", "failed"})
+"""States nothing leaves."""
+ACTIVE: Final[frozenset[str]] = frozenset(
+    {"draft", "pending_approval", "approved", "running", "paused"}
+)
+"""Every state that is not final: a broadcast that may still send or be stopped."""
 RUNNABLE: Final[frozenset[str]] = frozenset({"approved", "running"})
 """States a worker may pick a broadcast up in."""
+HALTED: Final[frozenset[str]] = frozenset({"paused", "cancelled", "expired", "failed"})
+"""States in which a running runner stops submitting at once."""
 
 TRANSITIONS: Final[dict[Action, tuple[frozenset[str], State]]] = {
     "submit": (frozenset({"draft"}), "pending_approval"),
     "approve": (frozenset({"draft", "pending_approval"}), "approved"),
-    "start": (frozenset({"approved", "running"}), "running"),
-    "pause": (frozenset({"approved", "running"}), "paused"),
+    "start": (RUNNABLE, "running"),
+    "pause": (RUNNABLE, "paused"),
     "resume": (frozenset({"paused"}), "approved"),
-    "cancel": (
-        frozenset({"draft", "pending_approval", "approved", "running", "paused"}),
-        "cancelled",
-    ),
+    "cancel": (ACTIVE, "cancelled"),
     "complete": (frozenset({"running", "paused"}), "completed"),
-    "expire": (
-        frozenset({"draft", "pending_approval", "approved", "running", "paused"}),
-        "expired",
-    ),
+    "expire": (ACTIVE, "expired"),
     "fail": (frozenset({"approved", "running", "paused"}), "failed"),
 }
 
@@ -59,10 +64,15 @@ def transition(action: Action) -> tuple[list[str], State]:
     return sorted(sources), target
 
 
-def refuse(action: Action, broadcast_id: int, current: str) -> InputError:
+def applies(action: Action, state: str) -> bool:
+    """Whether `action` may be taken from `state`."""
+    return state in TRANSITIONS[action][0]
+
+
+def refuse(action: Action, broadcast_id: int, current: str) -> ConflictError:
     """The error for an action that does not apply to the broadcast's current state."""
     sources, _ = TRANSITIONS[action]
-    return InputError(
+    return ConflictError(
         f"cannot {action} broadcast {broadcast_id}: it is {current}"
         + (f" (only from {', '.join(sorted(sources))})" if current not in FINAL else "")
     )

@@ -1,0 +1,44 @@
+"""What an operator asks for, before any check: the same shape from every way in (pure)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+
+from broadcaster.errors import InputError
+
+DEFAULT_EXPIRY = timedelta(hours=2)
+
+
+@dataclass(frozen=True)
+class BroadcastRequest:
+    """What an operator asks for, before any check."""
+
+    areas: Sequence[str]
+    template: str
+    variables: Mapping[str, str]
+    exclude: Sequence[str] = ()
+    kind: str = "live"
+    test_group_only: bool = False
+    gsm_safe: bool = False
+    expires_in: timedelta = DEFAULT_EXPIRY
+    created_by: str = "cli"
+    parent_id: int | None = None
+    """An update or all-clear follows this broadcast: same areas unless others are named, and
+    the parent is stopped if it is still sending."""
+    reached_only: bool = False
+    """With a parent: only the recipients the parent reached (accepted by the SMSC)."""
+    max_parts: int | None = None
+    """The most parts one message may take; None: the configured `max_parts`."""
+
+
+def parse_variables(pairs: Sequence[str]) -> dict[str, str]:
+    """`name=value` pairs from the command line; a malformed one is an InputError."""
+    out: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip():
+            raise InputError(f"--var {pair!r} is not of the form name=value")
+        out[name.strip()] = value
+    return out

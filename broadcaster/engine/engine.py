@@ -1,0 +1,115 @@
+"""The engine of one process: its SMPP pool (the binds), its receipt recorder, and the runs of
+the broadcasts it sends.
+
+Every way of sending goes through it: a `Worker` (`broadcaster worker`, `serve`) runs whatever
+is runnable; `send` runs the one broadcast it created; `drill run` runs its drill and stays
+bound for the receipts. The pool is created with the engine's own outcome handler, which hands
+each part's outcome to the runner named in the part's tag: runs never rewire the pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from collections.abc import Callable, Sequence
+from types import TracebackType
+
+import asyncpg
+import structlog
+
+from broadcaster.engine.receipts import ReceiptRecorder
+from broadcaster.engine.runner import BroadcastRunner, PartTag, RunStats
+from broadcaster.settings import SmscConfig
+from broadcaster.smpp.pool import SmppPool
+from broadcaster.store import drills as store_drills
+
+log = structlog.get_logger(__name__)
+
+RECEIPT_POLL_S = 0.25
+
+
+class Engine:
+    """Binds to the configured SMSCs and runs broadcasts through them."""
+
+    def __init__(
+        self,
+        db: asyncpg.Pool,
+        smscs: Sequence[SmscConfig],
+        *,
+        name: str | None = None,
+        receipt_interval: float = 0.5,
+    ) -> None:
+        self.db = db
+        self.smscs = tuple(smscs)
+        self.name = name or f"{socket.gethostname()}:{os.getpid()}"
+        """How this process signs its chunk leases."""
+        self.receipts = ReceiptRecorder(db, interval=receipt_interval)
+        self._pool: SmppPool | None = None
+
+    @property
+    def pool(self) -> SmppPool | None:
+        """The SMPP pool, once `start` has bound (None before): health and counters."""
+        return self._pool
+
+    async def start(self) -> None:
+        """Bind (BindError, saying why per bind, unless one bind came up) and record receipts."""
+        pool = SmppPool(self.smscs, on_outcome=self._on_outcome, on_receipt=self.receipts)
+        await pool.start()
+        self._pool = pool
+        self.receipts.start()
+
+    async def close(self) -> None:
+        """Unbind (parts in flight get a moment for their answers) and flush the receipts."""
+        if self._pool is not None:
+            await self._pool.close()
+        await self.receipts.stop()
+
+    async def __aenter__(self) -> Engine:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def run(
+        self, broadcast_id: int, on_progress: Callable[[RunStats], None] | None = None
+    ) -> RunStats:
+        """Run the broadcast until it halts: every chunk this engine could claim is done, or it
+        was cancelled, paused, expired or preempted."""
+        assert self._pool is not None, "start the engine first"
+        runner = BroadcastRunner(
+            self.db, self._pool, broadcast_id, worker=self.name, on_progress=on_progress
+        )
+        return await runner.run()
+
+    async def await_receipts(
+        self, broadcast_id: int, final_stats: Sequence[str], wait: float
+    ) -> int:
+        """Stay bound until every accepted part of the broadcast has a final receipt, or `wait`
+        seconds; the parts still without one."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        while True:
+            await self.receipts.flush()
+            async with self.db.acquire() as conn:
+                pending = await store_drills.receipts_pending(conn, broadcast_id, final_stats)
+            if not pending or loop.time() >= deadline:
+                return pending
+            await asyncio.sleep(RECEIPT_POLL_S)
+
+    @staticmethod
+    def _on_outcome(
+        tag: PartTag,
+        status: int,
+        message_id: str | None,
+        smsc: str,
+        submitted_at: float,
+        answered_at: float,
+    ) -> None:
+        tag[0].runner.on_outcome(tag, status, message_id, smsc, submitted_at, answered_at)

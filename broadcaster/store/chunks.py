@@ -1,0 +1,184 @@
+"""A broadcast's work in the database: chunks of recipients leased to workers, streamed out with
+COPY, and the append-only outcomes written back with COPY.
+
+Chunks are leased with `FOR UPDATE SKIP LOCKED`: any number of workers, in any processes, share
+a broadcast, and PostgreSQL is the only coordinator. A chunk is done in the same transaction as
+its last outcomes, so a resumed run skips exactly what was recorded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+from broadcaster.domain.states import RUNNABLE
+from broadcaster.store.database import Conn
+from broadcaster.store.queries import queries
+from broadcaster.store.subscribers import chunk_starts
+from broadcaster.targeting import Target
+
+MAX_MSISDN = 999_999_999_999_999
+DELIVERY_COLUMNS = (
+    "broadcast_id",
+    "msisdn",
+    "part",
+    "parts",
+    "status",
+    "message_id",
+    "smsc",
+    "submitted_at",
+    "answered_at",
+)
+RUNNABLE_STATES = sorted(RUNNABLE)
+
+StreamOutput = Callable[[bytes], Coroutine[Any, Any, None]]
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A leased range of one département's recipients."""
+
+    chunk_no: int
+    departement: str
+    communes: list[str] | None
+    msisdn_from: int
+    msisdn_to: int
+    cells: list[str] | None = None
+    """With `communes` not None: subscribers of these cells too (see broadcast_chunks)."""
+    exclude_communes: list[str] | None = None
+    exclude_cells: list[str] | None = None
+    reclaimed: bool = True
+    """Claimed before (by a worker that died or stopped): some parts may be recorded already."""
+
+    @property
+    def selection_args(self) -> tuple[list[str] | None, ...]:
+        """Arguments $6-$8 of the `stream_chunk` query (after $1-$5)."""
+        return (self.cells, self.exclude_communes, self.exclude_cells)
+
+
+async def insert_chunks(conn: Conn, broadcast_id: int, target: Target, chunk_size: int) -> None:
+    """Cut each département's selection into chunks of about `chunk_size` recipients."""
+    chunk_rows: list[tuple[Any, ...]] = []
+    selections: list[tuple[Any, ...]] = []
+    for dep, selection in target.selections():
+        starts = await chunk_starts(conn, dep, selection, target.test_group_only, chunk_size)
+        communes, cells, no_communes, no_cells = selection.columns()
+        if starts and not selection.simple:
+            selections.append((broadcast_id, dep, cells, no_communes, no_cells))
+        for i in range(len(starts)):
+            # The first chunk starts at 0: the ranges cover the whole key space.
+            start = starts[i] if i else 0
+            end = starts[i + 1] - 1 if i + 1 < len(starts) else MAX_MSISDN
+            chunk_rows.append((broadcast_id, len(chunk_rows), dep, communes, start, end))
+    await conn.executemany(queries["insert_chunk"], chunk_rows)
+    await conn.executemany(queries["set_chunk_selection"], selections)
+
+
+async def claim(conn: Conn, broadcast_id: int, worker: str, lease_seconds: float) -> Chunk | None:
+    """Lease the next chunk nobody holds (or whose lease expired); None when none is left."""
+    row = await conn.fetchrow(queries["claim_chunk"], broadcast_id, worker, lease_seconds)
+    if row is None:
+        return None
+    if "exclude_cells" not in row:  # cells and exclusions: columns claim_chunk may not return
+        fetched = await conn.fetchrow(queries["chunk_selection"], broadcast_id, row["chunk_no"])
+        assert fetched is not None
+        selection: asyncpg.Record = fetched
+    else:
+        selection = row
+    return Chunk(
+        row["chunk_no"],
+        row["departement"],
+        row["communes"],
+        row["msisdn_from"],
+        row["msisdn_to"],
+        cells=selection["cells"],
+        exclude_communes=selection["exclude_communes"],
+        exclude_cells=selection["exclude_cells"],
+        reclaimed=row["claims"] > 1,
+    )
+
+
+async def recorded_parts(conn: Conn, broadcast_id: int, chunk: Chunk) -> set[tuple[int, int]]:
+    """(msisdn, part) of the chunk's parts that already have an outcome (skipped on resume)."""
+    if not chunk.reclaimed:
+        return set()  # first claim of this chunk: nothing can have been recorded yet
+    rows = await conn.fetch(
+        queries["recorded_parts"],
+        broadcast_id,
+        chunk.msisdn_from,
+        chunk.msisdn_to,
+        chunk.departement,
+    )
+    return {(r["msisdn"], r["part"]) for r in rows}
+
+
+async def stream(
+    conn: Conn,
+    broadcast_id: int,
+    chunk: Chunk,
+    output: StreamOutput,
+    *,
+    test_group_only: bool,
+    drill: bool,
+    reached_of: int | None,
+) -> None:
+    """COPY the chunk's recipients out as `msisdn\\tlang` lines (a drill's with `\\tt|f`, its
+    test-group flag, checked before anything is sent); `reached_of`: only those that broadcast
+    reached."""
+    args: list[object] = [
+        chunk.departement,
+        chunk.msisdn_from,
+        chunk.msisdn_to,
+        chunk.communes,
+        test_group_only,
+        *chunk.selection_args,  # $6-$8: the chunk's cells and exclusions
+    ]
+    name = "stream_chunk"
+    if drill:
+        name = "stream_chunk_drill"
+        args.append(reached_of)  # $9: NULL, or the broadcast whose reached we want
+    elif reached_of is not None:
+        name = "stream_chunk_reached"
+        args.append(reached_of)  # $9: the broadcast whose reached recipients we want
+    await conn.copy_from_query(queries[name].rstrip().rstrip(";"), *args, output=output)
+
+
+async def record_outcomes(
+    conn: Conn, broadcast_id: int, rows: Sequence[tuple[object, ...]], done: Sequence[int]
+) -> None:
+    """Append outcomes and mark finished chunks done, in one transaction."""
+    async with conn.transaction():
+        if rows:
+            await conn.copy_records_to_table("deliveries", records=rows, columns=DELIVERY_COLUMNS)
+        for chunk_no in done:
+            await conn.execute(queries["complete_chunk"], broadcast_id, chunk_no)
+
+
+async def renew_leases(conn: Conn, broadcast_id: int, worker: str, lease_seconds: float) -> None:
+    await conn.execute(queries["renew_leases"], broadcast_id, worker, lease_seconds)
+
+
+async def release_leases(conn: Conn, broadcast_id: int, worker: str) -> None:
+    """Hand the worker's unfinished chunks back at once (no waiting for leases to expire)."""
+    await conn.execute(queries["release_leases"], broadcast_id, worker)
+
+
+async def chunks_left(conn: Conn, broadcast_id: int) -> tuple[int, int]:
+    """(chunks not done, chunks in all)."""
+    row = await conn.fetchrow(queries["chunks_left"], broadcast_id)
+    assert row is not None
+    return int(row["todo"]), int(row["total"])
+
+
+async def next_runnable(conn: Conn) -> int | None:
+    """The most urgent runnable broadcast with a chunk nobody holds."""
+    row = await conn.fetchrow(queries["next_runnable"], RUNNABLE_STATES)
+    return None if row is None else int(row["id"])
+
+
+async def higher_priority_waiting(conn: Conn, priority: int) -> bool:
+    """Runnable work more urgent than `priority` (a live alert while a drill runs)?"""
+    return bool(await conn.fetchval(queries["higher_priority_waiting"], priority, RUNNABLE_STATES))
