@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from broadcaster.cli.mock_smsc import add_mock_smsc_command, config_from_args
 from broadcaster.errors import ConfigError
-from broadcaster.mocksmsc.cli import add_mock_smsc_command, config_from_args
 from broadcaster.mocksmsc.scenario import (
     MockConfig,
     parse_errors,

@@ -18,8 +18,8 @@ from typing import Any
 
 from broadcaster.cli.options import Commands, add_command, flag, multi, switch
 from broadcaster.errors import EXIT_OK
-from broadcaster.mocksmsc.scenario import MockConfig, parse_errors, parse_receipt_mix
-from broadcaster.mocksmsc.server import MockSmsc
+from broadcaster.mocksmsc import MockConfig, MockSmsc
+from broadcaster.mocksmsc.scenario import parse_errors, parse_receipt_mix
 from broadcaster.settings import Settings
 
 EPILOG = """\
