@@ -57,9 +57,9 @@ class MockConfig:
 
     # -- flow control ---------------------------------------------------------------------------
     window: int = 0
-    """submit_sm unanswered per bind before ESME_RMSGQFUL (0: no limit); see server.py."""
+    """submit_sm unanswered per bind before ESME_RMSGQFUL (0: no limit); see flow.py."""
     tps: float = 0.0
-    """Parts per second per bind before ESME_RTHROTTLED (0: no limit); see `TokenBucket`."""
+    """Parts per second per bind before ESME_RTHROTTLED (0: no limit); see `flow.TokenBucket`."""
     tps_burst_s: float = 0.1
     """Depth of the TPS bucket in seconds of the rate: `max(1, rate * tps_burst_s)` parts."""
     throttle_above: float = 1.0
