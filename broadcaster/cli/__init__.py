@@ -41,7 +41,7 @@ exit codes: 0 ok, 1 failure, 2 bad input (nothing sent), 3 partially delivered, 
 
 def build_parser() -> argparse.ArgumentParser:
     from broadcaster.cli import api, broadcasts, check, control, data, drills
-    from broadcaster.mocksmsc.cli import add_mock_smsc_command
+    from broadcaster.cli.mock_smsc import add_mock_smsc_command
 
     parser = argparse.ArgumentParser(
         prog="broadcaster",

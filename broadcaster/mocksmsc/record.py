@@ -72,8 +72,8 @@ class Record:
         data_coding, len(destination), destination, user data (reassembled or added), or
         `_TEXT`, len(destination), destination, UTF-8 text (parts of mixed codings)."""
         self.append_pdu: Callable[[bytes], None] = self._entries.append
-        """The server's fast path: append a valid single-part submit_sm PDU, as received (the
-        caller adds to `parts_received`); only when `keep`."""
+        """The fast path's (`fastpath.answer_single_parts`): append a valid single-part
+        submit_sm PDU, as received (the caller adds to `parts_received`); only when `keep`."""
         self._decoded = 0
         self._messages: dict[str, list[str]] = {}
 

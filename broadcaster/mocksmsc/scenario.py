@@ -25,7 +25,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import tomllib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -57,9 +57,9 @@ class MockConfig:
 
     # -- flow control ---------------------------------------------------------------------------
     window: int = 0
-    """submit_sm unanswered per bind before ESME_RMSGQFUL (0: no limit); see server.py."""
+    """submit_sm unanswered per bind before ESME_RMSGQFUL (0: no limit); see flow.py."""
     tps: float = 0.0
-    """Parts per second per bind before ESME_RTHROTTLED (0: no limit); see `TokenBucket`."""
+    """Parts per second per bind before ESME_RTHROTTLED (0: no limit); see `flow.TokenBucket`."""
     tps_burst_s: float = 0.1
     """Depth of the TPS bucket in seconds of the rate: `max(1, rate * tps_burst_s)` parts."""
     throttle_above: float = 1.0
@@ -115,62 +115,8 @@ class MockConfig:
     """Seed of the scenario RNG (None: a fresh random run)."""
 
     def __post_init__(self) -> None:
-        for name in (
-            "window",
-            "max_binds",
-            "refuse_first_binds",
-            "disconnect_after",
-            "stall_after",
-            "corrupt_stream_after",
-        ):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                raise ConfigError(f"mock SMSC: {name} must be a whole number, 0 or more")
-        for name in (
-            "tps",
-            "latency_ms",
-            "latency_jitter_ms",
-            "stall_seconds",
-            "drain_delay_ms",
-            "receipt_delay_ms",
-            "receipt_jitter_ms",
-        ):
-            value = getattr(self, name)
-            if not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
-                raise ConfigError(f"mock SMSC: {name} must be a number, 0 or more")
-        if not 0 < self.tps_burst_s <= 60:
-            raise ConfigError("mock SMSC: tps_burst_s must be within 0..60 seconds")
-        if not 0 < self.throttle_above <= 1:
-            raise ConfigError("mock SMSC: throttle_above must be a fraction within 0..1")
-        for name in (
-            "disconnect_rate",
-            "malformed_reply_rate",
-            "receipt_drop_rate",
-            "malformed_receipt_rate",
-        ):
-            if not 0 <= getattr(self, name) <= 1:
-                raise ConfigError(f"mock SMSC: {name} must be a probability within 0..1")
-        unknown_modes = set(self.bind_modes) - set(BIND_MODES)
-        if unknown_modes or not self.bind_modes:
-            raise ConfigError(
-                f"mock SMSC: bind_modes {list(self.bind_modes)} must be among {BIND_MODES}"
-            )
-        for status, rate in self.errors.items():
-            if not 0 < status <= 0xFFFFFFFF:
-                raise ConfigError(f"mock SMSC: error status {status} is not a command_status")
-            if not 0 <= rate <= 1:
-                raise ConfigError(f"mock SMSC: error 0x{status:08X}={rate} is not a probability")
-        if sum(self.errors.values()) > 1 + 1e-9:
-            raise ConfigError("mock SMSC: error rates add up to more than 1")
-        unknown = set(self.receipt_mix) - set(RECEIPT_STATS)
-        if unknown:
-            raise ConfigError(
-                f"mock SMSC: unknown receipt stat(s) {sorted(unknown)}; use {RECEIPT_STATS}"
-            )
-        if any(not 0 <= p <= 1 for p in self.receipt_mix.values()) or (
-            abs(sum(self.receipt_mix.values()) - 1) > 1e-6
-        ):
-            raise ConfigError("mock SMSC: the receipt mix must be probabilities adding up to 1")
+        for check in _CHECKS:
+            check(self)
 
     @property
     def fast(self) -> bool:
@@ -238,6 +184,101 @@ class MockConfig:
             raise ConfigError(f"scenario {path} is not valid TOML: {exc}") from exc
         data.update({k: v for k, v in overrides.items() if v is not None})
         return cls.from_mapping(data, origin=f"scenario {path}")
+
+
+# -- validation of a MockConfig: one check per kind of knob, in this order ----------------------
+
+_WHOLE_NUMBERS: Final = (
+    "window",
+    "max_binds",
+    "refuse_first_binds",
+    "disconnect_after",
+    "stall_after",
+    "corrupt_stream_after",
+)
+_NON_NEGATIVE_NUMBERS: Final = (
+    "tps",
+    "latency_ms",
+    "latency_jitter_ms",
+    "stall_seconds",
+    "drain_delay_ms",
+    "receipt_delay_ms",
+    "receipt_jitter_ms",
+)
+_PROBABILITIES: Final = (
+    "disconnect_rate",
+    "malformed_reply_rate",
+    "receipt_drop_rate",
+    "malformed_receipt_rate",
+)
+
+
+def _check_whole_numbers(config: MockConfig) -> None:
+    for name in _WHOLE_NUMBERS:
+        value = getattr(config, name)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise ConfigError(f"mock SMSC: {name} must be a whole number, 0 or more")
+
+
+def _check_numbers(config: MockConfig) -> None:
+    for name in _NON_NEGATIVE_NUMBERS:
+        value = getattr(config, name)
+        if not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+            raise ConfigError(f"mock SMSC: {name} must be a number, 0 or more")
+
+
+def _check_tps_shape(config: MockConfig) -> None:
+    if not 0 < config.tps_burst_s <= 60:
+        raise ConfigError("mock SMSC: tps_burst_s must be within 0..60 seconds")
+    if not 0 < config.throttle_above <= 1:
+        raise ConfigError("mock SMSC: throttle_above must be a fraction within 0..1")
+
+
+def _check_probabilities(config: MockConfig) -> None:
+    for name in _PROBABILITIES:
+        if not 0 <= getattr(config, name) <= 1:
+            raise ConfigError(f"mock SMSC: {name} must be a probability within 0..1")
+
+
+def _check_bind_modes(config: MockConfig) -> None:
+    unknown_modes = set(config.bind_modes) - set(BIND_MODES)
+    if unknown_modes or not config.bind_modes:
+        raise ConfigError(
+            f"mock SMSC: bind_modes {list(config.bind_modes)} must be among {BIND_MODES}"
+        )
+
+
+def _check_errors(config: MockConfig) -> None:
+    for status, rate in config.errors.items():
+        if not 0 < status <= 0xFFFFFFFF:
+            raise ConfigError(f"mock SMSC: error status {status} is not a command_status")
+        if not 0 <= rate <= 1:
+            raise ConfigError(f"mock SMSC: error 0x{status:08X}={rate} is not a probability")
+    if sum(config.errors.values()) > 1 + 1e-9:
+        raise ConfigError("mock SMSC: error rates add up to more than 1")
+
+
+def _check_receipt_mix(config: MockConfig) -> None:
+    unknown = set(config.receipt_mix) - set(RECEIPT_STATS)
+    if unknown:
+        raise ConfigError(
+            f"mock SMSC: unknown receipt stat(s) {sorted(unknown)}; use {RECEIPT_STATS}"
+        )
+    probabilities = config.receipt_mix.values()
+    if any(not 0 <= p <= 1 for p in probabilities) or abs(sum(probabilities) - 1) > 1e-6:
+        raise ConfigError("mock SMSC: the receipt mix must be probabilities adding up to 1")
+
+
+_CHECKS: Final[tuple[Callable[[MockConfig], None], ...]] = (
+    _check_whole_numbers,
+    _check_numbers,
+    _check_tps_shape,
+    _check_probabilities,
+    _check_bind_modes,
+    _check_errors,
+    _check_receipt_mix,
+)
+"""Each raises ConfigError for the first knob of its kind out of bounds."""
 
 
 def _rate(value: Any, name: object) -> float:

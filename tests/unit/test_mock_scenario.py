@@ -7,15 +7,15 @@ from pathlib import Path
 
 import pytest
 
+from broadcaster.cli.mock_smsc import add_mock_smsc_command, config_from_args
 from broadcaster.errors import ConfigError
-from broadcaster.mocksmsc.cli import add_mock_smsc_command, config_from_args
+from broadcaster.mocksmsc.flow import TokenBucket
 from broadcaster.mocksmsc.scenario import (
     MockConfig,
     parse_errors,
     parse_receipt_mix,
     parse_status,
 )
-from broadcaster.mocksmsc.server import TokenBucket
 from broadcaster.smpp.constants import Status
 
 

@@ -8,11 +8,11 @@ import struct
 import pytest
 from smsc_fixtures import raw_submit, tlv
 
-from broadcaster.mocksmsc.server import (
+from broadcaster.mocksmsc.fastpath import fast_accepts
+from broadcaster.mocksmsc.validation import (
     SUBMIT_SM_FIELDS,
     Malformed,
     Part,
-    fast_accepts,
     validate_submit_sm,
 )
 from broadcaster.smpp import codec

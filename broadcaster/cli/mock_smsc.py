@@ -18,8 +18,8 @@ from typing import Any
 
 from broadcaster.cli.options import Commands, add_command, flag, multi, switch
 from broadcaster.errors import EXIT_OK
-from broadcaster.mocksmsc.scenario import MockConfig, parse_errors, parse_receipt_mix
-from broadcaster.mocksmsc.server import MockSmsc
+from broadcaster.mocksmsc import MockConfig, MockSmsc
+from broadcaster.mocksmsc.scenario import parse_errors, parse_receipt_mix
 from broadcaster.settings import Settings
 
 EPILOG = """\
@@ -99,6 +99,11 @@ def add_mock_smsc_command(commands: Commands) -> None:
     )
 
 
+def _switch(given: bool, value: bool) -> bool | None:
+    """A switch's value when it is given; None (the scenario's or the default) when not."""
+    return value if given else None
+
+
 def config_from_args(args: argparse.Namespace) -> MockConfig:
     """Defaults, then the scenario file, then the flags given."""
     overrides: dict[str, Any] = {
@@ -106,7 +111,7 @@ def config_from_args(args: argparse.Namespace) -> MockConfig:
         "password": args.password,
         "bind_modes": tuple(args.bind_modes.split(",")) if args.bind_modes else None,
         "max_binds": args.max_binds,
-        "refuse_binds": True if args.refuse_binds else None,
+        "refuse_binds": _switch(args.refuse_binds, True),
         "refuse_first_binds": args.refuse_first_binds,
         "window": args.window,
         "tps": args.tps,
@@ -121,15 +126,15 @@ def config_from_args(args: argparse.Namespace) -> MockConfig:
         "drain_delay_ms": args.drain_delay_ms,
         "malformed_reply_rate": args.malformed_reply_rate,
         "corrupt_stream_after": args.corrupt_stream_after,
-        "receipts": True if args.receipts else None,
+        "receipts": _switch(args.receipts, True),
         "receipt_delay_ms": args.receipt_delay_ms,
         "receipt_jitter_ms": args.receipt_jitter_ms,
         "receipt_mix": parse_receipt_mix(args.receipt_mix) or None,
-        "receipt_12_digit_dates": True if args.receipt_12_digit_dates else None,
-        "receipt_tlv": False if args.no_receipt_tlv else None,
+        "receipt_12_digit_dates": _switch(args.receipt_12_digit_dates, True),
+        "receipt_tlv": _switch(args.no_receipt_tlv, False),
         "receipt_drop_rate": args.receipt_drop_rate,
         "malformed_receipt_rate": args.malformed_receipt_rate,
-        "record": False if args.no_record else None,
+        "record": _switch(args.no_record, False),
         "seed": args.seed,
     }
     base: dict[str, Any] = {}

@@ -1,0 +1,145 @@
+"""The mock SMSC's receipts: draws, routing to a receiver bind, deliver_sm; its timers (no
+network: receivers are stand-ins, the event loop's clock drives the delays)."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from broadcaster.mocksmsc.flow import Answers
+from broadcaster.mocksmsc.receipts import (
+    DueReceipt,
+    ReceiptScheduler,
+    encode_receipt,
+    receipt_text,
+    receiver_for,
+)
+from broadcaster.mocksmsc.scenario import MockConfig
+from broadcaster.mocksmsc.timers import DueQueue
+from broadcaster.mocksmsc.validation import Part
+from broadcaster.smpp import codec
+from broadcaster.smpp.receipts import parse_receipt
+
+PART = Part(b"ALERTE", b"33612345678", 0, 1, 0, b"Numero {urgence}: 112", None)
+
+
+@dataclass(eq=False)
+class Receiver:
+    index: int
+    system_id: str = "broadcaster"
+    receiving: bool = True
+    got: list[DueReceipt] = field(default_factory=list)
+
+    def send_receipts(self, receipts: list[DueReceipt]) -> None:
+        self.got.extend(receipts)
+
+
+def due(origin: Receiver, stat: str = "DELIVRD", malformed: bool = False) -> DueReceipt:
+    return DueReceipt(
+        system_id=origin.system_id,
+        origin=origin,
+        message_id="000000000000002A",
+        source="33612345678",
+        destination="ALERTE",
+        stat=stat,
+        submitted=datetime(2026, 1, 2, 3, 4, 5),
+        text=receipt_text(PART),
+        malformed=malformed,
+    )
+
+
+def test_a_receipt_goes_to_its_bind_or_the_first_receiver_of_its_system_id() -> None:
+    origin = Receiver(1, receiving=False)
+    other_system = Receiver(2, system_id="other")
+    third, second = Receiver(4), Receiver(3)
+    assert receiver_for(due(origin), [third, other_system, second, origin]) is second
+    assert receiver_for(due(origin), [other_system, origin]) is None
+    assert receiver_for(due(third), [second, third]) is third
+
+
+def test_the_deliver_sm_carries_the_id_unless_malformed() -> None:
+    done = datetime(2026, 1, 2, 3, 5, 0)
+    pdu = encode_receipt(due(Receiver(1)), 5, done, twelve_digit_dates=True, tlv=True)
+    deliver = codec.decode_short_message_pdu(pdu)
+    assert (deliver.source_addr, deliver.destination_addr, deliver.esm_class) == (
+        "33612345678",
+        "ALERTE",
+        0x04,
+    )
+    text = deliver.user_data.decode("ascii")
+    assert "done date:260102030500 " in text  # 12 digits: with seconds
+    receipt = parse_receipt(text, {})
+    assert receipt is not None and receipt.message_id == "000000000000002A"
+    assert receipt.stat == "DELIVRD"
+    from_tlvs = parse_receipt("", deliver.tlvs)  # receipted_message_id, message_state
+    assert from_tlvs is not None and from_tlvs.message_id == "000000000000002A"
+    assert receipt_text(PART) == "Numero .urgence.: 11"
+    broken = codec.decode_short_message_pdu(
+        encode_receipt(due(Receiver(1), malformed=True), 6, done, False, tlv=True)
+    )
+    assert not broken.tlvs and b"id:" not in broken.user_data
+    assert parse_receipt(broken.user_data.decode("ascii"), broken.tlvs) is None
+
+
+async def test_receipts_are_drawn_delayed_and_wait_for_a_receiver() -> None:
+    released: list[int] = []
+    config = MockConfig(receipts=True, receipt_delay_ms=20, receipt_mix={"UNDELIV": 1.0})
+    receivers: set[Receiver] = set()
+    scheduler = ReceiptScheduler(config, random.Random(1), receivers, lambda: released.append(1))
+    transmitter = Receiver(1, receiving=False)
+    scheduler.schedule(transmitter, PART, "01")
+    scheduler.schedule(transmitter, PART._replace(registered_delivery=0), "02")  # none asked
+    scheduler.schedule(transmitter, PART._replace(registered_delivery=2), "03")  # on failure
+    assert scheduler.scheduled == 2
+    await asyncio.sleep(0.05)
+    assert (scheduler.scheduled, scheduler.waiting, released) == (0, 2, [1])
+    receiver = Receiver(2)
+    receivers.add(receiver)
+    scheduler.flush_pending(receiver)
+    assert [r.message_id for r in receiver.got] == ["01", "03"]
+    assert {r.stat for r in receiver.got} == {"UNDELIV"} and scheduler.waiting == 0
+
+
+async def test_delivered_receipts_asked_on_failure_only_or_dropped_are_not_sent() -> None:
+    config = MockConfig(receipts=True, receipt_drop_rate=1.0)
+    scheduler = ReceiptScheduler(config, random.Random(1), set(), lambda: None)
+    scheduler.schedule(Receiver(1), PART, "01")
+    scheduler.schedule(Receiver(1), PART._replace(registered_delivery=2), "02")  # DELIVRD
+    assert (scheduler.scheduled, scheduler.dropped) == (0, 1)
+
+
+async def test_due_items_are_released_in_due_order_by_one_timer() -> None:
+    batches: list[list[str]] = []
+    queue: DueQueue[str] = DueQueue(asyncio.get_running_loop(), batches.append)
+    queue.push(0.03, "late")
+    queue.push(0.01, "early")
+    queue.push(0.01, "early too")
+    await asyncio.sleep(0.02)
+    assert batches == [["early", "early too"]] and len(queue) == 1
+    queue.push(0.5, "last")
+    assert queue.drain() == ["late", "last"]
+    await asyncio.sleep(0.04)
+    assert batches == [["early", "early too"]]  # drained: the timer was cancelled
+
+
+async def test_answers_count_as_unanswered_until_written() -> None:
+    written: list[bytes] = []
+    now: list[bytes] = []
+    instant = Answers(asyncio.get_running_loop(), None, written.extend)
+    instant.add(b"a", now.append)
+    instant.add(b"x", now.append, counts=0)
+    assert (now, instant.unanswered) == ([b"a", b"x"], 1)
+    instant.read_starts()
+    assert instant.unanswered == 0
+    delayed = Answers(asyncio.get_running_loop(), lambda: 0.01, written.extend)
+    delayed.add(b"b", now.append)
+    delayed.add(b"c", now.append)
+    delayed.read_starts()  # with a latency, answers wait their turn, not the next read
+    assert (delayed.unanswered, delayed.delayed, written) == (2, 2, [])
+    await asyncio.sleep(0.03)
+    assert (delayed.unanswered, delayed.delayed, written) == (0, 0, [b"b", b"c"])
+    delayed.add(b"d", now.append)
+    delayed.flush(now.append)
+    assert (now[-1], delayed.unanswered) == (b"d", 0)
