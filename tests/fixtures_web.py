@@ -18,11 +18,11 @@ import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from fixtures_smsc import StartMock
-
 from fixtures_tokens import mint_token
-from broadcaster.serve import create_app
+
 from broadcaster.engine.worker import Worker
 from broadcaster.mocksmsc import MockConfig, MockSmsc
+from broadcaster.serve import create_app
 from broadcaster.settings import Settings
 
 if TYPE_CHECKING:

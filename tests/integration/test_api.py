@@ -19,14 +19,13 @@ import pytest
 import structlog
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from fixtures_tokens import mint_token
 from multidict import CIMultiDict
 
-from fixtures_tokens import mint_token
-
-from broadcaster.domain.tokens import hash_token
-from broadcaster.serve import create_app
 from broadcaster.api.openapi import document
 from broadcaster.api.routes import ROUTES
+from broadcaster.domain.tokens import hash_token
+from broadcaster.serve import create_app
 from broadcaster.settings import Settings
 
 CAP_DIR = Path(__file__).resolve().parent.parent / "data" / "cap"

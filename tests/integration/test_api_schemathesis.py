@@ -19,6 +19,7 @@ import hypothesis.errors
 import requests
 import schemathesis
 from aiohttp.test_utils import TestServer
+from fixtures_tokens import mint_token
 from hypothesis import HealthCheck
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
@@ -28,7 +29,6 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from fixtures_tokens import mint_token
 from broadcaster.serve import create_app
 from broadcaster.settings import Settings
 

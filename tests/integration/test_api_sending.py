@@ -14,11 +14,11 @@ import asyncpg
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-
 from fixtures_tokens import mint_token
-from broadcaster.serve import create_app
+
 from broadcaster.engine.worker import Worker
 from broadcaster.mocksmsc import MockSmsc
+from broadcaster.serve import create_app
 from broadcaster.settings import Settings, SmscConfig
 
 CAP_DIR = Path(__file__).resolve().parent.parent / "data" / "cap"

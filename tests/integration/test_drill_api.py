@@ -15,12 +15,12 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from fixtures_drills import seed_subscribers
 from fixtures_smsc import StartMock
-
 from fixtures_tokens import mint_token
-from broadcaster.serve import create_app
+
 from broadcaster.api.routes import ROUTES
 from broadcaster.engine.worker import Worker
 from broadcaster.mocksmsc import MockConfig
+from broadcaster.serve import create_app
 from broadcaster.settings import Settings
 
 HOLDERS = {"olga": "operator", "abel": "approver", "root": "admin"}

@@ -23,13 +23,13 @@ from fixtures_drills import TEST_GROUP, FakeClock, WebhookSink, seed_subscribers
 from fixtures_smsc import StartMock
 from prometheus_client.parser import text_string_to_metric_families
 
-from broadcaster.serve import create_app
 from broadcaster.drills.config import DrillSettings
 from broadcaster.drills.report import Thresholds
 from broadcaster.drills.scheduler import DrillScheduler
 from broadcaster.drills.schedules import DrillSpec, ScheduleRequest, create_schedule
 from broadcaster.engine.worker import Worker
 from broadcaster.mocksmsc import MockConfig, MockSmsc
+from broadcaster.serve import create_app
 from broadcaster.settings import Settings, SmscConfig
 from broadcaster.store.database import create_pool
 

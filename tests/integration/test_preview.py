@@ -10,14 +10,14 @@ import asyncpg
 import pytest
 from fixtures_smsc import StartMock
 
+from broadcaster.commands.context import Context
 from broadcaster.commands.planning import make_plan, plan_as_json
+from broadcaster.commands.sending import execute
+from broadcaster.domain.caller import Caller
 from broadcaster.domain.requests import BroadcastRequest
 from broadcaster.errors import InputError, TemplateError, UnknownAreaError
 from broadcaster.importer import import_csv
 from broadcaster.mocksmsc import MockConfig
-from broadcaster.commands.context import Context
-from broadcaster.commands.sending import execute
-from broadcaster.domain.caller import Caller
 from broadcaster.settings import Settings, SmscConfig
 from broadcaster.smpp.pool import contracted_capacity
 from broadcaster.store.areas import set_area_variable

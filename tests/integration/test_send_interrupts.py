@@ -10,17 +10,17 @@ import asyncpg
 import pytest
 from fixtures_smsc import StartMock
 
+from broadcaster.commands.broadcasts import act
+from broadcaster.commands.context import Context
 from broadcaster.commands.planning import create_broadcast, make_plan
+from broadcaster.commands.sending import execute
+from broadcaster.domain.caller import Caller
 from broadcaster.domain.requests import BroadcastRequest
 from broadcaster.engine.runner import BroadcastRunner
 from broadcaster.engine.worker import Worker
 from broadcaster.errors import BroadcasterError
 from broadcaster.importer import seed_synthetic
 from broadcaster.mocksmsc import MockConfig
-from broadcaster.commands.broadcasts import act
-from broadcaster.commands.context import Context
-from broadcaster.commands.sending import execute
-from broadcaster.domain.caller import Caller
 from broadcaster.settings import Settings, SmscConfig
 from broadcaster.store import broadcasts as store
 from broadcaster.store.database import create_pool

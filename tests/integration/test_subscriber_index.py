@@ -14,7 +14,6 @@ from broadcaster.domain.requests import BroadcastRequest
 from broadcaster.errors import InputError, UnknownAreaError
 from broadcaster.importer import import_csv, seed_synthetic, synthesise_into
 from broadcaster.settings import Settings
-from broadcaster.store import broadcasts as store
 from broadcaster.store import chunks as store_chunks
 from broadcaster.store.subscribers import target_counts
 from broadcaster.targeting import Target

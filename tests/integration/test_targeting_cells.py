@@ -15,9 +15,8 @@ from broadcaster.domain.requests import BroadcastRequest
 from broadcaster.errors import UnknownAreaError
 from broadcaster.importer import import_csv, seed_synthetic
 from broadcaster.settings import Settings
-from broadcaster.store import broadcasts as store
-from broadcaster.store.queries import queries
 from broadcaster.store import chunks as store_chunks
+from broadcaster.store.queries import queries
 from broadcaster.store.subscribers import target_counts
 from broadcaster.targeting import Target
 

@@ -10,8 +10,8 @@ from jsonschema import Draft202012Validator
 
 from broadcaster.api.openapi import document, roles_for
 from broadcaster.api.routes import ROUTES
-from broadcaster.domain.caller import Caller
 from broadcaster.domain import tokens
+from broadcaster.domain.caller import Caller
 from broadcaster.http import schemas
 from broadcaster.http.errors import ApiError
 from broadcaster.http.ratelimit import RateLimiter
