@@ -234,15 +234,19 @@ class BroadcastRunner:
         log.info("broadcast_run_finished", state=self.stats.state, outcomes=self.stats.outcomes)
         return self.stats
 
-    def _templates(self, groups: list[asyncpg.Record]) -> dict[int, tuple[SubmitTemplate, ...]]:
+    def _templates(
+        self, groups: list[asyncpg.Record]
+    ) -> dict[int, tuple[tuple[SubmitTemplate, ...], ...]]:
+        """Per group, per part: one template per SMSC of the pool (the same sender for all)."""
         source, ton, npi = self.sender
-        out: dict[int, tuple[SubmitTemplate, ...]] = {}
+        smscs = len(self.pool.smscs)
+        out: dict[int, tuple[tuple[SubmitTemplate, ...], ...]] = {}
         for g in groups:
             # The UDH reference is a function of (broadcast, group): a resumed run continues a
             # half-sent concatenated message with the same reference.
             reference = (self.broadcast_id * 31 + g["group_no"]) & 0xFF
             message = encode_message(g["body"], reference=reference)
-            out[g["group_no"]] = submit_templates(
+            parts = submit_templates(
                 message,
                 source_addr=source,
                 source_ton=ton,
@@ -251,11 +255,12 @@ class BroadcastRunner:
                 # The SMSC drops what it could not deliver before the broadcast's hard expiry.
                 validity_period=smpp_absolute_time(self.expires_at),
             )
+            out[g["group_no"]] = tuple((part,) * smscs for part in parts)
         return out
 
     async def _claim_loop(
         self,
-        templates: dict[int, tuple[SubmitTemplate, ...]],
+        templates: dict[int, tuple[tuple[SubmitTemplate, ...], ...]],
         language_map: dict[str, int],
     ) -> None:
         while not self._stop.is_set():
@@ -275,7 +280,7 @@ class BroadcastRunner:
         self,
         conn: Conn,
         chunk: store.Chunk,
-        by_lang: dict[bytes, tuple[SubmitTemplate, ...]],
+        by_lang: dict[bytes, tuple[tuple[SubmitTemplate, ...], ...]],
         recorded: set[tuple[int, int]],
     ) -> None:
         progress = ChunkProgress(chunk.chunk_no)
@@ -305,11 +310,11 @@ class BroadcastRunner:
                 parts = by_lang[lang]
                 count = len(parts)
                 msisdn = int(destination)
-                for index, template in enumerate(parts, 1):
+                for index, per_smsc in enumerate(parts, 1):
                     if recorded and (msisdn, index) in recorded:
                         stats.parts_skipped += 1
                         continue
-                    submit(template, destination, (progress, msisdn, index, count))
+                    submit(per_smsc, destination, (progress, msisdn, index, count))
                     submitted += 1
             progress.outstanding += submitted
             stats.parts_submitted += submitted

@@ -18,7 +18,7 @@ import pytest
 from broadcaster.errors import BindError
 from broadcaster.mocksmsc import MockConfig, MockSmsc
 from broadcaster.settings import SmscConfig
-from broadcaster.smpp.codec import submit_templates
+from broadcaster.smpp.codec import SubmitTemplate, submit_templates
 from broadcaster.smpp.constants import Status
 from broadcaster.smpp.pool import NO_RESPONSE, SmppPool
 from broadcaster.smpp.receipts import Receipt
@@ -40,6 +40,11 @@ SECRET = "s3cret-longer-than-eight"
 
 def destination(i: int) -> bytes:
     return f"336{i:08d}".encode()
+
+
+def everywhere(pool: SmppPool, template: SubmitTemplate) -> tuple[SubmitTemplate, ...]:
+    """The same template for every SMSC of the pool (one sender for all)."""
+    return (template,) * len(pool.smscs)
 
 
 @dataclass
@@ -150,7 +155,7 @@ async def test_reaches_the_contracted_rate_without_a_throttle(
     parts = int(tps * binds * seconds)
     started = time.monotonic()
     for i in range(parts):
-        pool.submit(TEMPLATE, destination(i), i)
+        pool.submit(everywhere(pool, TEMPLATE), destination(i), i)
     await pool.drain()
     elapsed = max(o.answered_at for o in collector.single().values()) - started
     rate = parts / elapsed
@@ -181,7 +186,7 @@ async def test_settles_under_a_throttling_smsc_and_loses_nothing(
     parts = 1400
     started = time.monotonic()
     for i in range(parts):
-        pool.submit(TEMPLATE, destination(i), i)
+        pool.submit(everywhere(pool, TEMPLATE), destination(i), i)
     await pool.drain()
     outcomes = collector.single()
     assert {o.status for o in outcomes.values()} == {0}
@@ -233,7 +238,7 @@ async def test_every_part_ends_accepted_or_failed_with_a_reason_through_chaos(
     await pool.start()
     parts = 2000
     for i in range(parts):
-        pool.submit(TEMPLATE, destination(i), i)
+        pool.submit(everywhere(pool, TEMPLATE), destination(i), i)
     async with asyncio.timeout(15):
         await pool.drain()
     outcomes = collector.single()
@@ -289,7 +294,7 @@ async def test_unknown_pdus_get_generic_nack_and_the_bind_stays_up(
     pool = pools(smsc, collector=collector, housekeeping_interval=0.05)
     await pool.start()
     for i in range(300):
-        pool.submit(TEMPLATE, destination(i), i)
+        pool.submit(everywhere(pool, TEMPLATE), destination(i), i)
     async with asyncio.timeout(10):
         await pool.drain()
     statuses = [o.status for o in collector.single().values()]
@@ -311,7 +316,7 @@ async def test_one_site_dies_mid_run_and_the_other_finishes(
     await pool.start()
     parts = 2400
     for i in range(parts):
-        pool.submit(TEMPLATE, destination(i), i)
+        pool.submit(everywhere(pool, TEMPLATE), destination(i), i)
     await collector.wait_for(lambda: len(collector.outcomes) >= parts // 4)
     await paris.stop()
     died = time.monotonic()
@@ -351,7 +356,7 @@ async def test_stalled_site_stops_getting_parts_and_its_parts_come_back(
     await pool.start()
     parts = 1000
     for i in range(parts):
-        pool.submit(TEMPLATE, destination(i), i)
+        pool.submit(everywhere(pool, TEMPLATE), destination(i), i)
     async with asyncio.timeout(10):
         await pool.drain()
     outcomes = collector.single()
@@ -377,7 +382,7 @@ async def test_long_messages_arrive_whole_through_disconnects(
     recipients = 200
     for i in range(recipients):
         for n, template in enumerate(LONG_TEMPLATES):
-            pool.submit(template, destination(i), (i, n))
+            pool.submit(everywhere(pool, template), destination(i), (i, n))
     async with asyncio.timeout(10):
         await pool.drain()
     outcomes = collector.single()
@@ -398,7 +403,7 @@ async def test_window_overflow_is_retried_not_lost(
     pool = pools(smsc, collector=collector)
     await pool.start()
     for i in range(400):
-        pool.submit(TEMPLATE, destination(i), i)
+        pool.submit(everywhere(pool, TEMPLATE), destination(i), i)
     async with asyncio.timeout(10):
         await pool.drain()
     assert {o.status for o in collector.single().values()} == {0}
@@ -424,7 +429,7 @@ async def test_receipts_come_back_parsed_and_matchable(
     pool = pools(smsc, collector=collector)
     await pool.start()
     for i in range(200):
-        pool.submit(TEMPLATE, destination(i), i)
+        pool.submit(everywhere(pool, TEMPLATE), destination(i), i)
     await pool.drain()
     await collector.wait_for(lambda: len(collector.receipts) == 200)
     ids = {o.message_id for o in collector.single().values()}
