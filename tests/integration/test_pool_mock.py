@@ -460,3 +460,54 @@ async def test_bad_credentials_raise_bind_error_saying_so(
     )
     await good.start()
     assert binds_now(mock) == 2
+
+
+async def test_each_smsc_gets_parts_with_its_own_sender_and_receipt_request(
+    start_mock: StartMock, pools: Callable[..., SmppPool]
+) -> None:
+    """Two SMSCs, each with its own template of the same part: a part carried by an SMSC is
+    encoded with that SMSC's template. The mocks keep the first parts of concatenated messages
+    pending under (source_addr, destination, reference), so each mock's record shows which
+    sender it received; only the SMSC whose template asks for receipts sends any."""
+    paris, paris_smsc = await start_mock(MockConfig(receipts=True, seed=14), name="paris")
+    lyon, lyon_smsc = await start_mock(MockConfig(receipts=True, seed=15), name="lyon")
+    message = encode_message(LONG_TEXT, reference=21)
+    firsts = tuple(
+        submit_templates(
+            message, source_addr=source, source_ton=5, source_npi=0, registered_delivery=receipts
+        )[0]
+        for source, receipts in (("PREF75", 1), ("PREF69", 0))  # in the pool's smscs order
+    )
+    collector = Collector()
+    pool = pools(paris_smsc, lyon_smsc, collector=collector)
+    await pool.start()
+    recipients = 300
+    for i in range(recipients):
+        pool.submit(firsts, destination(i), i)
+    async with asyncio.timeout(10):
+        await pool.drain()
+    outcomes = collector.single()
+    assert {o.status for o in outcomes.values()} == {0}
+    carried: dict[str, set[bytes]] = {"paris": set(), "lyon": set()}
+    for tag, outcome in outcomes.items():
+        carried[outcome.smsc].add(destination(tag))  # type: ignore[arg-type]
+    assert len(carried["paris"]) > recipients // 4  # both carried a fair share (weights 1:1)
+    assert len(carried["lyon"]) > recipients // 4
+    for mock, source, name in ((paris, b"PREF75", "paris"), (lyon, b"PREF69", "lyon")):
+        received = mock.record.pending
+        assert {source_addr for source_addr, _dest, _ref in received} == {source}, name
+        assert {dest for _source, dest, _ref in received} == carried[name]
+    await collector.wait_for(lambda: len(collector.receipts) == len(carried["paris"]))
+    assert {smsc for _receipt, smsc in collector.receipts} == {"paris"}
+    assert pool.stats.receipts == len(carried["paris"])
+
+
+async def test_submit_wants_one_template_per_smsc(
+    start_mock: StartMock, pools: Callable[..., SmppPool]
+) -> None:
+    _mock, smsc = await start_mock(name="one")
+    _other, other = await start_mock(name="two")
+    pool = pools(smsc, other, collector=Collector())
+    with pytest.raises(ValueError, match="1 templates for 2 SMSCs"):
+        pool.submit((TEMPLATE,), destination(1), 1)
+    assert (pool.backlog, pool.outstanding, pool.stats.submitted) == (0, 0, 0)
