@@ -563,18 +563,7 @@ class SmppPool:
         if not queue or self._closing:
             return
         now = time.monotonic()
-        bound = self._bound
-        count = len(bound)
-        if count > 1:
-            self._turn = turn = (self._turn + 1) % count
-            bound = bound[turn:] + bound[:turn]
-        takers: list[SmppSession[Part]] = []
-        rooms: list[int] = []
-        for session in bound:
-            room = session.room(now)
-            if room:
-                takers.append(session)
-                rooms.append(room)
+        takers, rooms = self._rooms(now)
         if takers:
             sites = [session.site for session in takers]
             shares = policy.allocate(len(queue), rooms, sites, self._splitter)
@@ -587,6 +576,23 @@ class SmppPool:
             self.stats.sent += sent
         if self._room_waiters:
             self._wake_room_waiters()
+
+    def _rooms(self, now: float) -> tuple[list[SmppSession[Part]], list[int]]:
+        """The sessions that may send now and how much each, starting one further each pass
+        (so that no bind of a site is always served first)."""
+        bound = self._bound
+        count = len(bound)
+        if count > 1:
+            self._turn = turn = (self._turn + 1) % count
+            bound = bound[turn:] + bound[:turn]
+        takers: list[SmppSession[Part]] = []
+        rooms: list[int] = []
+        for session in bound:
+            room = session.room(now)
+            if room:
+                takers.append(session)
+                rooms.append(room)
+        return takers, rooms
 
     # -- what sessions report (`session.SessionOwner`) -----------------------------------------
 

@@ -153,11 +153,9 @@ class SmppSession(asyncio.Protocol, Generic[P]):
                 BindError(f"{self.name}: the SMSC closed the connection before answering the bind")
             )
             self.bound.exception()  # retrieved: the pool reads it, or gives up on it
-        if self._unbound is not None and not self._unbound.done():
-            self._unbound.set_result(None)
+        _resolve(self._unbound)
         self.owner.lost(self, self.connection.connection_lost())
-        if not self.closed.done():
-            self.closed.set_result(None)
+        _resolve(self.closed)
 
     def abort(self, reason: str) -> None:
         """Drop the connection now (stall, protocol violation): in-flight parts go back."""
@@ -278,15 +276,13 @@ class SmppSession(asyncio.Protocol, Generic[P]):
     def _on_event(self, event: Event) -> None:
         match event:
             case BindAccepted():
-                if not self.bound.done():
-                    self.bound.set_result(None)
+                _resolve(self.bound)
             case BindRefused(status=status):
                 self._bind_refused(status)
             case EnquireLinkAnswered():
                 self.owner.kick()  # it answers: it may take parts again
             case UnbindAnswered():
-                if self._unbound is not None and not self._unbound.done():
-                    self._unbound.set_result(None)
+                _resolve(self._unbound)
             case UnbindRequested():
                 self._unbound_by_smsc()
             case ReceiptReceived(receipt=receipt):
@@ -317,6 +313,12 @@ class SmppSession(asyncio.Protocol, Generic[P]):
         self.close_reason = "unbound by the SMSC"
         assert self._transport is not None
         self._transport.close()
+
+
+def _resolve(future: asyncio.Future[None] | None) -> None:
+    """Resolve a future of the session's, if there is one and nobody did yet."""
+    if future is not None and not future.done():
+        future.set_result(None)
 
 
 def _log_anomaly(bind: str, event: Event) -> None:
