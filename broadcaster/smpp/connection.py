@@ -184,7 +184,7 @@ class StreamCorrupt(Event):
 
 
 class Received(Generic[P]):
-    """What one `receive_data` call found, in the order the PDUs came."""
+    """What one `receive_data` call found; each list in the order the PDUs came."""
 
     __slots__ = ("accepted", "events", "outcomes", "replies", "throttled")
 
@@ -214,6 +214,8 @@ class Received(Generic[P]):
 
 
 class ConnectionState(enum.Enum):
+    """Where the bind stands; only `TRANSITIONS` moves it."""
+
     CONNECTING = "connecting"
     BINDING = "binding"
     BOUND = "bound"
@@ -233,30 +235,28 @@ class Trigger(enum.Enum):
     CONNECTION_LOST = "connection lost"
 
 
-_C, _BG, _BD, _U, _X = (
-    ConnectionState.CONNECTING,
-    ConnectionState.BINDING,
-    ConnectionState.BOUND,
-    ConnectionState.UNBINDING,
-    ConnectionState.CLOSED,
-)
+_CONNECTING, _BINDING, _BOUND, _UNBINDING, _CLOSED = ConnectionState
 TRANSITIONS: Final[dict[ConnectionState, dict[Trigger, ConnectionState]]] = {
-    _C: {Trigger.SEND_BIND: _BG, Trigger.CONNECTION_LOST: _X},
-    _BG: {
-        Trigger.BIND_ACCEPTED: _BD,
-        Trigger.BIND_REFUSED: _X,
-        Trigger.UNBIND_RECEIVED: _U,
-        Trigger.STREAM_CORRUPT: _X,
-        Trigger.CONNECTION_LOST: _X,
+    _CONNECTING: {Trigger.SEND_BIND: _BINDING, Trigger.CONNECTION_LOST: _CLOSED},
+    _BINDING: {
+        Trigger.BIND_ACCEPTED: _BOUND,
+        Trigger.BIND_REFUSED: _CLOSED,
+        Trigger.UNBIND_RECEIVED: _UNBINDING,
+        Trigger.STREAM_CORRUPT: _CLOSED,
+        Trigger.CONNECTION_LOST: _CLOSED,
     },
-    _BD: {
-        Trigger.SEND_UNBIND: _U,
-        Trigger.UNBIND_RECEIVED: _U,
-        Trigger.STREAM_CORRUPT: _X,
-        Trigger.CONNECTION_LOST: _X,
+    _BOUND: {
+        Trigger.SEND_UNBIND: _UNBINDING,
+        Trigger.UNBIND_RECEIVED: _UNBINDING,
+        Trigger.STREAM_CORRUPT: _CLOSED,
+        Trigger.CONNECTION_LOST: _CLOSED,
     },
-    _U: {Trigger.UNBIND_RECEIVED: _U, Trigger.STREAM_CORRUPT: _X, Trigger.CONNECTION_LOST: _X},
-    _X: {Trigger.CONNECTION_LOST: _X},
+    _UNBINDING: {
+        Trigger.UNBIND_RECEIVED: _UNBINDING,
+        Trigger.STREAM_CORRUPT: _CLOSED,
+        Trigger.CONNECTION_LOST: _CLOSED,
+    },
+    _CLOSED: {Trigger.CONNECTION_LOST: _CLOSED},
 }
 """State -> trigger -> next state. A call of ours not listed for the current state raises
 `LocalProtocolError`; a peer's trigger not listed leaves the state as it is (a confused SMSC
