@@ -460,6 +460,7 @@ class SmppConnection(Generic[P]):
         outcomes = received.outcomes
         unpack = codec.HEADER_FIELDS.unpack_from
         transient = _TRANSIENT
+        find = bytes.find
         latest: P | None = None
         accepted = 0
         for pdu in pdus:
@@ -473,8 +474,15 @@ class SmppConnection(Generic[P]):
                 continue
             latest = part
             if status == 0:
+                # message_id: a C-string right after the header (what decode_submit_sm_resp
+                # reads, inlined without its checks: this runs once per part).
+                nul = find(pdu, b"\0", _HEADER_LENGTH, _MESSAGE_ID_END)
+                if nul > 0:
+                    outcomes.append((part, 0, pdu[_HEADER_LENGTH:nul].decode("latin-1")))
+                else:  # accepted, but the id is unreadable: keep it accepted
+                    outcomes.append((part, 0, None))
+                    received.events.append(MessageIdUnreadable(sequence))
                 accepted += 1
-                outcomes.append((part, 0, self._message_id(received, pdu, sequence)))
             elif status in transient:
                 received.throttled.append((part, status))
             else:
@@ -485,16 +493,6 @@ class SmppConnection(Generic[P]):
         if self._frames.error is not None:
             self._corrupt(received, self._frames.error)
         return received
-
-    @staticmethod
-    def _message_id(received: Received[P], pdu: bytes, sequence: int) -> str | None:
-        """The message_id of an accepting submit_sm_resp: a C-string right after the header
-        (what `codec.decode_submit_sm_resp` reads, without its checks: once per part)."""
-        nul = pdu.find(b"\0", _HEADER_LENGTH, _MESSAGE_ID_END)
-        if nul > 0:
-            return pdu[_HEADER_LENGTH:nul].decode("latin-1")
-        received.events.append(MessageIdUnreadable(sequence))
-        return None
 
     def _answered(self, latest: P, now: float) -> None:
         """Parts were answered, the last one `latest`: the peer is alive; learn its latency."""
