@@ -37,12 +37,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import random
 import time
 from collections import deque
 from collections.abc import Callable, Coroutine, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Final
 
 import structlog
@@ -51,23 +50,25 @@ from broadcaster.errors import BindError
 from broadcaster.settings import SmscConfig
 from broadcaster.smpp import policy
 from broadcaster.smpp.codec import SubmitTemplate
-from broadcaster.smpp.connection import (
-    ConnectionState,
-    DeliverSmMalformed,
-    Event,
-    GenericNack,
-    LateResponse,
-    MessageIdUnreadable,
-    MoMessage,
-    Outcome,
-    ReceiptUnreadable,
-    StreamCorrupt,
-    UnexpectedResponse,
-    UnknownCommand,
-)
+from broadcaster.smpp.connection import ConnectionState, Event, Outcome
 from broadcaster.smpp.pacing import Pacer
 from broadcaster.smpp.receipts import Receipt
 from broadcaster.smpp.session import SmppSession
+from broadcaster.smpp.stats import BindHealth, BindState, PoolStats, SmscHealth, smsc_health
+
+__all__ = [
+    "NO_RESPONSE",
+    "Bind",
+    "BindHealth",
+    "BindState",
+    "OutcomeHandler",
+    "Part",
+    "PoolStats",
+    "ReceiptHandler",
+    "SmppPool",
+    "SmscHealth",
+    "contracted_capacity",
+]
 
 log = structlog.get_logger(__name__)
 
@@ -112,18 +113,6 @@ class Part:
         """time.monotonic() of the latest write."""
 
 
-class BindState(enum.Enum):
-    CONNECTING = "connecting"
-    BOUND = "bound"
-    STALLED = "stalled"
-    """Bound, but silent with parts in flight: it gets no new parts until it answers."""
-    BACKOFF = "backoff"
-    """Lost or unreachable: waiting before the next attempt."""
-    REFUSED = "refused"
-    """The SMSC refused the bind (credentials, bind limit): waiting long before retrying."""
-    CLOSED = "closed"
-
-
 @dataclass(eq=False)
 class Bind:
     """One configured bind: what outlives its connections (pacing, counters, backoff)."""
@@ -146,94 +135,26 @@ class Bind:
     accepted_rate: float = 0.0
     _rate_mark: int = 0
 
-
-@dataclass
-class PoolStats:
-    """Counters for progress displays, metrics and reports (all cumulative)."""
-
-    submitted: int = 0
-    """Parts handed to `submit()` (each counted once, whatever its retries)."""
-    sent: int = 0
-    """submit_sm PDUs written, retries included."""
-    accepted: int = 0
-    failed: int = 0
-    cancelled: int = 0
-    """Queued parts dropped by `cancel()` (no outcome reported for them)."""
-    throttled: int = 0
-    """ESME_RTHROTTLED / ESME_RMSGQFUL replies; each throttled part was sent again."""
-    requeued_inflight: int = 0
-    """Parts in flight on a lost connection or past their response timeout, queued to be sent
-    again: the SMSC may have accepted them, so each is a possible duplicate."""
-    timeouts: int = 0
-    """Parts that got no response within the SMSC's response_timeout_s."""
-    reconnects: int = 0
-    """Bound sessions lost (then reconnected with backoff)."""
-    bind_failures: int = 0
-    """Connection or bind attempts that failed (refusals included)."""
-    stalls: int = 0
-    """Binds dropped because they stopped answering."""
-    malformed: int = 0
-    unexpected_responses: int = 0
-    unknown_commands: int = 0
-    """Requests from the SMSC we do not know; each answered with generic_nack."""
-    generic_nacks: int = 0
-    receipts: int = 0
-    unreadable_receipts: int = 0
-    mo_messages: int = 0
-    failed_by_status: dict[int, int] = field(default_factory=dict)
-
-    def count(self, event: Event) -> None:
-        """Count a protocol anomaly a session noted."""
-        match event:
-            case LateResponse() | UnexpectedResponse():
-                self.unexpected_responses += 1
-            case MessageIdUnreadable() | DeliverSmMalformed() | StreamCorrupt():
-                self.malformed += 1
-            case UnknownCommand():
-                self.unknown_commands += 1
-            case GenericNack():
-                self.generic_nacks += 1
-            case MoMessage():
-                self.mo_messages += 1
-            case ReceiptUnreadable():
-                self.unreadable_receipts += 1
-
-
-@dataclass(frozen=True)
-class BindHealth:
-    name: str
-    state: str
-    inflight: int
-    window: int
-    rate: float
-    """Current pacing rate, parts/s (0: not paced)."""
-    ceiling: float
-    """Contracted parts/s (0: none)."""
-    accepted_per_s: float
-    accepted: int
-    failed: int
-    throttled: int
-    timeouts: int
-    reconnects: int
-    last_error: str | None
-    retry_in: float | None
-
-
-@dataclass(frozen=True)
-class SmscHealth:
-    """One SMSC (site) for a progress display: `state` is "up" (every bind bound), "degraded"
-    (some) or "down" (none)."""
-
-    name: str
-    state: str
-    weight: int
-    binds_up: int
-    binds: tuple[BindHealth, ...]
-    accepted_per_s: float
-    inflight: int
-    accepted: int
-    failed: int
-    throttled: int
+    def health(self, now: float) -> BindHealth:
+        """This bind for a progress display."""
+        smsc = self.smsc
+        retry_at = self.retry_at
+        return BindHealth(
+            name=self.name,
+            state=self.state.value,
+            inflight=self.session.inflight if self.session is not None else 0,
+            window=smsc.window,
+            rate=round(self.pacer.rate, 1),
+            ceiling=smsc.tps,
+            accepted_per_s=round(self.accepted_rate, 1),
+            accepted=self.accepted,
+            failed=self.failed,
+            throttled=self.throttled,
+            timeouts=self.timeouts,
+            reconnects=self.reconnects,
+            last_error=self.last_error,
+            retry_in=round(max(0.0, retry_at - now), 2) if retry_at is not None else None,
+        )
 
 
 class _BindFailure(BindError):
@@ -755,43 +676,6 @@ class SmppPool:
         """Per-SMSC and per-bind state, for progress displays and `/health` endpoints."""
         now = time.monotonic()
         return tuple(
-            _smsc_health(smsc, [_bind_health(b, now) for b in self.binds if b.site == site])
+            smsc_health(smsc, [b.health(now) for b in self.binds if b.site == site])
             for site, smsc in enumerate(self.smscs)
         )
-
-
-def _bind_health(bind: Bind, now: float) -> BindHealth:
-    smsc = bind.smsc
-    retry_at = bind.retry_at
-    return BindHealth(
-        name=bind.name,
-        state=bind.state.value,
-        inflight=bind.session.inflight if bind.session is not None else 0,
-        window=smsc.window,
-        rate=round(bind.pacer.rate, 1),
-        ceiling=smsc.tps,
-        accepted_per_s=round(bind.accepted_rate, 1),
-        accepted=bind.accepted,
-        failed=bind.failed,
-        throttled=bind.throttled,
-        timeouts=bind.timeouts,
-        reconnects=bind.reconnects,
-        last_error=bind.last_error,
-        retry_in=round(max(0.0, retry_at - now), 2) if retry_at is not None else None,
-    )
-
-
-def _smsc_health(smsc: SmscConfig, binds: list[BindHealth]) -> SmscHealth:
-    up = sum(1 for b in binds if b.state == BindState.BOUND.value)
-    return SmscHealth(
-        name=smsc.name,
-        state="up" if up == len(binds) else "degraded" if up else "down",
-        weight=smsc.weight,
-        binds_up=up,
-        binds=tuple(binds),
-        accepted_per_s=round(sum(b.accepted_per_s for b in binds), 1),
-        inflight=sum(b.inflight for b in binds),
-        accepted=sum(b.accepted for b in binds),
-        failed=sum(b.failed for b in binds),
-        throttled=sum(b.throttled for b in binds),
-    )
