@@ -7,11 +7,14 @@ The same behaviours over TCP, through the pool, are in tests/integration/test_se
 
 from __future__ import annotations
 
+import ast
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 
 from broadcaster.smpp import codec, policy
+from broadcaster.smpp import connection as connection_module
 from broadcaster.smpp.connection import (
     MAX_SEQUENCE,
     TRANSITIONS,
@@ -558,3 +561,19 @@ def test_latency_is_learnt_and_sets_the_stall_threshold() -> None:
     slow.submit([Part(1)], now=1.0)
     slow.receive_data(resp(2), now=2.0)  # one answer after a second
     assert slow.stall_after == 0.3  # never beyond the response timeout
+
+
+def test_the_connection_does_no_io_and_reads_no_clock() -> None:
+    tree = ast.parse(Path(connection_module.__file__).read_text())
+    imported = {
+        alias.name.split(".")[0]
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import)
+        for alias in node.names
+    } | {
+        node.module.split(".")[0]
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and node.module
+    }
+    assert "broadcaster" in imported  # the walk found the imports
+    assert not imported & {"asyncio", "socket", "selectors", "time", "datetime", "threading"}
