@@ -1,4 +1,5 @@
-"""Micro-benchmark of the SMPP codec's hot paths against aiosmpplib's SubmitSm.pdu().
+"""Micro-benchmark of the SMPP codec's hot paths against aiosmpplib's SubmitSm.pdu(), and of
+the sans-I/O connection's per-part cost (a window's worth written, then answered in one read).
 
 Run: .venv/bin/python loadtest/codec_bench.py [--iterations N]
 Prints µs/op per operation; the last line is one JSON object for scripts.
@@ -16,12 +17,16 @@ from aiosmpplib.state import NPI, TON
 
 from broadcaster.smpp.codec import (
     FrameBuffer,
+    SubmitTemplate,
     decode_short_message_pdu,
     decode_submit_sm_resp,
     destination_bytes,
+    encode_bind_resp,
     encode_submit_sm_resp,
     submit_templates,
 )
+from broadcaster.smpp.connection import SmppConnection
+from broadcaster.smpp.constants import CommandId
 from broadcaster.text.encoding import encode_message
 
 TEXT = (
@@ -29,6 +34,43 @@ TEXT = (
     "En cas d'urgence, appelez le 01 23 45 67 89."
 )
 DESTINATION = "33612345678"
+WINDOW = 256
+
+
+class _Part:
+    __slots__ = ("destination", "submitted_at", "templates")
+
+    def __init__(self, templates: tuple[SubmitTemplate, ...], destination: bytes) -> None:
+        self.templates = templates
+        self.destination = destination
+        self.submitted_at = 0.0
+
+
+def _connection_round_trip(
+    template: SubmitTemplate, destination: bytes, iterations: int
+) -> Callable[[int], None]:
+    """`n` parts through a bound connection, a window at a time: one submit of a window's
+    parts, then one read answering them all (what the session does per write and per read,
+    without the socket). The answers are built beforehand."""
+    parts = [_Part((template,), destination) for _ in range(WINDOW)]
+    answers = [
+        b"".join(encode_submit_sm_resp(s, 0, f"{s:010X}") for s in range(first, first + WINDOW))
+        for first in range(2, 2 + iterations, WINDOW)  # sequence 1 is the bind
+    ]
+    bind_resp = encode_bind_resp(CommandId.BIND_TRANSCEIVER_RESP, 1, 0, "SC")
+
+    def run(n: int) -> None:
+        connection: SmppConnection[_Part] = SmppConnection(
+            system_id="bench", password="", window=WINDOW
+        )
+        connection.bind()
+        connection.receive_data(bind_resp, 0.0)
+        for window in answers[: n // WINDOW]:
+            connection.submit(parts, 1.0)
+            received = connection.receive_data(window, 1.001)
+            assert received.accepted == WINDOW
+
+    return run
 
 
 def _per_op(run: Callable[[int], None], iterations: int, repeat: int = 3) -> float:
@@ -85,8 +127,11 @@ def main() -> None:
                 sequence_num=sequence,
             ).pdu()
 
+    round_trip = _connection_round_trip(template, destination, iterations)
+
     results = {
         "submit_template_encode_us": _per_op(encode, iterations),
+        "connection_part_round_trip_us": _per_op(round_trip, iterations),
         "decode_submit_sm_resp_us": _per_op(decode_resp, iterations),
         "decode_short_message_pdu_us": _per_op(decode_submit, iterations),
         "frame_buffer_per_pdu_us": _per_op(frame, iterations),

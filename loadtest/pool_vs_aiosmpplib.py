@@ -80,9 +80,9 @@ def _destinations(count: int) -> list[str]:
 
 
 async def run_pool(port: int, parts: int, binds: int, window: int) -> Result:
-    template = submit_templates(
+    templates = submit_templates(
         encode_message(TEXT, reference=1), source_addr="ALERTE", source_ton=5, source_npi=0
-    )[0]
+    )[:1]  # one part; one SMSC, so one template per part
     destinations = [destination_bytes(d) for d in _destinations(parts)]
     accepted = failed = 0
 
@@ -104,7 +104,7 @@ async def run_pool(port: int, parts: int, binds: int, window: int) -> Result:
         submit = pool.submit
         for offset in range(0, parts, BATCH):
             for destination in destinations[offset : offset + BATCH]:
-                submit(template, destination, None)
+                submit(templates, destination, None)
             if pool.backlog >= BACKLOG:
                 await pool.wait_for_room(BACKLOG // 2)
             else:

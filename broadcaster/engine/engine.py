@@ -14,6 +14,7 @@ import os
 import socket
 from collections.abc import Callable, Sequence
 from types import TracebackType
+from typing import cast
 
 import asyncpg
 import structlog
@@ -105,11 +106,13 @@ class Engine:
 
     @staticmethod
     def _on_outcome(
-        tag: PartTag,
+        tag: object,
         status: int,
         message_id: str | None,
         smsc: str,
         submitted_at: float,
         answered_at: float,
     ) -> None:
-        tag[0].runner.on_outcome(tag, status, message_id, smsc, submitted_at, answered_at)
+        """Each part's outcome, to the runner that submitted it (its tag is a `PartTag`)."""
+        part = cast(PartTag, tag)
+        part[0].runner.on_outcome(part, status, message_id, smsc, submitted_at, answered_at)

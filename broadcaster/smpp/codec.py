@@ -209,13 +209,9 @@ class FrameBuffer:
         if type(data) is not bytes:
             data = bytes(data)
         if self._pending:
-            self._pending.append(data)
-            self._pending_size += len(data)
-            if self._pending_size < self._need:
+            data = self._after_pending(data)
+            if not data:
                 return []
-            data = _join(self._pending)
-            self._pending = []
-            self._pending_size = 0
         pdus: list[bytes] = []
         append = pdus.append
         unpack_length = _LENGTH.unpack_from
@@ -226,24 +222,43 @@ class FrameBuffer:
         while end - pos >= 4:
             (length,) = unpack_length(data, pos)
             if length < HEADER_LENGTH or length > max_length:
-                self._error = SmppProtocolError(
-                    f"command_length {length} is outside {HEADER_LENGTH}..{max_length}: "
-                    "the stream cannot be resynchronised, drop the connection",
-                    Status.ESME_RINVCMDLEN,
-                )
-                if not pdus:
-                    raise self._error
-                return pdus
+                return self._broken(pdus, length)
             if end - pos < length:
                 need = length
                 break
             append(data[pos : pos + length])
             pos += length
         if pos < end:
-            rest = data[pos:] if pos else data
-            self._pending = [rest]
-            self._pending_size = len(rest)
-            self._need = need
+            self._keep(data, pos, need)
+        return pdus
+
+    def _after_pending(self, data: bytes) -> bytes:
+        """The kept partial PDU joined with `data`, or b"" (kept too) if still incomplete."""
+        self._pending.append(data)
+        self._pending_size += len(data)
+        if self._pending_size < self._need:
+            return b""
+        data = _join(self._pending)
+        self._pending = []
+        self._pending_size = 0
+        return data
+
+    def _keep(self, data: bytes, pos: int, need: int) -> None:
+        """Keep `data[pos:]`, the start of a PDU: `need` octets make it whole."""
+        rest = data[pos:] if pos else data
+        self._pending = [rest]
+        self._pending_size = len(rest)
+        self._need = need
+
+    def _broken(self, pdus: list[bytes], length: int) -> list[bytes]:
+        """A command_length out of bounds: the PDUs before it, then the error (see `error`)."""
+        self._error = SmppProtocolError(
+            f"command_length {length} is outside {HEADER_LENGTH}..{self._max_length}: "
+            "the stream cannot be resynchronised, drop the connection",
+            Status.ESME_RINVCMDLEN,
+        )
+        if not pdus:
+            raise self._error
         return pdus
 
 
@@ -625,12 +640,8 @@ def _decode_tlvs(pdu: bytes, pos: int, end: int) -> dict[int, bytes]:
     return tlvs
 
 
-def decode_short_message_pdu(pdu: bytes) -> ShortMessagePdu:
-    """A submit_sm or deliver_sm, strictly checked (the mock SMSC answers with the status).
-
-    Written flat, with statuses as plain ints and empty strings short-circuited: the mock
-    SMSC runs it for every part it receives.
-    """
+def _short_message_header(pdu: bytes) -> tuple[int, int]:
+    """(command_id, sequence) of a whole submit_sm or deliver_sm; SmppProtocolError if not."""
     n = len(pdu)
     try:
         length, command_id, _status, sequence = _unpack_header(pdu)
@@ -644,6 +655,32 @@ def decode_short_message_pdu(pdu: bytes) -> ShortMessagePdu:
         raise SmppProtocolError(
             f"command_id 0x{command_id:08X} is not submit_sm/deliver_sm", _RINVCMDID
         )
+    return command_id, sequence
+
+
+def _smpp_time(pdu: bytes, pos: int, name: str, status: int) -> tuple[str, int]:
+    """An SMPP time C-string at `pos`, empty or of 16 characters: (value, index of its NUL).
+
+    A non-ASCII value raises UnicodeDecodeError, which the caller turns into `status`.
+    """
+    nul = pdu.find(0, pos, pos + TIME_SIZE)
+    if nul == pos:
+        return "", nul
+    if nul - pos == TIME_SIZE - 1:
+        return pdu[pos:nul].decode("ascii"), nul
+    if nul < 0:
+        raise _cstring_error(pdu, pos, TIME_SIZE, name, status)
+    raise SmppProtocolError(f"{name} is not an SMPP time", status)
+
+
+def decode_short_message_pdu(pdu: bytes) -> ShortMessagePdu:
+    """A submit_sm or deliver_sm, strictly checked (the mock SMSC answers with the status).
+
+    Written flat, with statuses as plain ints and empty strings short-circuited: the mock
+    SMSC runs it for every part it receives.
+    """
+    command_id, sequence = _short_message_header(pdu)
+    n = len(pdu)
     find = pdu.find
     status = _RINVSERTYP  # the status to answer if the field being read is bad
     try:
@@ -671,28 +708,10 @@ def decode_short_message_pdu(pdu: bytes) -> ShortMessagePdu:
         esm_class = pdu[nul + 1]
         protocol_id = pdu[nul + 2]
         priority_flag = pdu[nul + 3]
-        pos = nul + 4
         status = _RINVSCHED
-        nul = find(0, pos, pos + TIME_SIZE)
-        if nul == pos:
-            schedule_delivery_time = ""
-        elif nul - pos == TIME_SIZE - 1:
-            schedule_delivery_time = pdu[pos:nul].decode("ascii")
-        elif nul < 0:
-            raise _cstring_error(pdu, pos, TIME_SIZE, "schedule_delivery_time", status)
-        else:
-            raise SmppProtocolError("schedule_delivery_time is not an SMPP time", status)
-        pos = nul + 1
+        schedule_delivery_time, nul = _smpp_time(pdu, nul + 4, "schedule_delivery_time", status)
         status = _RINVEXPIRY
-        nul = find(0, pos, pos + TIME_SIZE)
-        if nul == pos:
-            validity_period = ""
-        elif nul - pos == TIME_SIZE - 1:
-            validity_period = pdu[pos:nul].decode("ascii")
-        elif nul < 0:
-            raise _cstring_error(pdu, pos, TIME_SIZE, "validity_period", status)
-        else:
-            raise SmppProtocolError("validity_period is not an SMPP time", status)
+        validity_period, nul = _smpp_time(pdu, nul + 1, "validity_period", status)
         (
             registered_delivery,
             replace_if_present_flag,

@@ -1,5 +1,6 @@
 """The pool's decisions, as pure functions of its state: no asyncio, no I/O, clock given.
 
+- `allocate`: how many of the queued parts each bind with room takes in one pass.
 - `SiteSplitter`: how many of the queued parts each SMSC (site) takes in one pass, given how
   many each can take now. Weights are respected whenever the sites have room for more than
   is queued; a site without room simply takes nothing, so its share goes to the others
@@ -69,6 +70,10 @@ class SiteSplitter:
 
     __slots__ = ("credit", "weights")
 
+    @property
+    def site_count(self) -> int:
+        return len(self.weights)
+
     def __init__(self, weights: Sequence[float]) -> None:
         if not weights or any(w <= 0 for w in weights):
             raise ValueError(f"site weights {list(weights)} must all be positive")
@@ -99,6 +104,32 @@ class SiteSplitter:
             credit[best] -= round_weight
             allocation[best] += 1
         return allocation
+
+
+def allocate(
+    demand: int, rooms: Sequence[int], sites: Sequence[int], splitter: SiteSplitter
+) -> list[int]:
+    """Parts each bind takes this pass: `demand` parts are queued, bind i has room for
+    `rooms[i]` (window and pacing tokens) and belongs to site `sites[i]`.
+
+    Sites share the demand by weight (`splitter`, whose credit this updates); within a site,
+    binds take their site's share in the order given (the pool rotates it from pass to pass).
+    Nobody takes more than its room, and nothing is held back while some bind has room.
+    """
+    if len(rooms) == 1:
+        room = rooms[0]
+        return [room if room < demand else demand]
+    capacities = [0] * splitter.site_count
+    for room, site in zip(rooms, sites, strict=True):
+        capacities[site] += room
+    shares = splitter.split(demand, capacities)
+    takes: list[int] = []
+    for room, site in zip(rooms, sites, strict=True):
+        share = shares[site]
+        take = room if room < share else share
+        shares[site] = share - take
+        takes.append(take)
+    return takes
 
 
 def reconnect_delay(attempt: int, *, refused: bool, rng: random.Random | None = None) -> float:

@@ -1,15 +1,18 @@
 """The SMPP pool: binds to one or more SMSCs (sites), fed from one queue of message parts.
 
-Callers `submit()` parts (never blocks) and learn each part's final outcome through
+Callers `submit()` parts (never blocks), each with one pre-encoded template per SMSC (a part
+written to SMSC number i is encoded with its `templates[i]`: each SMSC has its own sender
+address and receipt request), and learn each part's final outcome through
 `on_outcome(tag, status, message_id, smsc_name, submitted_at, answered_at)`, exactly once per
 part: status 0 accepted, an SMPP status (vendor codes included) for a final failure, or
 `NO_RESPONSE` when the part got no answer `max_attempts` times. They apply back-pressure with
 `wait_for_room()` and wait for the end with `drain()`.
 
 Once per event-loop pass (`kick`), the pool asks every bound session how many parts it may send
-now (window room and pacing tokens), splits the queue between sites by weight
-(`policy.SiteSplitter`) and lets each session write its share in one `transport.write`. A slow,
-throttled, stalled or dead bind simply has no room, so the others take the rest.
+now (window room and pacing tokens), lets `policy.allocate` split the queue between them (by
+site weight, `policy.SiteSplitter`) and hands each session its share, which it writes in one
+`transport.write`. A slow, throttled, stalled or dead bind simply has no room, so the others
+take the rest. Sessions report back through `session.SessionOwner`, which the pool implements.
 
 Nothing is forgotten: a throttled part goes back to the front of the queue (and is never given
 up); parts in flight on a lost connection or past their response timeout go back too (counted
@@ -34,12 +37,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import random
 import time
 from collections import deque
 from collections.abc import Callable, Coroutine, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Final
 
 import structlog
@@ -48,9 +50,25 @@ from broadcaster.errors import BindError
 from broadcaster.settings import SmscConfig
 from broadcaster.smpp import policy
 from broadcaster.smpp.codec import SubmitTemplate
+from broadcaster.smpp.connection import ConnectionState, Event, Outcome
 from broadcaster.smpp.pacing import Pacer
 from broadcaster.smpp.receipts import Receipt
-from broadcaster.smpp.session import SessionState, SmppSession
+from broadcaster.smpp.session import SmppSession
+from broadcaster.smpp.stats import BindHealth, BindState, PoolStats, SmscHealth, smsc_health
+
+__all__ = [
+    "NO_RESPONSE",
+    "Bind",
+    "BindHealth",
+    "BindState",
+    "OutcomeHandler",
+    "Part",
+    "PoolStats",
+    "ReceiptHandler",
+    "SmppPool",
+    "SmscHealth",
+    "contracted_capacity",
+]
 
 log = structlog.get_logger(__name__)
 
@@ -77,30 +95,22 @@ def contracted_capacity(smscs: Sequence[SmscConfig]) -> float:
 
 
 class Part:
-    """One submit_sm to send: a group's pre-encoded part, a destination, and the caller's tag."""
+    """One submit_sm to send: a group's pre-encoded part (one template per SMSC), a
+    destination, and the caller's tag."""
 
-    __slots__ = ("attempts", "destination", "submitted_at", "tag", "template")
+    __slots__ = ("attempts", "destination", "submitted_at", "tag", "templates")
 
-    def __init__(self, template: SubmitTemplate, destination: bytes, tag: object) -> None:
-        self.template = template
+    def __init__(
+        self, templates: tuple[SubmitTemplate, ...], destination: bytes, tag: object
+    ) -> None:
+        self.templates = templates
+        """One per SMSC, in the pool's `smscs` order."""
         self.destination = destination
         self.tag = tag
         self.attempts = 0
         """Times this part was sent and got no answer (lost connection, response timeout)."""
         self.submitted_at = 0.0
         """time.monotonic() of the latest write."""
-
-
-class BindState(enum.Enum):
-    CONNECTING = "connecting"
-    BOUND = "bound"
-    STALLED = "stalled"
-    """Bound, but silent with parts in flight: it gets no new parts until it answers."""
-    BACKOFF = "backoff"
-    """Lost or unreachable: waiting before the next attempt."""
-    REFUSED = "refused"
-    """The SMSC refused the bind (credentials, bind limit): waiting long before retrying."""
-    CLOSED = "closed"
 
 
 @dataclass(eq=False)
@@ -112,7 +122,7 @@ class Bind:
     site: int
     pacer: Pacer
     state: BindState = BindState.CONNECTING
-    session: SmppSession | None = None
+    session: SmppSession[Part] | None = None
     failures: int = 0
     """Consecutive failed attempts (reset by a session that stays up)."""
     last_error: str | None = None
@@ -125,78 +135,26 @@ class Bind:
     accepted_rate: float = 0.0
     _rate_mark: int = 0
 
-
-@dataclass
-class PoolStats:
-    """Counters for progress displays, metrics and reports (all cumulative)."""
-
-    submitted: int = 0
-    """Parts handed to `submit()` (each counted once, whatever its retries)."""
-    sent: int = 0
-    """submit_sm PDUs written, retries included."""
-    accepted: int = 0
-    failed: int = 0
-    cancelled: int = 0
-    """Queued parts dropped by `cancel()` (no outcome reported for them)."""
-    throttled: int = 0
-    """ESME_RTHROTTLED / ESME_RMSGQFUL replies; each throttled part was sent again."""
-    requeued_inflight: int = 0
-    """Parts in flight on a lost connection or past their response timeout, queued to be sent
-    again: the SMSC may have accepted them, so each is a possible duplicate."""
-    timeouts: int = 0
-    """Parts that got no response within the SMSC's response_timeout_s."""
-    reconnects: int = 0
-    """Bound sessions lost (then reconnected with backoff)."""
-    bind_failures: int = 0
-    """Connection or bind attempts that failed (refusals included)."""
-    stalls: int = 0
-    """Binds dropped because they stopped answering."""
-    malformed: int = 0
-    unexpected_responses: int = 0
-    unknown_commands: int = 0
-    """Requests from the SMSC we do not know; each answered with generic_nack."""
-    generic_nacks: int = 0
-    receipts: int = 0
-    unreadable_receipts: int = 0
-    mo_messages: int = 0
-    failed_by_status: dict[int, int] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class BindHealth:
-    name: str
-    state: str
-    inflight: int
-    window: int
-    rate: float
-    """Current pacing rate, parts/s (0: not paced)."""
-    ceiling: float
-    """Contracted parts/s (0: none)."""
-    accepted_per_s: float
-    accepted: int
-    failed: int
-    throttled: int
-    timeouts: int
-    reconnects: int
-    last_error: str | None
-    retry_in: float | None
-
-
-@dataclass(frozen=True)
-class SmscHealth:
-    """One SMSC (site) for a progress display: `state` is "up" (every bind bound), "degraded"
-    (some) or "down" (none)."""
-
-    name: str
-    state: str
-    weight: int
-    binds_up: int
-    binds: tuple[BindHealth, ...]
-    accepted_per_s: float
-    inflight: int
-    accepted: int
-    failed: int
-    throttled: int
+    def health(self, now: float) -> BindHealth:
+        """This bind for a progress display."""
+        smsc = self.smsc
+        retry_at = self.retry_at
+        return BindHealth(
+            name=self.name,
+            state=self.state.value,
+            inflight=self.session.inflight if self.session is not None else 0,
+            window=smsc.window,
+            rate=round(self.pacer.rate, 1),
+            ceiling=smsc.tps,
+            accepted_per_s=round(self.accepted_rate, 1),
+            accepted=self.accepted,
+            failed=self.failed,
+            throttled=self.throttled,
+            timeouts=self.timeouts,
+            reconnects=self.reconnects,
+            last_error=self.last_error,
+            retry_in=round(max(0.0, retry_at - now), 2) if retry_at is not None else None,
+        )
 
 
 class _BindFailure(BindError):
@@ -239,10 +197,11 @@ class SmppPool:
             for i in range(smsc.binds)
         ]
         self._splitter = policy.SiteSplitter([s.weight for s in self.smscs])
-        self._bound: list[SmppSession] = []
+        self._site_count = len(self.smscs)
+        self._bound: list[SmppSession[Part]] = []
         """Sessions bound and not closing, in the order the pump visits them."""
-        self._sessions: set[SmppSession] = set()
-        """Every open connection, bound or not (closed by `close`)."""
+        self._sessions: dict[SmppSession[Part], Bind] = {}
+        """Every open connection, bound or not (closed by `close`), and its bind."""
         self._loop = asyncio.get_running_loop()
         self._rng = rng or random.Random()
         self._kick_scheduled = False
@@ -331,14 +290,21 @@ class SmppPool:
         if not task.cancelled() and task.exception() is not None:
             log.error("pool_task_failed", task=repr(task), error=repr(task.exception()))
 
-    async def _open(self, bind: Bind) -> SmppSession:
+    def _new_session(self, bind: Bind) -> SmppSession[Part]:
+        session = SmppSession(
+            self, name=bind.name, smsc=bind.smsc, site=bind.site, pacer=bind.pacer
+        )
+        self._sessions[session] = bind
+        return session
+
+    async def _open(self, bind: Bind) -> SmppSession[Part]:
         """One attempt: connect and bind; `_BindFailure` saying why not."""
         smsc = bind.smsc
         timeout = smsc.response_timeout_s
         where = f"{smsc.host}:{smsc.port}"
         try:
             _transport, session = await asyncio.wait_for(
-                self._loop.create_connection(lambda: SmppSession(self, bind), smsc.host, smsc.port),
+                self._loop.create_connection(lambda: self._new_session(bind), smsc.host, smsc.port),
                 timeout,
             )
         except TimeoutError:
@@ -347,7 +313,6 @@ class SmppPool:
             raise _BindFailure(
                 f"{bind.name}: cannot connect to {where}: {exc.strerror or exc}"
             ) from exc
-        self._sessions.add(session)
         try:
             await asyncio.wait_for(asyncio.shield(session.bound), timeout)
         except TimeoutError:
@@ -431,9 +396,20 @@ class SmppPool:
 
     # -- feeding -----------------------------------------------------------------------------
 
-    def submit(self, template: SubmitTemplate, destination: bytes, tag: object) -> None:
-        """Queue one part; its outcome arrives through `on_outcome`. Never blocks."""
-        self.queue.append(Part(template, destination, tag))
+    def submit(
+        self, templates: tuple[SubmitTemplate, ...], destination: bytes, tag: object
+    ) -> None:
+        """Queue one part; its outcome arrives through `on_outcome`. Never blocks.
+
+        `templates` holds one template per SMSC, in `smscs` order (each with that SMSC's
+        source address, TON/NPI and registered_delivery); `destination` comes from
+        `codec.destination_bytes`.
+        """
+        if len(templates) != self._site_count:
+            raise ValueError(
+                f"{len(templates)} templates for {self._site_count} SMSCs: give one per SMSC"
+            )
+        self.queue.append(Part(templates, destination, tag))
         self._outstanding += 1
         self.stats.submitted += 1
         if self._outstanding == 1:
@@ -455,7 +431,7 @@ class SmppPool:
     @property
     def inflight(self) -> int:
         """Parts written and not yet answered, over every bind."""
-        return sum(len(s.inflight) for s in self._bound)
+        return sum(s.inflight for s in self._bound)
 
     async def wait_for_room(self, max_backlog: int) -> None:
         """Back-pressure: return once the queue holds fewer than `max_backlog` parts."""
@@ -508,80 +484,54 @@ class SmppPool:
         if not queue or self._closing:
             return
         now = time.monotonic()
-        bound = self._bound
-        count = len(bound)
-        if count == 1:
-            session = bound[0]
-            room = session.room(now)
-            if room:
-                sent = room if room < len(queue) else len(queue)
-                session.send(sent, now)
-                self.stats.sent += sent
-        elif count:
-            self._turn = turn = (self._turn + 1) % count
-            rooms: list[tuple[SmppSession, int]] = []
-            capacities = [0] * len(self.smscs)
-            for i in range(count):
-                session = bound[(turn + i) % count]
-                room = session.room(now)
-                if room:
-                    rooms.append((session, room))
-                    capacities[session.site] += room
-            if rooms:
-                shares = self._splitter.split(len(queue), capacities)
-                sent = 0
-                for session, room in rooms:
-                    share = shares[session.site]
-                    give = room if room < share else share
-                    if give:
-                        shares[session.site] = share - give
-                        session.send(give, now)
-                        sent += give
-                self.stats.sent += sent
+        takers, rooms = self._rooms(now)
+        if takers:
+            sites = [session.site for session in takers]
+            shares = policy.allocate(len(queue), rooms, sites, self._splitter)
+            popleft = queue.popleft
+            sent = 0
+            for session, share in zip(takers, shares, strict=True):
+                if share:
+                    session.send([popleft() for _ in range(share)], now, bool(queue))
+                    sent += share
+            self.stats.sent += sent
         if self._room_waiters:
             self._wake_room_waiters()
 
-    # -- outcomes (called by sessions) ---------------------------------------------------------
+    def _rooms(self, now: float) -> tuple[list[SmppSession[Part]], list[int]]:
+        """The sessions that may send now and how much each, starting one further each pass
+        (so that no bind of a site is always served first)."""
+        bound = self._bound
+        count = len(bound)
+        if count > 1:
+            self._turn = turn = (self._turn + 1) % count
+            bound = bound[turn:] + bound[:turn]
+        takers: list[SmppSession[Part]] = []
+        rooms: list[int] = []
+        for session in bound:
+            room = session.room(now)
+            if room:
+                takers.append(session)
+                rooms.append(room)
+        return takers, rooms
 
-    def record(
-        self, part: Part, status: int, message_id: str | None, session: SmppSession, now: float
+    # -- what sessions report (`session.SessionOwner`) -----------------------------------------
+
+    def answered(
+        self, session: SmppSession[Part], outcomes: Sequence[Outcome[Part]], now: float
     ) -> None:
-        """The final outcome of one part: counted, reported once through `on_outcome`."""
-        stats = self.stats
-        if status == 0:
-            stats.accepted += 1
-            session.bind.accepted += 1
-        else:
-            stats.failed += 1
-            session.bind.failed += 1
-            stats.failed_by_status[status] = stats.failed_by_status.get(status, 0) + 1
-        offset = self._clock_offset
-        try:
-            self.on_outcome(
-                part.tag,
-                status,
-                message_id,
-                session.smsc.name,
-                part.submitted_at + offset,
-                now + offset,
-            )
-        except Exception:
-            log.exception("on_outcome_failed", status=status)
-        self._outstanding -= 1
-        if not self._outstanding:
-            self._idle.set()
-        if self._closing:
-            self._check_drained()
+        """Final outcomes of parts answered in one read."""
+        self._report(self._sessions[session], outcomes, now)
 
-    def requeue_throttled(self, part: Part, session: SmppSession) -> None:
+    def throttled(self, session: SmppSession[Part], part: Part) -> None:
         """A throttled part goes back to the front of the queue: never given up."""
         self.stats.throttled += 1
-        session.bind.throttled += 1
+        self._sessions[session].throttled += 1
         self.queue.appendleft(part)
         if self._closing:
             self._check_drained()
 
-    def receipt(self, receipt: Receipt, session: SmppSession) -> None:
+    def receipt(self, session: SmppSession[Part], receipt: Receipt) -> None:
         self.stats.receipts += 1
         if self.on_receipt is not None:
             try:
@@ -589,27 +539,61 @@ class SmppPool:
             except Exception:
                 log.exception("on_receipt_failed", message_id=receipt.message_id)
 
-    def session_lost(self, session: SmppSession, orphans: list[Part]) -> None:
+    def noted(self, event: Event) -> None:
+        self.stats.count(event)
+
+    def lost(self, session: SmppSession[Part], orphans: list[Part]) -> None:
         """A connection ended: forget the session, give back what it had in flight."""
-        self._sessions.discard(session)
+        bind = self._sessions.pop(session)
         if session in self._bound:
             self._bound.remove(session)
-        if session.bind.session is session:
-            session.bind.session = None
+        if bind.session is session:
+            bind.session = None
         if orphans:
             log.warning(
                 "bind_lost_inflight", bind=session.name, parts=len(orphans), closing=self._closing
             )
-            self._give_back(orphans, session, time.monotonic())
+            self._give_back(orphans, bind, time.monotonic())
         if self._closing:
             self._check_drained()
 
-    def _give_back(self, parts: list[Part], session: SmppSession, now: float) -> None:
+    # -- outcomes ------------------------------------------------------------------------------
+
+    def _report(self, bind: Bind, outcomes: Sequence[Outcome[Part]], now: float) -> None:
+        """Final outcomes: counted, each reported once through `on_outcome`."""
+        stats = self.stats
+        on_outcome = self.on_outcome
+        smsc = bind.smsc.name
+        offset = self._clock_offset
+        answered_at = now + offset
+        accepted = 0
+        for part, status, message_id in outcomes:
+            if status == 0:
+                accepted += 1
+            else:
+                bind.failed += 1
+                stats.failed += 1
+                stats.failed_by_status[status] = stats.failed_by_status.get(status, 0) + 1
+            try:
+                on_outcome(
+                    part.tag, status, message_id, smsc, part.submitted_at + offset, answered_at
+                )
+            except Exception:
+                log.exception("on_outcome_failed", status=status)
+        stats.accepted += accepted
+        bind.accepted += accepted
+        self._outstanding -= len(outcomes)
+        if not self._outstanding:
+            self._idle.set()
+        if self._closing:
+            self._check_drained()
+
+    def _give_back(self, parts: list[Part], bind: Bind, now: float) -> None:
         """Parts that got no answer: to the front of the queue, or failed after max_attempts."""
         for part in reversed(parts):
             part.attempts += 1
             if part.attempts >= self.max_attempts and not self._closing:
-                self.record(part, NO_RESPONSE, None, session, now)
+                self._report(bind, ((part, NO_RESPONSE, None),), now)
             else:
                 self.stats.requeued_inflight += 1
                 self.queue.appendleft(part)
@@ -630,94 +614,68 @@ class SmppPool:
     def housekeeping(self, now: float) -> None:
         """Response timeouts, stalls and keep-alives; run every `housekeeping_interval`."""
         for session in list(self._bound):
-            if session.state is not SessionState.BOUND:
-                continue
-            smsc = session.smsc
-            timeout = smsc.response_timeout_s
-            bind = session.bind
-            oldest = session.oldest_inflight_sent()
-            if oldest is not None and now - oldest > timeout:
-                if session.last_received < oldest:
-                    # Nothing at all came back since that part was sent: the bind is dead.
-                    lost = len(session.inflight)
-                    self.stats.timeouts += lost
-                    self.stats.stalls += 1
-                    bind.timeouts += lost
-                    session.abort(f"nothing received for {timeout:g} s, {lost} parts in flight")
-                    continue
-                # The SMSC talks but left these parts unanswered: send them again elsewhere,
-                # and if it has been silent lately, ask whether it is still there.
-                expired = session.expire(now, timeout)
-                self.stats.timeouts += len(expired)
-                bind.timeouts += len(expired)
-                log.warning("parts_timed_out", bind=session.name, parts=len(expired))
-                self._give_back(expired, session, now)
-                if session.enquire_sent_at is None and session.silent(now):
-                    session.enquire_link(now)
-            if session.enquire_sent_at is not None:
-                if now - session.enquire_sent_at > timeout:
-                    self.stats.stalls += 1
-                    session.abort(f"enquire_link unanswered for {timeout:g} s")
-                    continue
-            elif now - session.last_received >= smsc.enquire_link_s:
-                session.enquire_link(now)
-            bind.state = BindState.STALLED if session.stalled(now) else BindState.BOUND
+            if session.state is ConnectionState.BOUND:
+                self._watch(session, self._sessions[session], now)
         if now - self._rate_mark_at >= RATE_INTERVAL:
-            elapsed = now - self._rate_mark_at
-            self._rate_mark_at = now
-            for bind in self.binds:
-                bind.accepted_rate = (bind.accepted - bind._rate_mark) / elapsed
-                bind._rate_mark = bind.accepted
+            self._measure_rates(now)
         if self.queue:
             self.kick()
+
+    def _watch(self, session: SmppSession[Part], bind: Bind, now: float) -> None:
+        """One bound session: drop it if dead, resend what it left unanswered, keep it alive."""
+        if not self._check_responses(session, bind, now):
+            return
+        connection = session.connection
+        timeout = bind.smsc.response_timeout_s
+        if connection.enquire_sent_at is not None:
+            if now - connection.enquire_sent_at > timeout:
+                self.stats.stalls += 1
+                session.abort(f"enquire_link unanswered for {timeout:g} s")
+                return
+        elif now - connection.last_received >= bind.smsc.enquire_link_s:
+            session.enquire_link(now)
+        bind.state = BindState.STALLED if connection.stalled(now) else BindState.BOUND
+
+    def _check_responses(self, session: SmppSession[Part], bind: Bind, now: float) -> bool:
+        """Parts unanswered past the response timeout: False if that dropped the session."""
+        connection = session.connection
+        timeout = bind.smsc.response_timeout_s
+        oldest = connection.oldest_inflight_sent()
+        if oldest is None or now - oldest <= timeout:
+            return True
+        if connection.last_received < oldest:
+            # Nothing at all came back since that part was sent: the bind is dead.
+            lost = session.inflight
+            self.stats.timeouts += lost
+            self.stats.stalls += 1
+            bind.timeouts += lost
+            session.abort(f"nothing received for {timeout:g} s, {lost} parts in flight")
+            return False
+        # The SMSC talks but left these parts unanswered: send them again elsewhere, and if it
+        # has been silent lately, ask whether it is still there.
+        expired = connection.expire(now, timeout)
+        self.stats.timeouts += len(expired)
+        bind.timeouts += len(expired)
+        log.warning("parts_timed_out", bind=session.name, parts=len(expired))
+        self._give_back(expired, bind, now)
+        if connection.enquire_sent_at is None and connection.silent(now):
+            session.enquire_link(now)
+        return True
+
+    def _measure_rates(self, now: float) -> None:
+        """Accepted parts/s of each bind since the last measure, for `health()`."""
+        elapsed = now - self._rate_mark_at
+        self._rate_mark_at = now
+        for bind in self.binds:
+            bind.accepted_rate = (bind.accepted - bind._rate_mark) / elapsed
+            bind._rate_mark = bind.accepted
 
     # -- health --------------------------------------------------------------------------------
 
     def health(self) -> tuple[SmscHealth, ...]:
         """Per-SMSC and per-bind state, for progress displays and `/health` endpoints."""
         now = time.monotonic()
-        out: list[SmscHealth] = []
-        for site, smsc in enumerate(self.smscs):
-            binds: list[BindHealth] = []
-            for bind in self.binds:
-                if bind.site != site:
-                    continue
-                session = bind.session
-                binds.append(
-                    BindHealth(
-                        name=bind.name,
-                        state=bind.state.value,
-                        inflight=len(session.inflight) if session is not None else 0,
-                        window=smsc.window,
-                        rate=round(bind.pacer.rate, 1),
-                        ceiling=smsc.tps,
-                        accepted_per_s=round(bind.accepted_rate, 1),
-                        accepted=bind.accepted,
-                        failed=bind.failed,
-                        throttled=bind.throttled,
-                        timeouts=bind.timeouts,
-                        reconnects=bind.reconnects,
-                        last_error=bind.last_error,
-                        retry_in=(
-                            round(max(0.0, bind.retry_at - now), 2)
-                            if bind.retry_at is not None
-                            else None
-                        ),
-                    )
-                )
-            up = sum(1 for b in binds if b.state == BindState.BOUND.value)
-            out.append(
-                SmscHealth(
-                    name=smsc.name,
-                    state="up" if up == len(binds) else "degraded" if up else "down",
-                    weight=smsc.weight,
-                    binds_up=up,
-                    binds=tuple(binds),
-                    accepted_per_s=round(sum(b.accepted_per_s for b in binds), 1),
-                    inflight=sum(b.inflight for b in binds),
-                    accepted=sum(b.accepted for b in binds),
-                    failed=sum(b.failed for b in binds),
-                    throttled=sum(b.throttled for b in binds),
-                )
-            )
-        return tuple(out)
+        return tuple(
+            smsc_health(smsc, [b.health(now) for b in self.binds if b.site == site])
+            for site, smsc in enumerate(self.smscs)
+        )

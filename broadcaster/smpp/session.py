@@ -1,99 +1,116 @@
-"""One SMPP bind as an `asyncio.Protocol`: windowed, paced, batched writes, never forgetting a part.
+"""One SMPP bind as an `asyncio.Protocol`: the I/O around a sans-I/O `SmppConnection`.
 
-The pool decides how many queued parts a session takes in each pass (`room`, then `send`); the
-session pops them, encodes them by splicing (`codec.SubmitTemplate`) and writes them in one
-`transport.write`. Responses come back through `data_received`:
+The protocol lives in `connection.py`; the session only does what needs the event loop: it
+feeds what it reads to the connection and writes what the connection returns, reads the clock,
+arms a timer to wake its owner when pacing tokens are back, and resolves futures when the bind
+is up (`bound`), the connection has ended (`closed`) and the SMSC answered our unbind.
 
-- accepted (status 0): reported to the pool with the message id, kept as the exact string;
-- ESME_RTHROTTLED / ESME_RMSGQFUL: the pacer slows down, the part goes back to the front of the
-  queue (never given up, never counted as an attempt);
-- any other status, vendor codes included, or a generic_nack naming the part: a final failure
-  of that part, reported with its status; the bind stays up.
+Whoever feeds the session (the pool) implements `SessionOwner`, a narrow interface: the session
+reports outcomes, throttled parts, receipts, protocol anomalies and the parts in flight when
+the connection ends, and asks for a pump (`kick`). It never sees the owner's queue or counters,
+so this module does not import the pool. Parts are handed to `send` by the owner, which asks
+`room` first; the session writes them with one `transport.write`.
 
-Requests from the SMSC are answered: deliver_sm (receipts parsed tolerantly and handed to the
-pool), enquire_link, unbind; anything else gets generic_nack. A broken length field means the
-stream cannot be resynchronised: the connection is dropped and the pool reconnects.
+How a part ends (the connection sorts the answers, the owner records them):
 
-When the connection ends, every part still in flight is handed back to the pool, which re-queues
-it (a possible duplicate, counted) or records it as failed; the pool also expires parts that get
-no response in time. The session itself never sleeps and starts no task.
+- accepted (status 0), or any other status, vendor codes included, or a generic_nack naming
+  it: a final outcome, `SessionOwner.answered`; the bind stays up;
+- ESME_RTHROTTLED / ESME_RMSGQFUL: the pacer slows down and `SessionOwner.throttled` takes the
+  part back (never given up, never counted as an attempt);
+- still in flight when the connection ends: `SessionOwner.lost` gets it back.
+
+A broken length field means the stream cannot be resynchronised: the session drops the
+connection and its owner reconnects. The session itself never sleeps and starts no task.
 """
 
 from __future__ import annotations
 
 import asyncio
-import enum
 import time
-from typing import TYPE_CHECKING, Final
+from collections.abc import Sequence
+from typing import Final, Generic, Protocol
 
 import structlog
 
-from broadcaster.errors import BindError, SmppProtocolError
-from broadcaster.smpp import codec, policy
-from broadcaster.smpp.constants import (
-    RESPONSE_BIT,
-    TRANSIENT_STATUSES,
-    CommandId,
-    Status,
-    command_name,
-    status_name,
+from broadcaster.errors import BindError
+from broadcaster.settings import SmscConfig
+from broadcaster.smpp import policy
+from broadcaster.smpp.connection import (
+    BindAccepted,
+    BindRefused,
+    ConnectionState,
+    DeliverSmMalformed,
+    EnquireLinkAnswered,
+    Event,
+    GenericNack,
+    Outcome,
+    P,
+    ReceiptReceived,
+    ReceiptUnreadable,
+    SmppConnection,
+    StreamCorrupt,
+    UnbindAnswered,
+    UnbindRequested,
+    UnexpectedResponse,
+    UnknownCommand,
 )
-from broadcaster.smpp.receipts import parse_receipt
-from broadcaster.text.encoding import decode_short_message
-
-if TYPE_CHECKING:
-    from broadcaster.smpp.pool import Bind, Part, SmppPool
+from broadcaster.smpp.constants import command_name, status_name
+from broadcaster.smpp.pacing import Pacer
+from broadcaster.smpp.receipts import Receipt
 
 log = structlog.get_logger(__name__)
 
-_SUBMIT_SM_RESP: Final = int(CommandId.SUBMIT_SM_RESP)
-_DELIVER_SM: Final = int(CommandId.DELIVER_SM)
-_ENQUIRE_LINK: Final = int(CommandId.ENQUIRE_LINK)
-_ENQUIRE_LINK_RESP: Final = int(CommandId.ENQUIRE_LINK_RESP)
-_GENERIC_NACK: Final = int(CommandId.GENERIC_NACK)
-_UNBIND: Final = int(CommandId.UNBIND)
-_UNBIND_RESP: Final = int(CommandId.UNBIND_RESP)
-_BIND_COMMAND: Final = {
-    "transmitter": CommandId.BIND_TRANSMITTER,
-    "transceiver": CommandId.BIND_TRANSCEIVER,
-}
-_BIND_RESP: Final = {
-    "transmitter": int(CommandId.BIND_TRANSMITTER_RESP),
-    "transceiver": int(CommandId.BIND_TRANSCEIVER_RESP),
-}
-_TRANSIENT: Final = frozenset(int(s) for s in TRANSIENT_STATUSES)
-_HEADER_LENGTH: Final = codec.HEADER_LENGTH
-_MESSAGE_ID_END: Final = codec.HEADER_LENGTH + codec.MESSAGE_ID_SIZE
-_MAX_SEQUENCE: Final = 0x7FFFFFFF
 PACING_WAKE: Final = 0.005
 """A bind out of tokens wakes up when this many seconds' worth of tokens are back."""
-LATENCY_GAIN: Final = 0.1
-"""Weight of the newest sample in the moving average of response latency."""
 
 
-class SessionState(enum.Enum):
-    CONNECTING = "connecting"
-    BINDING = "binding"
-    BOUND = "bound"
-    UNBINDING = "unbinding"
-    CLOSED = "closed"
+class SessionOwner(Protocol[P]):
+    """What a session needs from whoever feeds it: the pool implements it."""
+
+    def answered(self, session: SmppSession[P], outcomes: Sequence[Outcome[P]], now: float) -> None:
+        """Final outcomes of parts, in the order they were answered (one read's worth)."""
+
+    def throttled(self, session: SmppSession[P], part: P) -> None:
+        """A part the SMSC asked us to send again later (the session's pacer has slowed)."""
+
+    def receipt(self, session: SmppSession[P], receipt: Receipt) -> None:
+        """A delivery receipt, already acknowledged."""
+
+    def noted(self, event: Event) -> None:
+        """A protocol anomaly to count (the session has logged it)."""
+
+    def lost(self, session: SmppSession[P], orphans: list[P]) -> None:
+        """The connection ended with these parts unanswered (oldest first)."""
+
+    def kick(self) -> None:
+        """The session may take parts again: pump soon."""
 
 
-class SmppSession(asyncio.Protocol):
-    """A single connection of one bind; created by the pool, which owns reconnection."""
+class SmppSession(asyncio.Protocol, Generic[P]):
+    """A single connection of one bind; created by its owner, which owns reconnection."""
 
-    def __init__(self, pool: SmppPool, bind: Bind) -> None:
-        self.pool = pool
-        self.bind = bind
-        self.smsc = bind.smsc
-        self.name = bind.name
-        self.site = bind.site
-        self.pacer = bind.pacer
-        self.window = bind.smsc.window
-        self.state = SessionState.CONNECTING
-        self.inflight: dict[int, Part] = {}
-        """Parts written and not answered, by sequence number, oldest first."""
+    def __init__(
+        self, owner: SessionOwner[P], *, name: str, smsc: SmscConfig, site: int, pacer: Pacer
+    ) -> None:
+        self.owner = owner
+        self.name = name
+        self.smsc = smsc
+        self.site = site
+        """The number of its SMSC in the pool: which of a part's templates it writes."""
+        self.pacer = pacer
+        self.opened_at = time.monotonic()
+        self.connection: SmppConnection[P] = SmppConnection(
+            system_id=smsc.system_id,
+            password=smsc.password,
+            system_type=smsc.system_type,
+            bind_mode=smsc.bind_mode,
+            window=smsc.window,
+            response_timeout=smsc.response_timeout_s,
+            template_index=site,
+            now=self.opened_at,
+        )
         self.sent = 0
+        """submit_sm PDUs written on this connection."""
         loop = asyncio.get_running_loop()
         self.bound: asyncio.Future[None] = loop.create_future()
         """Resolved by a successful bind_resp; BindError if refused or the connection ends."""
@@ -102,43 +119,30 @@ class SmppSession(asyncio.Protocol):
         self.refused = False
         """True when the SMSC refused the bind for a reason a quick retry will not fix."""
         self.close_reason: str | None = None
-        self.opened_at = time.monotonic()
-        self.last_received = self.opened_at
-        self.waiting_since = self.opened_at
-        """Time of the last response, or of the first part sent into an empty window."""
-        self.latency = 0.0
-        """Moving average of submit_sm response latency, seconds."""
-        self.stall_after = policy.STALL_MIN
-        self.enquire_sent_at: float | None = None
         self._transport: asyncio.Transport | None = None
-        self._frames = codec.FrameBuffer()
-        self._sequence = 0
         self._writable = True
-        self._bind_sequence = 0
-        self._unbind_sequence = 0
+        self._lost = False
         self._unbound: asyncio.Future[None] | None = None
         self._pacing_timer: asyncio.TimerHandle | None = None
+
+    @property
+    def state(self) -> ConnectionState:
+        return self.connection.state
+
+    @property
+    def inflight(self) -> int:
+        """Parts written on this connection and not answered yet."""
+        return len(self.connection.inflight)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self._transport = transport
-        self.state = SessionState.BINDING
-        self._bind_sequence = self._next_sequence()
-        smsc = self.smsc
-        transport.write(
-            codec.encode_bind(
-                _BIND_COMMAND[smsc.bind_mode],
-                self._bind_sequence,
-                system_id=smsc.system_id,
-                password=smsc.password,
-                system_type=smsc.system_type,
-            )
-        )
+        transport.write(self.connection.bind())
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.state = SessionState.CLOSED
+        self._lost = True
         if self._pacing_timer is not None:
             self._pacing_timer.cancel()
             self._pacing_timer = None
@@ -149,34 +153,28 @@ class SmppSession(asyncio.Protocol):
                 BindError(f"{self.name}: the SMSC closed the connection before answering the bind")
             )
             self.bound.exception()  # retrieved: the pool reads it, or gives up on it
-        if self._unbound is not None and not self._unbound.done():
-            self._unbound.set_result(None)
-        orphans = list(self.inflight.values())
-        self.inflight.clear()
-        self.pool.session_lost(self, orphans)
-        if not self.closed.done():
-            self.closed.set_result(None)
+        _resolve(self._unbound)
+        self.owner.lost(self, self.connection.connection_lost())
+        _resolve(self.closed)
 
     def abort(self, reason: str) -> None:
         """Drop the connection now (stall, protocol violation): in-flight parts go back."""
         if self.close_reason is None:
             self.close_reason = reason
-        if self.state is not SessionState.CLOSED:
-            log.warning("bind_abort", bind=self.name, reason=reason, inflight=len(self.inflight))
+        if not self._lost:
+            log.warning("bind_abort", bind=self.name, reason=reason, inflight=self.inflight)
         if self._transport is not None:
             self._transport.abort()
 
     async def unbind(self, timeout: float = 1.0) -> None:
         """Polite shutdown: unbind, wait for unbind_resp (or not), close; abort if stuck."""
         transport = self._transport
-        if transport is None or self.state is SessionState.CLOSED:
+        if transport is None or self.state is ConnectionState.CLOSED:
             return
-        if self.state is SessionState.BOUND:
-            self.state = SessionState.UNBINDING
+        if self.state is ConnectionState.BOUND:
             self.close_reason = "unbound"
-            self._unbind_sequence = self._next_sequence()
             self._unbound = asyncio.get_running_loop().create_future()
-            transport.write(codec.encode_unbind(self._unbind_sequence))
+            transport.write(self.connection.unbind())
             try:
                 await asyncio.wait_for(asyncio.shield(self._unbound), timeout)
             except TimeoutError:
@@ -190,73 +188,46 @@ class SmppSession(asyncio.Protocol):
             transport.abort()  # the peer does not read: do not wait for a flush that never ends
             await asyncio.shield(self.closed)
 
-    def _next_sequence(self) -> int:
-        self._sequence = self._sequence + 1 if self._sequence < _MAX_SEQUENCE else 1
-        return self._sequence
-
-    # -- flow control --------------------------------------------------------------------------
+    # -- sending -------------------------------------------------------------------------------
 
     def pause_writing(self) -> None:
         self._writable = False
 
     def resume_writing(self) -> None:
         self._writable = True
-        self.pool.kick()
-
-    def silent(self, now: float) -> bool:
-        """True when no submit_sm_resp came back for longer than the stall threshold."""
-        return now - self.waiting_since > self.stall_after
-
-    def stalled(self, now: float) -> bool:
-        """True when the SMSC seems not to answer: parts in flight and nothing back for too
-        long, or a keep-alive unanswered for as long. Such a bind gets no new parts."""
-        if self.inflight and now - self.waiting_since > self.stall_after:
-            return True
-        sent = self.enquire_sent_at
-        return sent is not None and now - sent > self.stall_after
+        self.owner.kick()
 
     def room(self, now: float) -> int:
         """Parts this session may send now: window room and pacing tokens (0 if not ready)."""
-        if self.state is not SessionState.BOUND or not self._writable:
+        if not self._writable:
             return 0
-        inflight = len(self.inflight)
-        room = self.window - inflight
+        room = self.connection.room(now)
         if room <= 0:
             return 0
-        if inflight and now - self.waiting_since > self.stall_after:
-            return 0  # silent with parts in flight: send nothing more until it answers
-        if self.enquire_sent_at is not None and now - self.enquire_sent_at > self.stall_after:
-            return 0  # a keep-alive unanswered: the same
         tokens = self.pacer.available(now)
         if tokens <= 0:
             self._arm_pacing_timer(now)
             return 0
         return room if room < tokens else tokens
 
-    def send(self, count: int, now: float) -> None:
-        """Pop `count` parts from the pool's queue (the pool checked `room`); one write."""
-        queue = self.pool.queue
-        inflight = self.inflight
-        if not inflight:
-            self.waiting_since = now
-        popleft = queue.popleft
-        seq = self._sequence
-        chunks: list[bytes] = []
-        append = chunks.append
-        for _ in range(count):
-            part = popleft()
-            seq = seq + 1 if seq < _MAX_SEQUENCE else 1
-            part.submitted_at = now
-            inflight[seq] = part
-            append(part.template.encode(seq, part.destination))
-        self._sequence = seq
+    def send(self, parts: Sequence[P], now: float, more_waiting: bool) -> None:
+        """Write `parts` (the owner checked `room`) in one write; `more_waiting` says parts
+        are still queued, so a bind out of tokens must wake its owner when they are back."""
+        assert self._transport is not None
+        count = len(parts)
+        data = self.connection.submit(parts, now)
         self.sent += count
         pacer = self.pacer
         pacer.take(count, now)
-        assert self._transport is not None
-        self._transport.write(b"".join(chunks))
-        if queue and pacer.exhausted:
+        self._transport.write(data)
+        if more_waiting and pacer.exhausted:
             self._arm_pacing_timer(now)
+
+    def enquire_link(self, now: float) -> None:
+        """Send a keep-alive; the owner drops the bind if it is not answered in time."""
+        if self._transport is None or self.state is not ConnectionState.BOUND:
+            return
+        self._transport.write(self.connection.enquire_link(now))
 
     def _arm_pacing_timer(self, now: float) -> None:
         if self._pacing_timer is not None:
@@ -269,90 +240,29 @@ class SmppSession(asyncio.Protocol):
 
     def _pacing_tick(self) -> None:
         self._pacing_timer = None
-        self.pool.kick()
-
-    def expire(self, now: float, timeout: float) -> list[Part]:
-        """Remove and return the parts in flight for longer than `timeout` (oldest first)."""
-        expired: list[Part] = []
-        inflight = self.inflight
-        for sequence, part in list(inflight.items()):
-            if now - part.submitted_at <= timeout:
-                break
-            del inflight[sequence]
-            expired.append(part)
-        return expired
-
-    def oldest_inflight_sent(self) -> float | None:
-        """When the oldest part in flight was written (None: nothing in flight)."""
-        for part in self.inflight.values():
-            return part.submitted_at
-        return None
-
-    def enquire_link(self, now: float) -> None:
-        """Send a keep-alive; the pool drops the bind if it is not answered in time."""
-        if self._transport is None or self.state is not SessionState.BOUND:
-            return
-        self.enquire_sent_at = now
-        self._transport.write(codec.encode_enquire_link(self._next_sequence()))
+        self.owner.kick()
 
     # -- receiving -----------------------------------------------------------------------------
 
     def data_received(self, data: bytes) -> None:
         now = time.monotonic()
-        self.last_received = now
-        try:
-            pdus = self._frames.feed(data)
-        except SmppProtocolError as exc:
-            self._stream_corrupt(exc)
-            return
-        pool = self.pool
-        record = pool.record
-        inflight = self.inflight
-        unpack = codec.HEADER_FIELDS.unpack_from
-        transient = _TRANSIENT
-        accepted = 0
-        answered = 0
-        latest: Part | None = None
-        for pdu in pdus:
-            command_id, status, sequence = unpack(pdu, 4)
-            if command_id != _SUBMIT_SM_RESP:
-                self._on_other(pdu, command_id, status, sequence, now)
-                continue
-            part = inflight.pop(sequence, None)
-            if part is None:
-                pool.stats.unexpected_responses += 1  # answered after its timeout, or bogus
-                continue
-            answered += 1
-            latest = part
-            if status == 0:
-                # message_id: a C-string right after the header (what decode_submit_sm_resp
-                # reads, inlined: this runs once per part).
-                nul = pdu.find(b"\0", _HEADER_LENGTH, _MESSAGE_ID_END)
-                if nul > 0:
-                    message_id: str | None = pdu[_HEADER_LENGTH:nul].decode("latin-1")
-                else:
-                    message_id = None  # accepted, but the id is unreadable: keep it accepted
-                    pool.stats.malformed += 1
-                accepted += 1
-                record(part, 0, message_id, self, now)
-            elif status in transient:
-                self._throttled(part, status, now)
-            else:
-                record(part, status, None, self, now)
-        if answered:
-            self.waiting_since = now
-            assert latest is not None
-            sample = now - latest.submitted_at
-            latency = self.latency
-            self.latency = latency + LATENCY_GAIN * (sample - latency) if latency else sample
-            self.stall_after = min(policy.stall_after(self.latency), self.smsc.response_timeout_s)
-            if accepted:
-                self.pacer.on_accepted(now, accepted)
-            pool.kick()
-        if self._frames.error is not None:
-            self._stream_corrupt(self._frames.error)
+        received = self.connection.receive_data(data, now)
+        if received.replies:
+            assert self._transport is not None
+            self._transport.write(received.to_send)
+        owner = self.owner
+        if received.outcomes:
+            owner.answered(self, received.outcomes, now)
+        for part, status in received.throttled:
+            self._throttled(part, status, now)
+        if received.accepted:
+            self.pacer.on_accepted(now, received.accepted)
+        for event in received.events:
+            self._on_event(event)
+        if received.answered:
+            owner.kick()
 
-    def _throttled(self, part: Part, status: int, now: float) -> None:
+    def _throttled(self, part: P, status: int, now: float) -> None:
         if self.pacer.on_throttled(now, part.submitted_at):
             log.info(
                 "bind_slowed_down",
@@ -361,107 +271,73 @@ class SmppSession(asyncio.Protocol):
                 rate=round(self.pacer.rate, 1),
                 capacity_estimate=round(self.pacer.capacity, 1),
             )
-        self.pool.requeue_throttled(part, self)
+        self.owner.throttled(self, part)
 
-    def _stream_corrupt(self, exc: SmppProtocolError) -> None:
-        """A broken length field: the stream cannot be resynchronised; drop and reconnect."""
-        self.pool.stats.malformed += 1
-        log.error("smpp_stream_corrupt", bind=self.name, error=str(exc))
-        self.abort(f"corrupt stream: {exc}")
+    def _on_event(self, event: Event) -> None:
+        match event:
+            case BindAccepted():
+                _resolve(self.bound)
+            case BindRefused(status=status):
+                self._bind_refused(status)
+            case EnquireLinkAnswered():
+                self.owner.kick()  # it answers: it may take parts again
+            case UnbindAnswered():
+                _resolve(self._unbound)
+            case UnbindRequested():
+                self._unbound_by_smsc()
+            case ReceiptReceived(receipt=receipt):
+                self.owner.receipt(self, receipt)
+            case StreamCorrupt(error=error):
+                self.owner.noted(event)
+                log.error("smpp_stream_corrupt", bind=self.name, error=error)
+                self.abort(f"corrupt stream: {error}")
+            case _:
+                _log_anomaly(self.name, event)
+                self.owner.noted(event)
 
-    def _on_other(
-        self, pdu: bytes, command_id: int, status: int, sequence: int, now: float
-    ) -> None:
-        transport = self._transport
-        assert transport is not None
-        stats = self.pool.stats
-        if command_id & RESPONSE_BIT:
-            if sequence == self._bind_sequence and self.state is SessionState.BINDING:
-                self._on_bind_resp(command_id, status)
-            elif command_id == _ENQUIRE_LINK_RESP:
-                self.enquire_sent_at = None
-                self.pool.kick()  # it answers: it may take parts again
-            elif command_id == _GENERIC_NACK:
-                self._on_generic_nack(status, sequence, now)
-            elif command_id == _UNBIND_RESP and sequence == self._unbind_sequence:
-                if self._unbound is not None and not self._unbound.done():
-                    self._unbound.set_result(None)
-            else:
-                stats.unexpected_responses += 1
-                log.warning(
-                    "smpp_unexpected_response",
-                    bind=self.name,
-                    command=command_name(command_id),
-                    sequence=sequence,
-                )
-            return
-        if command_id == _DELIVER_SM:
-            transport.write(self._answer_deliver_sm(pdu, sequence))
-        elif command_id == _ENQUIRE_LINK:
-            transport.write(codec.encode_enquire_link_resp(sequence))
-        elif command_id == _UNBIND:
-            transport.write(codec.encode_unbind_resp(sequence))
-            log.warning("smsc_unbound_us", bind=self.name, inflight=len(self.inflight))
-            self.state = SessionState.UNBINDING
-            self.close_reason = "unbound by the SMSC"
-            transport.close()
-        else:
-            stats.unknown_commands += 1
-            log.warning("smpp_unknown_command", bind=self.name, command_id=f"0x{command_id:08X}")
-            transport.write(codec.encode_generic_nack(sequence, Status.ESME_RINVCMDID))
-
-    def _on_bind_resp(self, command_id: int, status: int) -> None:
-        if command_id != _BIND_RESP[self.smsc.bind_mode] and status == 0:
-            status = Status.ESME_RINVCMDID  # a generic_nack or some other answer to our bind
-        if status != 0:
-            self.refused, why = policy.bind_refusal(status)
-            error = BindError(
-                f"{self.name}: {self.smsc.host}:{self.smsc.port} refused the "
-                f"{self.smsc.bind_mode} bind of system_id {self.smsc.system_id!r}: {why}"
-            )
-            self.close_reason = str(error)
-            if not self.bound.done():
-                self.bound.set_exception(error)
-            self.abort("bind refused")
-            return
-        self.state = SessionState.BOUND
-        self.waiting_since = time.monotonic()
+    def _bind_refused(self, status: int) -> None:
+        self.refused, why = policy.bind_refusal(status)
+        smsc = self.smsc
+        error = BindError(
+            f"{self.name}: {smsc.host}:{smsc.port} refused the "
+            f"{smsc.bind_mode} bind of system_id {smsc.system_id!r}: {why}"
+        )
+        self.close_reason = str(error)
         if not self.bound.done():
-            self.bound.set_result(None)
+            self.bound.set_exception(error)
+        self.abort("bind refused")
 
-    def _on_generic_nack(self, status: int, sequence: int, now: float) -> None:
-        """The SMSC could not read one of our PDUs: if it was a part, that part's outcome."""
-        self.pool.stats.generic_nacks += 1
-        part = self.inflight.pop(sequence, None)
-        if part is None:
+    def _unbound_by_smsc(self) -> None:
+        """The SMSC unbound us (the connection answered): close; the owner reconnects."""
+        log.warning("smsc_unbound_us", bind=self.name, inflight=self.inflight)
+        self.close_reason = "unbound by the SMSC"
+        assert self._transport is not None
+        self._transport.close()
+
+
+def _resolve(future: asyncio.Future[None] | None) -> None:
+    """Resolve a future of the session's, if there is one and nobody did yet."""
+    if future is not None and not future.done():
+        future.set_result(None)
+
+
+def _log_anomaly(bind: str, event: Event) -> None:
+    """Log what deserves a line; the rest (late responses, MO messages...) is only counted."""
+    match event:
+        case UnexpectedResponse(command_id=command_id, sequence=sequence):
             log.warning(
-                "smpp_generic_nack", bind=self.name, status=status_name(status), sequence=sequence
+                "smpp_unexpected_response",
+                bind=bind,
+                command=command_name(command_id),
+                sequence=sequence,
             )
-            return
-        self.waiting_since = now
-        if status in _TRANSIENT:
-            self._throttled(part, status, now)
-        else:
-            self.pool.record(part, status or Status.ESME_RUNKNOWNERR, None, self, now)
-        self.pool.kick()
-
-    def _answer_deliver_sm(self, pdu: bytes, sequence: int) -> bytes:
-        """Acknowledge a deliver_sm; hand a receipt to the pool; never drop the bind over it."""
-        stats = self.pool.stats
-        try:
-            message = codec.decode_short_message_pdu(pdu)
-        except SmppProtocolError as exc:
-            stats.malformed += 1
-            log.warning("deliver_sm_malformed", bind=self.name, error=str(exc))
-            return codec.encode_deliver_sm_resp(sequence, exc.command_status)
-        if not message.is_receipt:
-            stats.mo_messages += 1  # a subscriber's reply: acknowledged, not our business
-            return codec.encode_deliver_sm_resp(sequence, 0)
-        text = decode_short_message(message.user_data, message.data_coding)
-        receipt = parse_receipt(text, message.tlvs)
-        if receipt is None:
-            stats.unreadable_receipts += 1
-            log.warning("receipt_unreadable", bind=self.name, text=text[:80])
-        else:
-            self.pool.receipt(receipt, self)
-        return codec.encode_deliver_sm_resp(sequence, 0)
+        case UnknownCommand(command_id=command_id):
+            log.warning("smpp_unknown_command", bind=bind, command_id=f"0x{command_id:08X}")
+        case GenericNack(status=status, sequence=sequence, named_part=False):
+            log.warning(
+                "smpp_generic_nack", bind=bind, status=status_name(status), sequence=sequence
+            )
+        case DeliverSmMalformed(error=error):
+            log.warning("deliver_sm_malformed", bind=bind, error=error)
+        case ReceiptUnreadable(text=text):
+            log.warning("receipt_unreadable", bind=bind, text=text[:80])

@@ -18,7 +18,7 @@ import pytest
 from broadcaster.errors import BindError
 from broadcaster.mocksmsc import MockConfig, MockSmsc
 from broadcaster.settings import SmscConfig
-from broadcaster.smpp.codec import submit_templates
+from broadcaster.smpp.codec import SubmitTemplate, submit_templates
 from broadcaster.smpp.constants import Status
 from broadcaster.smpp.pool import NO_RESPONSE, SmppPool
 from broadcaster.smpp.receipts import Receipt
@@ -40,6 +40,11 @@ SECRET = "s3cret-longer-than-eight"
 
 def destination(i: int) -> bytes:
     return f"336{i:08d}".encode()
+
+
+def everywhere(pool: SmppPool, template: SubmitTemplate) -> tuple[SubmitTemplate, ...]:
+    """The same template for every SMSC of the pool (one sender for all)."""
+    return (template,) * len(pool.smscs)
 
 
 @dataclass
@@ -150,7 +155,7 @@ async def test_reaches_the_contracted_rate_without_a_throttle(
     parts = int(tps * binds * seconds)
     started = time.monotonic()
     for i in range(parts):
-        pool.submit(TEMPLATE, destination(i), i)
+        pool.submit(everywhere(pool, TEMPLATE), destination(i), i)
     await pool.drain()
     elapsed = max(o.answered_at for o in collector.single().values()) - started
     rate = parts / elapsed
@@ -181,7 +186,7 @@ async def test_settles_under_a_throttling_smsc_and_loses_nothing(
     parts = 1400
     started = time.monotonic()
     for i in range(parts):
-        pool.submit(TEMPLATE, destination(i), i)
+        pool.submit(everywhere(pool, TEMPLATE), destination(i), i)
     await pool.drain()
     outcomes = collector.single()
     assert {o.status for o in outcomes.values()} == {0}
@@ -233,7 +238,7 @@ async def test_every_part_ends_accepted_or_failed_with_a_reason_through_chaos(
     await pool.start()
     parts = 2000
     for i in range(parts):
-        pool.submit(TEMPLATE, destination(i), i)
+        pool.submit(everywhere(pool, TEMPLATE), destination(i), i)
     async with asyncio.timeout(15):
         await pool.drain()
     outcomes = collector.single()
@@ -289,7 +294,7 @@ async def test_unknown_pdus_get_generic_nack_and_the_bind_stays_up(
     pool = pools(smsc, collector=collector, housekeeping_interval=0.05)
     await pool.start()
     for i in range(300):
-        pool.submit(TEMPLATE, destination(i), i)
+        pool.submit(everywhere(pool, TEMPLATE), destination(i), i)
     async with asyncio.timeout(10):
         await pool.drain()
     statuses = [o.status for o in collector.single().values()]
@@ -311,7 +316,7 @@ async def test_one_site_dies_mid_run_and_the_other_finishes(
     await pool.start()
     parts = 2400
     for i in range(parts):
-        pool.submit(TEMPLATE, destination(i), i)
+        pool.submit(everywhere(pool, TEMPLATE), destination(i), i)
     await collector.wait_for(lambda: len(collector.outcomes) >= parts // 4)
     await paris.stop()
     died = time.monotonic()
@@ -351,7 +356,7 @@ async def test_stalled_site_stops_getting_parts_and_its_parts_come_back(
     await pool.start()
     parts = 1000
     for i in range(parts):
-        pool.submit(TEMPLATE, destination(i), i)
+        pool.submit(everywhere(pool, TEMPLATE), destination(i), i)
     async with asyncio.timeout(10):
         await pool.drain()
     outcomes = collector.single()
@@ -377,7 +382,7 @@ async def test_long_messages_arrive_whole_through_disconnects(
     recipients = 200
     for i in range(recipients):
         for n, template in enumerate(LONG_TEMPLATES):
-            pool.submit(template, destination(i), (i, n))
+            pool.submit(everywhere(pool, template), destination(i), (i, n))
     async with asyncio.timeout(10):
         await pool.drain()
     outcomes = collector.single()
@@ -398,7 +403,7 @@ async def test_window_overflow_is_retried_not_lost(
     pool = pools(smsc, collector=collector)
     await pool.start()
     for i in range(400):
-        pool.submit(TEMPLATE, destination(i), i)
+        pool.submit(everywhere(pool, TEMPLATE), destination(i), i)
     async with asyncio.timeout(10):
         await pool.drain()
     assert {o.status for o in collector.single().values()} == {0}
@@ -424,7 +429,7 @@ async def test_receipts_come_back_parsed_and_matchable(
     pool = pools(smsc, collector=collector)
     await pool.start()
     for i in range(200):
-        pool.submit(TEMPLATE, destination(i), i)
+        pool.submit(everywhere(pool, TEMPLATE), destination(i), i)
     await pool.drain()
     await collector.wait_for(lambda: len(collector.receipts) == 200)
     ids = {o.message_id for o in collector.single().values()}
@@ -455,3 +460,54 @@ async def test_bad_credentials_raise_bind_error_saying_so(
     )
     await good.start()
     assert binds_now(mock) == 2
+
+
+async def test_each_smsc_gets_parts_with_its_own_sender_and_receipt_request(
+    start_mock: StartMock, pools: Callable[..., SmppPool]
+) -> None:
+    """Two SMSCs, each with its own template of the same part: a part carried by an SMSC is
+    encoded with that SMSC's template. The mocks keep the first parts of concatenated messages
+    pending under (source_addr, destination, reference), so each mock's record shows which
+    sender it received; only the SMSC whose template asks for receipts sends any."""
+    paris, paris_smsc = await start_mock(MockConfig(receipts=True, seed=14), name="paris")
+    lyon, lyon_smsc = await start_mock(MockConfig(receipts=True, seed=15), name="lyon")
+    message = encode_message(LONG_TEXT, reference=21)
+    firsts = tuple(
+        submit_templates(
+            message, source_addr=source, source_ton=5, source_npi=0, registered_delivery=receipts
+        )[0]
+        for source, receipts in (("PREF75", 1), ("PREF69", 0))  # in the pool's smscs order
+    )
+    collector = Collector()
+    pool = pools(paris_smsc, lyon_smsc, collector=collector)
+    await pool.start()
+    recipients = 300
+    for i in range(recipients):
+        pool.submit(firsts, destination(i), i)
+    async with asyncio.timeout(10):
+        await pool.drain()
+    outcomes = collector.single()
+    assert {o.status for o in outcomes.values()} == {0}
+    carried: dict[str, set[bytes]] = {"paris": set(), "lyon": set()}
+    for tag, outcome in outcomes.items():
+        carried[outcome.smsc].add(destination(tag))  # type: ignore[arg-type]
+    assert len(carried["paris"]) > recipients // 4  # both carried a fair share (weights 1:1)
+    assert len(carried["lyon"]) > recipients // 4
+    for mock, source, name in ((paris, b"PREF75", "paris"), (lyon, b"PREF69", "lyon")):
+        received = mock.record.pending
+        assert {source_addr for source_addr, _dest, _ref in received} == {source}, name
+        assert {dest for _source, dest, _ref in received} == carried[name]
+    await collector.wait_for(lambda: len(collector.receipts) == len(carried["paris"]))
+    assert {smsc for _receipt, smsc in collector.receipts} == {"paris"}
+    assert pool.stats.receipts == len(carried["paris"])
+
+
+async def test_submit_wants_one_template_per_smsc(
+    start_mock: StartMock, pools: Callable[..., SmppPool]
+) -> None:
+    _mock, smsc = await start_mock(name="one")
+    _other, other = await start_mock(name="two")
+    pool = pools(smsc, other, collector=Collector())
+    with pytest.raises(ValueError, match="1 templates for 2 SMSCs"):
+        pool.submit((TEMPLATE,), destination(1), 1)
+    assert (pool.backlog, pool.outstanding, pool.stats.submitted) == (0, 0, 0)

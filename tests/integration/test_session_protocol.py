@@ -228,8 +228,9 @@ def port_of(server: ScriptedSmsc) -> int:
 
 
 async def send(pool: SmppPool, count: int, start: int = 0) -> None:
+    templates = (TEMPLATE,) * len(pool.smscs)  # the same sender on every SMSC
     for i in range(start, start + count):
-        pool.submit(TEMPLATE, destination(i), i)
+        pool.submit(templates, destination(i), i)
 
 
 @pytest.mark.parametrize("mode", ["transmitter", "transceiver"])

@@ -1,4 +1,4 @@
-"""The pool's pure decisions: splitting parts between sites, backoff, bind refusals, stalls."""
+"""The pool's pure decisions: allocating parts to binds and sites, backoff, refusals, stalls."""
 
 from __future__ import annotations
 
@@ -59,6 +59,45 @@ def test_weights_must_be_positive() -> None:
         policy.SiteSplitter([1, 0])
     with pytest.raises(ValueError, match="positive"):
         policy.SiteSplitter([])
+
+
+def test_allocate_one_bind_takes_what_its_room_allows() -> None:
+    splitter = policy.SiteSplitter([1, 1])
+    assert policy.allocate(1000, [64], [1], splitter) == [64]
+    assert policy.allocate(10, [64], [1], splitter) == [10]
+    assert splitter.credit == [0.0, 0.0]
+
+
+def test_allocate_gives_everyone_its_room_when_the_queue_is_longer() -> None:
+    splitter = policy.SiteSplitter([3, 1])
+    assert policy.allocate(1000, [16, 7, 30], [0, 0, 1], splitter) == [16, 7, 30]
+
+
+def test_allocate_splits_by_site_weight_then_fills_binds_in_order() -> None:
+    splitter = policy.SiteSplitter([3, 1])
+    # Four binds, two per site: site 0 gets 3/4 of 40, its first bind fills up first.
+    takes = policy.allocate(40, [20, 20, 20, 20], [0, 0, 1, 1], splitter)
+    assert takes == [20, 10, 10, 0]
+    totals = [0, 0]
+    for _ in range(100):  # over many passes too, whatever each pass's rounding
+        takes = policy.allocate(5, [64, 64], [1, 0], splitter)
+        assert sum(takes) == 5
+        totals = [totals[0] + takes[1], totals[1] + takes[0]]
+    assert totals == [375, 125]
+
+
+def test_allocate_never_holds_parts_back_for_a_full_site() -> None:
+    splitter = policy.SiteSplitter([9, 1])
+    # Site 0 (weight 9) can take only 2: the light site takes the rest.
+    assert policy.allocate(30, [2, 50], [0, 1], splitter) == [2, 28]
+    # No bind of site 0 has room at all (the pool passes only binds with room).
+    assert policy.allocate(30, [50], [1], splitter) == [30]
+
+
+def test_allocate_nothing_queued() -> None:
+    splitter = policy.SiteSplitter([1, 1])
+    assert policy.allocate(0, [5, 5], [0, 1], splitter) == [0, 0]
+    assert policy.allocate(0, [5], [0], splitter) == [0]
 
 
 def test_reconnect_backoff_grows_with_jitter_and_is_capped() -> None:
