@@ -162,7 +162,7 @@ async def load_report(
     if row is None:
         raise NotFoundError(f"there is no drill {broadcast_id}: see `broadcaster drill runs`")
     if row["kind"] != "drill":
-        raise InputError(
+        raise NotFoundError(
             f"broadcast {broadcast_id} is a {row['kind']} broadcast, not a drill: "
             f"see `broadcaster report {broadcast_id}`"
         )

@@ -236,10 +236,18 @@ async def area_variable_history(
     """Recorded changes of area variables, newest first: who, when, old and new value."""
     deps = await _departement_filter(conn, departement)
     rows = await conn.fetch(queries["area_variable_history"], deps, limit)
-    return [
-        {"id": r["id"], "at": r["at"].isoformat(), "actor": r["actor"], **json.loads(r["details"])}
-        for r in rows
-    ]
+    changes = []
+    for r in rows:
+        details = json.loads(r["details"])
+        changes.append(
+            {
+                "id": r["id"],
+                "at": r["at"].isoformat(),
+                "actor": r["actor"],
+                **{key: details.get(key) for key in ("departement", "name", "old", "new")},
+            }
+        )
+    return changes
 
 
 async def _departement_filter(conn: Conn, departement: str | None) -> list[str] | None:

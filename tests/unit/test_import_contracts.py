@@ -102,9 +102,11 @@ def module_name(path: Path, root: Path) -> str:
     return ".".join(parts)
 
 
-def imports_of(source: str, module: str, is_package: bool) -> Iterator[tuple[str, int]]:
-    """Every module a source imports (absolute names; `from x import y` also yields `x.y`,
-    which is a module when y is one)."""
+def imports_of(
+    source: str, module: str, is_package: bool, modules: frozenset[str] = frozenset()
+) -> Iterator[tuple[str, int]]:
+    """Every module a source imports, by absolute name: `from x import y` is `x.y` when that is
+    one of `modules`, else `x` (a name defined in x)."""
     package = module if is_package else module.rpartition(".")[0]
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Import):
@@ -116,18 +118,19 @@ def imports_of(source: str, module: str, is_package: bool) -> Iterator[tuple[str
                 anchor = package.split(".")
                 anchor = anchor[: len(anchor) - node.level + 1]
                 base = ".".join([*anchor, base] if base else anchor)
-            yield base, node.lineno
             for alias in node.names:
-                yield f"{base}.{alias.name}", node.lineno
+                name = f"{base}.{alias.name}"
+                yield (name if name in modules else base), node.lineno
 
 
 def scan(root: Path) -> list[Import]:
+    paths = sorted(root.rglob("*.py"))
+    modules = frozenset(module_name(path, root) for path in paths)
     found: list[Import] = []
-    for path in sorted(root.rglob("*.py")):
+    for path in paths:
         module = module_name(path, root)
-        for imported, line in imports_of(
-            path.read_text(encoding="utf-8"), module, path.name == "__init__.py"
-        ):
+        source = path.read_text(encoding="utf-8")
+        for imported, line in imports_of(source, module, path.name == "__init__.py", modules):
             found.append(Import(module, imported, line))
     return found
 
@@ -208,7 +211,13 @@ def _tree(tmp_path: Path, files: dict[str, str]) -> list[Import]:
     ("files", "rule"),
     [
         ({"api/handler.py": "from broadcaster.store.queries import queries\n"}, "sql"),
-        ({"engine/run.py": "def f():\n    from broadcaster.store import queries\n"}, "sql"),
+        (
+            {
+                "store/queries.py": "",
+                "engine/run.py": "def f():\n    from broadcaster.store import queries\n",
+            },
+            "sql",
+        ),
         ({"smpp/codec.py": "import asyncio\n"}, "pure"),
         ({"planning.py": "import asyncpg\n"}, "pure"),
         ({"store/x.py": "from broadcaster.commands import broadcasts\n"}, "layers"),
