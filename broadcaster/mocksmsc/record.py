@@ -30,18 +30,36 @@ Pending = tuple[int, dict[int, tuple[int, bytes]]]
 """(total, {seq: (data_coding, user data without UDH)}) of a message still incomplete."""
 
 
-def _octets_entry(destination: bytes, data_coding: int, user_data: bytes) -> bytes:
-    return b"%c%c%c%s%s" % (_OCTETS, data_coding, len(destination), destination, user_data)
+def _octets_entry(
+    destination: bytes, data_coding: int, user_data: bytes, source: bytes = b""
+) -> bytes:
+    return b"%c%c%c%s%c%s%s" % (
+        _OCTETS,
+        data_coding,
+        len(destination),
+        destination,
+        len(source),
+        source,
+        user_data,
+    )
 
 
-def _message_entry(destination: bytes, parts: list[tuple[int, bytes]]) -> bytes:
+def _message_entry(destination: bytes, source: bytes, parts: list[tuple[int, bytes]]) -> bytes:
     """A reassembled message: its parts' octets joined (a GSM escape may end a part), or, for
     parts of different codings (legal, rare), each decoded on its own."""
     data_coding = parts[0][0]
     if all(dc == data_coding for dc, _ in parts):
-        return _octets_entry(destination, data_coding, b"".join([data for _, data in parts]))
+        data = b"".join([data for _, data in parts])
+        return _octets_entry(destination, data_coding, data, source)
     text = "".join(decode_short_message(data, dc) for dc, data in parts)
-    return b"%c%c%s%s" % (_TEXT, len(destination), destination, text.encode("utf-8"))
+    return b"%c%c%s%c%s%s" % (
+        _TEXT,
+        len(destination),
+        destination,
+        len(source),
+        source,
+        text.encode("utf-8"),
+    )
 
 
 class Record:
@@ -51,6 +69,7 @@ class Record:
         "_decoded",
         "_entries",
         "_messages",
+        "_senders",
         "append_pdu",
         "duplicate_parts",
         "keep",
@@ -76,6 +95,7 @@ class Record:
         submit_sm PDU, as received (the caller adds to `parts_received`); only when `keep`."""
         self._decoded = 0
         self._messages: dict[str, list[str]] = {}
+        self._senders: dict[str, list[str]] = {}
 
     # -- written by the server --------------------------------------------------------------------
 
@@ -125,7 +145,8 @@ class Record:
             del self.pending[key]
         self.parts_received += 1
         if self.keep:
-            self._entries.append(_message_entry(key[1], [parts[i] for i in range(1, total + 1)]))
+            ordered = [parts[i] for i in range(1, total + 1)]
+            self._entries.append(_message_entry(key[1], key[0], ordered))
         return None
 
     # -- read by tests ----------------------------------------------------------------------------
@@ -133,29 +154,23 @@ class Record:
     @property
     def messages(self) -> dict[str, list[str]]:
         """destination -> texts, in order of arrival (a concatenated one once complete)."""
+        self._decode()
+        return self._messages
+
+    @property
+    def senders(self) -> dict[str, list[str]]:
+        """destination -> the source_addr of each of its messages, as `messages` lists them
+        (each SMSC of a pool sends with its own sender)."""
+        self._decode()
+        return self._senders
+
+    def _decode(self) -> None:
         entries = self._entries
-        messages = self._messages
         for i in range(self._decoded, len(entries)):
-            entry = entries[i]
-            kind = entry[0]
-            if kind == _OCTETS:
-                end = 3 + entry[2]
-                number = entry[3:end].decode("ascii")
-                text = decode_short_message(entry[end:], entry[1])
-            elif kind == _TEXT:
-                end = 2 + entry[1]
-                number = entry[2:end].decode("ascii")
-                text = entry[end:].decode("utf-8")
-            else:
-                pdu = decode_short_message_pdu(entry)
-                number = pdu.destination_addr
-                data = pdu.user_data
-                if pdu.esm_class & _UDHI:  # a UDH without concatenation (ports...)
-                    data = data[1 + data[0] :]
-                text = decode_short_message(data, pdu.data_coding)
-            messages.setdefault(number, []).append(text)
+            number, source, text = _decode_entry(entries[i])
+            self._messages.setdefault(number, []).append(text)
+            self._senders.setdefault(number, []).append(source)
         self._decoded = len(entries)
-        return messages
 
     @property
     def message_count(self) -> int:
@@ -174,3 +189,26 @@ class Record:
         self._entries.clear()
         self._decoded = 0
         self._messages = {}
+        self._senders = {}
+
+
+def _decode_entry(entry: bytes) -> tuple[str, str, str]:
+    """(destination, source, text) of one recorded message."""
+    kind = entry[0]
+    if kind == _OCTETS:
+        end = 3 + entry[2]
+        number = entry[3:end].decode("ascii")
+        source_end = end + 1 + entry[end]
+        source = entry[end + 1 : source_end].decode("ascii")
+        return number, source, decode_short_message(entry[source_end:], entry[1])
+    if kind == _TEXT:
+        end = 2 + entry[1]
+        number = entry[2:end].decode("ascii")
+        source_end = end + 1 + entry[end]
+        source = entry[end + 1 : source_end].decode("ascii")
+        return number, source, entry[source_end:].decode("utf-8")
+    pdu = decode_short_message_pdu(entry)
+    data = pdu.user_data
+    if pdu.esm_class & _UDHI:  # a UDH without concatenation (ports...)
+        data = data[1 + data[0] :]
+    return pdu.destination_addr, pdu.source_addr, decode_short_message(data, pdu.data_coding)

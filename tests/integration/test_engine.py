@@ -303,3 +303,37 @@ async def test_an_update_stops_its_running_parent(
     assert states[parent_id] == "cancelled"
     assert states[update_id] == "completed"
     assert plan.recipients > 0
+
+
+async def test_each_smsc_sends_with_its_own_sender(
+    db: asyncpg.Pool, db_dsn: str, start_mock: StartMock
+) -> None:
+    """Two SMSCs with their own sender ids (`source_addr`): every part an SMSC carried bears
+    that SMSC's sender, single and concatenated texts alike (all the parts of a message go
+    through one SMSC: a phone joins parts from one sender only), and between them every
+    recipient got exactly its text once."""
+    paris, paris_smsc = await start_mock(MockConfig(seed=21), name="paris", source_addr="PREF75")
+    lyon, lyon_smsc = await start_mock(MockConfig(seed=22), name="lyon", source_addr="PREF69")
+    request = BroadcastRequest(
+        areas=("dep:75", "dep:69"),
+        template="outage",
+        variables={"details": "Rendez-vous en mairie."},  # some groups need two parts
+        max_parts=6,
+    )
+    broadcast_id, plan = await _create(db, db_dsn, request, chunk_size=200)
+    assert any(g.message.part_count > 1 for g in plan.groups)
+    await Worker(db, [paris_smsc, lyon_smsc]).run(until_idle=True)
+    for mock, sender in ((paris, "PREF75"), (lyon, "PREF69")):
+        senders = {s for per_recipient in mock.record.senders.values() for s in per_recipient}
+        assert senders == {sender}
+        assert mock.record.incomplete() == 0  # every concatenated text reassembled at one SMSC
+    assert len(paris.record.messages) > plan.recipients // 4  # both carried a share
+    assert len(lyon.record.messages) > plan.recipients // 4
+    expected = await _expected(db, plan)
+    received: dict[str, list[str]] = {}
+    for mock in (paris, lyon):
+        for destination, texts in mock.record.messages.items():
+            received.setdefault(destination, []).extend(texts)
+    assert received == {d: [text] for d, text in expected.items()}
+    async with db.acquire() as conn:
+        assert (await store.progress(conn, broadcast_id))["state"] == "completed"
