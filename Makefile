@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 LOADTEST_STAMP := $(VENV)/.loadtest-stamp
 
-.PHONY: demo test lint typecheck unit loadtest clean
+.PHONY: demo test lint typecheck unit loadtest shape clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,17 @@ $(LOADTEST_STAMP): $(STAMP) pyproject.toml
 # LOADTEST_ARGS: e.g. --quick --out /tmp/lt, or scenario names (python -m loadtest --list).
 loadtest: $(LOADTEST_STAMP)
 	$(BIN)/python -m loadtest $(LOADTEST_ARGS)
+
+# The shape of the code: the five largest modules and the five most complex functions (radon's
+# cyclomatic complexity; ruff's C90 caps every function at 12 in `make test`).
+shape: $(STAMP)
+	@echo "largest modules (lines):"
+	@find broadcaster -name '*.py' -exec wc -l {} + | grep -v ' total$$' | sort -rn | head -5
+	@echo "most complex functions (radon cc):"
+	@$(BIN)/radon cc -j broadcaster | $(BIN)/python -c "import json, sys; \
+	rows = [(b['complexity'], f'{f}:{b.get(\"classname\") + \".\" if b.get(\"classname\") else \"\"}{b[\"name\"]}') \
+	        for f, blocks in json.load(sys.stdin).items() for b in blocks if b['type'] != 'class']; \
+	print('\n'.join(f'{c:6} {n}' for c, n in sorted(rows, reverse=True)[:5]))"
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
