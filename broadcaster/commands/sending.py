@@ -27,7 +27,6 @@ from broadcaster.domain.requests import BroadcastRequest
 from broadcaster.domain.states import Action
 from broadcaster.engine.engine import Engine
 from broadcaster.engine.runner import RunStats
-from broadcaster.engine.worker import Worker
 from broadcaster.errors import BroadcasterError, InputError
 from broadcaster.planning import Plan
 from broadcaster.settings import SmscConfig
@@ -170,11 +169,11 @@ class _Runs:
         watcher: Watcher | None,
     ) -> None:
         """Bind, run the broadcast until it halts (completed, paused, cancelled...), unbind."""
-        worker = Worker(db, smscs, on_progress=watcher.progress if watcher else None)
-        engine = worker.engine
+        engine = Engine(db, smscs)
         if watcher is not None:
             watcher.attached(engine)
-        runs = await worker.run(only=broadcast_id)
+        async with engine:
+            runs = await engine.run_to_end(broadcast_id, watcher.progress if watcher else None)
         stats = runs[-1] if runs else RunStats(broadcast_id, state="not runnable")
         assert engine.pool is not None
         pool_stats = {k: v for k, v in vars(engine.pool.stats).items() if isinstance(v, int)}

@@ -19,15 +19,20 @@ from typing import cast
 import asyncpg
 import structlog
 
+from broadcaster.domain.states import RUNNABLE
 from broadcaster.engine.receipts import ReceiptRecorder
 from broadcaster.engine.runner import BroadcastRunner, PartTag, RunStats
 from broadcaster.settings import SmscConfig
 from broadcaster.smpp.pool import SmppPool
+from broadcaster.store import broadcasts as store
+from broadcaster.store import chunks
 from broadcaster.store import drills as store_drills
 
 log = structlog.get_logger(__name__)
 
 RECEIPT_POLL_S = 0.25
+IDLE_POLL = 0.5
+"""How often a run waiting for other workers' chunks looks again."""
 
 
 class Engine:
@@ -88,6 +93,27 @@ class Engine:
             self.db, self._pool, broadcast_id, worker=self.name, on_progress=on_progress
         )
         return await runner.run()
+
+    async def run_to_end(
+        self, broadcast_id: int, on_progress: Callable[[RunStats], None] | None = None
+    ) -> list[RunStats]:
+        """Run one broadcast here until it halts or is done everywhere: while other workers
+        hold its last chunks, wait, and take over any chunk they hand back (`send` runs the
+        broadcast it created this way). The runs made, in order."""
+        runs: list[RunStats] = []
+        while True:
+            async with self.db.acquire() as conn:
+                await store.expire_overdue(conn)
+                state = await store.get_state(conn, broadcast_id)
+                todo, _total = await chunks.chunks_left(conn, broadcast_id)
+            if state not in RUNNABLE:
+                return runs  # (paused, cancelled, expired, completed...: nothing to wait for)
+            if todo:
+                stats = await self.run(broadcast_id, on_progress)
+                runs.append(stats)
+                if stats.state != "running":
+                    return runs
+            await asyncio.sleep(IDLE_POLL)  # other workers hold its last chunks
 
     async def await_receipts(
         self, broadcast_id: int, final_stats: Sequence[str], wait: float

@@ -14,7 +14,6 @@ from collections.abc import Callable, Sequence
 import asyncpg
 import structlog
 
-from broadcaster.domain.states import RUNNABLE
 from broadcaster.engine.engine import Engine
 from broadcaster.engine.runner import RunStats
 from broadcaster.settings import SmscConfig
@@ -56,48 +55,26 @@ class Worker:
     def stop(self) -> None:
         self._stop.set()
 
-    async def run(self, until_idle: bool = False, only: int | None = None) -> list[RunStats]:
-        """Bind, then work until `stop()`; with `until_idle`, return when no runnable broadcast
-        is left; unbind.
-
-        `only` restricts the worker to one broadcast (the CLI `send` runs its own this way).
-        """
-        await self.engine.start()
-        try:
-            await self._work(until_idle, only)
-        finally:
-            await self.engine.close()
+    async def run(self, until_idle: bool = False) -> list[RunStats]:
+        """Bind, then work until `stop()` (with `until_idle`, until no runnable broadcast is
+        left), then unbind."""
+        async with self.engine:
+            while not self._stop.is_set():
+                broadcast_id = await self._next()
+                if broadcast_id is None:
+                    if until_idle:
+                        break
+                    await self._idle()
+                    continue
+                stats = await self.engine.run(broadcast_id, self.on_progress)
+                self.runs.append(stats)
+                log.info("worker_run_done", broadcast_id=broadcast_id, state=stats.state)
         return self.runs
 
-    async def _work(self, until_idle: bool, only: int | None) -> None:
-        while not self._stop.is_set():
-            broadcast_id = await self._next(only)
-            if broadcast_id is None:
-                if until_idle or (only is not None and not await self._runnable(only)):
-                    break  # (`only` paused, cancelled, expired...: nothing to wait for)
-                await self._idle()
-                continue
-            stats = await self.engine.run(broadcast_id, self.on_progress)
-            self.runs.append(stats)
-            log.info("worker_run_done", broadcast_id=broadcast_id, state=stats.state)
-            if only is not None:
-                if stats.state != "running":
-                    break
-                await self._idle()  # other workers hold its last chunks: wait for them
-
-    async def _next(self, only: int | None) -> int | None:
+    async def _next(self) -> int | None:
         async with self.db.acquire() as conn:
             await store.expire_overdue(conn)
-            if only is None:
-                return await chunks.next_runnable(conn)
-            if await store.get_state(conn, only) not in RUNNABLE:
-                return None
-            todo, _total = await chunks.chunks_left(conn, only)
-            return only if todo > 0 else None
-
-    async def _runnable(self, broadcast_id: int) -> bool:
-        async with self.db.acquire() as conn:
-            return await store.get_state(conn, broadcast_id) in RUNNABLE
+            return await chunks.next_runnable(conn)
 
     async def _idle(self) -> None:
         with contextlib.suppress(TimeoutError):

@@ -16,8 +16,8 @@ from broadcaster.commands.planning import create_broadcast, make_plan
 from broadcaster.commands.sending import execute
 from broadcaster.domain.caller import Caller
 from broadcaster.domain.requests import BroadcastRequest
+from broadcaster.engine.engine import Engine
 from broadcaster.engine.runner import BroadcastRunner
-from broadcaster.engine.worker import Worker
 from broadcaster.errors import BroadcasterError
 from broadcaster.importer import seed_synthetic
 from broadcaster.mocksmsc import MockConfig
@@ -66,7 +66,7 @@ async def test_a_pause_landing_after_the_last_part_still_completes(
         assert (await store.progress(conn, report["broadcast_id"]))["state"] == "completed"
 
 
-async def test_a_worker_for_one_broadcast_stops_when_it_was_paused_before_binding(
+async def test_a_run_of_one_broadcast_stops_when_it_was_paused_before_binding(
     db: asyncpg.Pool, db_dsn: str, start_mock: StartMock
 ) -> None:
     _mock, smsc = await start_mock(MockConfig(seed=2))
@@ -75,7 +75,8 @@ async def test_a_worker_for_one_broadcast_stops_when_it_was_paused_before_bindin
         plan = await make_plan(conn, settings, REQUEST)
         broadcast_id = await create_broadcast(conn, settings, REQUEST, plan)
         await act(conn, TESTER, broadcast_id, "pause")
-    runs = await asyncio.wait_for(Worker(db, [smsc]).run(only=broadcast_id), 10)
+    async with Engine(db, [smsc]) as engine:
+        runs = await asyncio.wait_for(engine.run_to_end(broadcast_id), 10)
     assert runs == []  # it returned (it used to idle for ever, waiting for a resume)
 
 
