@@ -19,10 +19,10 @@ from pyinstrument.session import Session
 
 TOP = 20
 STAGES: tuple[tuple[str, str, str], ...] = (
-    ("stream + submit: COPY rows out of PostgreSQL, one submit() per part", "consume", "runner"),
+    ("stream + submit: COPY rows out of PostgreSQL, one submit() per part", "_submit", "runner"),
     ("send: pool pump, splice-encode, socket write", "_pump_all", "pool"),
     ("receive: frame submit_sm_resp, record each outcome", "data_received", "session"),
-    ("…of which the engine's per-part outcome callback", "_on_outcome", "runner"),
+    ("…of which the engine's per-part outcome callback", "on_outcome", "runner"),
     ("outcomes written with COPY (both call sites)", "copy_records_to_table", "asyncpg"),
     ("idle: waiting in epoll", "epoll.poll", "<built-in>"),
 )

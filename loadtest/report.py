@@ -370,11 +370,11 @@ def load_sentence(load: dict[str, Any], cpus: int) -> str:
 TUNING = """\
 **What was tuned.** A profile of the same scenario taken before tuning showed
 `datetime.fromtimestamp` at 4.1% of the broadcaster's samples (0.97 s of 23.7 s for 1M
-recipients): `BroadcastRunner._on_outcome` (`broadcaster/engine/runner.py`) converted two
+recipients): `BroadcastRunner.on_outcome` (`broadcaster/engine/runner.py`) converted two
 `time.time()` floats into `datetime` objects for every part. Yet every part written in one batch
 shares its `submitted_at`, and every part answered in one read shares its `answered_at`. The
 runner now keeps the last float and its `datetime` for each column and converts only when the
-float changes (a few lines in `_on_outcome` and two attributes in `__init__`; the values are
+float changes (a few lines in `on_outcome` and two attributes in `__init__`; the values are
 identical, only the conversions are fewer). Measured on this machine with the callback alone
 (1M calls, batches of 64 sends / 100 answers, best of 3): **1.70 → 0.87 µs per part**; the
 engine's integration tests (`tests/integration/test_engine.py`, 9 tests, among them "nothing is
@@ -384,10 +384,10 @@ submitted after the expiry", which reads `submitted_at`) pass.
 
 **What else the profile shows, and why it was left alone.**
 - Per-part Python work dominates, spread over a few functions of about 1–2 µs each
-  (`SmppPool.submit`, `consume`, `data_received`, `SmppPool.record`, `_on_outcome`): no single
-  cheap win remains. The next step would be batch APIs (`submit_many(template, destinations)`,
-  outcomes reported per read instead of per part), a change to the pool's interface, not a
-  small one.
+  (`SmppPool.submit`, the runner's `_submit`, the session's `data_received`, the pool's
+  `answered`, the runner's `on_outcome`): no single cheap win remains. Outcomes already come
+  per read (`SessionOwner.answered`); the next step would be a batch submit
+  (`submit_many(templates, destinations)`), a change to the pool's interface, not a small one.
 - COPY of the outcomes (`copy_records_to_table`) is the largest single function: asyncpg's
   binary encoding of 9 columns per part. It is the durable record that bounds crash duplicates
   (README); writing it less often would widen that bound.
