@@ -45,10 +45,13 @@ examples:
   broadcaster send --area dep:75 --area dep:92 --template outage \\
       --var fallback_number="01 99 00 75 00"
   broadcaster send --area region:11 --template drill --drill --yes --json
+  broadcaster send --area dep:2B --template outage --yes --expect-recipients 550
   broadcaster send --follows 42 --template update --var instruction="..." --reached-only
 
-The preview is shown first (on stderr); you confirm by typing the number of recipients
-(--yes skips the question, for scripts). Progress goes to stderr, the final report to stdout.
+The preview is shown first (on stderr); you confirm by typing the number of recipients. A
+script skips the question with --yes, and for a live send also says how many recipients it
+expects (--expect-recipients N): a plan that differs is refused. No environment variable
+confirms a send. Progress goes to stderr, the final report to stdout.
 Ctrl-C pauses at once and asks: resume, cancel, or leave it paused (`broadcaster resume|cancel
 ID` later); SIGTERM or a closed terminal pauses it and leaves it paused.
 exit codes: 0 all accepted, 1 did not complete (failed, expired, paused or cancelled from
@@ -57,7 +60,19 @@ elsewhere, no SMSC would bind: the broadcast is then paused), 2 bad input or not
 """,
     )
     _add_target_options(send)
-    switch(send, "--yes", "BROADCASTER_YES", "do not ask for confirmation (for scripts)")
+    send.add_argument(
+        "--yes",
+        action="store_true",
+        help="do not ask (for scripts); a live send also needs --expect-recipients "
+        "[no environment variable: a confirmation never comes from the environment]",
+    )
+    send.add_argument(
+        "--expect-recipients",
+        type=int,
+        metavar="N",
+        help="with --yes: the recipients the script expects; refused if the plan differs "
+        "[no environment variable, as for --yes]",
+    )
     flag(
         send,
         "--progress",
@@ -220,7 +235,11 @@ async def _cmd_send(args: argparse.Namespace, settings: Settings) -> int:
     caller = cli_caller()
     request = _request(args, caller.name)
     console = SendConsole(
-        kind=request.kind, template=request.template, mode=args.progress, ask_first=not args.yes
+        kind=request.kind,
+        template=request.template,
+        mode=args.progress,
+        ask_first=not args.yes,
+        expect_recipients=args.expect_recipients,
     )
     async with command_context(settings, connections=6) as ctx:
         _plan, report = await execute(ctx, caller, settings.smscs, request, console)

@@ -158,16 +158,27 @@ def panel(
 
 # -- the watcher --------------------------------------------------------------------------------
 
+CONFIRM_TRIES = 3
+"""Typed confirmations before `send` gives up (a slip of the finger is not a refusal)."""
+
 
 class SendConsole:
-    """Implements `broadcaster.sending.Watcher` for a person at a terminal (or a script)."""
+    """Implements `commands.sending.Watcher` for a person at a terminal (or a script)."""
 
     def __init__(
-        self, *, kind: str, template: str, mode: ProgressMode = "auto", ask_first: bool = True
+        self,
+        *,
+        kind: str,
+        template: str,
+        mode: ProgressMode = "auto",
+        ask_first: bool = True,
+        expect_recipients: int | None = None,
     ) -> None:
         self.kind = kind
         self.template = template
         self.ask_first = ask_first
+        self.expect_recipients = expect_recipients
+        """What a script that sends live (--yes) says it expects: the plan must match."""
         self.err = Console(stderr=True, highlight=False, soft_wrap=True)
         if mode == "auto":
             mode = "rich" if self.err.is_terminal else "plain"
@@ -194,22 +205,57 @@ class SendConsole:
 
     async def confirm(self, recipients: int, preview: dict[str, Any]) -> bool:
         """Show the preview; unless told not to ask, have the number of recipients typed
-        (Hawaii 2018: no one-key confirmation). Ctrl-C or end of input: not confirmed."""
+        (Hawaii 2018: no one-key confirmation), with a few tries for a slip of the finger.
+        A live send from a script must name the recipients it expects. Ctrl-C or end of
+        input: not confirmed."""
         self._install_signals()
         banner, *rest = preview_text(preview, self.kind).splitlines()
         self._say(kind_banner(self.kind) if self.err.is_terminal else banner)
         self._say("\n".join(rest), markup=False)
         if not self.ask_first:
+            self._check_expected(recipients)
             self._say("confirmation skipped (--yes)")
             self.phase = "starting"
             return True
         if not sys.stdin.isatty():
-            raise InputError("confirmation needs a terminal: pass --yes to send from a script")
-        who = "PEOPLE (live, the public)" if self.kind == "live" else "test-group phones (drill)"
-        answer = await self._read_line(f"Type {recipients} to send to {recipients:,} {who}: ")
+            raise InputError(
+                "confirmation needs a terminal: from a script pass --yes (and, for a live send, "
+                "--expect-recipients N)"
+            )
+        confirmed = await self._typed(recipients)
         self.phase = "starting"
-        typed = (answer or "").strip().replace(",", "").replace(" ", "")
-        return answer is not None and typed == str(recipients)
+        return confirmed
+
+    def _check_expected(self, recipients: int) -> None:
+        """--yes on a live send: only with --expect-recipients, equal to what the plan reaches."""
+        expected = self.expect_recipients
+        if self.kind == "live" and expected is None:
+            raise InputError(
+                f"a live send is confirmed at the terminal, or by a script that says what it "
+                f"expects: add --expect-recipients {recipients} (the plan reaches "
+                f"{recipients:,} recipients); nothing was sent"
+            )
+        if expected is not None and expected != recipients:
+            raise InputError(
+                f"the plan reaches {recipients:,} recipients, not the {expected:,} expected "
+                "(--expect-recipients): nothing was sent; preview again and check the target"
+            )
+
+    async def _typed(self, recipients: int) -> bool:
+        who = "PEOPLE (live, the public)" if self.kind == "live" else "test-group phones (drill)"
+        prompt = f"Type {recipients} to send to {recipients:,} {who}: "
+        for tries_left in range(CONFIRM_TRIES - 1, -1, -1):
+            answer = await self._read_line(prompt)
+            if answer is None:
+                return False
+            if answer.strip().replace(",", "").replace(" ", "") == str(recipients):
+                return True
+            if tries_left:
+                self._say(
+                    f"that is not {recipients}: nothing was sent ({tries_left} "
+                    f"{'try' if tries_left == 1 else 'tries'} left; Ctrl-C sends nothing)"
+                )
+        return False
 
     def started(self, broadcast_id: int, plan: Plan, pause: Callable[[], Awaitable[str]]) -> None:
         self.broadcast_id = broadcast_id

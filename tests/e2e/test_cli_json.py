@@ -22,7 +22,7 @@ from broadcaster.domain.requests import BroadcastRequest
 from broadcaster.importer import seed_synthetic
 from broadcaster.settings import Settings
 from broadcaster.text.templates import EXERCISE_MARKERS
-from loadtest.common import mock_smsc_process
+from loadtest.common import mock_smsc, mock_smsc_process
 
 TESTS = Path(__file__).parent.parent
 
@@ -129,7 +129,11 @@ def test_send_then_status_report_and_list(
 ) -> None:
     with mock_smsc_process() as port:
         monkeypatch.setenv("BROADCASTER_SMSC_URL", f"smpp://t:pw@127.0.0.1:{port}")
-        sent = cli("send", "--area", "dep:13", "--template", "outage", "--yes")
+        expected = cli("preview", "--area", "dep:13", "--template", "outage")["recipients"]
+        sent = cli(
+            "send", "--area", "dep:13", "--template", "outage", "--yes",
+            "--expect-recipients", str(expected),
+        )  # fmt: skip
     assert sent["state"] == "completed"
     assert sent["kind"] == "live"
     assert sent["recipients"] > 0
@@ -225,6 +229,9 @@ def test_every_command_has_a_test_that_parses_its_json() -> None:
 
 def test_every_flag_has_its_environment_variable() -> None:
     exempt = {"--help", "--version", "--json"}  # --json after a command: BROADCASTER_JSON
+    # A confirmation never comes from the environment (an exported BROADCASTER_YES once sent a
+    # live alert without the question): `send --yes` and `--expect-recipients` have none.
+    exempt |= {"--yes", "--expect-recipients"}
     missing = [
         f"{where} {action.option_strings[0]}"
         for where, parser in _parsers(build_parser())
@@ -267,3 +274,23 @@ def test_a_drill_previews_only_the_test_group(cli: Cli, seeded: str) -> None:
     assert all(g["text"].startswith(EXERCISE_MARKERS[g["language"]]) for g in drill["groups"])
     err = cli("preview", "--area", "region:11", "--template", "outage", "--drill", code=2)
     assert "a drill must use a drill template" in err
+
+
+def test_a_scripted_live_send_names_the_recipients_it_expects(
+    cli: Cli, seeded: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--yes alone does not send live (a script must say what it expects); a plan that
+    differs from the expectation is refused; the SMSC receives nothing either way."""
+    target = ("--area", "dep:13", "--template", "outage")
+    expected = cli("preview", *target)["recipients"]
+    with mock_smsc(stats=True) as mock:
+        monkeypatch.setenv("BROADCASTER_SMSC_URL", f"smpp://t:pw@127.0.0.1:{mock.port}")
+        bare = cli("send", *target, "--yes", code=2)
+        wrong = cli("send", *target, "--yes", "--expect-recipients", str(expected + 1), code=2)
+        submits = mock.stats()["submits"]
+        drill = cli("send", "--area", "dep:13", "--template", "drill", "--drill", "--yes")
+    assert f"--expect-recipients {expected}" in bare
+    assert f"the plan reaches {expected:,} recipients, not the {expected + 1:,}" in wrong
+    assert submits == 0
+    assert drill["state"] == "completed"  # a drill keeps its plain --yes
+    assert [b["kind"] for b in cli("list")["broadcasts"]] == ["drill"]

@@ -20,7 +20,7 @@ import asyncpg
 import pytest
 
 from broadcaster.importer import seed_synthetic
-from loadtest.common import mock_smsc_process
+from loadtest.common import mock_smsc, mock_smsc_process
 
 ACCEPTED = "SELECT count(DISTINCT msisdn) FROM deliveries WHERE status = 0"
 ANSI = re.compile(rb"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][A-Z0-9]|\r")
@@ -126,12 +126,19 @@ def terminal() -> Iterator[list[Terminal]]:
 
 
 def _send(
-    opened: list[Terminal], db_dsn: str, port: int, tps: int, area: str, *extra: str
+    opened: list[Terminal],
+    db_dsn: str,
+    port: int,
+    tps: int,
+    area: str,
+    *extra: str,
+    env: dict[str, str] | None = None,
 ) -> Terminal:
     env = {
         "DATABASE_URL": db_dsn,
         "BROADCASTER_SMSC_URL": f"smpp://t:pw@127.0.0.1:{port}?binds=1&tps={tps}",
         "BROADCASTER_LOG_LEVEL": "warning",
+        **(env or {}),
     }
     t = Terminal(["send", "--area", area, "--template", "outage", *extra], env)
     opened.append(t)
@@ -232,15 +239,52 @@ def test_ctrl_c_at_the_question_sends_nothing(seeded: str, terminal: list[Termin
     assert _query(seeded, "SELECT count(*) FROM broadcasts") == 0
 
 
-def test_a_wrong_number_sends_nothing(seeded: str, terminal: list[Terminal]) -> None:
+def test_a_wrong_number_asks_again_then_sends_nothing(
+    seeded: str, terminal: list[Terminal]
+) -> None:
+    """A slip of the finger is not a refusal: the question comes back, three times in all."""
     with mock_smsc_process() as port:
         t = _send(terminal, seeded, port, 0, "dep:971")
         t.wait_for(r"Type (\d+) to send")
         t.type("12\n")
+        t.wait_for(r"that is not \d+: nothing was sent \(2 tries left")
+        t.type("13\n")
+        t.wait_for(r"\(1 try left")
+        t.type("14\n")
         code = t.finish()
     assert code == 2, t.screen
     assert "not confirmed: nothing was sent" in t.screen
     assert _query(seeded, "SELECT count(*) FROM broadcasts") == 0
+
+
+def test_a_mistyped_number_then_the_right_one_sends(seeded: str, terminal: list[Terminal]) -> None:
+    with mock_smsc_process() as port:
+        t = _send(terminal, seeded, port, 0, "dep:971")
+        asked = t.wait_for(r"Type (\d+) to send")
+        t.type("1" + asked.group(1) + "\n")
+        t.wait_for(r"that is not \d+")
+        t.type(asked.group(1) + "\n")
+        code = t.finish()
+    assert code == 0, t.screen
+    assert _query(seeded, "SELECT state FROM broadcasts WHERE id = 1") == "completed"
+
+
+def test_an_exported_broadcaster_yes_never_confirms_a_live_send(
+    seeded: str, terminal: list[Terminal]
+) -> None:
+    """`export BROADCASTER_YES=1` once sent a live alert without the question: it is ignored,
+    the question is asked, and nothing reaches the SMSC before the answer."""
+    with mock_smsc(stats=True) as mock:
+        t = _send(terminal, seeded, mock.port, 0, "dep:971", env={"BROADCASTER_YES": "1"})
+        t.wait_for(r"Type (\d+) to send")
+        assert mock.stats()["submits"] == 0
+        t.type("\x04")  # end of input: not confirmed
+        code = t.finish()
+    assert code == 2, t.screen
+    assert _query(seeded, "SELECT count(*) FROM broadcasts") == 0
+
+
+PREVIEW = (sys.executable, "-m", "broadcaster", "--json", "preview")
 
 
 def test_sigint_to_a_script_leaves_it_paused_and_says_so(seeded: str) -> None:
@@ -253,7 +297,17 @@ def test_sigint_to_a_script_leaves_it_paused_and_says_so(seeded: str) -> None:
             "BROADCASTER_SMSC_URL": f"smpp://t:pw@127.0.0.1:{port}?binds=1&tps=300",
             "BROADCASTER_LOG_LEVEL": "warning",
         }
+        expected = json.loads(
+            subprocess.run(
+                [*PREVIEW, "--area", "region:11", "--template", "outage"],
+                env=env,
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+        )["recipients"]
         command = ["send", "--area", "region:11", "--template", "outage", "--yes"]
+        command += ["--expect-recipients", str(expected)]
         proc = subprocess.Popen(
             [sys.executable, "-m", "broadcaster", "--json", *command],
             stdin=subprocess.DEVNULL,
