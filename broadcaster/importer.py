@@ -19,7 +19,7 @@ import structlog
 from broadcaster.errors import InputError
 from broadcaster.settings import Settings
 from broadcaster.store.areas import departement_populations
-from broadcaster.store.database import Conn, connect, database, ensure_migrated
+from broadcaster.store.database import Conn, configured, connect, ensure_migrated
 from broadcaster.store.subscribers import LoadResult, load_subscribers, total_subscribers
 from broadcaster.subscribers import AreaCounter, CopyBatch, Rejected, csv_batches
 from broadcaster.subscribers import synth_batches as synth_copy_batches
@@ -71,28 +71,28 @@ class ProgressLog:
 async def import_csv(settings: Settings, path: Path, reject_file: Path | None) -> ImportResult:
     """Validate every row, write rejections (line, reason, raw row), load the valid rows."""
     reject_path = reject_file or path.with_name(path.name + ".rejects.csv")
+    dsn = configured(settings)
     try:
         source = path.open(encoding="utf-8", newline="")
         size = os.fstat(source.fileno()).st_size
     except OSError as exc:
         raise InputError(f"cannot read {path}: {exc.strerror}") from exc
-    async with database(settings) as dsn:
-        await ensure_migrated(dsn, settings.sql_dir)
-        conn = await connect(dsn)
-        rejected: list[Rejected] = []
+    await ensure_migrated(dsn, settings.sql_dir)
+    conn = await connect(dsn)
+    rejected: list[Rejected] = []
+    try:
+        known = set(await departement_populations(conn))
+        counter = AreaCounter()
+        batches = csv_batches(source, known, rejected.append, counter)
         try:
-            known = set(await departement_populations(conn))
-            counter = AreaCounter()
-            batches = csv_batches(source, known, rejected.append, counter)
-            try:
-                load = await load_subscribers(
-                    conn, batches, counter, ProgressLog("import_progress", total=size // 36)
-                )
-            except UnicodeDecodeError as exc:
-                raise InputError(f"{path} is not UTF-8 text ({exc.reason})") from exc
-        finally:
-            source.close()
-            await conn.close()
+            load = await load_subscribers(
+                conn, batches, counter, ProgressLog("import_progress", total=size // 36)
+            )
+        except UnicodeDecodeError as exc:
+            raise InputError(f"{path} is not UTF-8 text ({exc.reason})") from exc
+    finally:
+        source.close()
+        await conn.close()
     if rejected:
         with reject_path.open("w", encoding="utf-8", newline="") as out:
             writer = csv.writer(out)
@@ -114,13 +114,13 @@ async def synthesise(settings: Settings, count: int, seed: int = 1) -> LoadResul
     """Add `count` synthetic subscribers after those already there."""
     if count < 1:
         raise InputError("the number of subscribers to synthesise must be at least 1")
-    async with database(settings) as dsn:
-        await ensure_migrated(dsn, settings.sql_dir)
-        conn = await connect(dsn)
-        try:
-            return await synthesise_into(conn, count, seed)
-        finally:
-            await conn.close()
+    dsn = configured(settings)
+    await ensure_migrated(dsn, settings.sql_dir)
+    conn = await connect(dsn)
+    try:
+        return await synthesise_into(conn, count, seed)
+    finally:
+        await conn.close()
 
 
 async def synthesise_into(conn: Conn, count: int, seed: int = 1) -> LoadResult:

@@ -34,7 +34,7 @@ examples:
   broadcaster preview --area dep:75 --area dep:92 --template outage
   broadcaster send --area dep:75 --template outage --var fallback_number="01 99 00 75 00"
 
-Without DATABASE_URL a throwaway PostgreSQL is started for the command and deleted at exit.
+Every command works on DATABASE_URL; only `demo` starts a throwaway PostgreSQL of its own.
 exit codes: 0 ok, 1 failure, 2 bad input (nothing sent), 3 partially delivered, 130 interrupted.
 """
 
@@ -55,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
         parser,
         "--database-url",
         env="DATABASE_URL",
-        help="PostgreSQL URL (none: a throwaway server is started)",
+        help="PostgreSQL URL of the subscriber and broadcast database (every command but demo)",
     )
     switch(parser, "--log-json", "BROADCASTER_LOG_JSON", "JSON log lines on stderr")
     flag(parser, "--log-level", env="BROADCASTER_LOG_LEVEL", default="info", help="log level")

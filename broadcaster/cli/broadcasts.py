@@ -17,6 +17,7 @@ from broadcaster.cli.options import (
     emit,
     flag,
     multi,
+    need_database,
     switch,
 )
 from broadcaster.cli.terminal import KIND_BANNER, SendConsole, preview_text
@@ -203,16 +204,16 @@ def _request(args: argparse.Namespace, created_by: str) -> BroadcastRequest:
 async def _cmd_preview(args: argparse.Namespace, settings: Settings) -> int:
     from broadcaster.commands.planning import make_plan, plan_as_json
     from broadcaster.smpp.pool import contracted_capacity
-    from broadcaster.store.database import connect, database, ensure_migrated
+    from broadcaster.store.database import connect, ensure_migrated
 
     request = _request(args, cli_actor())
-    async with database(settings) as dsn:
-        await ensure_migrated(dsn, settings.sql_dir)
-        conn = await connect(dsn)
-        try:
-            plan = await make_plan(conn, settings, request)
-        finally:
-            await conn.close()
+    dsn = need_database(settings)
+    await ensure_migrated(dsn, settings.sql_dir)
+    conn = await connect(dsn)
+    try:
+        plan = await make_plan(conn, settings, request)
+    finally:
+        await conn.close()
     preview = plan_as_json(plan, contracted_capacity(settings.smscs))
     preview["kind"] = request.kind
     emit(args, preview, preview_text(preview, request.kind))
@@ -222,11 +223,7 @@ async def _cmd_preview(args: argparse.Namespace, settings: Settings) -> int:
 async def _cmd_send(args: argparse.Namespace, settings: Settings) -> int:
     from broadcaster.commands.sending import execute
 
-    if not settings.database_url:
-        raise ConfigError(
-            "send needs the subscriber database: set DATABASE_URL (or --database-url); "
-            "`broadcaster demo` runs a whole broadcast on a throwaway one"
-        )
+    need_database(settings)
     if not settings.smscs:
         raise ConfigError(
             "no SMSC is configured: set BROADCASTER_SMSC_URL or [[smsc]] in the config file "

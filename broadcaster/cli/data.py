@@ -8,7 +8,16 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from broadcaster.cli.options import Commands, add_command, cli_caller, emit, flag, switch
+from broadcaster.cli.options import (
+    Commands,
+    add_command,
+    cli_caller,
+    command_context,
+    emit,
+    flag,
+    need_database,
+    switch,
+)
 from broadcaster.errors import EXIT_OK, ImportRejectedError, InputError
 from broadcaster.settings import Settings
 
@@ -130,10 +139,9 @@ async def _cmd_help(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _cmd_db_migrate(args: argparse.Namespace, settings: Settings) -> int:
-    from broadcaster.store.database import database, ensure_migrated
+    from broadcaster.store.database import ensure_migrated
 
-    async with database(settings) as dsn:
-        applied = await ensure_migrated(dsn, settings.sql_dir)
+    applied = await ensure_migrated(need_database(settings), settings.sql_dir)
     emit(
         args,
         {"applied": applied},
@@ -246,26 +254,14 @@ async def _cmd_areas_vars(args: argparse.Namespace, settings: Settings) -> int:
 
 async def _cmd_areas_set_var(args: argparse.Namespace, settings: Settings) -> int:
     from broadcaster.commands.areas import set_variable
-    from broadcaster.commands.context import Context
-    from broadcaster.store.database import create_pool, database, ensure_migrated
     from broadcaster.text.templates import TemplateCatalogue
 
     catalogue = TemplateCatalogue(settings.templates_dir)
     names = {v for s in catalogue.scenarios.values() for v in (*s.requires, *s.optional)}
-    async with database(settings) as dsn:
-        await ensure_migrated(dsn, settings.sql_dir)
-        db = await create_pool(dsn, min_size=1, max_size=1)
-        try:
-            change = await set_variable(
-                Context(db=db, settings=settings),
-                cli_caller(args.actor),
-                args.departement,
-                args.name,
-                args.value,
-                names,
-            )
-        finally:
-            await db.close()
+    async with command_context(settings) as ctx:
+        change = await set_variable(
+            ctx, cli_caller(args.actor), args.departement, args.name, args.value, names
+        )
     human = (
         f"{change.departement} {change.name}: {change.old!r} -> {change.new!r} "
         f"(recorded as audit entry {change.audit_id})"
@@ -279,13 +275,13 @@ async def _cmd_areas_set_var(args: argparse.Namespace, settings: Settings) -> in
 
 @asynccontextmanager
 async def _connection(settings: Settings) -> AsyncIterator[Conn]:
-    """A migrated database connection for one command (embedded server if no DATABASE_URL)."""
-    from broadcaster.store.database import connect, database, ensure_migrated
+    """A migrated connection to DATABASE_URL for one command."""
+    from broadcaster.store.database import connect, ensure_migrated
 
-    async with database(settings) as dsn:
-        await ensure_migrated(dsn, settings.sql_dir)
-        conn = await connect(dsn)
-        try:
-            yield conn
-        finally:
-            await conn.close()
+    dsn = need_database(settings)
+    await ensure_migrated(dsn, settings.sql_dir)
+    conn = await connect(dsn)
+    try:
+        yield conn
+    finally:
+        await conn.close()

@@ -90,13 +90,11 @@ def multi(parser: argparse.ArgumentParser, name: str, env: str, help: str, **kw:
 
 
 def need_database(settings: Settings) -> str:
-    """The configured DATABASE_URL: commands on stored broadcasts, tokens or drills have
-    nothing to work on in a throwaway database."""
-    if not settings.database_url:
-        raise ConfigError(
-            "this command needs the broadcasts' database: set DATABASE_URL (or --database-url)"
-        )
-    return settings.database_url
+    """The configured DATABASE_URL (ConfigError, exit 2, saying what to set, when there is
+    none): only `demo` works on a throwaway database."""
+    from broadcaster.store.database import configured
+
+    return configured(settings)
 
 
 def cli_actor() -> str:

@@ -20,7 +20,7 @@ import asyncpg
 import asyncpg.pool
 import structlog
 
-from broadcaster.errors import StoreError
+from broadcaster.errors import ConfigError, StoreError
 from broadcaster.settings import Settings
 from broadcaster.store.embedded import EmbeddedPostgres
 from broadcaster.store.migrations import migrate
@@ -47,9 +47,25 @@ DATABASE_UNAVAILABLE: tuple[type[BaseException], ...] = (
 """Exceptions that mean "the database does not answer" (HTTP 503, retry), not a bug."""
 
 
+NO_DATABASE = (
+    "set DATABASE_URL (or --database-url) to the subscriber and broadcast database; only "
+    "`broadcaster demo` starts a throwaway one (a broadcast, a token or an import in a "
+    "database deleted at exit would be lost)"
+)
+
+
+def configured(settings: Settings) -> str:
+    """DATABASE_URL, or a ConfigError that says what to set: every command works on the real
+    database, never quietly on a throwaway one."""
+    if not settings.database_url:
+        raise ConfigError(f"no database: {NO_DATABASE}")
+    return settings.database_url
+
+
 @asynccontextmanager
 async def database(settings: Settings) -> AsyncIterator[str]:
-    """Yield the DSN to use: DATABASE_URL, or an embedded server stopped when the block ends."""
+    """Yield the DSN to use: DATABASE_URL, or an embedded server stopped when the block ends
+    (for `demo` and the tests only: every other command needs `configured`)."""
     if settings.database_url:
         yield settings.database_url
         return
