@@ -11,6 +11,7 @@ import argparse
 import getpass
 import json
 import os
+import socket
 import sys
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
@@ -106,9 +107,19 @@ def cli_actor() -> str:
 
 
 def cli_caller(name: str | None = None) -> Caller:
-    """The person at this terminal, as the commands see them: whoever can run the CLI against
-    the database holds every permission (the typed confirmations guard the sends)."""
-    return Caller(name=name or cli_actor(), role="admin", interface="cli")
+    """The person at this terminal, as the commands see them (audited with their login and
+    host): whoever can run the CLI against the database holds every permission (the typed
+    confirmations guard the sends)."""
+    return Caller(name=name or cli_actor(), role="admin", interface="cli", origin=cli_origin())
+
+
+def cli_origin() -> str:
+    """`login@host`: where a CLI command was typed."""
+    try:
+        login = getpass.getuser()
+    except (OSError, KeyError):
+        login = "?"
+    return f"{login}@{socket.gethostname()}"
 
 
 @asynccontextmanager

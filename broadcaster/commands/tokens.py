@@ -31,6 +31,7 @@ async def authenticate(
     authorization: str | None,
     interface: Interface = "api",
     request_id: str | None = None,
+    origin: str | None = None,
 ) -> Caller:
     """The caller of an `Authorization: Bearer ...` header, or an AuthenticationError saying
     why not."""
@@ -60,11 +61,16 @@ async def authenticate(
         interface=interface,
         token_id=row["id"],
         request_id=request_id,
+        origin=origin,
     )
 
 
 async def holder(
-    conn: Conn, token_id: int, interface: Interface, request_id: str | None = None
+    conn: Conn,
+    token_id: int,
+    interface: Interface,
+    request_id: str | None = None,
+    origin: str | None = None,
 ) -> tuple[Caller, str] | None:
     """The holder of an active token, by id (a console session keeps only the id), with the
     token's creation time (a session names the token it was opened with); None when the token
@@ -79,6 +85,7 @@ async def holder(
         interface=interface,
         token_id=row["id"],
         request_id=request_id,
+        origin=origin,
     )
     return caller, row["created_at"].isoformat()
 
@@ -89,7 +96,7 @@ async def sign_in(
     """Open a console session with a token: the holder, and the token's creation time (the
     session keeps only the token's id and this); audited. AuthenticationError when refused."""
     async with ctx.db.acquire() as conn:
-        caller = await authenticate(conn, f"Bearer {token}", "console", request_id)
+        caller = await authenticate(conn, f"Bearer {token}", "console", request_id, remote)
         assert caller.token_id is not None
         row = await store.get(conn, caller.token_id)
         assert row is not None

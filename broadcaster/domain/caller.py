@@ -46,7 +46,8 @@ class Caller:
     """The person (or system actor) a command acts for.
 
     `name` is who acts (the token's holder, `cli:<login>`, `scheduler`); `token_id` the API token
-    they used, if any; `request_id` ties the audit entry to the request's log lines.
+    they used, if any; `request_id` ties the audit entry to the request's log lines; `origin`
+    is where the call came from (`login@host` for the CLI, the client's address over HTTP).
     """
 
     name: str
@@ -54,6 +55,7 @@ class Caller:
     interface: Interface = "api"
     token_id: int | None = None
     request_id: str | None = None
+    origin: str | None = None
 
     def can(self, permission: Permission) -> bool:
         return permission in PERMISSIONS[self.role]

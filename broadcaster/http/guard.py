@@ -48,7 +48,11 @@ async def identify(
     try:
         async with services.db.acquire() as conn:
             return await authenticate(
-                conn, authorization, interface=interface, request_id=request.get(REQUEST_ID)
+                conn,
+                authorization,
+                interface=interface,
+                request_id=request.get(REQUEST_ID),
+                origin=request.remote,
             )
     except AuthenticationError:
         log.warning("authentication_failed", remote=request.remote, path=request.path)

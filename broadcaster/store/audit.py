@@ -1,8 +1,9 @@
 """The audit log: who did what, to which subject, when, through which interface, in which request.
 
 Every row is written here, in one shape, from every interface: `actor` is the person (or system
-actor), `details` always carry their `role` and `interface`, and the `request_id` and `token_id`
-when there are some. Callers write it in the same transaction as the change it records.
+actor), `details` always carry their `role` and `interface`, and the `request_id`, `token_id`
+and `origin` (login@host for the CLI, the client's address over HTTP) when there are some.
+Callers write it in the same transaction as the change it records.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ async def record(
         entry["request_id"] = caller.request_id
     if caller.token_id is not None:
         entry["token_id"] = caller.token_id
+    if caller.origin is not None:
+        entry["origin"] = caller.origin
     row = await conn.fetchrow(
         queries["insert_audit"], caller.name, action, subject, json.dumps(entry, default=str)
     )

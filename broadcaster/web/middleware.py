@@ -120,7 +120,9 @@ async def _resolve_user(request: web.Request) -> None:
     if session.token_id is None:
         return
     async with request.app[SERVICES].db.acquire() as conn:
-        found = await holder(conn, session.token_id, "console", request.get(REQUEST_ID))
+        found = await holder(
+            conn, session.token_id, "console", request.get(REQUEST_ID), request.remote
+        )
     if found is None or found[1] != session.token_created:
         log.info("console_session_ended", token_id=session.token_id)
         request[SESSION] = Session.anonymous(session.lang)

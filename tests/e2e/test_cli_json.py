@@ -7,6 +7,8 @@ from __future__ import annotations
 import argparse
 import ast
 import asyncio
+import getpass
+import socket
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -294,3 +296,35 @@ def test_a_scripted_live_send_names_the_recipients_it_expects(
     assert submits == 0
     assert drill["state"] == "completed"  # a drill keeps its plain --yes
     assert [b["kind"] for b in cli("list")["broadcasts"]] == ["drill"]
+
+
+def test_cli_sends_and_controls_are_audited_with_login_and_host(
+    cli: Cli, seeded: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A live send from the CLI, then a pause, a resume and a cancel from the CLI: each is an
+    audit entry in the API's shape (actor, role, interface), with the login and the host."""
+    target = ("--area", "dep:13", "--template", "outage")
+    expected = cli("preview", *target)["recipients"]
+    with mock_smsc_process() as port:
+        monkeypatch.setenv("BROADCASTER_SMSC_URL", f"smpp://t:pw@127.0.0.1:{port}")
+        sent = cli("send", *target, "--yes", "--expect-recipients", str(expected))
+    other = _approved_broadcast(seeded)
+    for action in ("pause", "resume", "cancel"):
+        cli(action, str(other))
+    login, host = getpass.getuser(), socket.gethostname()
+    entries = {
+        (e["subject"], e["action"]): e
+        for e in cli("audit")["entries"]
+        if e["subject"] in (f"broadcast:{sent['broadcast_id']}", f"broadcast:{other}")
+    }
+    assert set(entries) == {
+        (f"broadcast:{sent['broadcast_id']}", "create"),
+        *((f"broadcast:{other}", a) for a in ("pause", "resume", "cancel")),
+    }
+    for entry in entries.values():
+        assert entry["actor"] == f"cli:{login}"
+        assert entry["details"]["interface"] == "cli"
+        assert entry["details"]["role"] == "admin"
+        assert entry["details"]["origin"] == f"{login}@{host}"
+    created = entries[(f"broadcast:{sent['broadcast_id']}", "create")]["details"]
+    assert (created["kind"], created["recipients"]) == ("live", expected)
