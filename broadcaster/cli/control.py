@@ -84,7 +84,8 @@ async def _cmd_status(args: argparse.Namespace, settings: Settings) -> int:
 def _status_text(s: dict[str, Any]) -> str:
     marker = "LIVE" if s["kind"] == "live" else "DRILL (exercise)"
     lines = [
-        f"broadcast {s['broadcast_id']} [{marker}] {s['template']}: {s['state']}",
+        f"broadcast {s['broadcast_id']} [{marker}] {s['template']}: {s['state']}"
+        + (f", waiting for {s['waiting_for']}" if s.get("waiting_for") else ""),
         f"  recipients {s['recipients']:,}, parts {s['parts']:,}, "
         f"chunks {s['chunks_done']}/{s['chunks_total']}",
         f"  accepted {s['accepted']:,}, failed {s['failed']:,}, duplicates {s['duplicates']}",

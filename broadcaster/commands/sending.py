@@ -201,8 +201,9 @@ async def _parked(
         log.error("park_failed", broadcast_id=broadcast_id, error=str(second))
         state = "unknown (the database did not answer)"
     message = (
-        f"{exc}; broadcast {broadcast_id} was stored and is now {state}: "
-        f"`broadcaster resume {broadcast_id}` sends it once this is fixed, "
+        f"{exc}; broadcast {broadcast_id} was stored and is now {state}, nothing more is sent: "
+        f"once this is fixed, `broadcaster resume {broadcast_id}` approves it again and a "
+        f"running worker (`broadcaster worker` or `broadcaster serve`) sends the rest; "
         f"`broadcaster cancel {broadcast_id}` drops it"
     )
     if isinstance(exc, BroadcasterError):

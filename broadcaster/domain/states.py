@@ -76,3 +76,21 @@ def refuse(action: Action, broadcast_id: int, current: str) -> ConflictError:
         f"cannot {action} broadcast {broadcast_id}: it is {current}"
         + (f" (only from {', '.join(sorted(sources))})" if current not in FINAL else "")
     )
+
+
+def waiting_for(state: str, workers_alive: int, ahead: list[int]) -> str | None:
+    """What a broadcast that is not sending waits for, in words (None: it is not waiting):
+    a second person, a worker (saying when none is running), or more urgent broadcasts."""
+    if state == "pending_approval":
+        return "approval by a second person (an approver or an admin)"
+    if state != "approved":
+        return None
+    if not workers_alive:
+        return (
+            "a worker: none is running (start `broadcaster worker` or `broadcaster serve`; "
+            "nothing is sent until one runs)"
+        )
+    if ahead:
+        listed = ", ".join(str(i) for i in ahead)
+        return f"more urgent broadcasts to finish first: {listed}"
+    return "a worker to pick it up"

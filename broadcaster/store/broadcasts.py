@@ -14,10 +14,11 @@ from typing import Any
 
 import asyncpg
 
-from broadcaster.domain.states import FINAL, TRANSITIONS, Action, refuse
+from broadcaster.domain.states import FINAL, TRANSITIONS, Action, refuse, waiting_for
 from broadcaster.errors import NotFoundError
 from broadcaster.planning import Plan
-from broadcaster.store.chunks import insert_chunks
+from broadcaster.store import workers
+from broadcaster.store.chunks import ahead_of, insert_chunks
 from broadcaster.store.database import Conn
 from broadcaster.store.queries import queries
 from broadcaster.targeting import Target
@@ -197,6 +198,11 @@ async def progress(conn: Conn, broadcast_id: int) -> dict[str, Any]:
     counts = await summary(conn, broadcast_id)
     receipts = await conn.fetch(queries["receipt_summary"], broadcast_id)
     assert chunks is not None
+    waiting = None
+    if row["state"] in ("pending_approval", "approved"):
+        waiting = waiting_for(
+            row["state"], await workers.alive(conn), await ahead_of(conn, broadcast_id)
+        )
     return {
         "broadcast_id": broadcast_id,
         "kind": row["kind"],
@@ -212,6 +218,7 @@ async def progress(conn: Conn, broadcast_id: int) -> dict[str, Any]:
         "started_at": row["started_at"].isoformat() if row["started_at"] else None,
         "finished_at": row["finished_at"].isoformat() if row["finished_at"] else None,
         "expires_at": row["expires_at"].isoformat(),
+        "waiting_for": waiting,
         "chunks_total": chunks["total"],
         "chunks_done": chunks["total"] - chunks["todo"],
         "recorded": counts.recorded,

@@ -173,10 +173,17 @@ async def chunks_left(conn: Conn, broadcast_id: int) -> tuple[int, int]:
     return int(row["todo"]), int(row["total"])
 
 
-async def next_runnable(conn: Conn) -> int | None:
-    """The most urgent runnable broadcast with a chunk nobody holds."""
-    row = await conn.fetchrow(queries["next_runnable"], RUNNABLE_STATES)
-    return None if row is None else int(row["id"])
+async def runnable(conn: Conn, limit: int = 20) -> list[tuple[int, int]]:
+    """(id, priority) of the runnable broadcasts with a chunk nobody holds, most urgent first
+    (live before drills, then oldest first)."""
+    rows = await conn.fetch(queries["runnable_broadcasts"], RUNNABLE_STATES, limit)
+    return [(int(r["id"]), int(r["priority"])) for r in rows]
+
+
+async def ahead_of(conn: Conn, broadcast_id: int) -> list[int]:
+    """The runnable broadcasts more urgent than this one: what it waits for."""
+    rows = await conn.fetch(queries["ahead_of"], broadcast_id, RUNNABLE_STATES)
+    return [int(r["id"]) for r in rows]
 
 
 async def higher_priority_waiting(conn: Conn, priority: int) -> bool:

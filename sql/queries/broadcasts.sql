@@ -91,19 +91,6 @@ WHERE broadcast_id = $1 AND status <> 0 GROUP BY status ORDER BY n DESC;
 -- name: get_state
 SELECT state, expires_at, priority FROM broadcasts WHERE id = $1;
 
--- name: next_runnable
--- The most urgent broadcast with work nobody holds: live before drills, then oldest first
--- ($1: the runnable states).
-SELECT b.id, b.priority FROM broadcasts b
-WHERE b.state = ANY($1::text[]) AND b.expires_at > now()
-  AND EXISTS (
-      SELECT 1 FROM broadcast_chunks c
-      WHERE c.broadcast_id = b.id AND NOT c.done
-        AND (c.lease_until IS NULL OR c.lease_until < now())
-  )
-ORDER BY b.priority DESC, b.id
-LIMIT 1;
-
 -- name: higher_priority_waiting
 -- Is there runnable work more urgent than priority $1 (a live alert while a drill runs)?
 -- ($2: the runnable states.)
@@ -173,3 +160,36 @@ WHERE s.departement = $1 AND s.msisdn BETWEEN $2 AND $3
   AND EXISTS (SELECT 1 FROM deliveries d
               WHERE d.broadcast_id = $9 AND d.msisdn = s.msisdn AND d.status = 0)
 ORDER BY s.msisdn
+
+-- name: worker_heartbeat
+-- A worker is alive ($1 its name) and sending the broadcasts $2.
+INSERT INTO workers (name, running) VALUES ($1, $2::bigint[])
+ON CONFLICT (name) DO UPDATE SET seen_at = now(), running = excluded.running;
+
+-- name: worker_gone
+DELETE FROM workers WHERE name = $1;
+
+-- name: workers_alive
+-- Workers seen in the last $1 seconds.
+SELECT count(*)::int FROM workers WHERE seen_at > now() - make_interval(secs => $1);
+
+-- name: runnable_broadcasts
+-- Broadcasts with work nobody holds, most urgent first ($1: the runnable states).
+SELECT b.id, b.priority FROM broadcasts b
+WHERE b.state = ANY($1::text[]) AND b.expires_at > now()
+  AND EXISTS (
+      SELECT 1 FROM broadcast_chunks c
+      WHERE c.broadcast_id = b.id AND NOT c.done
+        AND (c.lease_until IS NULL OR c.lease_until < now())
+  )
+ORDER BY b.priority DESC, b.id
+LIMIT $2;
+
+-- name: ahead_of
+-- Runnable broadcasts more urgent than broadcast $1 (higher priority), oldest first ($2: the
+-- runnable states): what it waits for.
+SELECT b.id, b.priority FROM broadcasts b, broadcasts me
+WHERE me.id = $1 AND b.state = ANY($2::text[]) AND b.expires_at > now()
+  AND b.priority > me.priority
+ORDER BY b.priority DESC, b.id
+LIMIT 5;

@@ -20,6 +20,7 @@ from broadcaster.mocksmsc import MockConfig, MockSmsc
 from broadcaster.planning import Plan
 from broadcaster.settings import Settings
 from broadcaster.store import broadcasts as store
+from broadcaster.store import workers
 from broadcaster.store.database import create_pool
 
 AREAS = ("dep:75", "dep:13", "dep:971")
@@ -337,3 +338,21 @@ async def test_each_smsc_sends_with_its_own_sender(
     assert received == {d: [text] for d, text in expected.items()}
     async with db.acquire() as conn:
         assert (await store.progress(conn, broadcast_id))["state"] == "completed"
+
+
+async def test_a_worker_says_it_is_alive_and_leaves_when_stopped(
+    db: asyncpg.Pool, start_mock: StartMock
+) -> None:
+    _mock, smsc = await start_mock(MockConfig(seed=3))
+    worker = Worker(db, [smsc], name="w-alive")
+    task = asyncio.create_task(worker.run())
+    async with asyncio.timeout(10):
+        while True:
+            async with db.acquire() as conn:
+                if await workers.alive(conn):
+                    break
+            await asyncio.sleep(0.05)
+    worker.stop()
+    await asyncio.wait_for(task, 10)
+    async with db.acquire() as conn:
+        assert await workers.alive(conn) == 0  # a clean stop leaves at once

@@ -23,6 +23,7 @@ from broadcaster.importer import seed_synthetic
 from broadcaster.mocksmsc import MockConfig
 from broadcaster.settings import Settings, SmscConfig
 from broadcaster.store import broadcasts as store
+from broadcaster.store import workers
 from broadcaster.store.database import create_pool
 
 REQUEST = BroadcastRequest(areas=["dep:13"], template="outage", variables={})
@@ -89,7 +90,41 @@ async def test_smscs_that_never_bind_leave_the_broadcast_paused_and_named(
     message = str(refused.value)
     assert "no bind to any SMSC came up" in message
     assert "broadcast 1 was stored and is now paused" in message
-    assert "`broadcaster resume 1`" in message
+    assert "`broadcaster resume 1` approves it again and a running worker" in message
     async with db.acquire() as conn:
         assert (await store.progress(conn, 1))["state"] == "paused"
         assert await conn.fetchval("SELECT count(*) FROM deliveries") == 0
+        # Resumed with no worker running: the status tells the truth, nothing is sent.
+        await act(conn, TESTER, 1, "resume")
+        status = await store.progress(conn, 1)
+    assert status["state"] == "approved"
+    assert status["waiting_for"].startswith("a worker: none is running")
+
+
+async def test_a_waiting_broadcast_says_what_it_waits_for(
+    db: asyncpg.Pool, db_dsn: str, start_mock: StartMock
+) -> None:
+    """No worker: says so. A worker alive (its heartbeat): waits for it to pick it up. A more
+    urgent live alert queued: names it. Pending approval: a second person."""
+    settings = Settings(database_url=db_dsn, api_approval_threshold=0)
+    drill = BroadcastRequest(areas=["dep:13"], template="drill", variables={}, kind="drill")
+    async with db.acquire() as conn:
+        plan = await make_plan(conn, settings, drill)
+        drill_id = await create_broadcast(conn, settings, drill, plan)
+        assert (await store.progress(conn, drill_id))["waiting_for"].startswith(
+            "a worker: none is running"
+        )
+        await workers.heartbeat(conn, "host:1", [])
+        assert (await store.progress(conn, drill_id))["waiting_for"] == "a worker to pick it up"
+        plan = await make_plan(conn, settings, REQUEST)
+        live_id = await create_broadcast(conn, settings, REQUEST, plan)
+        waiting = (await store.progress(conn, drill_id))["waiting_for"]
+        assert waiting == f"more urgent broadcasts to finish first: {live_id}"
+        pending = await create_broadcast(conn, settings, REQUEST, plan, state="pending_approval")
+        assert (await store.progress(conn, pending))["waiting_for"].startswith(
+            "approval by a second person"
+        )
+        await workers.gone(conn, "host:1")
+        assert (await store.progress(conn, live_id))["waiting_for"].startswith(
+            "a worker: none is running"
+        )

@@ -1,0 +1,25 @@
+"""Workers' heartbeats: who is sending, so that a waiting broadcast can say what it waits for."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from broadcaster.store.database import Conn
+from broadcaster.store.queries import queries
+
+ALIVE_S = 15.0
+"""A worker not seen for this long is taken for gone (it beats every few seconds)."""
+
+
+async def heartbeat(conn: Conn, name: str, running: Sequence[int]) -> None:
+    await conn.execute(queries["worker_heartbeat"], name, list(running))
+
+
+async def gone(conn: Conn, name: str) -> None:
+    """A worker stopping cleanly leaves at once (a killed one ages out)."""
+    await conn.execute(queries["worker_gone"], name)
+
+
+async def alive(conn: Conn) -> int:
+    """Workers seen in the last ALIVE_S seconds."""
+    return int(await conn.fetchval(queries["workers_alive"], ALIVE_S))
