@@ -194,9 +194,20 @@ DRILL_WORDS = ("DRILL — EXERCISE, test group only", "[DRILL (exercise)]", " DR
 
 def emit(args: argparse.Namespace, payload: dict[str, Any], human: str) -> None:
     """One JSON object for scripts; for people, the text — with live and drill markers in
-    red and yellow on a terminal (the words alone say it everywhere else)."""
+    red and yellow on a terminal (the words alone say it everywhere else). A reader that stops
+    early (`| head`) is not an error: the command's exit code still says how it went."""
+    try:
+        _write(args, payload, human)
+    except BrokenPipeError:
+        # Point stdout at /dev/null so that the interpreter's last flush does not fail again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+
+
+def _write(args: argparse.Namespace, payload: dict[str, Any], human: str) -> None:
     if args.json:
-        print(json.dumps(payload, default=str))
+        print(json.dumps(payload, default=str), flush=True)
     elif sys.stdout.isatty():
         from rich.console import Console
         from rich.text import Text
@@ -206,4 +217,4 @@ def emit(args: argparse.Namespace, payload: dict[str, Any], human: str) -> None:
         text.highlight_words(DRILL_WORDS, "bold black on yellow")
         Console(highlight=False, soft_wrap=True).print(text)
     else:
-        print(human)
+        print(human, flush=True)

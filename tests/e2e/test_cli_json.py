@@ -8,7 +8,10 @@ import argparse
 import ast
 import asyncio
 import getpass
+import os
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -328,3 +331,21 @@ def test_cli_sends_and_controls_are_audited_with_login_and_host(
         assert entry["details"]["origin"] == f"{login}@{host}"
     created = entries[(f"broadcast:{sent['broadcast_id']}", "create")]["details"]
     assert (created["kind"], created["recipients"]) == ("live", expected)
+
+
+def test_a_reader_that_stops_early_is_not_an_error(seeded: str) -> None:
+    """`broadcaster list | head -1`: the first line, no traceback, the command's own exit code."""
+    _approved_broadcast(seeded)
+    env = {**os.environ, "DATABASE_URL": seeded, "BROADCASTER_LOG_LEVEL": "warning"}
+    listing = subprocess.Popen(
+        [sys.executable, "-m", "broadcaster", "list", "--limit", "1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    assert listing.stdout is not None
+    listing.stdout.close()  # the reader went away before a line was written
+    _out, err = listing.communicate(timeout=60)
+    assert listing.returncode == 0, err
+    assert b"Traceback" not in err
+    assert b"BrokenPipeError" not in err
