@@ -11,6 +11,7 @@ import argparse
 import getpass
 import json
 import os
+import re
 import socket
 import sys
 from collections.abc import AsyncIterator, Callable, Coroutine
@@ -147,18 +148,17 @@ async def command_context(
         await db.close()
 
 
+DURATION = re.compile(r"^(?P<value>[0-9]{1,6}(?:\.[0-9]{1,3})?)(?P<unit>[smhd])$")
+DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
 def duration(text: str) -> timedelta:
-    """`90s`, `15m`, `2h`, `1d` -> timedelta."""
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-    try:
-        value, unit = float(text[:-1]), text[-1]
-        if unit not in units or value <= 0:
-            raise ValueError(text)
-    except (ValueError, IndexError):
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a duration like 90s, 15m, 2h or 1d"
-        ) from None
-    return timedelta(seconds=value * units[unit])
+    """`90s`, `15m`, `2h`, `1d` -> timedelta (plain decimal numbers only: no `inf`, no
+    exponent, at most a million units)."""
+    match = DURATION.match(text.strip())
+    if match is None or float(match["value"]) <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration like 90s, 15m, 2h or 1d")
+    return timedelta(seconds=float(match["value"]) * DURATION_UNITS[match["unit"]])
 
 
 def add_command(

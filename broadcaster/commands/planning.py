@@ -11,7 +11,7 @@ from typing import Any
 
 import structlog
 
-from broadcaster.domain.requests import BroadcastRequest
+from broadcaster.domain.requests import BroadcastRequest, check_expiry
 from broadcaster.domain.states import TRANSITIONS
 from broadcaster.errors import InputError
 from broadcaster.planning import Plan, plan_broadcast
@@ -35,6 +35,7 @@ async def make_plan(conn: Conn, settings: Settings, request: BroadcastRequest) -
         raise InputError(f"kind must be 'live' or 'drill', not {request.kind!r}")
     if request.reached_only and request.parent_id is None:
         raise InputError("reached-only needs the broadcast it follows (--follows ID)")
+    check_expiry(request.expires_in)
     if request.parent_id is not None:
         request = await _follow_parent(conn, request)
     catalogue = TemplateCatalogue(settings.templates_dir)

@@ -9,6 +9,10 @@ from datetime import timedelta
 from broadcaster.errors import InputError
 
 DEFAULT_EXPIRY = timedelta(hours=2)
+MAX_EXPIRY = timedelta(days=7)
+"""The longest a broadcast may live, from every way in: stale guidance is dangerous (a
+fallback number sent days late may be wrong)."""
+MIN_EXPIRY = timedelta(seconds=1)
 
 
 @dataclass(frozen=True)
@@ -42,3 +46,13 @@ def parse_variables(pairs: Sequence[str]) -> dict[str, str]:
             raise InputError(f"--var {pair!r} is not of the form name=value")
         out[name.strip()] = value
     return out
+
+
+def check_expiry(expires_in: timedelta) -> timedelta:
+    """An expiry within [MIN_EXPIRY, MAX_EXPIRY], or an InputError saying the limits."""
+    if not MIN_EXPIRY <= expires_in <= MAX_EXPIRY:
+        raise InputError(
+            f"the expiry must be between 1 s and {MAX_EXPIRY.days} days, not "
+            f"{expires_in.total_seconds():g} s: stale guidance is dangerous"
+        )
+    return expires_in

@@ -349,3 +349,24 @@ def test_a_reader_that_stops_early_is_not_an_error(seeded: str) -> None:
     assert listing.returncode == 0, err
     assert b"Traceback" not in err
     assert b"BrokenPipeError" not in err
+
+
+@pytest.mark.parametrize("text", ["infs", "1e9d", "nan", "0s", "2 weeks", "10000000d", "5"])
+def test_a_malformed_duration_is_refused_without_a_traceback(
+    cli: Cli, seeded: str, text: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        cli("send", "--area", "dep:13", "--template", "outage", "--expires-in", text)
+    assert stopped.value.code == 2
+    assert f"{text!r} is not a duration like 90s, 15m, 2h or 1d" in capsys.readouterr().err
+
+
+def test_one_expiry_limit_everywhere(
+    cli: Cli, seeded: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The CLI refuses what the API and CAP refuse: more than 7 days; nothing is stored."""
+    monkeypatch.setenv("BROADCASTER_SMSC_URL", "smpp://t:pw@127.0.0.1:9")  # never reached
+    drill = ("--area", "dep:13", "--template", "drill", "--drill", "--yes")
+    assert "between 1 s and 7 days" in cli("send", *drill, "--expires-in", "3650d", code=2)
+    assert "between 1 s and 7 days" in cli("send", *drill, "--expires-in", "8d", code=2)
+    assert cli("list")["broadcasts"] == []
