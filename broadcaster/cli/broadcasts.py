@@ -250,9 +250,10 @@ def _report_text(report: dict[str, Any]) -> str:
     words, _style = KIND_BANNER.get(report.get("kind", "live"), KIND_BANNER["live"])
     return (
         f"[{words}] broadcast {report['broadcast_id']}: {report['state']}; "
-        f"{report['recipients']:,} recipients, {report['accepted']:,} accepted, "
-        f"{report['failed']:,} failed, {report['duplicates']} duplicates, "
-        f"{report['seconds']:.2f} s, {report['msgs_per_s']:,.0f} msg/s"
+        f"{report['recipients']:,} recipients: {report['accepted']:,} accepted, "
+        f"{report['failed']:,} failed; {report['parts']:,} parts, "
+        f"{report['duplicates']} recorded twice; "
+        f"{report['seconds']:.2f} s, {report['msgs_per_s']:,.0f} recipients/s"
     )
 
 

@@ -86,15 +86,16 @@ def _status_text(s: dict[str, Any]) -> str:
     lines = [
         f"broadcast {s['broadcast_id']} [{marker}] {s['template']}: {s['state']}"
         + (f", waiting for {s['waiting_for']}" if s.get("waiting_for") else ""),
-        f"  recipients {s['recipients']:,}, parts {s['parts']:,}, "
+        f"  {s['recipients']:,} recipients in {s['parts']:,} SMS parts, "
         f"chunks {s['chunks_done']}/{s['chunks_total']}",
-        f"  accepted {s['accepted']:,}, failed {s['failed']:,}, duplicates {s['duplicates']}",
+        f"  recipients: {s['accepted']:,} accepted (every part), {s['failed']:,} failed; "
+        f"parts recorded twice: {s['duplicates']:,}",
         f"  created {s['created_at']} by {s['created_by']}, expires {s['expires_at']}",
     ]
     for status, n in s["failed_by_status"].items():
-        lines.append(f"  failed with {status}: {n:,}")
+        lines.append(f"  parts failed with {status}: {n:,}")
     for stat, r in s["receipts"].items():
-        lines.append(f"  receipts {stat}: {r['count']:,} (p50 {r['p50_s']:.1f} s)")
+        lines.append(f"  receipts {stat}: {r['count']:,} parts (p50 {r['p50_s']:.1f} s)")
     return "\n".join(lines)
 
 

@@ -133,7 +133,7 @@ def panel(
         f"{100 * f.done / max(f.total, 1):.0f}%",
     )
     counts = Text(
-        f"submitted {f.submitted:,}   accepted {f.accepted:,}   failed {f.failed:,}   "
+        f"parts: submitted {f.submitted:,}   accepted {f.accepted:,}   failed {f.failed:,}   "
         f"throttled {f.throttled:,}\n"
         f"rate {f.rate:,.0f} parts/s   elapsed {f.elapsed:.1f} s   ETA {eta_text(f.eta_s)}"
     )

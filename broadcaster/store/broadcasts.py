@@ -24,6 +24,20 @@ from broadcaster.store.queries import queries
 from broadcaster.targeting import Target
 
 
+UNITS: dict[str, str] = {
+    "recipients": "recipients (people)",
+    "parts": "SMS parts (a text of 3 parts counts 3)",
+    "recorded": "recipients with an outcome",
+    "accepted": "recipients whose every part the SMSC accepted",
+    "failed": "recipients with a part refused",
+    "duplicates": "parts recorded more than once",
+    "part_outcomes": "parts",
+    "failed_by_status": "parts",
+    "receipts": "parts",
+}
+"""What each count of a status counts: recipients and parts are never mixed unlabelled."""
+
+
 @dataclass(frozen=True)
 class Summary:
     """Per-recipient counts derived from the outcomes."""
@@ -229,6 +243,7 @@ async def progress(conn: Conn, broadcast_id: int) -> dict[str, Any]:
         "failed_by_status": {
             f"0x{k & 0xFFFFFFFF:08X}": v for k, v in counts.failed_by_status.items()
         },
+        "units": UNITS,
         "receipts": {
             r["stat"]: {
                 "count": r["n"],

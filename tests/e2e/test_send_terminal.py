@@ -171,8 +171,8 @@ def test_typed_confirmation_then_live_panel_and_final_report(
     assert re.search(r"SMSC\s+state\s+binds\s+parts/s", screen)
     assert re.search(r"\s+up\s+1/1\s", screen)
     report = re.search(
-        r"broadcast 1: completed; ([\d,]+) recipients, ([\d,]+) accepted, 0 failed, "
-        r"0 duplicates",
+        r"broadcast 1: completed; ([\d,]+) recipients: ([\d,]+) accepted, 0 failed; "
+        r"[\d,]+ parts, 0 recorded twice",
         screen,
     )
     assert report is not None, screen
@@ -221,10 +221,10 @@ def test_ctrl_c_then_resume_finishes_each_recipient_once(
         code = t.finish()
     screen = t.screen
     assert code == 0, screen
-    report = re.search(r"broadcast 1: completed; ([\d,]+) recipients, ([\d,]+) accepted", screen)
+    report = re.search(r"broadcast 1: completed; ([\d,]+) recipients: ([\d,]+) accepted", screen)
     assert report is not None, screen
     assert report.group(1) == report.group(2) == f"{recipients:,}"
-    assert "0 duplicates" in screen
+    assert "0 recorded twice" in screen
     assert _query(seeded, "SELECT count(DISTINCT msisdn) FROM deliveries") == recipients
 
 

@@ -1,0 +1,50 @@
+"""What the CLI prints for people: every count says whether it counts recipients or parts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from broadcaster.cli.broadcasts import _report_text
+from broadcaster.cli.control import _status_text
+from broadcaster.store.broadcasts import UNITS
+
+STATUS: dict[str, Any] = {
+    "broadcast_id": 3,
+    "kind": "live",
+    "template": "outage",
+    "state": "completed",
+    "waiting_for": None,
+    "recipients": 1200,
+    "parts": 2400,
+    "chunks_done": 3,
+    "chunks_total": 3,
+    "accepted": 1190,
+    "failed": 10,
+    "duplicates": 2,
+    "created_at": "2026-12-06T03:00:00+00:00",
+    "created_by": "cli:root",
+    "expires_at": "2026-12-06T05:00:00+00:00",
+    "failed_by_status": {"0x00000045": 10},
+    "receipts": {"DELIVRD": {"count": 2370, "p50_s": 0.4}},
+    "units": UNITS,
+}
+
+
+def test_status_labels_recipients_and_parts() -> None:
+    text = _status_text(STATUS)
+    assert "1,200 recipients in 2,400 SMS parts" in text
+    assert "recipients: 1,190 accepted (every part), 10 failed; parts recorded twice: 2" in text
+    assert "parts failed with 0x00000045: 10" in text
+    assert "receipts DELIVRD: 2,370 parts" in text
+
+
+def test_the_final_report_labels_its_units() -> None:
+    report = {**STATUS, "seconds": 2.0, "msgs_per_s": 600.0}
+    text = _report_text(report)
+    assert "1,200 recipients: 1,190 accepted, 10 failed; 2,400 parts, 2 recorded twice" in text
+    assert "600 recipients/s" in text
+
+
+def test_the_json_says_what_each_count_counts() -> None:
+    assert UNITS["accepted"].startswith("recipients")
+    assert UNITS["receipts"] == UNITS["part_outcomes"] == "parts"
