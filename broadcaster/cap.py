@@ -153,6 +153,41 @@ class CapMessage:
 
 def parse(raw: bytes) -> CapMessage:
     """Parse and check a CAP 1.2 alert; CapError (400 malformed/refused, 422 unusable)."""
+    root = _alert_element(raw)
+    identifier = _required(root, "identifier")
+    sender = _required(root, "sender")
+    for name, value in (("identifier", identifier), ("sender", sender)):
+        if not IDENTIFIER.match(value):
+            raise CapError(f"<{name}> {value!r} must be 1-200 characters without spaces, , < &")
+    sent = _required(root, "sent")
+    sent_at = _datetime("sent", sent)
+    status = _enum(root, "status", STATUSES)
+    msg_type = _enum(root, "msgType", MSG_TYPES)
+    scope = _enum(root, "scope", SCOPES)
+    _check_purpose(status, msg_type, scope)
+    references = _references(_text(root, "references"))
+    if msg_type in ("Update", "Cancel") and not references:
+        raise CapError(f"a {msg_type} needs <references> (sender,identifier,sent of the alert)")
+    warnings: list[str] = []
+    infos = tuple(_info(el, i, warnings) for i, el in enumerate(root.findall(f"{{{NS}}}info")))
+    _check_content(msg_type, infos)
+    return CapMessage(
+        identifier=identifier,
+        sender=sender,
+        sent=sent,
+        sent_at=sent_at,
+        status=status,
+        msg_type=msg_type,
+        scope=scope,
+        references=references,
+        infos=infos,
+        body_hash=hashlib.sha256(raw).hexdigest(),
+        warnings=tuple(warnings),
+    )
+
+
+def _alert_element(raw: bytes) -> ET.Element:
+    """The <alert> element of a body, parsed safely; CapError (400) for anything else."""
     if not raw.strip():
         raise CapError("the body is empty: send a CAP 1.2 <alert> document", status=400)
     try:
@@ -184,17 +219,11 @@ def parse(raw: bytes) -> CapMessage:
             f'<alert xmlns="{NS}"> (CAP 1.2)',
             status=400,
         )
-    warnings: list[str] = []
-    identifier = _required(root, "identifier")
-    sender = _required(root, "sender")
-    for name, value in (("identifier", identifier), ("sender", sender)):
-        if not IDENTIFIER.match(value):
-            raise CapError(f"<{name}> {value!r} must be 1-200 characters without spaces, , < &")
-    sent = _required(root, "sent")
-    sent_at = _datetime("sent", sent)
-    status = _enum(root, "status", STATUSES)
-    msg_type = _enum(root, "msgType", MSG_TYPES)
-    scope = _enum(root, "scope", SCOPES)
+    return root
+
+
+def _check_purpose(status: str, msg_type: str, scope: str) -> None:
+    """Refuse what carries nothing to broadcast, and live alerts not for the public."""
     if msg_type in ("Ack", "Error"):
         raise CapError(
             f"msgType {msg_type} carries nothing to broadcast: send Alert, Update or Cancel"
@@ -203,29 +232,16 @@ def parse(raw: bytes) -> CapMessage:
         raise CapError(
             f"scope {scope} is not for the public: only scope Public alerts are broadcast"
         )
-    references = _references(_text(root, "references"))
-    if msg_type in ("Update", "Cancel") and not references:
-        raise CapError(f"a {msg_type} needs <references> (sender,identifier,sent of the alert)")
-    infos = tuple(_info(el, i, warnings) for i, el in enumerate(root.findall(f"{{{NS}}}info")))
+
+
+def _check_content(msg_type: str, infos: Sequence[CapInfo]) -> None:
+    """An Alert or Update needs a text; an Alert needs an area too."""
     if msg_type in ("Alert", "Update") and not infos:
         raise CapError(f"an {msg_type} needs an <info> with the text to send")
     if msg_type == "Alert" and not any(info.areas for info in infos):
         raise CapError(
             "the alert has no <area>: add <area><geocode> with a DEPARTEMENT, INSEE or REGION code"
         )
-    return CapMessage(
-        identifier=identifier,
-        sender=sender,
-        sent=sent,
-        sent_at=sent_at,
-        status=status,
-        msg_type=msg_type,
-        scope=scope,
-        references=references,
-        infos=infos,
-        body_hash=hashlib.sha256(raw).hexdigest(),
-        warnings=tuple(warnings),
-    )
 
 
 def to_request(
@@ -243,6 +259,24 @@ def to_request(
     """
     now = now or datetime.now(UTC)
     warnings: list[str] = []
+    texts = _texts(message, languages, warnings)
+    main = texts.get(default_language) or next(iter(texts.values()))
+    variables = {TEXT_VARIABLE: main}
+    variables.update({f"{TEXT_VARIABLE}_{lang}": text for lang, text in texts.items()})
+    request = BroadcastRequest(
+        areas=message.areas,
+        template=message.template,
+        variables=variables,
+        kind=message.kind,
+        expires_in=_expires_in(message.expires, now, warnings),
+        created_by=created_by,
+        parent_id=parent_id,
+    )
+    return request, warnings
+
+
+def _texts(message: CapMessage, languages: Sequence[str], warnings: list[str]) -> dict[str, str]:
+    """The text to send per language the template has: the first <info> in each."""
     texts: dict[str, str] = {}
     for info in message.infos:
         if info.language not in languages:
@@ -250,43 +284,32 @@ def to_request(
                 f"<info> in language {info.language!r} ignored: the {message.template} template "
                 f"has {', '.join(languages)}"
             )
-            continue
-        if info.language in texts:
+        elif info.language in texts:
             warnings.append(f"a second <info> in {info.language!r} was ignored")
-            continue
-        texts[info.language] = info.text
+        else:
+            texts[info.language] = info.text
     if not texts:
         raise CapError(
             f"no <info> is in a language we can send ({', '.join(languages)}): "
             "set <language> to e.g. fr-FR"
         )
-    main = texts.get(default_language) or next(iter(texts.values()))
-    variables = {TEXT_VARIABLE: main}
-    variables.update({f"{TEXT_VARIABLE}_{lang}": text for lang, text in texts.items()})
-    expires = message.expires
-    if expires is not None:
-        if expires <= now:
-            raise CapError(f"the alert expired at {expires.isoformat()}: nothing to send")
-        expires_in = expires - now
-        if expires_in > MAX_EXPIRY:
-            expires_in = MAX_EXPIRY
-            warnings.append(
-                f"<expires> {expires.isoformat()} is more than {MAX_EXPIRY.days} days away: "
-                f"the broadcast expires in {MAX_EXPIRY.days} days (stale guidance is dangerous)"
-            )
-    else:
-        expires_in = DEFAULT_EXPIRY
+    return texts
+
+
+def _expires_in(expires: datetime | None, now: datetime, warnings: list[str]) -> timedelta:
+    """How long the broadcast may run: until the alert's <expires>, at most MAX_EXPIRY."""
+    if expires is None:
         warnings.append(f"no <expires>: the broadcast expires in {DEFAULT_EXPIRY}")
-    request = BroadcastRequest(
-        areas=message.areas,
-        template=message.template,
-        variables=variables,
-        kind=message.kind,
-        expires_in=expires_in,
-        created_by=created_by,
-        parent_id=parent_id,
-    )
-    return request, warnings
+        return DEFAULT_EXPIRY
+    if expires <= now:
+        raise CapError(f"the alert expired at {expires.isoformat()}: nothing to send")
+    if expires - now > MAX_EXPIRY:
+        warnings.append(
+            f"<expires> {expires.isoformat()} is more than {MAX_EXPIRY.days} days away: "
+            f"the broadcast expires in {MAX_EXPIRY.days} days (stale guidance is dangerous)"
+        )
+        return MAX_EXPIRY
+    return expires - now
 
 
 # -- helpers ---------------------------------------------------------------------------------
@@ -348,21 +371,42 @@ def _references(text: str | None) -> tuple[CapReference, ...]:
 
 def _info(el: ET.Element, index: int, warnings: list[str]) -> CapInfo:
     where = f"<info> #{index + 1}"
-    language_tag = _text(el, "language") or "en-US"  # the CAP 1.2 default
+    language = _language(el, where)
+    _check_categories(el, where)
+    event = _required(el, "event", where)
+    _enum(el, "urgency", URGENCY, where)
+    _enum(el, "severity", SEVERITY, where)
+    _enum(el, "certainty", CERTAINTY, where)
+    headline = _text(el, "headline")
+    text = _info_text(el, where, headline)
+    expires_text = _text(el, "expires")
+    expires = _datetime("expires", expires_text) if expires_text is not None else None
+    areas: list[str] = []
+    for n, area in enumerate(el.findall(f"{{{NS}}}area")):
+        areas.extend(_area(area, f"{where} <area> #{n + 1}", warnings))
+    return CapInfo(language, text, event, headline, expires, tuple(areas))
+
+
+def _language(el: ET.Element, where: str) -> str:
+    """The two-letter language of an <info> (`fr-FR` -> `fr`; CAP's default is en-US)."""
+    language_tag = _text(el, "language") or "en-US"
     language = language_tag.split("-")[0].lower()
     if not re.match(r"^[a-z]{2}$", language):
         raise CapError(f"{where} <language> {language_tag!r} is not an RFC 3066 tag like fr-FR")
+    return language
+
+
+def _check_categories(el: ET.Element, where: str) -> None:
     categories = [" ".join((c.text or "").split()) for c in el.findall(f"{{{NS}}}category")]
     if not categories:
         raise CapError(f"{where} has no <category> (required by CAP 1.2)")
     for category in categories:
         if category not in CATEGORIES:
             raise CapError(f"{where} <category> {category!r} is not one of {', '.join(CATEGORIES)}")
-    event = _required(el, "event", where)
-    _enum(el, "urgency", URGENCY, where)
-    _enum(el, "severity", SEVERITY, where)
-    _enum(el, "certainty", CERTAINTY, where)
-    headline = _text(el, "headline")
+
+
+def _info_text(el: ET.Element, where: str, headline: str | None) -> str:
+    """The text to send: the <instruction>, else the <description>, else the headline."""
     text = _text(el, "instruction") or _text(el, "description") or headline
     if text is None:
         raise CapError(f"{where} has no text to send: give it an <instruction>")
@@ -371,12 +415,7 @@ def _info(el: ET.Element, index: int, warnings: list[str]) -> CapInfo:
             f"{where} text is {len(text)} characters; the limit is {MAX_TEXT}: "
             "shorten the <instruction>"
         )
-    expires_text = _text(el, "expires")
-    expires = _datetime("expires", expires_text) if expires_text is not None else None
-    areas: list[str] = []
-    for n, area in enumerate(el.findall(f"{{{NS}}}area")):
-        areas.extend(_area(area, f"{where} <area> #{n + 1}", warnings))
-    return CapInfo(language, text, event, headline, expires, tuple(areas))
+    return text
 
 
 def _area(el: ET.Element, where: str, warnings: list[str]) -> list[str]:
@@ -386,23 +425,36 @@ def _area(el: ET.Element, where: str, warnings: list[str]) -> list[str]:
     found: list[str] = []
     ignored: list[str] = []
     for geocode in el.findall(f"{{{NS}}}geocode"):
-        name = (_text(geocode, "valueName") or "").upper()
-        value = (_text(geocode, "value") or "").upper()
-        kind = GEOCODE_KINDS.get(name)
-        if kind is None:
+        name, area = _geocode(geocode, f"{where} ({described})")
+        if area is None:
             ignored.append(name or "(no valueName)")
-            continue
-        if not GEOCODE_SHAPES[kind].match(value):
-            raise CapError(f"{where} ({described}): geocode {name} {value!r} is not a valid code")
-        found.append(f"{kind}:{value}")
+        else:
+            found.append(area)
     if ignored:
         warnings.append(f"{where} ({described}): geocodes {', '.join(ignored)} ignored")
     if not found:
-        shapes = [t for t in ("polygon", "circle") if el.find(f"{{{NS}}}{t}") is not None]
-        raise CapError(
-            f"{where} ({described}) has no geocode we can target"
-            + (f" ({' and '.join(shapes)} are not supported)" if shapes else "")
-            + ": add <geocode><valueName>DEPARTEMENT</valueName><value>75</value></geocode> "
-            "(or INSEE for a commune, REGION for a region)"
-        )
+        raise _untargetable(el, f"{where} ({described})")
     return found
+
+
+def _geocode(geocode: ET.Element, where: str) -> tuple[str, str | None]:
+    """A geocode's valueName, and the area it names (None: a kind we do not target)."""
+    name = (_text(geocode, "valueName") or "").upper()
+    value = (_text(geocode, "value") or "").upper()
+    kind = GEOCODE_KINDS.get(name)
+    if kind is None:
+        return name, None
+    if not GEOCODE_SHAPES[kind].match(value):
+        raise CapError(f"{where}: geocode {name} {value!r} is not a valid code")
+    return name, f"{kind}:{value}"
+
+
+def _untargetable(el: ET.Element, where: str) -> CapError:
+    """The error for an <area> without a geocode we can target, naming its shapes if any."""
+    shapes = [t for t in ("polygon", "circle") if el.find(f"{{{NS}}}{t}") is not None]
+    return CapError(
+        f"{where} has no geocode we can target"
+        + (f" ({' and '.join(shapes)} are not supported)" if shapes else "")
+        + ": add <geocode><valueName>DEPARTEMENT</valueName><value>75</value></geocode> "
+        "(or INSEE for a commune, REGION for a region)"
+    )

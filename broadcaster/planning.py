@@ -81,43 +81,16 @@ def plan_broadcast(
     `variables` override the area's own variables of the same name.
     """
     catalogue.check_variables(scenario, variables)
-    recipients: dict[GroupKey, int] = {}
-    language_of_key: dict[tuple[str, str], GroupKey] = {}
-    for (dep, lang), n in sorted(counts.items()):
-        if n <= 0:
-            continue
-        default = index.departements[dep].default_language
-        key = (dep, catalogue.language_for(scenario, lang, default))
-        recipients[key] = recipients.get(key, 0) + n
-        language_of_key[(dep, lang)] = key
+    recipients, group_of = _recipients_per_group(catalogue, scenario, index, counts)
+    texts = _Texts(catalogue, scenario, gsm_safe)
     groups: list[Group] = []
     warnings: list[str] = []
     position: dict[GroupKey, int] = {}
-    texts: dict[tuple[str, tuple[tuple[str, str], ...]], str] = {}
     for dep, lang in sorted(recipients):
-        context = {**area_variables.get(dep, {}), **variables}
-        cache_key = (lang, tuple(sorted(context.items())))
-        text = texts.get(cache_key)
-        if text is None:
-            text = catalogue.render(scenario, lang, context)
-            if gsm_safe:
-                text = transliterate_gsm7(text)
-            texts[cache_key] = text
+        text = texts.render(lang, {**area_variables.get(dep, {}), **variables})
         message = encode_message(text, reference=(reference + len(groups)) & 0xFF)
-        if message.part_count > max_parts:
-            raise InputError(
-                f"the {lang} text for département {dep} needs {message.part_count} parts "
-                f"({message.chars} characters, {message.encoding}); the limit is {max_parts}: "
-                "shorten the variables, use --gsm-safe, or raise --max-parts"
-            )
-        if message.encoding == "ucs2":
-            bad = non_gsm7_chars(text)
-            if bad and lang in ("fr", "en", "es", "de"):
-                shown = " ".join(repr(c) for c in dict.fromkeys(bad))
-                warnings.append(
-                    f"{dep}/{lang}: UCS-2 because of {shown} "
-                    f"({message.part_count} part(s)); --gsm-safe would transliterate"
-                )
+        _check_parts(dep, lang, message, max_parts)
+        warnings.extend(_ucs2_warnings(dep, lang, text, message))
         position[(dep, lang)] = len(groups)
         groups.append(Group(dep, lang, text, message, recipients[(dep, lang)]))
     if not groups:
@@ -126,5 +99,70 @@ def plan_broadcast(
             + (" in the test group" if target.test_group_only else "")
             + ": check the areas with `broadcaster areas`"
         )
-    language_of = {k: position[g] for k, g in language_of_key.items()}
+    language_of = {k: position[g] for k, g in group_of.items()}
     return Plan(scenario, target, tuple(groups), language_of, tuple(warnings))
+
+
+def _recipients_per_group(
+    catalogue: TemplateCatalogue,
+    scenario: Scenario,
+    index: AreaIndex,
+    counts: Mapping[tuple[str, str], int],
+) -> tuple[dict[GroupKey, int], dict[tuple[str, str], GroupKey]]:
+    """Recipients per (département, language of the text they get), and the group of each
+    (département, subscriber language) that has recipients."""
+    recipients: dict[GroupKey, int] = {}
+    group_of: dict[tuple[str, str], GroupKey] = {}
+    for (dep, lang), n in sorted(counts.items()):
+        if n <= 0:
+            continue
+        default = index.departements[dep].default_language
+        key = (dep, catalogue.language_for(scenario, lang, default))
+        recipients[key] = recipients.get(key, 0) + n
+        group_of[(dep, lang)] = key
+    return recipients, group_of
+
+
+class _Texts:
+    """Renders a scenario's text once per (language, variables): départements whose variables
+    are the same share it."""
+
+    def __init__(self, catalogue: TemplateCatalogue, scenario: Scenario, gsm_safe: bool) -> None:
+        self._catalogue = catalogue
+        self._scenario = scenario
+        self._gsm_safe = gsm_safe
+        self._rendered: dict[tuple[str, tuple[tuple[str, str], ...]], str] = {}
+
+    def render(self, lang: str, context: Mapping[str, str]) -> str:
+        key = (lang, tuple(sorted(context.items())))
+        text = self._rendered.get(key)
+        if text is None:
+            text = self._catalogue.render(self._scenario, lang, context)
+            if self._gsm_safe:
+                text = transliterate_gsm7(text)
+            self._rendered[key] = text
+        return text
+
+
+def _check_parts(dep: str, lang: str, message: EncodedMessage, max_parts: int) -> None:
+    if message.part_count > max_parts:
+        raise InputError(
+            f"the {lang} text for département {dep} needs {message.part_count} parts "
+            f"({message.chars} characters, {message.encoding}); the limit is {max_parts}: "
+            "shorten the variables, use --gsm-safe, or raise --max-parts"
+        )
+
+
+def _ucs2_warnings(dep: str, lang: str, text: str, message: EncodedMessage) -> list[str]:
+    """A warning when a Latin-script text went UCS-2 (fewer characters per part) because of
+    characters that --gsm-safe would transliterate."""
+    if message.encoding != "ucs2" or lang not in ("fr", "en", "es", "de"):
+        return []
+    bad = non_gsm7_chars(text)
+    if not bad:
+        return []
+    shown = " ".join(repr(c) for c in dict.fromkeys(bad))
+    return [
+        f"{dep}/{lang}: UCS-2 because of {shown} "
+        f"({message.part_count} part(s)); --gsm-safe would transliterate"
+    ]

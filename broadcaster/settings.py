@@ -74,7 +74,6 @@ class SmscConfig:
             raise ConfigError(
                 f"SMSC URL {url!r} is not of the form smpp://system_id:password@host:port"
             )
-        fields = {f.name: f for f in dataclasses.fields(cls)}
         values: dict[str, Any] = {
             "name": name or f"{parts.hostname}:{parts.port or 2775}",
             "host": parts.hostname,
@@ -84,11 +83,23 @@ class SmscConfig:
             values["system_id"] = unquote(parts.username)
         if parts.password is not None:
             values["password"] = unquote(parts.password)
-        for key, raw in parse_qsl(parts.query, keep_blank_values=True):
-            if key not in fields or key in ("host", "port", "system_id", "password"):
-                raise ConfigError(f"SMSC URL {url!r}: unknown parameter {key!r}")
-            values[key] = _coerce(key, raw, fields[key].type)
+        values.update(_url_parameters(url, parts.query))
         return cls(**values)
+
+
+_URL_PARTS = ("host", "port", "system_id", "password")
+"""SmscConfig fields an SMSC URL gives in its address, never as query parameters."""
+
+
+def _url_parameters(url: str, query: str) -> dict[str, Any]:
+    """The SmscConfig fields an SMSC URL's query sets, coerced to their types."""
+    types = _field_types(SmscConfig)
+    values: dict[str, Any] = {}
+    for key, raw in parse_qsl(query, keep_blank_values=True):
+        if key not in types or key in _URL_PARTS:
+            raise ConfigError(f"SMSC URL {url!r}: unknown parameter {key!r}")
+        values[key] = _coerce(key, raw, types[key])
+    return values
 
 
 @dataclass(frozen=True)
@@ -125,71 +136,87 @@ class Settings:
         env = os.environ if env is None else env
         if config_file is None and env.get("BROADCASTER_CONFIG"):
             config_file = Path(env["BROADCASTER_CONFIG"])
-        path = config_file
-        values: dict[str, Any] = {}
-        smscs: list[SmscConfig] = []
-        if path is not None:
-            values, smscs = _read_toml(path)
-        if env.get("DATABASE_URL"):
-            values["database_url"] = env["DATABASE_URL"]
-        simple = {
-            "BROADCASTER_LOG_JSON": "log_json",
-            "BROADCASTER_LOG_LEVEL": "log_level",
-            "BROADCASTER_MAX_PARTS": "max_parts",
-            "BROADCASTER_CHUNK_SIZE": "chunk_size",
-            "BROADCASTER_TEMPLATES_DIR": "templates_dir",
-            "BROADCASTER_DEFAULT_LANGUAGE": "default_language",
-            "BROADCASTER_DATA_DIR": "data_dir",
-            "BROADCASTER_API_APPROVAL_THRESHOLD": "api_approval_threshold",
-            "BROADCASTER_API_MAX_BODY_BYTES": "api_max_body_bytes",
-            "BROADCASTER_API_RATE_PER_SECOND": "api_rate_per_second",
-            "BROADCASTER_API_RATE_BURST": "api_rate_burst",
-        }
-        types = {f.name: f.type for f in dataclasses.fields(cls)}
-        for var, name in simple.items():
-            if var in env:
-                values[name] = _coerce(var, env[var], types[name])
+        values, smscs = _read_toml(config_file) if config_file is not None else ({}, [])
+        values.update(_from_environment(env))
         if env.get("BROADCASTER_SMSC_URL"):
             smscs = [
                 SmscConfig.from_url(url, name=f"smsc{i + 1}")
                 for i, url in enumerate(env["BROADCASTER_SMSC_URL"].split(","))
                 if url.strip()
             ]
-        values["smscs"] = tuple(smscs)
-        settings = cls(**values)
-        if settings.max_parts < 1 or settings.chunk_size < 1:
-            raise ConfigError("max_parts and chunk_size must be at least 1")
-        if settings.api_approval_threshold < 0 or settings.api_max_body_bytes < 1024:
-            raise ConfigError("api_approval_threshold must be >= 0, api_max_body_bytes >= 1024")
-        if settings.api_rate_per_second <= 0 or settings.api_rate_burst < 1:
-            raise ConfigError("api_rate_per_second must be positive, api_rate_burst >= 1")
+        settings = cls(**values, smscs=tuple(smscs))
+        _check_ranges(settings)
         return settings
 
 
+ENVIRONMENT_VARIABLES: dict[str, str] = {
+    "BROADCASTER_LOG_JSON": "log_json",
+    "BROADCASTER_LOG_LEVEL": "log_level",
+    "BROADCASTER_MAX_PARTS": "max_parts",
+    "BROADCASTER_CHUNK_SIZE": "chunk_size",
+    "BROADCASTER_TEMPLATES_DIR": "templates_dir",
+    "BROADCASTER_DEFAULT_LANGUAGE": "default_language",
+    "BROADCASTER_DATA_DIR": "data_dir",
+    "BROADCASTER_API_APPROVAL_THRESHOLD": "api_approval_threshold",
+    "BROADCASTER_API_MAX_BODY_BYTES": "api_max_body_bytes",
+    "BROADCASTER_API_RATE_PER_SECOND": "api_rate_per_second",
+    "BROADCASTER_API_RATE_BURST": "api_rate_burst",
+}
+"""Environment variable -> the Settings field it sets (besides DATABASE_URL, BROADCASTER_CONFIG
+and BROADCASTER_SMSC_URL)."""
+
+
+def _from_environment(env: Mapping[str, str]) -> dict[str, Any]:
+    """The settings the environment gives, coerced to their fields' types."""
+    values: dict[str, Any] = {}
+    if env.get("DATABASE_URL"):
+        values["database_url"] = env["DATABASE_URL"]
+    types = _field_types(Settings)
+    for var, name in ENVIRONMENT_VARIABLES.items():
+        if var in env:
+            values[name] = _coerce(var, env[var], types[name])
+    return values
+
+
+def _check_ranges(settings: Settings) -> None:
+    """Refuse values of the right type that no deployment can mean."""
+    if settings.max_parts < 1 or settings.chunk_size < 1:
+        raise ConfigError("max_parts and chunk_size must be at least 1")
+    if settings.api_approval_threshold < 0 or settings.api_max_body_bytes < 1024:
+        raise ConfigError("api_approval_threshold must be >= 0, api_max_body_bytes >= 1024")
+    if settings.api_rate_per_second <= 0 or settings.api_rate_burst < 1:
+        raise ConfigError("api_rate_per_second must be positive, api_rate_burst >= 1")
+
+
 def _read_toml(path: Path) -> tuple[dict[str, Any], list[SmscConfig]]:
+    """The settings and the SMSCs ([[smsc]] tables) of a config file."""
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
-    smsc_fields = {f.name: f.type for f in dataclasses.fields(SmscConfig)}
-    smscs: list[SmscConfig] = []
-    for i, table in enumerate(data.pop("smsc", [])):
-        unknown = set(table) - set(smsc_fields)
-        if unknown:
-            raise ConfigError(f"{path}: [[smsc]] #{i + 1} has unknown keys {sorted(unknown)}")
-        smscs.append(SmscConfig(**{"name": f"smsc{i + 1}", **table}))
+    smscs = [_smsc_table(path, i, table) for i, table in enumerate(data.pop("smsc", []))]
     database = data.pop("database", {})
-    settings_fields = {f.name: f.type for f in dataclasses.fields(Settings)}
-    values: dict[str, Any] = {}
-    if "url" in database:
-        values["database_url"] = database["url"]
+    values: dict[str, Any] = {"database_url": database["url"]} if "url" in database else {}
+    types = _field_types(Settings)
     for key, value in data.items():
-        if key not in settings_fields or key == "smscs":
+        if key not in types or key == "smscs":
             raise ConfigError(f"{path}: unknown setting {key!r}")
-        values[key] = _coerce(key, value, settings_fields[key])
+        values[key] = _coerce(key, value, types[key])
     return values, smscs
+
+
+def _smsc_table(path: Path, index: int, table: dict[str, Any]) -> SmscConfig:
+    unknown = set(table) - set(_field_types(SmscConfig))
+    if unknown:
+        raise ConfigError(f"{path}: [[smsc]] #{index + 1} has unknown keys {sorted(unknown)}")
+    return SmscConfig(**{"name": f"smsc{index + 1}", **table})
+
+
+def _field_types(cls: type[Any]) -> dict[str, Any]:
+    """A dataclass's field names and their declared types (as `_coerce` reads them)."""
+    return {f.name: f.type for f in dataclasses.fields(cls)}
 
 
 def _coerce(name: str, raw: Any, annotation: Any) -> Any:

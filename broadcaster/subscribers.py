@@ -20,6 +20,8 @@ from array import array
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
+from typing import Protocol, TypeVar
 
 from broadcaster.targeting import CELL_ID, commune_departement
 
@@ -33,6 +35,9 @@ _TRUE = {"1", "true", "yes", "y", "t"}
 _FALSE = {"0", "false", "no", "n", "f", ""}
 
 SubscriberRow = tuple[int, str, str | None, str | None, str, bool]
+_K = TypeVar("_K")
+_V = TypeVar("_V")
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -45,34 +50,69 @@ class Rejected:
 
 
 def validate_row(record: Mapping[str, str | None], known_departements: set[str]) -> SubscriberRow:
-    """Return the row to store, or raise ValueError with a reason a person can act on."""
-    raw_msisdn = (record.get("msisdn") or "").strip().replace(" ", "")
-    match = _MSISDN.match(raw_msisdn)
+    """Return the row to store, or raise ValueError with a reason a person can act on.
+
+    Fields are checked in column order, so a row with several problems names its first one.
+    """
+    msisdn = _msisdn(_field(record, "msisdn").replace(" ", ""))
+    dep = _departement(_field(record, "departement").upper(), known_departements)
+    return (
+        msisdn,
+        dep,
+        _commune(_field(record, "commune").upper(), dep),
+        _cell(_field(record, "cell_id")),
+        _language(_field(record, "lang").lower()),
+        _test_group(_field(record, "test_group").lower()),
+    )
+
+
+def _field(record: Mapping[str, str | None], name: str) -> str:
+    """A field as written, without surrounding blanks; "" when absent."""
+    return (record.get(name) or "").strip()
+
+
+def _msisdn(text: str) -> int:
+    match = _MSISDN.match(text)
     if not match:
         raise ValueError(
-            f"msisdn {raw_msisdn!r} is not an international number "
+            f"msisdn {text!r} is not an international number "
             "(8 to 15 digits, country code first, e.g. 33612345678)"
         )
-    msisdn = int(match.group(1))
-    dep = (record.get("departement") or "").strip().upper()
-    if dep not in known_departements:
-        raise ValueError(f"unknown département {dep!r}")
-    commune = (record.get("commune") or "").strip().upper() or None
-    if commune is not None:
-        if not _COMMUNE.match(commune):
-            raise ValueError(f"commune {commune!r} is not an INSEE code")
-        if commune_departement(commune) != dep:
-            raise ValueError(f"commune {commune} is not in département {dep}")
-    cell = (record.get("cell_id") or "").strip() or None
-    if cell is not None and not _CELL.match(cell):
+    return int(match.group(1))
+
+
+def _departement(code: str, known_departements: set[str]) -> str:
+    if code not in known_departements:
+        raise ValueError(f"unknown département {code!r}")
+    return code
+
+
+def _commune(code: str, dep: str) -> str | None:
+    if not code:
+        return None
+    if not _COMMUNE.match(code):
+        raise ValueError(f"commune {code!r} is not an INSEE code")
+    if commune_departement(code) != dep:
+        raise ValueError(f"commune {code} is not in département {dep}")
+    return code
+
+
+def _cell(cell: str) -> str | None:
+    if cell and not _CELL.match(cell):
         raise ValueError(f"cell_id {cell!r} has characters other than letters, digits and ._:-")
-    lang = (record.get("lang") or "").strip().lower()
+    return cell or None
+
+
+def _language(lang: str) -> str:
     if not _LANG.match(lang):
         raise ValueError(f"language {lang!r} is not a two-letter code (fr, en, ...)")
-    flag = (record.get("test_group") or "").strip().lower()
+    return lang
+
+
+def _test_group(flag: str) -> bool:
     if flag not in _TRUE | _FALSE:
         raise ValueError(f"test_group {flag!r} is not one of 1/0, true/false, yes/no")
-    return (msisdn, dep, commune, cell, lang, flag in _TRUE)
+    return flag in _TRUE
 
 
 def read_csv(
@@ -106,9 +146,7 @@ def csv_batches(
     """Validate a CSV stream with a header row into COPY batches; rejections go to `on_reject`
     (line number, reason, raw row) as they come, and the import goes on with the valid rows.
 
-    Rows already in canonical form (the common case) take a fast path that remembers which
-    communes, cells and languages it has seen valid; any other goes through `validate_row`,
-    which normalises it or says why it cannot.
+    A short row reads as if its missing trailing fields were empty.
     """
     reader = csv.reader(lines)
     header = [h.strip() for h in next(reader, [])]
@@ -116,82 +154,157 @@ def csv_batches(
     if problem:
         on_reject(Rejected(1, problem, ",".join(header)))
         return
-    width = len(header)
-    at = {name: header.index(name) for name in header}
-    i_msisdn, i_dep, i_lang = at["msisdn"], at["departement"], at["lang"]
-    i_commune, i_cell, i_flag = at.get("commune"), at.get("cell_id"), at.get("test_group")
-    commune_of: dict[str, str | None] = {"": None}  # valid commune -> its département
-    good_cells: set[str] = {""}
-    good_langs: set[str] = set()
-    seen: set[int] = set()
-    out: list[str] = []
-    rows: list[SubscriberRow] = []
-    for record in reader:
-        if not record:
-            continue  # a blank line
-        if len(record) != width:
-            if len(record) > width:
-                on_reject(
-                    Rejected(
-                        reader.line_num,
-                        "more fields than the header has columns",
-                        ",".join(record),
-                    )
-                )
-                continue
-            record = record + [""] * (width - len(record))
-        number = record[i_msisdn]
-        dep = record[i_dep]
-        lang = record[i_lang]
-        commune = "" if i_commune is None else record[i_commune]
-        cell = "" if i_cell is None else record[i_cell]
-        flag = _FLAGS.get("" if i_flag is None else record[i_flag])
-        if commune not in commune_of:
-            commune_of[commune] = commune_departement(commune) if _COMMUNE.match(commune) else "?"
-        if cell not in good_cells and _CELL.match(cell):
-            good_cells.add(cell)
-        if lang not in good_langs and len(lang) == 2 and _LANG.match(lang):
-            good_langs.add(lang)
-        if (
-            flag is not None
-            and 8 <= len(number) <= 15
-            and number.isdigit()
-            and number.isascii()
-            and number[0] != "0"
-            and dep in known_departements
-            and lang in good_langs
-            and (not commune or commune_of[commune] == dep)
-            and cell in good_cells
-        ):
-            row: SubscriberRow = (int(number), dep, commune or None, cell or None, lang, flag)
-            text = (
-                f"{number}\t{dep}\t{commune or _NULL}\t{cell or _NULL}\t{lang}\t"
-                f"{'t' if flag else 'f'}\n"
-            )
-        else:
+    yield from _CsvFile(header, known_departements).batches(reader, on_reject, counter, batch_rows)
+
+
+_Canonical = tuple[_T, str]
+"""A field (or two) of a row already in canonical form: its value in the row, and its COPY
+text (with the tab before it). A plain tuple: the fast path reads it by index, once per row."""
+
+
+class _CsvFile:
+    """A CSV file being imported: where its columns are, and the field values it has shown.
+
+    Rows already in canonical form (the common case) take a fast path: their fields are looked
+    up in tables of the values seen so far (`_Memo`), each giving the `_Canonical` form of a
+    value, or None for one that needs `validate_row`, which normalises the row or says why it
+    cannot. Either way the row is the one `validate_row` returns.
+    """
+
+    def __init__(self, header: list[str], known_departements: set[str]) -> None:
+        self.header = header
+        self.columns = header + [name for name in CSV_COLUMNS if name not in header]
+        """The header, then the optional columns it lacks (read as empty fields)."""
+        self.as_is_width = len(header) if self.columns == header else None
+        """Records this wide are read as they are; None (the header lacks optional columns):
+        every record is widened first."""
+        self.known_departements = known_departements
+        self.places = _Memo(partial(_canonical_place, known_departements))
+        self.cells = _Memo(_canonical_cell)
+        self.audiences = _Memo(_canonical_audience)
+
+    def batches(
+        self,
+        reader: _CsvReader,
+        on_reject: Callable[[Rejected], None],
+        counter: AreaCounter | None,
+        batch_rows: int,
+    ) -> Iterator[CopyBatch]:
+        """The file's valid rows as COPY batches; a refused record goes to `on_reject`.
+
+        One frame on purpose, everything it needs in local variables: it runs once per
+        subscriber and the import is Python-bound (one more function call per row costs 3 to 7%
+        of it, measured). Its complexity is the flat list of checks of the fast path.
+        """
+        as_is = self.as_is_width
+        at_msisdn, at_dep, at_commune, at_cell, at_lang, at_flag = map(
+            self.columns.index, CSV_COLUMNS
+        )
+        places, cells, audiences = self.places, self.cells, self.audiences
+        seen: set[int] = set()
+        out: list[str] = []
+        rows: list[SubscriberRow] = []
+        for record in filter(None, reader):  # csv.reader gives [] for a blank line
             try:
-                row = validate_row(dict(zip(header, record, strict=True)), known_departements)
+                fields = record if len(record) == as_is else self.widened(record)
+                number, dep, lang = fields[at_msisdn], fields[at_dep], fields[at_lang]
+                place = places[dep, fields[at_commune]]
+                cell = cells[fields[at_cell]]
+                audience = audiences[lang, fields[at_flag]]
+                if (
+                    place
+                    and cell
+                    and audience
+                    # Digits only, no leading 0 or +: the number as validate_row keeps it.
+                    and 8 <= len(number) <= 15
+                    and number.isdigit()
+                    and number.isascii()
+                    and number[0] != "0"
+                ):
+                    row = (int(number), dep, place[0], cell[0], lang, audience[0])
+                    text = f"{number}{place[1]}{cell[1]}{audience[1]}"
+                else:
+                    row, text = self.validated(fields)
+                if row[0] in seen:
+                    raise ValueError(f"msisdn {row[0]} appears earlier in the file")
             except ValueError as exc:
-                on_reject(Rejected(reader.line_num, str(exc), ",".join(record)))
+                on_reject(Rejected(reader.line_num, str(exc), self.raw(record)))
                 continue
-            text = _copy_line(row)
-        if row[0] in seen:
-            on_reject(
-                Rejected(
-                    reader.line_num,
-                    f"msisdn {row[0]} appears earlier in the file",
-                    ",".join(record),
-                )
-            )
-            continue
-        seen.add(row[0])
-        out.append(text)
-        rows.append(row)
-        if len(out) >= batch_rows:
+            seen.add(row[0])
+            out.append(text)
+            rows.append(row)
+            if len(out) >= batch_rows:
+                yield _batch(out, rows, counter)
+                out, rows = [], []
+        if out:
             yield _batch(out, rows, counter)
-            out, rows = [], []
-    if out:
-        yield _batch(out, rows, counter)
+
+    def widened(self, record: list[str]) -> list[str]:
+        """The record with an empty field for each one it lacks (those of a short row, then
+        those of the columns the header lacks); ValueError if it is longer than the header."""
+        if len(record) > len(self.header):
+            raise ValueError("more fields than the header has columns")
+        return record + [""] * (len(self.columns) - len(record))
+
+    def validated(self, fields: list[str]) -> tuple[SubscriberRow, str]:
+        """The slow path: the row `validate_row` makes of the fields, and its COPY line."""
+        row = validate_row(dict(zip(self.columns, fields, strict=True)), self.known_departements)
+        return row, _copy_line(row)
+
+    def raw(self, record: list[str]) -> str:
+        """A refused record as it is reported: a short one padded with empty fields."""
+        return ",".join(record) + "," * (len(self.header) - len(record))
+
+
+class _CsvReader(Protocol):
+    """What `_CsvFile.batches` needs of a csv.reader."""
+
+    line_num: int
+
+    def __iter__(self) -> Iterator[list[str]]: ...
+
+
+class _Memo(dict[_K, _V]):
+    """A dict that works out a missing value once: the fast path's tables of the values seen
+    (thousands of them for millions of rows)."""
+
+    def __init__(self, work_out: Callable[[_K], _V]) -> None:
+        super().__init__()
+        self._work_out = work_out
+
+    def __missing__(self, key: _K) -> _V:
+        value = self[key] = self._work_out(key)
+        return value
+
+
+def _canonical_place(
+    known_departements: set[str], place: tuple[str, str]
+) -> _Canonical[str | None] | None:
+    """A known département and no commune, or one of its communes written as an INSEE code."""
+    dep, commune = place
+    if dep not in known_departements:
+        return None
+    if not commune:
+        return (None, f"\t{dep}\t{_NULL}")
+    if not _COMMUNE.match(commune) or commune_departement(commune) != dep:
+        return None
+    return (commune, f"\t{dep}\t{commune}")
+
+
+def _canonical_cell(cell: str) -> _Canonical[str | None] | None:
+    """No cell, or a cell id as `validate_row` keeps it."""
+    if not cell:
+        return (None, f"\t{_NULL}")
+    return (cell, f"\t{cell}") if _CELL.match(cell) else None
+
+
+def _canonical_audience(fields: tuple[str, str]) -> _Canonical[bool] | None:
+    """A language as `validate_row` keeps it, and a test_group spelling taken as it is."""
+    lang, flag_text = fields
+    flag = _FLAGS.get(flag_text)
+    if flag is None or len(lang) != 2 or not _LANG.match(lang):
+        return None
+    return (flag, f"\t{lang}\t{'t' if flag else 'f'}\n")
 
 
 def _header_problem(header: list[str]) -> str | None:
@@ -365,6 +478,19 @@ class _Columns:
     langs: list[str]
     flags: list[bool]
 
+    def sliced(self, rows: int) -> Iterator[_Columns]:
+        """These columns, `rows` at a time."""
+        for lo in range(0, len(self.msisdns), rows):
+            hi = lo + rows
+            yield _Columns(
+                self.dep,
+                self.msisdns[lo:hi],
+                self.communes[lo:hi],
+                self.cells[lo:hi],
+                self.langs[lo:hi],
+                self.flags[lo:hi],
+            )
+
 
 def synth_rows(
     count: int,
@@ -432,48 +558,57 @@ def _synth_columns(
     rng = random.Random(seed)
     deps = sorted(populations)
     shares = _apportion(count, [populations[d] for d in deps])
-    langs = [lang for lang, _ in LANGUAGE_MIX]
-    cum_weights = list(itertools.accumulate(w for _, w in LANGUAGE_MIX))
     offset = rng.randrange(_MOBILE_SPAN)
-    i = start
+    first = start
     for dep, n in zip(deps, shares, strict=True):
         if n == 0:
             continue
-        width = 3 if len(dep) == 2 else 2
-        communes = [
-            f"{dep}{k:0{width}d}"
-            for k in range(1, min(max(1, min(600, n // 50)), 10**width - 1) + 1)
-        ]
-        cells = [f"C{dep}{k:03d}" for k in range(1, CELLS_PER_DEPARTEMENT + 1)]
         msisdns = sorted(
-            _MOBILE_BASE + (j * _STRIDE + offset) % _MOBILE_SPAN for j in range(i, i + n)
+            _MOBILE_BASE + (j * _STRIDE + offset) % _MOBILE_SPAN for j in range(first, first + n)
         )
-        i += n
-        flags = [False] * n
-        flags[0] = True
-        for position in rng.sample(range(n), int(n * TEST_GROUP_SHARE + rng.random())):
-            flags[position] = True
-        # Drawn for the whole département, so that the data does not depend on the slicing.
-        drawn = (
-            rng.choices(range(len(communes)), k=n),
-            rng.choices(range(len(cells)), k=n),
-            rng.choices(range(len(langs)), cum_weights=cum_weights, k=n),
-        )
-        if counter is not None:
-            counter.add_drawn(dep, (communes, cells, langs), drawn, flags)
-        in_communes = list(map(communes.__getitem__, drawn[0]))
-        in_cells = list(map(cells.__getitem__, drawn[1]))
-        speaking = list(map(langs.__getitem__, drawn[2]))
-        for lo in range(0, n, slice_rows):
-            hi = min(n, lo + slice_rows)
-            yield _Columns(
-                dep,
-                msisdns[lo:hi],
-                in_communes[lo:hi],
-                in_cells[lo:hi],
-                speaking[lo:hi],
-                flags[lo:hi],
-            )
+        first += n
+        yield from _synth_departement(rng, dep, msisdns, counter).sliced(slice_rows)
+
+
+def _synth_departement(
+    rng: random.Random, dep: str, msisdns: list[int], counter: AreaCounter | None
+) -> _Columns:
+    """One département's subscribers, drawn whole, so that the data does not depend on how it
+    is sliced (the draws come from `rng` in a fixed order: test group, communes, cells,
+    languages)."""
+    n = len(msisdns)
+    communes = _synth_communes(dep, n)
+    cells = [f"C{dep}{k:03d}" for k in range(1, CELLS_PER_DEPARTEMENT + 1)]
+    flags = [False] * n
+    flags[0] = True  # every département gets a test-group subscriber
+    for position in rng.sample(range(n), int(n * TEST_GROUP_SHARE + rng.random())):
+        flags[position] = True
+    drawn = (
+        rng.choices(range(len(communes)), k=n),
+        rng.choices(range(len(cells)), k=n),
+        rng.choices(range(len(_SYNTH_LANGS)), cum_weights=_SYNTH_CUM_WEIGHTS, k=n),
+    )
+    if counter is not None:
+        counter.add_drawn(dep, (communes, cells, _SYNTH_LANGS), drawn, flags)
+    return _Columns(
+        dep,
+        msisdns,
+        list(map(communes.__getitem__, drawn[0])),
+        list(map(cells.__getitem__, drawn[1])),
+        list(map(_SYNTH_LANGS.__getitem__, drawn[2])),
+        flags,
+    )
+
+
+def _synth_communes(dep: str, n: int) -> list[str]:
+    """INSEE-shaped codes for a département of `n` subscribers: one per 50, 1 to 600 of them."""
+    width = 3 if len(dep) == 2 else 2
+    how_many = min(max(1, min(600, n // 50)), 10**width - 1)
+    return [f"{dep}{k:0{width}d}" for k in range(1, how_many + 1)]
+
+
+_SYNTH_LANGS = [lang for lang, _ in LANGUAGE_MIX]
+_SYNTH_CUM_WEIGHTS = list(itertools.accumulate(w for _, w in LANGUAGE_MIX))
 
 
 def _apportion(total: int, weights: Sequence[int]) -> list[int]:

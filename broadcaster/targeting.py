@@ -132,6 +132,17 @@ class Target:
     exclude_communes: Mapping[str, frozenset[str]] = field(default_factory=dict)
     exclude_cells: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
+    @classmethod
+    def of(cls, selections: Mapping[str, Selection], test_group_only: bool = False) -> Target:
+        """The target made of these départements' selections (the inverse of `selection`)."""
+        return cls(
+            {dep: sel.communes for dep, sel in selections.items()},
+            test_group_only,
+            {dep: sel.cells for dep, sel in selections.items() if sel.cells},
+            {dep: sel.exclude_communes for dep, sel in selections.items() if sel.exclude_communes},
+            {dep: sel.exclude_cells for dep, sel in selections.items() if sel.exclude_cells},
+        )
+
     def selection(self, departement: str) -> Selection:
         return Selection(
             self.departements[departement],
@@ -204,9 +215,39 @@ def commune_departement(insee: str) -> str:
 
 @dataclass
 class _Building:
+    """The areas named in one département, on one side (included or excluded)."""
+
     whole: bool = False
     communes: set[str] = field(default_factory=set)
     cells: set[str] = field(default_factory=set)
+
+    def add(self, kind: str, code: str) -> None:
+        if kind == "dep":
+            self.whole = True
+        elif kind == "commune":
+            self.communes.add(code)
+        else:
+            self.cells.add(code)
+
+    def minus(self, out: _Building) -> Selection | None:
+        """This département's share of the target once `out` is excluded; None if nothing."""
+        if out.whole:
+            return None
+        if self.whole:
+            return Selection(None, _NONE, frozenset(out.communes), frozenset(out.cells))
+        # A subscriber has one commune and one cell: excluding a chosen one is dropping it.
+        communes = frozenset(self.communes - out.communes)
+        cells = frozenset(self.cells - out.cells)
+        if not communes and not cells:
+            return None
+        # Only the other kind's exclusions still matter: a chosen cell's subscribers who live
+        # in an excluded commune, a chosen commune's who are in an excluded cell.
+        return Selection(
+            communes,
+            cells,
+            frozenset(out.communes) if cells else _NONE,
+            frozenset(out.cells) if communes else _NONE,
+        )
 
 
 def resolve_target(
@@ -220,55 +261,25 @@ def resolve_target(
     Exclusions win over inclusions whatever their order: `region:11` minus `dep:92` minus
     `commune:75056` minus `cell:X` keeps the rest of Île-de-France.
     """
-    chosen: dict[str, _Building] = {}
-    for ref in include:
-        for dep, kind, code in _expand(ref, index):
-            entry = chosen.setdefault(dep, _Building())
-            if kind == "dep":
-                entry.whole = True
-            elif kind == "commune":
-                entry.communes.add(code)
-            else:
-                entry.cells.add(code)
-    out_communes: dict[str, set[str]] = {}
-    out_cells: dict[str, set[str]] = {}
-    for ref in exclude:
-        for dep, kind, code in _expand(ref, index):
-            if kind == "dep":
-                chosen.pop(dep, None)
-            elif kind == "commune":
-                out_communes.setdefault(dep, set()).add(code)
-            else:
-                out_cells.setdefault(dep, set()).add(code)
-    departements: dict[str, frozenset[str] | None] = {}
-    cells: dict[str, frozenset[str]] = {}
-    exclude_communes: dict[str, frozenset[str]] = {}
-    exclude_cells: dict[str, frozenset[str]] = {}
-    for dep, entry in chosen.items():
-        no_communes = out_communes.get(dep, set())
-        no_cells = out_cells.get(dep, set())
-        if entry.whole:
-            departements[dep] = None
-        else:
-            # A subscriber has one commune and one cell: excluding a chosen one is dropping it.
-            entry.communes -= no_communes
-            entry.cells -= no_cells
-            if not entry.communes and not entry.cells:
-                continue
-            departements[dep] = frozenset(entry.communes)
-            if entry.cells:
-                cells[dep] = frozenset(entry.cells)
-            # Only the other kind's exclusions still matter: a chosen cell's subscribers who
-            # live in an excluded commune, a chosen commune's who are in an excluded cell.
-            no_communes = no_communes if entry.cells else set()
-            no_cells = no_cells if entry.communes else set()
-        if no_communes:
-            exclude_communes[dep] = frozenset(no_communes)
-        if no_cells:
-            exclude_cells[dep] = frozenset(no_cells)
-    if not departements:
+    chosen = _by_departement(include, index)
+    excluded = _by_departement(exclude, index)
+    shares = {
+        dep: share
+        for dep, entry in chosen.items()
+        if (share := entry.minus(excluded.get(dep, _Building()))) is not None
+    }
+    if not shares:
         raise UnknownAreaError(f"the target is empty; name at least one area ({AREA_FORMS})")
-    return Target(departements, test_group_only, cells, exclude_communes, exclude_cells)
+    return Target.of(shares, test_group_only)
+
+
+def _by_departement(refs: Iterable[AreaRef], index: AreaIndex) -> dict[str, _Building]:
+    """The areas named, per département they touch (in the order first touched)."""
+    per_dep: dict[str, _Building] = {}
+    for ref in refs:
+        for dep, kind, code in _expand(ref, index):
+            per_dep.setdefault(dep, _Building()).add(kind, code)
+    return per_dep
 
 
 def _expand(ref: AreaRef, index: AreaIndex) -> list[tuple[str, str, str]]:

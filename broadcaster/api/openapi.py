@@ -74,14 +74,30 @@ def _operation(route: Route) -> dict[str, Any]:
         "summary": route.summary,
         "tags": list(route.tags),
     }
-    roles = roles_for(route)
-    if route.auth:
-        op["security"] = [{"bearer": []}]
-        op["description"] = f"Roles: {', '.join(roles)}" + (
-            " (and the broadcast's creator)" if route.creator_may else ""
-        )
-    else:
-        op["security"] = []
+    op.update(_security(route))
+    params = _parameters(route)
+    if params:
+        op["parameters"] = params
+    body = _request_body(route)
+    if body is not None:
+        op["requestBody"] = body
+    op["responses"] = _responses(route)
+    return op
+
+
+def _security(route: Route) -> dict[str, Any]:
+    """Who may call the route: bearer tokens of the roles named in the description."""
+    if not route.auth:
+        return {"security": []}
+    creator = " (and the broadcast's creator)" if route.creator_may else ""
+    return {
+        "security": [{"bearer": []}],
+        "description": f"Roles: {', '.join(roles_for(route))}" + creator,
+    }
+
+
+def _parameters(route: Route) -> list[dict[str, Any]]:
+    """Path ids, query parameters, then the Idempotency-Key header of idempotent creates."""
     params: list[dict[str, Any]] = [
         {
             "name": name,
@@ -111,33 +127,30 @@ def _operation(route: Route) -> dict[str, Any]:
                 "schema": {"type": "string", "pattern": "^[\\x21-\\x7e]{1,200}$"},
             }
         )
-    if params:
-        op["parameters"] = params
+    return params
+
+
+def _request_body(route: Route) -> dict[str, Any] | None:
+    """A CAP XML document, a JSON body of the route's schema, or None (no body)."""
     if route.body_kind == "cap":
-        op["requestBody"] = {
+        return {
             "required": True,
             "content": {
                 media: {"schema": {"type": "string", "description": "a CAP 1.2 <alert>"}}
                 for media in CAP_MEDIA_TYPES
             },
         }
-    elif route.body_schema is not None:
-        op["requestBody"] = {
+    if route.body_schema is not None:
+        return {
             "required": route.body_required,
             "content": {"application/json": {"schema": _ref(route.body_schema)}},
         }
-    responses: dict[str, Any] = {}
-    for status in route.ok_status:
-        if route.operation_id == "metrics":
-            responses[str(status)] = {
-                "description": "Prometheus text exposition format",
-                "content": {"text/plain": {"schema": {"type": "string"}}},
-            }
-            continue
-        responses[str(status)] = {
-            "description": "OK" if status < 300 else "not ready",
-            "content": {"application/json": {"schema": _ref(route.ok_schema)}},
-        }
+    return None
+
+
+def _responses(route: Route) -> dict[str, Any]:
+    """The route's success statuses, then every error status it can answer with."""
+    responses: dict[str, Any] = {str(status): _success(route, status) for status in route.ok_status}
     for status in _error_statuses(route):
         responses.setdefault(
             str(status),
@@ -146,8 +159,19 @@ def _operation(route: Route) -> dict[str, Any]:
                 "content": {"application/json": {"schema": _ref("Error")}},
             },
         )
-    op["responses"] = responses
-    return op
+    return responses
+
+
+def _success(route: Route, status: int) -> dict[str, Any]:
+    if route.operation_id == "metrics":
+        return {
+            "description": "Prometheus text exposition format",
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+        }
+    return {
+        "description": "OK" if status < 300 else "not ready",
+        "content": {"application/json": {"schema": _ref(route.ok_schema)}},
+    }
 
 
 def _error_statuses(route: Route) -> list[int]:

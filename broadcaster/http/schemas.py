@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, Final, cast
 
 from jsonschema import Draft202012Validator
@@ -487,39 +487,68 @@ def json_path(path: Iterable[Any]) -> str:
 
 def describe(error: ValidationError) -> str:
     """One validation error as a sentence that says what to send instead."""
-    where = json_path(error.absolute_path)
-    schema = error.schema if isinstance(error.schema, dict) else {}
+    explain = _EXPLANATIONS.get(str(error.validator))
+    sentence = explain(error) if explain is not None else None
+    return f"{json_path(error.absolute_path)}: {sentence or error.message}"
+
+
+def _unknown_fields(error: ValidationError) -> str | None:
     value = error.instance
-    kind = error.validator
-    if kind == "additionalProperties" and isinstance(value, dict):
-        allowed = sorted(schema.get("properties", {}))
-        unknown = sorted(k for k in value if k not in allowed)
-        if not allowed:  # `variables`: values must be strings
-            return f"{where}: {error.message}"
-        return (
-            f"{where}: unknown field{'s' if len(unknown) > 1 else ''} "
-            f"{', '.join(repr(k) for k in unknown)}; allowed: {', '.join(allowed)}"
-        )
-    if kind == "required":
-        return f"{where}: missing required field {error.message.split(' ')[0]}"
-    if kind == "type":
-        return f"{where}: expected {_type_words(error.validator_value)}, got {_json_type(value)}"
-    if kind == "enum":
-        options = ", ".join(repr(v) for v in cast(list[Any], error.validator_value))
-        return f"{where}: {_short(value)} is not one of {options}"
-    if kind == "pattern":
-        hint = schema.get("description")
-        if error.validator_value == PRINTABLE:
-            hint = "control characters (newline, tab, NUL...) are not allowed"
-        elif error.validator_value == NAME_PATTERN and hint is None:
-            hint = "a name is lower-case letters, digits and _, starting with a letter"
-        return f"{where}: {_short(value)} is not valid" + (f": {hint}" if hint else "")
-    if kind == "propertyNames":
-        return (
-            f"{where}: variable name {_short(value)} is invalid: use lower-case letters, "
-            "digits and _ (starting with a letter)"
-        )
-    return f"{where}: {error.message}"
+    if not isinstance(value, dict):
+        return None
+    allowed = sorted(_schema(error).get("properties", {}))
+    if not allowed:  # `variables`: values must be strings
+        return None
+    unknown = sorted(k for k in value if k not in allowed)
+    return (
+        f"unknown field{'s' if len(unknown) > 1 else ''} "
+        f"{', '.join(repr(k) for k in unknown)}; allowed: {', '.join(allowed)}"
+    )
+
+
+def _missing_field(error: ValidationError) -> str:
+    return f"missing required field {error.message.split(' ')[0]}"
+
+
+def _wrong_type(error: ValidationError) -> str:
+    return f"expected {_type_words(error.validator_value)}, got {_json_type(error.instance)}"
+
+
+def _not_an_option(error: ValidationError) -> str:
+    options = ", ".join(repr(v) for v in cast(list[Any], error.validator_value))
+    return f"{_short(error.instance)} is not one of {options}"
+
+
+def _bad_pattern(error: ValidationError) -> str:
+    hint = _schema(error).get("description")
+    if error.validator_value == PRINTABLE:
+        hint = "control characters (newline, tab, NUL...) are not allowed"
+    elif error.validator_value == NAME_PATTERN and hint is None:
+        hint = "a name is lower-case letters, digits and _, starting with a letter"
+    return f"{_short(error.instance)} is not valid" + (f": {hint}" if hint else "")
+
+
+def _bad_variable_name(error: ValidationError) -> str:
+    return (
+        f"variable name {_short(error.instance)} is invalid: use lower-case letters, "
+        "digits and _ (starting with a letter)"
+    )
+
+
+def _schema(error: ValidationError) -> dict[str, Any]:
+    return error.schema if isinstance(error.schema, dict) else {}
+
+
+_EXPLANATIONS: Final[dict[str, Callable[[ValidationError], str | None]]] = {
+    "additionalProperties": _unknown_fields,
+    "required": _missing_field,
+    "type": _wrong_type,
+    "enum": _not_an_option,
+    "pattern": _bad_pattern,
+    "propertyNames": _bad_variable_name,
+}
+"""The validators whose errors `describe` words itself; for any other, or when the wording
+returns None, the validator's own message."""
 
 
 def _type_words(expected: Any) -> str:

@@ -284,14 +284,22 @@ def encode_message(text: str, reference: int) -> EncodedMessage:
     if not 0 <= reference <= 0xFF:
         raise InputError(f"concatenation reference {reference} is outside 0..255")
     if is_gsm7(text):
-        costs = [2 if char in _GSM_EXTENSION else 1 for char in text]
-        if sum(costs) <= GSM7_SINGLE_SEPTETS:
-            return EncodedMessage(
-                text, "gsm7", DATA_CODING_GSM7, ESM_CLASS_SINGLE, (encode_gsm7(text),)
-            )
-        chunks = _split(text, costs, GSM7_PART_SEPTETS)
-        parts = _with_udh([encode_gsm7(chunk) for chunk in chunks], reference)
-        return EncodedMessage(text, "gsm7", DATA_CODING_GSM7, ESM_CLASS_UDHI, parts)
+        return _gsm7_message(text, reference)
+    return _ucs2_message(text, reference)
+
+
+def _gsm7_message(text: str, reference: int) -> EncodedMessage:
+    costs = [2 if char in _GSM_EXTENSION else 1 for char in text]
+    if sum(costs) <= GSM7_SINGLE_SEPTETS:
+        return EncodedMessage(
+            text, "gsm7", DATA_CODING_GSM7, ESM_CLASS_SINGLE, (encode_gsm7(text),)
+        )
+    chunks = _split(text, costs, GSM7_PART_SEPTETS)
+    parts = _with_udh([encode_gsm7(chunk) for chunk in chunks], reference)
+    return EncodedMessage(text, "gsm7", DATA_CODING_GSM7, ESM_CLASS_UDHI, parts)
+
+
+def _ucs2_message(text: str, reference: int) -> EncodedMessage:
     try:
         whole = text.encode("utf-16-be")
     except UnicodeEncodeError as exc:

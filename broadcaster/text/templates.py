@@ -93,9 +93,18 @@ class TemplateCatalogue:
                 f"template {scenario.name!r} needs {', '.join(missing)}: "
                 f"pass --var {missing[0]}=... or set it per area with `broadcaster areas set-var`"
             )
+        text = self._render(scenario, language, variables)
+        if not text:
+            raise TemplateError(f"template {scenario.name}.{language} rendered an empty text")
+        if scenario.kind == "drill":
+            _check_exercise_marker(scenario, language, text)
+        return text
+
+    def _render(self, scenario: Scenario, language: str, variables: Mapping[str, str]) -> str:
+        """The template's text, stripped; Jinja2's errors as TemplateErrors that say which."""
         try:
             template = self._env.get_template(f"{scenario.name}.{language}.j2")
-            text = template.render(dict(variables)).strip()
+            return template.render(dict(variables)).strip()
         except jinja2.UndefinedError as exc:
             raise TemplateError(
                 f"template {scenario.name}.{language}: {exc.message}; pass it with --var"
@@ -106,16 +115,16 @@ class TemplateCatalogue:
             raise TemplateError(f"template {scenario.name}.{language} was refused: {exc}") from exc
         except jinja2.TemplateError as exc:
             raise TemplateError(f"template {scenario.name}.{language} failed: {exc}") from exc
-        if not text:
-            raise TemplateError(f"template {scenario.name}.{language} rendered an empty text")
-        if scenario.kind == "drill":
-            marker = EXERCISE_MARKERS.get(language)
-            if marker is None or not text.startswith(marker):
-                raise TemplateError(
-                    f"drill template {scenario.name}.{language} must start with the exercise "
-                    f"marker {marker or 'EXERCISE'!r}; it starts {text[:20]!r}"
-                )
-        return text
+
+
+def _check_exercise_marker(scenario: Scenario, language: str, text: str) -> None:
+    """A drill's text must say it is an exercise, first thing, in its own language."""
+    marker = EXERCISE_MARKERS.get(language)
+    if marker is None or not text.startswith(marker):
+        raise TemplateError(
+            f"drill template {scenario.name}.{language} must start with the exercise "
+            f"marker {marker or 'EXERCISE'!r}; it starts {text[:20]!r}"
+        )
 
 
 def _read_catalogue(path: Path) -> dict[str, Scenario]:

@@ -252,3 +252,30 @@ def test_the_body_hash_identifies_the_exact_content() -> None:
     other = cap.parse(alert(infos=info(instruction="Autre texte.")))
     assert one.body_hash != other.body_hash
     assert cap.parse(alert()).body_hash == one.body_hash
+
+
+def test_a_second_info_in_a_language_and_a_far_expiry_are_reported() -> None:
+    infos = info(instruction="Premier", expires="2024-06-20T12:00:00Z") + info(instruction="Second")
+    message = cap.parse(alert(infos=infos))
+    request, warnings = cap.to_request(message, languages=LANGUAGES, created_by="x", now=NOW)
+    assert request.variables == {"instruction": "Premier", "instruction_fr": "Premier"}
+    assert request.expires_in == timedelta(days=7)
+    assert warnings == [
+        "a second <info> in 'fr' was ignored",
+        "<expires> 2024-06-20T12:00:00+00:00 is more than 7 days away: the broadcast expires in "
+        "7 days (stale guidance is dangerous)",
+    ]
+
+
+def test_an_area_names_its_unsupported_shapes() -> None:
+    areas = (
+        "<area><areaDesc>Zone</areaDesc><polygon>1,2 3,4 5,6 1,2</polygon><circle>1,2 3</circle>"
+        "<geocode><valueName>NUTS3</valueName><value>FR101</value></geocode></area>"
+    )
+    with pytest.raises(cap.CapError) as caught:
+        cap.parse(alert(infos=info(areas=areas)))
+    assert str(caught.value) == (
+        "<info> #1 <area> #1 (Zone) has no geocode we can target (polygon and circle are not "
+        "supported): add <geocode><valueName>DEPARTEMENT</valueName><value>75</value></geocode> "
+        "(or INSEE for a commune, REGION for a region)"
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from collections import Counter
 
 import pytest
@@ -225,3 +226,48 @@ def test_synth_batches_are_synth_rows_and_count_them() -> None:
 def test_synth_refuses_impossible_counts() -> None:
     with pytest.raises(ValueError, match="between 0 and"):
         next(synth_batches(10, POPULATIONS, start=199_999_995))
+
+
+def test_a_row_wider_than_a_partial_header_is_refused() -> None:
+    # The header lacks commune, cell_id and test_group: six fields are three too many, even
+    # though six is the width of a full header.
+    items = list(read_csv(["msisdn,departement,lang\n", "33612345678,75,fr,75056,C1,1\n"], KNOWN))
+    assert items == [
+        Rejected(2, "more fields than the header has columns", "33612345678,75,fr,75056,C1,1")
+    ]
+
+
+_TRICKY = {
+    "msisdn": [
+        "33612345678",
+        "+33612345679",
+        "33 612345680",
+        "0612345678",
+        "1234567",
+        "٣٣٦١٢٣٤٥٦٧٨",
+    ],
+    "departement": ["75", "2a", "2A", "971", "99", " 92 ", ""],
+    "commune": ["", "75056", "2a004", "2A004", "97105", "7505", "92012"],
+    "cell_id": ["", "C1", "c.2:x-y", "cell id", "a" * 32, "a" * 33],
+    "lang": ["fr", "FR", "en", "f", "fre", ""],
+    "test_group": ["", "0", "1", "true", "t", "yes", "N", "maybe"],
+}
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_every_row_is_read_as_validate_row_reads_it(seed: int) -> None:
+    """Whichever path a row takes (canonical fast path or not), the outcome is validate_row's."""
+    rng = random.Random(seed)
+    for _ in range(300):
+        header = [
+            c for c in _TRICKY if c in ("msisdn", "departement", "lang") or rng.random() < 0.7
+        ]
+        rng.shuffle(header)
+        record = {c: rng.choice(_TRICKY[c]) for c in header}
+        line = ",".join(record[c] for c in header) + "\n"
+        items = list(read_csv([",".join(header) + "\n", line], KNOWN))
+        try:
+            expected: list[SubscriberRow | Rejected] = [validate_row(record, KNOWN)]
+        except ValueError as exc:
+            expected = [Rejected(2, str(exc), line.rstrip("\n"))]
+        assert items == expected, (header, record)

@@ -11,6 +11,7 @@ from broadcaster.targeting import (
     AreaRef,
     Departement,
     Selection,
+    Target,
     cells_named,
     commune_departement,
     parse_area,
@@ -201,6 +202,19 @@ def test_target_json_carries_cells_and_exclusions() -> None:
         "exclude_communes": {"13": ["13001"]},
         "exclude_cells": {},
     }
+
+
+def test_a_target_is_made_of_its_selections() -> None:
+    target = resolve_target(
+        [parse_area("cell:Border-9"), parse_area("commune:13055"), parse_area("dep:75")],
+        CELL_INDEX,
+        exclude=[parse_area("commune:13001"), parse_area("cell:c13a")],
+        test_group_only=True,
+    )
+    assert Target.of(dict(target.selections()), test_group_only=True) == target
+    assert Target.of({"13": Selection(frozenset({"13055"}))}) == Target(
+        {"13": frozenset({"13055"})}
+    )
 
 
 # --- area variables ------------------------------------------------------------------------------
