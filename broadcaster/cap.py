@@ -37,7 +37,7 @@ from typing import Final
 import defusedxml
 import defusedxml.ElementTree as SafeET
 
-from broadcaster.domain.requests import DEFAULT_EXPIRY, BroadcastRequest
+from broadcaster.domain.requests import DEFAULT_EXPIRY, MAX_EXPIRY, BroadcastRequest
 from broadcaster.errors import InputError
 
 NS: Final = "urn:oasis:names:tc:emergency:cap:1.2"
@@ -82,7 +82,6 @@ TEXT_VARIABLE: Final = "instruction"
 IDENTIFIER: Final = re.compile(r"^[^\s,<&]{1,200}$")
 SENT: Final = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?([+-]\d\d:\d\d|Z)$")
 MAX_TEXT: Final = 500
-MAX_EXPIRY: Final = timedelta(days=7)
 
 
 class CapError(InputError):

@@ -17,6 +17,7 @@ from typing import Any, Final, cast
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
+from broadcaster.domain.requests import MAX_EXPIRY
 from broadcaster.http.errors import ApiError, bad_request
 
 Schema = dict[str, Any]
@@ -27,7 +28,7 @@ AREA_PATTERN: Final = (
     r"^((region|reg|dep|departement|commune|insee):[0-9A-Z]{1,5}|cell:[A-Za-z0-9._:-]{1,32})$"
 )
 NAME_PATTERN: Final = r"^[a-z][a-z0-9_]{0,39}$"
-MAX_EXPIRY_S: Final = 7 * 24 * 3600
+MAX_EXPIRY_S: Final = int(MAX_EXPIRY.total_seconds())
 
 AREA: Final[Schema] = {
     "type": "string",

@@ -23,7 +23,6 @@ from broadcaster.store.database import Conn
 from broadcaster.store.queries import queries
 from broadcaster.targeting import Target
 
-
 UNITS: dict[str, str] = {
     "recipients": "recipients (people)",
     "parts": "SMS parts (a text of 3 parts counts 3)",

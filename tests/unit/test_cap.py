@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from broadcaster import cap
+from broadcaster.domain.requests import MAX_EXPIRY
 
 SAMPLES = Path(__file__).resolve().parent.parent / "data" / "cap"
 NOW = datetime(2024, 6, 2, 12, 0, tzinfo=UTC)
@@ -80,7 +81,7 @@ def test_actual_alert_sample_becomes_a_live_request_with_one_text_per_language()
     assert request.variables["instruction_fr"] == request.variables["instruction"]
     assert request.variables["instruction_en"].startswith("Emergency numbers")
     # 2099 is far away: the expiry is clamped, and the clamp is reported.
-    assert request.expires_in == cap.MAX_EXPIRY
+    assert request.expires_in == MAX_EXPIRY
     assert any("more than 7 days" in w for w in warnings)
 
 
