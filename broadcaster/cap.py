@@ -10,10 +10,14 @@ How a CAP message maps onto a broadcast:
 - `msgType` Alert creates a broadcast; Update creates one that follows the broadcast created by
   the newest message it `<references>` (which is stopped); Cancel cancels the referenced
   broadcasts and their follow-ups. Ack and Error are refused (nothing to broadcast).
-- Each `<info>` is one language: its `instruction` (else `description`, else `headline`) is the
-  text sent to subscribers of that language; subscribers whose language the alert does not carry
-  get the text of the French info (else the first one). Languages the templates do not have are
-  ignored, with a warning.
+- Each `<info>` is a (language, text, areas) unit, honoured exactly or the alert is refused:
+  its `instruction` (else `description`, else `headline`) is the text sent to subscribers of
+  that language; subscribers whose language the alert does not carry get the text of the
+  French info (else the first one). An `<info>` in a language the templates do not have, two
+  `<info>` in one language that differ, or `<info>` blocks naming different areas (one text per
+  language for one set of areas is what a broadcast carries here) refuse the alert: dropping a
+  text or sending it to another info's areas would send the wrong words to the wrong place.
+  An `<info>` without `<area>` shares the areas of the others.
 - `<area><geocode>` values become areas, by `valueName` (case-insensitive):
   INSEE / INSEE_COMMUNE / COMMUNE -> commune (5-character INSEE code),
   DEPARTEMENT / DEP / INSEE_DEPARTEMENT -> département (75, 2A, 971),
@@ -275,24 +279,45 @@ def to_request(
 
 
 def _texts(message: CapMessage, languages: Sequence[str], warnings: list[str]) -> dict[str, str]:
-    """The text to send per language the template has: the first <info> in each."""
-    texts: dict[str, str] = {}
-    for info in message.infos:
-        if info.language not in languages:
-            warnings.append(
-                f"<info> in language {info.language!r} ignored: the {message.template} template "
-                f"has {', '.join(languages)}"
-            )
-        elif info.language in texts:
-            warnings.append(f"a second <info> in {info.language!r} was ignored")
-        else:
-            texts[info.language] = info.text
-    if not texts:
+    """The text to send per language: every <info> honoured exactly, or CapError."""
+    if not any(info.language in languages for info in message.infos):
         raise CapError(
             f"no <info> is in a language we can send ({', '.join(languages)}): "
             "set <language> to e.g. fr-FR"
         )
+    _same_areas(message.infos)
+    texts: dict[str, str] = {}
+    for n, info in enumerate(message.infos, 1):
+        if info.language not in languages:
+            raise CapError(
+                f"<info> #{n} is in {info.language!r}, which the {message.template} template "
+                f"does not have ({', '.join(languages)}): its text would be lost while its "
+                "areas are alerted; translate it into one of them or leave it out"
+            )
+        known = texts.get(info.language)
+        if known is not None and known != info.text:
+            raise CapError(
+                f"<info> #{n} is a second {info.language!r} text, different from the first: "
+                "one text per language is sent; send one alert per text"
+            )
+        if known is not None:
+            warnings.append(f"<info> #{n} repeats the {info.language!r} one (sent once)")
+        texts[info.language] = info.text
     return texts
+
+
+def _same_areas(infos: Sequence[CapInfo]) -> None:
+    """Every <info> that names areas names the same ones (a broadcast here sends one text per
+    language to one set of areas)."""
+    named = [(n, info) for n, info in enumerate(infos, 1) if info.areas]
+    for n, info in named[1:]:
+        first_n, first = named[0]
+        if set(info.areas) != set(first.areas):
+            raise CapError(
+                f"<info> #{n} ({info.language}) targets {', '.join(info.areas)} while <info> "
+                f"#{first_n} ({first.language}) targets {', '.join(first.areas)}: each text "
+                "would reach the other's areas; send one alert per set of areas"
+            )
 
 
 def _expires_in(expires: datetime | None, now: datetime, warnings: list[str]) -> timedelta:

@@ -1018,6 +1018,8 @@ async def test_cap_test_status_is_validated_and_nothing_is_stored(api: Api) -> N
         ("xxe.xml", 400, "xml_refused"),
         ("polygon_only.xml", 422, "invalid_cap"),
         ("update.xml", 422, "unknown_reference"),  # nothing to update yet
+        ("two_places.xml", 422, "invalid_cap"),  # each text would reach the other's areas
+        ("italian.xml", 422, "invalid_cap"),  # an <info> with no template: refused, not dropped
         ("cancel.xml", 422, "unknown_reference"),
     ],
 )

@@ -40,6 +40,9 @@ def alert(
 </alert>""".encode()
 
 
+DEP = "<area><areaDesc>Zone</areaDesc><geocode><valueName>DEPARTEMENT</valueName><value>{}</value></geocode></area>"  # noqa: E501
+
+
 def info(
     *,
     language: str = "fr-FR",
@@ -194,14 +197,44 @@ def test_geocode_names_map_to_area_kinds_and_unknown_ones_are_reported() -> None
     assert any("NUTS3 ignored" in w for w in message.warnings)
 
 
-def test_languages_the_templates_lack_are_ignored_with_a_warning() -> None:
+def test_an_info_in_a_language_the_templates_lack_refuses_the_alert() -> None:
+    """Dropping the Italian text while alerting its areas would send them French: refused."""
     infos = info(language="fr-FR", instruction="Bonjour") + info(
         language="it-IT", instruction="Ciao"
     )
     message = cap.parse(alert(infos=infos))
-    request, warnings = cap.to_request(message, languages=LANGUAGES, created_by="x", now=NOW)
-    assert request.variables == {"instruction": "Bonjour", "instruction_fr": "Bonjour"}
-    assert any("'it' ignored" in w for w in warnings)
+    with pytest.raises(cap.CapError, match=r"<info> #2 is in 'it', which the cap template"):
+        cap.to_request(message, languages=LANGUAGES, created_by="x", now=NOW)
+
+
+def test_infos_naming_different_areas_refuse_the_alert() -> None:
+    """A Marseille text for 13 and a Paris text for 75: each would reach the other's areas."""
+    marseille = info(instruction="MARSEILLE: évacuez le Vieux-Port", areas=DEP.format("13"))
+    paris = info(instruction="PARIS: restez chez vous", areas=DEP.format("75"))
+    message = cap.parse(alert(infos=marseille + paris))
+    with pytest.raises(cap.CapError, match=r"<info> #2 \(fr\) targets dep:75 while <info> #1"):
+        cap.to_request(message, languages=LANGUAGES, created_by="x", now=NOW)
+    english = info(
+        language="en", instruction="MARSEILLE: leave the Old Port", areas=DEP.format("75")
+    )
+    message = cap.parse(alert(infos=marseille + english))
+    with pytest.raises(cap.CapError, match="send one alert per set of areas"):
+        cap.to_request(message, languages=LANGUAGES, created_by="x", now=NOW)
+
+
+def test_infos_in_several_languages_for_the_same_areas_are_honoured() -> None:
+    fr = info(instruction="Appelez le 01 99 00 13 00.", areas=DEP.format("13"))
+    en = info(language="en", instruction="Call 01 99 00 13 00.", areas=DEP.format("13"))
+    bare = info(language="de", instruction="Rufen Sie 01 99 00 13 00 an.", areas="")
+    message = cap.parse(alert(infos=fr + en + bare))
+    request, _ = cap.to_request(message, languages=LANGUAGES, created_by="x", now=NOW)
+    assert request.areas == ("dep:13",)
+    assert request.variables == {
+        "instruction": "Appelez le 01 99 00 13 00.",
+        "instruction_fr": "Appelez le 01 99 00 13 00.",
+        "instruction_en": "Call 01 99 00 13 00.",
+        "instruction_de": "Rufen Sie 01 99 00 13 00 an.",
+    }
 
 
 def test_main_text_is_french_else_the_first_language() -> None:
@@ -255,14 +288,19 @@ def test_the_body_hash_identifies_the_exact_content() -> None:
     assert cap.parse(alert()).body_hash == one.body_hash
 
 
-def test_a_second_info_in_a_language_and_a_far_expiry_are_reported() -> None:
+def test_a_second_different_info_in_a_language_refuses_and_a_far_expiry_is_reported() -> None:
     infos = info(instruction="Premier", expires="2024-06-20T12:00:00Z") + info(instruction="Second")
     message = cap.parse(alert(infos=infos))
-    request, warnings = cap.to_request(message, languages=LANGUAGES, created_by="x", now=NOW)
+    with pytest.raises(cap.CapError, match="<info> #2 is a second 'fr' text, different"):
+        cap.to_request(message, languages=LANGUAGES, created_by="x", now=NOW)
+    same = info(instruction="Premier", expires="2024-06-20T12:00:00Z") + info(instruction="Premier")
+    request, warnings = cap.to_request(
+        cap.parse(alert(infos=same)), languages=LANGUAGES, created_by="x", now=NOW
+    )
     assert request.variables == {"instruction": "Premier", "instruction_fr": "Premier"}
     assert request.expires_in == timedelta(days=7)
     assert warnings == [
-        "a second <info> in 'fr' was ignored",
+        "<info> #2 repeats the 'fr' one (sent once)",
         "<expires> 2024-06-20T12:00:00+00:00 is more than 7 days away: the broadcast expires in "
         "7 days (stale guidance is dangerous)",
     ]
