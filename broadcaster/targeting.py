@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from broadcaster.errors import UnknownAreaError
+from broadcaster.errors import InputError, UnknownAreaError
 
 AreaKind = Literal["region", "dep", "commune", "cell"]
 _KIND_ALIASES: dict[str, AreaKind] = {
@@ -269,6 +269,11 @@ def resolve_target(
         if (share := entry.minus(excluded.get(dep, _Building()))) is not None
     }
     if not shares:
+        if chosen:
+            raise InputError(
+                "the exclusions remove every area of the target (--exclude / `exclude` takes "
+                "out all that --area / `areas` names): nothing would be sent; check them"
+            )
         raise UnknownAreaError(f"the target is empty; name at least one area ({AREA_FORMS})")
     return Target.of(shares, test_group_only)
 

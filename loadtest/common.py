@@ -166,6 +166,19 @@ def broadcaster_cli(
     return json.loads(proc.stdout.strip().splitlines()[-1]), elapsed
 
 
+def live_send(
+    *send_args: str, env: dict[str, str], prefix: Sequence[str] = ()
+) -> tuple[dict[str, Any], float]:
+    """`broadcaster send ... --yes` as a script sends live: preview first, then say how many
+    recipients it expects (`--expect-recipients`, refused if the plan differs)."""
+    target = [a for a in send_args if a != "--yes"]
+    preview, _ = broadcaster_cli("preview", *target, env=env)
+    expected = str(preview["recipients"])
+    return broadcaster_cli(
+        "send", *target, "--yes", "--expect-recipients", expected, env=env, prefix=prefix
+    )
+
+
 async def departements_for(dsn: str, at_least: int) -> list[str]:
     """Smallest prefix of départements (by code) holding at least `at_least` subscribers."""
     conn = await asyncpg.connect(dsn)

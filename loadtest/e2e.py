@@ -23,8 +23,8 @@ import asyncpg
 
 from broadcaster.importer import seed_synthetic
 from loadtest.common import (
-    broadcaster_cli,
     departements_for,
+    live_send,
     mock_smsc_process,
     quiet_logs,
     scratch_database,
@@ -71,7 +71,7 @@ async def main(
                     else [f"--area=dep:{d}" for d in await departements_for(dsn, recipients)]
                 )
                 report, wall = await asyncio.to_thread(
-                    broadcaster_cli, "send", *targets, "--template", "outage", "--yes", env=env
+                    live_send, *targets, "--template", "outage", env=env
                 )
                 results[label] = report
                 walls[label] = wall
@@ -84,12 +84,10 @@ async def main(
                 )
             if profile:
                 report, wall = await asyncio.to_thread(
-                    broadcaster_cli,
-                    "send",
+                    live_send,
                     *targets,
                     "--template",
                     "outage",
-                    "--yes",
                     env=env,
                     prefix=(*PROFILER, profile),
                 )

@@ -187,7 +187,11 @@ BAD_INPUT = [
         r"the limit is 1",
     ),
     ({"max_parts": 0}, InputError, r"at least 1"),
-    ({"areas": ["dep:75"], "exclude": ["dep:75"]}, UnknownAreaError, r"the target is empty"),
+    (
+        {"areas": ["dep:75"], "exclude": ["dep:75"]},
+        InputError,
+        r"the exclusions remove every area of the target",
+    ),
 ]
 
 

@@ -76,7 +76,12 @@ def test_unknown_areas_are_refused_with_a_hint(spec: str) -> None:
 
 
 def test_empty_target_is_refused() -> None:
-    with pytest.raises(UnknownAreaError, match="empty"):
+    with pytest.raises(UnknownAreaError, match="the target is empty; name at least one area"):
+        resolve_target([], INDEX)
+
+
+def test_exclusions_that_remove_everything_say_so() -> None:
+    with pytest.raises(InputError, match="the exclusions remove every area of the target"):
         resolve_target([parse_area("dep:75")], INDEX, exclude=[parse_area("dep:75")])
 
 
@@ -184,7 +189,7 @@ def test_excluding_everything_chosen_in_a_departement_drops_it() -> None:
         exclude=[parse_area("cell:c13a")],
     )
     assert set(target.departements) == {"75"}
-    with pytest.raises(UnknownAreaError, match="empty"):
+    with pytest.raises(InputError, match="the exclusions remove every area"):
         resolve_target([parse_area("cell:c13a")], CELL_INDEX, exclude=[parse_area("dep:13")])
 
 
