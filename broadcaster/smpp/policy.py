@@ -138,8 +138,9 @@ def allocate(
 class Chained(Protocol):
     """A queued part, as `whole_messages` sees it: the pool's `Part` is one."""
 
-    more: bool
-    """The next queued part belongs to the same message."""
+    @property
+    def more(self) -> bool:
+        """The next queued part belongs to the same message."""
 
 
 def whole_messages(

@@ -107,28 +107,32 @@ class Part:
     """One submit_sm to send: a group's pre-encoded part (one template per SMSC), a
     destination, the caller's tag, and where its message ends."""
 
-    __slots__ = ("attempts", "destination", "message", "more", "submitted_at", "tag", "templates")
+    __slots__ = ("attempts", "destination", "message", "submitted_at", "tag", "templates")
 
     def __init__(
         self,
         templates: tuple[SubmitTemplate, ...],
         destination: bytes,
         tag: object,
-        more: bool = False,
         message: int = 0,
     ) -> None:
         self.templates = templates
         """One per SMSC, in the pool's `smscs` order."""
         self.destination = destination
         self.tag = tag
-        self.more = more
-        """The next part queued belongs to the same message (so goes through the same SMSC)."""
         self.message = message
-        """The number of its multi-part message in the pool (0: a single-part message)."""
+        """0 for a single-part message; else the number of its multi-part message in the
+        pool, negative on the part that ends it. One int says all the pool needs (`more`,
+        which message, whether to pin it) and costs the hot path one attribute."""
         self.attempts = 0
         """Times this part was sent and got no answer (lost connection, response timeout)."""
         self.submitted_at = 0.0
         """time.monotonic() of the latest write."""
+
+    @property
+    def more(self) -> bool:
+        """The next part queued belongs to the same message (so goes through the same SMSC)."""
+        return self.message > 0
 
 
 @dataclass(eq=False)
@@ -443,11 +447,13 @@ class SmppPool:
                 f"{len(templates)} templates for {self._site_count} SMSCs: give one per SMSC"
             )
         message = self._message
-        if more and not message:
-            self._messages = message = self._message = self._messages + 1
-        elif message and not more:
-            self._message = 0
-        self.queue.append(Part(templates, destination, tag, more, message))
+        if more or message:
+            if not message:
+                self._messages = message = self._messages + 1
+            self._message = message if more else 0
+            self.queue.append(Part(templates, destination, tag, message if more else -message))
+        else:
+            self.queue.append(Part(templates, destination, tag))
         self._outstanding += 1
         self.stats.submitted += 1
         if self._outstanding == 1:
@@ -678,10 +684,10 @@ class SmppPool:
         to the front of the queue, for any site: their messages may arrive incomplete."""
         released = self._pins.release(now, {session.site for session in self._bound})
         for site, parts in released.items():
-            messages = len({part.message for part in parts})
+            messages = len({abs(part.message) for part in parts})
             self.stats.split_messages += messages
             for part in reversed(parts):
-                part.more = False  # sent on its own now: it no longer holds the next part
+                part.message = -abs(part.message)  # sent on its own now: not held to the next
                 self.queue.appendleft(part)
             smsc = self.smscs[site]
             log.warning(
