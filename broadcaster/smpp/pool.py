@@ -478,7 +478,7 @@ class SmppPool:
         return sum(s.inflight for s in self._bound)
 
     async def wait_for_room(self, max_backlog: int) -> None:
-        """Back-pressure: return once the queue holds fewer than `max_backlog` parts."""
+        """Back-pressure: return once fewer than `max_backlog` parts are queued (`backlog`)."""
         while self.backlog >= max_backlog and not self._closing:
             waiter: asyncio.Future[None] = self._loop.create_future()
             self._room_waiters.append((max_backlog, waiter))
@@ -674,9 +674,13 @@ class SmppPool:
     def _requeue(self, part: Part, site: int) -> None:
         """A part to send again: pinned to `site`, which carried the rest of its message, or,
         for a single-part message (or a pool of one site), to the front of the queue."""
-        if part.message and self._pinning:
+        message = part.message
+        if not message:
+            self.queue.appendleft(part)
+        elif self._pinning:
             self._pins.pin(site, part)
         else:
+            part.message = -abs(message)  # sent on its own: it holds no other part to it
             self.queue.appendleft(part)
 
     def _release_pinned(self, now: float) -> None:
@@ -687,7 +691,7 @@ class SmppPool:
             messages = len({abs(part.message) for part in parts})
             self.stats.split_messages += messages
             for part in reversed(parts):
-                part.message = -abs(part.message)  # sent on its own now: not held to the next
+                part.message = -abs(part.message)  # sent on its own: it holds no other part
                 self.queue.appendleft(part)
             smsc = self.smscs[site]
             log.warning(
