@@ -467,12 +467,15 @@ class _Submitter:
             parts = by_lang[lang]
             count = len(parts)
             msisdn = int(destination)
+            last = count  # the last part to submit (not yet recorded): the message ends there
+            while recorded and (msisdn, last) in recorded:
+                last -= 1
             for index, templates in enumerate(parts, 1):
                 if recorded and (msisdn, index) in recorded:
                     stats.parts_skipped += 1
                     continue
                 tag: PartTag = (progress, msisdn, index, count)
-                submit(templates, destination, tag)
+                submit(templates, destination, tag, index < last)
                 submitted += 1
         return submitted
 

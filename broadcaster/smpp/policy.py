@@ -1,6 +1,9 @@
 """The pool's decisions, as pure functions of its state: no asyncio, no I/O, clock given.
 
 - `allocate`: how many of the queued parts each bind with room takes in one pass.
+- `whole_messages`: those takes moved to message boundaries, so that all the parts of a
+  message go through one SMSC (a phone joins them by sender and reference, and each SMSC
+  sends with its own sender).
 - `SiteSplitter`: how many of the queued parts each SMSC (site) takes in one pass, given how
   many each can take now. Weights are respected whenever the sites have room for more than
   is queued; a site without room simply takes nothing, so its share goes to the others
@@ -16,7 +19,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from typing import Final
+from typing import Final, Protocol
 
 from broadcaster.smpp.constants import Status, status_name
 
@@ -130,6 +133,68 @@ def allocate(
         shares[site] = share - take
         takes.append(take)
     return takes
+
+
+class Chained(Protocol):
+    """A queued part, as `whole_messages` sees it: the pool's `Part` is one."""
+
+    @property
+    def more(self) -> bool:
+        """The next queued part belongs to the same message."""
+
+
+def whole_messages(
+    parts: Sequence[Chained], takes: Sequence[int], limits: Sequence[int], idle: Sequence[bool]
+) -> list[int]:
+    """`takes` (from `allocate`: bind i takes the next `takes[i]` of `parts`, in bind order)
+    moved to message boundaries, so that each bind takes whole messages.
+
+    Pacing tokens are lent, the window is not. A bind finishes the message its take ends
+    in, beyond its take if need be: the take counts tokens, and a pacer can lend the rest of
+    a message (its buckets go below zero, the next parts wait: the rate holds, the SMSC sees
+    one message at once, as from any sender of long texts). Without that loan a message
+    longer than a bind's bucket (one part deep under ~95 parts/s) would never leave. The
+    window (`limits[i]`, the bind's free window) is never exceeded: a strict SMSC refuses the
+    part beyond it with ESME_RMSGQFUL, and the pacer would slow down for nothing. A message
+    that does not fit is left to the next bind, or to the next pass once answers free room.
+    Only a message longer than a whole window, which could never fit, is taken whole by a
+    bind with nothing in flight (`idle[i]`): the SMSC may refuse the parts beyond its
+    window, and the pool retries those on the same SMSC.
+
+    A message still being submitted when `parts` ends, ends there (callers submit a
+    message's parts in one go, so this only happens to a caller that does not).
+    """
+    adjusted: list[int] = []
+    queued = len(parts)
+    start = 0
+    for take, limit, empty in zip(takes, limits, idle, strict=True):
+        end = min(start + take, queued)
+        if end > start and parts[end - 1].more:
+            end = _message_end(parts, end - 1)
+            if end - start > limit:
+                first = _message_start(parts, start, end - 1)
+                if first > start or not empty:
+                    end = first
+        taken = end - start
+        adjusted.append(taken)
+        start += taken
+    return adjusted
+
+
+def _message_end(parts: Sequence[Chained], index: int) -> int:
+    """Just past the last part of the message that `parts[index]` belongs to."""
+    last = len(parts) - 1
+    while index < last and parts[index].more:
+        index += 1
+    return index + 1
+
+
+def _message_start(parts: Sequence[Chained], start: int, index: int) -> int:
+    """The first part of the message that `parts[index]` belongs to (`start` is a
+    message's first part)."""
+    while index > start and parts[index - 1].more:
+        index -= 1
+    return index
 
 
 def reconnect_delay(attempt: int, *, refused: bool, rng: random.Random | None = None) -> float:

@@ -2,7 +2,8 @@
 
 Callers `submit()` parts (never blocks), each with one pre-encoded template per SMSC (a part
 written to SMSC number i is encoded with its `templates[i]`: each SMSC has its own sender
-address and receipt request), and learn each part's final outcome through
+address and receipt request), a message's parts one after the other (`more=True` on all but
+its last), and learn each part's final outcome through
 `on_outcome(tag, status, message_id, smsc_name, submitted_at, answered_at)`, exactly once per
 part: status 0 accepted, an SMPP status (vendor codes included) for a final failure, or
 `NO_RESPONSE` when the part got no answer `max_attempts` times. They apply back-pressure with
@@ -10,14 +11,21 @@ part: status 0 accepted, an SMPP status (vendor codes included) for a final fail
 
 Once per event-loop pass (`kick`), the pool asks every bound session how many parts it may send
 now (window room and pacing tokens), lets `policy.allocate` split the queue between them (by
-site weight, `policy.SiteSplitter`) and hands each session its share, which it writes in one
-`transport.write`. A slow, throttled, stalled or dead bind simply has no room, so the others
-take the rest. Sessions report back through `session.SessionOwner`, which the pool implements.
+site weight, `policy.SiteSplitter`) on message boundaries (`policy.whole_messages`: all the
+parts of a message go through one SMSC, whose sender the phone joins them by) and hands each
+session its share, which it writes in one `transport.write`. A slow, throttled, stalled or
+dead bind simply has no room, so the others take the rest. Sessions report back through
+`session.SessionOwner`, which the pool implements.
 
-Nothing is forgotten: a throttled part goes back to the front of the queue (and is never given
-up); parts in flight on a lost connection or past their response timeout go back too (counted
-in `stats.requeued_inflight`: the SMSC may have accepted them, so they are possible duplicates),
-or, after `max_attempts` such losses, are reported failed with `NO_RESPONSE`.
+Nothing is forgotten: a throttled part goes back to be sent again (and is never given up);
+parts in flight on a lost connection or past their response timeout go back too (counted in
+`stats.requeued_inflight`: the SMSC may have accepted them, so they are possible duplicates),
+or, after `max_attempts` such losses, are reported failed with `NO_RESPONSE`. A part that goes
+back goes to the front of the queue, unless it belongs to a multi-part message and the pool
+has several SMSCs: then it is pinned to the SMSC that carried its message
+(`affinity.SitePins`), whose binds send it before any fresh part; if that SMSC stays without a
+bind for longer than its `response_timeout_s`, its pinned parts go to the others, and their
+messages are counted in `stats.split_messages`.
 
 Each configured bind is kept up by its own task: connect, bind, wait until the connection ends,
 reconnect after a jittered backoff (`policy.reconnect_delay`), long when the SMSC refused the
@@ -49,6 +57,7 @@ import structlog
 from broadcaster.errors import BindError
 from broadcaster.settings import SmscConfig
 from broadcaster.smpp import policy
+from broadcaster.smpp.affinity import SitePins
 from broadcaster.smpp.codec import SubmitTemplate
 from broadcaster.smpp.connection import ConnectionState, Event, Outcome
 from broadcaster.smpp.pacing import Pacer
@@ -96,21 +105,34 @@ def contracted_capacity(smscs: Sequence[SmscConfig]) -> float:
 
 class Part:
     """One submit_sm to send: a group's pre-encoded part (one template per SMSC), a
-    destination, and the caller's tag."""
+    destination, the caller's tag, and where its message ends."""
 
-    __slots__ = ("attempts", "destination", "submitted_at", "tag", "templates")
+    __slots__ = ("attempts", "destination", "message", "submitted_at", "tag", "templates")
 
     def __init__(
-        self, templates: tuple[SubmitTemplate, ...], destination: bytes, tag: object
+        self,
+        templates: tuple[SubmitTemplate, ...],
+        destination: bytes,
+        tag: object,
+        message: int = 0,
     ) -> None:
         self.templates = templates
         """One per SMSC, in the pool's `smscs` order."""
         self.destination = destination
         self.tag = tag
+        self.message = message
+        """0 for a single-part message; else the number of its multi-part message in the
+        pool, negative on the part that ends it. One int says all the pool needs (`more`,
+        which message, whether to pin it) and costs the hot path one attribute."""
         self.attempts = 0
         """Times this part was sent and got no answer (lost connection, response timeout)."""
         self.submitted_at = 0.0
         """time.monotonic() of the latest write."""
+
+    @property
+    def more(self) -> bool:
+        """The next part queued belongs to the same message (so goes through the same SMSC)."""
+        return self.message > 0
 
 
 @dataclass(eq=False)
@@ -198,6 +220,15 @@ class SmppPool:
         ]
         self._splitter = policy.SiteSplitter([s.weight for s in self.smscs])
         self._site_count = len(self.smscs)
+        self._pins: SitePins[Part] = SitePins(
+            [s.response_timeout_s for s in self.smscs], time.monotonic()
+        )
+        """Parts of multi-part messages to send again through the site that carried them
+        (only with several sites: with one, every part goes there anyway)."""
+        self._pinning = self._site_count > 1
+        self._message = 0
+        """The multi-part message being submitted (0: none), numbered from 1."""
+        self._messages = 0
         self._bound: list[SmppSession[Part]] = []
         """Sessions bound and not closing, in the order the pump visits them."""
         self._sessions: dict[SmppSession[Part], Bind] = {}
@@ -397,19 +428,32 @@ class SmppPool:
     # -- feeding -----------------------------------------------------------------------------
 
     def submit(
-        self, templates: tuple[SubmitTemplate, ...], destination: bytes, tag: object
+        self,
+        templates: tuple[SubmitTemplate, ...],
+        destination: bytes,
+        tag: object,
+        more: bool = False,
     ) -> None:
         """Queue one part; its outcome arrives through `on_outcome`. Never blocks.
 
         `templates` holds one template per SMSC, in `smscs` order (each with that SMSC's
         source address, TON/NPI and registered_delivery); `destination` comes from
-        `codec.destination_bytes`.
+        `codec.destination_bytes`. `more` says the next part submitted belongs to the same
+        message: submit a message's parts one after the other, in one go (a message whose
+        rest is not queued by the next loop pass is sent as if it ended there).
         """
         if len(templates) != self._site_count:
             raise ValueError(
                 f"{len(templates)} templates for {self._site_count} SMSCs: give one per SMSC"
             )
-        self.queue.append(Part(templates, destination, tag))
+        message = self._message
+        if more or message:
+            if not message:
+                self._messages = message = self._messages + 1
+            self._message = message if more else 0
+            self.queue.append(Part(templates, destination, tag, message if more else -message))
+        else:
+            self.queue.append(Part(templates, destination, tag))
         self._outstanding += 1
         self.stats.submitted += 1
         if self._outstanding == 1:
@@ -420,8 +464,8 @@ class SmppPool:
 
     @property
     def backlog(self) -> int:
-        """Parts queued and not yet written to any bind."""
-        return len(self.queue)
+        """Parts queued (pinned to a site or not) and not yet written to any bind."""
+        return len(self.queue) + self._pins.count
 
     @property
     def outstanding(self) -> int:
@@ -434,14 +478,14 @@ class SmppPool:
         return sum(s.inflight for s in self._bound)
 
     async def wait_for_room(self, max_backlog: int) -> None:
-        """Back-pressure: return once the queue holds fewer than `max_backlog` parts."""
-        while len(self.queue) >= max_backlog and not self._closing:
+        """Back-pressure: return once fewer than `max_backlog` parts are queued (`backlog`)."""
+        while self.backlog >= max_backlog and not self._closing:
             waiter: asyncio.Future[None] = self._loop.create_future()
             self._room_waiters.append((max_backlog, waiter))
             await waiter
 
     def _wake_room_waiters(self) -> None:
-        backlog = len(self.queue)
+        backlog = self.backlog
         still: list[tuple[int, asyncio.Future[None]]] = []
         for threshold, waiter in self._room_waiters:
             if backlog < threshold:
@@ -458,6 +502,7 @@ class SmppPool:
     def cancel(self) -> list[object]:
         """Drop every queued (not yet written) part; return their tags. In-flight ones finish."""
         tags = [part.tag for part in self.queue]
+        tags.extend(part.tag for part in self._pins.clear())
         self._outstanding -= len(tags)
         self.stats.cancelled += len(tags)
         self.queue.clear()
@@ -478,25 +523,52 @@ class SmppPool:
             self._loop.call_soon(self._pump_all)
 
     def _pump_all(self) -> None:
-        """Give each bound session its share of the queue, as far as its room allows."""
+        """Give each bound session the parts pinned to its site, then its share of the queue,
+        as far as its room allows."""
         self._kick_scheduled = False
         queue = self.queue
-        if not queue or self._closing:
+        if self._closing or not (queue or self._pins.count):
             return
         now = time.monotonic()
         takers, rooms = self._rooms(now)
         if takers:
-            sites = [session.site for session in takers]
-            shares = policy.allocate(len(queue), rooms, sites, self._splitter)
-            popleft = queue.popleft
-            sent = 0
-            for session, share in zip(takers, shares, strict=True):
-                if share:
-                    session.send([popleft() for _ in range(share)], now, bool(queue))
-                    sent += share
-            self.stats.sent += sent
+            if self._pins.count:
+                self._send_pinned(takers, rooms, now)
+            if queue:
+                self._send_queued(takers, rooms, now)
         if self._room_waiters:
             self._wake_room_waiters()
+
+    def _send_queued(self, takers: list[SmppSession[Part]], rooms: list[int], now: float) -> None:
+        """Split the queue between `takers` by site weight, in whole messages, and send."""
+        queue = self.queue
+        sites = [session.site for session in takers]
+        shares = policy.allocate(len(queue), rooms, sites, self._splitter)
+        shares = policy.whole_messages(
+            queue,
+            shares,
+            [session.window_room for session in takers],
+            [not session.inflight for session in takers],
+        )
+        popleft = queue.popleft
+        sent = 0
+        for session, share in zip(takers, shares, strict=True):
+            if share:
+                session.send([popleft() for _ in range(share)], now, bool(queue))
+                sent += share
+        self.stats.sent += sent
+
+    def _send_pinned(self, takers: list[SmppSession[Part]], rooms: list[int], now: float) -> None:
+        """Each session first sends the parts pinned to its site; `rooms` keeps what is left."""
+        pins = self._pins
+        sent = 0
+        for i, session in enumerate(takers):
+            parts = pins.take(session.site, rooms[i])
+            if parts:
+                session.send(parts, now, bool(pins.count or self.queue))
+                rooms[i] -= len(parts)
+                sent += len(parts)
+        self.stats.sent += sent
 
     def _rooms(self, now: float) -> tuple[list[SmppSession[Part]], list[int]]:
         """The sessions that may send now and how much each, starting one further each pass
@@ -524,10 +596,10 @@ class SmppPool:
         self._report(self._sessions[session], outcomes, now)
 
     def throttled(self, session: SmppSession[Part], part: Part) -> None:
-        """A throttled part goes back to the front of the queue: never given up."""
+        """A throttled part goes back to be sent again (`_requeue`): never given up."""
         self.stats.throttled += 1
         self._sessions[session].throttled += 1
-        self.queue.appendleft(part)
+        self._requeue(part, session.site)
         if self._closing:
             self._check_drained()
 
@@ -589,15 +661,46 @@ class SmppPool:
             self._check_drained()
 
     def _give_back(self, parts: list[Part], bind: Bind, now: float) -> None:
-        """Parts that got no answer: to the front of the queue, or failed after max_attempts."""
+        """Parts that got no answer: sent again (`_requeue`), or failed after max_attempts."""
         for part in reversed(parts):
             part.attempts += 1
             if part.attempts >= self.max_attempts and not self._closing:
                 self._report(bind, ((part, NO_RESPONSE, None),), now)
             else:
                 self.stats.requeued_inflight += 1
-                self.queue.appendleft(part)
+                self._requeue(part, bind.site)
         self.kick()
+
+    def _requeue(self, part: Part, site: int) -> None:
+        """A part to send again: pinned to `site`, which carried the rest of its message, or,
+        for a single-part message (or a pool of one site), to the front of the queue."""
+        message = part.message
+        if not message:
+            self.queue.appendleft(part)
+        elif self._pinning:
+            self._pins.pin(site, part)
+        else:
+            part.message = -abs(message)  # sent on its own: it holds no other part to it
+            self.queue.appendleft(part)
+
+    def _release_pinned(self, now: float) -> None:
+        """Parts pinned to a site that has stayed without a bind past its response timeout go
+        to the front of the queue, for any site: their messages may arrive incomplete."""
+        released = self._pins.release(now, {session.site for session in self._bound})
+        for site, parts in released.items():
+            messages = len({abs(part.message) for part in parts})
+            self.stats.split_messages += messages
+            for part in reversed(parts):
+                part.message = -abs(part.message)  # sent on its own: it holds no other part
+                self.queue.appendleft(part)
+            smsc = self.smscs[site]
+            log.warning(
+                "pinned_parts_released",
+                smsc=smsc.name,
+                parts=len(parts),
+                messages_maybe_incomplete=messages,
+                unbound_for_s=round(self._pins.down_for(site, now), 2),
+            )
 
     def _check_drained(self) -> None:
         drained = self._drained
@@ -618,7 +721,9 @@ class SmppPool:
                 self._watch(session, self._sessions[session], now)
         if now - self._rate_mark_at >= RATE_INTERVAL:
             self._measure_rates(now)
-        if self.queue:
+        if self._pinning:
+            self._release_pinned(now)
+        if self.queue or self._pins.count:
             self.kick()
 
     def _watch(self, session: SmppSession[Part], bind: Bind, now: float) -> None:

@@ -197,6 +197,12 @@ class SmppSession(asyncio.Protocol, Generic[P]):
         self._writable = True
         self.owner.kick()
 
+    @property
+    def window_room(self) -> int:
+        """Parts the window admits beyond those in flight: the SMSC refuses any more."""
+        connection = self.connection
+        return connection.window - len(connection.inflight)
+
     def room(self, now: float) -> int:
         """Parts this session may send now: window room and pacing tokens (0 if not ready)."""
         if not self._writable:

@@ -58,6 +58,10 @@ class PoolStats:
     again: the SMSC may have accepted them, so each is a possible duplicate."""
     timeouts: int = 0
     """Parts that got no response within the SMSC's response_timeout_s."""
+    split_messages: int = 0
+    """Multi-part messages that may arrive incomplete: parts of theirs waiting to be sent
+    again through the SMSC that carried the rest were released to the other SMSCs, because
+    that one stayed without a bind for longer than its response_timeout_s."""
     reconnects: int = 0
     """Bound sessions lost (then reconnected with backoff)."""
     bind_failures: int = 0

@@ -373,7 +373,7 @@ async def test_stalled_site_stops_getting_parts_and_its_parts_come_back(
 async def test_long_messages_arrive_whole_through_disconnects(
     start_mock: StartMock, pools: Callable[..., SmppPool]
 ) -> None:
-    """Three-part messages through an SMSC that drops every connection after 50 parts: every
+    """Two-part messages through an SMSC that drops every connection after 50 parts: every
     recipient's text is reassembled by the mock, exactly as written."""
     mock, smsc = await start_mock(MockConfig(disconnect_after=50, seed=10), binds=2, window=10)
     collector = Collector()
@@ -511,3 +511,178 @@ async def test_submit_wants_one_template_per_smsc(
     with pytest.raises(ValueError, match="1 templates for 2 SMSCs"):
         pool.submit((TEMPLATE,), destination(1), 1)
     assert (pool.backlog, pool.outstanding, pool.stats.submitted) == (0, 0, 0)
+
+
+# All the parts of a message through one SMSC: each SMSC sends with its own sender, and a phone
+# joins the parts of a message by (sender, reference). Judged by the mocks' records: a part
+# sent through the wrong SMSC leaves an incomplete message pending at both.
+
+SENDERS = ("PREF75", "PREF69")
+"""The sender of each SMSC of the two-site pools below, in the pools' order."""
+TEXTS = (
+    TEXT,  # one part
+    LONG_TEXT,  # two
+    "ALERTE " + "numeros d'urgence perturbes, appelez le 01 23 45 67 89. " * 7,  # three
+)
+
+
+def message_parts(text: str, reference: int) -> list[tuple[SubmitTemplate, ...]]:
+    """One message's parts, each with one template per SMSC (each with its own sender)."""
+    message = encode_message(text, reference=reference)
+    by_smsc = [
+        submit_templates(message, source_addr=sender, source_ton=5, source_npi=0)
+        for sender in SENDERS
+    ]
+    return list(zip(*by_smsc, strict=True))
+
+
+MESSAGES = [message_parts(text, reference) for reference, text in enumerate(TEXTS, 1)]
+
+
+def submit_messages(pool: SmppPool, recipients: int) -> dict[str, str]:
+    """Recipient i gets text i % 3, its parts submitted one after the other; returns the
+    text each destination must receive."""
+    assert [len(parts) for parts in MESSAGES] == [1, 2, 3]
+    expected: dict[str, str] = {}
+    for i in range(recipients):
+        parts = MESSAGES[i % len(MESSAGES)]
+        for n, templates in enumerate(parts, 1):
+            pool.submit(templates, destination(i), (i, n), n < len(parts))
+        expected[destination(i).decode()] = TEXTS[i % len(TEXTS)]
+    return expected
+
+
+def assert_each_smsc_carried_whole_messages(*mocks: MockSmsc) -> None:
+    """Each mock (in `SENDERS` order) received parts with its own sender only, and every
+    concatenated message it received is complete."""
+    for mock, sender in zip(mocks, SENDERS, strict=True):
+        senders = {s for per_recipient in mock.record.senders.values() for s in per_recipient}
+        assert senders <= {sender}
+        assert {source for source, _dest, _ref in mock.record.pending} <= {sender.encode()}
+        pending = sorted(mock.record.pending)
+        assert mock.record.incomplete() == 0, f"{sender}: {len(pending)} incomplete: {pending[:3]}"
+
+
+def received_texts(*mocks: MockSmsc) -> dict[str, list[str]]:
+    """destination -> every whole text the mocks received for it."""
+    received: dict[str, list[str]] = {}
+    for mock in mocks:
+        for number, texts in mock.record.messages.items():
+            received.setdefault(number, []).extend(texts)
+    return received
+
+
+async def test_messages_are_never_split_between_smscs(
+    start_mock: StartMock, pools: Callable[..., SmppPool]
+) -> None:
+    """Single, two- and three-part messages through two SMSCs that enforce their windows and
+    rates strictly: each SMSC gets whole messages with its own sender, both carry a share,
+    and a session finishing a message on lent pacing tokens never overruns either limit."""
+    config = MockConfig(window=8, tps=400.0, latency_ms=2, seed=31)
+    paris, paris_smsc = await start_mock(config, name="paris", window=8, tps=400.0)
+    lyon, lyon_smsc = await start_mock(config.replace(seed=32), name="lyon", window=8, tps=400.0)
+    collector = Collector()
+    pool = pools(paris_smsc, lyon_smsc, collector=collector)
+    await pool.start()
+    expected = submit_messages(pool, 600)
+    async with asyncio.timeout(10):
+        await pool.drain()
+    outcomes = collector.single()
+    assert len(outcomes) == pool.stats.submitted == 1200
+    assert {o.status for o in outcomes.values()} == {0}
+    assert errors(paris) == errors(lyon) == {}  # no ESME_RMSGQFUL, no ESME_RTHROTTLED
+    assert_each_smsc_carried_whole_messages(paris, lyon)
+    assert received_texts(paris, lyon) == {d: [text] for d, text in expected.items()}
+    assert len(paris.record.messages) > 600 // 4  # both carried a share
+    assert len(lyon.record.messages) > 600 // 4
+    for i in range(600):  # what the pool reported agrees: each message through one SMSC
+        parts = len(MESSAGES[i % 3])
+        assert len({outcomes[(i, n)].smsc for n in range(1, parts + 1)}) == 1
+    assert pool.stats.split_messages == 0
+
+
+async def test_a_throttled_part_is_sent_again_through_the_smsc_of_its_message(
+    start_mock: StartMock, pools: Callable[..., SmppPool]
+) -> None:
+    """Paris accepts only half its contract and throttles the rest: each throttled part of a
+    long message is sent again through Paris (never through Lyon, whose sender would not
+    match), while everything else flows on; no message ends up incomplete."""
+    paris, paris_smsc = await start_mock(
+        MockConfig(tps=300.0, throttle_above=0.5, window=16, seed=33),
+        name="paris",
+        tps=300.0,
+        window=16,
+    )
+    lyon, lyon_smsc = await start_mock(
+        MockConfig(tps=300.0, window=16, seed=34), name="lyon", tps=300.0, window=16
+    )
+    collector = Collector()
+    pool = pools(paris_smsc, lyon_smsc, collector=collector)
+    await pool.start()
+    expected = submit_messages(pool, 900)
+    async with asyncio.timeout(15):
+        await pool.drain()
+    outcomes = collector.single()
+    assert {o.status for o in outcomes.values()} == {0}
+    assert pool.stats.throttled > 20  # Paris did throttle, parts of long messages among them
+    assert errors(paris) == {"ESME_RTHROTTLED": pool.stats.throttled}
+    assert errors(lyon) == {}
+    assert_each_smsc_carried_whole_messages(paris, lyon)
+    assert received_texts(paris, lyon) == {d: [text] for d, text in expected.items()}
+    assert len(paris.record.messages) > 900 // 8  # throttled, it still carried its share
+    assert pool.stats.split_messages == 0
+
+
+async def kill(mock: MockSmsc) -> None:
+    """The SMSC goes down without a word: its connections dropped with parts unanswered, no
+    unbind, and no bind accepted any more."""
+    for session in list(mock.connections):
+        if session.transport is not None:
+            session.transport.abort()
+    await mock.stop()
+
+
+async def test_a_site_killed_mid_run_releases_its_parts_and_counts_split_messages(
+    start_mock: StartMock, pools: Callable[..., SmppPool]
+) -> None:
+    """Paris dies with parts of long messages in flight. Those wait for Paris (their messages
+    went there) for its response timeout, then go to Lyon: every part gets an outcome, the
+    run ends, and each message that may have arrived incomplete is counted."""
+    paris, paris_smsc = await start_mock(
+        MockConfig(latency_ms=30, seed=35), name="paris", tps=300.0, response_timeout_s=0.5
+    )
+    lyon, lyon_smsc = await start_mock(MockConfig(latency_ms=5, seed=36), name="lyon", tps=300.0)
+    collector = Collector()
+    pool = pools(paris_smsc, lyon_smsc, collector=collector, housekeeping_interval=0.05)
+    await pool.start()
+    recipients = 900
+    expected = submit_messages(pool, recipients)
+    parts = pool.stats.submitted
+    await collector.wait_for(lambda: len(collector.outcomes) >= parts // 4)
+    inflight = sum(b.session.inflight for b in pool.binds if b.smsc is paris_smsc and b.session)
+    assert inflight > 5  # parts of long messages among them, surely
+    await kill(paris)
+    killed = time.monotonic()
+    async with asyncio.timeout(10):
+        await pool.drain()
+    outcomes = collector.single()
+    assert len(outcomes) == parts  # none lost
+    assert {o.status for o in outcomes.values()} == {0}  # none failed: sent again elsewhere
+    stats = pool.stats
+    assert stats.split_messages > 0
+    assert stats.requeued_inflight >= stats.split_messages
+    # The pinned parts waited for Paris's response timeout before going to Lyon.
+    late = [o.answered_at - killed for o in outcomes.values() if o.answered_at > killed]
+    assert max(late) >= 0.5
+    # Each recipient got its text whole from one SMSC, but for the split messages counted.
+    received = received_texts(paris, lyon)
+    missing = [d for d, text in expected.items() if text not in received.get(d, [])]
+    assert len(missing) <= stats.split_messages
+    assert len(paris.record.pending) <= stats.split_messages
+    assert len(lyon.record.pending) <= stats.split_messages
+    # Every message received whole came through one SMSC, with that SMSC's sender.
+    for mock, sender in ((paris, "PREF75"), (lyon, "PREF69")):
+        senders = {s for per_recipient in mock.record.senders.values() for s in per_recipient}
+        assert senders <= {sender}
+    health = {h.name: h for h in pool.health()}
+    assert health["paris"].state == "down"

@@ -13,6 +13,7 @@ import random
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import cast
 
 import pytest
 
@@ -690,3 +691,68 @@ async def test_weights_split_traffic_between_sites_with_room(
     finally:
         await heavy.stop()
         await light.stop()
+
+
+LONG_TEMPLATES = codec.submit_templates(
+    encode_message("Numeros d'urgence perturbes: appelez le 01 23 45 67 89. " * 4, reference=2),
+    source_addr="ALERTE",
+    source_ton=5,
+    source_npi=0,
+)
+
+
+def part_number(pdu: codec.ShortMessagePdu) -> int:
+    """The part's sequence in its concatenated message (its UDH), 0 for a single part."""
+    return pdu.short_message[5] if pdu.esm_class & 0x40 else 0
+
+
+async def test_pinned_parts_wait_for_their_site_without_holding_up_the_rest(
+    make_pool: Callable[..., SmppPool],
+) -> None:
+    """Paris throttles the second part of every long message, then dies. Those parts, and
+    whatever of the long messages it still held, wait for Paris (Lyon never gets a part of a
+    message Paris carried: its sender would not match), while every single-part message,
+    queued behind them, goes through; `cancel()` then hands back exactly the waiting parts."""
+    paris, lyon = ScriptedSmsc(), ScriptedSmsc()
+    await paris.start()
+    await lyon.start()
+    paris.answer = lambda pdu, peer: (
+        (Status.ESME_RTHROTTLED, "") if part_number(pdu) == 2 else (0, f"P{pdu.sequence}")
+    )
+    try:
+        outcomes = Outcomes()
+        pool = make_pool(
+            config(port_of(paris), name="paris", response_timeout_s=30.0),
+            config(port_of(lyon), name="lyon"),
+            outcomes=outcomes,
+        )
+        await pool.start()
+        long_messages, singles = 40, 300
+        for i in range(long_messages):
+            for n, template in enumerate(LONG_TEMPLATES, 1):
+                pool.submit((template, template), destination(i), (i, n), n < 2)
+        await send(pool, singles, start=1000)
+        await paris.wait_until(lambda: any(part_number(p) == 2 for p in paris.submits))
+        await paris.stop()  # connections dropped: what Paris held comes back, and waits
+        single_tags = set(range(1000, 1000 + singles))
+        async with asyncio.timeout(5):
+            while not single_tags <= set(outcomes.by_tag):
+                await asyncio.sleep(0.01)
+        assert all(outcomes.statuses()[tag] == 0 for tag in single_tags)
+        to_lyon = {p.destination_addr for p in lyon.submits}
+        carried_by_paris = {p.destination_addr for p in paris.submits if part_number(p)}
+        assert carried_by_paris
+        assert not carried_by_paris & to_lyon
+        waiting = cast(list[tuple[int, int]], pool.cancel())
+        parts = {(i, n) for i in range(long_messages) for n in (1, 2)}
+        assert set(waiting) == parts - set(outcomes.by_tag)
+        # Paris's throttled parts among them, and those it held unread when it died.
+        assert {destination(i).decode() for i, n in waiting if n == 2} >= {
+            p.destination_addr for p in paris.submits if part_number(p) == 2
+        }
+        assert not {destination(i).decode() for i, _n in waiting} & to_lyon
+        assert pool.outstanding == 0
+        assert pool.stats.split_messages == 0
+    finally:
+        await paris.stop()
+        await lyon.stop()

@@ -1,4 +1,5 @@
-"""The pool's pure decisions: allocating parts to binds and sites, backoff, refusals, stalls."""
+"""The pool's pure decisions: allocating parts to binds and sites on message boundaries,
+backoff, refusals, stalls."""
 
 from __future__ import annotations
 
@@ -98,6 +99,72 @@ def test_allocate_nothing_queued() -> None:
     splitter = policy.SiteSplitter([1, 1])
     assert policy.allocate(0, [5, 5], [0, 1], splitter) == [0, 0]
     assert policy.allocate(0, [5], [0], splitter) == [0]
+
+
+class Queued:
+    """A queued part as the allocation sees it."""
+
+    __slots__ = ("more",)
+
+    def __init__(self, more: bool) -> None:
+        self.more = more
+
+
+def queue_of(*lengths: int) -> list[Queued]:
+    """Queued parts of messages of these lengths, in order."""
+    return [Queued(n < length) for length in lengths for n in range(1, length + 1)]
+
+
+def test_whole_messages_leave_takes_on_boundaries_alone() -> None:
+    parts = queue_of(1, 2, 1, 3, 1)  # boundaries after 1, 3, 4, 7, 8 parts
+    assert policy.whole_messages(parts, [1, 2, 1], [64] * 3, [False] * 3) == [1, 2, 1]
+    assert policy.whole_messages(parts, [4, 4], [64] * 2, [False] * 2) == [4, 4]
+    singles = queue_of(*[1] * 10)
+    assert policy.whole_messages(singles, [3, 0, 7], [3, 9, 7], [False] * 3) == [3, 0, 7]
+
+
+def test_a_take_ending_inside_a_message_finishes_it_on_lent_tokens() -> None:
+    parts = queue_of(2, 3, 1, 2)
+    # The first bind's take of 1 ends inside the 2-part message: it takes both parts; the
+    # second bind's 3 parts start after them (the whole 3-part message).
+    assert policy.whole_messages(parts, [1, 3], [64, 64], [False, False]) == [2, 3]
+    # A take of 3 ends inside the second message: the bind takes it all, 5 parts; the next
+    # bind then starts at the single part and finishes the last message.
+    assert policy.whole_messages(parts, [3, 2], [64, 64], [False, False]) == [5, 3]
+    # Whatever the takes, no bind starts or ends inside a message.
+    boundaries = {0, 2, 5, 6, 8}
+    for first in range(9):
+        for second in range(9):
+            takes = policy.whole_messages(parts, [first, second], [64, 64], [False, False])
+            assert takes[0] in boundaries
+            assert takes[0] + takes[1] in boundaries
+            assert takes[0] <= first + 2  # lent at most the rest of one message
+            assert takes[0] + takes[1] <= 8
+
+
+def test_the_window_is_never_exceeded_a_message_that_does_not_fit_waits() -> None:
+    parts = queue_of(1, 3, 1)
+    # Window room 2: the single part fits, the 3-part message does not: left to the next bind.
+    assert policy.whole_messages(parts, [2, 4], [2, 64], [False, False]) == [1, 4]
+    # No bind has room for it: nobody takes it, nor anything behind it (order is kept).
+    assert policy.whole_messages(parts, [2, 2], [2, 2], [False, False]) == [1, 0]
+    assert policy.whole_messages(queue_of(3, 1), [1, 1], [2, 2], [False, False]) == [0, 0]
+    # A take of 1 with a room of exactly 3 takes the message.
+    assert policy.whole_messages(queue_of(3, 1), [1, 1], [3, 3], [False, False]) == [3, 1]
+
+
+def test_a_message_longer_than_a_whole_window_goes_to_an_idle_bind() -> None:
+    parts = queue_of(3, 1)
+    # Window of 2 parts: a busy bind never takes the 3-part message, an idle one does.
+    assert policy.whole_messages(parts, [1, 1], [1, 2], [False, True]) == [0, 3]
+    # Only as its first message: an idle bind does not start it after other messages.
+    assert policy.whole_messages(queue_of(1, 3), [2], [2], [True]) == [1]
+
+
+def test_a_message_still_being_submitted_ends_with_the_queue() -> None:
+    parts = [Queued(True), Queued(True)]  # its last part is not queued yet
+    assert policy.whole_messages(parts, [1], [64], [False]) == [2]
+    assert policy.whole_messages([], [5, 5], [64, 64], [True, True]) == [0, 0]
 
 
 def test_reconnect_backoff_grows_with_jitter_and_is_capped() -> None:
