@@ -32,6 +32,12 @@ POOL_COUNTERS = (
     ("timeouts", "parts_timeouts", "Parts without a response within the response timeout"),
     ("reconnects", "bind_reconnects", "Bound sessions lost and reconnected"),
     ("receipts", "receipts", "Delivery receipts received"),
+    (
+        "split_messages",
+        "split_messages",
+        "Long messages whose parts went through two SMSCs (their own one stayed down): they "
+        "may arrive incomplete",
+    ),
 )
 
 

@@ -39,6 +39,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "broadcaster.smpp.pacing",
         "broadcaster.smpp.policy",
         "broadcaster.smpp.connection",
+        "broadcaster.smpp.affinity",
         "broadcaster.drills.cron",
         "broadcaster.drills.policy",
         "broadcaster.drills.report",
