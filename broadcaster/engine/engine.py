@@ -1,5 +1,6 @@
 """The engine of one process: its SMPP pool (the binds), its receipt recorder, and the runs of
-the broadcasts it sends.
+the broadcasts it sends — several at once share the binds, each keeping its share of the
+backlog.
 
 Every way of sending goes through it: a `Worker` (`broadcaster worker`, `serve`) runs whatever
 is runnable; `send` runs the one broadcast it created; `drill run` runs its drill and stays
@@ -52,6 +53,7 @@ class Engine:
         """How this process signs its chunk leases."""
         self.receipts = ReceiptRecorder(db, interval=receipt_interval)
         self._pool: SmppPool | None = None
+        self._runners: set[BroadcastRunner] = set()
 
     @property
     def pool(self) -> SmppPool | None:
@@ -90,9 +92,29 @@ class Engine:
         was cancelled, paused, expired or preempted."""
         assert self._pool is not None, "start the engine first"
         runner = BroadcastRunner(
-            self.db, self._pool, broadcast_id, worker=self.name, on_progress=on_progress
+            self.db,
+            self._pool,
+            broadcast_id,
+            worker=self.name,
+            on_progress=on_progress,
+            sharing=lambda: len(self._runners),
         )
-        return await runner.run()
+        self._runners.add(runner)
+        try:
+            return await runner.run()
+        finally:
+            self._runners.discard(runner)
+
+    def halt_all(self, reason: str) -> None:
+        """Stop every run of this engine now (the worker stops): each hands its unfinished
+        chunks back at once, so that another worker takes them up."""
+        for runner in list(self._runners):
+            runner.halt(reason)
+
+    @property
+    def running(self) -> list[int]:
+        """The broadcasts this engine is sending now."""
+        return sorted(r.broadcast_id for r in self._runners)
 
     async def run_to_end(
         self, broadcast_id: int, on_progress: Callable[[RunStats], None] | None = None

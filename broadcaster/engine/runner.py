@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
 import structlog
@@ -124,13 +124,24 @@ class BroadcastRunner:
         *,
         worker: str,
         on_progress: Callable[[RunStats], None] | None = None,
+        sharing: Callable[[], int] = lambda: 1,
     ) -> None:
         self.db = db
         self.pool = pool
         self.broadcast_id = broadcast_id
         self.worker = worker
         self.on_progress = on_progress
+        self.sharing = sharing
+        """How many runs share the pool now: each keeps at most its share of MAX_BACKLOG
+        queued, so that broadcasts of one priority advance side by side."""
         self.stats = RunStats(broadcast_id)
+        self.outstanding = 0
+        """This run's parts submitted and without an outcome yet (queued or in flight)."""
+        self._low_water = 0
+        """While the submitter waits for room: wake it when `outstanding` falls to this."""
+        self._room = asyncio.Event()
+        self._drained = asyncio.Event()
+        self._drained.set()
         self._rows: list[tuple[object, ...]] = []
         self._completable: list[int] = []
         self._stop = asyncio.Event()
@@ -183,6 +194,11 @@ class BroadcastRunner:
             self.stats.accepted += 1
         else:
             self.stats.failed += 1
+        self.outstanding = outstanding = self.outstanding - 1
+        if outstanding <= self._low_water:
+            self._room.set()
+            if not outstanding:
+                self._drained.set()
         chunk.outstanding -= 1
         if chunk.outstanding == 0 and chunk.streamed and not self._stop.is_set():
             self._completable.append(chunk.chunk_no)
@@ -238,7 +254,7 @@ class BroadcastRunner:
         try:
             await self._claim_loop(by_group, language_map)
             if self._stop.is_set():
-                self.pool.cancel()
+                self._cancel_queued()
             await self._wait_drained()
             await self._flush()
         finally:
@@ -316,16 +332,50 @@ class BroadcastRunner:
             self._completable.append(chunk.chunk_no)
 
     async def _wait_drained(self) -> None:
-        while self.pool.outstanding:
-            drained = asyncio.ensure_future(self.pool.drain())
+        """Until every part of this run has its outcome (or, once stopped, those in flight)."""
+        while self.outstanding:
+            drained = asyncio.ensure_future(self._drained.wait())
             stop = asyncio.ensure_future(self._stop.wait())
             await asyncio.wait({drained, stop}, return_when=asyncio.FIRST_COMPLETED)
             for fut in (drained, stop):
                 fut.cancel()
             if self._stop.is_set():
-                self.pool.cancel()
-                await self.pool.drain()
+                self._cancel_queued()
+                await self._drained.wait()
                 return
+
+    def submitted(self, count: int) -> None:
+        """`count` more parts of this run are in the pool."""
+        if count:
+            self.outstanding += count
+            self._drained.clear()
+
+    async def wait_for_room(self) -> None:
+        """Back-pressure: while this run has its share of the backlog queued, wait until half
+        of it is answered (the pool as a whole is bounded by MAX_BACKLOG too)."""
+        share = MAX_BACKLOG // max(1, self.sharing())
+        if self.outstanding >= share:
+            self._low_water = share // 2
+            self._room.clear()
+            stop = asyncio.ensure_future(self._stop.wait())
+            room = asyncio.ensure_future(self._room.wait())
+            await asyncio.wait({room, stop}, return_when=asyncio.FIRST_COMPLETED)
+            for fut in (room, stop):
+                fut.cancel()
+            self._low_water = 0
+        if self.pool.backlog >= MAX_BACKLOG:
+            await self.pool.wait_for_room(MAX_BACKLOG // 2)
+
+    def _mine(self, tag: object) -> bool:
+        return cast(PartTag, tag)[0].runner is self
+
+    def _cancel_queued(self) -> int:
+        """Drop this run's queued parts from the shared pool (other runs' stay); how many."""
+        dropped = len(self.pool.cancel(self._mine))
+        self.outstanding -= dropped
+        if not self.outstanding:
+            self._drained.set()
+        return dropped
 
     async def _flusher(self) -> None:
         while True:
@@ -358,8 +408,13 @@ class BroadcastRunner:
             return
         self._stop_reason = reason
         self._stop.set()
-        dropped = self.pool.cancel()
-        log.warning("broadcast_halted", reason=reason, queued_parts_dropped=len(dropped))
+        dropped = self._cancel_queued()
+        log.warning("broadcast_halted", reason=reason, queued_parts_dropped=dropped)
+
+    def halt(self, reason: str) -> None:
+        """Stop this run from outside (its worker stops): unfinished chunks are handed back,
+        the broadcast keeps its state for another worker."""
+        self._halt(reason)
 
     @property
     def stopping(self) -> bool:
@@ -441,15 +496,14 @@ class _Submitter:
         lines = (self.tail + data).split(b"\n")
         self.tail = lines.pop()
         submitted = self._submit(lines)
+        runner.submitted(submitted)
         stats = runner.stats
         self.progress.outstanding += submitted
         stats.parts_submitted += submitted
         stats.recipients_streamed += len(lines)
         if stats.first_submit is None and submitted:
             stats.first_submit = time.monotonic()
-        pool = runner.pool
-        if pool.backlog >= MAX_BACKLOG:
-            await pool.wait_for_room(MAX_BACKLOG // 2)
+        await runner.wait_for_room()
         if len(runner._rows) >= FLUSH_ROWS:
             # Never run far ahead of the durable record: it bounds what a crash resends.
             await runner._flush()

@@ -25,6 +25,8 @@ from broadcaster.store.database import DATABASE_UNAVAILABLE
 log = structlog.get_logger(__name__)
 
 IDLE_POLL = 0.5
+MAX_CONCURRENT = 8
+"""Broadcasts of one priority a worker sends side by side, at most."""
 HEARTBEAT_S = 5.0
 """How often a worker says it is alive (`store.workers.ALIVE_S` later, it is taken for gone)."""
 
@@ -44,7 +46,6 @@ class Worker:
         self.engine = Engine(db, smscs, name=name)
         self.on_progress = on_progress
         self.runs: list[RunStats] = []
-        self._running: int | None = None
         self._stop = asyncio.Event()
 
     @property
@@ -75,26 +76,58 @@ class Worker:
         return self.runs
 
     async def _work(self, until_idle: bool) -> None:
-        while not self._stop.is_set():
-            broadcast_id = await self._next()
-            if broadcast_id is None:
-                if until_idle:
-                    break
-                await self._idle()
-                continue
-            self._running = broadcast_id
-            try:
-                stats = await self.engine.run(broadcast_id, self.on_progress)
-            finally:
-                self._running = None
-            self.runs.append(stats)
-            log.info("worker_run_done", broadcast_id=broadcast_id, state=stats.state)
+        """Run every runnable broadcast of the top priority at once (they share the binds,
+        side by side: a second live alert does not queue behind the first); a more urgent one
+        preempts the others (their runners halt and hand their chunks back)."""
+        running: dict[int, tuple[asyncio.Task[RunStats], int]] = {}
+        try:
+            while not self._stop.is_set():
+                for broadcast_id, priority in await self._startable(running):
+                    task = asyncio.create_task(self.engine.run(broadcast_id, self.on_progress))
+                    running[broadcast_id] = (task, priority)
+                if not running:
+                    if until_idle:
+                        break
+                    await self._idle()
+                    continue
+                tasks = [task for task, _priority in running.values()]
+                done, _ = await asyncio.wait(
+                    tasks, timeout=IDLE_POLL, return_when=asyncio.FIRST_COMPLETED
+                )
+                self._collect(running, done)
+        finally:
+            if running:
+                self.engine.halt_all("the worker stops")
+                tasks = [task for task, _priority in running.values()]
+                await asyncio.wait(tasks)
+                self._collect(running, set(tasks))
 
-    async def _next(self) -> int | None:
+    async def _startable(
+        self, running: dict[int, tuple[asyncio.Task[RunStats], int]]
+    ) -> list[tuple[int, int]]:
+        """Broadcasts to start now: the runnable ones of the most urgent priority (counting the
+        runs under way), up to MAX_CONCURRENT runs in all."""
         async with self.db.acquire() as conn:
             await store.expire_overdue(conn)
-            runnable = await chunks.runnable(conn, limit=1)
-        return runnable[0][0] if runnable else None
+            runnable = await chunks.runnable(conn, limit=MAX_CONCURRENT)
+        if not runnable:
+            return []
+        top = max([runnable[0][1], *(priority for _task, priority in running.values())])
+        room = MAX_CONCURRENT - len(running)
+        fresh = [(i, p) for i, p in runnable if p == top and i not in running]
+        return fresh[: max(0, room)]
+
+    def _collect(
+        self,
+        running: dict[int, tuple[asyncio.Task[RunStats], int]],
+        done: set[asyncio.Task[RunStats]],
+    ) -> None:
+        for broadcast_id, (task, _priority) in list(running.items()):
+            if task in done:
+                del running[broadcast_id]
+                stats = task.result()
+                self.runs.append(stats)
+                log.info("worker_run_done", broadcast_id=broadcast_id, state=stats.state)
 
     async def _heartbeat(self) -> None:
         """Say this worker is alive, and what it sends, until cancelled; a database that does
@@ -102,8 +135,7 @@ class Worker:
         while True:
             try:
                 async with self.db.acquire() as conn:
-                    running = [self._running] if self._running is not None else []
-                    await workers.heartbeat(conn, self.engine.name, running)
+                    await workers.heartbeat(conn, self.engine.name, self.engine.running)
             except DATABASE_UNAVAILABLE as exc:
                 log.warning("worker_heartbeat_failed", error=f"{type(exc).__name__}: {exc}")
             await asyncio.sleep(HEARTBEAT_S)

@@ -19,7 +19,7 @@ Pure: no asyncio, no I/O; the clock is given.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -51,13 +51,23 @@ class SitePins(Generic[T]):
         self.count -= count
         return [queue.popleft() for _ in range(count)]
 
-    def clear(self) -> list[T]:
-        """Every pinned part, forgotten (the pool's `cancel`)."""
-        parts = [part for queue in self.queues for part in queue]
+    def clear(self, which: Callable[[T], bool] | None = None) -> list[T]:
+        """Every pinned part (or those `which` picks), forgotten (the pool's `cancel`)."""
+        if which is None:
+            parts = [part for queue in self.queues for part in queue]
+            for queue in self.queues:
+                queue.clear()
+            self.count = 0
+            return parts
+        dropped: list[T] = []
         for queue in self.queues:
-            queue.clear()
-        self.count = 0
-        return parts
+            kept = [part for part in queue if not which(part)]
+            if len(kept) < len(queue):
+                dropped.extend(part for part in queue if which(part))
+                queue.clear()
+                queue.extend(kept)
+        self.count -= len(dropped)
+        return dropped
 
     def release(self, now: float, up: Collection[int]) -> dict[int, list[T]]:
         """Note which sites have a bound session now (`up`); return, and forget, the pinned

@@ -499,13 +499,24 @@ class SmppPool:
         """Wait until every submitted part has a final outcome (or was cancelled)."""
         await self._idle.wait()
 
-    def cancel(self) -> list[object]:
-        """Drop every queued (not yet written) part; return their tags. In-flight ones finish."""
-        tags = [part.tag for part in self.queue]
-        tags.extend(part.tag for part in self._pins.clear())
+    def cancel(self, which: Callable[[object], bool] | None = None) -> list[object]:
+        """Drop the queued (not yet written) parts whose tag `which` picks (every one when it
+        is None); return their tags. In-flight ones finish. Several callers share a pool: each
+        cancels its own."""
+        if which is None:
+            dropped = list(self.queue)
+            self.queue.clear()
+        else:
+            dropped = [part for part in self.queue if which(part.tag)]
+            if dropped:
+                kept = [part for part in self.queue if not which(part.tag)]
+                self.queue.clear()
+                self.queue.extend(kept)
+        pinned = self._pins.clear(None if which is None else lambda part: which(part.tag))
+        tags = [part.tag for part in dropped]
+        tags.extend(part.tag for part in pinned)
         self._outstanding -= len(tags)
         self.stats.cancelled += len(tags)
-        self.queue.clear()
         if self._outstanding == 0:
             self._idle.set()
         self._wake_room_waiters()

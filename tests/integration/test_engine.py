@@ -356,3 +356,65 @@ async def test_a_worker_says_it_is_alive_and_leaves_when_stopped(
     await asyncio.wait_for(task, 10)
     async with db.acquire() as conn:
         assert await workers.alive(conn) == 0  # a clean stop leaves at once
+
+
+async def test_two_live_alerts_share_the_binds_side_by_side(
+    db: asyncpg.Pool, db_dsn: str, start_mock: StartMock
+) -> None:
+    """Two approved live alerts of one priority: the worker sends them at once, each keeping its
+    share of the backlog, so the second does not wait for the first to finish. Judged by the
+    SMSC: in the first half of what it received, each alert has a fair part."""
+    mock, smsc = await start_mock(MockConfig(seed=4, tps=1500), binds=2, tps=1500)
+    first, first_plan = await _create(
+        db, db_dsn, BroadcastRequest(areas=("dep:13",), template="outage", variables={})
+    )
+    second, second_plan = await _create(
+        db, db_dsn, BroadcastRequest(areas=("dep:75",), template="outage", variables={})
+    )
+    runs = await asyncio.wait_for(Worker(db, [smsc]).run(until_idle=True), 60)
+    assert sorted((r.broadcast_id, r.state) for r in runs) == [
+        (first, "completed"),
+        (second, "completed"),
+    ]
+    ours = {"13": set(await _expected(db, first_plan)), "75": set(await _expected(db, second_plan))}
+    order = [d for d in mock.record.messages]  # first message per destination, in arrival order
+    half = order[: len(order) // 2]
+    share_second = sum(1 for d in half if d in ours["75"]) / len(half)
+    share_first = sum(1 for d in half if d in ours["13"]) / len(half)
+    # Each alert's share of the first half is at least half its share of the whole.
+    whole = len(ours["75"]) / (len(ours["13"]) + len(ours["75"]))
+    assert share_second >= whole / 2, (share_first, share_second, whole)
+    assert share_first >= (1 - whole) / 2, (share_first, share_second, whole)
+
+
+async def test_a_stopped_worker_hands_its_chunks_back_at_once(
+    db: asyncpg.Pool, db_dsn: str, start_mock: StartMock
+) -> None:
+    """A worker told to stop (SIGTERM) does not finish the broadcast first: it halts, hands its
+    chunks back (no lease left for another worker to wait out) and the broadcast stays running
+    for the next worker, which completes it."""
+    _mock, smsc = await start_mock(MockConfig(seed=6, tps=200), binds=1, tps=200)
+    broadcast_id, plan = await _create(
+        db, db_dsn, BroadcastRequest(areas=AREAS, template="outage", variables={})
+    )
+    worker = Worker(db, [smsc], name="leaving")
+    task = asyncio.create_task(worker.run())
+    async with asyncio.timeout(10):
+        while not worker.engine.running:
+            await asyncio.sleep(0.05)
+    await asyncio.sleep(0.5)
+    worker.stop()
+    runs = await asyncio.wait_for(task, 5)
+    assert [(r.broadcast_id, r.state) for r in runs] == [(broadcast_id, "running")]
+    async with db.acquire() as conn:
+        leased = await conn.fetchval(
+            "SELECT count(*) FROM broadcast_chunks WHERE leased_by IS NOT NULL"
+        )
+        assert leased == 0
+        assert (await store.progress(conn, broadcast_id))["recorded"] < plan.recipients
+    fast_mock, fast = await start_mock(MockConfig(seed=7))
+    await asyncio.wait_for(Worker(db, [fast], name="next").run(until_idle=True), 30)
+    async with db.acquire() as conn:
+        status = await store.progress(conn, broadcast_id)
+    assert status["state"] == "completed"
+    assert status["accepted"] == plan.recipients

@@ -36,7 +36,6 @@ from broadcaster.engine.worker import Worker
 from broadcaster.importer import seed_synthetic
 from broadcaster.mocksmsc import MockConfig
 from broadcaster.settings import Settings
-from broadcaster.smpp.pool import SmppPool
 from broadcaster.store import broadcasts as store
 from broadcaster.store import chunks
 from broadcaster.store.database import create_pool
@@ -175,15 +174,16 @@ async def test_a_stop_while_a_chunk_streams_ends_the_run_and_frees_its_connectio
             await claim_loop(self, *args)
 
         monkeypatch.setattr(BroadcastRunner, "_claim_loop", spy_claim_loop)
-        wait_for_room = SmppPool.wait_for_room
+        wait_for_room = BroadcastRunner.wait_for_room
 
-        async def stop_while_waiting(pool: SmppPool, max_backlog: int) -> None:
-            if not triggered and runners[-1].stats.recipients_streamed % chunk_size:
+        async def stop_while_waiting(runner: BroadcastRunner) -> None:
+            waits = runner.outstanding >= runner_module.MAX_BACKLOG  # it will wait for room
+            if waits and not triggered and runner.stats.recipients_streamed % chunk_size:
                 await stop_now()
                 await _copy_sent(db)
-            await wait_for_room(pool, max_backlog)
+            await wait_for_room(runner)
 
-        monkeypatch.setattr(SmppPool, "wait_for_room", stop_while_waiting)
+        monkeypatch.setattr(BroadcastRunner, "wait_for_room", stop_while_waiting)
 
     runs: list[RunStats] = await asyncio.wait_for(worker.run(until_idle=True), RUN_BOUND_S)
 
