@@ -412,7 +412,7 @@ async def test_a_stopped_worker_hands_its_chunks_back_at_once(
         )
         assert leased == 0
         assert (await store.progress(conn, broadcast_id))["recorded"] < plan.recipients
-    fast_mock, fast = await start_mock(MockConfig(seed=7))
+    _fast_mock, fast = await start_mock(MockConfig(seed=7))
     await asyncio.wait_for(Worker(db, [fast], name="next").run(until_idle=True), 30)
     async with db.acquire() as conn:
         status = await store.progress(conn, broadcast_id)
