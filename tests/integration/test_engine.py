@@ -14,6 +14,7 @@ from fixtures_smsc import StartMock
 
 from broadcaster.commands.planning import create_broadcast, make_plan
 from broadcaster.domain.requests import BroadcastRequest
+from broadcaster.engine import runner as runner_module
 from broadcaster.engine.worker import Worker
 from broadcaster.importer import seed_synthetic
 from broadcaster.mocksmsc import MockConfig, MockSmsc
@@ -359,11 +360,13 @@ async def test_a_worker_says_it_is_alive_and_leaves_when_stopped(
 
 
 async def test_two_live_alerts_share_the_binds_side_by_side(
-    db: asyncpg.Pool, db_dsn: str, start_mock: StartMock
+    db: asyncpg.Pool, db_dsn: str, start_mock: StartMock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Two approved live alerts of one priority: the worker sends them at once, each keeping its
     share of the backlog, so the second does not wait for the first to finish. Judged by the
-    SMSC: in the first half of what it received, each alert has a fair part."""
+    SMSC: in the first half of what it received, each alert has a fair part. (A backlog of 200
+    parts, for alerts of ~1,000 recipients: what 20,000 is for national ones.)"""
+    monkeypatch.setattr(runner_module, "MAX_BACKLOG", 200)
     mock, smsc = await start_mock(MockConfig(seed=4, tps=1500), binds=2, tps=1500)
     first, first_plan = await _create(
         db, db_dsn, BroadcastRequest(areas=("dep:13",), template="outage", variables={})
