@@ -77,9 +77,10 @@ def test_actual_alert_sample_becomes_a_live_request_with_one_text_per_language()
     assert request.kind == "live"
     assert request.template == "cap"
     assert list(request.areas) == ["dep:75"]
-    assert request.variables["instruction"].startswith("Les numéros 15, 17, 18 et 112")
-    assert request.variables["instruction_fr"] == request.variables["instruction"]
-    assert request.variables["instruction_en"].startswith("Emergency numbers")
+    assert list(request.variables) == ["instruction.fr", "instruction.en"]
+    assert request.variables["instruction.fr"].startswith("Les numéros 15, 17, 18 et 112")
+    assert request.variables["instruction.en"].startswith("Emergency numbers")
+    assert request.allow_language_fallback  # the alert's sender chose its languages
     # 2099 is far away: the expiry is clamped, and the clamp is reported.
     assert request.expires_in == MAX_EXPIRY
     assert any("more than 7 days" in w for w in warnings)
@@ -200,7 +201,7 @@ def test_languages_the_templates_lack_are_ignored_with_a_warning() -> None:
     )
     message = cap.parse(alert(infos=infos))
     request, warnings = cap.to_request(message, languages=LANGUAGES, created_by="x", now=NOW)
-    assert request.variables == {"instruction": "Bonjour", "instruction_fr": "Bonjour"}
+    assert request.variables == {"instruction.fr": "Bonjour"}
     assert any("'it' ignored" in w for w in warnings)
 
 
@@ -208,8 +209,11 @@ def test_main_text_is_french_else_the_first_language() -> None:
     infos = info(language="en-US", instruction="Hello") + info(language="de", instruction="Hallo")
     message = cap.parse(alert(infos=infos))
     request, _ = cap.to_request(message, languages=LANGUAGES, created_by="x", now=NOW)
-    assert request.variables["instruction"] == "Hello"
-    assert request.variables["instruction_de"] == "Hallo"
+    # The first language is the one planning gives the languages the alert lacks.
+    assert list(request.variables.items()) == [
+        ("instruction.en", "Hello"),
+        ("instruction.de", "Hallo"),
+    ]
 
 
 def test_language_defaults_to_en_us_as_cap_says() -> None:
@@ -259,7 +263,7 @@ def test_a_second_info_in_a_language_and_a_far_expiry_are_reported() -> None:
     infos = info(instruction="Premier", expires="2024-06-20T12:00:00Z") + info(instruction="Second")
     message = cap.parse(alert(infos=infos))
     request, warnings = cap.to_request(message, languages=LANGUAGES, created_by="x", now=NOW)
-    assert request.variables == {"instruction": "Premier", "instruction_fr": "Premier"}
+    assert request.variables == {"instruction.fr": "Premier"}
     assert request.expires_in == timedelta(days=7)
     assert warnings == [
         "a second <info> in 'fr' was ignored",
