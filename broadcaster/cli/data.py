@@ -256,11 +256,10 @@ async def _cmd_areas_set_var(args: argparse.Namespace, settings: Settings) -> in
     from broadcaster.commands.areas import set_variable
     from broadcaster.text.templates import TemplateCatalogue
 
-    catalogue = TemplateCatalogue(settings.templates_dir)
-    names = {v for s in catalogue.scenarios.values() for v in (*s.requires, *s.optional)}
+    variables = TemplateCatalogue(settings.templates_dir).variables_read()
     async with command_context(settings) as ctx:
         change = await set_variable(
-            ctx, cli_caller(args.actor), args.departement, args.name, args.value, names
+            ctx, cli_caller(args.actor), args.departement, args.name, args.value, variables
         )
     human = (
         f"{change.departement} {change.name}: {change.old!r} -> {change.new!r} "
