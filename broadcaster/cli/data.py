@@ -247,7 +247,11 @@ async def _cmd_areas_vars(args: argparse.Namespace, settings: Settings) -> int:
         ]
         emit(args, {"history": history}, "\n".join(lines) or "no recorded change")
         return EXIT_OK
-    lines = [f"{v['departement']:<4} {v['name']:<18} {v['value']}" for v in variables]
+    lines = [
+        f"{v['departement']:<4} {v['name']:<18} {v['value']}"
+        + ("  (reference placeholder: live sends refuse it until set)" if v["placeholder"] else "")
+        for v in variables
+    ]
     emit(args, {"variables": variables}, "\n".join(lines) or "no variables")
     return EXIT_OK
 

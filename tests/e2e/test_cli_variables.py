@@ -56,8 +56,10 @@ def test_check_on_a_fresh_demo_database_lists_the_placeholder_areas_and_fails(
         monkeypatch.setenv(SMSC_URL, f"smpp://t:pw@127.0.0.1:{mock.port}")
         report = fresh("check", code=1)
         code, human = _human(fresh.dsn, fresh.capsys, "check")
+        _, listed = _human(fresh.dsn, fresh.capsys, "areas", "vars", "75")
         fresh("areas", "set-var", "75", "fallback_number", "01 40 00 75 00")
         after = fresh("check", code=1)
+        _, relisted = _human(fresh.dsn, fresh.capsys, "areas", "vars", "75")
     assert report["ok"] is False
     by_name = {c["check"]: c for c in report["checks"]}
     assert {c["status"] for c in report["checks"] if c["check"] != "area variables"} == {"ok"}
@@ -70,6 +72,8 @@ def test_check_on_a_fresh_demo_database_lists_the_placeholder_areas_and_fails(
     assert "FAIL  area variables still the reference placeholders" in human
     assert human.rstrip().endswith("NOT ready: fix the FAIL lines above")
     assert "ready to send" not in human.replace("NOT ready", "")
+    assert "75   fallback_number    01 99 00 75 00  (reference placeholder: live" in listed
+    assert "75   fallback_number    01 40 00 75 00\n" in relisted
     detail = {c["check"]: c for c in after["checks"]}["area variables"]["detail"]
     assert "fallback_number of 100 area(s)" in detail and ", 75, " not in detail
 
