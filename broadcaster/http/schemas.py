@@ -185,7 +185,20 @@ PREVIEW: Final[Schema] = {
         "parts": {"type": "integer"},
         "eta_seconds": {"type": ["number", "null"]},
         "warnings": {"type": "array", "items": {"type": "string"}},
-        "groups": {"type": "array", "items": {"type": "object"}},
+        "placeholders": {
+            "type": "object",
+            "additionalProperties": {"type": "array", "items": {"type": "string"}},
+            "description": "variable -> the départements whose texts carry its reference "
+            "placeholder (a fictional number): a live send refuses them until each is set",
+        },
+        "groups": {
+            "type": "array",
+            "items": {"type": "object"},
+            "description": "one per (département, language): text, encoding, parts, recipients; "
+            "`also_for_languages` (language -> recipients who read it and get this text) and "
+            "`variables_in_other_languages` (variable -> the language it was written in) are "
+            "what a live send refuses without allow_language_fallback",
+        },
     },
 }
 BROADCAST: Final[Schema] = {
