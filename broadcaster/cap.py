@@ -263,19 +263,26 @@ def to_request(
     now = now or datetime.now(UTC)
     warnings: list[str] = []
     texts = _texts(message, languages, warnings)
-    main = texts.get(default_language) or next(iter(texts.values()))
-    variables = {TEXT_VARIABLE: main}
-    variables.update({f"{TEXT_VARIABLE}_{lang}": text for lang, text in texts.items()})
     request = BroadcastRequest(
         areas=message.areas,
         template=message.template,
-        variables=variables,
+        variables=_variables(texts, default_language),
         kind=message.kind,
         expires_in=_expires_in(message.expires, now, warnings),
         created_by=created_by,
         parent_id=parent_id,
+        allow_language_fallback=True,
     )
     return request, warnings
+
+
+def _variables(texts: dict[str, str], default_language: str) -> dict[str, str]:
+    """One `instruction.<lang>` per language the alert carries, the default language's first:
+    planning gives a language without its own text that one, else the first, and the preview
+    flags it. The alert's sender chose its languages, so that needs no operator's flag
+    (the request allows the language fallback)."""
+    ordered = sorted(texts, key=lambda lang: lang != default_language)
+    return {f"{TEXT_VARIABLE}.{lang}": texts[lang] for lang in ordered}
 
 
 def _texts(message: CapMessage, languages: Sequence[str], warnings: list[str]) -> dict[str, str]:

@@ -5,6 +5,10 @@ database on DATABASE_URL's server, dropped at the end: a demo never writes into 
 starts the mock SMSC in-process unless SMSCs are configured, broadcasts the `outage` template to
 a few départements, and then proves from the mock's record that every recipient received
 exactly the text rendered for its département and language, once.
+
+Its database being a rehearsal of its own, the demo takes the reference fallback numbers
+(fictional, 01 99 00 xx xx) as that database's values; a real database refuses to send them
+live until a person sets each (`broadcaster areas set-var`).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from broadcaster.mocksmsc.server import MockSmsc
 from broadcaster.planning import Plan
 from broadcaster.settings import Settings, SmscConfig
 from broadcaster.store import subscribers
+from broadcaster.store.areas import accept_placeholders_for_rehearsal
 from broadcaster.store.database import (
     create_database,
     create_pool,
@@ -74,6 +79,7 @@ async def run_demo(
             try:
                 async with db.acquire() as conn:
                     await seed_synthetic(conn, subscribers)
+                    await accept_placeholders_for_rehearsal(conn)
                 request = BroadcastRequest(
                     areas=DEMO_AREAS,
                     template="outage",

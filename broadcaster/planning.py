@@ -7,9 +7,10 @@ same plan drives the run, so what was previewed is exactly what is sent.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
 
+from broadcaster.domain.variables import resolve
 from broadcaster.errors import InputError
 from broadcaster.targeting import AreaIndex, Target
 from broadcaster.text.encoding import (
@@ -32,10 +33,22 @@ class Group:
     text: str
     message: EncodedMessage
     recipients: int
+    fallback_for: tuple[tuple[str, int], ...] = ()
+    """(language, recipients) of those who read another language and get this text, for lack
+    of a template in theirs."""
+    written_in: tuple[tuple[str, str], ...] = ()
+    """(variable, language) of the per-language variables in this text that were written for
+    another language."""
 
     @property
     def parts(self) -> int:
         return self.message.part_count * self.recipients
+
+    @property
+    def in_other_languages(self) -> bool:
+        """Some of its recipients read another language, or part of its text was written in
+        one: what the preview flags and a live send needs allowing."""
+        return bool(self.fallback_for or self.written_in)
 
 
 @dataclass(frozen=True)
@@ -48,6 +61,9 @@ class Plan:
     language_of: Mapping[tuple[str, str], int]
     """(departement, subscriber language) -> index in `groups`."""
     warnings: tuple[str, ...]
+    placeholders: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """Variable name -> the départements whose text carries that area variable's reference
+    placeholder (a fictional number from the seed data): a live send refuses them."""
 
     @property
     def recipients(self) -> int:
@@ -60,6 +76,53 @@ class Plan:
     def eta_seconds(self, parts_per_second: float) -> float | None:
         """Time to submit every part at the pool's contracted rate (None: no limit known)."""
         return self.parts / parts_per_second if parts_per_second > 0 else None
+
+    def language_notes(self) -> list[str]:
+        """Every group whose text is not (all) in its recipients' language."""
+        return _language_notes(self.groups, self.scenario)
+
+    def placeholder_notes(self) -> list[str]:
+        """Each area variable still at its reference placeholder, with the areas and the fix."""
+        return _placeholder_notes(self.placeholders)
+
+
+def _language_notes(groups: Collection[Group], scenario: Scenario) -> list[str]:
+    """The preview's words for texts not in their recipients' language, one per cause."""
+    readers: dict[tuple[str, str], list[tuple[str, int]]] = {}
+    foreign: dict[tuple[str, str, str], list[str]] = {}
+    for g in groups:
+        for lang, n in g.fallback_for:
+            readers.setdefault((lang, g.language), []).append((g.departement, n))
+        for name, written in g.written_in:
+            foreign.setdefault((name, written, g.language), []).append(g.departement)
+    notes = [
+        f"template {scenario.name} has no {lang} text: {sum(n for _d, n in found):,} "
+        f"recipient(s) who read {lang} (in {_areas([d for d, _n in found])}) get the {text} one"
+        for (lang, text), found in sorted(readers.items())
+    ]
+    notes += [
+        f"{name}, written in {written}, goes into the {lang} text of {_areas(deps)}: "
+        f"give --var {name}.{lang}=..."
+        for (name, written, lang), deps in sorted(foreign.items())
+    ]
+    return notes
+
+
+def _areas(departements: Collection[str], shown: int = 10) -> str:
+    """Département codes for a sentence: the first few, and how many more."""
+    codes = sorted(set(departements))
+    more = len(codes) - shown
+    return ", ".join(codes[:shown]) + (f" and {more} more" if more > 0 else "")
+
+
+def _placeholder_notes(placeholders: Mapping[str, Collection[str]]) -> list[str]:
+    return [
+        f"the {name} of {', '.join(sorted(deps))} is still the reference placeholder (a "
+        "fictional number from the seed data: nobody answers it): set the real one with "
+        f"`broadcaster areas set-var DEP {name} VALUE` for each, or give one for this "
+        f"broadcast with --var {name}=VALUE"
+        for name, deps in sorted(placeholders.items())
+    ]
 
 
 def plan_broadcast(
@@ -74,25 +137,49 @@ def plan_broadcast(
     max_parts: int,
     gsm_safe: bool = False,
     reference: int = 0,
+    placeholders: Mapping[str, Collection[str]] | None = None,
 ) -> Plan:
     """Render, encode and split each group's text once; refuse what must not be sent.
 
     `counts` maps (departement, subscriber language) to a number of recipients. Operator
-    `variables` override the area's own variables of the same name.
+    `variables` override the area's own variables of the same name; a per-language one
+    (`instruction.en`) goes to its language's groups. `placeholders` names, per département,
+    the area variables that are still reference placeholders.
     """
-    catalogue.check_variables(scenario, variables)
+    operator = catalogue.check_variables(scenario, variables)
     recipients, group_of = _recipients_per_group(catalogue, scenario, index, counts)
     texts = _Texts(catalogue, scenario, gsm_safe)
+    fallbacks = _fallbacks(group_of, counts)
     groups: list[Group] = []
     warnings: list[str] = []
     position: dict[GroupKey, int] = {}
+    carried: dict[str, set[str]] = {}
     for dep, lang in sorted(recipients):
-        text = texts.render(lang, {**area_variables.get(dep, {}), **variables})
+        resolved = resolve(
+            operator,
+            area_variables.get(dep, {}),
+            language=lang,
+            area_language=index.departements[dep].default_language,
+            per_language=catalogue.per_language & scenario.names,
+        )
+        text = texts.render(lang, resolved.values)
         message = encode_message(text, reference=(reference + len(groups)) & 0xFF)
         _check_parts(dep, lang, message, max_parts)
         warnings.extend(_ucs2_warnings(dep, lang, text, message))
+        for name in resolved.from_area & scenario.names & set((placeholders or {}).get(dep, ())):
+            carried.setdefault(name, set()).add(dep)
         position[(dep, lang)] = len(groups)
-        groups.append(Group(dep, lang, text, message, recipients[(dep, lang)]))
+        groups.append(
+            Group(
+                dep,
+                lang,
+                text,
+                message,
+                recipients[(dep, lang)],
+                fallback_for=fallbacks.get((dep, lang), ()),
+                written_in=tuple(sorted(resolved.written_in.items())),
+            )
+        )
     if not groups:
         raise InputError(
             "no subscriber matches this target"
@@ -100,7 +187,52 @@ def plan_broadcast(
             + ": check the areas with `broadcaster areas`"
         )
     language_of = {k: position[g] for k, g in group_of.items()}
-    return Plan(scenario, target, tuple(groups), language_of, tuple(warnings))
+    notes = [*warnings, *_language_notes(groups, scenario), *_placeholder_notes(carried)]
+    return Plan(
+        scenario,
+        target,
+        tuple(groups),
+        language_of,
+        tuple(notes),
+        {name: tuple(sorted(deps)) for name, deps in carried.items()},
+    )
+
+
+def check_sendable(plan: Plan, *, kind: str, allow_language_fallback: bool) -> None:
+    """Refuse a live plan that would say something false: a reference placeholder (a fictional
+    fallback number) in its texts, or, unless the operator allowed it, groups whose text is not
+    in their recipients' language. Drills may carry both (they reach the test group only)."""
+    if kind != "live":
+        return
+    placeholders = plan.placeholder_notes()
+    if placeholders:
+        raise InputError(
+            "refused: " + "; ".join(placeholders) + "; nothing was sent",
+            code="placeholder_variables",
+            details=placeholders,
+        )
+    languages = plan.language_notes()
+    if languages and not allow_language_fallback:
+        flagged = sum(1 for g in plan.groups if g.in_other_languages)
+        raise InputError(
+            f"refused: {flagged} group(s) would get a text that is not (all) in their "
+            f"recipients' language: {'; '.join(languages)}. Give each language its own text "
+            "(--var NAME.LANG=...), or send anyway with --allow-language-fallback (API: "
+            "allow_language_fallback); nothing was sent",
+            code="language_fallback",
+            details=languages,
+        )
+
+
+def _fallbacks(
+    group_of: Mapping[tuple[str, str], GroupKey], counts: Mapping[tuple[str, str], int]
+) -> dict[GroupKey, tuple[tuple[str, int], ...]]:
+    """Per group, (language, recipients) of the readers of another language it reaches."""
+    out: dict[GroupKey, list[tuple[str, int]]] = {}
+    for (dep, lang), key in sorted(group_of.items()):
+        if lang != key[1]:
+            out.setdefault(key, []).append((lang, counts[(dep, lang)]))
+    return {key: tuple(readers) for key, readers in out.items()}
 
 
 def _recipients_per_group(

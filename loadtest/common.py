@@ -28,6 +28,7 @@ from broadcaster.domain.requests import BroadcastRequest
 from broadcaster.importer import seed_synthetic
 from broadcaster.logs import configure_logging
 from broadcaster.settings import PROJECT_ROOT, Settings
+from broadcaster.store.areas import accept_placeholders_for_rehearsal
 from broadcaster.store.database import database, ensure_migrated
 
 LOCAL_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -44,11 +45,12 @@ async def _answers(dsn: str) -> bool:
 
 @asynccontextmanager
 async def scratch_database() -> AsyncIterator[str]:
-    """A migrated database of our own on DATABASE_URL's server, the local one, or embedded."""
+    """A migrated database of our own on DATABASE_URL's server, the local one, or embedded;
+    a rehearsal one, whose reference placeholder numbers live sends may carry."""
     server = os.environ.get("DATABASE_URL") or LOCAL_SERVER
     if not await _answers(server):
         async with database(Settings()) as embedded:
-            await ensure_migrated(embedded, PROJECT_ROOT / "sql")
+            await _migrate_for_rehearsal(embedded)
             yield embedded
         return
     name = f"bc_loadtest_{secrets.token_hex(4)}"
@@ -57,12 +59,21 @@ async def scratch_database() -> AsyncIterator[str]:
     await admin.close()
     dsn = urlunsplit(urlsplit(server)._replace(path=f"/{name}"))
     try:
-        await ensure_migrated(dsn, PROJECT_ROOT / "sql")
+        await _migrate_for_rehearsal(dsn)
         yield dsn
     finally:
         admin = await asyncpg.connect(server)
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
+
+
+async def _migrate_for_rehearsal(dsn: str) -> None:
+    await ensure_migrated(dsn, PROJECT_ROOT / "sql")
+    conn = await asyncpg.connect(dsn)
+    try:
+        await accept_placeholders_for_rehearsal(conn)
+    finally:
+        await conn.close()
 
 
 class MockProcess:

@@ -8,7 +8,8 @@ The server, first that applies:
 `BROADCASTER_TEST_FORCE_EMBEDDED=1` skips 1 and 2, to exercise the fallback.
 
 A template database is migrated once per session; each `db_dsn` is a clone of it
-(`CREATE DATABASE ... TEMPLATE`, a few tens of ms), dropped after the test.
+(`CREATE DATABASE ... TEMPLATE`, a few tens of ms), dropped after the test. Its reference
+placeholder fallback numbers are accepted (live sends may carry them), as the demo does.
 
 Other fixture families (the mock SMSC, ...) go in their own `tests/fixtures_*.py` modules: they are
 registered below as plugins, so adding one needs no change here.
@@ -31,6 +32,7 @@ import asyncpg
 import pytest
 
 from broadcaster.settings import Settings
+from broadcaster.store.areas import accept_placeholders_for_rehearsal
 from broadcaster.store.embedded import EmbeddedPostgres
 from broadcaster.store.migrations import migrate
 
@@ -136,9 +138,12 @@ def _is_local(dsn: str) -> bool:
 
 
 async def _migrate_database(dsn: str) -> None:
+    """The current schema; the reference placeholder numbers taken as real, as an installation
+    whose operator set its numbers (`empty_db_dsn` + `migrate` gives a fresh one, with them)."""
     conn = await asyncpg.connect(dsn)
     try:
         await migrate(conn, MIGRATIONS_DIR)
+        await accept_placeholders_for_rehearsal(conn)
     finally:
         await conn.close()
 

@@ -47,7 +47,9 @@ examples:
       --var fallback_number="01 99 00 75 00"
   broadcaster send --area region:11 --template drill --drill --yes --json
   broadcaster send --area dep:2B --template outage --yes --expect-recipients 550
-  broadcaster send --follows 42 --template update --var instruction="..." --reached-only
+  broadcaster send --follows 42 --template update --reached-only \\
+      --var instruction="Évitez l'A6." --var instruction.en="Avoid the A6." \\
+      --var instruction.es="Evite la A6." --allow-language-fallback
 
 The preview is shown first (on stderr); you confirm by typing the number of recipients. A
 script skips the question with --yes, and for a live send also says how many recipients it
@@ -72,6 +74,13 @@ elsewhere, no SMSC would bind: the broadcast is then paused), 2 bad input or not
         type=int,
         metavar="N",
         help="with --yes: the recipients the script expects; refused if the plan differs "
+        "[no environment variable, as for --yes]",
+    )
+    send.add_argument(
+        "--allow-language-fallback",
+        action="store_true",
+        help="send live even where a group gets a text not in its recipients' language (no "
+        "template in theirs, or a --var written for another: the preview lists them) "
         "[no environment variable, as for --yes]",
     )
     flag(
@@ -152,7 +161,13 @@ def _add_target_options(p: argparse.ArgumentParser) -> None:
         required=True,
         help="scenario from templates/catalogue.toml: outage, update, all_clear, drill",
     )
-    multi(p, "--var", env="BROADCASTER_VAR", help="template variable name=value (repeatable)")
+    multi(
+        p,
+        "--var",
+        env="BROADCASTER_VAR",
+        help="template variable name=value, or name.LANG=value for one language's texts "
+        "(instruction.en=...); repeatable",
+    )
     switch(
         p, "--gsm-safe", "BROADCASTER_GSM_SAFE", "transliterate to GSM 03.38 (ê->e) to save parts"
     )
@@ -198,6 +213,7 @@ def _request(args: argparse.Namespace, created_by: str) -> BroadcastRequest:
         parent_id=parent_id,
         reached_only=getattr(args, "reached_only", False),
         max_parts=args.max_parts,
+        allow_language_fallback=getattr(args, "allow_language_fallback", False),
     )
 
 

@@ -1,5 +1,7 @@
 """`broadcaster check`: is this installation ready to send? Config, templates, database,
-migrations, subscriber index and every SMSC bind, each with what to do when it is not.
+migrations, subscriber index, the areas' variables (no reference placeholder left: a fictional
+fallback number would go to the public) and every SMSC bind, each with what to do when it is
+not.
 
 Run it after a deployment, from a drill, or at 3 a.m. before the real thing: it sends nothing
 (binds are opened and closed, no submit_sm is written) and changes nothing.
@@ -16,6 +18,7 @@ from broadcaster.cli.options import Commands, add_command, emit, flag
 from broadcaster.errors import EXIT_FAILURE, EXIT_OK, BindError, BroadcasterError
 from broadcaster.settings import Settings, SmscConfig
 from broadcaster.smpp.pool import SmppPool
+from broadcaster.store.areas import placeholder_variables
 from broadcaster.store.database import Conn, connect, redact
 from broadcaster.store.migrations import applied_versions, discover
 from broadcaster.text.templates import TemplateCatalogue
@@ -134,6 +137,7 @@ async def _check_database(settings: Settings) -> list[Finding]:
             found.append(Finding("migrations", "ok", f"all {len(available)} applied"))
         if not missing:
             found.append(await _subscriber_finding(conn))
+            found.append(await _placeholder_finding(conn))
         return found
     finally:
         await conn.close()
@@ -159,6 +163,27 @@ async def _subscriber_finding(conn: Conn) -> Finding:
             f"{row['n']:,} subscribers, but no test group: drills reach nobody",
         )
     return Finding("subscribers", "ok", f"{row['n']:,} subscribers, {row['t']:,} in the test group")
+
+
+async def _placeholder_finding(conn: Conn) -> Finding:
+    """FAIL while any area variable is still its reference placeholder: every live text to
+    that area would tell the public to call a fictional number (a live send refuses it)."""
+    rows = await placeholder_variables(conn)
+    if not rows:
+        return Finding("area variables", "ok", "no reference placeholder left")
+    by_name: dict[str, list[str]] = {}
+    for r in rows:
+        by_name.setdefault(r["name"], []).append(r["departement"])
+    listed = "; ".join(
+        f"{name} of {len(deps)} area(s): {', '.join(deps)}" for name, deps in by_name.items()
+    )
+    return Finding(
+        "area variables",
+        "fail",
+        f"still the reference placeholders (fictional numbers; live sends to these areas are "
+        f"refused): {listed}; set the real values with `broadcaster areas set-var DEP NAME "
+        "VALUE`",
+    )
 
 
 async def _check_smsc(smsc: SmscConfig, timeout: float) -> Finding:

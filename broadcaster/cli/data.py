@@ -247,7 +247,11 @@ async def _cmd_areas_vars(args: argparse.Namespace, settings: Settings) -> int:
         ]
         emit(args, {"history": history}, "\n".join(lines) or "no recorded change")
         return EXIT_OK
-    lines = [f"{v['departement']:<4} {v['name']:<18} {v['value']}" for v in variables]
+    lines = [
+        f"{v['departement']:<4} {v['name']:<18} {v['value']}"
+        + ("  (reference placeholder: live sends refuse it until set)" if v["placeholder"] else "")
+        for v in variables
+    ]
     emit(args, {"variables": variables}, "\n".join(lines) or "no variables")
     return EXIT_OK
 
@@ -256,11 +260,10 @@ async def _cmd_areas_set_var(args: argparse.Namespace, settings: Settings) -> in
     from broadcaster.commands.areas import set_variable
     from broadcaster.text.templates import TemplateCatalogue
 
-    catalogue = TemplateCatalogue(settings.templates_dir)
-    names = {v for s in catalogue.scenarios.values() for v in (*s.requires, *s.optional)}
+    variables = TemplateCatalogue(settings.templates_dir).variables_read()
     async with command_context(settings) as ctx:
         change = await set_variable(
-            ctx, cli_caller(args.actor), args.departement, args.name, args.value, names
+            ctx, cli_caller(args.actor), args.departement, args.name, args.value, variables
         )
     human = (
         f"{change.departement} {change.name}: {change.old!r} -> {change.new!r} "

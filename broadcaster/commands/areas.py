@@ -3,11 +3,12 @@ and per-area template variables (set with validation, every change audited)."""
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Mapping
 from typing import Any
 
 from broadcaster.commands.context import Context
 from broadcaster.domain.caller import Caller
+from broadcaster.domain.variables import VariableSpec
 from broadcaster.store import areas as store
 from broadcaster.store.areas import AreaVariableChange
 
@@ -37,10 +38,11 @@ async def set_variable(
     departement: str,
     name: str,
     value: str,
-    known_names: Collection[str],
+    variables: Mapping[str, VariableSpec],
 ) -> AreaVariableChange:
-    """Validate and store one area variable; the change (old and new value) is audited."""
+    """Validate (by the catalogue's `variables`) and store one area variable; the change (old
+    and new value) is audited."""
     async with ctx.db.acquire() as conn:
         return await store.set_area_variable(
-            conn, departement, name, value, caller=caller, known_names=known_names
+            conn, departement, name, value, caller=caller, variables=variables
         )

@@ -95,6 +95,7 @@ class FollowUp:
     gsm_safe: bool = False
     expires_in: timedelta = DEFAULT_EXPIRY
     reached_only: bool = False
+    allow_language_fallback: bool = False
 
 
 # -- create ----------------------------------------------------------------------------------
@@ -282,6 +283,7 @@ async def follow_up_request(
         created_by=caller.name,
         parent_id=parent_id,
         reached_only=follow.reached_only,
+        allow_language_fallback=follow.allow_language_fallback,
     )
 
 

@@ -1,6 +1,10 @@
 """Plan a request against the database, and store what was planned: the steps every command
 that creates a broadcast shares (create, update, all-clear, CAP, drills, `send`), so that no way
-in can drift from the others in what it checks before anything is stored."""
+in can drift from the others in what it checks before anything is stored.
+
+A plan is a preview: it shows everything, reference placeholders and texts in another language
+included (as warnings). Storing it is where a live broadcast that would say something false is
+refused (`refuse_unsendable`): no way in stores one without that check."""
 
 from __future__ import annotations
 
@@ -14,7 +18,7 @@ import structlog
 from broadcaster.domain.requests import BroadcastRequest, check_expiry
 from broadcaster.domain.states import TRANSITIONS
 from broadcaster.errors import InputError
-from broadcaster.planning import Plan, plan_broadcast
+from broadcaster.planning import Plan, check_sendable, plan_broadcast
 from broadcaster.settings import Settings
 from broadcaster.store import broadcasts as store
 from broadcaster.store.areas import load_area_index, load_area_variables
@@ -58,17 +62,26 @@ async def make_plan(conn: Conn, settings: Settings, request: BroadcastRequest) -
         counts = await store.reached_counts(conn, target, request.parent_id)
     else:
         counts = await target_counts(conn, target)
+    area = await load_area_variables(conn, target.departements)
     return plan_broadcast(
         catalogue=catalogue,
         scenario=scenario,
         target=target,
         index=index,
         counts=counts,
-        area_variables=await load_area_variables(conn, target.departements),
+        area_variables=area.values,
         variables=request.variables,
         max_parts=max_parts,
         gsm_safe=request.gsm_safe,
+        placeholders=area.placeholders,
     )
+
+
+def refuse_unsendable(request: BroadcastRequest, plan: Plan) -> None:
+    """A live plan whose texts carry a reference placeholder, or reach groups in another
+    language without the request allowing it, is refused (InputError): nothing is stored.
+    `create_broadcast` always checks; `send` checks before asking for the confirmation too."""
+    check_sendable(plan, kind=request.kind, allow_language_fallback=request.allow_language_fallback)
 
 
 def _check_template_kind(kind: str, scenario: Scenario) -> None:
@@ -106,7 +119,9 @@ async def create_broadcast(
     state: str = "approved",
 ) -> int:
     """Store a planned broadcast with its texts and chunks; return its id. An update or
-    all-clear stops the broadcast it follows if that one is still active."""
+    all-clear stops the broadcast it follows if that one is still active. A plan that must not
+    be sent live is refused first (`refuse_unsendable`)."""
+    refuse_unsendable(request, plan)
     if request.parent_id is not None:
         request = await _follow_parent(conn, request)
     broadcast_id = await store.create_broadcast(
@@ -134,13 +149,16 @@ def initial_state(approval_required: bool) -> str:
 
 
 def plan_as_json(plan: Plan, parts_per_second: float) -> dict[str, Any]:
-    """The preview, as scripts and the API see it."""
+    """The preview, as scripts and the API see it. `placeholders` (variable -> départements)
+    and each group's `also_for_languages` and `variables_in_other_languages` say what a live
+    send refuses; `warnings` says it in words."""
     return {
         "template": plan.scenario.name,
         "recipients": plan.recipients,
         "parts": plan.parts,
         "eta_seconds": plan.eta_seconds(parts_per_second),
         "warnings": list(plan.warnings),
+        "placeholders": {name: list(deps) for name, deps in plan.placeholders.items()},
         "groups": [
             {
                 "departement": g.departement,
@@ -150,6 +168,8 @@ def plan_as_json(plan: Plan, parts_per_second: float) -> dict[str, Any]:
                 "characters": g.message.chars,
                 "parts_per_message": g.message.part_count,
                 "recipients": g.recipients,
+                "also_for_languages": {lang: n for lang, n in g.fallback_for},
+                "variables_in_other_languages": dict(g.written_in),
             }
             for g in plan.groups
         ],

@@ -21,7 +21,7 @@ import structlog
 from broadcaster.commands.access import authorize
 from broadcaster.commands.broadcasts import act, create_planned
 from broadcaster.commands.context import Context
-from broadcaster.commands.planning import make_plan, plan_as_json
+from broadcaster.commands.planning import make_plan, plan_as_json, refuse_unsendable
 from broadcaster.domain.caller import Caller
 from broadcaster.domain.requests import BroadcastRequest
 from broadcaster.domain.states import Action
@@ -72,6 +72,7 @@ async def execute(
     async with db.acquire() as conn:
         await authorize(conn, caller, "createBroadcast")
         plan = await make_plan(conn, ctx.settings, request)
+    refuse_unsendable(request, plan)  # before the question: nobody confirms what is refused
     preview = plan_as_json(plan, contracted_capacity(smscs))
     if watcher is not None and not await watcher.confirm(plan.recipients, preview):
         raise InputError("not confirmed: nothing was sent")

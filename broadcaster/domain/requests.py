@@ -35,10 +35,15 @@ class BroadcastRequest:
     """With a parent: only the recipients the parent reached (accepted by the SMSC)."""
     max_parts: int | None = None
     """The most parts one message may take; None: the configured `max_parts`."""
+    allow_language_fallback: bool = False
+    """A live send may reach groups whose text is not in their language (no template in it,
+    or a variable written for another); without it such a plan is refused."""
 
 
 def parse_variables(pairs: Sequence[str]) -> dict[str, str]:
-    """`name=value` pairs from the command line; a malformed one is an InputError."""
+    """`name=value` or `name.lang=value` pairs from the command line; a malformed one is an
+    InputError. The values are checked when planning (`TemplateCatalogue.check_variables`),
+    as those of every other way in."""
     out: dict[str, str] = {}
     for pair in pairs:
         name, sep, value = pair.partition("=")

@@ -29,6 +29,7 @@ def broadcast_request(body: dict[str, Any], created_by: str) -> BroadcastRequest
         gsm_safe=body.get("gsm_safe", False),
         expires_in=expires_in(body),
         created_by=created_by,
+        allow_language_fallback=body.get("allow_language_fallback", False),
     )
 
 
@@ -42,6 +43,7 @@ def follow_up(body: dict[str, Any], default_template: str) -> FollowUp:
         gsm_safe=body.get("gsm_safe", False),
         expires_in=expires_in(body),
         reached_only=body.get("reached_only", False),
+        allow_language_fallback=body.get("allow_language_fallback", False),
     )
 
 

@@ -18,6 +18,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
 from broadcaster.domain.requests import MAX_EXPIRY
+from broadcaster.domain.variables import MAX_VARIABLE_LENGTH, invisible_characters
 from broadcaster.http.errors import ApiError, bad_request
 
 Schema = dict[str, Any]
@@ -28,6 +29,16 @@ AREA_PATTERN: Final = (
     r"^((region|reg|dep|departement|commune|insee):[0-9A-Z]{1,5}|cell:[A-Za-z0-9._:-]{1,32})$"
 )
 NAME_PATTERN: Final = r"^[a-z][a-z0-9_]{0,39}$"
+VARIABLE_KEY: Final = r"^[a-z][a-z0-9_]{0,39}(\.[a-z]{2})?$"
+"""A variable's name, or `name.lang` for one language only (`instruction.en`)."""
+VISIBLE: Final = r"\S"
+"""At least one visible character: a blank value would leave a hole in the SMS."""
+INVISIBLE: Final = (
+    "[\x00-\x1f\x7f-\x9f\u00ad\u061c\u115f\u1160\u180e\u200b-\u200f\u2028-\u202e"
+    "\u2060-\u206f\u2800\u3164\ufeff\uffa0\ufff9-\ufffb]"
+)
+"""Control and invisible characters (line breaks, U+0085, zero-width, direction overrides...):
+a variable must not contain one. Planning checks every Unicode control or format character."""
 MAX_EXPIRY_S: Final = int(MAX_EXPIRY.total_seconds())
 
 AREA: Final[Schema] = {
@@ -51,9 +62,25 @@ TEMPLATE: Final[Schema] = {
 VARIABLES: Final[Schema] = {
     "type": "object",
     "maxProperties": 20,
-    "propertyNames": {"pattern": NAME_PATTERN},
-    "additionalProperties": {"type": "string", "maxLength": 500, "pattern": PRINTABLE},
-    "description": "template variables (name: text); they override the area's own values",
+    "propertyNames": {"pattern": VARIABLE_KEY},
+    "additionalProperties": {
+        "type": "string",
+        "maxLength": MAX_VARIABLE_LENGTH,
+        "pattern": VISIBLE,
+        "not": {"pattern": INVISIBLE},
+    },
+    "description": "template variables (name: text); they override the area's own values. "
+    "`name.lang` (instruction.en) is for the texts in that language only; a plain value is "
+    "taken as written in the area's language (French). Each value is visible text on one line "
+    "and must pass its variable's rule from the template catalogue (fallback_number: a phone "
+    "number), checked when planning (422)",
+}
+ALLOW_LANGUAGE_FALLBACK: Final[Schema] = {
+    "type": "boolean",
+    "description": "send live even where a group gets a text that is not in its recipients' "
+    "language (its template has no text in theirs, or a variable was written for another "
+    "language); without it such a broadcast is refused (422 language_fallback). The preview "
+    "lists those groups in its warnings",
 }
 EXPIRES_IN: Final[Schema] = {
     "type": "integer",
@@ -84,6 +111,7 @@ BROADCAST_CREATE: Final[Schema] = {
             "description": "transliterate to GSM 03.38 (ê->e) to save parts",
         },
         "expires_in_seconds": EXPIRES_IN,
+        "allow_language_fallback": ALLOW_LANGUAGE_FALLBACK,
         "dry_run": {
             "type": "boolean",
             "description": "return the preview (texts, recipients, parts) and store nothing",
@@ -105,6 +133,7 @@ FOLLOW_UP: Final[Schema] = {
         },
         "gsm_safe": {"type": "boolean"},
         "expires_in_seconds": EXPIRES_IN,
+        "allow_language_fallback": ALLOW_LANGUAGE_FALLBACK,
         "dry_run": {"type": "boolean"},
     },
 }
@@ -156,7 +185,20 @@ PREVIEW: Final[Schema] = {
         "parts": {"type": "integer"},
         "eta_seconds": {"type": ["number", "null"]},
         "warnings": {"type": "array", "items": {"type": "string"}},
-        "groups": {"type": "array", "items": {"type": "object"}},
+        "placeholders": {
+            "type": "object",
+            "additionalProperties": {"type": "array", "items": {"type": "string"}},
+            "description": "variable -> the départements whose texts carry its reference "
+            "placeholder (a fictional number): a live send refuses them until each is set",
+        },
+        "groups": {
+            "type": "array",
+            "items": {"type": "object"},
+            "description": "one per (département, language): text, encoding, parts, recipients; "
+            "`also_for_languages` (language -> recipients who read it and get this text) and "
+            "`variables_in_other_languages` (variable -> the language it was written in) are "
+            "what a live send refuses without allow_language_fallback",
+        },
     },
 }
 BROADCAST: Final[Schema] = {
@@ -524,6 +566,10 @@ def _bad_pattern(error: ValidationError) -> str:
     hint = _schema(error).get("description")
     if error.validator_value == PRINTABLE:
         hint = "control characters (newline, tab, NUL...) are not allowed"
+    elif error.validator_value == VISIBLE:
+        return f"{_short(error.instance)} is blank: give the text to put in messages"
+    elif error.validator_value == VARIABLE_KEY:
+        return _bad_variable_name(error)
     elif error.validator_value == NAME_PATTERN and hint is None:
         hint = "a name is lower-case letters, digits and _, starting with a letter"
     return f"{_short(error.instance)} is not valid" + (f": {hint}" if hint else "")
@@ -532,7 +578,18 @@ def _bad_pattern(error: ValidationError) -> str:
 def _bad_variable_name(error: ValidationError) -> str:
     return (
         f"variable name {_short(error.instance)} is invalid: use lower-case letters, "
-        "digits and _ (starting with a letter)"
+        "digits and _ (starting with a letter), then .LANG for one language (instruction.en)"
+    )
+
+
+def _invisible(error: ValidationError) -> str | None:
+    """`not` is used for one thing: control and invisible characters in a variable."""
+    if not isinstance(error.instance, str):
+        return None
+    found = invisible_characters(error.instance) or ["?"]
+    return (
+        f"has control or invisible characters ({', '.join(found)}): type it again as plain "
+        "text on one line"
     )
 
 
@@ -547,6 +604,7 @@ _EXPLANATIONS: Final[dict[str, Callable[[ValidationError], str | None]]] = {
     "enum": _not_an_option,
     "pattern": _bad_pattern,
     "propertyNames": _bad_variable_name,
+    "not": _invisible,
 }
 """The validators whose errors `describe` words itself; for any other, or when the wording
 returns None, the validator's own message."""

@@ -1,16 +1,21 @@
 """Areas from the database: the index targeting resolves against, subscriber counts per area,
-and per-area template variables (validated, every change recorded in the audit log)."""
+and per-area template variables (validated by the catalogue's rule for each, every change
+recorded in the audit log; reference placeholders marked until a person sets the value)."""
 
 from __future__ import annotations
 
 import json
-import re
-import unicodedata
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from broadcaster.domain.caller import Caller
+from broadcaster.domain.variables import (
+    VARIABLE_NAME,
+    AreaVariables,
+    VariableSpec,
+    is_fictional_number,
+)
 from broadcaster.errors import InputError, UnknownAreaError
 from broadcaster.store import audit
 from broadcaster.store.database import Conn
@@ -19,15 +24,8 @@ from broadcaster.store.subscribers import cell_departements
 from broadcaster.targeting import AreaIndex, Departement
 from broadcaster.text.encoding import non_gsm7_chars
 
-VARIABLE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 MAX_AREA_VALUE = 160
 """An area variable ends up inside an SMS: longer than one message is certainly a mistake."""
-_PHONE_CHARS = re.compile(r"^\+?[0-9][0-9 .-]*[0-9]$|^[0-9]$")
-_PHONE_FORMS = (
-    re.compile(r"^0[1-9][0-9]{8}$"),  # French national: 01 99 00 75 00
-    re.compile(r"^\+[1-9][0-9]{7,14}$"),  # international: +33 1 99 00 75 00
-    re.compile(r"^[1-9][0-9]{2,5}$"),  # short numbers: 112, 3919, 116117
-)
 AREA_VARIABLE_ACTION = "area_variable_set"
 
 
@@ -44,11 +42,28 @@ async def load_area_index(conn: Conn, cells: Sequence[str] = ()) -> AreaIndex:
     )
 
 
-async def load_area_variables(conn: Conn, departements: Iterable[str]) -> dict[str, dict[str, str]]:
-    variables: dict[str, dict[str, str]] = {}
+async def load_area_variables(conn: Conn, departements: Iterable[str]) -> AreaVariables:
+    """The variables of these départements, and which are still reference placeholders."""
+    values: dict[str, dict[str, str]] = {}
+    placeholders: dict[str, set[str]] = {}
     for r in await conn.fetch(queries["area_variables"], list(departements)):
-        variables.setdefault(r["departement"], {})[r["name"]] = r["value"]
-    return variables
+        values.setdefault(r["departement"], {})[r["name"]] = r["value"]
+        if r["placeholder"]:
+            placeholders.setdefault(r["departement"], set()).add(r["name"])
+    return AreaVariables(values, {dep: frozenset(names) for dep, names in placeholders.items()})
+
+
+async def placeholder_variables(conn: Conn) -> list[dict[str, Any]]:
+    """Every area variable still at its reference placeholder (a fictional number)."""
+    return [dict(r) for r in await conn.fetch(queries["placeholder_area_variables"])]
+
+
+async def accept_placeholders_for_rehearsal(conn: Conn) -> int:
+    """Take the reference placeholders as real values, in a database of our own that never
+    reaches the public: the demo's scratch database, the load tests', the test suite's. Not
+    audited (it is that database's set-up); returns how many values it accepted."""
+    status = await conn.execute(queries["accept_placeholders_for_rehearsal"])
+    return int(status.rsplit(" ", 1)[-1])
 
 
 async def departement_populations(conn: Conn) -> dict[str, int]:
@@ -101,6 +116,8 @@ class AreaVariableChange:
     changed: bool
     warnings: tuple[str, ...]
     audit_id: int | None
+    was_placeholder: bool = False
+    """The old value was a reference placeholder: setting it (even unchanged) confirmed it."""
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -109,6 +126,7 @@ class AreaVariableChange:
             "old": self.old,
             "new": self.new,
             "changed": self.changed,
+            "was_placeholder": self.was_placeholder,
             "warnings": list(self.warnings),
             "audit_id": self.audit_id,
         }
@@ -119,13 +137,14 @@ def validate_area_variable(
     name: str,
     value: str,
     known_departements: Collection[str],
-    known_names: Collection[str],
+    variables: Mapping[str, VariableSpec],
 ) -> tuple[str, str, str, tuple[str, ...]]:
     """Check a new area variable; returns (département, name, value, warnings) normalised.
 
     Refused with a message saying what to fix: an unknown département, a malformed name or one
-    no template reads, an empty or over-long value, control characters, and for
-    `fallback_number` anything that is not a phone number.
+    no template reads (`variables`, from the catalogue), and any value its variable's rule
+    refuses (`VariableSpec.clean`: blank, invisible characters, not a phone number...), or
+    longer than one SMS.
     """
     dep = departement.strip().upper()
     if dep not in known_departements:
@@ -137,34 +156,23 @@ def validate_area_variable(
             f"variable name {name!r} is invalid: lower-case letters, digits and _, "
             "starting with a letter, at most 40 characters"
         )
-    if name not in known_names:
+    if name not in variables:
         raise InputError(
-            f"no template reads a variable {name!r}; known: {', '.join(sorted(known_names))} "
+            f"no template reads a variable {name!r}; known: {', '.join(sorted(variables))} "
             "(declare new ones in templates/catalogue.toml first)"
         )
-    control = sorted({f"U+{ord(c):04X}" for c in value if unicodedata.category(c)[0] == "C"})
-    if control:
-        raise InputError(
-            f"the value of {name} has control or invisible characters ({', '.join(control)}): "
-            "type it again as plain text on one line"
-        )
-    text = " ".join(value.split())
-    if not text:
-        raise InputError(f"the value of {name} is empty: give the text to put in messages")
-    if len(text) > MAX_AREA_VALUE:
-        raise InputError(
-            f"the value of {name} is {len(text)} characters long; the limit is "
-            f"{MAX_AREA_VALUE}: shorten it"
-        )
-    if name == "fallback_number":
-        digits = re.sub(r"[ .-]", "", text)
-        if not _PHONE_CHARS.match(text) or not any(f.match(digits) for f in _PHONE_FORMS):
-            raise InputError(
-                f"fallback_number {text!r} is not a phone number: use 10 digits like "
-                "01 99 00 75 00, an international number like +33 1 99 00 75 00, or a short "
-                "number like 112"
-            )
+    text = variables[name].clean(value, limit=MAX_AREA_VALUE)
+    return dep, name, text, tuple(_value_warnings(dep, variables[name], text))
+
+
+def _value_warnings(dep: str, spec: VariableSpec, text: str) -> list[str]:
+    """What is allowed but probably not meant: a fictional number, a UCS-2 character."""
     warnings: list[str] = []
+    if spec.kind == "phone" and is_fictional_number(text):
+        warnings.append(
+            f"{text} is in the range reserved for fiction (01 99 00 xx xx): nobody answers it; "
+            "fine for a rehearsal, never for the public"
+        )
     outside = non_gsm7_chars(text)
     if outside:
         shown = " ".join(repr(c) for c in outside)
@@ -172,7 +180,7 @@ def validate_area_variable(
             f"{shown} is outside the GSM 03.38 alphabet: every message to {dep} will be sent "
             "in UCS-2 (about twice the parts) unless --gsm-safe is used; consider plain letters"
         )
-    return dep, name, text, tuple(warnings)
+    return warnings
 
 
 async def set_area_variable(
@@ -182,18 +190,24 @@ async def set_area_variable(
     value: str,
     *,
     caller: Caller,
-    known_names: Collection[str],
+    variables: Mapping[str, VariableSpec],
 ) -> AreaVariableChange:
     """Validate and store one area variable, recording the change (old and new value) in the
-    audit log in the same transaction; an unchanged value writes nothing."""
+    audit log in the same transaction. An unchanged value writes nothing, unless it was a
+    reference placeholder: a person setting it confirms it, which clears the mark.
+
+    `variables` are the catalogue's; a name only the database knows is plain text.
+    """
     index = await load_area_index(conn)
-    names = set(known_names) | set(await area_variable_names(conn))
+    known = {n: VariableSpec(n) for n in await area_variable_names(conn)} | dict(variables)
     dep, name, text, warnings = validate_area_variable(
-        departement, name, value, index.departements, names
+        departement, name, value, index.departements, known
     )
     async with conn.transaction():
-        old: str | None = await conn.fetchval(queries["lock_area_variable"], dep, name)
-        if old == text:
+        row = await conn.fetchrow(queries["lock_area_variable"], dep, name)
+        old: str | None = None if row is None else row["value"]
+        was_placeholder = row is not None and bool(row["placeholder"])
+        if old == text and not was_placeholder:
             return AreaVariableChange(dep, name, old, text, False, warnings, None)
         await conn.execute(queries["upsert_area_variable"], dep, name, text)
         audit_id = await audit.record(
@@ -205,8 +219,9 @@ async def set_area_variable(
             name=name,
             old=old,
             new=text,
+            was_placeholder=was_placeholder,
         )
-    return AreaVariableChange(dep, name, old, text, True, warnings, audit_id)
+    return AreaVariableChange(dep, name, old, text, True, warnings, audit_id, was_placeholder)
 
 
 async def area_variable_names(conn: Conn) -> list[str]:
@@ -224,6 +239,7 @@ async def list_area_variables(conn: Conn, departement: str | None = None) -> lis
             "departement_name": r["departement_label"],
             "name": r["name"],
             "value": r["value"],
+            "placeholder": r["placeholder"],
             "updated_at": r["updated_at"].isoformat(),
         }
         for r in rows

@@ -1,27 +1,29 @@
 """Message templates: a sandboxed Jinja2 catalogue, rendered once per (area, language) group.
 
 Templates live in `templates/<scenario>.<lang>.j2`; `templates/catalogue.toml` declares each
-scenario's description, required and optional variables, languages and kind (live or drill).
+scenario's description, required and optional variables, languages and kind (live or drill),
+and each variable's kind (`[variables.NAME]`: text or phone, per language or not), the one
+validator every way in uses (`broadcaster.domain.variables`).
 Rendering is sandboxed with StrictUndefined: a template sees only the variables it is given, and
 an undefined one is an error that names it, never an empty string sent to millions.
 """
 
 from __future__ import annotations
 
-import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, cast
 
 import jinja2
 from jinja2.sandbox import SandboxedEnvironment
 
-from broadcaster.errors import ConfigError, TemplateError
+from broadcaster.domain.variables import KINDS, VARIABLE_NAME, Kind, VariableSpec, split_key
+from broadcaster.errors import ConfigError, InputError, TemplateError
 
-VARIABLE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
-MAX_VARIABLE_LENGTH = 500
+VARIABLES_TABLE = "variables"
+"""The catalogue's table of variable declarations (so no scenario may be called that)."""
 EXERCISE_MARKERS = {"fr": "EXERCICE", "en": "EXERCISE", "es": "EJERCICIO", "de": "ÜBUNG"}
 
 
@@ -36,13 +38,18 @@ class Scenario:
     languages: tuple[str, ...]
     kind: Literal["live", "drill"]
 
+    @property
+    def names(self) -> frozenset[str]:
+        """Every variable the scenario's templates read."""
+        return frozenset((*self.requires, *self.optional))
+
 
 class TemplateCatalogue:
     """The scenarios of a templates directory, with a sandboxed environment to render them."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
-        self.scenarios = _read_catalogue(directory / "catalogue.toml")
+        self.scenarios, self.variables = _read_catalogue(directory / "catalogue.toml")
         self._env = SandboxedEnvironment(
             loader=jinja2.FileSystemLoader(str(directory)),
             undefined=jinja2.StrictUndefined,
@@ -66,24 +73,40 @@ class TemplateCatalogue:
             return area_default
         return scenario.languages[0]
 
-    def check_variables(self, scenario: Scenario, variables: Mapping[str, str]) -> None:
-        """Reject operator variables that are malformed, too long or unknown to the template."""
-        allowed = set(scenario.requires) | set(scenario.optional)
-        for name, value in variables.items():
-            if not VARIABLE_NAME.match(name):
-                raise TemplateError(
-                    f"variable name {name!r} is invalid: use lower-case letters, digits and _"
-                )
-            if name not in allowed:
+    def spec(self, name: str) -> VariableSpec:
+        """The declared variable, or one line of plain text when the catalogue says nothing."""
+        return self.variables.get(name) or VariableSpec(name)
+
+    def variables_read(self) -> dict[str, VariableSpec]:
+        """Every variable some scenario reads, with its rule (what `areas set-var` accepts)."""
+        names = sorted({n for s in self.scenarios.values() for n in s.names})
+        return {name: self.spec(name) for name in names}
+
+    @property
+    def per_language(self) -> frozenset[str]:
+        """The variables written once per language (`instruction.en`)."""
+        return frozenset(name for name, spec in self.variables.items() if spec.per_language)
+
+    def check_variables(self, scenario: Scenario, variables: Mapping[str, str]) -> dict[str, str]:
+        """The operator's variables as they go into messages (spaces collapsed); refused when a
+        name is malformed or unknown to the template, a language is not one of its own, or a
+        value breaks its variable's rule (blank, invisible characters, not a phone number...)."""
+        cleaned: dict[str, str] = {}
+        for key, value in variables.items():
+            try:
+                name, language = split_key(key)
+            except InputError as exc:
+                raise TemplateError(str(exc)) from None
+            if name not in scenario.names:
                 raise TemplateError(
                     f"template {scenario.name!r} has no variable {name!r}; "
-                    f"it takes {', '.join(sorted(allowed))}"
+                    f"it takes {', '.join(sorted(scenario.names))}"
                 )
-            if len(value) > MAX_VARIABLE_LENGTH:
-                raise TemplateError(
-                    f"variable {name!r} is {len(value)} characters long; "
-                    f"the limit is {MAX_VARIABLE_LENGTH}"
-                )
+            spec = self.spec(name)
+            if language is not None:
+                _check_language(scenario, spec, key, language)
+            cleaned[key] = spec.clean(value, label=key)
+        return cleaned
 
     def render(self, scenario: Scenario, language: str, variables: Mapping[str, str]) -> str:
         """Render one text; undefined variables and sandbox violations become TemplateError."""
@@ -117,6 +140,19 @@ class TemplateCatalogue:
             raise TemplateError(f"template {scenario.name}.{language} failed: {exc}") from exc
 
 
+def _check_language(scenario: Scenario, spec: VariableSpec, key: str, language: str) -> None:
+    """`name.<language>`: only for a per-language variable, in a language the template has."""
+    if not spec.per_language:
+        raise TemplateError(
+            f"{spec.name} is the same in every language: give it as {spec.name}=..., not {key}"
+        )
+    if language not in scenario.languages:
+        raise TemplateError(
+            f"template {scenario.name!r} has no {language} text (it has "
+            f"{', '.join(scenario.languages)}): {key} would reach nobody"
+        )
+
+
 def _check_exercise_marker(scenario: Scenario, language: str, text: str) -> None:
     """A drill's text must say it is an exercise, first thing, in its own language."""
     marker = EXERCISE_MARKERS.get(language)
@@ -127,13 +163,14 @@ def _check_exercise_marker(scenario: Scenario, language: str, text: str) -> None
         )
 
 
-def _read_catalogue(path: Path) -> dict[str, Scenario]:
+def _read_catalogue(path: Path) -> tuple[dict[str, Scenario], dict[str, VariableSpec]]:
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ConfigError(f"cannot read template catalogue {path}: {exc.strerror}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"template catalogue {path} is not valid TOML: {exc}") from exc
+    variables = _read_variables(path, data.pop(VARIABLES_TABLE, {}))
     scenarios: dict[str, Scenario] = {}
     for name, entry in data.items():
         try:
@@ -153,4 +190,27 @@ def _read_catalogue(path: Path) -> dict[str, Scenario]:
             )
         except (KeyError, TypeError, AttributeError) as exc:
             raise ConfigError(f"{path}: [{name}] is incomplete ({exc})") from exc
-    return scenarios
+    return scenarios, variables
+
+
+def _read_variables(path: Path, table: object) -> dict[str, VariableSpec]:
+    """`[variables.NAME]` tables: kind (text, phone), per_language, description."""
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: [{VARIABLES_TABLE}] must hold [{VARIABLES_TABLE}.NAME] tables")
+    specs: dict[str, VariableSpec] = {}
+    for name, entry in table.items():
+        where = f"{path}: [{VARIABLES_TABLE}.{name}]"
+        if not isinstance(entry, dict):
+            raise ConfigError(f"{where} must be a table")
+        if not VARIABLE_NAME.match(name):
+            raise ConfigError(f"{where}: a name is lower-case letters, digits and _")
+        kind = entry.get("kind", "text")
+        if kind not in KINDS:
+            raise ConfigError(f"{where} kind must be one of {', '.join(KINDS)}, not {kind!r}")
+        per_language = entry.get("per_language", False)
+        if not isinstance(per_language, bool):
+            raise ConfigError(f"{where} per_language must be true or false")
+        specs[name] = VariableSpec(
+            name, cast(Kind, kind), per_language, str(entry.get("description", ""))
+        )
+    return specs

@@ -195,6 +195,7 @@ def _follow_hidden(form: FollowUp) -> list[tuple[str, str]]:
     hidden += [(f"var_{k}", v) for k, v in form.variables.items()]
     hidden += [(name, "on") for name, on in (("reached_only", form.reached_only),) if on]
     hidden += [("gsm_safe", "on")] if form.gsm_safe else []
+    hidden += [("allow_language_fallback", "on")] if form.allow_language_fallback else []
     return hidden
 
 

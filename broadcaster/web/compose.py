@@ -157,6 +157,8 @@ def compose_hidden(form: Compose) -> list[tuple[str, str]]:
     hidden += [("expires_minutes", str(form.expires_minutes))]
     if form.gsm_safe:
         hidden.append(("gsm_safe", "on"))
+    if form.allow_language_fallback:
+        hidden.append(("allow_language_fallback", "on"))
     return hidden
 
 

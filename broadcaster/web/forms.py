@@ -58,6 +58,7 @@ class Compose:
     template: str = ""
     variables: Mapping[str, str] = field(default_factory=dict)
     gsm_safe: bool = False
+    allow_language_fallback: bool = False
     expires_minutes: int = DEFAULT_EXPIRY_MIN
     query: str = ""
     confirm: str = ""
@@ -72,6 +73,7 @@ class Compose:
             template=_text(form, "template", 40),
             variables=_variables(form),
             gsm_safe=form.get("gsm_safe") == "on",
+            allow_language_fallback=form.get("allow_language_fallback") == "on",
             expires_minutes=_expiry(form),
             query=_text(form, "q", 100),
             confirm=_text(form, "confirm", 100),
@@ -93,6 +95,7 @@ class Compose:
             "kind": kind,
             "gsm_safe": self.gsm_safe,
             "expires_in_seconds": self.expires_minutes * 60,
+            "allow_language_fallback": self.allow_language_fallback,
             "dry_run": dry_run,
         }
 
@@ -105,6 +108,7 @@ class FollowUp:
     variables: Mapping[str, str] = field(default_factory=dict)
     reached_only: bool = False
     gsm_safe: bool = False
+    allow_language_fallback: bool = False
     expires_minutes: int = DEFAULT_EXPIRY_MIN
     confirm: str = ""
     key: str = ""
@@ -116,6 +120,7 @@ class FollowUp:
             variables=_variables(form),
             reached_only=form.get("reached_only") == "on",
             gsm_safe=form.get("gsm_safe") == "on",
+            allow_language_fallback=form.get("allow_language_fallback") == "on",
             expires_minutes=_expiry(form),
             confirm=_text(form, "confirm", 100),
             key=_text(form, "idempotency_key", 200),
@@ -129,15 +134,16 @@ class FollowUp:
             "reached_only": self.reached_only,
             "gsm_safe": self.gsm_safe,
             "expires_in_seconds": self.expires_minutes * 60,
+            "allow_language_fallback": self.allow_language_fallback,
             "dry_run": dry_run,
         }
 
 
 def only_for(scenario: Scenario | None, variables: Mapping[str, str]) -> dict[str, str]:
+    """The variables the scenario reads (`instruction.en` counts as `instruction`)."""
     if scenario is None:
         return dict(variables)
-    names = {*scenario.requires, *scenario.optional}
-    return {k: v for k, v in variables.items() if k in names}
+    return {k: v for k, v in variables.items() if k.partition(".")[0] in scenario.names}
 
 
 @dataclass(frozen=True)

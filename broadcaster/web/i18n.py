@@ -113,6 +113,10 @@ MESSAGES: Final[dict[str, tuple[str, str]]] = {
         "Replace accented letters to save parts (ê → e)",
         "Remplacer les lettres accentuées pour économiser des parties (ê → e)",
     ),
+    "allow_language_fallback": (
+        "Send even where a group gets a text not in its language (listed in the preview)",
+        "Envoyer même si un groupe reçoit un texte qui n'est pas dans sa langue (voir l'aperçu)",
+    ),
     "expires": ("Expires after", "Expire après"),
     "minutes": ("min", "min"),
     "hours": ("h", "h"),

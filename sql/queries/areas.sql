@@ -5,8 +5,21 @@ FROM departements d JOIN regions r ON r.code = d.region_code
 ORDER BY d.code;
 
 -- name: area_variables
--- Variables of the given départements ($1 text[]).
-SELECT departement, name, value FROM area_variables WHERE departement = ANY($1::text[]);
+-- Variables of the given départements ($1 text[]), and whether each is a reference placeholder.
+SELECT departement, name, value, placeholder
+FROM area_variables WHERE departement = ANY($1::text[]);
+
+-- name: placeholder_area_variables
+-- Every area variable still at its reference placeholder, for `broadcaster check`.
+SELECT v.departement, d.name AS departement_label, v.name, v.value
+FROM area_variables v JOIN departements d ON d.code = v.departement
+WHERE v.placeholder
+ORDER BY v.name, v.departement;
+
+-- name: accept_placeholders_for_rehearsal
+-- A rehearsal database (the demo's, the load tests', the test suite's) takes the reference
+-- placeholders as its values. Never on a database that reaches the public.
+UPDATE area_variables SET placeholder = false WHERE placeholder;
 
 -- name: departement_populations
 SELECT code, population FROM departements ORDER BY code;
@@ -44,7 +57,7 @@ ORDER BY kind DESC, area;
 
 -- name: list_area_variables
 -- Every variable of départements $1 (NULL: all), with when it last changed.
-SELECT v.departement, d.name AS departement_label, v.name, v.value, v.updated_at
+SELECT v.departement, d.name AS departement_label, v.name, v.value, v.placeholder, v.updated_at
 FROM area_variables v JOIN departements d ON d.code = v.departement
 WHERE $1::text[] IS NULL OR v.departement = ANY($1::text[])
 ORDER BY v.departement, v.name;
@@ -53,13 +66,15 @@ ORDER BY v.departement, v.name;
 SELECT DISTINCT name FROM area_variables ORDER BY name;
 
 -- name: lock_area_variable
--- The current value (NULL if none), locked until the change is recorded.
-SELECT value FROM area_variables WHERE departement = $1 AND name = $2 FOR UPDATE;
+-- The current value and placeholder mark (no row if none), locked until the change is recorded.
+SELECT value, placeholder FROM area_variables WHERE departement = $1 AND name = $2 FOR UPDATE;
 
 -- name: upsert_area_variable
-INSERT INTO area_variables (departement, name, value, updated_at)
-VALUES ($1, $2, $3, now())
-ON CONFLICT (departement, name) DO UPDATE SET value = excluded.value, updated_at = now();
+-- A value a person set: never a placeholder.
+INSERT INTO area_variables (departement, name, value, placeholder, updated_at)
+VALUES ($1, $2, $3, false, now())
+ON CONFLICT (departement, name)
+DO UPDATE SET value = excluded.value, placeholder = false, updated_at = now();
 
 -- name: area_variable_history
 -- The recorded changes of départements' variables ($1 text[], NULL: all), newest first.

@@ -287,7 +287,7 @@ MATRIX: dict[str, tuple[str, str, Any, Setup, int, set[str]]] = {
     "updateBroadcast": (
         "POST",
         "/v1/broadcasts/{id}/update",
-        {"variables": {"instruction": "Restez chez vous."}},
+        {"variables": {"instruction": "Restez chez vous.", "instruction.en": "Stay at home."}},
         _approved,
         201,
         {"operator", "admin"},
@@ -554,14 +554,16 @@ async def test_update_and_all_clear_follow_their_parent_and_stop_it(api: Api) ->
         "POST",
         f"/v1/broadcasts/{parent}/update",
         as_="alice",
-        json_body={"variables": {"instruction": "Restez chez vous."}},
+        json_body={"variables": {"instruction": "Restez chez vous.", "instruction.en": "Stay in."}},
     )
     assert update.status == 201, update.body
     child = update.body["broadcast"]
     assert child["parent_id"] == parent
     assert child["template"] == "update"
     assert child["recipients"] == 2  # the parent's areas
-    assert "Restez chez vous." in update.body["preview"]["groups"][0]["text"]
+    texts = {g["language"]: g["text"] for g in update.body["preview"]["groups"]}
+    assert "Restez chez vous." in texts["fr"] and "Stay in." not in texts["fr"]
+    assert "Stay in." in texts["en"] and "Restez" not in texts["en"]  # each its own language
     assert await api.state(parent) == "cancelled"
     clear = await api.call("POST", f"/v1/broadcasts/{child['broadcast_id']}/all-clear", as_="alice")
     assert clear.status == 201, clear.body
@@ -723,7 +725,7 @@ BAD_BODIES: list[tuple[str, bytes, str, int, str]] = [
         b'{"areas": ["dep:75"], "template": "outage", "variables": {"details": "a\\u0000b"}}',
         "application/json",
         400,
-        "control characters",
+        "control or invisible characters (U+0000)",
     ),
     (
         "expiry too long",

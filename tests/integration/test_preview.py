@@ -15,6 +15,7 @@ from broadcaster.commands.planning import make_plan, plan_as_json
 from broadcaster.commands.sending import execute
 from broadcaster.domain.caller import Caller
 from broadcaster.domain.requests import BroadcastRequest
+from broadcaster.domain.variables import VariableSpec
 from broadcaster.errors import InputError, TemplateError, UnknownAreaError
 from broadcaster.importer import import_csv
 from broadcaster.mocksmsc import MockConfig
@@ -26,6 +27,7 @@ from broadcaster.store.database import create_pool
 # Twenty départements across six regions; three languages; one prefecture typed with an en
 # dash (outside GSM 03.38), so that the French and English texts of département 59 go UCS-2.
 TESTER = Caller(name="test", role="admin", interface="cli")
+PREFECTURE = {"prefecture": VariableSpec("prefecture")}
 DEPS = [
     "01", "02", "06", "13", "14", "21", "2A", "31", "33", "34",
     "35", "44", "59", "67", "69", "75", "76", "92", "971", "974",
@@ -48,7 +50,7 @@ async def base(db_dsn: str, db_conn: asyncpg.Connection, tmp_path: Path) -> None
     result = await import_csv(Settings(database_url=db_dsn), source, None)
     assert result.imported == 240
     change = await set_area_variable(
-        db_conn, "59", "prefecture", "Lille – Nord", caller=TESTER, known_names={"prefecture"}
+        db_conn, "59", "prefecture", "Lille – Nord", caller=TESTER, variables=PREFECTURE
     )
     assert change.warnings  # told at once that it will cost UCS-2
 
@@ -106,7 +108,10 @@ async def test_part_count_equals_what_the_mock_smsc_receives(
     mock, smsc = await start_mock(MockConfig(seed=3))
     settings = Settings(database_url=db_dsn, smscs=(smsc,), chunk_size=50, max_parts=6)
     request = BroadcastRequest(
-        areas=AREAS, template="outage", variables={"details": "Rendez-vous en mairie. " * 5}
+        areas=AREAS,
+        template="outage",
+        variables={"details": "Rendez-vous en mairie. " * 5},
+        allow_language_fallback=True,  # the French details go into every language's text
     )
     plan, report = await execute(Context(db=db, settings=settings), TESTER, (smsc,), request)
     assert report["state"] == "completed"
@@ -149,7 +154,7 @@ async def test_injection_payload_in_an_area_variable_is_inert(
     db_dsn: str, db_conn: asyncpg.Connection, base: None
 ) -> None:
     await set_area_variable(
-        db_conn, "75", "prefecture", "{{ 6*7 }}", caller=TESTER, known_names={"prefecture"}
+        db_conn, "75", "prefecture", "{{ 6*7 }}", caller=TESTER, variables=PREFECTURE
     )
     plan = await make_plan(
         db_conn,

@@ -301,7 +301,13 @@ async def test_update_and_all_clear_from_the_broadcast_page(console_lab: MakeLab
     assert status == 422
     assert "needs instruction" in text  # shown on the broadcast page
     assert "Broadcast 1" in text or "Diffusion 1" in text
-    form = {"csrf_token": csrf, "template": "update", "var_instruction": "Avoid the A6."}
+    form = {
+        "csrf_token": csrf,
+        "template": "update",
+        "var_instruction": "Évitez l'A6.",
+        "var_instruction.en": "Avoid the A6.",
+        "var_instruction.es": "Evite la A6.",
+    }
     status, text, _ = await post(client, "/console/broadcasts/1/follow-up/preview", form)
     assert status == 200
     assert "Avoid the A6." in text

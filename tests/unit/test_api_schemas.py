@@ -39,7 +39,10 @@ def test_a_good_body_passes_unchanged() -> None:
 @pytest.mark.parametrize(
     ("body", "message"),
     [
-        ({**GOOD, "send_now": True}, "body: unknown field 'send_now'; allowed: areas, dry_run"),
+        (
+            {**GOOD, "send_now": True},
+            "body: unknown field 'send_now'; allowed: allow_language_fallback, areas, dry_run",
+        ),
         ({"template": "outage"}, "body: missing required field 'areas'"),
         ({**GOOD, "areas": "dep:75"}, "body.areas: expected an array, got a string"),
         ({**GOOD, "areas": []}, "body.areas: [] should be non-empty"),
@@ -50,7 +53,7 @@ def test_a_good_body_passes_unchanged() -> None:
         ({**GOOD, "expires_in_seconds": 60.5}, "expected an integer, got a number"),
         ({**GOOD, "expires_in_seconds": True}, "expected an integer, got a boolean"),
         ({**GOOD, "variables": {"details": 3}}, "body.variables.details: expected a string"),
-        ({**GOOD, "variables": {"details": "a\nb"}}, "control characters"),
+        ({**GOOD, "variables": {"details": "a\nb"}}, "invisible characters (U+000A)"),
         ({**GOOD, "variables": {"Bad-Name": "x"}}, "lower-case letters, digits and _"),
         ({**GOOD, "variables": {"details": "x" * 501}}, "is too long"),
         (["dep:75"], "body: expected an object, got an array"),

@@ -80,9 +80,10 @@ def test_actual_alert_sample_becomes_a_live_request_with_one_text_per_language()
     assert request.kind == "live"
     assert request.template == "cap"
     assert list(request.areas) == ["dep:75"]
-    assert request.variables["instruction"].startswith("Les numéros 15, 17, 18 et 112")
-    assert request.variables["instruction_fr"] == request.variables["instruction"]
-    assert request.variables["instruction_en"].startswith("Emergency numbers")
+    assert list(request.variables) == ["instruction.fr", "instruction.en"]
+    assert request.variables["instruction.fr"].startswith("Les numéros 15, 17, 18 et 112")
+    assert request.variables["instruction.en"].startswith("Emergency numbers")
+    assert request.allow_language_fallback  # the alert's sender chose its languages
     # 2099 is far away: the expiry is clamped, and the clamp is reported.
     assert request.expires_in == MAX_EXPIRY
     assert any("more than 7 days" in w for w in warnings)
@@ -230,10 +231,9 @@ def test_infos_in_several_languages_for_the_same_areas_are_honoured() -> None:
     request, _ = cap.to_request(message, languages=LANGUAGES, created_by="x", now=NOW)
     assert request.areas == ("dep:13",)
     assert request.variables == {
-        "instruction": "Appelez le 01 99 00 13 00.",
-        "instruction_fr": "Appelez le 01 99 00 13 00.",
-        "instruction_en": "Call 01 99 00 13 00.",
-        "instruction_de": "Rufen Sie 01 99 00 13 00 an.",
+        "instruction.fr": "Appelez le 01 99 00 13 00.",
+        "instruction.en": "Call 01 99 00 13 00.",
+        "instruction.de": "Rufen Sie 01 99 00 13 00 an.",
     }
 
 
@@ -241,8 +241,11 @@ def test_main_text_is_french_else_the_first_language() -> None:
     infos = info(language="en-US", instruction="Hello") + info(language="de", instruction="Hallo")
     message = cap.parse(alert(infos=infos))
     request, _ = cap.to_request(message, languages=LANGUAGES, created_by="x", now=NOW)
-    assert request.variables["instruction"] == "Hello"
-    assert request.variables["instruction_de"] == "Hallo"
+    # The first language is the one planning gives the languages the alert lacks.
+    assert list(request.variables.items()) == [
+        ("instruction.en", "Hello"),
+        ("instruction.de", "Hallo"),
+    ]
 
 
 def test_language_defaults_to_en_us_as_cap_says() -> None:
@@ -297,7 +300,7 @@ def test_a_second_different_info_in_a_language_refuses_and_a_far_expiry_is_repor
     request, warnings = cap.to_request(
         cap.parse(alert(infos=same)), languages=LANGUAGES, created_by="x", now=NOW
     )
-    assert request.variables == {"instruction": "Premier", "instruction_fr": "Premier"}
+    assert request.variables == {"instruction.fr": "Premier"}
     assert request.expires_in == timedelta(days=7)
     assert warnings == [
         "<info> #2 repeats the 'fr' one (sent once)",

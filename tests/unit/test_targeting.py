@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from broadcaster.domain.variables import VariableSpec
 from broadcaster.errors import InputError, UnknownAreaError
 from broadcaster.store.areas import validate_area_variable
 from broadcaster.targeting import (
@@ -224,7 +225,12 @@ def test_a_target_is_made_of_its_selections() -> None:
 
 # --- area variables ------------------------------------------------------------------------------
 
-KNOWN_NAMES = {"prefecture", "fallback_number", "departement_name", "details"}
+KNOWN_NAMES = {
+    "prefecture": VariableSpec("prefecture"),
+    "fallback_number": VariableSpec("fallback_number", "phone"),
+    "departement_name": VariableSpec("departement_name"),
+    "details": VariableSpec("details", per_language=True),
+}
 
 
 def _validate(dep: str, name: str, value: str) -> tuple[str, str, str, tuple[str, ...]]:
