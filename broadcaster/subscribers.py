@@ -206,7 +206,8 @@ class _CsvFile:
             self.columns.index, CSV_COLUMNS
         )
         places, cells, audiences = self.places, self.cells, self.audiences
-        mobiles, free_digits = self.rules.numbers.canonical, self.rules.numbers.block_tail
+        numbers = self.rules.numbers
+        mobiles, free_digits, normalise = numbers.canonical, numbers.block_tail, numbers.normalise
         seen: set[int] = set()
         out: list[str] = []
         rows: list[SubscriberRow] = []
@@ -217,15 +218,13 @@ class _CsvFile:
                 place = places[dep, fields[at_commune]]
                 cell = cells[fields[at_cell]]
                 audience = audiences[lang, fields[at_flag]]
-                if (
-                    place
-                    and cell
-                    and audience
-                    # Digits only, of a block of mobile numbers written as validate_row keeps them.
-                    and number.isdigit()
-                    and number.isascii()
-                    and mobiles[number[:-free_digits]]
-                ):
+                if place and cell and audience:
+                    # Digits only, of a block of mobile numbers written as validate_row keeps
+                    # them; else the number as validate_row reads it (its first check).
+                    if not (
+                        number.isdigit() and number.isascii() and mobiles[number[:-free_digits]]
+                    ):
+                        number = str(normalise(number.strip()))
                     row = (int(number), dep, place[0], cell[0], lang, audience[0])
                     text = f"{number}{place[1]}{cell[1]}{audience[1]}"
                 else:

@@ -16,6 +16,7 @@ character classes, groups, alternation and repeats is read as one that constrain
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 
@@ -183,22 +184,26 @@ def _free(node: _Node) -> bool:
 
 
 def _widths(node: _Node) -> tuple[int, int | None]:
+    """The shortest and the longest match (None: unbounded)."""
     match node:
         case _Chars():
             return 1, 1
         case _Seq(items):
-            spans = [_widths(item) for item in items]
-            highs = [high for _, high in spans if high is not None]
-            unbounded = len(highs) < len(spans)
-            return sum(low for low, _ in spans), (None if unbounded else sum(highs))
+            return _spans([_widths(item) for item in items], sum, sum)
         case _Alt(branches):
-            spans = [_widths(branch) for branch in branches]
-            highs = [high for _, high in spans if high is not None]
-            unbounded = len(highs) < len(spans)
-            return min(low for low, _ in spans), (None if unbounded else max(highs))
+            return _spans([_widths(branch) for branch in branches], min, max)
         case _Repeat(item, least, most):
             low, high = _widths(item)
             return low * least, (None if most is None or high is None else high * most)
+
+
+def _spans(
+    spans: list[tuple[int, int | None]],
+    lowest: Callable[[list[int]], int],
+    highest: Callable[[list[int]], int],
+) -> tuple[int, int | None]:
+    highs = [high for _, high in spans if high is not None]
+    return lowest([low for low, _ in spans]), (highest(highs) if len(highs) == len(spans) else None)
 
 
 def _tail(node: _Node) -> int:
