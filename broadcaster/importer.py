@@ -2,26 +2,34 @@
 
 Both stream COPY batches into the store (bulk load into an empty index, upsert otherwise) and
 log their progress every few seconds, so that a 10M-row import is never a silent minute.
+
+An import is all or nothing: the store writes it in one transaction, so a file that fails
+half-way (a byte that is not UTF-8 at row 200,000) leaves the index as it was, and says so.
+Rows refused one by one (a bad number, an unknown language) are not failures: they go to the
+reject file, and the rest is imported, as the report says.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import structlog
 
+from broadcaster.domain.msisdn import MobileNumbers
 from broadcaster.errors import InputError
 from broadcaster.settings import Settings
 from broadcaster.store.areas import departement_populations
 from broadcaster.store.database import Conn, configured, connect, ensure_migrated
 from broadcaster.store.subscribers import LoadResult, load_subscribers, total_subscribers
-from broadcaster.subscribers import AreaCounter, CopyBatch, Rejected, csv_batches
+from broadcaster.subscribers import AreaCounter, CopyBatch, ImportRules, Rejected, csv_batches
 from broadcaster.subscribers import synth_batches as synth_copy_batches
 
 log = structlog.get_logger(__name__)
@@ -69,11 +77,14 @@ class ProgressLog:
 
 
 async def import_csv(settings: Settings, path: Path, reject_file: Path | None) -> ImportResult:
-    """Validate every row, write rejections (line, reason, raw row), load the valid rows."""
+    """Validate every row, write rejections (line, reason, raw row), load the valid rows.
+
+    The file is UTF-8, with or without a byte order mark (spreadsheets write one)."""
     reject_path = reject_file or path.with_name(path.name + ".rejects.csv")
     dsn = configured(settings)
+    numbers = MobileNumbers(settings.home_country)
     try:
-        source = path.open(encoding="utf-8", newline="")
+        source = path.open(encoding="utf-8-sig", newline="")
         size = os.fstat(source.fileno()).st_size
     except OSError as exc:
         raise InputError(f"cannot read {path}: {exc.strerror}") from exc
@@ -81,15 +92,15 @@ async def import_csv(settings: Settings, path: Path, reject_file: Path | None) -
     conn = await connect(dsn)
     rejected: list[Rejected] = []
     try:
-        known = set(await departement_populations(conn))
+        rules = ImportRules(frozenset(await departement_populations(conn)), numbers)
         counter = AreaCounter()
-        batches = csv_batches(source, known, rejected.append, counter)
+        batches = csv_batches(source, rules, rejected.append, counter)
         try:
             load = await load_subscribers(
                 conn, batches, counter, ProgressLog("import_progress", total=size // 36)
             )
         except UnicodeDecodeError as exc:
-            raise InputError(f"{path} is not UTF-8 text ({exc.reason})") from exc
+            raise InputError(_not_utf8(path, exc)) from exc
     finally:
         source.close()
         await conn.close()
@@ -108,6 +119,31 @@ async def import_csv(settings: Settings, path: Path, reject_file: Path | None) -
         **load.as_json(),
     )
     return ImportResult(load.rows, len(rejected), reject_path if rejected else None, load)
+
+
+def _not_utf8(path: Path, exc: UnicodeDecodeError) -> str:
+    """What to tell a person whose file is not UTF-8: where, and that nothing was imported."""
+    line, found = _first_undecodable(path)
+    where = f"line {line:,} has the byte(s) {found.hex(' ')}" if found else exc.reason
+    return (
+        f"{path} is not UTF-8 text: {where}; nothing was imported. "
+        "Save it as UTF-8 (CSV UTF-8 in a spreadsheet) and import it again"
+    )
+
+
+def _first_undecodable(path: Path) -> tuple[int, bytes]:
+    """The line of the first bytes of `path` that are not UTF-8, and those bytes ((0, b"")
+    if there are none: the file changed since)."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    line = 1
+    with path.open("rb") as raw:
+        for chunk in iter(partial(raw.read, 1 << 20), b""):
+            try:
+                decoder.decode(chunk)
+            except UnicodeDecodeError as exc:  # exc.object: the decoder's pending bytes + chunk
+                return line + exc.object.count(b"\n", 0, exc.start), exc.object[exc.start : exc.end]
+            line += chunk.count(b"\n")
+    return 0, b""
 
 
 async def synthesise(settings: Settings, count: int, seed: int = 1) -> LoadResult:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -117,6 +118,9 @@ class Settings:
     chunk_size: int = 5000
     """Recipients per work chunk (the unit of leasing between engine processes)."""
     default_language: str = "fr"
+    home_country: str = "FR"
+    """The country (ISO 3166 code) whose national numbers an import reads: with FR, 0612345678
+    and 612345678 (a spreadsheet's leftover) are +33 6 12 34 56 78."""
     data_dir: Path = field(default_factory=lambda: Path.home() / ".cache" / "broadcaster")
     api_approval_threshold: int = 0
     """A live broadcast with more recipients than this waits for a second person's approval
@@ -138,6 +142,8 @@ class Settings:
             config_file = Path(env["BROADCASTER_CONFIG"])
         values, smscs = _read_toml(config_file) if config_file is not None else ({}, [])
         values.update(_from_environment(env))
+        if "home_country" in values:  # fr is FR, as ISO 3166 writes it
+            values["home_country"] = str(values["home_country"]).strip().upper()
         if env.get("BROADCASTER_SMSC_URL"):
             smscs = [
                 SmscConfig.from_url(url, name=f"smsc{i + 1}")
@@ -156,6 +162,7 @@ ENVIRONMENT_VARIABLES: dict[str, str] = {
     "BROADCASTER_CHUNK_SIZE": "chunk_size",
     "BROADCASTER_TEMPLATES_DIR": "templates_dir",
     "BROADCASTER_DEFAULT_LANGUAGE": "default_language",
+    "BROADCASTER_HOME_COUNTRY": "home_country",
     "BROADCASTER_DATA_DIR": "data_dir",
     "BROADCASTER_API_APPROVAL_THRESHOLD": "api_approval_threshold",
     "BROADCASTER_API_MAX_BODY_BYTES": "api_max_body_bytes",
@@ -186,6 +193,15 @@ def _check_ranges(settings: Settings) -> None:
         raise ConfigError("api_approval_threshold must be >= 0, api_max_body_bytes >= 1024")
     if settings.api_rate_per_second <= 0 or settings.api_rate_burst < 1:
         raise ConfigError("api_rate_per_second must be positive, api_rate_burst >= 1")
+    if not _COUNTRY_CODE.fullmatch(settings.home_country):
+        raise ConfigError(
+            f"home_country {settings.home_country!r} is not a two-letter country code (FR, BE, ...)"
+        )
+
+
+_COUNTRY_CODE = re.compile(r"[A-Z]{2}")
+"""The shape of an ISO 3166 code; whether phonenumbers knows it is checked where numbers are
+read (importing phonenumbers here would slow every command's start)."""
 
 
 def _read_toml(path: Path) -> tuple[dict[str, Any], list[SmscConfig]]:

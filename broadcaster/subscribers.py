@@ -2,7 +2,10 @@
 
 A row is (msisdn, departement, commune, cell_id, lang, test_group). Validation never guesses:
 a row it cannot read exactly is rejected with its line number and the reason, and the import
-goes on with the valid ones.
+goes on with the valid ones. What rows are checked against is an import's `ImportRules`: the
+départements, the home country's numbering plan (`domain.msisdn`: numbers are stored as E.164
+digits, 33612345678, whichever way they were written) and the language codes (ISO 639-1,
+`domain.languages`).
 
 Millions of rows go to the store as `CopyBatch`es: PostgreSQL COPY text, built in big batches
 (a Python object per row costs more than the database's work), with the subscriber counts per
@@ -11,6 +14,7 @@ area they add (`AreaCounter`), so that a bulk load needs no second pass to count
 
 from __future__ import annotations
 
+import bisect
 import csv
 import itertools
 import operator
@@ -23,13 +27,13 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Protocol, TypeVar
 
+from broadcaster.domain.languages import ISO_639_1
+from broadcaster.domain.msisdn import MobileNumbers
 from broadcaster.targeting import CELL_ID, commune_departement
 
 CSV_COLUMNS = ("msisdn", "departement", "commune", "cell_id", "lang", "test_group")
 REQUIRED_COLUMNS = ("msisdn", "departement", "lang")
-_MSISDN = re.compile(r"^\+?([1-9]\d{7,14})$")
 _COMMUNE = re.compile(r"^(97[1-6]\d{2}|2[AB]\d{3}|\d{5})$")
-_LANG = re.compile(r"^[a-z]{2}$")
 _CELL = CELL_ID
 _TRUE = {"1", "true", "yes", "y", "t"}
 _FALSE = {"0", "false", "no", "n", "f", ""}
@@ -41,6 +45,17 @@ _T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
+class ImportRules:
+    """What the rows of an import are checked against."""
+
+    departements: frozenset[str]
+    """The départements the database knows."""
+    numbers: MobileNumbers
+    """The home country's numbering plan: how a written number is read, and refused."""
+    languages: frozenset[str] = ISO_639_1
+
+
+@dataclass(frozen=True)
 class Rejected:
     """A row that was not imported, and why."""
 
@@ -49,19 +64,19 @@ class Rejected:
     raw: str
 
 
-def validate_row(record: Mapping[str, str | None], known_departements: set[str]) -> SubscriberRow:
+def validate_row(record: Mapping[str, str | None], rules: ImportRules) -> SubscriberRow:
     """Return the row to store, or raise ValueError with a reason a person can act on.
 
     Fields are checked in column order, so a row with several problems names its first one.
     """
-    msisdn = _msisdn(_field(record, "msisdn").replace(" ", ""))
-    dep = _departement(_field(record, "departement").upper(), known_departements)
+    msisdn = rules.numbers.normalise(_field(record, "msisdn"))
+    dep = _departement(_field(record, "departement").upper(), rules.departements)
     return (
         msisdn,
         dep,
         _commune(_field(record, "commune").upper(), dep),
         _cell(_field(record, "cell_id")),
-        _language(_field(record, "lang").lower()),
+        _language(_field(record, "lang").lower(), rules.languages),
         _test_group(_field(record, "test_group").lower()),
     )
 
@@ -71,17 +86,7 @@ def _field(record: Mapping[str, str | None], name: str) -> str:
     return (record.get(name) or "").strip()
 
 
-def _msisdn(text: str) -> int:
-    match = _MSISDN.match(text)
-    if not match:
-        raise ValueError(
-            f"msisdn {text!r} is not an international number "
-            "(8 to 15 digits, country code first, e.g. 33612345678)"
-        )
-    return int(match.group(1))
-
-
-def _departement(code: str, known_departements: set[str]) -> str:
+def _departement(code: str, known_departements: frozenset[str]) -> str:
     if code not in known_departements:
         raise ValueError(f"unknown département {code!r}")
     return code
@@ -103,9 +108,11 @@ def _cell(cell: str) -> str | None:
     return cell or None
 
 
-def _language(lang: str) -> str:
-    if not _LANG.match(lang):
-        raise ValueError(f"language {lang!r} is not a two-letter code (fr, en, ...)")
+def _language(lang: str, languages: frozenset[str]) -> str:
+    if lang not in languages:
+        raise ValueError(
+            f"language {lang!r} is not a two-letter ISO 639-1 language code (fr, en, ar, ...)"
+        )
     return lang
 
 
@@ -115,16 +122,14 @@ def _test_group(flag: str) -> bool:
     return flag in _TRUE
 
 
-def read_csv(
-    lines: Iterable[str], known_departements: set[str]
-) -> Iterator[SubscriberRow | Rejected]:
+def read_csv(lines: Iterable[str], rules: ImportRules) -> Iterator[SubscriberRow | Rejected]:
     """Validate a CSV stream with a header row; yields rows and rejections in file order.
 
     A number seen twice in one file is rejected the second time: an import says one thing per
     subscriber. (The rows `csv_batches` loads, one at a time.)
     """
     rejected: list[Rejected] = []
-    for batch in csv_batches(lines, known_departements, rejected.append, batch_rows=1):
+    for batch in csv_batches(lines, rules, rejected.append, batch_rows=1):
         yield from rejected
         rejected.clear()
         m, dep, commune, cell, lang, flag = batch.data.decode().rstrip("\n").split("\t")
@@ -138,7 +143,7 @@ def _or_none(value: str) -> str | None:
 
 def csv_batches(
     lines: Iterable[str],
-    known_departements: set[str],
+    rules: ImportRules,
     on_reject: Callable[[Rejected], None],
     counter: AreaCounter | None = None,
     batch_rows: int = 100_000,
@@ -154,7 +159,7 @@ def csv_batches(
     if problem:
         on_reject(Rejected(1, problem, ",".join(header)))
         return
-    yield from _CsvFile(header, known_departements).batches(reader, on_reject, counter, batch_rows)
+    yield from _CsvFile(header, rules).batches(reader, on_reject, counter, batch_rows)
 
 
 _Canonical = tuple[_T, str]
@@ -171,17 +176,17 @@ class _CsvFile:
     cannot. Either way the row is the one `validate_row` returns.
     """
 
-    def __init__(self, header: list[str], known_departements: set[str]) -> None:
+    def __init__(self, header: list[str], rules: ImportRules) -> None:
         self.header = header
         self.columns = header + [name for name in CSV_COLUMNS if name not in header]
         """The header, then the optional columns it lacks (read as empty fields)."""
         self.as_is_width = len(header) if self.columns == header else None
         """Records this wide are read as they are; None (the header lacks optional columns):
         every record is widened first."""
-        self.known_departements = known_departements
-        self.places = _Memo(partial(_canonical_place, known_departements))
+        self.rules = rules
+        self.places = _Memo(partial(_canonical_place, rules.departements))
         self.cells = _Memo(_canonical_cell)
-        self.audiences = _Memo(_canonical_audience)
+        self.audiences = _Memo(partial(_canonical_audience, rules.languages))
 
     def batches(
         self,
@@ -201,6 +206,8 @@ class _CsvFile:
             self.columns.index, CSV_COLUMNS
         )
         places, cells, audiences = self.places, self.cells, self.audiences
+        numbers = self.rules.numbers
+        mobiles, free_digits, normalise = numbers.canonical, numbers.block_tail, numbers.normalise
         seen: set[int] = set()
         out: list[str] = []
         rows: list[SubscriberRow] = []
@@ -211,16 +218,13 @@ class _CsvFile:
                 place = places[dep, fields[at_commune]]
                 cell = cells[fields[at_cell]]
                 audience = audiences[lang, fields[at_flag]]
-                if (
-                    place
-                    and cell
-                    and audience
-                    # Digits only, no leading 0 or +: the number as validate_row keeps it.
-                    and 8 <= len(number) <= 15
-                    and number.isdigit()
-                    and number.isascii()
-                    and number[0] != "0"
-                ):
+                if place and cell and audience:
+                    # Digits only, of a block of mobile numbers written as validate_row keeps
+                    # them; else the number as validate_row reads it (its first check).
+                    if not (
+                        number.isdigit() and number.isascii() and mobiles[number[:-free_digits]]
+                    ):
+                        number = str(normalise(number.strip()))
                     row = (int(number), dep, place[0], cell[0], lang, audience[0])
                     text = f"{number}{place[1]}{cell[1]}{audience[1]}"
                 else:
@@ -248,7 +252,7 @@ class _CsvFile:
 
     def validated(self, fields: list[str]) -> tuple[SubscriberRow, str]:
         """The slow path: the row `validate_row` makes of the fields, and its COPY line."""
-        row = validate_row(dict(zip(self.columns, fields, strict=True)), self.known_departements)
+        row = validate_row(dict(zip(self.columns, fields, strict=True)), self.rules)
         return row, _copy_line(row)
 
     def raw(self, record: list[str]) -> str:
@@ -278,7 +282,7 @@ class _Memo(dict[_K, _V]):
 
 
 def _canonical_place(
-    known_departements: set[str], place: tuple[str, str]
+    known_departements: frozenset[str], place: tuple[str, str]
 ) -> _Canonical[str | None] | None:
     """A known département and no commune, or one of its communes written as an INSEE code."""
     dep, commune = place
@@ -298,11 +302,13 @@ def _canonical_cell(cell: str) -> _Canonical[str | None] | None:
     return (cell, f"\t{cell}") if _CELL.match(cell) else None
 
 
-def _canonical_audience(fields: tuple[str, str]) -> _Canonical[bool] | None:
+def _canonical_audience(
+    languages: frozenset[str], fields: tuple[str, str]
+) -> _Canonical[bool] | None:
     """A language as `validate_row` keeps it, and a test_group spelling taken as it is."""
     lang, flag_text = fields
     flag = _FLAGS.get(flag_text)
-    if flag is None or len(lang) != 2 or not _LANG.match(lang):
+    if flag is None or lang not in languages:
         return None
     return (flag, f"\t{lang}\t{'t' if flag else 'f'}\n")
 
@@ -457,10 +463,16 @@ def _batch(lines: list[str], rows: list[SubscriberRow], counter: AreaCounter | N
     return CopyBatch("".join(lines).encode(), len(lines))
 
 
-# Synthetic subscribers: French mobile numbers 336xxxxxxxx and 337xxxxxxxx, drawn by an affine
-# permutation of [0, 2e8) so millions of distinct numbers cost no memory and look random.
-_MOBILE_BASE = 33_600_000_000
-_MOBILE_SPAN = 200_000_000
+# Synthetic subscribers: French mobile numbers (+33 6 and +33 7, in the ranges phonenumbers has
+# for mobiles, so that an import takes them back), drawn by an affine permutation of
+# [0, _MOBILE_SPAN) so millions of distinct numbers cost no memory and look random.
+_MOBILE_BLOCKS = (*range(600, 639), *range(640, 690), 695, 698, 699, *range(730, 800))
+"""The first three digits of France's mobile numbers after 33: each is a block of a million."""
+_BLOCK = 1_000_000
+_MOBILE_SPAN = len(_MOBILE_BLOCKS) * _BLOCK
+_DRAWN_SPAN = 200_000_000
+"""The range the permutation's offset is drawn from (as it always was: the draws after it, hence
+every synthetic subscriber's département, commune, cell and language, stay as they were)."""
 _STRIDE = 122_949_829  # coprime with the span: i -> (i * stride + offset) mod span is a bijection
 LANGUAGE_MIX = (("fr", 0.90), ("en", 0.04), ("es", 0.03), ("de", 0.02), ("ar", 0.01))
 TEST_GROUP_SHARE = 0.001
@@ -558,16 +570,28 @@ def _synth_columns(
     rng = random.Random(seed)
     deps = sorted(populations)
     shares = _apportion(count, [populations[d] for d in deps])
-    offset = rng.randrange(_MOBILE_SPAN)
+    offset = rng.randrange(_DRAWN_SPAN) % _MOBILE_SPAN
     first = start
     for dep, n in zip(deps, shares, strict=True):
         if n == 0:
             continue
-        msisdns = sorted(
-            _MOBILE_BASE + (j * _STRIDE + offset) % _MOBILE_SPAN for j in range(first, first + n)
+        msisdns = _mobile_numbers(
+            sorted((j * _STRIDE + offset) % _MOBILE_SPAN for j in range(first, first + n))
         )
         first += n
         yield from _synth_departement(rng, dep, msisdns, counter).sliced(slice_rows)
+
+
+def _mobile_numbers(positions: list[int]) -> list[int]:
+    """The mobile numbers at these sorted positions of the blocks, in the same order."""
+    numbers: list[int] = []
+    low = 0
+    for index, block in enumerate(_MOBILE_BLOCKS):
+        high = bisect.bisect_left(positions, (index + 1) * _BLOCK, low)
+        shift = 33_000_000_000 + (block - index) * _BLOCK
+        numbers += map(operator.add, positions[low:high], itertools.repeat(shift))
+        low = high
+    return numbers
 
 
 def _synth_departement(

@@ -252,9 +252,9 @@ async def _reimport(conn: Conn, dsn: str, path: Path, figures: dict[str, Any]) -
                     int(r["test_group"]),
                 ]
             )
-        new = len(sample) // 100
+        new = len(sample) // 100  # Guadeloupe's mobiles: valid, and never synthesised
         for i in range(new):
-            writer.writerow([33_900_000_000 + i, "75", "75056", "C75001", "fr", 0])
+            writer.writerow([590_690_000_000 + i, "971", "97105", "C971001", "fr", 0])
     settings = Settings(database_url=dsn)
     first = (await import_csv(settings, path, None)).load
     again = (await import_csv(settings, path, None)).load

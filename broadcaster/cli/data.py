@@ -45,13 +45,19 @@ def register(commands: Commands) -> None:
         _cmd_subscribers_import,
         epilog="examples:\n  broadcaster subscribers import subscribers.csv\n"
         "  broadcaster subscribers import changes.csv --reject-file rejects.csv --json",
-        description="Import subscribers from CSV with header "
-        "msisdn,departement,commune,cell_id,lang,test_group (commune, cell_id, test_group "
-        "optional). Into an empty index the rows are bulk-loaded; otherwise only new and "
-        "changed subscribers are written (re-importing the same file writes nothing), so a "
-        "file of changes is an incremental update. Invalid rows go to a reject file with line "
-        "numbers and reasons; the valid rows are imported; the exit code is 2 if any row was "
-        "rejected. Progress is logged every few seconds.",
+        description="Import subscribers from CSV (UTF-8, a byte order mark is fine) with "
+        "header msisdn,departement,commune,cell_id,lang,test_group (commune, cell_id, "
+        "test_group optional). msisdn is a mobile number, international (33612345678, "
+        "+33 6 12 34 56 78) or national in the plan of BROADCASTER_HOME_COUNTRY (default FR: "
+        "06 12 34 56 78, the overseas départements' 0690... included); it is stored as "
+        "33612345678. lang is an ISO 639-1 code (fr, en, br...); a language without a "
+        "template gets the département's. Into an empty index the rows are bulk-loaded; "
+        "otherwise only new and changed subscribers are written (re-importing the same file "
+        "writes nothing), so a file of changes is an incremental update. Invalid rows (not a "
+        "mobile number, an ambiguous one, an unknown language...) go to a reject file with "
+        "line numbers and reasons; the valid rows are imported; the exit code is 2 if any row "
+        "was rejected. An import is all or nothing: a file that cannot be read to its end "
+        "imports nothing. Progress is logged every few seconds.",
     )
     imp.add_argument("file", type=Path, help="CSV file (UTF-8)")
     flag(

@@ -5,8 +5,11 @@ Two ways in, chosen per import:
   all-visible rows), drops its secondary indexes and constraints, COPYs every batch straight in,
   rebuilds them and writes the area counts the batches carried. Index builds over sorted input
   are far cheaper than a million index insertions, and the table is never seen half-loaded.
-- otherwise batches are staged with COPY and only new or changed rows are written (upsert),
-  one transaction per batch; the count triggers follow those rows.
+- otherwise batches are staged with COPY and only new or changed rows are written (upsert);
+  the count triggers follow those rows.
+
+Either way an import is one transaction: all of it is written, or (an error half-way, a file
+that turns out not to be UTF-8) none of it.
 
 Batches are produced in a thread (CSV parsing and synthesis are CPU work) while the event loop
 streams the previous one to the server, so the two overlap on two cores.
@@ -161,21 +164,23 @@ async def _bulk_load(
 async def _upsert(
     conn: Conn, producer: _Producer, progress: Progress | None
 ) -> tuple[int, int, int, bool]:
+    """The non-empty-index path: each batch staged, then applied, in one transaction."""
     rows = inserted = updated = 0
-    async for batch in producer:
-        async with conn.transaction():
-            await conn.execute(queries["import_lock"], IMPORT_LOCK_KEY)
-            await conn.execute(queries["create_import_table"])
+    async with conn.transaction():
+        await conn.execute(queries["import_lock"], IMPORT_LOCK_KEY)
+        await conn.execute(queries["create_import_table"])
+        async for batch in producer:
             await conn.copy_to_table(
                 "subscribers_import", source=_once(batch.data), columns=COPY_COLUMNS, format="text"
             )
             row = await conn.fetchrow(queries["apply_import"])
-        assert row is not None
-        rows += batch.rows
-        inserted += row["inserted"]
-        updated += row["updated"]
-        if progress is not None:
-            progress(rows)
+            await conn.execute(queries["clear_import_table"])
+            assert row is not None
+            rows += batch.rows
+            inserted += row["inserted"]
+            updated += row["updated"]
+            if progress is not None:
+                progress(rows)
     return rows, inserted, updated, False
 
 

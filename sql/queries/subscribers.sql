@@ -65,11 +65,16 @@ DELETE FROM subscriber_counts;
 ANALYZE subscribers, subscriber_counts;
 
 -- name: create_import_table
--- A session-local staging table that COPY fills before the upsert.
+-- A staging table, local to the import's transaction, that COPY fills with each batch before
+-- the upsert applies it.
 CREATE TEMP TABLE subscribers_import (
     msisdn bigint, departement text COLLATE "C", commune text COLLATE "C",
     cell_id text COLLATE "C", lang text COLLATE "C", test_group boolean
 ) ON COMMIT DROP;
+
+-- name: clear_import_table
+-- Emptied after each batch is applied, for the next one.
+TRUNCATE subscribers_import;
 
 -- name: apply_import
 -- Insert new subscribers and update changed ones. Unchanged rows are filtered out before the

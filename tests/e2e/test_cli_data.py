@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 from fixtures_cli import Cli
 
+from broadcaster.cli import main
+
 
 def test_import_reports_rows_modes_and_rejects(cli: Cli, tmp_path: Path) -> None:
     source = tmp_path / "subs.csv"
@@ -24,7 +26,10 @@ def test_import_reports_rows_modes_and_rejects(cli: Cli, tmp_path: Path) -> None
     assert out["mode"] == "bulk"
     assert out["inserted"] == 2
     reject_file = Path(out["reject_file"])
-    assert "international" in reject_file.read_text(encoding="utf-8")
+    # 0612345678 is the subscriber of line 2, written as a national number.
+    assert reject_file.read_text(encoding="utf-8") == (
+        'line,reason,row\n4,msisdn 33612345678 appears earlier in the file,"0612345678,75,,,fr,0"\n'
+    )
     source.write_text(
         "msisdn,departement,lang\n33612345678,75,es\n33612345680,92,fr\n", encoding="utf-8"
     )
@@ -38,6 +43,67 @@ def test_import_reports_rows_modes_and_rejects(cli: Cli, tmp_path: Path) -> None
     }
     assert out["reject_file"] is None
     assert out["rows_per_s"] > 0
+
+
+def _as_a_person(cli: Cli, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
+    """Run `broadcaster ARGS` without --json: the exit code, and stdout + stderr as shown."""
+    capsys.readouterr()
+    code = main(["--database-url", cli.dsn, "--log-level", "warning", *args])
+    out, err = capsys.readouterr()
+    return code, out + err
+
+
+def test_import_says_which_rows_it_refused_and_why(
+    cli: Cli, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 18, items 9 and 14: a language that does not exist and numbers that are not (or
+    not certainly) mobiles are refused by line, with the reason; the rest is imported."""
+    source = tmp_path / "subs.csv"
+    source.write_text(
+        "msisdn,departement,lang\n"
+        "612345678,75,fr\n"
+        "33612345679,75,xx\n"
+        "+330612345682,75,en\n"
+        "687791234,75,fr\n"
+        "0112345678,75,fr\n",
+        encoding="utf-8",
+    )
+    code, shown = _as_a_person(cli, capsys, "subscribers", "import", str(source))
+    assert code == 2
+    assert "imported 2 subscribers (2 new, 0 changed, 0 unchanged; bulk load)" in shown
+    rejects = tmp_path / "subs.csv.rejects.csv"
+    assert f"rejected 3 (see {rejects})" in shown
+    assert f"error: 3 row(s) rejected; reasons with line numbers in {rejects}" in shown
+    assert rejects.read_text(encoding="utf-8").splitlines() == [
+        "line,reason,row",
+        "3,\"language 'xx' is not a two-letter ISO 639-1 language code (fr, en, ar, ...)\","
+        '"33612345679,75,xx"',
+        "5,\"msisdn '687791234' is ambiguous: +687791234 or +33687791234; write it with + and "
+        'its country code, or as a national number with its leading 0","687791234,75,fr"',
+        "6,\"msisdn '0112345678' reads as +33112345678, a fixed-line number, not a mobile one\","
+        '"0112345678,75,fr"',
+    ]
+    assert next(a for a in cli("areas")["areas"] if a["code"] == "75")["subscribers"] == 2
+
+
+def test_import_of_a_file_that_is_not_utf8_imports_nothing_and_says_so(
+    cli: Cli, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 18, item 16: all or nothing, and a byte order mark is no part of the header."""
+    source = tmp_path / "subs.csv"
+    source.write_bytes(b"\xef\xbb\xbfmsisdn,departement,lang\r\n33612345678,75,fr\r\n")
+    code, shown = _as_a_person(cli, capsys, "subscribers", "import", str(source))
+    assert (code, "rejected 0") == (0, shown.strip()[-len("rejected 0") :])
+    source.write_bytes(
+        b"msisdn,departement,lang\n33612345679,75,fr\n33612345680,75,\xe9s\n33612345681,92,fr\n"
+    )
+    code, shown = _as_a_person(cli, capsys, "subscribers", "import", str(source))
+    assert code == 2
+    assert shown == (
+        f"error: {source} is not UTF-8 text: line 3 has the byte(s) e9; nothing was imported. "
+        "Save it as UTF-8 (CSV UTF-8 in a spreadsheet) and import it again\n"
+    )
+    assert sum(a["subscribers"] for a in cli("areas")["areas"]) == 1
 
 
 def test_synth_then_areas_at_every_level(cli: Cli) -> None:

@@ -22,14 +22,15 @@ from broadcaster.targeting import Target
 
 Row = tuple[int, str, str | None, str | None, str, bool]
 
-# Subscribers a synthetic base lacks: a cell serving two départements, no commune, no cell.
+# Subscribers a synthetic base lacks: a cell serving two départements, no commune, no cell
+# (Guadeloupe's mobile numbers: synthetic ones are all +33).
 EXTRA = """msisdn,departement,commune,cell_id,lang,test_group
-33990000001,75,75001,BORDER,fr,0
-33990000002,92,92001,BORDER,en,1
-33990000003,92,,BORDER,ar,0
-33990000004,75,,,fr,0
-33990000005,75,75002,,de,1
-33990000006,13,,C13001,es,0
+590690000001,75,75001,BORDER,fr,0
+590690000002,92,92001,BORDER,en,1
+590690000003,92,,BORDER,ar,0
+590690000004,75,,,fr,0
+590690000005,75,75002,,de,1
+590690000006,13,,C13001,es,0
 """
 
 TARGETS = [

@@ -121,6 +121,22 @@ def test_out_of_range_settings_are_refused(env: dict[str, str], message: str) ->
     assert str(caught.value) == message
 
 
+def test_home_country_comes_from_the_environment_in_capitals(tmp_path: Path) -> None:
+    assert Settings.load(env={}).home_country == "FR"
+    assert Settings.load(env={"BROADCASTER_HOME_COUNTRY": " be "}).home_country == "BE"
+    config = _toml(tmp_path, 'home_country = "ch"\n')
+    assert Settings.load(env={}, config_file=config).home_country == "CH"
+
+
+@pytest.mark.parametrize("value", ["", "FRA", "F1", "33"])
+def test_a_home_country_that_is_not_a_country_code_is_refused(value: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        Settings.load(env={"BROADCASTER_HOME_COUNTRY": value})
+    assert str(caught.value) == (
+        f"home_country {value.upper()!r} is not a two-letter country code (FR, BE, ...)"
+    )
+
+
 def test_file_errors_say_which_file_and_what(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"cannot read config file .*absent\.toml: No such file"):
         Settings.load(env={}, config_file=tmp_path / "absent.toml")
