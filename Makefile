@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 LOADTEST_STAMP := $(VENV)/.loadtest-stamp
 
-.PHONY: demo test lint typecheck unit loadtest shape clean
+.PHONY: deploy-tools demo test lint typecheck unit loadtest shape clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,7 +30,19 @@ $(CHROMIUM):
 	DEBIAN_FRONTEND=noninteractive apt-get install -y chromium || \
 	  (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium)
 
-test: $(STAMP) $(CHROMIUM)
+# promtool checks the Prometheus alerting rules (deploy/prometheus); systemd-analyze the units
+# (deploy/systemd). Debian's packages, installed only when missing.
+PROMTOOL := /usr/bin/promtool
+$(PROMTOOL):
+	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus || \
+	  (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus)
+SYSTEMD_ANALYZE := /usr/bin/systemd-analyze
+$(SYSTEMD_ANALYZE):
+	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends systemd || \
+	  (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends systemd)
+deploy-tools: $(PROMTOOL) $(SYSTEMD_ANALYZE)
+
+test: $(STAMP) $(CHROMIUM) $(PROMTOOL) $(SYSTEMD_ANALYZE)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/pytest $(PYTEST_ARGS)

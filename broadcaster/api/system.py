@@ -59,7 +59,7 @@ async def metrics(call: Call) -> web.StreamResponse:
         async with asyncio.timeout(READY_TIMEOUT_S), services.db.acquire() as conn:
             await services.metrics.refresh(conn)
     except Exception:  # stale broadcast figures beat no metrics at all
-        services.metrics.db_errors.inc()
+        services.metrics.database_unreachable()
     return web.Response(
         body=services.metrics.render(),
         headers={"Content-Type": CONTENT_TYPE},

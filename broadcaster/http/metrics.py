@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -191,6 +191,11 @@ class Metrics:
             "Scrapes whose broadcast figures could not be read (stale figures were served)",
             registry=self.registry,
         )
+        self.database_up = Gauge(
+            "broadcaster_database_up",
+            "1 when the latest scrape read the database, 0 when it could not (alert on it)",
+            registry=self.registry,
+        )
         self._snapshot = DbSnapshot()
         self.registry.register(_Collector(pool, lambda: self._snapshot))
 
@@ -201,6 +206,12 @@ class Metrics:
             drill_runs=await store_drills.metrics_runs(conn),
             drill_latest=await store_drills.metrics_latest(conn),
         )
+        self.database_up.set(1)
+
+    def database_unreachable(self) -> None:
+        """A scrape could not read the database: stale figures are served, and said so."""
+        self.db_errors.inc()
+        self.database_up.set(0)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -1082,6 +1082,17 @@ async def test_metrics_expose_broadcasts_and_http_traffic(api: Api) -> None:
     assert 'broadcaster_broadcasts{kind="live",state="pending_approval"} 1.0' in text
     assert "broadcaster_broadcast_recipients{" in text
     assert 'broadcaster_http_requests_total{operation="createBroadcast",status="201"} 1.0' in text
+    assert "broadcaster_database_up 1.0" in text
+
+
+async def test_metrics_say_when_the_database_is_unreachable(api: Api) -> None:
+    """The figures go stale rather than missing, and broadcaster_database_up says so."""
+    assert "broadcaster_database_up 1.0" in (await api.call("GET", "/metrics")).body
+    await api.db.close()
+    reply = await api.call("GET", "/metrics")
+    assert reply.status == 200
+    assert "broadcaster_database_up 0.0" in reply.body
+    assert "broadcaster_metrics_db_errors_total 1.0" in reply.body
 
 
 async def test_log_lines_carry_the_request_id_and_the_broadcast_id(api: Api) -> None:
