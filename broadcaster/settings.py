@@ -30,22 +30,35 @@ class SmscConfig:
     """One SMSC (site): where to bind, how many binds, and what the operator allows per bind."""
 
     name: str = "smsc"
+    """The SMSC's name in logs, metrics (`smsc` label) and reports."""
     host: str = "127.0.0.1"
+    """Host name or address of the SMSC."""
     port: int = 2775
+    """TCP port of the SMSC's SMPP service."""
     system_id: str = "broadcaster"
+    """SMPP system_id (the account) the binds authenticate with."""
     password: str = ""
+    """SMPP password (at most 8 characters in SMPP 3.4); keep it in the environment file."""
     system_type: str = ""
+    """SMPP system_type, if the operator asks for one."""
     bind_mode: BindMode = "transceiver"
+    """`transceiver` (submits and receipts on one bind) or `transmitter` (no receipts)."""
     binds: int = 2
+    """Binds (TCP connections) opened to this SMSC by each worker."""
     tps: float = 0.0
     """Parts per second allowed per bind; 0 means no limit (a mock SMSC, a lab)."""
     window: int = 64
     """Submits outstanding without a response, per bind."""
     weight: int = 1
+    """Share of the traffic this SMSC gets relative to the other SMSCs."""
     source_addr: str = "ALERTE"
+    """Sender shown on phones (alphanumeric with source_ton 5)."""
     source_ton: int = 5
+    """Type of number of the sender: 5 alphanumeric, 1 international."""
     source_npi: int = 0
+    """Numbering plan of the sender: 0 unknown, 1 ISDN (E.164)."""
     registered_delivery: int = 1
+    """1: ask the SMSC for delivery receipts (needed for delivery figures and drill verdicts)."""
     enquire_link_s: float = 30.0
     """Seconds without traffic from the SMSC before a keep-alive enquire_link is sent."""
     response_timeout_s: float = 5.0
@@ -119,20 +132,30 @@ class Settings:
     """Everything a broadcaster process needs to know; see README for each setting."""
 
     database_url: str | None = None
+    """PostgreSQL URL (`[database] url` in the file, `DATABASE_URL` in the environment); every
+    command but `demo` needs one."""
     smscs: tuple[SmscConfig, ...] = ()
+    """The SMSCs (`[[smsc]]` tables, or `BROADCASTER_SMSC_URL`): see the SMSC section."""
     templates_dir: Path = PROJECT_ROOT / "templates"
+    """Directory of the message templates (one per scenario and language)."""
     sql_dir: Path = PROJECT_ROOT / "sql"
+    """Directory of the migrations and named queries (the installed package's own)."""
     log_json: bool = False
+    """JSON log lines on stderr (for journald and log shippers) instead of text."""
     log_level: str = "info"
+    """debug, info, warning or error."""
     max_parts: int = 3
     """A message longer than this many parts is refused at preview time."""
     chunk_size: int = 5000
     """Recipients per work chunk (the unit of leasing between engine processes)."""
     default_language: str = "fr"
+    """Language of a département without its own default, and of a missing translation."""
     home_country: str = "FR"
     """The country (ISO 3166 code) whose national numbers an import reads: with FR, 0612345678
     and 612345678 (a spreadsheet's leftover) are +33 6 12 34 56 78."""
     data_dir: Path = field(default_factory=lambda: Path.home() / ".cache" / "broadcaster")
+    """Directory for the files the program keeps for itself; `/var/lib/broadcaster` under the
+    systemd units (deploy/systemd)."""
     api_approval_threshold: int = 0
     """A live broadcast with more recipients than this waits for a second person's approval
     (HTTP API); 0: every live broadcast does. Drills never do."""
@@ -142,6 +165,19 @@ class Settings:
     """Requests per second each API token may sustain (token bucket)..."""
     api_rate_burst: int = 30
     """...and how many it may send at once above that rate."""
+    retention_outcomes_days: int = 90
+    """Days the per-recipient outcomes (deliveries) of finished broadcasts are kept; older months
+    are dropped whole (partitions). The broadcast, its counts and its report stay. 0: kept."""
+    retention_receipts_days: int = 90
+    """Days delivery receipts are kept (dropped by month, like the outcomes). 0: kept."""
+    retention_audit_days: int = 1825
+    """Days the audit log is kept (the longest: 5 years by default; at least 365). 0: kept."""
+    retention_locations_hours: int = 48
+    """Hours where-seen records (subscribers' location updates) are kept: hours, not months,
+    as the most sensitive data. 0: kept."""
+    retention_interval_s: float = 3600.0
+    """Seconds between two purges by `broadcaster serve` (0: serve never purges; run
+    `broadcaster db purge` from a timer instead)."""
 
     @classmethod
     def load(
@@ -179,6 +215,11 @@ ENVIRONMENT_VARIABLES: dict[str, str] = {
     "BROADCASTER_API_MAX_BODY_BYTES": "api_max_body_bytes",
     "BROADCASTER_API_RATE_PER_SECOND": "api_rate_per_second",
     "BROADCASTER_API_RATE_BURST": "api_rate_burst",
+    "BROADCASTER_RETENTION_OUTCOMES_DAYS": "retention_outcomes_days",
+    "BROADCASTER_RETENTION_RECEIPTS_DAYS": "retention_receipts_days",
+    "BROADCASTER_RETENTION_AUDIT_DAYS": "retention_audit_days",
+    "BROADCASTER_RETENTION_LOCATIONS_HOURS": "retention_locations_hours",
+    "BROADCASTER_RETENTION_INTERVAL_S": "retention_interval_s",
 }
 """Environment variable -> the Settings field it sets (besides DATABASE_URL, BROADCASTER_CONFIG
 and BROADCASTER_SMSC_URL)."""
@@ -204,9 +245,25 @@ def _check_ranges(settings: Settings) -> None:
         raise ConfigError("api_approval_threshold must be >= 0, api_max_body_bytes >= 1024")
     if settings.api_rate_per_second <= 0 or settings.api_rate_burst < 1:
         raise ConfigError("api_rate_per_second must be positive, api_rate_burst >= 1")
+    _check_retention(settings)
     if not _COUNTRY_CODE.fullmatch(settings.home_country):
         raise ConfigError(
             f"home_country {settings.home_country!r} is not a two-letter country code (FR, BE, ...)"
+        )
+
+
+MIN_AUDIT_DAYS = 365
+"""The audit log is never purged younger than a year (the database function refuses too)."""
+
+
+def _check_retention(settings: Settings) -> None:
+    for name in ("outcomes_days", "receipts_days", "audit_days", "locations_hours", "interval_s"):
+        if getattr(settings, f"retention_{name}") < 0:
+            raise ConfigError(f"retention_{name} must be 0 (keep) or positive")
+    if 0 < settings.retention_audit_days < MIN_AUDIT_DAYS:
+        raise ConfigError(
+            f"retention_audit_days must be 0 (keep) or at least {MIN_AUDIT_DAYS}: the audit log "
+            "is kept longest"
         )
 
 
