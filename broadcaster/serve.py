@@ -108,6 +108,7 @@ async def serve(
     scheduler = DrillScheduler(api_db, settings, smscs=[s.name for s in smscs])
     worker_task = asyncio.create_task(worker.run(), name="worker")
     scheduler_task = asyncio.create_task(scheduler.run(), name="drill-scheduler")
+    retention_task = asyncio.create_task(purge_periodically(api_db, settings), name="retention")
     runner = web.AppRunner(
         create_app(settings, api_db, worker, console=True),
         access_log=None,
@@ -131,14 +132,33 @@ async def serve(
         await runner.cleanup()
         worker.stop()
         scheduler.stop()
+        retention_task.cancel()
         with contextlib.suppress(Exception):
             await worker_task
         with contextlib.suppress(Exception):
             await scheduler_task
+        with contextlib.suppress(BaseException):
+            await retention_task
         await api_db.close()
         await worker_db.close()
         if mock is not None:
             await mock.stop()
+
+
+async def purge_periodically(db: asyncpg.Pool[asyncpg.Record], settings: Settings) -> None:
+    """Apply the retention settings now and every `retention_interval_s` (0: never). A purge
+    that fails is logged and tried again next time: it must not stop the service."""
+    from broadcaster.commands.retention import purge
+    from broadcaster.domain.caller import SCHEDULER
+
+    if settings.retention_interval_s <= 0:
+        return
+    while True:
+        try:
+            await purge(db, settings, SCHEDULER)
+        except Exception as exc:  # the next round may succeed (database back, lock released)
+            log.error("retention_purge_failed", action="retention_purge", error=str(exc))
+        await asyncio.sleep(settings.retention_interval_s)
 
 
 async def _until_stopped(

@@ -35,6 +35,19 @@ def register(commands: Commands) -> None:
         _cmd_db_migrate,
         epilog="example:\n  DATABASE_URL=postgresql://... broadcaster db migrate --json",
     )
+    purge = add_command(
+        db_sub,
+        "purge",
+        "remove what the retention settings say has been kept long enough",
+        _cmd_db_purge,
+        epilog="examples:\n  broadcaster db purge --dry-run\n  broadcaster db purge --json",
+        description="Drop the month partitions of outcomes (deliveries) and receipts older "
+        "than retention_outcomes_days / retention_receipts_days, delete audit entries older "
+        "than retention_audit_days and location records older than retention_locations_hours "
+        "(0: kept). A partition holding outcomes of an unfinished broadcast is kept. "
+        "`broadcaster serve` does the same every retention_interval_s.",
+    )
+    switch(purge, "--dry-run", "BROADCASTER_DRY_RUN", "say what would go; remove nothing")
 
     subs = add_command(commands, "subscribers", "manage the subscriber index", _cmd_help)
     subs_sub = subs.add_subparsers(dest="subscribers_command", metavar="ACTION", required=True)
@@ -153,6 +166,15 @@ async def _cmd_db_migrate(args: argparse.Namespace, settings: Settings) -> int:
         {"applied": applied},
         "applied: " + ", ".join(applied) if applied else "the schema is up to date",
     )
+    return EXIT_OK
+
+
+async def _cmd_db_purge(args: argparse.Namespace, settings: Settings) -> int:
+    from broadcaster.commands import retention
+
+    async with command_context(settings) as ctx:
+        result = await retention.purge(ctx.db, settings, cli_caller(), dry_run=args.dry_run)
+    emit(args, result, retention.describe(result))
     return EXIT_OK
 
 

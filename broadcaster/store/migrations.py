@@ -87,6 +87,9 @@ async def pending(conn: Conn, migrations_dir: Path) -> list[str]:
 async def migrate(conn: Conn, migrations_dir: Path) -> list[str]:
     """Apply the pending migrations in order; returns the file names applied (none if current)."""
     migrations = discover(migrations_dir)
+    done = await applied_versions(conn)
+    if done and all(m.version in done for m in migrations):
+        return []  # nothing to do: also what the service's role (no CREATE privilege) may run
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock($1)", LOCK_KEY)
         await conn.execute(CREATE_TABLE)
