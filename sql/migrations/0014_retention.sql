@@ -194,11 +194,12 @@ BEGIN
         EXECUTE format('GRANT CONNECT, TEMPORARY ON DATABASE %I TO broadcaster_service',
                        current_database());
         GRANT USAGE ON SCHEMA public TO broadcaster_service;
-        GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO broadcaster_service;
+        GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON ALL TABLES IN SCHEMA public
+            TO broadcaster_service;
         GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO broadcaster_service;
         REVOKE UPDATE, DELETE, TRUNCATE ON audit_log FROM broadcaster_service;
         ALTER DEFAULT PRIVILEGES IN SCHEMA public
-            GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO broadcaster_service;
+            GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON TABLES TO broadcaster_service;
         ALTER DEFAULT PRIVILEGES IN SCHEMA public
             GRANT USAGE, SELECT ON SEQUENCES TO broadcaster_service;
     ELSE
