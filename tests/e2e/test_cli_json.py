@@ -34,6 +34,8 @@ TESTS = Path(__file__).parent.parent
 # command -> the test (module::function) that parses its --json output.
 JSON_COVERAGE = {
     "db migrate": "e2e.test_cli_json::test_db_migrate",
+    "db purge": "integration.test_retention::test_cli_purge_dry_run_says_what_would_go",
+    "config reference": "unit.test_configuration_reference::test_the_command_writes_the_reference",
     "subscribers import": "e2e.test_cli_data::test_import_reports_rows_modes_and_rejects",
     "subscribers synth": "e2e.test_cli_data::test_synth_then_areas_at_every_level",
     "areas": "e2e.test_cli_data::test_synth_then_areas_at_every_level",

@@ -4,7 +4,10 @@ cannot drift), every setting has a meaning, and the example deploy/broadcaster.t
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
+
+import pytest
 
 from broadcaster.cli import main
 from broadcaster.settings import ENVIRONMENT_VARIABLES, Settings
@@ -31,10 +34,17 @@ def test_every_setting_and_environment_variable_is_in_the_reference() -> None:
         assert f"`{variable}`" in text
 
 
-def test_the_command_writes_the_reference(tmp_path: Path) -> None:
+def test_the_command_writes_the_reference(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # main() would point the logs at this test's captured stderr, closed after the test
+    monkeypatch.setattr("broadcaster.cli.configure_logging", lambda **_: None)
     out = tmp_path / "configuration.md"
-    assert main(["config", "reference", "--output", str(out)]) == 0
+    assert main(["config", "reference", "--output", str(out), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"written": str(out)}
     assert out.read_text(encoding="utf-8") == reference()
+    assert main(["config", "reference"]) == 0
+    assert capsys.readouterr().out == reference()
 
 
 def test_example_file_loads_and_sets_every_plain_setting() -> None:
