@@ -2,9 +2,9 @@
 
 Outcomes and receipts leave by whole month partitions, once the month is older than their
 retention and no unfinished broadcast has a row in it (a running broadcast is never touched);
-audit entries and location records by age. The broadcasts themselves stay (a report says what
-was planned and sent in aggregate). Not an API operation: it runs from the CLI or the scheduler,
-and its outcome is audited.
+audit entries and location records by age. The broadcasts stay, and so does each one's report:
+saved before its outcomes leave, it is what `status` and `report` show afterwards. Not an API
+operation: it runs from the CLI or the scheduler, and its outcome is audited.
 """
 
 from __future__ import annotations
@@ -69,6 +69,7 @@ async def _partitions(
         elif dry_run:
             entry["action"] = "would drop"
         else:
+            await store.save_reports(conn, part)
             dropped = await store.drop_partition(conn, part, cutoff)
             entry["action"] = "dropped" if dropped is not None else "kept: refused"
             entry["rows"] = dropped if dropped is not None else part.rows

@@ -210,6 +210,10 @@ async def progress(conn: Conn, broadcast_id: int) -> dict[str, Any]:
     """Status for people and scripts: the record, chunk progress and derived counts."""
     await expire_overdue(conn)
     row = await get_broadcast(conn, broadcast_id)
+    saved = await conn.fetchval(queries["saved_report"], broadcast_id)
+    if saved is not None:  # its outcomes were purged (retention): the report saved before
+        report: dict[str, Any] = json.loads(saved)
+        return report
     chunks = await conn.fetchrow(queries["chunks_left"], broadcast_id)
     counts = await summary(conn, broadcast_id)
     receipts = await conn.fetch(queries["receipt_summary"], broadcast_id)

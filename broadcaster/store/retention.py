@@ -4,10 +4,12 @@ service's role can purge without owning a table or being able to alter the audit
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 
 from broadcaster.domain.states import ACTIVE
+from broadcaster.store import broadcasts
 from broadcaster.store.database import Conn
 from broadcaster.store.queries import queries
 
@@ -72,3 +74,19 @@ async def locations_older_than(conn: Conn, cutoff: datetime) -> int:
 async def purge_locations(conn: Conn, cutoff: datetime) -> int:
     status = await conn.execute(queries["retention_purge_locations"], cutoff)
     return int(status.split()[-1])
+
+
+async def save_reports(conn: Conn, partition: Partition) -> int:
+    """Save the report of each broadcast with outcomes in this deliveries partition (none of
+    them unfinished: such a partition is kept), before the partition goes; how many saved."""
+    if partition.table != "deliveries":
+        return 0
+    ids = [
+        r[0] for r in await conn.fetch(queries["retention_partition_broadcasts"], partition.name)
+    ]
+    for broadcast_id in ids:
+        report = await broadcasts.progress(conn, broadcast_id)
+        await conn.execute(
+            queries["retention_save_report"], broadcast_id, json.dumps(report, default=str)
+        )
+    return len(ids)

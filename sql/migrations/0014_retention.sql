@@ -158,6 +158,26 @@ BEGIN
 END
 $$;
 
+-- The report of a finished broadcast, saved by the purge before its outcomes leave: `status` and
+-- `report` read it once the outcomes are gone (the after-action record stays).
+CREATE TABLE broadcast_reports (
+    broadcast_id bigint PRIMARY KEY REFERENCES broadcasts (id) ON DELETE CASCADE,
+    report       jsonb NOT NULL,
+    saved_at     timestamptz NOT NULL DEFAULT now()
+);
+
+-- The broadcasts with outcomes in a month partition of deliveries (whose reports a purge saves).
+CREATE FUNCTION retention_partition_broadcasts(part text)
+RETURNS SETOF bigint LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = public, pg_temp
+AS $$
+BEGIN
+    IF part !~ '^deliveries_[0-9]{4}_[0-9]{2}$' THEN
+        RAISE EXCEPTION 'retention_partition_broadcasts: % is not a month of deliveries', part;
+    END IF;
+    RETURN QUERY EXECUTE format('SELECT DISTINCT broadcast_id FROM %I', part);
+END
+$$;
+
 -- Delete audit entries older than `cutoff`, never younger than a year: the one way the service's
 -- role can remove audit entries (it has no DELETE on audit_log).
 CREATE FUNCTION retention_purge_audit(cutoff timestamptz)

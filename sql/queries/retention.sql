@@ -34,3 +34,17 @@ SELECT count(*)::bigint FROM locations WHERE seen_at < $1;
 -- name: retention_purge_locations
 -- Forget where numbers were seen before $1 (a row per number: a DELETE, not a partition).
 DELETE FROM locations WHERE seen_at < $1;
+
+-- name: retention_partition_broadcasts
+-- Broadcasts with outcomes in the deliveries partition $1 that have no saved report yet.
+SELECT b FROM retention_partition_broadcasts($1) AS b
+WHERE NOT EXISTS (SELECT 1 FROM broadcast_reports r WHERE r.broadcast_id = b);
+
+-- name: retention_save_report
+-- Keep a finished broadcast's report before its outcomes are dropped.
+INSERT INTO broadcast_reports (broadcast_id, report) VALUES ($1, $2::jsonb)
+ON CONFLICT (broadcast_id) DO NOTHING;
+
+-- name: saved_report
+-- The report saved when the broadcast's outcomes were purged (NULL: none).
+SELECT report::text FROM broadcast_reports WHERE broadcast_id = $1;

@@ -21,6 +21,7 @@ import pytest
 from broadcaster.commands.retention import purge
 from broadcaster.domain.caller import SCHEDULER
 from broadcaster.settings import Settings
+from broadcaster.store import broadcasts
 from broadcaster.store.database import Conn
 from broadcaster.store.migrations import migrate
 
@@ -115,8 +116,14 @@ async def test_purge_drops_exactly_the_old_months_and_never_a_running_broadcast(
         f"r{running}": 12,
     }
 
+    async with pool.acquire() as conn:
+        report_before = await broadcasts.progress(conn, finished)
+    assert report_before["accepted"] == 300  # recipients (the same 300 numbers each month)
+
     result = await purge(pool, SETTINGS, SCHEDULER, now=NOW)
 
+    async with pool.acquire() as conn:  # the after-action report stays, as it was
+        assert await broadcasts.progress(conn, finished) == report_before
     outcomes = {p["partition"]: p for p in result["outcomes"]["partitions"]}
     assert outcomes[_month(OLDER)] == {"partition": _month(OLDER), "rows": 300, "action": "dropped"}
     assert outcomes[_month(OLD)]["action"].startswith("kept")  # the running broadcast's rows
