@@ -12,26 +12,33 @@
 -- not created in time (never lost); `retention_ensure_partitions` moves them out when it creates
 -- that month, and is run by this migration, by `broadcaster db purge` and by serve's scheduler.
 
-ALTER TABLE deliveries RENAME TO deliveries_before_0014;
-ALTER INDEX deliveries_by_broadcast RENAME TO deliveries_before_0014_by_broadcast;
-ALTER INDEX deliveries_by_message_key RENAME TO deliveries_before_0014_by_message_key;
-CREATE TABLE deliveries (LIKE deliveries_before_0014 INCLUDING DEFAULTS INCLUDING CONSTRAINTS)
-    PARTITION BY RANGE (submitted_at);
-CREATE INDEX deliveries_by_broadcast ON deliveries (broadcast_id, msisdn);
-CREATE INDEX deliveries_by_message_key ON deliveries (smsc, ltrim(upper(message_id), '0'))
-    WHERE status = 0;
-CREATE TABLE deliveries_default PARTITION OF deliveries DEFAULT;
-
-ALTER TABLE receipts RENAME TO receipts_before_0014;
-ALTER INDEX receipts_by_message RENAME TO receipts_before_0014_by_message;
-ALTER INDEX receipts_by_part RENAME TO receipts_before_0014_by_part;
-ALTER INDEX receipts_unattributed RENAME TO receipts_before_0014_unattributed;
-CREATE TABLE receipts (LIKE receipts_before_0014 INCLUDING DEFAULTS INCLUDING CONSTRAINTS)
-    PARTITION BY RANGE (received_at);
-CREATE INDEX receipts_by_message ON receipts (smsc, message_id);
-CREATE INDEX receipts_by_part ON receipts (broadcast_id, msisdn, part) WHERE match = 'matched';
-CREATE INDEX receipts_unattributed ON receipts (received_at) WHERE match <> 'matched';
-CREATE TABLE receipts_default PARTITION OF receipts DEFAULT;
+-- Each table is rebuilt partitioned with the columns, defaults, checks and indexes it has now
+-- (whatever earlier migrations gave it), then its rows are copied in below.
+CREATE FUNCTION pg_temp.partition_by_month(tbl text, col text) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    definitions text[];
+    definition text;
+    old_index text;
+BEGIN
+    SELECT array_agg(indexdef ORDER BY indexname) INTO definitions
+    FROM pg_indexes WHERE schemaname = 'public' AND tablename = tbl;
+    FOR old_index IN SELECT indexname FROM pg_indexes
+                     WHERE schemaname = 'public' AND tablename = tbl LOOP
+        EXECUTE format('ALTER INDEX %I RENAME TO %I', old_index, left('b0014_' || old_index, 63));
+    END LOOP;
+    EXECUTE format('ALTER TABLE %I RENAME TO %I', tbl, tbl || '_before_0014');
+    EXECUTE format('CREATE TABLE %I (LIKE %I INCLUDING DEFAULTS INCLUDING CONSTRAINTS '
+                   'INCLUDING GENERATED INCLUDING STORAGE INCLUDING COMMENTS) '
+                   'PARTITION BY RANGE (%I)', tbl, tbl || '_before_0014', col);
+    FOREACH definition IN ARRAY coalesce(definitions, '{}') LOOP
+        EXECUTE definition;  -- `CREATE INDEX name ON public.tbl ...`: now the partitioned table
+    END LOOP;
+    EXECUTE format('CREATE TABLE %I PARTITION OF %I DEFAULT', tbl || '_default', tbl);
+END
+$$;
+SELECT pg_temp.partition_by_month('deliveries', 'submitted_at');
+SELECT pg_temp.partition_by_month('receipts', 'received_at');
 
 -- The month partitions from `since` (or the oldest row in DEFAULT) to `months_ahead` months
 -- after the current one, for both tables; rows of those months in DEFAULT are moved in.

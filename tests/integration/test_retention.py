@@ -17,13 +17,16 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from fixtures_cli import Cli
 
 from broadcaster.commands.retention import purge
 from broadcaster.domain.caller import SCHEDULER
+from broadcaster.importer import seed_synthetic
 from broadcaster.settings import Settings
 from broadcaster.store import broadcasts
 from broadcaster.store.database import Conn
 from broadcaster.store.migrations import migrate
+from loadtest.common import mock_smsc_process
 
 NOW = datetime.now(UTC)
 OLD = NOW - timedelta(days=200)  # a month wholly before the 90-day cutoff
@@ -324,3 +327,54 @@ async def test_migration_0014_moves_existing_outcomes_into_month_partitions(
         }
     finally:
         await conn.close()
+
+
+def test_a_drill_is_sent_and_purged_as_the_service_role(
+    cli: Cli,
+    db_dsn: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """What the units run, as the role they run as: a send (chunks, outcomes, receipts, audit),
+    status, a purge; the schema is current, so nothing needs DDL."""
+
+    async def seed() -> None:  # the bulk import into an empty index is the owner's job
+        conn = await asyncpg.connect(db_dsn)
+        try:
+            await seed_synthetic(conn, 2000, seed=3)
+        finally:
+            await conn.close()
+
+    asyncio.run(seed())
+    service = Cli(f"{db_dsn}?role=broadcaster_service", capsys)
+    with mock_smsc_process() as port:
+        monkeypatch.setenv("BROADCASTER_SMSC_URL", f"smpp://t:pw@127.0.0.1:{port}")
+        sent = service("send", "--area", "dep:13", "--template", "drill", "--drill", "--yes")
+    assert sent["state"] == "completed" and sent["accepted"] > 0
+    assert service("report", str(sent["broadcast_id"]))["accepted"] == sent["accepted"]
+    assert service("db", "purge", "--dry-run")["dry_run"] is True
+    audit = service("audit")["entries"]
+    assert any(e["subject"] == f"broadcast:{sent['broadcast_id']}" for e in audit)
+
+
+async def test_serve_purges_periodically_and_survives_a_failed_purge(
+    pool: asyncpg.Pool[asyncpg.Record],
+) -> None:
+    import structlog
+
+    from broadcaster.serve import purge_periodically
+
+    settings = dataclasses.replace(SETTINGS, retention_interval_s=0.05)
+    with structlog.testing.capture_logs() as logs:
+        task = asyncio.create_task(purge_periodically(pool, settings))
+        async with asyncio.timeout(10):
+            while sum(e["event"] == "retention_purge" for e in logs) < 2:
+                await asyncio.sleep(0.02)
+        await pool.close()  # the database goes away: logged, and tried again
+        async with asyncio.timeout(10):
+            while not any(e["event"] == "retention_purge_failed" for e in logs):
+                await asyncio.sleep(0.02)
+        assert not task.done()
+        task.cancel()
+    off = dataclasses.replace(SETTINGS, retention_interval_s=0)
+    await asyncio.wait_for(purge_periodically(pool, off), 1)  # 0: serve never purges
