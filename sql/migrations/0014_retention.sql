@@ -75,6 +75,9 @@ BEGIN
             IF to_regclass(part) IS NULL AND (hi > since OR waiting) THEN
                 EXECUTE format('CREATE TABLE %I (LIKE %I INCLUDING DEFAULTS INCLUDING CONSTRAINTS)',
                                part, parent);
+                -- Writers of rows that would land in DEFAULT wait the few milliseconds this
+                -- takes (ATTACH needs that lock anyway): none slips in between move and attach.
+                EXECUTE format('LOCK TABLE %I IN ACCESS EXCLUSIVE MODE', parent || '_default');
                 EXECUTE format('WITH moved AS (DELETE FROM %I WHERE %I >= $1 AND %I < $2 '
                                'RETURNING *) INSERT INTO %I SELECT * FROM moved',
                                parent || '_default', col, col, part) USING lo, hi;
