@@ -63,6 +63,8 @@ class Collector:
     outcomes: dict[object, list[Outcome]] = field(default_factory=dict)
     receipts: list[tuple[Receipt, str]] = field(default_factory=list)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
+    duplicates: dict[object, int] = field(default_factory=dict)
+    """Tag -> copies beyond one the SMSC may have received (only those above 0)."""
 
     def on_outcome(
         self,
@@ -72,8 +74,11 @@ class Collector:
         smsc: str,
         submitted_at: float,
         answered_at: float,
+        possible_duplicates: int = 0,
     ) -> None:
         assert submitted_at <= answered_at
+        if possible_duplicates:
+            self.duplicates[tag] = possible_duplicates
         self.outcomes.setdefault(tag, []).append(
             Outcome(status, message_id, smsc, time.monotonic())
         )

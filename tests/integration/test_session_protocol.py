@@ -144,6 +144,8 @@ class Outcomes:
 
     by_tag: dict[object, list[tuple[int, str | None, str]]] = field(default_factory=dict)
     receipts: list[tuple[Receipt, str]] = field(default_factory=list)
+    duplicates: dict[object, int] = field(default_factory=dict)
+    """Tag -> copies beyond one the SMSC may have received (only those above 0)."""
 
     def __call__(
         self,
@@ -153,9 +155,12 @@ class Outcomes:
         smsc: str,
         submitted_at: float,
         answered_at: float,
+        possible_duplicates: int,
     ) -> None:
         assert submitted_at <= answered_at
         self.by_tag.setdefault(tag, []).append((status, message_id, smsc))
+        if possible_duplicates:
+            self.duplicates[tag] = possible_duplicates
 
     def receipt(self, receipt: Receipt, smsc: str) -> None:
         self.receipts.append((receipt, smsc))
