@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -21,7 +22,7 @@ from broadcaster.errors import BindError
 from broadcaster.settings import SmscConfig
 from broadcaster.smpp import codec
 from broadcaster.smpp.constants import CommandId, Status
-from broadcaster.smpp.pool import NO_RESPONSE, BindState, SmppPool
+from broadcaster.smpp.pool import NO_RESPONSE, NOT_SENT, BindState, Lane, SmppPool
 from broadcaster.smpp.receipts import Receipt, format_receipt, receipt_tlvs
 from broadcaster.text.encoding import encode_message
 
@@ -522,6 +523,9 @@ async def test_connection_lost_requeues_what_was_in_flight(
     await pool.drain()
     assert outcomes.statuses() == dict.fromkeys(range(20), 0)
     assert pool.stats.requeued_inflight == 8  # possible duplicates, counted
+    # ...and reported with each part's outcome: the SMSC may hold two copies of each.
+    assert outcomes.duplicates == dict.fromkeys(range(8), 1)
+    assert pool.stats.possible_duplicates == 8
     assert pool.stats.reconnects == 1
     assert len(smsc.peers) == 2
     assert len(smsc.submits) == 28
@@ -562,6 +566,7 @@ async def test_parts_never_answered_fail_after_max_attempts(
     assert pool.stats.requeued_inflight == 1
     assert pool.stats.reconnects == 0
     assert pool.stats.failed_by_status == {NO_RESPONSE: 1}
+    assert outcomes.duplicates == {3: 1}  # written twice, never answered: maybe both arrived
 
 
 async def test_stalled_bind_is_dropped_and_its_parts_come_back(
@@ -588,6 +593,7 @@ async def test_stalled_bind_is_dropped_and_its_parts_come_back(
     assert pool.stats.stalls == 1
     assert pool.stats.timeouts == 10
     assert pool.stats.requeued_inflight == 10
+    assert outcomes.duplicates == dict.fromkeys(range(10), 1)
 
 
 async def test_smsc_unbind_is_answered_and_the_bind_comes_back(
@@ -624,6 +630,7 @@ async def test_corrupt_stream_drops_the_connection_and_reconnects(
     assert outcomes.statuses() == dict.fromkeys(range(12), 0)
     assert pool.stats.malformed == 1
     assert pool.stats.requeued_inflight == 4
+    assert outcomes.duplicates == dict.fromkeys(range(4), 1)
 
 
 async def test_idle_bind_sends_enquire_link_and_drops_a_dead_link(
@@ -761,3 +768,117 @@ async def test_pinned_parts_wait_for_their_site_without_holding_up_the_rest(
     finally:
         await paris.stop()
         await lyon.stop()
+
+
+# -- lanes: after a halt or past the deadline, nothing of a lane is written again -------------
+
+
+class Held:
+    """An SMSC answer that answers nothing and keeps each part's sequence, to answer later."""
+
+    def __init__(self) -> None:
+        self.parts: list[tuple[Peer, int]] = []
+
+    def __call__(self, pdu: codec.ShortMessagePdu, peer: Peer) -> Answer:
+        self.parts.append((peer, pdu.sequence))
+        return None
+
+    def answer_all(self, status: int) -> None:
+        for peer, sequence in self.parts:
+            peer.write(codec.encode_submit_sm_resp(sequence, status, ""))
+
+
+@pytest.mark.parametrize("status", [Status.ESME_RTHROTTLED, Status.ESME_RMSGQFUL])
+async def test_parts_throttled_after_their_lane_halted_are_not_sent_again(
+    smsc: ScriptedSmsc, make_pool: Callable[..., SmppPool], status: int
+) -> None:
+    held = Held()
+    smsc.answer = held
+    lane = Lane()
+    outcomes = Outcomes()
+    pool = make_pool(
+        config(port_of(smsc)), outcomes=outcomes, lane_of=lambda tag: lane if tag < 100 else None
+    )
+    await pool.start()
+    await send(pool, 10)
+    await smsc.wait_until(lambda: len(smsc.submits) == 10)
+    lane.halt()  # the run is cancelled while its 10 parts are in flight...
+    smsc.answer = accept_all
+    held.answer_all(status)  # ...and all come back "slow down"
+    await send(pool, 5, start=100)  # another caller's parts still go
+    await pool.drain()
+    assert outcomes.statuses() == {
+        **dict.fromkeys(range(10), NOT_SENT),
+        **dict.fromkeys(range(100, 105), 0),
+    }
+    # The SMSC's record: nothing of the halted lane after the halt.
+    assert [p.destination_addr for p in smsc.submits[10:]] == [
+        destination(i).decode() for i in range(100, 105)
+    ]
+    assert pool.stats.not_sent == 10
+    assert pool.stats.failed == 0  # not a delivery failure: a resumed run sends them
+    assert outcomes.duplicates == {}
+
+
+async def test_parts_lost_in_flight_after_their_lane_halted_are_not_sent_again(
+    smsc: ScriptedSmsc, make_pool: Callable[..., SmppPool]
+) -> None:
+    """A halted lane's parts left unanswered, then the connection dies: not sent again."""
+    smsc.answer = Held()
+    lane = Lane()
+    outcomes = Outcomes()
+    pool = make_pool(config(port_of(smsc)), outcomes=outcomes, lane_of=lambda tag: lane)
+    await pool.start()
+    await send(pool, 6)
+    await smsc.wait_until(lambda: len(smsc.submits) == 6)
+    lane.halt()
+    smsc.answer = accept_all
+    assert smsc.peers[0].transport is not None
+    smsc.peers[0].transport.close()
+    await pool.drain()
+    await smsc.wait_until(lambda: len(smsc.peers) == 2 and smsc.peers[1].bound)
+    assert outcomes.statuses() == dict.fromkeys(range(6), NOT_SENT)
+    assert len(smsc.submits) == 6
+    assert pool.stats.requeued_inflight == 0
+    assert outcomes.duplicates == {}  # written once each: at most one copy
+
+
+async def test_nothing_of_a_lane_is_written_after_its_deadline(
+    smsc: ScriptedSmsc, make_pool: Callable[..., SmppPool]
+) -> None:
+    """A paced bind with more queued than it can send before the deadline: what is still
+    queued at the deadline is NOT_SENT by the pool itself (the caller does nothing), half the
+    parts are throttled and their retries stop at the deadline too."""
+    throttle = True
+
+    def answer(pdu: codec.ShortMessagePdu, peer: Peer) -> Answer:
+        nonlocal throttle
+        throttle = not throttle
+        return (Status.ESME_RTHROTTLED if throttle else 0), "id"
+
+    smsc.answer = answer
+    outcomes = Outcomes()
+    pool = make_pool(config(port_of(smsc), tps=40), outcomes=outcomes)
+    await pool.start()
+    deadline = time.time() + 0.6
+    lane = pool.open_lane(deadline)
+    pool.lane_of = lambda tag: lane
+    times: dict[object, float] = {}
+    outcome = outcomes.__call__
+
+    def spy(tag: object, status: int, *args: object) -> None:
+        times[tag] = cast(float, args[2])  # submitted_at, time.time()
+        outcome(tag, status, *args)  # type: ignore[arg-type]
+
+    pool.on_outcome = spy
+    await send(pool, 200)
+    await pool.drain()
+    statuses = outcomes.statuses()
+    accepted = [tag for tag, s in statuses.items() if s == 0]
+    assert 0 < len(accepted) < 200
+    assert set(statuses.values()) == {0, NOT_SENT}
+    assert all(times[tag] < deadline for tag in accepted)
+    # The SMSC's record: every part it got was answered before the deadline, none after.
+    assert len(smsc.submits) == len(accepted) + pool.stats.throttled
+    assert pool.stats.not_sent == 200 - len(accepted)
+    assert lane.halted
