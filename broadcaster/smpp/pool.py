@@ -454,7 +454,8 @@ class SmppPool:
                 self._bound.remove(session)
             bind.session = None
             lived = time.monotonic() - session.opened_at
-            bind.failures = 1 if lived >= policy.STABLE_SESSION else bind.failures + 1
+            carried = session.answered > 0 or lived >= policy.STABLE_SESSION
+            bind.failures = 0 if carried else bind.failures + 1
             bind.last_error = session.close_reason
             bind.reconnects += 1
             self.stats.reconnects += 1

@@ -111,6 +111,9 @@ class SmppSession(asyncio.Protocol, Generic[P]):
         )
         self.sent = 0
         """submit_sm PDUs written on this connection."""
+        self.answered = 0
+        """submit_sm answered on this connection (any status): it carried traffic, so losing
+        it is not a failed attempt (the pool reconnects at once)."""
         loop = asyncio.get_running_loop()
         self.bound: asyncio.Future[None] = loop.create_future()
         """Resolved by a successful bind_resp; BindError if refused or the connection ends."""
@@ -265,7 +268,9 @@ class SmppSession(asyncio.Protocol, Generic[P]):
             self.pacer.on_accepted(now, received.accepted)
         for event in received.events:
             self._on_event(event)
-        if received.answered:
+        answered = received.answered
+        if answered:
+            self.answered += answered
             owner.kick()
 
     def _throttled(self, part: P, status: int, now: float) -> None:
