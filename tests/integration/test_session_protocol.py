@@ -882,3 +882,54 @@ async def test_nothing_of_a_lane_is_written_after_its_deadline(
     assert len(smsc.submits) == len(accepted) + pool.stats.throttled
     assert pool.stats.not_sent == 200 - len(accepted)
     assert lane.halted
+
+
+async def test_a_bind_dropped_after_carrying_traffic_comes_back_at_once(
+    smsc: ScriptedSmsc, make_pool: Callable[..., SmppPool]
+) -> None:
+    """An SMSC that closes each connection after answering 5 parts: every loss is followed by
+    a quick retry (no failure counted, no growing backoff), and nothing is lost."""
+
+    def answer(pdu: codec.ShortMessagePdu, peer: Peer) -> Answer:
+        if len(peer.submits) == 5:
+            peer.write(codec.encode_submit_sm_resp(pdu.sequence, 0, "ok"))
+            assert peer.transport is not None
+            peer.transport.close()
+            return None
+        return 0, "ok"
+
+    smsc.answer = answer
+    outcomes = Outcomes()
+    pool = make_pool(config(port_of(smsc), window=1), outcomes=outcomes)
+    await pool.start()
+    await send(pool, 30)
+    await pool.drain()
+    assert outcomes.statuses() == dict.fromkeys(range(30), 0)
+    assert pool.stats.reconnects >= 5
+    assert pool.binds[0].failures == 0
+    assert pool.stats.bind_failures == 0
+
+
+async def test_a_bind_dropped_before_answering_anything_backs_off(
+    smsc: ScriptedSmsc, make_pool: Callable[..., SmppPool]
+) -> None:
+    """Dropped at its first part, unanswered, twice: those are failed attempts, counted (the
+    backoff grows with them: `policy.reconnect_delay`); the third connection answers."""
+
+    def answer(pdu: codec.ShortMessagePdu, peer: Peer) -> Answer:
+        if len(smsc.peers) <= 2:
+            assert peer.transport is not None
+            peer.transport.close()
+            return None
+        return 0, "ok"
+
+    smsc.answer = answer
+    outcomes = Outcomes()
+    pool = make_pool(config(port_of(smsc)), outcomes=outcomes)
+    await pool.start()
+    await send(pool, 1)
+    await pool.drain()
+    assert outcomes.statuses() == {0: 0}
+    assert len(smsc.peers) == 3
+    assert pool.binds[0].failures == 2  # the third connection is up: no reset before it drops
+    assert outcomes.duplicates == {0: 2}  # written three times, the first two unanswered
