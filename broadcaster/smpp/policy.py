@@ -24,7 +24,7 @@ from typing import Final, Protocol
 
 from broadcaster.smpp.constants import Status, status_name
 
-QUICK_RECONNECT: Final = 0.02
+QUICK_RECONNECT: Final = 0.002
 """Delay (seconds, jittered down to half) before reconnecting a bind whose connection carried
 traffic and was lost: an SMSC that drops binds every thousand parts must not halve the rate
 (issue 20: 179 msg/s when every drop counted as a failure)."""
