@@ -111,3 +111,35 @@ async def test_nothing_is_submitted_after_the_expiry(
     assert status["state"] == "expired"
     assert last < expires_at
     assert status["part_outcomes"] == mock.statuses[0]
+
+
+async def test_parts_not_sent_at_a_pause_are_sent_at_the_resume_exactly_once(
+    db: asyncpg.Pool, db_dsn: str, start_mock: StartMock
+) -> None:
+    """NOT_SENT leaves no outcome: the throttled parts dropped at the pause go out after the
+    resume, and every recipient gets its text exactly once."""
+    mock, smsc = await start_mock(
+        HOSTILE.replace(latency_ms=100), binds=2, window=64, response_timeout_s=5.0
+    )
+    request = BroadcastRequest(areas=["dep:13"], template="outage", variables={})
+    settings = Settings(database_url=db_dsn, chunk_size=500)
+    async with db.acquire() as conn:
+        plan = await make_plan(conn, settings, request)
+        broadcast_id = await create_broadcast(conn, settings, request, plan)
+    task = asyncio.create_task(Worker(db, [smsc]).run(until_idle=True))
+    await mock.wait_for(lambda: mock.statuses[Status.ESME_RTHROTTLED] >= 50, timeout=20)
+    async with db.acquire() as conn:
+        await store.apply_action(conn, broadcast_id, "pause")
+    runs = await asyncio.wait_for(task, 20)
+    assert runs[-1].state == "paused"
+    assert mock.statuses[0] < plan.parts
+    # The SMSC recovers (its next connections behave), and the broadcast is resumed.
+    mock.config = MockConfig(seed=5)
+    async with db.acquire() as conn:
+        assert await store.apply_action(conn, broadcast_id, "resume") == "approved"
+    runs = await asyncio.wait_for(Worker(db, [smsc]).run(until_idle=True), 60)
+    assert runs[-1].state == "completed"
+    received = mock.record.messages
+    assert len(received) == plan.recipients
+    assert all(len(texts) == 1 for texts in received.values())
+    assert mock.statuses[0] == plan.parts
