@@ -15,8 +15,9 @@ How a part ends (the connection sorts the answers, the owner records them):
 
 - accepted (status 0), or any other status, vendor codes included, or a generic_nack naming
   it: a final outcome, `SessionOwner.answered`; the bind stays up;
-- ESME_RTHROTTLED / ESME_RMSGQFUL: the pacer slows down and `SessionOwner.throttled` takes the
-  part back (never given up, never counted as an attempt);
+- ESME_RTHROTTLED / ESME_RMSGQFUL: the pacer counts it (and slows down once throttles are
+  more than noise, `pacing.py`) and `SessionOwner.throttled` takes the part back (never
+  counted as an attempt; sent again unless its caller halted);
 - still in flight when the connection ends: `SessionOwner.lost` gets it back.
 
 A broken length field means the stream cannot be resynchronised: the session drops the
