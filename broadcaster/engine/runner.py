@@ -173,6 +173,8 @@ class BroadcastRunner:
         chunk, msisdn, part, parts = tag
         if status == NOT_SENT:
             # Halted before it could be sent again: no outcome row, a resumed run sends it.
+            if not self.lane.halted:  # not halted by us: the pool's deadline passed first
+                self._halt("expired")
             self._settled(chunk)
             return
         # Parts written in one batch share `submitted_at`, parts answered in one read share
@@ -273,6 +275,7 @@ class BroadcastRunner:
             await self._flush()
         finally:
             expiry_timer.cancel()
+            self.lane.halt()  # the run is over: the pool need not watch its expiry any more
             for task in background:
                 task.cancel()
             for task in background:

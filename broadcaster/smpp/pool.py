@@ -137,7 +137,8 @@ class Lane:
         self.halted = False
 
     def halt(self) -> None:
-        """Nothing of this lane is written from now on (the caller cancels what is queued)."""
+        """Nothing of this lane is written from now on (the caller cancels what is queued and
+        submits nothing more in it: the pool stops watching it)."""
         self.halted = True
 
     def closed(self, now: float) -> bool:
@@ -778,12 +779,15 @@ class SmppPool:
         self._report(bind, [(part, NOT_SENT, None) for part in parts], now)
 
     def _expire_lanes(self, now: float) -> None:
-        """Halt the lanes past their deadline and report their queued parts `NOT_SENT`."""
+        """Report the queued parts of the lanes past their deadline `NOT_SENT`.
+
+        A lane stays watched (checked on every pass, its new parts dropped) until its owner
+        halts it: until then the owner may still submit (its own expiry timer may fire after
+        this pass); once halted, the owner submits nothing more and the lane is forgotten.
+        """
         expired = [lane for lane in self._lanes if now >= lane.deadline]
-        self._lanes = [lane for lane in self._lanes if now < lane.deadline]
+        self._lanes = [lane for lane in self._lanes if not lane.halted]
         self._next_deadline = min((lane.deadline for lane in self._lanes), default=math.inf)
-        for lane in expired:
-            lane.halt()
         lane_of = self.lane_of
         if lane_of is None:
             return
