@@ -333,8 +333,9 @@ class SmppPool:
         """Stop sending, give parts in flight a moment to be answered, unbind every session.
 
         Parts still queued stay queued (`cancel()` returns their tags); parts still in flight
-        when the connections end go back to the queue too, unrecorded: their outcome is
-        unknown, so a resumed broadcast sends them again rather than losing them.
+        when the connections end go back to the queue too, unrecorded (or `NOT_SENT` when
+        their lane halted): their outcome is unknown, so a resumed broadcast sends them again
+        rather than losing them.
         """
         if self._closing:
             return

@@ -58,7 +58,8 @@ class PoolStats:
     """Copies beyond one that the SMSC may have received, over every part reported (a part
     resent after a lost connection or a response timeout and then accepted counts 1)."""
     throttled: int = 0
-    """ESME_RTHROTTLED / ESME_RMSGQFUL replies; each throttled part was sent again."""
+    """ESME_RTHROTTLED / ESME_RMSGQFUL replies; each throttled part was sent again (unless
+    its lane had halted: then counted in `not_sent`)."""
     requeued_inflight: int = 0
     """Parts in flight on a lost connection or past their response timeout, queued to be sent
     again: the SMSC may have accepted them, so each is a possible duplicate."""
