@@ -36,6 +36,11 @@ IDLE_POLL = 0.5
 """How often a run waiting for other workers' chunks looks again."""
 
 
+def _lane_of(tag: object) -> Lane:
+    """The lane of a part's run (halted with it, closed at its expiry), for the pool."""
+    return cast(PartTag, tag)[0].runner.lane
+
+
 class Engine:
     """Binds to the configured SMSCs and runs broadcasts through them."""
 
@@ -162,15 +167,10 @@ class Engine:
         smsc: str,
         submitted_at: float,
         answered_at: float,
-        possible_duplicates: int,
+        possible_duplicates: int = 0,
     ) -> None:
         """Each part's outcome, to the runner that submitted it (its tag is a `PartTag`)."""
         part = cast(PartTag, tag)
         part[0].runner.on_outcome(
             part, status, message_id, smsc, submitted_at, answered_at, possible_duplicates
         )
-
-
-def _lane_of(tag: object) -> Lane:
-    """The lane of a part's run (halted with it, closed at its expiry)."""
-    return cast(PartTag, tag)[0].runner.lane
