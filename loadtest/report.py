@@ -18,8 +18,6 @@ from loadtest import charts
 from loadtest.charts import Bar, Line, Series
 
 OPS = {">=": "≥", ">": ">", "<": "<", "<=": "≤", "==": "="}
-PERCENT_KEYS = ("achieved_ratio", "efficiency", "throttle_ratio", "disconnect_ratio")
-"""Target figures shown as percentages."""
 CHART_FILES = (
     "pool.svg",
     "e2e.svg",
@@ -56,6 +54,10 @@ def _table(rows: Sequence[tuple[str, Any]], head: tuple[str, str] = ("figure", "
     lines = [f"| {head[0]} | {head[1]} |", "|---|---:|"]
     lines += [f"| {label} | {num(value)} |" for label, value in rows]
     return "\n".join(lines)
+
+
+PERCENT_KEYS = ("achieved_ratio", "efficiency", "throttle_ratio", "disconnect_ratio")
+"""Target figures shown as percentages."""
 
 
 def _target_value(row: dict[str, Any]) -> str:
