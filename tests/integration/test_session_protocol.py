@@ -938,3 +938,38 @@ async def test_a_bind_dropped_before_answering_anything_backs_off(
     assert len(smsc.peers) == 3
     assert pool.binds[0].failures == 2  # the third connection is up: no reset before it drops
     assert outcomes.duplicates == {0: 2}  # written three times, the first two unanswered
+
+
+async def test_a_part_timed_out_after_its_lane_halted_is_not_sent_again(
+    smsc: ScriptedSmsc, make_pool: Callable[..., SmppPool]
+) -> None:
+    """The SMSC answers every part but one; its lane halts meanwhile: when that part's
+    response timeout passes, it is NOT_SENT, not written again elsewhere."""
+
+    def answer(pdu: codec.ShortMessagePdu, peer: Peer) -> Answer:
+        return None if pdu.destination_addr == destination(3).decode() else (0, "ok")
+
+    smsc.answer = answer
+    lane = Lane()
+    outcomes = Outcomes()
+    pool = make_pool(
+        config(port_of(smsc), response_timeout_s=0.3),
+        outcomes=outcomes,
+        lane_of=lambda tag: lane if tag < 100 else None,
+        housekeeping_interval=0.05,
+    )
+    await pool.start()
+    await send(pool, 10)
+    await smsc.wait_until(lambda: len(smsc.submits) == 10)
+    lane.halt()
+    # Keep the bind answering something while part 3 waits (a silent bind would be dropped).
+    for batch in range(6):
+        await asyncio.sleep(0.1)  # paces the feed; the assertions wait on events
+        await send(pool, 2, start=100 + 2 * batch)
+    await pool.drain()
+    statuses = outcomes.statuses()
+    assert statuses[3] == NOT_SENT
+    assert all(s == 0 for tag, s in statuses.items() if tag != 3)
+    assert [p.destination_addr for p in smsc.submits].count(destination(3).decode()) == 1
+    assert pool.stats.timeouts == 1
+    assert pool.stats.requeued_inflight == 0
