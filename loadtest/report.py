@@ -18,7 +18,15 @@ from loadtest import charts
 from loadtest.charts import Bar, Line, Series
 
 OPS = {">=": "≥", ">": ">", "<": "<", "<=": "≤", "==": "="}
-CHART_FILES = ("pool.svg", "e2e.svg", "paced.svg", "degraded.svg", "scaleout.svg", "load.svg")
+CHART_FILES = (
+    "pool.svg",
+    "e2e.svg",
+    "paced.svg",
+    "degraded.svg",
+    "faults.svg",
+    "scaleout.svg",
+    "load.svg",
+)
 
 
 def num(value: Any, digits: int = 1) -> str:
@@ -48,19 +56,23 @@ def _table(rows: Sequence[tuple[str, Any]], head: tuple[str, str] = ("figure", "
     return "\n".join(lines)
 
 
+PERCENT_KEYS = ("achieved_ratio", "efficiency", "throttle_ratio", "disconnect_ratio")
+"""Target figures shown as percentages."""
+
+
 def _target_value(row: dict[str, Any]) -> str:
     value = row["value"]
     if value is None:
         return "—"
     unit = row["unit"]
-    if row["key"] in ("achieved_ratio", "efficiency"):
+    if row["key"] in PERCENT_KEYS:
         return f"{value:.1%}"
     return f"{num(value)} {unit}".strip()
 
 
 def _target_threshold(row: dict[str, Any]) -> str:
     threshold = row["threshold"]
-    if row["key"] in ("achieved_ratio", "efficiency"):
+    if row["key"] in PERCENT_KEYS:
         text = f"{threshold:.0%}"
     else:
         text = f"{num(threshold)} {row['unit']}".strip()
@@ -149,6 +161,32 @@ def chart_degraded(f: dict[str, Any]) -> str:
     )
 
 
+def chart_faults(f: dict[str, Any]) -> str:
+    base = f["baseline_parts_per_s"]
+    throttle, disconnect = f["throttle_parts_per_s"], f["disconnect_parts_per_s"]
+    every = f"{f['disconnect_after']:,}"
+    return charts.bar_chart(
+        f"Faults: parts/s, medians of {f['repeat']} runs each, vs a no-fault baseline",
+        [
+            Bar("no fault", base, charts.GREY, f"{base:,.0f}"),
+            Bar(
+                f"{f['throttle_share']:.0%} throttled",
+                throttle,
+                charts.OURS,
+                f"{throttle:,.0f} ({f['throttle_ratio']:.0%})",
+            ),
+            Bar(
+                f"disconnect / {every} submits",
+                disconnect,
+                charts.OURS,
+                f"{disconnect:,.0f} ({f['disconnect_ratio']:.0%})",
+            ),
+        ],
+        "parts/s",
+        [Line(0.8 * base, "target, throttles: 80%"), Line(0.7 * base, "target, disconnects: 70%")],
+    )
+
+
 def chart_scaleout(f: dict[str, Any]) -> str:
     one = f.get("one_worker_msgs_per_s") or f["recipients"] / f["one_worker_s"]
     two = f.get("two_workers_msgs_per_s") or f["recipients"] / f["two_workers_s"]
@@ -197,6 +235,7 @@ CHARTS: dict[str, Callable[[dict[str, Any]], str]] = {
     "e2e": chart_e2e,
     "paced": chart_paced,
     "degraded": chart_degraded,
+    "faults": chart_faults,
     "scaleout": chart_scaleout,
 }
 
@@ -232,6 +271,16 @@ healthy until it is killed with SIGKILL (no unbind) 8 s after it accepted its fi
 real capacity is 1,200 + 2,000 parts/s while both are up, 1,200 after; the ideal completion
 time sends every part at that capacity from the first submit. Efficiency = ideal ÷ actual
 (first submit to last answer, from the database).""",
+    "faults": """\
+One scratch database; the same broadcast (a new one each run, 100k parts) is sent by one
+`broadcaster worker` process to a mock SMSC in its own process, with no TPS limit, in three
+runs: no fault; 2% of the parts answered ESME_RTHROTTLED at random; every connection closed
+by the SMSC after 1,000 submit_sm. All three use the mock's per-PDU path (the baseline with a
+0% error rate). A warm-up run comes first; then the three in turn, 3 times, and each figure is
+the median of its runs (the machine is shared). Throughput = accepted parts ÷ (first submit to
+last answer), from the database; ratio = fault ÷ baseline. Before issue 20 these cost 98% and
+99% of the throughput (the pacer cut the rate on every throttle; every lost connection grew the
+reconnect backoff).""",
     "scaleout": """\
 One broadcast (all of a 300k-subscriber scratch database) is run by 1, then by 2
 `broadcaster worker` processes sharing it through the chunk leases in PostgreSQL. The mock SMSC
@@ -286,6 +335,23 @@ def figures_rows(name: str, f: dict[str, Any]) -> list[tuple[str, Any]]:
             ("efficiency (ideal ÷ actual)", f"{f['efficiency']:.1%}"),
             ("site A's accepted parts/s once alone", f["a_parts_per_s_after_down"]),
             ("throttle replies from site A", f["a_throttled"]),
+            ("parts recorded twice / missing", f"{f['duplicate_rows']} / {f['missing_parts']}"),
+        ]
+    if name == "faults":
+        runs = f.get("runs", {})
+        return [
+            ("parts per run / runs of each", f"{f['parts']:,} / {f['repeat']}"),
+            ("no fault: parts/s (median)", f["baseline_parts_per_s"]),
+            (
+                f"{f['throttle_share']:.0%} throttled: parts/s (÷ baseline)",
+                f"{num(f['throttle_parts_per_s'])} ({f['throttle_ratio']:.1%})",
+            ),
+            (
+                f"a disconnect every {f['disconnect_after']:,} submits: parts/s (÷ baseline)",
+                f"{num(f['disconnect_parts_per_s'])} ({f['disconnect_ratio']:.1%})",
+            ),
+            ("throttles per run", [r["throttles"] for r in runs.get("throttle", [])]),
+            ("disconnects per run", [r["disconnects"] for r in runs.get("disconnect", [])]),
             ("parts recorded twice / missing", f"{f['duplicate_rows']} / {f['missing_parts']}"),
         ]
     if name == "scaleout":

@@ -133,6 +133,25 @@ SCENARIOS: tuple[Scenario, ...] = (
         (Target("efficiency", "ideal ÷ actual completion time", ">=", 0.85),),
     ),
     Scenario(
+        "faults",
+        "Faults: 2% throttles, a disconnect every 1,000 submits, vs a no-fault baseline",
+        "loadtest.faults",
+        ("--parts", "100000", "--repeat", "3"),
+        ("--parts", "2000", "--repeat", "1"),
+        300,
+        (
+            Target("throttle_ratio", "2% throttles: parts/s ÷ no fault", ">=", 0.8, "", "issue 20"),
+            Target(
+                "disconnect_ratio",
+                "a disconnect every 1,000 submits: parts/s ÷ no fault",
+                ">=",
+                0.7,
+                "",
+                "issue 20",
+            ),
+        ),
+    ),
+    Scenario(
         "scaleout",
         "Scale-out: 1 vs 2 worker processes on one broadcast, TPS-limited SMSC",
         "loadtest.scaleout",

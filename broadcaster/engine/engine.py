@@ -24,7 +24,7 @@ from broadcaster.domain.states import RUNNABLE
 from broadcaster.engine.receipts import ReceiptRecorder
 from broadcaster.engine.runner import BroadcastRunner, PartTag, RunStats
 from broadcaster.settings import SmscConfig
-from broadcaster.smpp.pool import SmppPool
+from broadcaster.smpp.pool import Lane, SmppPool
 from broadcaster.store import broadcasts as store
 from broadcaster.store import chunks
 from broadcaster.store import drills as store_drills
@@ -34,6 +34,11 @@ log = structlog.get_logger(__name__)
 RECEIPT_POLL_S = 0.25
 IDLE_POLL = 0.5
 """How often a run waiting for other workers' chunks looks again."""
+
+
+def _lane_of(tag: object) -> Lane:
+    """The lane of a part's run (halted with it, closed at its expiry), for the pool."""
+    return cast(PartTag, tag)[0].runner.lane
 
 
 class Engine:
@@ -62,7 +67,9 @@ class Engine:
 
     async def start(self) -> None:
         """Bind (BindError, saying why per bind, unless one bind came up) and record receipts."""
-        pool = SmppPool(self.smscs, on_outcome=self._on_outcome, on_receipt=self.receipts)
+        pool = SmppPool(
+            self.smscs, on_outcome=self._on_outcome, on_receipt=self.receipts, lane_of=_lane_of
+        )
         await pool.start()
         self._pool = pool
         self.receipts.start()
@@ -160,7 +167,10 @@ class Engine:
         smsc: str,
         submitted_at: float,
         answered_at: float,
+        possible_duplicates: int = 0,
     ) -> None:
         """Each part's outcome, to the runner that submitted it (its tag is a `PartTag`)."""
         part = cast(PartTag, tag)
-        part[0].runner.on_outcome(part, status, message_id, smsc, submitted_at, answered_at)
+        part[0].runner.on_outcome(
+            part, status, message_id, smsc, submitted_at, answered_at, possible_duplicates
+        )
