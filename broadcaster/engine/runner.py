@@ -82,9 +82,14 @@ class RunStats:
     accepted: int = 0
     failed: int = 0
     chunks_done: int = 0
+    language_fallbacks: int = 0
+    """Recipients whose language had no group at planning (imported or changed since): they
+    got their département's default-language text."""
     started: float = field(default_factory=time.monotonic)
     first_submit: float | None = None
     state: str = "running"
+    error: str | None = None
+    """What stopped the run, when something unexpected did (the broadcast is then paused)."""
 
 
 def group_parts(
@@ -152,6 +157,7 @@ class BroadcastRunner:
         self.reached_of: int | None = None
         self.kind = "live"
         self._refusal = ""
+        self._error: BaseException | None = None
         # The last time converted for each outcome column (see `on_outcome`).
         self._submitted_key = self._answered_key = math.nan
         self._submitted_dt = self._answered_dt = datetime.fromtimestamp(0, UTC)
@@ -229,6 +235,7 @@ class BroadcastRunner:
                 self.stats.state = await self._refuse_drill(conn, reason)
                 return self.stats
             groups = await store.groups(conn, self.broadcast_id)
+            fallbacks = await store.fallback_groups(conn, self.broadcast_id)
             await store.expire_overdue(conn)
             if not await store.apply(conn, self.broadcast_id, "start"):
                 # Cancelled, paused, expired or not approved: nothing to do here.
@@ -252,7 +259,10 @@ class BroadcastRunner:
             asyncio.create_task(self._lease_renewer()),
         ]
         try:
-            await self._claim_loop(by_group, language_map)
+            try:
+                await self._claim_loop(by_group, language_map, fallbacks)
+            except Exception as exc:  # whatever it is, the run ends cleanly and says why
+                self._fail(exc)
             if self._stop.is_set():
                 self._cancel_queued()
             await self._wait_drained()
@@ -267,7 +277,12 @@ class BroadcastRunner:
             await self._flush()
         self.stats.state = await self._final_state()
         self._report()
-        log.info("broadcast_run_finished", state=self.stats.state, outcomes=self.stats.outcomes)
+        log.info(
+            "broadcast_run_finished",
+            state=self.stats.state,
+            outcomes=self.stats.outcomes,
+            language_fallbacks=self.stats.language_fallbacks,
+        )
         return self.stats
 
     def _templates(self, groups: list[asyncpg.Record]) -> dict[int, GroupParts]:
@@ -286,7 +301,10 @@ class BroadcastRunner:
         }
 
     async def _claim_loop(
-        self, by_group: dict[int, GroupParts], language_map: dict[str, dict[str, int]]
+        self,
+        by_group: dict[int, GroupParts],
+        language_map: dict[str, dict[str, int]],
+        fallbacks: dict[str, int],
     ) -> None:
         while not self._stop.is_set():
             async with self.db.acquire() as conn:
@@ -298,7 +316,9 @@ class BroadcastRunner:
                     lang.encode(): by_group[group_no]
                     for lang, group_no in language_map.get(chunk.departement, {}).items()
                 }
-                await self._stream_chunk(conn, chunk, by_lang, recorded)
+                fallback_group = fallbacks.get(chunk.departement)
+                fallback = None if fallback_group is None else by_group[fallback_group]
+                await self._stream_chunk(conn, chunk, by_lang, recorded, fallback)
 
     async def _stream_chunk(
         self,
@@ -306,14 +326,16 @@ class BroadcastRunner:
         chunk: chunks.Chunk,
         by_lang: dict[bytes, GroupParts],
         recorded: set[tuple[int, int]],
+        fallback: GroupParts | None,
     ) -> None:
         progress = ChunkProgress(self, chunk.chunk_no)
-        consume = _Submitter(self, progress, by_lang, recorded)
+        consume = _Submitter(self, progress, by_lang, recorded, fallback)
         output: Callable[[bytes], Coroutine[Any, Any, None]] = consume
         drill = self.kind == "drill"
         if drill:
             # Each row comes with its test_group flag, checked before any of it is submitted.
             output = _TestGroupOnly(consume, self._refuse_recipient)
+        output = _Guarded(output, consume, self._fail)
         await chunks.stream(
             conn,
             self.broadcast_id,
@@ -411,6 +433,15 @@ class BroadcastRunner:
         dropped = self._cancel_queued()
         log.warning("broadcast_halted", reason=reason, queued_parts_dropped=dropped)
 
+    def _fail(self, exc: BaseException) -> None:
+        """Something unexpected in the streaming path: stop now, say what; the broadcast is
+        paused (`_final_state`) for a person to look at, its chunks handed back."""
+        if self._error is None:
+            self._error = exc
+            self.stats.error = f"{type(exc).__name__}: {exc}"
+            log.error("broadcast_run_error", error=self.stats.error, exc_info=exc)
+        self._halt("error")
+
     def halt(self, reason: str) -> None:
         """Stop this run from outside (its worker stops): unfinished chunks are handed back,
         the broadcast keeps its state for another worker."""
@@ -435,6 +466,8 @@ class BroadcastRunner:
             if self._stop_reason == "expired":
                 await store.apply(conn, self.broadcast_id, "expire")
                 return "expired"
+            if self._stop_reason == "error":
+                return await self._pause_on_error(conn)
             todo, _total = await chunks.chunks_left(conn, self.broadcast_id)
             # Everything was sent: completed, even if a pause landed in the last moments (a
             # paused broadcast with nothing left could never be resumed into completion).
@@ -443,6 +476,20 @@ class BroadcastRunner:
             if self._stop_reason or todo == 0:
                 return await store.get_state(conn, self.broadcast_id) or "gone"
             return "running"  # other workers still hold chunks
+
+    async def _pause_on_error(self, conn: Conn) -> str:
+        """Pause the broadcast after an unexpected error (the engine's decision, audited): what
+        was sent is recorded, the rest waits for `resume` once the cause is dealt with."""
+        async with conn.transaction():
+            if await store.apply(conn, self.broadcast_id, "pause"):
+                await audit.record(
+                    conn,
+                    ENGINE,
+                    "broadcast_paused_on_error",
+                    audit.subject_of("broadcast", self.broadcast_id),
+                    reason=f"the engine paused it: {self.stats.error}; resume once dealt with",
+                )
+        return await store.get_state(conn, self.broadcast_id) or "gone"
 
     def _refuse_recipient(self, msisdn: bytes) -> None:
         self._refusal = f"recipient {msisdn.decode()} is not in the test group"
@@ -480,13 +527,18 @@ class _Submitter:
         progress: ChunkProgress,
         by_lang: dict[bytes, GroupParts],
         recorded: set[tuple[int, int]],
+        fallback: GroupParts | None = None,
     ) -> None:
         self.runner = runner
         self.progress = progress
         self.by_lang = by_lang
         self.recorded = recorded
+        self.fallback = fallback
+        """The département's default-language parts, for a language without a group."""
         self.tail = b""
         self.dropped = False
+        self._queued = 0
+        """Parts `_submit` queued in its last call, even when it raised half-way."""
 
     async def __call__(self, data: bytes) -> None:
         runner = self.runner
@@ -495,43 +547,89 @@ class _Submitter:
             return
         lines = (self.tail + data).split(b"\n")
         self.tail = lines.pop()
-        submitted = self._submit(lines)
-        runner.submitted(submitted)
-        stats = runner.stats
-        self.progress.outstanding += submitted
-        stats.parts_submitted += submitted
-        stats.recipients_streamed += len(lines)
-        if stats.first_submit is None and submitted:
-            stats.first_submit = time.monotonic()
+        try:
+            self._submit(lines)
+        finally:
+            # Parts in the pool are counted even when a line failed: each gets an outcome.
+            submitted = self._queued
+            runner.submitted(submitted)
+            stats = runner.stats
+            self.progress.outstanding += submitted
+            stats.parts_submitted += submitted
+            stats.recipients_streamed += len(lines)
+            if stats.first_submit is None and submitted:
+                stats.first_submit = time.monotonic()
         await runner.wait_for_room()
         if len(runner._rows) >= FLUSH_ROWS:
             # Never run far ahead of the durable record: it bounds what a crash resends.
             await runner._flush()
 
-    def _submit(self, lines: list[bytes]) -> int:
-        """Queue every part of these recipients but those already recorded; how many."""
+    def _submit(self, lines: list[bytes]) -> None:
+        """Queue every part of these recipients but those already recorded (how many: in
+        `_queued`, set even if a line raises)."""
         submit = self.runner.pool.submit
         by_lang = self.by_lang
         recorded = self.recorded
         progress = self.progress
         stats = self.runner.stats
         submitted = 0
-        for line in lines:
-            destination, _, lang = line.partition(b"\t")
-            parts = by_lang[lang]
-            count = len(parts)
-            msisdn = int(destination)
-            last = count  # the last part to submit (not yet recorded): the message ends there
-            while recorded and (msisdn, last) in recorded:
-                last -= 1
-            for index, templates in enumerate(parts, 1):
-                if recorded and (msisdn, index) in recorded:
-                    stats.parts_skipped += 1
-                    continue
-                tag: PartTag = (progress, msisdn, index, count)
-                submit(templates, destination, tag, index < last)
-                submitted += 1
-        return submitted
+        try:
+            for line in lines:
+                destination, _, lang = line.partition(b"\t")
+                parts = by_lang.get(lang) or self._fallback(lang)
+                count = len(parts)
+                msisdn = int(destination)
+                last = count  # the last part to submit (not yet recorded): the message ends there
+                while recorded and (msisdn, last) in recorded:
+                    last -= 1
+                for index, templates in enumerate(parts, 1):
+                    if recorded and (msisdn, index) in recorded:
+                        stats.parts_skipped += 1
+                        continue
+                    tag: PartTag = (progress, msisdn, index, count)
+                    submit(templates, destination, tag, index < last)
+                    submitted += 1
+        finally:
+            self._queued = submitted
+
+    def _fallback(self, lang: bytes) -> GroupParts:
+        """The parts for a language that had no group at planning: the département's default."""
+        if self.fallback is None:
+            raise LookupError(f"no text for language {lang.decode(errors='replace')!r} here")
+        stats = self.runner.stats
+        if not stats.language_fallbacks:
+            log.warning("language_fallback", language=lang.decode(errors="replace"))
+        stats.language_fallbacks += 1
+        return self.fallback
+
+
+class _Guarded:
+    """The COPY callback actually given to asyncpg: whatever the consumer raises is recorded
+    (`on_error`: the run stops and says why) and the rest of the stream is read and dropped.
+    Raising from a COPY callback would leave asyncpg waiting on a cancellation that never
+    completes once the server has finished the COPY: the worker hung for good, renewing its
+    lease and deaf to SIGTERM and cancel (issue 20)."""
+
+    def __init__(
+        self,
+        output: Callable[[bytes], Coroutine[Any, Any, None]],
+        consume: _Submitter,
+        on_error: Callable[[BaseException], None],
+    ) -> None:
+        self.output = output
+        self.consume = consume
+        self.on_error = on_error
+        self.failed = False
+
+    async def __call__(self, data: bytes) -> None:
+        if self.failed:
+            return
+        try:
+            await self.output(data)
+        except Exception as exc:
+            self.failed = True
+            self.consume.dropped = True  # the chunk stays unfinished: its lease is handed back
+            self.on_error(exc)
 
 
 class _TestGroupOnly:

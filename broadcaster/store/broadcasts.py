@@ -185,6 +185,13 @@ async def groups(conn: Conn, broadcast_id: int) -> list[asyncpg.Record]:
     return list(await conn.fetch(queries["get_groups"], broadcast_id))
 
 
+async def fallback_groups(conn: Conn, broadcast_id: int) -> dict[str, int]:
+    """{département: group} for subscribers whose language had no group at planning (imported
+    or changed since): the département's default-language text, never a stopped run."""
+    rows = await conn.fetch(queries["fallback_groups"], broadcast_id)
+    return {r["departement"]: r["group_no"] for r in rows}
+
+
 async def follow_ups(conn: Conn, broadcast_id: int) -> list[dict[str, Any]]:
     return [dict(r) for r in await conn.fetch(queries["follow_ups"], broadcast_id)]
 

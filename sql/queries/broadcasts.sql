@@ -24,6 +24,15 @@ FROM broadcasts WHERE id = $1;
 SELECT group_no, departement, lang, body, encoding, parts, recipients
 FROM broadcast_groups WHERE broadcast_id = $1 ORDER BY group_no;
 
+-- name: fallback_groups
+-- Per département of a broadcast, the group a subscriber whose language had no group when the
+-- broadcast was planned gets: the département's default language, else its first group.
+SELECT DISTINCT ON (g.departement) g.departement, g.group_no
+FROM broadcast_groups g
+LEFT JOIN departements d ON d.code = g.departement
+WHERE g.broadcast_id = $1
+ORDER BY g.departement, (g.lang = d.default_language) DESC NULLS LAST, g.group_no;
+
 -- name: set_state
 -- The one way a broadcast changes state: to $2 if it is in one of the states $3 (both from the
 -- state machine's table, `domain/states.py`); $4 stamps started_at, $5 finished_at; $6 records
