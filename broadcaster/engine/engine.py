@@ -22,7 +22,7 @@ import structlog
 
 from broadcaster.domain.states import RUNNABLE
 from broadcaster.engine.receipts import ReceiptRecorder
-from broadcaster.engine.runner import BroadcastRunner, PartTag, RunStats
+from broadcaster.engine.runner import LEASE_SECONDS, BroadcastRunner, PartTag, RunStats
 from broadcaster.settings import SmscConfig
 from broadcaster.smpp.pool import SmppPool
 from broadcaster.store import broadcasts as store
@@ -46,8 +46,10 @@ class Engine:
         *,
         name: str | None = None,
         receipt_interval: float = 0.5,
+        lease_seconds: float = LEASE_SECONDS,
     ) -> None:
         self.db = db
+        self.lease_seconds = lease_seconds
         self.smscs = tuple(smscs)
         self.name = name or f"{socket.gethostname()}:{os.getpid()}"
         """How this process signs its chunk leases."""
@@ -98,6 +100,7 @@ class Engine:
             worker=self.name,
             on_progress=on_progress,
             sharing=lambda: len(self._runners),
+            lease_seconds=self.lease_seconds,
         )
         self._runners.add(runner)
         try:

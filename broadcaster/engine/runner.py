@@ -130,8 +130,12 @@ class BroadcastRunner:
         worker: str,
         on_progress: Callable[[RunStats], None] | None = None,
         sharing: Callable[[], int] = lambda: 1,
+        lease_seconds: float = LEASE_SECONDS,
     ) -> None:
         self.db = db
+        self.lease_seconds = lease_seconds
+        """How long a chunk stays this run's without a renewal (renewed every third of it):
+        after a crash, how long before another worker takes it up."""
         self.pool = pool
         self.broadcast_id = broadcast_id
         self.worker = worker
@@ -308,7 +312,7 @@ class BroadcastRunner:
     ) -> None:
         while not self._stop.is_set():
             async with self.db.acquire() as conn:
-                chunk = await chunks.claim(conn, self.broadcast_id, self.worker, LEASE_SECONDS)
+                chunk = await chunks.claim(conn, self.broadcast_id, self.worker, self.lease_seconds)
                 if chunk is None:
                     return
                 recorded = await chunks.recorded_parts(conn, self.broadcast_id, chunk)
@@ -453,9 +457,9 @@ class BroadcastRunner:
 
     async def _lease_renewer(self) -> None:
         while True:
-            await asyncio.sleep(LEASE_SECONDS / 3)
+            await asyncio.sleep(self.lease_seconds / 3)
             async with self.db.acquire() as conn:
-                await chunks.renew_leases(conn, self.broadcast_id, self.worker, LEASE_SECONDS)
+                await chunks.renew_leases(conn, self.broadcast_id, self.worker, self.lease_seconds)
 
     async def _final_state(self) -> str:
         async with self.db.acquire() as conn:

@@ -15,7 +15,7 @@ import asyncpg
 import structlog
 
 from broadcaster.engine.engine import Engine
-from broadcaster.engine.runner import RunStats
+from broadcaster.engine.runner import LEASE_SECONDS, RunStats
 from broadcaster.settings import SmscConfig
 from broadcaster.smpp.pool import SmppPool
 from broadcaster.store import broadcasts as store
@@ -41,9 +41,10 @@ class Worker:
         *,
         name: str | None = None,
         on_progress: Callable[[RunStats], None] | None = None,
+        lease_seconds: float = LEASE_SECONDS,
     ) -> None:
         self.db = db
-        self.engine = Engine(db, smscs, name=name)
+        self.engine = Engine(db, smscs, name=name, lease_seconds=lease_seconds)
         self.on_progress = on_progress
         self.runs: list[RunStats] = []
         self._stop = asyncio.Event()
@@ -61,8 +62,9 @@ class Worker:
         self._stop.set()
 
     async def run(self, until_idle: bool = False) -> list[RunStats]:
-        """Bind, then work until `stop()` (with `until_idle`, until no runnable broadcast is
-        left), then unbind. While it lives it says so (a heartbeat every HEARTBEAT_S): a
+        """Bind, then work until `stop()` (with `until_idle`, until no runnable broadcast has
+        work left: chunks other workers hold count, since a dead one's are taken up when their
+        lease expires), then unbind. While it lives it says so (a heartbeat every HEARTBEAT_S): a
         broadcast waiting for a worker can tell whether one is running."""
         async with self.engine:
             beating = asyncio.create_task(self._heartbeat())
@@ -86,7 +88,7 @@ class Worker:
                     task = asyncio.create_task(self.engine.run(broadcast_id, self.on_progress))
                     running[broadcast_id] = (task, priority)
                 if not running:
-                    if until_idle:
+                    if until_idle and not await self._work_left():
                         break
                     await self._idle()
                     continue
@@ -128,6 +130,12 @@ class Worker:
                 stats = task.result()
                 self.runs.append(stats)
                 log.info("worker_run_done", broadcast_id=broadcast_id, state=stats.state)
+
+    async def _work_left(self) -> bool:
+        """Some runnable broadcast has a chunk not done (maybe leased by a worker that died:
+        waiting for its lease to expire is how a restarted worker finishes the broadcast)."""
+        async with self.db.acquire() as conn:
+            return await chunks.unfinished(conn) > 0
 
     async def _heartbeat(self) -> None:
         """Say this worker is alive, and what it sends, until cancelled; a database that does

@@ -180,6 +180,12 @@ async def runnable(conn: Conn, limit: int = 20) -> list[tuple[int, int]]:
     return [(int(r["id"]), int(r["priority"])) for r in rows]
 
 
+async def unfinished(conn: Conn) -> int:
+    """How many runnable broadcasts still have a chunk not done, leased or not: a chunk leased
+    by a worker that died is taken up when its lease expires."""
+    return int(await conn.fetchval(queries["unfinished_broadcasts"], RUNNABLE_STATES))
+
+
 async def ahead_of(conn: Conn, broadcast_id: int) -> list[int]:
     """The runnable broadcasts more urgent than this one: what it waits for."""
     rows = await conn.fetch(queries["ahead_of"], broadcast_id, RUNNABLE_STATES)

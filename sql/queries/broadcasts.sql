@@ -194,6 +194,15 @@ WHERE b.state = ANY($1::text[]) AND b.expires_at > now()
 ORDER BY b.priority DESC, b.id
 LIMIT $2;
 
+-- name: unfinished_broadcasts
+-- How many runnable broadcasts ($1: the runnable states) have an unfinished chunk, held or not:
+-- work a worker run `--until-idle` waits for (a dead worker's lease expires, then it is taken).
+SELECT count(*)::int FROM broadcasts b
+WHERE b.state = ANY($1::text[]) AND b.expires_at > now()
+  AND EXISTS (
+      SELECT 1 FROM broadcast_chunks c WHERE c.broadcast_id = b.id AND NOT c.done
+  );
+
 -- name: ahead_of
 -- Runnable broadcasts more urgent than broadcast $1 (higher priority), oldest first ($2: the
 -- runnable states): what it waits for.
