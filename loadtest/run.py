@@ -141,6 +141,26 @@ SCENARIOS: tuple[Scenario, ...] = (
         360,
         (Target("speedup", "2 workers ÷ 1 worker (time)", ">=", 1.5, "x"),),
     ),
+    Scenario(
+        "crash",
+        "Crash: a worker killed -9 three times, restarted with `worker --until-idle` each time",
+        "loadtest.crash",
+        ("--recipients", "200000", "--kills", "3"),
+        ("--recipients", "5000", "--kills", "2", "--lease-seconds", "2"),
+        300,
+        (
+            Target("missing", "recipients missing (mock SMSC record)", "==", 0, "", "issue 20"),
+            Target("completed", "broadcast completed, no SQL on leases", "==", 1, "", "issue 20"),
+            Target(
+                "duplicates_over_bound",
+                "duplicates beyond the parts unrecorded at the kills",
+                "==",
+                0,
+                "",
+                "issue 20",
+            ),
+        ),
+    ),
 )
 BY_NAME = {s.name: s for s in SCENARIOS}
 
