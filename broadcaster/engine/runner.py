@@ -17,10 +17,10 @@ import contextlib
 import json
 import math
 import time
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import asyncpg
 import structlog
@@ -32,7 +32,7 @@ from broadcaster.smpp.codec import SubmitTemplate, smpp_absolute_time, submit_te
 from broadcaster.smpp.pool import SmppPool
 from broadcaster.store import audit, chunks
 from broadcaster.store import broadcasts as store
-from broadcaster.store.database import Conn
+from broadcaster.store.database import CONNECTION_LOST, Conn, until_answered
 from broadcaster.text.encoding import encode_message
 
 log = structlog.get_logger(__name__)
@@ -48,6 +48,14 @@ CONTROL_INTERVAL = 0.25
 """How often the runner checks for cancel, pause and expiry (cancel must act within 1 s)."""
 EXPIRY_MARGIN = 0.05
 """Seconds before the expiry at which sending stops: timers fire late, never early."""
+IN_FLIGHT_PATIENCE_S = 30.0
+"""How long a run whose database went away waits for the answers of the parts in flight (the
+pool times unanswered ones out well before)."""
+STOP_PATIENCE_S = 5.0
+"""Once a run is halted (a signal, its expiry), how long it still waits for an absent database
+to record what it holds before giving up (the process must be able to stop)."""
+
+T = TypeVar("T")
 
 SiteTemplates = tuple[SubmitTemplate, ...]
 """One part of a group's message, encoded for each SMSC of the pool (in the pool's order): each
@@ -82,6 +90,8 @@ class RunStats:
     accepted: int = 0
     failed: int = 0
     chunks_done: int = 0
+    outages: int = 0
+    """Database outages ridden out: sending stopped, then resumed by itself."""
     language_fallbacks: int = 0
     """Recipients whose language had no group at planning (imported or changed since): they
     got their département's default-language text."""
@@ -162,6 +172,9 @@ class BroadcastRunner:
         self.kind = "live"
         self._refusal = ""
         self._error: BaseException | None = None
+        self._outage = False
+        """The database stopped answering: nothing more is submitted until it answers again
+        and what was answered meanwhile (kept in memory) is recorded."""
         # The last time converted for each outcome column (see `on_outcome`).
         self._submitted_key = self._answered_key = math.nan
         self._submitted_dt = self._answered_dt = datetime.fromtimestamp(0, UTC)
@@ -220,8 +233,14 @@ class BroadcastRunner:
             done, self._completable = self._completable, []
             if not rows and not done:
                 return
-            async with self.db.acquire() as conn:
-                await chunks.record_outcomes(conn, self.broadcast_id, rows, done)
+            try:
+                async with self.db.acquire() as conn:
+                    await chunks.record_outcomes(conn, self.broadcast_id, rows, done)
+            except BaseException:
+                # Not recorded (one transaction): keep them for the next flush.
+                self._rows[:0] = rows
+                self._completable[:0] = done
+                raise
             self.stats.outcomes += len(rows)
             self.stats.chunks_done += len(done)
 
@@ -263,14 +282,17 @@ class BroadcastRunner:
             asyncio.create_task(self._lease_renewer()),
         ]
         try:
-            try:
-                await self._claim_loop(by_group, language_map, fallbacks)
-            except Exception as exc:  # whatever it is, the run ends cleanly and says why
-                self._fail(exc)
-            if self._stop.is_set():
-                self._cancel_queued()
-            await self._wait_drained()
-            await self._flush()
+            while True:
+                await self._send(by_group, language_map, fallbacks)
+                if self._stop.is_set():
+                    self._cancel_queued()
+                await self._wait_drained()
+                if not self._outage or self._stop.is_set():
+                    break
+                # The database went away (while streaming or while waiting for the last
+                # answers): once it is back, record, hand back, and claim again.
+                await self._ride_out()
+            await self._durably(self._flush)
         finally:
             expiry_timer.cancel()
             for task in background:
@@ -278,8 +300,8 @@ class BroadcastRunner:
             for task in background:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-            await self._flush()
-        self.stats.state = await self._final_state()
+            await self._durably(self._flush)
+        self.stats.state = await self._durably(self._final_state)
         self._report()
         log.info(
             "broadcast_run_finished",
@@ -304,13 +326,28 @@ class BroadcastRunner:
             for g in groups
         }
 
+    async def _send(
+        self,
+        by_group: dict[int, GroupParts],
+        language_map: dict[str, dict[str, int]],
+        fallbacks: dict[str, int],
+    ) -> None:
+        """Claim and stream chunks until none is left, the run halts or the database goes
+        away (`_outage`); any other error ends the run cleanly, paused, saying why."""
+        try:
+            await self._claim_loop(by_group, language_map, fallbacks)
+        except CONNECTION_LOST as exc:
+            self._database_lost(exc)
+        except Exception as exc:  # whatever it is, the run ends cleanly and says why
+            self._fail(exc)
+
     async def _claim_loop(
         self,
         by_group: dict[int, GroupParts],
         language_map: dict[str, dict[str, int]],
         fallbacks: dict[str, int],
     ) -> None:
-        while not self._stop.is_set():
+        while not self._stop.is_set() and not self._outage:
             async with self.db.acquire() as conn:
                 chunk = await chunks.claim(conn, self.broadcast_id, self.worker, self.lease_seconds)
                 if chunk is None:
@@ -406,8 +443,79 @@ class BroadcastRunner:
     async def _flusher(self) -> None:
         while True:
             await asyncio.sleep(FLUSH_INTERVAL)
-            await self._flush()
+            try:
+                await self._flush()
+            except CONNECTION_LOST as exc:
+                self._database_lost(exc)
+                await until_answered(self.db)
             self._report()
+
+    # -- database outages ------------------------------------------------------------------------
+
+    def _database_lost(self, exc: BaseException) -> None:
+        """Outcomes can no longer be recorded: stop submitting now. Queued parts are dropped
+        (never sent: their chunks are taken up again later); those in flight are answered and
+        their outcomes kept in memory — the buffer is bounded by the binds' windows."""
+        if self._outage:
+            return
+        self._outage = True
+        dropped = self._cancel_queued()
+        self._room.set()  # a submitter waiting for room reads the rest of its chunk and drops it
+        log.warning(
+            "database_lost",
+            error=f"{type(exc).__name__}: {exc}",
+            queued_parts_dropped=dropped,
+            in_flight=self.outstanding,
+            unrecorded=len(self._rows),
+        )
+
+    async def _ride_out(self) -> None:
+        """Wait for the parts in flight and for the database; then record what was kept, hand
+        this run's unfinished chunks back and go on (it claims them again, skipping what was
+        recorded: nothing in memory is lost, nothing recorded is sent again)."""
+        loop = asyncio.get_running_loop()
+        lost_at = loop.time()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._drained.wait(), IN_FLIGHT_PATIENCE_S)
+        await self._await_database()
+        back_at = loop.time()
+        await self._durably(self._flush)
+        await self._durably(self._release_leases)
+        self._outage = False
+        self.stats.outages += 1
+        log.info(
+            "database_back",
+            outage_s=round(back_at - lost_at, 3),
+            outcomes=self.stats.outcomes,
+            resuming=not self._stop.is_set(),
+        )
+
+    async def _release_leases(self) -> None:
+        async with self.db.acquire() as conn:
+            await chunks.release_leases(conn, self.broadcast_id, self.worker)
+
+    async def _await_database(self) -> None:
+        """Until the database answers again; once the run is halted, STOP_PATIENCE_S at most
+        (then TimeoutError: the process must be able to stop)."""
+        if not self._stop.is_set():
+            answered = asyncio.ensure_future(until_answered(self.db))
+            stopped = asyncio.ensure_future(self._stop.wait())
+            await asyncio.wait({answered, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            stopped.cancel()
+            if answered.done():
+                answered.result()
+                return
+            answered.cancel()
+        await asyncio.wait_for(until_answered(self.db), STOP_PATIENCE_S)
+
+    async def _durably(self, work: Callable[[], Awaitable[T]]) -> T:
+        """`work()`, again and again while the database is away (see `_await_database`)."""
+        while True:
+            try:
+                return await work()
+            except CONNECTION_LOST as exc:
+                self._database_lost(exc)
+            await self._await_database()
 
     def _report(self) -> None:
         if self.on_progress is not None:
@@ -416,10 +524,15 @@ class BroadcastRunner:
     async def _controller(self) -> None:
         """Stop within CONTROL_INTERVAL of a cancel, a pause or a more urgent broadcast."""
         while True:
-            async with self.db.acquire() as conn:
-                row = await store.get_state_row(conn, self.broadcast_id)
-                assert row is not None
-                urgent = await chunks.higher_priority_waiting(conn, row["priority"])
+            try:
+                async with self.db.acquire() as conn:
+                    row = await store.get_state_row(conn, self.broadcast_id)
+                    assert row is not None
+                    urgent = await chunks.higher_priority_waiting(conn, row["priority"])
+            except CONNECTION_LOST as exc:
+                self._database_lost(exc)
+                await until_answered(self.db)
+                continue
             if row["state"] in HALTED:
                 self._halt(row["state"])
                 return
@@ -453,13 +566,20 @@ class BroadcastRunner:
 
     @property
     def stopping(self) -> bool:
-        return self._stop.is_set()
+        """Submit nothing more: halted, or the database is away."""
+        return self._stop.is_set() or self._outage
 
     async def _lease_renewer(self) -> None:
         while True:
             await asyncio.sleep(self.lease_seconds / 3)
-            async with self.db.acquire() as conn:
-                await chunks.renew_leases(conn, self.broadcast_id, self.worker, self.lease_seconds)
+            try:
+                async with self.db.acquire() as conn:
+                    await chunks.renew_leases(
+                        conn, self.broadcast_id, self.worker, self.lease_seconds
+                    )
+            except CONNECTION_LOST as exc:
+                self._database_lost(exc)
+                await until_answered(self.db)
 
     async def _final_state(self) -> str:
         async with self.db.acquire() as conn:
@@ -633,7 +753,10 @@ class _Guarded:
         except Exception as exc:
             self.failed = True
             self.consume.dropped = True  # the chunk stays unfinished: its lease is handed back
-            self.on_error(exc)
+            if isinstance(exc, CONNECTION_LOST):
+                self.consume.runner._database_lost(exc)  # an outage, ridden out: not an error
+            else:
+                self.on_error(exc)
 
 
 class _TestGroupOnly:

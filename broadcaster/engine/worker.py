@@ -20,7 +20,7 @@ from broadcaster.settings import SmscConfig
 from broadcaster.smpp.pool import SmppPool
 from broadcaster.store import broadcasts as store
 from broadcaster.store import chunks, workers
-from broadcaster.store.database import DATABASE_UNAVAILABLE
+from broadcaster.store.database import CONNECTION_LOST, DATABASE_UNAVAILABLE, until_answered
 
 log = structlog.get_logger(__name__)
 
@@ -84,11 +84,17 @@ class Worker:
         running: dict[int, tuple[asyncio.Task[RunStats], int]] = {}
         try:
             while not self._stop.is_set():
-                for broadcast_id, priority in await self._startable(running):
+                try:
+                    startable = await self._startable(running)
+                    idle = not running and not (startable or await self._work_left())
+                except CONNECTION_LOST as exc:
+                    await self._ride_out(exc)
+                    continue
+                for broadcast_id, priority in startable:
                     task = asyncio.create_task(self.engine.run(broadcast_id, self.on_progress))
                     running[broadcast_id] = (task, priority)
                 if not running:
-                    if until_idle and not await self._work_left():
+                    if until_idle and idle:
                         break
                     await self._idle()
                     continue
@@ -127,6 +133,16 @@ class Worker:
         for broadcast_id, (task, _priority) in list(running.items()):
             if task in done:
                 del running[broadcast_id]
+                if not task.cancelled() and task.exception() is not None:
+                    # Never the worker's end: the broadcast is taken up again when it can be.
+                    exc = task.exception()
+                    log.error(
+                        "worker_run_failed",
+                        broadcast_id=broadcast_id,
+                        error=f"{type(exc).__name__}: {exc}",
+                        exc_info=exc,
+                    )
+                    continue
                 stats = task.result()
                 self.runs.append(stats)
                 log.info("worker_run_done", broadcast_id=broadcast_id, state=stats.state)
@@ -136,6 +152,18 @@ class Worker:
         waiting for its lease to expire is how a restarted worker finishes the broadcast)."""
         async with self.db.acquire() as conn:
             return await chunks.unfinished(conn) > 0
+
+    async def _ride_out(self, exc: BaseException) -> None:
+        """The database went away between runs: wait until it answers (or the worker stops);
+        the binds stay up meanwhile."""
+        log.warning("worker_database_lost", error=f"{type(exc).__name__}: {exc}")
+        answered = asyncio.ensure_future(until_answered(self.db))
+        stopped = asyncio.ensure_future(self._stop.wait())
+        await asyncio.wait({answered, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        for fut in (answered, stopped):
+            fut.cancel()
+        if answered.done() and not answered.cancelled():
+            log.info("worker_database_back", waited_s=round(answered.result(), 3))
 
     async def _heartbeat(self) -> None:
         """Say this worker is alive, and what it sends, until cancelled; a database that does

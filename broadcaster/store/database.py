@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -35,16 +35,27 @@ Conn: TypeAlias = (
 )
 """A connection, plain or acquired from a pool: what functions taking a connection accept."""
 
-DATABASE_UNAVAILABLE: tuple[type[BaseException], ...] = (
-    StoreError,
+CONNECTION_LOST: tuple[type[BaseException], ...] = (
     OSError,
     TimeoutError,
     asyncpg.PostgresConnectionError,
     asyncpg.ConnectionDoesNotExistError,
     asyncpg.CannotConnectNowError,
     asyncpg.TooManyConnectionsError,
+    # Shutting down, crashed, or starting up: `pg_ctl stop -m immediate` and the restart.
+    asyncpg.exceptions.OperatorInterventionError,
 )
+"""What a lost or refused connection raises: the database is away, a process rides it out
+(`until_answered`) and goes on."""
+DATABASE_UNAVAILABLE: tuple[type[BaseException], ...] = (StoreError, *CONNECTION_LOST)
 """Exceptions that mean "the database does not answer" (HTTP 503, retry), not a bug."""
+
+OUTAGE_FIRST_WAIT_S = 0.05
+OUTAGE_LONGEST_WAIT_S = 1.0
+"""Back-off between attempts while the database is away: short, so that sending resumes within
+about a second of its return; a connection attempt to a stopped server costs next to nothing."""
+
+T = TypeVar("T")
 
 
 NO_DATABASE = (
@@ -147,6 +158,46 @@ async def drop_database(server_dsn: str, name: str) -> None:
 async def ping(conn: Conn) -> None:
     """Raise unless the database answers a trivial query."""
     await conn.fetchval(queries["ping"])
+
+
+async def until_answered(
+    db: asyncpg.Pool[asyncpg.Record],
+    *,
+    first: float = OUTAGE_FIRST_WAIT_S,
+    longest: float = OUTAGE_LONGEST_WAIT_S,
+) -> float:
+    """Wait until the database answers a trivial query again, retrying with back-off (doubling
+    from `first` up to `longest`); the seconds waited (0.0: it answered at once). A database
+    outage of seconds to minutes is ridden out this way rather than ending the process."""
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    delay = first
+    while True:
+        try:
+            async with asyncio.timeout(CONNECT_TIMEOUT_S), db.acquire() as conn:
+                await ping(conn)
+            return loop.time() - began
+        except CONNECTION_LOST:
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, longest)
+
+
+async def retrying(
+    db: asyncpg.Pool[asyncpg.Record], work: Callable[[Conn], Awaitable[T]], *, attempts: int = 0
+) -> T:
+    """`work(conn)` on a pooled connection; when the connection is lost, wait until the
+    database answers again and do it again (`attempts`: at most that many times, 0: no limit).
+    For work that is safe to repeat (one transaction, or idempotent)."""
+    tries = 0
+    while True:
+        try:
+            async with db.acquire() as conn:
+                return await work(conn)
+        except CONNECTION_LOST:
+            tries += 1
+            if attempts and tries >= attempts:
+                raise
+            await until_answered(db)
 
 
 def connection_error(dsn: str, exc: BaseException, timeout: float) -> StoreError:
