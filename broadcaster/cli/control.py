@@ -107,7 +107,9 @@ def _status_text(s: dict[str, Any]) -> str:
         f"  {s['recipients']:,} recipients in {s['parts']:,} SMS parts, "
         f"chunks {s['chunks_done']}/{s['chunks_total']}",
         f"  recipients: {s['accepted']:,} accepted (every part), {s['failed']:,} failed; "
-        f"parts recorded twice: {s['duplicates']:,}",
+        f"parts possibly sent twice: {s['possibly_sent_twice']:,} "
+        f"({s['resent_in_flight']:,} resent after a loss or a timeout, "
+        f"{s['duplicates']:,} recorded twice)",
         f"  created {s['created_at']} by {s['created_by']}, expires {s['expires_at']}",
     ]
     for status, n in s["failed_by_status"].items():

@@ -163,7 +163,12 @@ class Engine:
         smsc: str,
         submitted_at: float,
         answered_at: float,
+        possible_duplicates: int = 0,
     ) -> None:
-        """Each part's outcome, to the runner that submitted it (its tag is a `PartTag`)."""
+        """Each part's outcome, to the runner that submitted it (its tag is a `PartTag`);
+        `possible_duplicates`: copies beyond one the SMSC may have received (the pool's
+        count, recorded per broadcast and reported as "possibly sent twice")."""
         part = cast(PartTag, tag)
-        part[0].runner.on_outcome(part, status, message_id, smsc, submitted_at, answered_at)
+        part[0].runner.on_outcome(
+            part, status, message_id, smsc, submitted_at, answered_at, possible_duplicates
+        )

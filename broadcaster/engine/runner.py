@@ -90,6 +90,8 @@ class RunStats:
     accepted: int = 0
     failed: int = 0
     chunks_done: int = 0
+    possibly_twice: int = 0
+    """Parts the pool sent again while their first copy may have been accepted."""
     outages: int = 0
     """Database outages ridden out: sending stopped, then resumed by itself."""
     language_fallbacks: int = 0
@@ -163,6 +165,8 @@ class BroadcastRunner:
         self._drained.set()
         self._rows: list[tuple[object, ...]] = []
         self._completable: list[int] = []
+        self._possibly_twice = 0
+        """Parts that may have gone twice since the last flush (recorded with it)."""
         self._stop = asyncio.Event()
         self._stop_reason = ""
         self._flush_lock = asyncio.Lock()
@@ -189,8 +193,14 @@ class BroadcastRunner:
         smsc: str,
         submitted_at: float,
         answered_at: float,
+        possible_duplicates: int = 0,
     ) -> None:
+        """One part's outcome, from the pool; `possible_duplicates`: copies beyond one the
+        SMSC may have received (the pool sent it again after a loss or a timeout)."""
         chunk, msisdn, part, parts = tag
+        if possible_duplicates:
+            self._possibly_twice += possible_duplicates
+            self.stats.possibly_twice += possible_duplicates
         # Parts written in one batch share `submitted_at`, parts answered in one read share
         # `answered_at`: convert each distinct time once (datetime.fromtimestamp for every
         # part was 5% of the broadcaster's CPU in the load test's profile).
@@ -231,15 +241,17 @@ class BroadcastRunner:
         async with self._flush_lock:
             rows, self._rows = self._rows, []
             done, self._completable = self._completable, []
-            if not rows and not done:
+            twice, self._possibly_twice = self._possibly_twice, 0
+            if not rows and not done and not twice:
                 return
             try:
                 async with self.db.acquire() as conn:
-                    await chunks.record_outcomes(conn, self.broadcast_id, rows, done)
+                    await chunks.record_outcomes(conn, self.broadcast_id, rows, done, twice)
             except BaseException:
                 # Not recorded (one transaction): keep them for the next flush.
                 self._rows[:0] = rows
                 self._completable[:0] = done
+                self._possibly_twice += twice
                 raise
             self.stats.outcomes += len(rows)
             self.stats.chunks_done += len(done)

@@ -31,6 +31,10 @@ UNITS: dict[str, str] = {
     "accepted": "recipients whose every part the SMSC accepted",
     "failed": "recipients with a part refused",
     "duplicates": "parts recorded more than once",
+    "resent_in_flight": "parts sent again while their first copy may have been accepted (in "
+    "flight on a lost connection, or unanswered before a timeout)",
+    "possibly_sent_twice": "parts the SMSC may have received twice: resent_in_flight plus "
+    "duplicates (a worker killed mid-send adds at most its parts in flight, not counted here)",
     "part_outcomes": "parts",
     "failed_by_status": "parts",
     "receipts": "parts",
@@ -50,6 +54,13 @@ class Summary:
     duplicates: int
     part_outcomes: int
     failed_by_status: dict[int, int]
+    resent_in_flight: int = 0
+    """Parts the SMPP pool sent again while their first copy may have been accepted."""
+
+    @property
+    def possibly_sent_twice(self) -> int:
+        """What the report shows: every part the SMSC may have received twice that we know of."""
+        return self.resent_in_flight + self.duplicates
 
 
 def language_map(plan: Plan) -> dict[str, dict[str, int]]:
@@ -202,6 +213,7 @@ async def follow_ups(conn: Conn, broadcast_id: int) -> list[dict[str, Any]]:
 async def summary(conn: Conn, broadcast_id: int) -> Summary:
     row = await conn.fetchrow(queries["delivery_summary"], broadcast_id)
     failures = await conn.fetch(queries["failures_by_status"], broadcast_id)
+    resent = await conn.fetchval(queries["possibly_twice"], broadcast_id)
     assert row is not None
     return Summary(
         recorded=row["recorded"],
@@ -210,6 +222,7 @@ async def summary(conn: Conn, broadcast_id: int) -> Summary:
         duplicates=row["duplicates"],
         part_outcomes=row["part_outcomes"],
         failed_by_status={r["status"]: r["n"] for r in failures},
+        resent_in_flight=int(resent or 0),
     )
 
 
@@ -249,6 +262,8 @@ async def progress(conn: Conn, broadcast_id: int) -> dict[str, Any]:
         "accepted": counts.accepted,
         "failed": counts.failed,
         "duplicates": counts.duplicates,
+        "resent_in_flight": counts.resent_in_flight,
+        "possibly_sent_twice": counts.possibly_sent_twice,
         "failed_by_status": {
             f"0x{k & 0xFFFFFFFF:08X}": v for k, v in counts.failed_by_status.items()
         },

@@ -67,6 +67,13 @@ WHERE broadcast_id = $1 AND leased_by = $2 AND NOT done;
 UPDATE broadcast_chunks SET done = true, leased_by = NULL, lease_until = NULL
 WHERE broadcast_id = $1 AND chunk_no = $2;
 
+-- name: add_possibly_twice
+-- Parts sent again while their first copy may have been accepted: added up with each flush.
+UPDATE broadcasts SET possibly_twice = possibly_twice + $2 WHERE id = $1;
+
+-- name: possibly_twice
+SELECT possibly_twice FROM broadcasts WHERE id = $1;
+
 -- name: chunks_left
 SELECT count(*) FILTER (WHERE NOT done)::int AS todo, count(*)::int AS total
 FROM broadcast_chunks WHERE broadcast_id = $1;

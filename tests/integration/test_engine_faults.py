@@ -11,16 +11,18 @@ import signal
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import asyncpg
 import pytest
 from fixtures_smsc import StartMock
 
+from broadcaster.cli.control import _status_text
 from broadcaster.commands.broadcasts import act
 from broadcaster.commands.planning import create_broadcast, make_plan
 from broadcaster.domain.caller import Caller
 from broadcaster.domain.requests import BroadcastRequest
+from broadcaster.engine.runner import BroadcastRunner, PartTag
 from broadcaster.engine.worker import Worker
 from broadcaster.importer import seed_synthetic
 from broadcaster.mocksmsc import MockConfig
@@ -28,6 +30,7 @@ from broadcaster.planning import Plan
 from broadcaster.settings import Settings, SmscConfig
 from broadcaster.store import broadcasts as store
 from broadcaster.store.database import create_pool
+from broadcaster.web.progress import snapshot
 
 TESTER = Caller(name="test", role="admin", interface="cli")
 ITALIAN = 33699999001
@@ -232,3 +235,42 @@ async def test_a_worker_restarted_until_idle_after_a_kill_finishes_the_broadcast
     assert set(expected) <= set(received)  # nobody missed
     twice = sum(len(texts) - 1 for texts in received.values())
     assert twice <= in_flight
+
+
+async def test_parts_possibly_sent_twice_are_recorded_and_reported(
+    db: asyncpg.Pool,
+    db_dsn: str,
+    start_mock: StartMock,
+    monkeypatch: pytest.MonkeyPatch,
+    cli: Any,
+) -> None:
+    """The pool says which parts may have gone twice (sent again after a loss or a timeout);
+    the engine adds them up per broadcast with its outcomes, and status, report (text and
+    JSON) and console show "possibly sent twice", not a "0 duplicates" read from rows alone."""
+    _mock, smsc = await start_mock(MockConfig(seed=4))
+    broadcast_id, _plan = await _create(db, db_dsn, ["dep:48"])
+    on_outcome = BroadcastRunner.on_outcome
+    flagged = 0
+
+    def as_the_pool_reports(runner: BroadcastRunner, tag: PartTag, *outcome: Any) -> None:
+        nonlocal flagged
+        twice = 1 if tag[1] % 7 == 0 else 0  # these were resent while in flight
+        flagged += twice
+        status, message_id, smsc_name, submitted_at, answered_at = outcome[:5]
+        on_outcome(runner, tag, status, message_id, smsc_name, submitted_at, answered_at, twice)
+
+    monkeypatch.setattr(BroadcastRunner, "on_outcome", as_the_pool_reports)
+    runs = await asyncio.wait_for(Worker(db, [smsc]).run(until_idle=True), 30)
+    assert [r.state for r in runs] == ["completed"]
+    assert runs[0].possibly_twice == flagged > 0
+
+    async with db.acquire() as conn:
+        status = await store.progress(conn, broadcast_id)
+    assert status["resent_in_flight"] == flagged
+    assert status["duplicates"] == 0  # no row recorded twice: the rows alone would say 0
+    assert status["possibly_sent_twice"] == flagged
+    assert f"parts possibly sent twice: {flagged:,}" in _status_text(status)
+    report = await asyncio.to_thread(cli, "report", str(broadcast_id))
+    assert report["possibly_sent_twice"] == flagged
+    shown = snapshot(status, None, None, "en")
+    assert shown["text"]["possibly_twice"] == f"{flagged:,}"
