@@ -32,7 +32,7 @@ from broadcaster.smpp.codec import SubmitTemplate, smpp_absolute_time, submit_te
 from broadcaster.smpp.pool import SmppPool
 from broadcaster.store import audit, chunks
 from broadcaster.store import broadcasts as store
-from broadcaster.store.database import CONNECTION_LOST, Conn, until_answered
+from broadcaster.store.database import Conn, connection_lost, until_answered
 from broadcaster.text.encoding import encode_message
 
 log = structlog.get_logger(__name__)
@@ -348,10 +348,11 @@ class BroadcastRunner:
         away (`_outage`); any other error ends the run cleanly, paused, saying why."""
         try:
             await self._claim_loop(by_group, language_map, fallbacks)
-        except CONNECTION_LOST as exc:
-            self._database_lost(exc)
         except Exception as exc:  # whatever it is, the run ends cleanly and says why
-            self._fail(exc)
+            if connection_lost(exc):
+                self._database_lost(exc)
+            else:
+                self._fail(exc)
 
     async def _claim_loop(
         self,
@@ -457,7 +458,9 @@ class BroadcastRunner:
             await asyncio.sleep(FLUSH_INTERVAL)
             try:
                 await self._flush()
-            except CONNECTION_LOST as exc:
+            except Exception as exc:
+                if not connection_lost(exc):
+                    raise
                 self._database_lost(exc)
                 await until_answered(self.db)
             self._report()
@@ -525,7 +528,9 @@ class BroadcastRunner:
         while True:
             try:
                 return await work()
-            except CONNECTION_LOST as exc:
+            except Exception as exc:
+                if not connection_lost(exc):
+                    raise
                 self._database_lost(exc)
             await self._await_database()
 
@@ -541,7 +546,9 @@ class BroadcastRunner:
                     row = await store.get_state_row(conn, self.broadcast_id)
                     assert row is not None
                     urgent = await chunks.higher_priority_waiting(conn, row["priority"])
-            except CONNECTION_LOST as exc:
+            except Exception as exc:
+                if not connection_lost(exc):
+                    raise
                 self._database_lost(exc)
                 await until_answered(self.db)
                 continue
@@ -589,7 +596,9 @@ class BroadcastRunner:
                     await chunks.renew_leases(
                         conn, self.broadcast_id, self.worker, self.lease_seconds
                     )
-            except CONNECTION_LOST as exc:
+            except Exception as exc:
+                if not connection_lost(exc):
+                    raise
                 self._database_lost(exc)
                 await until_answered(self.db)
 
@@ -765,7 +774,7 @@ class _Guarded:
         except Exception as exc:
             self.failed = True
             self.consume.dropped = True  # the chunk stays unfinished: its lease is handed back
-            if isinstance(exc, CONNECTION_LOST):
+            if connection_lost(exc):
                 self.consume.runner._database_lost(exc)  # an outage, ridden out: not an error
             else:
                 self.on_error(exc)

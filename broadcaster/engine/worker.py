@@ -20,7 +20,7 @@ from broadcaster.settings import SmscConfig
 from broadcaster.smpp.pool import SmppPool
 from broadcaster.store import broadcasts as store
 from broadcaster.store import chunks, workers
-from broadcaster.store.database import CONNECTION_LOST, DATABASE_UNAVAILABLE, until_answered
+from broadcaster.store.database import DATABASE_UNAVAILABLE, connection_lost, until_answered
 
 log = structlog.get_logger(__name__)
 
@@ -87,7 +87,9 @@ class Worker:
                 try:
                     startable = await self._startable(running)
                     idle = not running and not (startable or await self._work_left())
-                except CONNECTION_LOST as exc:
+                except Exception as exc:
+                    if not connection_lost(exc):
+                        raise
                     await self._ride_out(exc)
                     continue
                 for broadcast_id, priority in startable:
@@ -117,6 +119,8 @@ class Worker:
         runs under way), up to MAX_CONCURRENT runs in all."""
         async with self.db.acquire() as conn:
             await store.expire_overdue(conn)
+            for broadcast_id in await store.complete_finished(conn):
+                log.info("broadcast_completed_after_its_run", broadcast_id=broadcast_id)
             runnable = await chunks.runnable(conn, limit=MAX_CONCURRENT)
         if not runnable:
             return []

@@ -165,6 +165,17 @@ async def expire_overdue(conn: Conn) -> list[int]:
     return [r["id"] for r in rows]
 
 
+async def complete_finished(conn: Conn) -> list[int]:
+    """Complete the broadcasts left `running` with every chunk done (every outcome recorded):
+    their run ended before it could say so. Their ids."""
+    sources, _target = TRANSITIONS["complete"]
+    completed = []
+    for row in await conn.fetch(queries["finished_but_running"], "running"):
+        if "running" in sources and await apply(conn, row["id"], "complete"):
+            completed.append(int(row["id"]))
+    return completed
+
+
 # -- reading ---------------------------------------------------------------------------------
 
 

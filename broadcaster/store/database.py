@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, TypeAlias, TypeVar
+from typing import Any, TypeAlias
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -46,16 +46,23 @@ CONNECTION_LOST: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.OperatorInterventionError,
 )
 """What a lost or refused connection raises: the database is away, a process rides it out
-(`until_answered`) and goes on."""
+(`until_answered`) and goes on (see `connection_lost`)."""
 DATABASE_UNAVAILABLE: tuple[type[BaseException], ...] = (StoreError, *CONNECTION_LOST)
 """Exceptions that mean "the database does not answer" (HTTP 503, retry), not a bug."""
+
+
+def connection_lost(exc: BaseException) -> bool:
+    """The database went away (or is not back yet), as opposed to a bug: one of
+    CONNECTION_LOST, or asyncpg's "connection is closed" on a connection lost meanwhile."""
+    if isinstance(exc, CONNECTION_LOST):
+        return True
+    return isinstance(exc, asyncpg.InterfaceError) and "connection is closed" in str(exc)
+
 
 OUTAGE_FIRST_WAIT_S = 0.05
 OUTAGE_LONGEST_WAIT_S = 1.0
 """Back-off between attempts while the database is away: short, so that sending resumes within
 about a second of its return; a connection attempt to a stopped server costs next to nothing."""
-
-T = TypeVar("T")
 
 
 NO_DATABASE = (
@@ -177,27 +184,11 @@ async def until_answered(
             async with asyncio.timeout(CONNECT_TIMEOUT_S), db.acquire() as conn:
                 await ping(conn)
             return loop.time() - began
-        except CONNECTION_LOST:
+        except Exception as exc:
+            if not connection_lost(exc):
+                raise
             await asyncio.sleep(delay)
             delay = min(delay * 2, longest)
-
-
-async def retrying(
-    db: asyncpg.Pool[asyncpg.Record], work: Callable[[Conn], Awaitable[T]], *, attempts: int = 0
-) -> T:
-    """`work(conn)` on a pooled connection; when the connection is lost, wait until the
-    database answers again and do it again (`attempts`: at most that many times, 0: no limit).
-    For work that is safe to repeat (one transaction, or idempotent)."""
-    tries = 0
-    while True:
-        try:
-            async with db.acquire() as conn:
-                return await work(conn)
-        except CONNECTION_LOST:
-            tries += 1
-            if attempts and tries >= attempts:
-                raise
-            await until_answered(db)
 
 
 def connection_error(dsn: str, exc: BaseException, timeout: float) -> StoreError:

@@ -202,6 +202,13 @@ WHERE b.state = ANY($1::text[]) AND b.expires_at > now()
 ORDER BY b.priority DESC, b.id
 LIMIT $2;
 
+-- name: finished_but_running
+-- Broadcasts still `running` ($1) whose every chunk is done: the run that did the last one
+-- ended before writing the final state (its process killed, or its database away then).
+SELECT b.id FROM broadcasts b
+WHERE b.state = $1
+  AND NOT EXISTS (SELECT 1 FROM broadcast_chunks c WHERE c.broadcast_id = b.id AND NOT c.done);
+
 -- name: unfinished_broadcasts
 -- How many runnable broadcasts ($1: the runnable states) have an unfinished chunk, held or not:
 -- work a worker run `--until-idle` waits for (a dead worker's lease expires, then it is taken).
