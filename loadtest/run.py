@@ -161,6 +161,26 @@ SCENARIOS: tuple[Scenario, ...] = (
             ),
         ),
     ),
+    Scenario(
+        "db_outage",
+        "Database outage: PostgreSQL stopped 10 s mid-send, started again, no restart by hand",
+        "loadtest.db_outage",
+        ("--recipients", "200000", "--outage", "10"),
+        ("--recipients", "5000", "--outage", "1"),
+        300,
+        (
+            Target("missing", "recipients missing (mock SMSC record)", "==", 0, "", "issue 20"),
+            Target("completed", "broadcast completed by the same worker", "==", 1, "", "issue 20"),
+            Target(
+                "duplicates_over_window",
+                "duplicates beyond the in-flight window",
+                "==",
+                0,
+                "",
+                "issue 20",
+            ),
+        ),
+    ),
 )
 BY_NAME = {s.name: s for s in SCENARIOS}
 
