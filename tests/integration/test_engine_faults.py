@@ -274,3 +274,22 @@ async def test_parts_possibly_sent_twice_are_recorded_and_reported(
     assert report["possibly_sent_twice"] == flagged
     shown = snapshot(status, None, None, "en")
     assert shown["text"]["possibly_twice"] == f"{flagged:,}"
+
+
+async def test_a_broadcast_left_running_with_every_chunk_done_is_completed_by_a_worker(
+    db: asyncpg.Pool, db_dsn: str, start_mock: StartMock
+) -> None:
+    """Its run recorded the last chunk, then died (or lost its database) before writing the
+    final state: the next worker completes it, sending nothing."""
+    mock, smsc = await start_mock(MockConfig(seed=4))
+    broadcast_id, _plan = await _create(db, db_dsn, ["dep:48"])
+    async with db.acquire() as conn:
+        assert await store.apply(conn, broadcast_id, "start")
+        await conn.execute(  # as the dead run left it
+            "UPDATE broadcast_chunks SET done = true WHERE broadcast_id = $1", broadcast_id
+        )
+    runs = await asyncio.wait_for(Worker(db, [smsc]).run(until_idle=True), 30)
+    assert runs == []
+    assert mock.submits == 0
+    async with db.acquire() as conn:
+        assert await store.get_state(conn, broadcast_id) == "completed"
