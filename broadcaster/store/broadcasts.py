@@ -34,7 +34,8 @@ UNITS: dict[str, str] = {
     "resent_in_flight": "parts sent again while their first copy may have been accepted (in "
     "flight on a lost connection, or unanswered before a timeout)",
     "possibly_sent_twice": "parts the SMSC may have received twice: resent_in_flight plus "
-    "duplicates (a worker killed mid-send adds at most its parts in flight, not counted here)",
+    "duplicates (a worker killed mid-send may add the parts it had sent and not yet recorded, "
+    "which nobody can count)",
     "part_outcomes": "parts",
     "failed_by_status": "parts",
     "receipts": "parts",
