@@ -27,6 +27,7 @@ import structlog
 
 from broadcaster.domain.caller import ENGINE
 from broadcaster.domain.states import HALTED
+from broadcaster.errors import StoreError
 from broadcaster.settings import SmscConfig
 from broadcaster.smpp.codec import SubmitTemplate, smpp_absolute_time, submit_templates
 from broadcaster.smpp.pool import SmppPool
@@ -176,6 +177,7 @@ class BroadcastRunner:
         self.kind = "live"
         self._refusal = ""
         self._error: BaseException | None = None
+        self._gave_up: StoreError | None = None
         self._outage = False
         """The database stopped answering: nothing more is submitted until it answers again
         and what was answered meanwhile (kept in memory) is recorded."""
@@ -511,7 +513,9 @@ class BroadcastRunner:
 
     async def _await_database(self) -> None:
         """Until the database answers again; once the run is halted, STOP_PATIENCE_S at most
-        (then TimeoutError: the process must be able to stop)."""
+        (then StoreError: the process must be able to stop)."""
+        if self._gave_up is not None:
+            raise self._gave_up  # once is enough: the process is stopping
         if not self._stop.is_set():
             answered = asyncio.ensure_future(until_answered(self.db))
             stopped = asyncio.ensure_future(self._stop.wait())
@@ -521,7 +525,15 @@ class BroadcastRunner:
                 answered.result()
                 return
             answered.cancel()
-        await asyncio.wait_for(until_answered(self.db), STOP_PATIENCE_S)
+        try:
+            await asyncio.wait_for(until_answered(self.db), STOP_PATIENCE_S)
+        except TimeoutError as exc:
+            self._gave_up = StoreError(
+                f"the run stopped ({self._stop_reason}) and the database did not answer within "
+                f"{STOP_PATIENCE_S:g} s: {len(self._rows)} outcomes kept in memory are not "
+                "recorded (a resumed run may send those parts again)"
+            )
+            raise self._gave_up from exc
 
     async def _durably(self, work: Callable[[], Awaitable[T]]) -> T:
         """`work()`, again and again while the database is away (see `_await_database`)."""

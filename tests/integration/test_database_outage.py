@@ -217,3 +217,32 @@ async def test_a_database_outage_mid_send_is_ridden_out_by_worker_and_serve(
     logs = _read(worker_log)
     assert "database_lost" in logs and "database_back" in logs, logs[-3000:]
     assert logs.count("bind_up") == BINDS and "bind_lost" not in logs, logs[-3000:]
+
+
+async def test_a_worker_told_to_stop_while_the_database_is_away_stops(
+    cluster: EmbeddedPostgres, start_mock: StartMock, tmp_path: Path
+) -> None:
+    """SIGTERM during an outage: the worker gives the database a few seconds to record what it
+    holds, then exits (cleanly, saying how many outcomes went unrecorded) instead of hanging."""
+    dsn = cluster.dsn
+    await _prepare(dsn)
+    mock, smsc = await start_mock(MockConfig(seed=9))
+    env = _env(dsn, smsc)
+    log = tmp_path / "worker.log"
+    worker = await _broadcaster(env, log, "worker")
+    try:
+        while mock.submits < 200:
+            assert worker.returncode is None, _tail(log)
+            await asyncio.sleep(0.01)
+        await asyncio.to_thread(cluster.stop_server)
+        await asyncio.sleep(1.0)
+        assert worker.returncode is None, _tail(log)
+        worker.send_signal(signal.SIGTERM)
+        code = await asyncio.wait_for(worker.wait(), 60)
+    finally:
+        if worker.returncode is None:
+            worker.kill()
+            await worker.wait()
+        await asyncio.to_thread(cluster.start_server)
+    assert code == 0, _tail(log)
+    assert "did not answer within" in _read(log), _tail(log)
