@@ -28,6 +28,7 @@ from broadcaster.smpp.pool import SmppPool
 from broadcaster.store import broadcasts as store
 from broadcaster.store import chunks
 from broadcaster.store import drills as store_drills
+from broadcaster.store.database import connection_lost, until_answered
 
 log = structlog.get_logger(__name__)
 
@@ -127,10 +128,17 @@ class Engine:
         broadcast it created this way). The runs made, in order."""
         runs: list[RunStats] = []
         while True:
-            async with self.db.acquire() as conn:
-                await store.expire_overdue(conn)
-                state = await store.get_state(conn, broadcast_id)
-                todo, _total = await chunks.chunks_left(conn, broadcast_id)
+            try:
+                async with self.db.acquire() as conn:
+                    await store.expire_overdue(conn)
+                    state = await store.get_state(conn, broadcast_id)
+                    todo, _total = await chunks.chunks_left(conn, broadcast_id)
+            except Exception as exc:
+                if not connection_lost(exc):
+                    raise
+                log.warning("database_lost", error=f"{type(exc).__name__}: {exc}")
+                await until_answered(self.db)  # (the binds stay up meanwhile)
+                continue
             if state not in RUNNABLE:
                 return runs  # (paused, cancelled, expired, completed...: nothing to wait for)
             if todo:
