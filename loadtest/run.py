@@ -160,6 +160,46 @@ SCENARIOS: tuple[Scenario, ...] = (
         360,
         (Target("speedup", "2 workers ÷ 1 worker (time)", ">=", 1.5, "x"),),
     ),
+    Scenario(
+        "crash",
+        "Crash: a worker killed -9 three times, restarted with `worker --until-idle` each time",
+        "loadtest.crash",
+        ("--recipients", "200000", "--kills", "3"),
+        ("--recipients", "5000", "--kills", "2", "--lease-seconds", "2"),
+        300,
+        (
+            Target("missing", "recipients missing (mock SMSC record)", "==", 0, "", "issue 20"),
+            Target("completed", "broadcast completed, no SQL on leases", "==", 1, "", "issue 20"),
+            Target(
+                "duplicates_over_bound",
+                "duplicates beyond the parts unrecorded at the kills",
+                "==",
+                0,
+                "",
+                "issue 20",
+            ),
+        ),
+    ),
+    Scenario(
+        "db_outage",
+        "Database outage: PostgreSQL stopped 10 s mid-send, started again, no restart by hand",
+        "loadtest.db_outage",
+        ("--recipients", "200000", "--outage", "10"),
+        ("--recipients", "5000", "--outage", "1"),
+        300,
+        (
+            Target("missing", "recipients missing (mock SMSC record)", "==", 0, "", "issue 20"),
+            Target("completed", "broadcast completed by the same worker", "==", 1, "", "issue 20"),
+            Target(
+                "duplicates_over_window",
+                "duplicates beyond the in-flight window",
+                "==",
+                0,
+                "",
+                "issue 20",
+            ),
+        ),
+    ),
 )
 BY_NAME = {s.name: s for s in SCENARIOS}
 

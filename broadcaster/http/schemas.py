@@ -217,6 +217,16 @@ BROADCAST: Final[Schema] = {
         "expires_at": {"type": "string"},
         "accepted": {"type": "integer"},
         "failed": {"type": "integer"},
+        "duplicates": {"type": "integer", "description": "parts recorded more than once"},
+        "resent_in_flight": {
+            "type": "integer",
+            "description": "parts sent again while their first copy may have been accepted",
+        },
+        "possibly_sent_twice": {
+            "type": "integer",
+            "description": "parts the SMSC may have received twice (resent_in_flight + "
+            "duplicates): what a report shows instead of counting outcome rows alone",
+        },
     },
 }
 CREATED: Final[Schema] = {

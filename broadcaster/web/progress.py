@@ -123,6 +123,7 @@ def snapshot(
             "recorded": number(recorded, lang),
             "accepted": number(status["accepted"], lang),
             "failed": number(status["failed"], lang),
+            "possibly_twice": number(status.get("possibly_sent_twice", 0), lang),
             "delivered": number(delivered, lang),
             "rate": f"{number(round(rate, 1), lang)} {t('per_second')}" if rate else "–",
             "eta": duration(eta, lang) or "–",
