@@ -329,3 +329,37 @@ async def test_an_unreadable_form_is_a_400_page_not_a_server_error(console_lab: 
     assert await lab.count("broadcasts") == 0
     async with client.get("/console/", allow_redirects=False) as response:
         assert response.status == 200  # the sign-out was not done either
+
+
+async def test_a_next_target_with_a_control_character_is_a_400_page(console_lab: MakeLab) -> None:
+    """Issue 19 item 6: a newline in `next` once dropped the connection (aiohttp refused the
+    header); now it is refused with a page, before any sign-in is attempted or audited."""
+    lab = await console_lab()
+    for target in ("/console/\r\nSet-Cookie: x=1", "/console/\n", "/console/\\evil", "/\x00"):
+        client = await lab.client()
+        csrf = await page_csrf(client)
+        async with client.post(
+            "/console/sign-in",
+            data={"csrf_token": csrf, "token": lab.tokens["root"], "next": target},
+            allow_redirects=False,
+        ) as response:
+            text = await response.text()
+            assert response.status == 400, target
+            assert "Location" not in response.headers
+            assert "control character" in text
+        async with client.get(
+            "/console/sign-in", params={"next": target}, allow_redirects=False
+        ) as response:
+            assert response.status == 400, target
+        async with client.post(
+            "/console/language",
+            data={"csrf_token": csrf, "lang": "fr", "next": target},
+            allow_redirects=False,
+        ) as response:
+            assert response.status == 400, target
+    async with lab.db.acquire() as conn:
+        signed_in = await conn.fetchval(
+            "SELECT count(*) FROM audit_log WHERE action = 'console_sign_in'"
+        )
+    assert signed_in == 0
+    assert await lab.count("broadcasts") == 0
