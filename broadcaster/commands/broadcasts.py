@@ -107,6 +107,7 @@ async def preview(
     """Plan without storing (a dry run); audited as `<action>_preview`."""
     async with ctx.db.acquire() as conn:
         await authorize(conn, caller, OPERATION_OF[action], subject(request.parent_id))
+        await authorize_follow_up(conn, caller, request, OPERATION_OF[action])
         plan = await make_plan(conn, ctx.settings, request)
         await audit.record(
             conn,
@@ -132,6 +133,7 @@ async def create(
     transaction; with an idempotency key, a retried request returns the first answer."""
     async with ctx.db.acquire() as conn:
         await authorize(conn, caller, OPERATION_OF[action], subject(request.parent_id))
+        await authorize_follow_up(conn, caller, request, OPERATION_OF[action])
         replayed: int | None = None
         async with conn.transaction():
             if idempotency is not None:
@@ -169,6 +171,7 @@ async def create_planned(
     where typing the number of recipients is the confirmation): approved at once, audited."""
     async with ctx.db.acquire() as conn:
         await authorize(conn, caller, "createBroadcast", subject(request.parent_id))
+        await authorize_follow_up(conn, caller, request, "createBroadcast")
         async with conn.transaction():
             broadcast_id, _required = await _store_and_audit(
                 conn, ctx.settings, caller, request, plan, action="create", confirmed=True
@@ -293,6 +296,34 @@ def _json(value: Any) -> dict[str, Any]:
 
 
 # -- approve and control ---------------------------------------------------------------------
+
+
+async def authorize_follow_up(
+    conn: Conn, caller: Caller, request: BroadcastRequest, operation: str
+) -> None:
+    """A follow-up (update, all-clear, CAP Update) stops the broadcast it follows: it needs the
+    right to cancel that one, checked as a direct cancel is (ForbiddenError, audited)."""
+    if request.parent_id is not None:
+        await authorize_cancel(conn, caller, request.parent_id, via=operation)
+
+
+async def authorize_cancel(
+    conn: Conn, caller: Caller, broadcast_id: int, *, via: str | None = None
+) -> Any:
+    """The right to cancel a broadcast (a role that may cancel, or its creator); its row.
+    NotFoundError when there is none; ForbiddenError (audited) when the caller may not."""
+    row = await store.get_broadcast(conn, broadcast_id)
+    creator = allowed(caller, "cancelBroadcast") or await created_it(conn, caller, row)
+    await authorize(
+        conn,
+        caller,
+        "cancelBroadcast",
+        subject(broadcast_id),
+        creator=creator,
+        owner=row["created_by"],
+        via=via,
+    )
+    return row
 
 
 async def created_it(conn: Conn, caller: Caller, row: Any) -> bool:

@@ -455,8 +455,31 @@ def validator(name: str) -> Draft202012Validator:
     return found
 
 
+MAX_JSON_DEPTH: Final = 32
+"""Deeper than any body the schemas describe (they need 3): refused before parsing, so that a
+body nested thousands deep never reaches the parser's recursion (a RecursionError, a 500)."""
+_JSON_STRING: Final = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
+_NOT_BRACKET: Final = re.compile(r"[^\[\]{}]+")
+
+
+def json_depth(text: str) -> int:
+    """How deep the arrays and objects of a JSON text nest (brackets inside strings aside): a
+    linear pre-scan, no recursion. An unterminated string's brackets count, which only makes an
+    invalid body look deeper."""
+    brackets = _NOT_BRACKET.sub("", _JSON_STRING.sub("", text))
+    depth = deepest = 0
+    for char in brackets:
+        if char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        else:
+            depth -= 1
+    return deepest
+
+
 def parse_json(raw: bytes) -> Any:
-    """Decode a JSON body strictly: UTF-8, no NaN/Infinity, no lone surrogates."""
+    """Decode a JSON body strictly: UTF-8, nested at most `MAX_JSON_DEPTH` deep, no
+    NaN/Infinity, no lone surrogates."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -464,6 +487,12 @@ def parse_json(raw: bytes) -> Any:
             f"the body is not UTF-8 (byte {exc.start}): send JSON encoded in UTF-8",
             code="malformed_body",
         ) from None
+    if json_depth(text) > MAX_JSON_DEPTH:
+        raise bad_request(
+            f"the body nests arrays or objects more than {MAX_JSON_DEPTH} deep: no request "
+            "needs that many",
+            code="malformed_body",
+        )
     try:
         value = json.loads(text, parse_constant=_refuse_constant)
     except json.JSONDecodeError as exc:

@@ -1,0 +1,230 @@
+"""Issue 19, tried as an attacker would: each hole, through the real HTTP server (the API app
+with a worker sending to the mock SMSC over TCP, real PostgreSQL). Each test asserts the
+status, that nothing was sent or cancelled (the mock's record, the broadcast's state) and the
+audit entry.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from fixtures_tokens import mint_token
+
+from broadcaster.engine.worker import Worker
+from broadcaster.mocksmsc import MockSmsc
+from broadcaster.serve import create_app
+from broadcaster.settings import Settings, SmscConfig
+
+CAP_DIR = Path(__file__).resolve().parent.parent / "data" / "cap"
+# dep:75: 4 subscribers (live sends there wait for a second person: 4 > 2); dep:92: 2.
+SUBSCRIBERS = [
+    (33600000001, "75", "75056", "fr", False),
+    (33600000002, "75", "75056", "en", False),
+    (33600000003, "75", "75056", "fr", True),
+    (33600000004, "75", "75056", "fr", True),
+    (33600000011, "92", "92012", "fr", False),
+    (33600000012, "92", "92012", "fr", False),
+]
+PEOPLE = {
+    "alice": "operator",
+    "olga": "operator",
+    "bob": "approver",
+    "root1": "admin",
+    "root2": "admin",
+}
+LIVE_75 = {"areas": ["dep:75"], "template": "outage"}
+LIVE_92 = {"areas": ["dep:92"], "template": "outage"}
+UPDATE = {"variables": {"instruction": "Restez chez vous.", "instruction.en": "Stay in."}}
+
+
+@dataclass
+class Lab:
+    client: TestClient[web.Request, web.Application]
+    db: asyncpg.Pool[asyncpg.Record]
+    smsc: SmscConfig
+    mock: MockSmsc
+    tokens: dict[str, str]
+    token_ids: dict[str, int]
+
+    async def call(
+        self,
+        method: str,
+        path: str,
+        as_: str | None = None,
+        body: Any = None,
+        *,
+        token: str | None = None,
+        raw: bytes | None = None,
+        content_type: str | None = None,
+    ) -> tuple[int, Any]:
+        headers: dict[str, str] = {}
+        bearer = token or (self.tokens[as_] if as_ else None)
+        if bearer:
+            headers["Authorization"] = f"Bearer {bearer}"
+        if body is not None:
+            raw = json.dumps(body).encode()
+            content_type = content_type or "application/json"
+        if content_type:
+            headers["Content-Type"] = content_type
+        async with self.client.request(method, path, data=raw, headers=headers) as response:
+            text = await response.text()
+            try:
+                return response.status, json.loads(text)
+            except ValueError:
+                return response.status, text
+
+    async def cap(self, name: str, as_: str) -> tuple[int, Any]:
+        raw = (CAP_DIR / name).read_bytes()
+        return await self.call("POST", "/v1/cap", as_, raw=raw, content_type="application/cap+xml")
+
+    async def create(self, body: dict[str, Any], as_: str) -> int:
+        status, reply = await self.call("POST", "/v1/broadcasts", as_, body)
+        assert status == 201, reply
+        return int(reply["broadcast"]["broadcast_id"])
+
+    async def run_worker(self) -> None:
+        """Run every runnable broadcast to its end, as `serve`'s worker would."""
+        await Worker(self.db, (self.smsc,)).run(until_idle=True)
+
+    async def state(self, broadcast_id: int) -> str:
+        async with self.db.acquire() as conn:
+            return str(
+                await conn.fetchval("SELECT state FROM broadcasts WHERE id = $1", broadcast_id)
+            )
+
+    async def audit(self, action: str) -> list[dict[str, Any]]:
+        """The audit entries of `action`, oldest first."""
+        async with self.db.acquire() as conn:
+            rows = await conn.fetch(
+                "SELECT actor, subject, details FROM audit_log WHERE action = $1 ORDER BY id",
+                action,
+            )
+        return [
+            {"actor": r["actor"], "subject": r["subject"], **json.loads(r["details"])} for r in rows
+        ]
+
+    async def count(self, table: str) -> int:
+        async with self.db.acquire() as conn:
+            return int(await conn.fetchval(f"SELECT count(*) FROM {table}"))  # noqa: S608
+
+    def received(self) -> dict[str, list[str]]:
+        return dict(self.mock.record.messages)
+
+
+@pytest.fixture
+async def lab(db_dsn: str, mock_smsc: tuple[MockSmsc, SmscConfig]) -> AsyncIterator[Lab]:
+    mock, smsc = mock_smsc
+    settings = Settings(
+        database_url=db_dsn,
+        api_approval_threshold=2,
+        api_rate_per_second=1000.0,
+        api_rate_burst=1000,
+    )
+    db = await asyncpg.create_pool(db_dsn, min_size=2, max_size=8)
+    tokens: dict[str, str] = {}
+    ids: dict[str, int] = {}
+    async with db.acquire() as conn:
+        await conn.executemany(
+            "INSERT INTO subscribers (msisdn, departement, commune, lang, test_group) "
+            "VALUES ($1, $2, $3, $4, $5)",
+            SUBSCRIBERS,
+        )
+        for name, role in PEOPLE.items():
+            row, tokens[name] = await mint_token(conn, name, role)
+            ids[name] = int(row["id"])
+    client = TestClient(TestServer(create_app(settings, db), host="127.0.0.1"))
+    await client.start_server()
+    try:
+        yield Lab(client, db, smsc, mock, tokens, ids)
+    finally:
+        await client.close()
+        await db.close()
+
+
+# -- 1. a follow-up needs the right to cancel what it follows ------------------------------------
+
+
+async def test_an_operator_cannot_stop_anothers_broadcast_with_an_update(lab: Lab) -> None:
+    original = await lab.create(LIVE_92, as_="olga")
+    for what in ("update", "all-clear"):
+        status, reply = await lab.call("POST", f"/v1/broadcasts/{original}/{what}", "alice", UPDATE)
+        assert status == 403, reply
+        assert "created by olga" in reply["error"]["message"]
+    assert await lab.state(original) == "approved"  # nothing cancelled
+    assert await lab.count("broadcasts") == 1  # nothing created
+    denied = await lab.audit("denied")
+    assert [(d["actor"], d["subject"], d["operation"], d["via"]) for d in denied] == [
+        ("alice", f"broadcast:{original}", "cancelBroadcast", "updateBroadcast"),
+        ("alice", f"broadcast:{original}", "cancelBroadcast", "allClearBroadcast"),
+    ]
+    # The original goes out as olga wrote it; no update reaches anyone.
+    await lab.run_worker()
+    assert await lab.state(original) == "completed"
+    received = lab.received()
+    assert sorted(received) == ["33600000011", "33600000012"]
+    assert all("Restez" not in text for texts in received.values() for text in texts)
+    # Its creator may follow it up (and so stop it).
+    own = await lab.create(LIVE_92, as_="alice")
+    status, reply = await lab.call("POST", f"/v1/broadcasts/{own}/update", "alice", UPDATE)
+    assert status == 201, reply
+    assert await lab.state(own) == "cancelled"
+
+
+async def test_an_operator_cannot_stop_anothers_cap_alert_with_a_cap_update(lab: Lab) -> None:
+    status, alert = await lab.cap("alert_actual.xml", as_="olga")
+    assert status == 201, alert
+    original = int(alert["broadcast_id"])
+    status, reply = await lab.cap("update.xml", as_="alice")
+    assert status == 403, reply
+    assert await lab.state(original) == "pending_approval"  # nothing cancelled
+    assert await lab.count("broadcasts") == 1
+    assert await lab.count("cap_messages") == 1  # the Update was not recorded
+    denied = await lab.audit("denied")
+    assert [(d["actor"], d["subject"], d["operation"], d["via"]) for d in denied] == [
+        ("alice", f"broadcast:{original}", "cancelBroadcast", "postCap")
+    ]
+    # A CAP Cancel of it is refused too (it always was): the alert still goes out once approved.
+    status, reply = await lab.cap("cancel.xml", as_="alice")
+    assert status == 403, reply
+    status, reply = await lab.call("POST", f"/v1/broadcasts/{original}/approve", "bob")
+    assert status == 200, reply
+    await lab.run_worker()
+    assert len(lab.received()) == 4
+    assert all("01 99 00 75 01" not in t for ts in lab.received().values() for t in ts)
+
+
+# -- 5. JSON nested deeper than any request needs -------------------------------------------------
+
+
+async def test_json_nested_a_thousand_deep_is_a_400_not_a_500(lab: Lab) -> None:
+    audit_before = await lab.count("audit_log")
+    bombs = [
+        b'{"areas": ["dep:92"], "template": "outage", "variables": ' + b"[" * 1000 + b"]" * 1000,
+        b"[" * 100_000,
+        b'{"a":' * 5000 + b"1" + b"}" * 5000,
+    ]
+    for path in ("/v1/broadcasts", "/v1/tokens", "/v1/drill-schedules"):
+        for bomb in bombs:
+            status, reply = await lab.call(
+                "POST", path, "root1", raw=bomb, content_type="application/json"
+            )
+            assert status == 400, (path, reply)
+            assert reply["error"]["code"] == "malformed_body"
+            assert "deep" in reply["error"]["message"]
+    # Brackets inside strings do not count; a body as deep as a real one passes.
+    status, reply = await lab.call(
+        "POST", "/v1/broadcasts", "alice", {**LIVE_92, "variables": {"note": "[[[[" * 100}}
+    )
+    assert status != 400 or "deep" not in reply["error"]["message"], reply
+    assert await lab.count("broadcasts") == 0
+    assert await lab.count("audit_log") == audit_before  # refused before any command ran
+    await lab.run_worker()
+    assert lab.received() == {}
