@@ -6,6 +6,7 @@ attempts logged and limited per address.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from http.cookies import SimpleCookie
 from typing import Any
@@ -16,6 +17,7 @@ from fixtures_web import MakeLab, page_csrf, sign_in
 
 from broadcaster.domain.tokens import hash_token
 from broadcaster.store import tokens as store_tokens
+from broadcaster.web.progress import INTERVAL_S, RECHECK_S
 from broadcaster.web.security import CSP
 from broadcaster.web.session import COOKIE
 
@@ -363,3 +365,51 @@ async def test_a_next_target_with_a_control_character_is_a_400_page(console_lab:
         )
     assert signed_in == 0
     assert await lab.count("broadcasts") == 0
+
+
+async def test_revoking_the_token_ends_its_open_progress_stream(console_lab: MakeLab) -> None:
+    """Issue 19 item 4: a revoked token's stream once ran on to its 600 s cap; now it ends
+    within `RECHECK_S` with an `ended` event, and the session with it."""
+    lab = await console_lab()
+    client = await lab.client()
+    await sign_in(client, lab.tokens["alice"])
+    api = {"Authorization": f"Bearer {lab.tokens['alice']}"}
+    async with client.post(
+        "/v1/broadcasts", json={"areas": ["dep:75"], "template": "outage"}, headers=api
+    ) as response:
+        assert response.status == 201
+        broadcast_id = (await response.json())["broadcast"]["broadcast_id"]
+    async with lab.db.acquire() as conn:
+        alice = await conn.fetchval("SELECT id FROM api_tokens WHERE name = 'alice'")
+    names: list[str] = []
+    after_revocation = 0
+    async with (
+        asyncio.timeout(60),  # a safety net: the stream must end by itself
+        client.get(f"/console/broadcasts/{broadcast_id}/events") as stream,
+    ):
+        assert stream.status == 200
+        async for line in stream.content:
+            if not line.startswith(b"event: "):
+                continue
+            names.append(line.decode().removeprefix("event: ").strip())
+            if len(names) == 1:
+                async with client.post(
+                    f"/v1/tokens/{alice}/revoke",
+                    json={"reason": "left the cell"},
+                    headers={"Authorization": f"Bearer {lab.tokens['root']}"},
+                ) as revoked:
+                    assert revoked.status == 200
+            else:
+                after_revocation += 1
+    assert names[0] == "progress" and names[-1] == "ended"
+    assert after_revocation <= RECHECK_S / INTERVAL_S + 2  # events, not the 600 s cap
+    assert await lab.state(broadcast_id) == "pending_approval"  # nothing else changed
+    async with lab.db.acquire() as conn:
+        revocation = await conn.fetchrow(
+            "SELECT actor, subject, details FROM audit_log WHERE action = 'token_revoke'"
+        )
+    assert revocation is not None
+    assert (revocation["actor"], revocation["subject"]) == ("root", f"token:{alice}")
+    async with client.get("/console/", allow_redirects=False) as response:
+        assert response.status == 303
+        assert "ended=1" in response.headers["Location"]
