@@ -43,6 +43,7 @@ OPERATIONS: Final[dict[str, Operation]] = _table(
     Operation("cancelCap", "cancel", creator_may=True),
     Operation("listTokens", "tokens"),
     Operation("createToken", "tokens"),
+    Operation("activateToken", "tokens"),
     Operation("revokeToken", "tokens"),
     Operation("listAudit", "audit"),
     Operation("listDrillSchedules", "read"),

@@ -327,8 +327,12 @@ async def authorize_cancel(
 
 
 async def created_it(conn: Conn, caller: Caller, row: Any) -> bool:
-    """Whether the caller is the person who created the broadcast (by token, or by name)."""
-    return caller.same_person(row["created_by"], await store.origin_token(conn, row["id"]))
+    """Whether the caller is the person who created the broadcast: the same token, any token
+    of the same holder (the two-person rule binds people, not tokens), or the same name."""
+    found = await store.origin(conn, row["id"])
+    if found is not None and caller.same_person(found[1], found[0]):
+        return True
+    return caller.same_person(row["created_by"])
 
 
 async def approve(

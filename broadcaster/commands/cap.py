@@ -231,7 +231,13 @@ def _not_theirs(caller: Caller, thread: list[Any]) -> list[int] | None:
     """The broadcasts of the thread this caller may not cancel (None: they may cancel all)."""
     if caller.can("cancel"):
         return None
-    others = [r["id"] for r in thread if not caller.same_person(r["created_by"], r["token_id"])]
+    others = [
+        r["id"]
+        for r in thread
+        if not (
+            caller.same_person(r["holder"], r["token_id"]) or caller.same_person(r["created_by"])
+        )
+    ]
     return others or None
 
 

@@ -152,7 +152,13 @@ TOKEN_CREATE: Final[Schema] = {
         "name": {
             "type": "string",
             "pattern": r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$",
-            "description": "the person or system holding the token",
+            "description": "the token's name (by default also the person holding it)",
+        },
+        "holder": {
+            "type": "string",
+            "pattern": r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$",
+            "description": "the person holding the token (default: name); a token for another "
+            "person than the caller is pending until a second admin activates it",
         },
         "role": {"type": "string", "enum": ["operator", "approver", "admin"]},
     },
@@ -266,9 +272,14 @@ TOKEN: Final[Schema] = {
     "properties": {
         "id": {"type": "integer"},
         "name": {"type": "string"},
+        "holder": {"type": "string", "description": "the person it belongs to"},
         "role": {"type": "string"},
         "prefix": {"type": "string"},
         "active": {"type": "boolean"},
+        "pending": {
+            "type": "boolean",
+            "description": "minted for another person: refused until a second admin activates it",
+        },
         "token": {"type": "string", "description": "the token itself: shown only once"},
     },
 }

@@ -214,6 +214,13 @@ async def _spare_token(api: Api) -> dict[str, Any]:
     return {"id": api.token_ids["spare"]}
 
 
+async def _pending_token(api: Api) -> dict[str, Any]:
+    """A token another admin minted for someone else: it waits for a second admin."""
+    async with api.db.acquire() as conn:
+        row, _ = await mint_token(conn, "newcomer", "operator", created_by="admin2", pending=True)
+    return {"id": row["id"]}
+
+
 # operation -> (method, path, body, setup, success status, roles allowed)
 MATRIX: dict[str, tuple[str, str, Any, Setup, int, set[str]]] = {
     "healthz": ("GET", "/healthz", None, _nothing, 200, {"none", "operator", "approver", "admin"}),
@@ -310,6 +317,7 @@ MATRIX: dict[str, tuple[str, str, Any, Setup, int, set[str]]] = {
         201,
         {"admin"},
     ),
+    "activateToken": ("POST", "/v1/tokens/{id}/activate", None, _pending_token, 200, {"admin"}),
     "revokeToken": ("POST", "/v1/tokens/{id}/revoke", None, _spare_token, 200, {"admin"}),
     "listAudit": ("GET", "/v1/audit", None, _nothing, 200, {"admin"}),
 }
@@ -940,6 +948,20 @@ async def test_tokens_are_shown_once_and_stored_hashed(api: Api) -> None:
     async with api.db.acquire() as conn:
         stored = await conn.fetchval("SELECT token_hash FROM api_tokens WHERE name = 'dave'")
     assert stored == hash_token(token)
+    # Minted by root for another person (dave): refused until a second admin activates it.
+    assert created.body["holder"] == "dave"
+    assert created.body["pending"] is True
+    waits = await api.call("GET", "/v1/broadcasts", token=token)
+    assert waits.status == 401
+    assert "waits for a second admin" in waits.error["message"]
+    async with api.db.acquire() as conn:
+        _, second_admin = await mint_token(conn, "root2", "admin")
+    activated = await api.call(
+        "POST", f"/v1/tokens/{created.body['id']}/activate", token=second_admin
+    )
+    assert activated.status == 200, activated.body
+    assert activated.body["active"] is True
+    assert activated.body["activated_by"] == "root2"
     works = await api.call("GET", "/v1/broadcasts", token=token)
     assert works.status == 200
     reserved = await api.call(

@@ -228,3 +228,73 @@ async def test_json_nested_a_thousand_deep_is_a_400_not_a_500(lab: Lab) -> None:
     assert await lab.count("audit_log") == audit_before  # refused before any command ran
     await lab.run_worker()
     assert lab.received() == {}
+
+
+# -- 2. the two-person rule binds people, not tokens ---------------------------------------------
+
+
+async def test_an_admin_cannot_approve_their_own_broadcast_with_a_second_token(lab: Lab) -> None:
+    pending = await lab.create(LIVE_75, as_="root1")
+    assert await lab.state(pending) == "pending_approval"
+    # The attack of issue 19: mint a second token, approve with it.
+    status, minted = await lab.call(
+        "POST", "/v1/tokens", "root1", {"name": "root1.alt", "role": "approver"}
+    )
+    assert status == 201, minted
+    assert (minted["holder"], minted["pending"], minted["active"]) == ("root1.alt", True, False)
+    status, reply = await lab.call(
+        "POST", f"/v1/broadcasts/{pending}/approve", token=minted["token"]
+    )
+    assert status == 401, reply  # pending: not usable until a second admin activates it
+    # Nor may the admin who minted it activate it.
+    status, reply = await lab.call("POST", f"/v1/tokens/{minted['id']}/activate", "root1")
+    assert status == 403, reply
+    assert reply["error"]["code"] == "two_person_rule"
+    # Minted in their own name, a token is theirs at once, and still cannot approve.
+    status, own = await lab.call(
+        "POST",
+        "/v1/tokens",
+        "root1",
+        {"name": "root1.laptop", "holder": "ROOT1", "role": "approver"},
+    )
+    assert status == 201, own
+    assert (own["holder"], own["pending"], own["active"]) == ("ROOT1", False, True)
+    status, reply = await lab.call("POST", f"/v1/broadcasts/{pending}/approve", token=own["token"])
+    assert status == 403, reply
+    assert reply["error"]["code"] == "two_person_rule"
+    assert await lab.state(pending) == "pending_approval"
+    await lab.run_worker()
+    assert lab.received() == {}  # nothing sent
+    # The audit trail: both mints (one pending), the refused activation, the refused approval.
+    creates = await lab.audit("token_create")
+    assert [(c["actor"], c["holder"], c["pending"]) for c in creates] == [
+        ("root1", "root1.alt", True),
+        ("root1", "ROOT1", False),
+    ]
+    refused = await lab.audit("token_activate_refused")
+    assert [(r["actor"], r["subject"]) for r in refused] == [("root1", f"token:{minted['id']}")]
+    approvals = await lab.audit("approve_refused")
+    assert [(a["actor"], a["subject"], a["token_id"]) for a in approvals] == [
+        ("ROOT1", f"broadcast:{pending}", own["id"])  # the holder, as written
+    ]
+    # A second person (another admin) activates the pending token; it is root1.alt's, not
+    # root1's, so it may approve; so may bob. Then the broadcast goes out.
+    status, reply = await lab.call("POST", f"/v1/tokens/{minted['id']}/activate", "root2")
+    assert status == 200, reply
+    assert (await lab.audit("token_activate"))[0]["actor"] == "root2"
+    status, reply = await lab.call("POST", f"/v1/broadcasts/{pending}/approve", "bob")
+    assert status == 200, reply
+    await lab.run_worker()
+    assert len(lab.received()) == 4
+
+
+async def test_holders_are_backfilled_and_pending_tokens_cannot_sign_in(lab: Lab) -> None:
+    async with lab.db.acquire() as conn:
+        rows = await conn.fetch("SELECT name, holder, pending FROM api_tokens ORDER BY id")
+        _, waiting = await mint_token(
+            conn, "newcomer", "operator", created_by="root1", pending=True
+        )
+    assert all(r["holder"] == r["name"] and not r["pending"] for r in rows)
+    status, reply = await lab.call("GET", "/v1/broadcasts", token=waiting)
+    assert status == 401
+    assert "waits for a second admin" in reply["error"]["message"]
