@@ -53,6 +53,9 @@ OPERATIONS: Final[dict[str, Operation]] = _table(
     Operation("enableDrillSchedule", "control"),
     Operation("disableDrillSchedule", "control"),
     Operation("runDrillSchedule", "create"),
+    # No endpoint of its own: setting a webhook on a schedule or a run (its URL is a secret and
+    # a destination the server will connect to).
+    Operation("setDrillWebhook", "webhooks"),
     Operation("listDrills", "read"),
     Operation("getDrillReport", "read"),
 )

@@ -3,7 +3,8 @@
 Roles (the authorisation matrix, `PERMISSIONS`):
 - operator: read, create (broadcasts, previews, updates/all-clears, CAP alerts);
 - approver: read, approve, cancel, pause/resume;
-- admin: all of these, plus tokens and the audit log.
+- admin: all of these, plus tokens, the audit log and drill webhooks (secrets: only admins set
+  them and see them, masked).
 
 The creator of a broadcast may also cancel it (stopping is always the safe direction: Hawaii
 2018 took 38 minutes to correct); approving needs a *different* person (two-person rule).
@@ -18,7 +19,9 @@ from broadcaster.errors import InputError
 
 Role = Literal["operator", "approver", "admin"]
 ROLES: Final[tuple[Role, ...]] = get_args(Role)
-Permission = Literal["read", "create", "approve", "cancel", "control", "audit", "tokens"]
+Permission = Literal[
+    "read", "create", "approve", "cancel", "control", "audit", "tokens", "webhooks"
+]
 Interface = Literal["api", "console", "cli", "cap", "scheduler", "engine"]
 """How the caller reached the command: recorded with every audit entry."""
 

@@ -345,7 +345,8 @@ DRILL_SCHEDULE_CREATE: Final[Schema] = {
             "type": "string",
             "maxLength": 500,
             "pattern": r"^https?://[^\x00-\x20]+$",
-            "description": "POSTed the JSON report when the drill fails (or is missed)",
+            "description": "POSTed the JSON report when the drill fails (or is missed); admins "
+            "only; https to a public address unless its origin is in BROADCASTER_WEBHOOK_ALLOW",
         },
         "grace_seconds": {
             "type": "integer",
@@ -372,6 +373,10 @@ DRILL_SCHEDULE: Final[Schema] = {
         "next_run_at": {"type": ["string", "null"]},
         "upcoming": {"type": "array", "items": {"type": "string"}},
         "thresholds": {"type": "object"},
+        "webhook_url": {
+            "type": ["string", "null"],
+            "description": "masked (scheme://host/…), shown to admins only: the URL is a secret",
+        },
         "runs": {"type": "array", "items": {"type": "object"}},
     },
 }

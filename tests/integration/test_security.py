@@ -16,8 +16,11 @@ import asyncpg
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from fixtures_drills import WebhookSink
 from fixtures_tokens import mint_token
 
+from broadcaster.drills.config import DrillSettings
+from broadcaster.drills.scheduler import DrillScheduler
 from broadcaster.engine.worker import Worker
 from broadcaster.mocksmsc import MockSmsc
 from broadcaster.serve import create_app
@@ -298,3 +301,89 @@ async def test_holders_are_backfilled_and_pending_tokens_cannot_sign_in(lab: Lab
     status, reply = await lab.call("GET", "/v1/broadcasts", token=waiting)
     assert status == 401
     assert "waits for a second admin" in reply["error"]["message"]
+
+
+# -- 3. drill webhooks: secrets, set by admins, to public destinations ---------------------------
+
+SCHEDULE = {"name": "monthly", "cron": "0 12 * * 1#1", "timezone": "Europe/Paris"}
+SECRET_HOOK = "https://alarm:s3cret@93.184.216.34/hooks/drills?token=T0KEN"
+
+
+async def test_only_admins_set_webhooks_and_nobody_reads_them_back(lab: Lab) -> None:
+    body = {**SCHEDULE, "areas": ["dep:75"], "webhook_url": SECRET_HOOK}
+    status, reply = await lab.call("POST", "/v1/drill-schedules", "alice", body)
+    assert status == 403, reply
+    assert [d["operation"] for d in await lab.audit("denied")] == ["setDrillWebhook"]
+    assert await lab.count("drill_schedules") == 0
+    status, reply = await lab.call("POST", "/v1/drill-schedules", "root1", body)
+    assert status == 201, reply
+    assert reply["schedule"]["webhook_url"] == "https://93.184.216.34/…"
+    schedule_id = reply["schedule"]["id"]
+    created = await lab.audit("drill_schedule_create")
+    assert [(c["actor"], c["webhook"]) for c in created] == [("root1", "https://93.184.216.34/…")]
+    for who in ("alice", "bob", "root1"):
+        for path in ("/v1/drill-schedules", f"/v1/drill-schedules/{schedule_id}"):
+            status, reply = await lab.call("GET", path, who)
+            assert status == 200, reply
+            text = json.dumps(reply)
+            assert "s3cret" not in text and "T0KEN" not in text and "/hooks/" not in text
+            assert ("webhook_url" in text) == (who == "root1")  # masked, to admins only
+    status, audit = await lab.call("GET", "/v1/audit", "root1")
+    assert "s3cret" not in json.dumps(audit) and "T0KEN" not in json.dumps(audit)
+    await lab.run_worker()
+    assert lab.received() == {}
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:5432/",  # the database's port: a port scan
+        "https://127.0.0.1/",
+        "https://127.1/",  # 127.0.0.1 once resolved
+        "https://2130706433/",  # so is this
+        "https://169.254.169.254/latest/meta-data/",  # cloud metadata
+        "https://10.0.0.7/",
+        "https://[::1]:8080/",
+        "https://[::ffff:127.0.0.1]/",
+        "https://localhost/",
+        "http://93.184.216.34/",  # public, but not https
+    ],
+)
+async def test_webhooks_to_internal_addresses_are_refused(lab: Lab, url: str) -> None:
+    body = {**SCHEDULE, "areas": ["dep:75"], "webhook_url": url}
+    status, reply = await lab.call("POST", "/v1/drill-schedules", "root1", body)
+    assert status == 422, reply
+    assert reply["error"]["code"] == "webhook_refused"
+    assert reply["error"]["message"].startswith("webhook refused by policy")
+    assert await lab.count("drill_schedules") == 0
+    refused = await lab.audit("drill_webhook_refused")
+    assert [r["actor"] for r in refused] == ["root1"]
+    assert refused[0]["url"].endswith("/…") and "meta-data" not in refused[0]["url"]
+
+
+async def test_a_stored_internal_webhook_is_refused_when_sent_and_says_nothing(
+    lab: Lab, webhook_sink: WebhookSink, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A schedule whose webhook points inside (set when its origin was allowed): at send time
+    the host is resolved and checked again, nothing is posted, and what anyone reads back is
+    `failed (refused by policy)`, not a connection error that would map the network."""
+    monkeypatch.setenv("BROADCASTER_WEBHOOK_ALLOW", "http://127.0.0.1:*")
+    body = {**SCHEDULE, "areas": ["dep:75"], "webhook_url": webhook_sink.url}
+    status, reply = await lab.call("POST", "/v1/drill-schedules", "root1", body)
+    assert status == 201, reply  # explicitly allowed: accepted
+    schedule_id = reply["schedule"]["id"]
+    monkeypatch.delenv("BROADCASTER_WEBHOOK_ALLOW")  # the allowance is withdrawn
+    async with lab.db.acquire() as conn:
+        await conn.execute("UPDATE subscribers SET test_group = false")  # cannot start: alarm
+        await conn.execute("UPDATE drill_schedules SET next_run_at = now() - interval '1 min'")
+    settings = Settings(database_url="postgresql://unused")
+    config = DrillSettings(poll_s=1.0, webhook_retry_delays=(0.0, 0.0))
+    tick = await DrillScheduler(lab.db, settings, config=config, smscs=()).tick()
+    assert len(tick.not_started) == 1
+    assert webhook_sink.received == []  # nothing posted
+    for who in ("alice", "root1"):
+        status, shown = await lab.call("GET", f"/v1/drill-schedules/{schedule_id}", who)
+        assert status == 200, shown
+        assert [r["webhook_status"] for r in shown["runs"]] == ["failed (refused by policy)"]
+    await lab.run_worker()
+    assert lab.received() == {}
