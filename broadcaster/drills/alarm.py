@@ -110,8 +110,8 @@ async def resolve_checked(url: str, policy: WebhookPolicy) -> list[tuple[int, st
         infos = await asyncio.get_running_loop().getaddrinfo(
             host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP
         )
-    except OSError as exc:
-        log.warning("drill_webhook_unresolved", host=host, detail=str(exc))
+    except (OSError, UnicodeError, ValueError) as exc:  # UnicodeError: a label too long
+        log.warning("drill_webhook_unresolved", host=host[:100], detail=str(exc))
         raise WebhookRefusedError(f"webhook {REFUSED}: the host does not resolve") from None
     found = sorted({(int(info[0]), str(info[4][0])) for info in infos})
     policy.check_addresses(url, [address for _family, address in found])

@@ -347,6 +347,7 @@ async def test_only_admins_set_webhooks_and_nobody_reads_them_back(lab: Lab) -> 
         "https://[::ffff:127.0.0.1]/",
         "https://localhost/",
         "http://93.184.216.34/",  # public, but not https
+        "https://" + "0" * 400 + "/",  # no name can be that long (schemathesis found a 500)
     ],
 )
 async def test_webhooks_to_internal_addresses_are_refused(lab: Lab, url: str) -> None:
