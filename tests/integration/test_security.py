@@ -7,6 +7,7 @@ audit entry.
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,7 @@ from broadcaster.engine.worker import Worker
 from broadcaster.mocksmsc import MockSmsc
 from broadcaster.serve import create_app
 from broadcaster.settings import Settings, SmscConfig
+from broadcaster.store.migrations import migrate
 
 CAP_DIR = Path(__file__).resolve().parent.parent / "data" / "cap"
 # dep:75: 4 subscribers (live sends there wait for a second person: 4 > 2); dep:92: 2.
@@ -388,3 +390,28 @@ async def test_a_stored_internal_webhook_is_refused_when_sent_and_says_nothing(
         assert [r["webhook_status"] for r in shown["runs"]] == ["failed (refused by policy)"]
     await lab.run_worker()
     assert lab.received() == {}
+
+
+async def test_migration_0010_gives_existing_tokens_their_name_as_holder(
+    empty_db_dsn: str, tmp_path: Path
+) -> None:
+    migrations = Settings().sql_dir / "migrations"
+    before = tmp_path / "before"
+    before.mkdir()
+    for path in sorted(migrations.glob("*.sql")):
+        if path.name < "0010":
+            shutil.copy(path, before / path.name)
+    conn = await asyncpg.connect(empty_db_dsn)
+    try:
+        await migrate(conn, before)
+        await conn.execute(
+            "INSERT INTO api_tokens (name, role, prefix, token_hash, created_by) "
+            "VALUES ('prefet-astreinte', 'approver', 'bct_abcdefgh', $1, 'cli:root')",
+            "0" * 64,
+        )
+        assert "0010_token_holders.sql" in await migrate(conn, migrations)
+        row = await conn.fetchrow("SELECT name, holder, pending FROM api_tokens")
+    finally:
+        await conn.close()
+    assert row is not None
+    assert dict(row) == {"name": "prefet-astreinte", "holder": "prefet-astreinte", "pending": False}
