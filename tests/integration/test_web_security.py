@@ -413,3 +413,41 @@ async def test_revoking_the_token_ends_its_open_progress_stream(console_lab: Mak
     async with client.get("/console/", allow_redirects=False) as response:
         assert response.status == 303
         assert "ended=1" in response.headers["Location"]
+
+
+async def test_an_operator_cannot_stop_anothers_broadcast_from_the_console(
+    console_lab: MakeLab,
+) -> None:
+    """Issue 19 item 1 in the console: the follow-up form is not offered on someone else's
+    broadcast, and posting it anyway is refused (403), audited, and stops nothing."""
+    lab = await console_lab(threshold=100)
+    olga = await lab.client()
+    olgas_csrf = await sign_in(olga, lab.tokens["olga"])
+    status, _ = await post(olga, "/console/broadcasts", {**CREATE, "csrf_token": olgas_csrf})
+    assert status == 303
+    alice = await lab.client()
+    csrf = await sign_in(alice, lab.tokens["alice"])
+    async with alice.get("/console/broadcasts/1") as response:
+        assert response.status == 200
+        assert 'id="follow-h"' not in await response.text()
+    async with olga.get("/console/broadcasts/1") as response:
+        assert 'id="follow-h"' in await response.text()  # the creator's page offers it
+    status, text = await post(
+        alice,
+        "/console/broadcasts/1/follow-up",
+        {
+            "csrf_token": csrf,
+            "template": "all_clear",
+            "confirm": "SEND TO PUBLIC",
+            "idempotency_key": "x-1",
+        },
+    )
+    assert status == 403
+    assert "created by olga" in text
+    assert await lab.state(1) == "approved"
+    assert await lab.count("broadcasts") == 1
+    async with lab.db.acquire() as conn:
+        denied = await conn.fetch(
+            "SELECT actor, subject, details->>'via' AS via FROM audit_log WHERE action = 'denied'"
+        )
+    assert [tuple(r) for r in denied] == [("alice", "broadcast:1", "allClearBroadcast")]
