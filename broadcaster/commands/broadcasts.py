@@ -26,7 +26,7 @@ from broadcaster.commands.planning import (
 )
 from broadcaster.domain.caller import Caller
 from broadcaster.domain.requests import DEFAULT_EXPIRY, BroadcastRequest
-from broadcaster.domain.states import Action, applies, refuse
+from broadcaster.domain.states import FINAL, Action, applies, refuse
 from broadcaster.errors import ConflictError, ForbiddenError, InputError
 from broadcaster.planning import Plan
 from broadcaster.settings import Settings
@@ -304,7 +304,15 @@ async def authorize_follow_up(
     """A follow-up (update, all-clear, CAP Update) stops the broadcast it follows: it needs the
     right to cancel that one, checked as a direct cancel is (ForbiddenError, audited)."""
     if request.parent_id is not None:
-        await authorize_cancel(conn, caller, request.parent_id, via=operation)
+        await authorize_stopping(conn, caller, request.parent_id, via=operation)
+
+
+async def authorize_stopping(conn: Conn, caller: Caller, parent_id: int, *, via: str) -> None:
+    """The right to cancel the broadcast a follow-up stops. A finished one (a final state, which
+    it never leaves) is stopped by nobody: any operator may send its all-clear."""
+    row = await store.get_broadcast(conn, parent_id)
+    if row["state"] not in FINAL:
+        await authorize_cancel(conn, caller, parent_id, via=via)
 
 
 async def authorize_cancel(

@@ -5,8 +5,8 @@ A message is identified by (sender, identifier): a retried message returns the f
 the same identifier with different content is refused (409). Test, Draft and System messages
 are validated and previewed against the real areas and templates, and nothing is stored.
 Alert and Update need the permission to create broadcasts; an Update also the right to cancel
-the broadcast it follows (it stops it: the same check as a direct cancel); Cancel the permission
-to cancel (or to have created every broadcast it cancels).
+the broadcast it follows while that one is unfinished (it stops it: the same check as a direct
+cancel); Cancel the permission to cancel (or to have created every broadcast it cancels).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import structlog
 from broadcaster import cap
 from broadcaster.commands.access import authorize
 from broadcaster.commands.broadcasts import (
-    authorize_cancel,
+    authorize_stopping,
     needs_approval,
     store_planned,
     subject,
@@ -112,7 +112,7 @@ async def _check_update(conn: Conn, caller: Caller, message: cap.CapMessage) -> 
     if message.msg_type != "Update":
         return None
     parent_id = await _parent(conn, message)
-    await authorize_cancel(conn, caller, parent_id, via="postCap")
+    await authorize_stopping(conn, caller, parent_id, via="postCap")
     return parent_id
 
 

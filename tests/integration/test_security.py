@@ -176,6 +176,10 @@ async def test_an_operator_cannot_stop_anothers_broadcast_with_an_update(lab: La
     received = lab.received()
     assert sorted(received) == ["33600000011", "33600000012"]
     assert all("Restez" not in text for texts in received.values() for text in texts)
+    # Finished, it is stopped by nobody: any operator may send its all-clear.
+    status, reply = await lab.call("POST", f"/v1/broadcasts/{original}/all-clear", "alice")
+    assert status == 201, reply
+    assert await lab.state(original) == "completed"
     # Its creator may follow it up (and so stop it).
     own = await lab.create(LIVE_92, as_="alice")
     status, reply = await lab.call("POST", f"/v1/broadcasts/{own}/update", "alice", UPDATE)
