@@ -1,13 +1,19 @@
-"""Crash test: a worker killed with SIGKILL mid-broadcast, three times, then run to the end.
+"""Crash test: a worker killed with SIGKILL mid-broadcast, three times, restarted as an operator
+would, and left to finish.
 
-    python loadtest/crash.py --recipients 200000
+    python -m loadtest.crash --recipients 200000
 
 The mock SMSC runs in this process (recording every text); `broadcaster worker --until-idle` runs
-in its own process and is killed at random points. At the end: every recipient has exactly one
-accepted outcome in the database, the mock's record shows who is missing (must be nobody) and
-who got the message twice. A duplicate can only come from a part the SMSC accepted but whose
-outcome was not yet written when the worker died; `duplicate_bound` is the number of such parts,
-measured at each kill (SMSC-accepted parts minus outcomes recorded). Last line: one JSON object.
+in its own process and is killed at random points. After each kill the operator's move is
+repeated, nothing more: start `broadcaster worker --until-idle` again. Nothing touches the
+database's leases: the restarted worker waits for the dead one's leases to expire
+(`--lease-seconds`, the same for every worker, as an operator would configure them) and takes
+its chunks up; the last one runs until the broadcast is done. At the end: every recipient has
+exactly one accepted outcome in the database, the mock's record shows who is missing (must be
+nobody) and who got the message twice. A duplicate can only come from a part the SMSC accepted
+but whose outcome was not yet written when the worker died; `duplicate_bound` is the number of
+such parts, measured at each kill (SMSC-accepted parts minus outcomes recorded). Last line: one
+JSON object.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from loadtest.common import quiet_logs, scratch_database
 
 
 async def _worker(env: dict[str, str]) -> asyncio.subprocess.Process:
+    """What the operator types after a crash: `broadcaster worker --until-idle`."""
     return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -44,7 +51,7 @@ async def _worker(env: dict[str, str]) -> asyncio.subprocess.Process:
     )
 
 
-async def main(recipients: int, kills: int, seed: int) -> dict[str, object]:
+async def main(recipients: int, kills: int, seed: int, lease: float) -> dict[str, object]:
     rng = random.Random(seed)
     mock = MockSmsc(MockConfig(seed=seed))
     port = await mock.start()
@@ -62,36 +69,38 @@ async def main(recipients: int, kills: int, seed: int) -> dict[str, object]:
             "DATABASE_URL": dsn,
             "BROADCASTER_SMSC_URL": f"smpp://crash:pw@127.0.0.1:{port}?binds=2&window=256",
             "BROADCASTER_LOG_LEVEL": "warning",
+            "BROADCASTER_LEASE_SECONDS": f"{lease:g}",
         }
         bound = 0
+        recorded = 0
+        proc = await _worker(env)
         for kill in range(kills):
-            proc = await _worker(env)
-            start = mock.submits
+            start, recorded_before = mock.submits, recorded
             target = start + rng.randint(plan.parts // (kills * 4), plan.parts // (kills + 1))
-            deadline = time.monotonic() + 60
+            deadline = time.monotonic() + 60 + lease
             while mock.submits < target and proc.returncode is None:
                 if time.monotonic() > deadline:
                     break
                 await asyncio.sleep(0.005)
-            proc.send_signal(signal.SIGKILL)
+            if proc.returncode is None:
+                proc.send_signal(signal.SIGKILL)
             await proc.wait()
             recorded = await conn.fetchval(
                 "SELECT count(*) FROM deliveries WHERE broadcast_id = $1", broadcast_id
             )
-            unrecorded = mock.submits - recorded
+            # What this worker had the SMSC accept and did not record before it died.
+            unrecorded = (mock.submits - start) - (recorded - recorded_before)
             bound += unrecorded
             print(
-                f"kill {kill + 1}: after {mock.submits:,} parts accepted by the SMSC, "
-                f"{recorded:,} outcomes recorded -> up to {unrecorded:,} possible duplicates"
+                f"kill {kill + 1}: this worker had {mock.submits - start:,} parts accepted by "
+                f"the SMSC and recorded {recorded - recorded_before:,} outcomes -> up to "
+                f"{unrecorded:,} possible duplicates"
             )
-            await asyncio.sleep(0.1)
-        # Let the leases of the killed workers expire, then finish.
-        await conn.execute(
-            "UPDATE broadcast_chunks SET lease_until = now() WHERE broadcast_id = $1 AND NOT done",
-            broadcast_id,
-        )
-        proc = await _worker(env)
+            # The operator starts it again; it waits for the dead one's leases to expire.
+            proc = await _worker(env)
+        restarted = time.monotonic()
         await asyncio.wait_for(proc.wait(), 600)
+        last_run_s = time.monotonic() - restarted
         state = await conn.fetchval("SELECT state FROM broadcasts WHERE id = $1", broadcast_id)
         per_recipient = await conn.fetch(
             "SELECT msisdn, count(*) FILTER (WHERE status = 0) AS ok, max(parts) AS parts "
@@ -114,7 +123,8 @@ async def main(recipients: int, kills: int, seed: int) -> dict[str, object]:
     print(
         f"final state {state}: {exactly_once_in_db:,}/{len(expected):,} recipients with exactly "
         f"one accepted outcome; mock: {missing} missing, {duplicates} duplicates "
-        f"(bound {bound})"
+        f"(bound {bound}); the last worker, started right after kill {kills}, exited "
+        f"{proc.returncode} after {last_run_s:.1f} s (lease {lease:g} s)"
     )
     return {
         "recipients": len(expected),
@@ -124,6 +134,12 @@ async def main(recipients: int, kills: int, seed: int) -> dict[str, object]:
         "duplicates": duplicates,
         "duplicate_bound": bound,
         "kills": kills,
+        "lease_seconds": lease,
+        "last_worker_exit": proc.returncode,
+        "last_worker_s": round(last_run_s, 1),
+        "sql_on_leases": False,
+        "completed": int(state == "completed"),
+        "duplicates_over_bound": max(0, duplicates - bound),
     }
 
 
@@ -137,5 +153,8 @@ if __name__ == "__main__":
     parser.add_argument("--recipients", type=int, default=200_000)
     parser.add_argument("--kills", type=int, default=3)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--lease-seconds", type=float, default=10.0, help="every worker's BROADCASTER_LEASE_SECONDS"
+    )
     args = parser.parse_args()
-    print(json.dumps(asyncio.run(main(args.recipients, args.kills, args.seed))))
+    print(json.dumps(asyncio.run(main(args.recipients, args.kills, args.seed, args.lease_seconds))))

@@ -87,7 +87,13 @@ async def run_pool(port: int, parts: int, binds: int, window: int) -> Result:
     accepted = failed = 0
 
     def on_outcome(
-        tag: object, status: int, message_id: str | None, smsc: str, sent: float, answered: float
+        tag: object,
+        status: int,
+        message_id: str | None,
+        smsc: str,
+        sent: float,
+        answered: float,
+        duplicates: int,
     ) -> None:
         nonlocal accepted, failed
         if status == 0:

@@ -18,7 +18,17 @@ from loadtest import charts
 from loadtest.charts import Bar, Line, Series
 
 OPS = {">=": "≥", ">": ">", "<": "<", "<=": "≤", "==": "="}
-CHART_FILES = ("pool.svg", "e2e.svg", "paced.svg", "degraded.svg", "scaleout.svg", "load.svg")
+CHART_FILES = (
+    "pool.svg",
+    "e2e.svg",
+    "paced.svg",
+    "degraded.svg",
+    "faults.svg",
+    "scaleout.svg",
+    "crash.svg",
+    "db_outage.svg",
+    "load.svg",
+)
 
 
 def num(value: Any, digits: int = 1) -> str:
@@ -48,19 +58,23 @@ def _table(rows: Sequence[tuple[str, Any]], head: tuple[str, str] = ("figure", "
     return "\n".join(lines)
 
 
+PERCENT_KEYS = ("achieved_ratio", "efficiency", "throttle_ratio", "disconnect_ratio")
+"""Target figures shown as percentages."""
+
+
 def _target_value(row: dict[str, Any]) -> str:
     value = row["value"]
     if value is None:
         return "—"
     unit = row["unit"]
-    if row["key"] in ("achieved_ratio", "efficiency"):
+    if row["key"] in PERCENT_KEYS:
         return f"{value:.1%}"
     return f"{num(value)} {unit}".strip()
 
 
 def _target_threshold(row: dict[str, Any]) -> str:
     threshold = row["threshold"]
-    if row["key"] in ("achieved_ratio", "efficiency"):
+    if row["key"] in PERCENT_KEYS:
         text = f"{threshold:.0%}"
     else:
         text = f"{num(threshold)} {row['unit']}".strip()
@@ -149,6 +163,32 @@ def chart_degraded(f: dict[str, Any]) -> str:
     )
 
 
+def chart_faults(f: dict[str, Any]) -> str:
+    base = f["baseline_parts_per_s"]
+    throttle, disconnect = f["throttle_parts_per_s"], f["disconnect_parts_per_s"]
+    every = f"{f['disconnect_after']:,}"
+    return charts.bar_chart(
+        f"Faults: parts/s, medians of {f['repeat']} runs each, vs a no-fault baseline",
+        [
+            Bar("no fault", base, charts.GREY, f"{base:,.0f}"),
+            Bar(
+                f"{f['throttle_share']:.0%} throttled",
+                throttle,
+                charts.OURS,
+                f"{throttle:,.0f} ({f['throttle_ratio']:.0%})",
+            ),
+            Bar(
+                f"disconnect / {every} submits",
+                disconnect,
+                charts.OURS,
+                f"{disconnect:,.0f} ({f['disconnect_ratio']:.0%})",
+            ),
+        ],
+        "parts/s",
+        [Line(0.8 * base, "target, throttles: 80%"), Line(0.7 * base, "target, disconnects: 70%")],
+    )
+
+
 def chart_scaleout(f: dict[str, Any]) -> str:
     one = f.get("one_worker_msgs_per_s") or f["recipients"] / f["one_worker_s"]
     two = f.get("two_workers_msgs_per_s") or f["recipients"] / f["two_workers_s"]
@@ -162,6 +202,32 @@ def chart_scaleout(f: dict[str, Any]) -> str:
         ],
         "messages/s",
         [Line(1.5 * one, "target: 1.5 × one worker")],
+    )
+
+
+def chart_crash(f: dict[str, Any]) -> str:
+    return charts.bar_chart(
+        f"Crash: {f['kills']} kills -9, restarted with worker --until-idle "
+        f"({f['missing']} missing)",
+        [
+            Bar("sent twice (mock SMSC)", f["duplicates"], charts.OURS),
+            Bar("bound: accepted, unrecorded at the kills", f["duplicate_bound"], charts.GREY),
+        ],
+        "parts / recipients",
+    )
+
+
+def chart_db_outage(f: dict[str, Any]) -> str:
+    resume = f.get("resume_after_return_ms")
+    return charts.bar_chart(
+        f"Database outage of {num(f['outage_s'])} s: next submit "
+        f"{num(resume)} ms after its return ({f['missing']} missing)",
+        [
+            Bar("sent twice (mock SMSC)", f["duplicates"], charts.OURS),
+            Bar("submitted after the stop", f["submitted_after_stop"], charts.GREY),
+            Bar("in-flight window (binds × window)", f["in_flight_window"], charts.TARGET),
+        ],
+        "parts / recipients",
     )
 
 
@@ -197,7 +263,10 @@ CHARTS: dict[str, Callable[[dict[str, Any]], str]] = {
     "e2e": chart_e2e,
     "paced": chart_paced,
     "degraded": chart_degraded,
+    "faults": chart_faults,
     "scaleout": chart_scaleout,
+    "crash": chart_crash,
+    "db_outage": chart_db_outage,
 }
 
 # -- prose --------------------------------------------------------------------------------------
@@ -232,12 +301,41 @@ healthy until it is killed with SIGKILL (no unbind) 8 s after it accepted its fi
 real capacity is 1,200 + 2,000 parts/s while both are up, 1,200 after; the ideal completion
 time sends every part at that capacity from the first submit. Efficiency = ideal ÷ actual
 (first submit to last answer, from the database).""",
+    "faults": """\
+One scratch database; the same broadcast (a new one each run, 100k parts) is sent by one
+`broadcaster worker` process to a mock SMSC in its own process, with no TPS limit, in three
+runs: no fault; 2% of the parts answered ESME_RTHROTTLED at random; every connection closed
+by the SMSC after 1,000 submit_sm. All three use the mock's per-PDU path (the baseline with a
+0% error rate). A warm-up run comes first; then the three in turn, 3 times, and each figure is
+the median of its runs (the machine is shared). Throughput = accepted parts ÷ (first submit to
+last answer), from the database; ratio = fault ÷ baseline. Before issue 20 these cost 98% and
+99% of the throughput (the pacer cut the rate on every throttle; every lost connection grew the
+reconnect backoff).""",
     "scaleout": """\
 One broadcast (all of a 300k-subscriber scratch database) is run by 1, then by 2
 `broadcaster worker` processes sharing it through the chunk leases in PostgreSQL. The mock SMSC
 limits each bind to 5,000 parts/s and each worker opens 2 binds, so the SMSC side is the limit
 and a second worker brings twice the binds. Speed-up = time with 1 worker ÷ time with 2;
 `sent twice` counts (msisdn, part) with more than one outcome (must be 0).""",
+    "crash": """\
+`broadcaster worker --until-idle` (its own process; the mock SMSC in the test's process,
+recording every text) is killed with SIGKILL at random points, three times; after each kill it is
+started again exactly as an operator would, and nothing touches the leases in the database: the
+new worker waits for the dead one's leases to expire (`--lease-seconds`, 10 s here) and takes
+its chunks up. Judged by the mock's record: nobody missing, and recipients sent twice no more
+than the parts the SMSC had accepted and the dead worker had not recorded.""",
+    "db_outage": """\
+A throwaway PostgreSQL cluster of the scenario's own (the shared server is never touched) holds
+200k subscribers; one `broadcaster worker --until-idle` process sends to all of them through
+the mock SMSC (in the scenario's process, recording every text; 2 binds, window 256). Once a
+quarter of the parts are accepted the cluster is stopped with `pg_ctl stop -m immediate`, kept
+down 10 s and started again; nobody restarts the worker. It must stop submitting while it
+cannot record outcomes (parts in flight are answered and kept in memory), keep its binds and
+resume by itself. Judged by the mock's record: nobody missing, duplicates within the in-flight
+window; the time from the database's return to the next submit is measured by polling the
+mock every 2 ms. The cluster keeps acknowledged commits (`synchronous_commit=on`, as a real
+server): with the throwaway default, commits of the last ~0.6 s before the stop were lost and
+their parts sent again.""",
 }
 
 
@@ -288,6 +386,23 @@ def figures_rows(name: str, f: dict[str, Any]) -> list[tuple[str, Any]]:
             ("throttle replies from site A", f["a_throttled"]),
             ("parts recorded twice / missing", f"{f['duplicate_rows']} / {f['missing_parts']}"),
         ]
+    if name == "faults":
+        runs = f.get("runs", {})
+        return [
+            ("parts per run / runs of each", f"{f['parts']:,} / {f['repeat']}"),
+            ("no fault: parts/s (median)", f["baseline_parts_per_s"]),
+            (
+                f"{f['throttle_share']:.0%} throttled: parts/s (÷ baseline)",
+                f"{num(f['throttle_parts_per_s'])} ({f['throttle_ratio']:.1%})",
+            ),
+            (
+                f"a disconnect every {f['disconnect_after']:,} submits: parts/s (÷ baseline)",
+                f"{num(f['disconnect_parts_per_s'])} ({f['disconnect_ratio']:.1%})",
+            ),
+            ("throttles per run", [r["throttles"] for r in runs.get("throttle", [])]),
+            ("disconnects per run", [r["disconnects"] for r in runs.get("disconnect", [])]),
+            ("parts recorded twice / missing", f"{f['duplicate_rows']} / {f['missing_parts']}"),
+        ]
     if name == "scaleout":
         return [
             ("recipients", f["recipients"]),
@@ -303,6 +418,30 @@ def figures_rows(name: str, f: dict[str, Any]) -> list[tuple[str, Any]]:
             ("speed-up", f["speedup"]),
             ("accepted: 1 worker / 2 workers", f"{f['accepted_one']:,} / {f['accepted_two']:,}"),
             ("parts sent twice", f["sent_twice"]),
+        ]
+    if name == "crash":
+        return [
+            ("recipients", f["recipients"]),
+            ("final state", f["state"]),
+            ("recipients with exactly one accepted outcome", f["exactly_once_in_db"]),
+            ("missing (mock SMSC record)", f["missing"]),
+            ("sent twice (mock) / bound", f"{f['duplicates']:,} / {f['duplicate_bound']:,}"),
+            ("kills -9, lease seconds", f"{f['kills']}, {num(f['lease_seconds'])}"),
+            ("last worker: exit code, seconds", f"{f['last_worker_exit']}, {f['last_worker_s']}"),
+        ]
+    if name == "db_outage":
+        return [
+            ("recipients / parts", f"{f['recipients']:,} / {f['parts']:,}"),
+            ("final state", f["state"]),
+            ("missing (mock SMSC record)", f["missing"]),
+            ("sent twice (mock)", f["duplicates"]),
+            ("in-flight window (binds × window)", f["in_flight_window"]),
+            ("database down, s", f["outage_s"]),
+            ("parts accepted before the stop", f["parts_at_stop"]),
+            ("parts submitted after the stop began", f["submitted_after_stop"]),
+            ("next submit after the database returned, ms", f["resume_after_return_ms"]),
+            ("worker survived / restarts by hand", f"{f['worker_survived']} / 0"),
+            ("total time, s", f["seconds"]),
         ]
     return [(k, v) for k, v in f.items() if not isinstance(v, dict | list)]
 

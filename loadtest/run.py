@@ -133,6 +133,25 @@ SCENARIOS: tuple[Scenario, ...] = (
         (Target("efficiency", "ideal ÷ actual completion time", ">=", 0.85),),
     ),
     Scenario(
+        "faults",
+        "Faults: 2% throttles, a disconnect every 1,000 submits, vs a no-fault baseline",
+        "loadtest.faults",
+        ("--parts", "100000", "--repeat", "3"),
+        ("--parts", "2000", "--repeat", "1"),
+        300,
+        (
+            Target("throttle_ratio", "2% throttles: parts/s ÷ no fault", ">=", 0.8, "", "issue 20"),
+            Target(
+                "disconnect_ratio",
+                "a disconnect every 1,000 submits: parts/s ÷ no fault",
+                ">=",
+                0.7,
+                "",
+                "issue 20",
+            ),
+        ),
+    ),
+    Scenario(
         "scaleout",
         "Scale-out: 1 vs 2 worker processes on one broadcast, TPS-limited SMSC",
         "loadtest.scaleout",
@@ -140,6 +159,46 @@ SCENARIOS: tuple[Scenario, ...] = (
         ("--recipients", "2000", "--tps", "1000"),
         360,
         (Target("speedup", "2 workers ÷ 1 worker (time)", ">=", 1.5, "x"),),
+    ),
+    Scenario(
+        "crash",
+        "Crash: a worker killed -9 three times, restarted with `worker --until-idle` each time",
+        "loadtest.crash",
+        ("--recipients", "200000", "--kills", "3"),
+        ("--recipients", "5000", "--kills", "2", "--lease-seconds", "2"),
+        300,
+        (
+            Target("missing", "recipients missing (mock SMSC record)", "==", 0, "", "issue 20"),
+            Target("completed", "broadcast completed, no SQL on leases", "==", 1, "", "issue 20"),
+            Target(
+                "duplicates_over_bound",
+                "duplicates beyond the parts unrecorded at the kills",
+                "==",
+                0,
+                "",
+                "issue 20",
+            ),
+        ),
+    ),
+    Scenario(
+        "db_outage",
+        "Database outage: PostgreSQL stopped 10 s mid-send, started again, no restart by hand",
+        "loadtest.db_outage",
+        ("--recipients", "200000", "--outage", "10"),
+        ("--recipients", "5000", "--outage", "1"),
+        300,
+        (
+            Target("missing", "recipients missing (mock SMSC record)", "==", 0, "", "issue 20"),
+            Target("completed", "broadcast completed by the same worker", "==", 1, "", "issue 20"),
+            Target(
+                "duplicates_over_window",
+                "duplicates beyond the in-flight window",
+                "==",
+                0,
+                "",
+                "issue 20",
+            ),
+        ),
     ),
 )
 BY_NAME = {s.name: s for s in SCENARIOS}

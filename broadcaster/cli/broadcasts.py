@@ -268,7 +268,8 @@ def _report_text(report: dict[str, Any]) -> str:
         f"[{words}] broadcast {report['broadcast_id']}: {report['state']}; "
         f"{report['recipients']:,} recipients: {report['accepted']:,} accepted, "
         f"{report['failed']:,} failed; {report['parts']:,} parts, "
-        f"{report['duplicates']} recorded twice; "
+        f"{report['possibly_sent_twice']:,} possibly sent twice "
+        f"({report['duplicates']:,} recorded twice); "
         f"{report['seconds']:.2f} s, {report['msgs_per_s']:,.0f} recipients/s"
     )
 

@@ -22,6 +22,7 @@ from broadcaster.cli.options import (
 )
 from broadcaster.commands import broadcasts as commands
 from broadcaster.domain.states import Action
+from broadcaster.engine.runner import LEASE_SECONDS
 from broadcaster.errors import EXIT_OK, EXIT_PARTIAL, ConfigError
 from broadcaster.settings import Settings
 from broadcaster.store.database import create_pool, ensure_migrated
@@ -68,8 +69,25 @@ def register(commands: Commands) -> None:
         env="BROADCASTER_UNTIL_IDLE",
         nargs=0,
         default=False,
-        help="exit when no runnable broadcast is left",
+        help="exit when no runnable broadcast has work left (it waits for chunks other "
+        "workers hold: a dead worker's are taken up when their lease expires)",
     )
+    flag(
+        worker,
+        "--lease-seconds",
+        env="BROADCASTER_LEASE_SECONDS",
+        type=_positive_seconds,
+        default=LEASE_SECONDS,
+        help="how long a chunk stays this worker's without renewal (renewed every third of "
+        "it): after a crash, how soon another worker takes it up",
+    )
+
+
+def _positive_seconds(raw: str) -> float:
+    seconds = float(raw)
+    if not 1.0 <= seconds <= 3600.0:
+        raise ValueError(f"{raw} is not between 1 and 3600 seconds")
+    return seconds
 
 
 async def _cmd_status(args: argparse.Namespace, settings: Settings) -> int:
@@ -89,7 +107,9 @@ def _status_text(s: dict[str, Any]) -> str:
         f"  {s['recipients']:,} recipients in {s['parts']:,} SMS parts, "
         f"chunks {s['chunks_done']}/{s['chunks_total']}",
         f"  recipients: {s['accepted']:,} accepted (every part), {s['failed']:,} failed; "
-        f"parts recorded twice: {s['duplicates']:,}",
+        f"parts possibly sent twice: {s['possibly_sent_twice']:,} "
+        f"({s['resent_in_flight']:,} resent after a loss or a timeout, "
+        f"{s['duplicates']:,} recorded twice)",
         f"  created {s['created_at']} by {s['created_by']}, expires {s['expires_at']}",
     ]
     for status, n in s["failed_by_status"].items():
@@ -141,7 +161,7 @@ async def _cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
         raise ConfigError("no SMSC is configured: set BROADCASTER_SMSC_URL or [[smsc]]")
     await ensure_migrated(dsn, settings.sql_dir)
     db = await create_pool(dsn, min_size=2, max_size=6)
-    worker = Worker(db, settings.smscs)
+    worker = Worker(db, settings.smscs, lease_seconds=args.lease_seconds)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):

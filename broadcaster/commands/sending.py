@@ -123,6 +123,8 @@ async def execute(
         "accepted": summary.accepted,
         "failed": summary.failed,
         "duplicates": summary.duplicates,
+        "resent_in_flight": summary.resent_in_flight,
+        "possibly_sent_twice": summary.possibly_sent_twice,
         "failed_by_status": {
             f"0x{k & 0xFFFFFFFF:08X}": v for k, v in summary.failed_by_status.items()
         },

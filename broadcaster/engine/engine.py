@@ -22,18 +22,24 @@ import structlog
 
 from broadcaster.domain.states import RUNNABLE
 from broadcaster.engine.receipts import ReceiptRecorder
-from broadcaster.engine.runner import BroadcastRunner, PartTag, RunStats
+from broadcaster.engine.runner import LEASE_SECONDS, BroadcastRunner, PartTag, RunStats
 from broadcaster.settings import SmscConfig
-from broadcaster.smpp.pool import SmppPool
+from broadcaster.smpp.pool import Lane, SmppPool
 from broadcaster.store import broadcasts as store
 from broadcaster.store import chunks
 from broadcaster.store import drills as store_drills
+from broadcaster.store.database import connection_lost, until_answered
 
 log = structlog.get_logger(__name__)
 
 RECEIPT_POLL_S = 0.25
 IDLE_POLL = 0.5
 """How often a run waiting for other workers' chunks looks again."""
+
+
+def _lane_of(tag: object) -> Lane:
+    """The lane of a part's run (halted with it, closed at its expiry), for the pool."""
+    return cast(PartTag, tag)[0].runner.lane
 
 
 class Engine:
@@ -46,8 +52,10 @@ class Engine:
         *,
         name: str | None = None,
         receipt_interval: float = 0.5,
+        lease_seconds: float = LEASE_SECONDS,
     ) -> None:
         self.db = db
+        self.lease_seconds = lease_seconds
         self.smscs = tuple(smscs)
         self.name = name or f"{socket.gethostname()}:{os.getpid()}"
         """How this process signs its chunk leases."""
@@ -62,7 +70,9 @@ class Engine:
 
     async def start(self) -> None:
         """Bind (BindError, saying why per bind, unless one bind came up) and record receipts."""
-        pool = SmppPool(self.smscs, on_outcome=self._on_outcome, on_receipt=self.receipts)
+        pool = SmppPool(
+            self.smscs, on_outcome=self._on_outcome, on_receipt=self.receipts, lane_of=_lane_of
+        )
         await pool.start()
         self._pool = pool
         self.receipts.start()
@@ -98,6 +108,7 @@ class Engine:
             worker=self.name,
             on_progress=on_progress,
             sharing=lambda: len(self._runners),
+            lease_seconds=self.lease_seconds,
         )
         self._runners.add(runner)
         try:
@@ -124,10 +135,17 @@ class Engine:
         broadcast it created this way). The runs made, in order."""
         runs: list[RunStats] = []
         while True:
-            async with self.db.acquire() as conn:
-                await store.expire_overdue(conn)
-                state = await store.get_state(conn, broadcast_id)
-                todo, _total = await chunks.chunks_left(conn, broadcast_id)
+            try:
+                async with self.db.acquire() as conn:
+                    await store.expire_overdue(conn)
+                    state = await store.get_state(conn, broadcast_id)
+                    todo, _total = await chunks.chunks_left(conn, broadcast_id)
+            except Exception as exc:
+                if not connection_lost(exc):
+                    raise
+                log.warning("database_lost", error=f"{type(exc).__name__}: {exc}")
+                await until_answered(self.db)  # (the binds stay up meanwhile)
+                continue
             if state not in RUNNABLE:
                 return runs  # (paused, cancelled, expired, completed...: nothing to wait for)
             if todo:
@@ -160,7 +178,12 @@ class Engine:
         smsc: str,
         submitted_at: float,
         answered_at: float,
+        possible_duplicates: int = 0,
     ) -> None:
-        """Each part's outcome, to the runner that submitted it (its tag is a `PartTag`)."""
+        """Each part's outcome, to the runner that submitted it (its tag is a `PartTag`);
+        `possible_duplicates`: copies beyond one the SMSC may have received (the pool's
+        count, recorded per broadcast and reported as "possibly sent twice")."""
         part = cast(PartTag, tag)
-        part[0].runner.on_outcome(part, status, message_id, smsc, submitted_at, answered_at)
+        part[0].runner.on_outcome(
+            part, status, message_id, smsc, submitted_at, answered_at, possible_duplicates
+        )

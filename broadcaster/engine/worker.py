@@ -15,12 +15,12 @@ import asyncpg
 import structlog
 
 from broadcaster.engine.engine import Engine
-from broadcaster.engine.runner import RunStats
+from broadcaster.engine.runner import LEASE_SECONDS, RunStats
 from broadcaster.settings import SmscConfig
 from broadcaster.smpp.pool import SmppPool
 from broadcaster.store import broadcasts as store
 from broadcaster.store import chunks, workers
-from broadcaster.store.database import DATABASE_UNAVAILABLE
+from broadcaster.store.database import DATABASE_UNAVAILABLE, connection_lost, until_answered
 
 log = structlog.get_logger(__name__)
 
@@ -41,9 +41,10 @@ class Worker:
         *,
         name: str | None = None,
         on_progress: Callable[[RunStats], None] | None = None,
+        lease_seconds: float = LEASE_SECONDS,
     ) -> None:
         self.db = db
-        self.engine = Engine(db, smscs, name=name)
+        self.engine = Engine(db, smscs, name=name, lease_seconds=lease_seconds)
         self.on_progress = on_progress
         self.runs: list[RunStats] = []
         self._stop = asyncio.Event()
@@ -61,8 +62,9 @@ class Worker:
         self._stop.set()
 
     async def run(self, until_idle: bool = False) -> list[RunStats]:
-        """Bind, then work until `stop()` (with `until_idle`, until no runnable broadcast is
-        left), then unbind. While it lives it says so (a heartbeat every HEARTBEAT_S): a
+        """Bind, then work until `stop()` (with `until_idle`, until no runnable broadcast has
+        work left: chunks other workers hold count, since a dead one's are taken up when their
+        lease expires), then unbind. While it lives it says so (a heartbeat every HEARTBEAT_S): a
         broadcast waiting for a worker can tell whether one is running."""
         async with self.engine:
             beating = asyncio.create_task(self._heartbeat())
@@ -82,11 +84,19 @@ class Worker:
         running: dict[int, tuple[asyncio.Task[RunStats], int]] = {}
         try:
             while not self._stop.is_set():
-                for broadcast_id, priority in await self._startable(running):
+                try:
+                    startable = await self._startable(running)
+                    idle = not running and not (startable or await self._work_left())
+                except Exception as exc:
+                    if not connection_lost(exc):
+                        raise
+                    await self._ride_out(exc)
+                    continue
+                for broadcast_id, priority in startable:
                     task = asyncio.create_task(self.engine.run(broadcast_id, self.on_progress))
                     running[broadcast_id] = (task, priority)
                 if not running:
-                    if until_idle:
+                    if until_idle and idle:
                         break
                     await self._idle()
                     continue
@@ -109,6 +119,8 @@ class Worker:
         runs under way), up to MAX_CONCURRENT runs in all."""
         async with self.db.acquire() as conn:
             await store.expire_overdue(conn)
+            for broadcast_id in await store.complete_finished(conn):
+                log.info("broadcast_completed_after_its_run", broadcast_id=broadcast_id)
             runnable = await chunks.runnable(conn, limit=MAX_CONCURRENT)
         if not runnable:
             return []
@@ -125,9 +137,37 @@ class Worker:
         for broadcast_id, (task, _priority) in list(running.items()):
             if task in done:
                 del running[broadcast_id]
+                if not task.cancelled() and task.exception() is not None:
+                    # Never the worker's end: the broadcast is taken up again when it can be.
+                    exc = task.exception()
+                    log.error(
+                        "worker_run_failed",
+                        broadcast_id=broadcast_id,
+                        error=f"{type(exc).__name__}: {exc}",
+                        exc_info=exc,
+                    )
+                    continue
                 stats = task.result()
                 self.runs.append(stats)
                 log.info("worker_run_done", broadcast_id=broadcast_id, state=stats.state)
+
+    async def _work_left(self) -> bool:
+        """Some runnable broadcast has a chunk not done (maybe leased by a worker that died:
+        waiting for its lease to expire is how a restarted worker finishes the broadcast)."""
+        async with self.db.acquire() as conn:
+            return await chunks.unfinished(conn) > 0
+
+    async def _ride_out(self, exc: BaseException) -> None:
+        """The database went away between runs: wait until it answers (or the worker stops);
+        the binds stay up meanwhile."""
+        log.warning("worker_database_lost", error=f"{type(exc).__name__}: {exc}")
+        answered = asyncio.ensure_future(until_answered(self.db))
+        stopped = asyncio.ensure_future(self._stop.wait())
+        await asyncio.wait({answered, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        for fut in (answered, stopped):
+            fut.cancel()
+        if answered.done() and not answered.cancelled():
+            log.info("worker_database_back", waited_s=round(answered.result(), 3))
 
     async def _heartbeat(self) -> None:
         """Say this worker is alive, and what it sends, until cancelled; a database that does

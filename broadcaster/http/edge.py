@@ -23,7 +23,7 @@ from broadcaster.errors import InputError
 from broadcaster.http.context import CALLER, OPERATION, REQUEST_ID, SERVICES, reply
 from broadcaster.http.errors import ApiError, from_refusal
 from broadcaster.http.schemas import REQUEST_ID as REQUEST_ID_SHAPE
-from broadcaster.store.database import DATABASE_UNAVAILABLE
+from broadcaster.store.database import DATABASE_UNAVAILABLE, connection_lost
 
 log = structlog.get_logger(__name__)
 
@@ -84,15 +84,21 @@ async def _answer(request: web.Request, handler: Handler, request_id: str) -> we
     except InputError as exc:
         return error_response(from_refusal(exc), request_id)
     except DATABASE_UNAVAILABLE as exc:
-        log.error("database_unavailable", error=f"{type(exc).__name__}: {exc}")
-        unavailable = ApiError(503, "unavailable", "the database does not answer: retry shortly")
-        return error_response(unavailable, request_id)
+        return _unavailable(exc, request_id)
     except asyncio.CancelledError:
         raise
-    except Exception:
+    except Exception as exc:
+        if connection_lost(exc):  # a pooled connection lost with the database: 503 as well
+            return _unavailable(exc, request_id)
         log.exception("unexpected_error", method=request.method, path=request.path)
         message = f"unexpected error; the server log has the details under request id {request_id}"
         return error_response(ApiError(500, "internal_error", message), request_id)
+
+
+def _unavailable(exc: BaseException, request_id: str) -> web.Response:
+    log.error("database_unavailable", error=f"{type(exc).__name__}: {exc}")
+    unavailable = ApiError(503, "unavailable", "the database does not answer: retry shortly")
+    return error_response(unavailable, request_id)
 
 
 def error_response(exc: ApiError, request_id: str) -> web.Response:

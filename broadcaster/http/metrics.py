@@ -29,6 +29,13 @@ POOL_COUNTERS = (
     ("failed", "parts_failed", "Parts refused by the SMSC or unanswered after every retry"),
     ("throttled", "parts_throttled", "ESME_RTHROTTLED / ESME_RMSGQFUL replies (sent again)"),
     ("requeued_inflight", "parts_requeued", "Parts in flight on a lost bind, sent again"),
+    (
+        "possible_duplicates",
+        "parts_possibly_sent_twice",
+        "Copies beyond one the SMSC may have received (parts resent after a lost bind or a "
+        "response timeout)",
+    ),
+    ("not_sent", "parts_not_sent", "Parts not sent again after their broadcast halted"),
     ("timeouts", "parts_timeouts", "Parts without a response within the response timeout"),
     ("reconnects", "bind_reconnects", "Bound sessions lost and reconnected"),
     ("receipts", "receipts", "Delivery receipts received"),

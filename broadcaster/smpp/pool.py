@@ -4,10 +4,21 @@ Callers `submit()` parts (never blocks), each with one pre-encoded template per 
 written to SMSC number i is encoded with its `templates[i]`: each SMSC has its own sender
 address and receipt request), a message's parts one after the other (`more=True` on all but
 its last), and learn each part's final outcome through
-`on_outcome(tag, status, message_id, smsc_name, submitted_at, answered_at)`, exactly once per
-part: status 0 accepted, an SMPP status (vendor codes included) for a final failure, or
-`NO_RESPONSE` when the part got no answer `max_attempts` times. They apply back-pressure with
-`wait_for_room()` and wait for the end with `drain()`.
+`on_outcome(tag, status, message_id, smsc_name, submitted_at, answered_at, possible_duplicates)`,
+exactly once per part: status 0 accepted, an SMPP status (vendor codes included) for a final
+failure, `NO_RESPONSE` when the part got no answer `max_attempts` times, or `NOT_SENT` when its
+`Lane` halted (or expired) before it could be written again. `possible_duplicates` counts the
+copies of the part beyond one that the SMSC may have received (writes left unanswered by a lost
+connection or a response timeout, plus the accepted one, minus one): 0 for almost every part,
+1 for a part that "may have gone twice". They apply back-pressure with `wait_for_room()` and
+wait for the end with `drain()`.
+
+A caller that can stop (a broadcast's run: cancel, pause, expiry) has a `Lane` (`open_lane`),
+which the pool finds from a part's tag (`lane_of`, asked only off the hot path): once the lane
+is halted, or past its deadline, none of its parts is written again, whatever comes back (a
+throttle, a timeout, a lost connection): each gets `NOT_SENT`. The earliest deadline is
+checked on every pass before anything is written (one comparison), so nothing of a lane leaves
+after its deadline, even if the caller's own timer fires late.
 
 Once per event-loop pass (`kick`), the pool asks every bound session how many parts it may send
 now (window room and pacing tokens), lets `policy.allocate` split the queue between them (by
@@ -17,7 +28,8 @@ session its share, which it writes in one `transport.write`. A slow, throttled, 
 dead bind simply has no room, so the others take the rest. Sessions report back through
 `session.SessionOwner`, which the pool implements.
 
-Nothing is forgotten: a throttled part goes back to be sent again (and is never given up);
+Nothing is forgotten: a throttled part goes back to be sent again (and is never given up
+while its lane runs);
 parts in flight on a lost connection or past their response timeout go back too (counted in
 `stats.requeued_inflight`: the SMSC may have accepted them, so they are possible duplicates),
 or, after `max_attempts` such losses, are reported failed with `NO_RESPONSE`. A part that goes
@@ -45,6 +57,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import random
 import time
 from collections import deque
@@ -66,10 +79,13 @@ from broadcaster.smpp.session import SmppSession
 from broadcaster.smpp.stats import BindHealth, BindState, PoolStats, SmscHealth, smsc_health
 
 __all__ = [
+    "NOT_SENT",
     "NO_RESPONSE",
     "Bind",
     "BindHealth",
     "BindState",
+    "Lane",
+    "LaneOf",
     "OutcomeHandler",
     "Part",
     "PoolStats",
@@ -83,6 +99,10 @@ log = structlog.get_logger(__name__)
 
 NO_RESPONSE: Final = -1
 """Outcome status of a part that got no answer after `max_attempts` tries (a failure)."""
+NOT_SENT: Final = -2
+"""Outcome status of a part not written again because its lane halted or expired (after a
+throttle, a timeout or a lost connection). Not a delivery outcome: nothing is known to have been
+accepted, so a caller records nothing and a resumed run sends the part again."""
 HOUSEKEEPING_INTERVAL: Final = 0.1
 """Seconds between checks of response timeouts, stalls and keep-alives."""
 START_GRACE: Final = 0.5
@@ -90,10 +110,13 @@ START_GRACE: Final = 0.5
 RATE_INTERVAL: Final = 1.0
 """Seconds over which `health()` measures accepted parts/s."""
 
-OutcomeHandler = Callable[[object, int, "str | None", str, float, float], None]
-"""(tag, status, message_id, smsc name, submitted_at, answered_at); times are time.time()."""
+OutcomeHandler = Callable[[object, int, "str | None", str, float, float, int], None]
+"""(tag, status, message_id, smsc name, submitted_at, answered_at, possible_duplicates); times
+are time.time(); possible_duplicates: copies beyond one the SMSC may have received."""
 ReceiptHandler = Callable[[Receipt, str], None]
 """(receipt, smsc name)."""
+LaneOf = Callable[[object], "Lane | None"]
+"""A part's tag -> the lane it belongs to (None: it never stops)."""
 
 
 def contracted_capacity(smscs: Sequence[SmscConfig]) -> float:
@@ -101,6 +124,26 @@ def contracted_capacity(smscs: Sequence[SmscConfig]) -> float:
     if not smscs or any(s.tps == 0 for s in smscs):
         return 0.0
     return sum(s.tps * s.binds for s in smscs)
+
+
+class Lane:
+    """The parts of one caller that stop together (a broadcast's run): once `halted`, or from
+    `deadline` on (time.monotonic()), none of them is written again. Made by `open_lane`."""
+
+    __slots__ = ("deadline", "halted")
+
+    def __init__(self, deadline: float = math.inf) -> None:
+        self.deadline = deadline
+        self.halted = False
+
+    def halt(self) -> None:
+        """Nothing of this lane is written from now on (the caller cancels what is queued and
+        submits nothing more in it: the pool stops watching it)."""
+        self.halted = True
+
+    def closed(self, now: float) -> bool:
+        """Halted, or past its deadline at `now` (time.monotonic())."""
+        return self.halted or now >= self.deadline
 
 
 class Part:
@@ -196,6 +239,7 @@ class SmppPool:
         on_outcome: OutcomeHandler,
         on_receipt: ReceiptHandler | None = None,
         *,
+        lane_of: LaneOf | None = None,
         max_attempts: int = 3,
         housekeeping_interval: float = HOUSEKEEPING_INTERVAL,
         rng: random.Random | None = None,
@@ -210,6 +254,7 @@ class SmppPool:
         self.smscs = tuple(smscs)
         self.on_outcome = on_outcome
         self.on_receipt = on_receipt
+        self.lane_of = lane_of
         self.max_attempts = max_attempts
         self.queue: deque[Part] = deque()
         self.stats = PoolStats()
@@ -251,6 +296,10 @@ class SmppPool:
         self._housekeeping_interval = housekeeping_interval
         self._clock_offset = time.time() - time.monotonic()
         self._rate_mark_at = time.monotonic()
+        self._lanes: list[Lane] = []
+        """Lanes with a deadline, not yet expired (the pump expires them)."""
+        self._next_deadline = math.inf
+        """The earliest of their deadlines: one comparison per pass in the hot path."""
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -284,8 +333,9 @@ class SmppPool:
         """Stop sending, give parts in flight a moment to be answered, unbind every session.
 
         Parts still queued stay queued (`cancel()` returns their tags); parts still in flight
-        when the connections end go back to the queue too, unrecorded: their outcome is
-        unknown, so a resumed broadcast sends them again rather than losing them.
+        when the connections end go back to the queue too, unrecorded (or `NOT_SENT` when
+        their lane halted): their outcome is unknown, so a resumed broadcast sends them again
+        rather than losing them.
         """
         if self._closing:
             return
@@ -406,7 +456,8 @@ class SmppPool:
                 self._bound.remove(session)
             bind.session = None
             lived = time.monotonic() - session.opened_at
-            bind.failures = 1 if lived >= policy.STABLE_SESSION else bind.failures + 1
+            carried = session.answered > 0 or lived >= policy.STABLE_SESSION
+            bind.failures = 0 if carried else bind.failures + 1
             bind.last_error = session.close_reason
             bind.reconnects += 1
             self.stats.reconnects += 1
@@ -426,6 +477,16 @@ class SmppPool:
         await asyncio.wait((self._stopping,), timeout=delay)
 
     # -- feeding -----------------------------------------------------------------------------
+
+    def open_lane(self, expires_at: float | None = None) -> Lane:
+        """A lane for parts that stop together; none of them is written at or after
+        `expires_at` (time.time() seconds; None: no deadline) nor once it is halted."""
+        if expires_at is None:
+            return Lane()
+        lane = Lane(expires_at - self._clock_offset)
+        self._lanes.append(lane)
+        self._next_deadline = min(self._next_deadline, lane.deadline)
+        return lane
 
     def submit(
         self,
@@ -541,6 +602,8 @@ class SmppPool:
         if self._closing or not (queue or self._pins.count):
             return
         now = time.monotonic()
+        if now >= self._next_deadline:
+            self._expire_lanes(now)  # before anything is written: never a part past its deadline
         takers, rooms = self._rooms(now)
         if takers:
             if self._pins.count:
@@ -607,10 +670,16 @@ class SmppPool:
         self._report(self._sessions[session], outcomes, now)
 
     def throttled(self, session: SmppSession[Part], part: Part) -> None:
-        """A throttled part goes back to be sent again (`_requeue`): never given up."""
+        """A throttled part goes back to be sent again (`_requeue`): never given up while its
+        lane runs; once it is halted or expired, the part is `NOT_SENT`."""
         self.stats.throttled += 1
-        self._sessions[session].throttled += 1
-        self._requeue(part, session.site)
+        bind = self._sessions[session]
+        bind.throttled += 1
+        now = time.monotonic()
+        if self._closed_lane(part, now):
+            self._not_sent(bind, (part,), now)
+        else:
+            self._requeue(part, session.site)
         if self._closing:
             self._check_drained()
 
@@ -651,15 +720,28 @@ class SmppPool:
         answered_at = now + offset
         accepted = 0
         for part, status, message_id in outcomes:
+            # Copies the SMSC may hold: each unanswered write, and this one if accepted.
+            duplicates = part.attempts - (status != 0)
             if status == 0:
                 accepted += 1
             else:
-                bind.failed += 1
-                stats.failed += 1
-                stats.failed_by_status[status] = stats.failed_by_status.get(status, 0) + 1
+                if duplicates < 0:
+                    duplicates = 0
+                if status != NOT_SENT:
+                    bind.failed += 1
+                    stats.failed += 1
+                    stats.failed_by_status[status] = stats.failed_by_status.get(status, 0) + 1
+            if duplicates:
+                stats.possible_duplicates += duplicates
             try:
                 on_outcome(
-                    part.tag, status, message_id, smsc, part.submitted_at + offset, answered_at
+                    part.tag,
+                    status,
+                    message_id,
+                    smsc,
+                    part.submitted_at + offset,
+                    answered_at,
+                    duplicates,
                 )
             except Exception:
                 log.exception("on_outcome_failed", status=status)
@@ -672,15 +754,55 @@ class SmppPool:
             self._check_drained()
 
     def _give_back(self, parts: list[Part], bind: Bind, now: float) -> None:
-        """Parts that got no answer: sent again (`_requeue`), or failed after max_attempts."""
+        """Parts that got no answer: sent again (`_requeue`), failed after max_attempts, or
+        `NOT_SENT` once their lane is halted or expired."""
         for part in reversed(parts):
             part.attempts += 1
             if part.attempts >= self.max_attempts and not self._closing:
                 self._report(bind, ((part, NO_RESPONSE, None),), now)
+            elif self._closed_lane(part, now):
+                self._not_sent(bind, (part,), now)
             else:
                 self.stats.requeued_inflight += 1
                 self._requeue(part, bind.site)
         self.kick()
+
+    def _closed_lane(self, part: Part, now: float) -> bool:
+        """Whether `part` belongs to a lane halted or past its deadline."""
+        if self.lane_of is None:
+            return False
+        lane = self.lane_of(part.tag)
+        return lane is not None and lane.closed(now)
+
+    def _not_sent(self, bind: Bind, parts: Sequence[Part], now: float) -> None:
+        """Parts of a halted or expired lane, never written again: `NOT_SENT`."""
+        self.stats.not_sent += len(parts)
+        self._report(bind, [(part, NOT_SENT, None) for part in parts], now)
+
+    def _expire_lanes(self, now: float) -> None:
+        """Report the queued parts of the lanes past their deadline `NOT_SENT`.
+
+        A lane stays watched (checked on every pass, its new parts dropped) until its owner
+        halts it: until then the owner may still submit (its own expiry timer may fire after
+        this pass); once halted, the owner submits nothing more and the lane is forgotten.
+        """
+        expired = [lane for lane in self._lanes if now >= lane.deadline]
+        self._lanes = [lane for lane in self._lanes if not lane.halted]
+        self._next_deadline = min((lane.deadline for lane in self._lanes), default=math.inf)
+        lane_of = self.lane_of
+        if lane_of is None:
+            return
+        closed = set(expired)
+        dropped = [part for part in self.queue if lane_of(part.tag) in closed]
+        if dropped:
+            kept = [part for part in self.queue if lane_of(part.tag) not in closed]
+            self.queue.clear()
+            self.queue.extend(kept)
+        dropped.extend(self._pins.clear(lambda part: lane_of(part.tag) in closed))
+        if dropped:
+            log.warning("lane_expired", parts_not_sent=len(dropped))
+            self._not_sent(self.binds[0], dropped, now)
+            self._wake_room_waiters()
 
     def _requeue(self, part: Part, site: int) -> None:
         """A part to send again: pinned to `site`, which carried the rest of its message, or,

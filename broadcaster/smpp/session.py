@@ -15,8 +15,9 @@ How a part ends (the connection sorts the answers, the owner records them):
 
 - accepted (status 0), or any other status, vendor codes included, or a generic_nack naming
   it: a final outcome, `SessionOwner.answered`; the bind stays up;
-- ESME_RTHROTTLED / ESME_RMSGQFUL: the pacer slows down and `SessionOwner.throttled` takes the
-  part back (never given up, never counted as an attempt);
+- ESME_RTHROTTLED / ESME_RMSGQFUL: the pacer counts it (and slows down once throttles are
+  more than noise, `pacing.py`) and `SessionOwner.throttled` takes the part back (never
+  counted as an attempt; sent again unless its caller halted);
 - still in flight when the connection ends: `SessionOwner.lost` gets it back.
 
 A broken length field means the stream cannot be resynchronised: the session drops the
@@ -111,6 +112,9 @@ class SmppSession(asyncio.Protocol, Generic[P]):
         )
         self.sent = 0
         """submit_sm PDUs written on this connection."""
+        self.answered = 0
+        """submit_sm answered on this connection (any status): it carried traffic, so losing
+        it is not a failed attempt (the pool reconnects at once)."""
         loop = asyncio.get_running_loop()
         self.bound: asyncio.Future[None] = loop.create_future()
         """Resolved by a successful bind_resp; BindError if refused or the connection ends."""
@@ -265,7 +269,9 @@ class SmppSession(asyncio.Protocol, Generic[P]):
             self.pacer.on_accepted(now, received.accepted)
         for event in received.events:
             self._on_event(event)
-        if received.answered:
+        answered = received.answered
+        if answered:
+            self.answered += answered
             owner.kick()
 
     def _throttled(self, part: P, status: int, now: float) -> None:

@@ -51,8 +51,15 @@ class PoolStats:
     failed: int = 0
     cancelled: int = 0
     """Queued parts dropped by `cancel()` (no outcome reported for them)."""
+    not_sent: int = 0
+    """Parts of a halted or expired lane not written again (throttled, timed out or lost in
+    flight after the halt, or still queued at the deadline): reported `NOT_SENT`."""
+    possible_duplicates: int = 0
+    """Copies beyond one that the SMSC may have received, over every part reported (a part
+    resent after a lost connection or a response timeout and then accepted counts 1)."""
     throttled: int = 0
-    """ESME_RTHROTTLED / ESME_RMSGQFUL replies; each throttled part was sent again."""
+    """ESME_RTHROTTLED / ESME_RMSGQFUL replies; each throttled part was sent again (unless
+    its lane had halted: then counted in `not_sent`)."""
     requeued_inflight: int = 0
     """Parts in flight on a lost connection or past their response timeout, queued to be sent
     again: the SMSC may have accepted them, so each is a possible duplicate."""

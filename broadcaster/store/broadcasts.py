@@ -31,6 +31,11 @@ UNITS: dict[str, str] = {
     "accepted": "recipients whose every part the SMSC accepted",
     "failed": "recipients with a part refused",
     "duplicates": "parts recorded more than once",
+    "resent_in_flight": "parts sent again while their first copy may have been accepted (in "
+    "flight on a lost connection, or unanswered before a timeout)",
+    "possibly_sent_twice": "parts the SMSC may have received twice: resent_in_flight plus "
+    "duplicates (a worker killed mid-send may add the parts it had sent and not yet recorded, "
+    "which nobody can count)",
     "part_outcomes": "parts",
     "failed_by_status": "parts",
     "receipts": "parts",
@@ -50,6 +55,13 @@ class Summary:
     duplicates: int
     part_outcomes: int
     failed_by_status: dict[int, int]
+    resent_in_flight: int = 0
+    """Parts the SMPP pool sent again while their first copy may have been accepted."""
+
+    @property
+    def possibly_sent_twice(self) -> int:
+        """What the report shows: every part the SMSC may have received twice that we know of."""
+        return self.resent_in_flight + self.duplicates
 
 
 def language_map(plan: Plan) -> dict[str, dict[str, int]]:
@@ -154,6 +166,17 @@ async def expire_overdue(conn: Conn) -> list[int]:
     return [r["id"] for r in rows]
 
 
+async def complete_finished(conn: Conn) -> list[int]:
+    """Complete the broadcasts left `running` with every chunk done (every outcome recorded):
+    their run ended before it could say so. Their ids."""
+    sources, _target = TRANSITIONS["complete"]
+    completed = []
+    for row in await conn.fetch(queries["finished_but_running"], "running"):
+        if "running" in sources and await apply(conn, row["id"], "complete"):
+            completed.append(int(row["id"]))
+    return completed
+
+
 # -- reading ---------------------------------------------------------------------------------
 
 
@@ -188,6 +211,13 @@ async def groups(conn: Conn, broadcast_id: int) -> list[asyncpg.Record]:
     return list(await conn.fetch(queries["get_groups"], broadcast_id))
 
 
+async def fallback_groups(conn: Conn, broadcast_id: int) -> dict[str, int]:
+    """{département: group} for subscribers whose language had no group at planning (imported
+    or changed since): the département's default-language text, never a stopped run."""
+    rows = await conn.fetch(queries["fallback_groups"], broadcast_id)
+    return {r["departement"]: r["group_no"] for r in rows}
+
+
 async def follow_ups(conn: Conn, broadcast_id: int) -> list[dict[str, Any]]:
     return [dict(r) for r in await conn.fetch(queries["follow_ups"], broadcast_id)]
 
@@ -195,6 +225,7 @@ async def follow_ups(conn: Conn, broadcast_id: int) -> list[dict[str, Any]]:
 async def summary(conn: Conn, broadcast_id: int) -> Summary:
     row = await conn.fetchrow(queries["delivery_summary"], broadcast_id)
     failures = await conn.fetch(queries["failures_by_status"], broadcast_id)
+    resent = await conn.fetchval(queries["possibly_twice"], broadcast_id)
     assert row is not None
     return Summary(
         recorded=row["recorded"],
@@ -203,6 +234,7 @@ async def summary(conn: Conn, broadcast_id: int) -> Summary:
         duplicates=row["duplicates"],
         part_outcomes=row["part_outcomes"],
         failed_by_status={r["status"]: r["n"] for r in failures},
+        resent_in_flight=int(resent or 0),
     )
 
 
@@ -246,6 +278,8 @@ async def progress(conn: Conn, broadcast_id: int) -> dict[str, Any]:
         "accepted": counts.accepted,
         "failed": counts.failed,
         "duplicates": counts.duplicates,
+        "resent_in_flight": counts.resent_in_flight,
+        "possibly_sent_twice": counts.possibly_sent_twice,
         "failed_by_status": {
             f"0x{k & 0xFFFFFFFF:08X}": v for k, v in counts.failed_by_status.items()
         },
@@ -306,10 +340,10 @@ async def record_origin(
     await conn.execute(queries["insert_origin"], broadcast_id, token_id, request_id)
 
 
-async def origin_token(conn: Conn, broadcast_id: int) -> int | None:
-    """The id of the token that created the broadcast (None: not created through a token)."""
+async def origin(conn: Conn, broadcast_id: int) -> tuple[int, str] | None:
+    """(token id, its holder) of the token that created the broadcast (None: no token)."""
     row = await conn.fetchrow(queries["get_origin"], broadcast_id)
-    return None if row is None else int(row["token_id"])
+    return None if row is None else (int(row["token_id"]), str(row["holder"]))
 
 
 async def claim_idempotency_key(conn: Conn, token_id: int, key: str, fingerprint: str) -> bool:

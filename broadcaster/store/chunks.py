@@ -147,14 +147,21 @@ async def stream(
 
 
 async def record_outcomes(
-    conn: Conn, broadcast_id: int, rows: Sequence[tuple[object, ...]], done: Sequence[int]
+    conn: Conn,
+    broadcast_id: int,
+    rows: Sequence[tuple[object, ...]],
+    done: Sequence[int],
+    possibly_twice: int = 0,
 ) -> None:
-    """Append outcomes and mark finished chunks done, in one transaction."""
+    """Append outcomes, mark finished chunks done and add the parts that may have gone twice
+    (`possibly_twice`, as the SMPP pool counted them), in one transaction."""
     async with conn.transaction():
         if rows:
             await conn.copy_records_to_table("deliveries", records=rows, columns=DELIVERY_COLUMNS)
         for chunk_no in done:
             await conn.execute(queries["complete_chunk"], broadcast_id, chunk_no)
+        if possibly_twice:
+            await conn.execute(queries["add_possibly_twice"], broadcast_id, possibly_twice)
 
 
 async def renew_leases(conn: Conn, broadcast_id: int, worker: str, lease_seconds: float) -> None:
@@ -178,6 +185,12 @@ async def runnable(conn: Conn, limit: int = 20) -> list[tuple[int, int]]:
     (live before drills, then oldest first)."""
     rows = await conn.fetch(queries["runnable_broadcasts"], RUNNABLE_STATES, limit)
     return [(int(r["id"]), int(r["priority"])) for r in rows]
+
+
+async def unfinished(conn: Conn) -> int:
+    """How many runnable broadcasts still have a chunk not done, leased or not: a chunk leased
+    by a worker that died is taken up when its lease expires."""
+    return int(await conn.fetchval(queries["unfinished_broadcasts"], RUNNABLE_STATES))
 
 
 async def ahead_of(conn: Conn, broadcast_id: int) -> list[int]:

@@ -193,6 +193,20 @@ class EmbeddedPostgres:
         finally:
             shutil.rmtree(base_dir, ignore_errors=True)
 
+    def stop_server(self) -> None:
+        """Stop the server as an outage would (`pg_ctl stop -m immediate`: connections cut,
+        no clean shutdown), keeping its files: `start_server()` brings the same data back.
+        For fault tests."""
+        assert self._runner is not None, "start() first"
+        assert self._pg_ctl is not None, "start() first"
+        self._pg_ctl_stop(self._runner, self._pg_ctl, self.data_dir.parent)
+
+    def start_server(self) -> None:
+        """Start the server `stop_server()` stopped, on the same data (crash recovery first)."""
+        assert self._runner is not None, "start() first"
+        assert self._pg_ctl is not None, "start() first"
+        self._pg_ctl_start(self._runner, self._pg_ctl)
+
     def __enter__(self) -> EmbeddedPostgres:
         self.start()
         return self

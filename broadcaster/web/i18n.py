@@ -175,6 +175,10 @@ MESSAGES: Final[dict[str, tuple[str, str]]] = {
     "recorded": ("Recipients handled", "Destinataires traités"),
     "accepted": ("Recipients accepted by the SMSC", "Destinataires acceptés par le SMSC"),
     "failed": ("Recipients failed", "Destinataires en échec"),
+    "possibly_twice": (
+        "SMS parts possibly sent twice",
+        "Parties de SMS peut-être envoyées deux fois",
+    ),
     "delivered": ("Delivery receipts (SMS parts)", "Accusés de réception (parties de SMS)"),
     "rate": ("Rate", "Débit"),
     "per_second": ("recipients/s", "destinataires/s"),

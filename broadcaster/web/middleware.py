@@ -26,7 +26,7 @@ from broadcaster.errors import InputError
 from broadcaster.http.context import CALLER, REQUEST_ID, SERVICES
 from broadcaster.http.errors import ApiError
 from broadcaster.http.guard import limit
-from broadcaster.store.database import DATABASE_UNAVAILABLE
+from broadcaster.store.database import DATABASE_UNAVAILABLE, connection_lost
 from broadcaster.web import i18n
 from broadcaster.web.render import render
 from broadcaster.web.security import add_headers, csrf_ok, same_origin
@@ -103,7 +103,10 @@ async def _handle(request: web.Request, handler: Handler) -> web.StreamResponse:
         return _page(request, 503, "error", i18n_key="unavailable")
     except (web.HTTPException, asyncio.CancelledError):
         raise
-    except Exception:
+    except Exception as exc:
+        if connection_lost(exc):  # a pooled connection lost with the database: 503 as well
+            log.error("database_unavailable", error=f"{type(exc).__name__}: {exc}")
+            return _page(request, 503, "error", i18n_key="unavailable")
         log.exception("unexpected_error", method=request.method, path=request.path)
         services.metrics.requests.labels("console", "500").inc()
         return _page(

@@ -24,6 +24,15 @@ FROM broadcasts WHERE id = $1;
 SELECT group_no, departement, lang, body, encoding, parts, recipients
 FROM broadcast_groups WHERE broadcast_id = $1 ORDER BY group_no;
 
+-- name: fallback_groups
+-- Per département of a broadcast, the group a subscriber whose language had no group when the
+-- broadcast was planned gets: the département's default language, else its first group.
+SELECT DISTINCT ON (g.departement) g.departement, g.group_no
+FROM broadcast_groups g
+LEFT JOIN departements d ON d.code = g.departement
+WHERE g.broadcast_id = $1
+ORDER BY g.departement, (g.lang = d.default_language) DESC NULLS LAST, g.group_no;
+
 -- name: set_state
 -- The one way a broadcast changes state: to $2 if it is in one of the states $3 (both from the
 -- state machine's table, `domain/states.py`); $4 stamps started_at, $5 finished_at; $6 records
@@ -57,6 +66,13 @@ WHERE broadcast_id = $1 AND leased_by = $2 AND NOT done;
 -- name: complete_chunk
 UPDATE broadcast_chunks SET done = true, leased_by = NULL, lease_until = NULL
 WHERE broadcast_id = $1 AND chunk_no = $2;
+
+-- name: add_possibly_twice
+-- Parts sent again while their first copy may have been accepted: added up with each flush.
+UPDATE broadcasts SET possibly_twice = possibly_twice + $2 WHERE id = $1;
+
+-- name: possibly_twice
+SELECT possibly_twice FROM broadcasts WHERE id = $1;
 
 -- name: chunks_left
 SELECT count(*) FILTER (WHERE NOT done)::int AS todo, count(*)::int AS total
@@ -185,6 +201,22 @@ WHERE b.state = ANY($1::text[]) AND b.expires_at > now()
   )
 ORDER BY b.priority DESC, b.id
 LIMIT $2;
+
+-- name: finished_but_running
+-- Broadcasts still `running` ($1) whose every chunk is done: the run that did the last one
+-- ended before writing the final state (its process killed, or its database away then).
+SELECT b.id FROM broadcasts b
+WHERE b.state = $1
+  AND NOT EXISTS (SELECT 1 FROM broadcast_chunks c WHERE c.broadcast_id = b.id AND NOT c.done);
+
+-- name: unfinished_broadcasts
+-- How many runnable broadcasts ($1: the runnable states) have an unfinished chunk, held or not:
+-- work a worker run `--until-idle` waits for (a dead worker's lease expires, then it is taken).
+SELECT count(*)::int FROM broadcasts b
+WHERE b.state = ANY($1::text[]) AND b.expires_at > now()
+  AND EXISTS (
+      SELECT 1 FROM broadcast_chunks c WHERE c.broadcast_id = b.id AND NOT c.done
+  );
 
 -- name: ahead_of
 -- Runnable broadcasts more urgent than broadcast $1 (higher priority), oldest first ($2: the

@@ -57,6 +57,8 @@ def test_quick_run_writes_every_scenarios_figures(tmp_path: Path) -> None:
     assert figures["e2e"]["accepted"] == figures["e2e"]["recipients"]
     assert figures["paced"]["accepted_parts"] == figures["paced"]["parts"]
     assert figures["degraded"]["missing_parts"] == 0
+    assert figures["faults"]["missing_parts"] == 0
+    assert figures["faults"]["runs"]["throttle"][0]["throttles"] > 0
     assert figures["scaleout"]["sent_twice"] == 0
     assert figures["scaleout"]["accepted_one"] == figures["scaleout"]["recipients"]
 

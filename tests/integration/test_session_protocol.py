@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -21,7 +22,7 @@ from broadcaster.errors import BindError
 from broadcaster.settings import SmscConfig
 from broadcaster.smpp import codec
 from broadcaster.smpp.constants import CommandId, Status
-from broadcaster.smpp.pool import NO_RESPONSE, BindState, SmppPool
+from broadcaster.smpp.pool import NO_RESPONSE, NOT_SENT, BindState, Lane, SmppPool
 from broadcaster.smpp.receipts import Receipt, format_receipt, receipt_tlvs
 from broadcaster.text.encoding import encode_message
 
@@ -144,6 +145,8 @@ class Outcomes:
 
     by_tag: dict[object, list[tuple[int, str | None, str]]] = field(default_factory=dict)
     receipts: list[tuple[Receipt, str]] = field(default_factory=list)
+    duplicates: dict[object, int] = field(default_factory=dict)
+    """Tag -> copies beyond one the SMSC may have received (only those above 0)."""
 
     def __call__(
         self,
@@ -153,9 +156,12 @@ class Outcomes:
         smsc: str,
         submitted_at: float,
         answered_at: float,
+        possible_duplicates: int,
     ) -> None:
         assert submitted_at <= answered_at
         self.by_tag.setdefault(tag, []).append((status, message_id, smsc))
+        if possible_duplicates:
+            self.duplicates[tag] = possible_duplicates
 
     def receipt(self, receipt: Receipt, smsc: str) -> None:
         self.receipts.append((receipt, smsc))
@@ -517,6 +523,9 @@ async def test_connection_lost_requeues_what_was_in_flight(
     await pool.drain()
     assert outcomes.statuses() == dict.fromkeys(range(20), 0)
     assert pool.stats.requeued_inflight == 8  # possible duplicates, counted
+    # ...and reported with each part's outcome: the SMSC may hold two copies of each.
+    assert outcomes.duplicates == dict.fromkeys(range(8), 1)
+    assert pool.stats.possible_duplicates == 8
     assert pool.stats.reconnects == 1
     assert len(smsc.peers) == 2
     assert len(smsc.submits) == 28
@@ -557,6 +566,7 @@ async def test_parts_never_answered_fail_after_max_attempts(
     assert pool.stats.requeued_inflight == 1
     assert pool.stats.reconnects == 0
     assert pool.stats.failed_by_status == {NO_RESPONSE: 1}
+    assert outcomes.duplicates == {3: 1}  # written twice, never answered: maybe both arrived
 
 
 async def test_stalled_bind_is_dropped_and_its_parts_come_back(
@@ -583,6 +593,7 @@ async def test_stalled_bind_is_dropped_and_its_parts_come_back(
     assert pool.stats.stalls == 1
     assert pool.stats.timeouts == 10
     assert pool.stats.requeued_inflight == 10
+    assert outcomes.duplicates == dict.fromkeys(range(10), 1)
 
 
 async def test_smsc_unbind_is_answered_and_the_bind_comes_back(
@@ -619,6 +630,7 @@ async def test_corrupt_stream_drops_the_connection_and_reconnects(
     assert outcomes.statuses() == dict.fromkeys(range(12), 0)
     assert pool.stats.malformed == 1
     assert pool.stats.requeued_inflight == 4
+    assert outcomes.duplicates == dict.fromkeys(range(4), 1)
 
 
 async def test_idle_bind_sends_enquire_link_and_drops_a_dead_link(
@@ -756,3 +768,208 @@ async def test_pinned_parts_wait_for_their_site_without_holding_up_the_rest(
     finally:
         await paris.stop()
         await lyon.stop()
+
+
+# -- lanes: after a halt or past the deadline, nothing of a lane is written again -------------
+
+
+class Held:
+    """An SMSC answer that answers nothing and keeps each part's sequence, to answer later."""
+
+    def __init__(self) -> None:
+        self.parts: list[tuple[Peer, int]] = []
+
+    def __call__(self, pdu: codec.ShortMessagePdu, peer: Peer) -> Answer:
+        self.parts.append((peer, pdu.sequence))
+        return None
+
+    def answer_all(self, status: int) -> None:
+        for peer, sequence in self.parts:
+            peer.write(codec.encode_submit_sm_resp(sequence, status, ""))
+
+
+@pytest.mark.parametrize("status", [Status.ESME_RTHROTTLED, Status.ESME_RMSGQFUL])
+async def test_parts_throttled_after_their_lane_halted_are_not_sent_again(
+    smsc: ScriptedSmsc, make_pool: Callable[..., SmppPool], status: int
+) -> None:
+    held = Held()
+    smsc.answer = held
+    lane = Lane()
+    outcomes = Outcomes()
+    pool = make_pool(
+        config(port_of(smsc)), outcomes=outcomes, lane_of=lambda tag: lane if tag < 100 else None
+    )
+    await pool.start()
+    await send(pool, 10)
+    await smsc.wait_until(lambda: len(smsc.submits) == 10)
+    lane.halt()  # the run is cancelled while its 10 parts are in flight...
+    smsc.answer = accept_all
+    held.answer_all(status)  # ...and all come back "slow down"
+    await send(pool, 5, start=100)  # another caller's parts still go
+    await pool.drain()
+    assert outcomes.statuses() == {
+        **dict.fromkeys(range(10), NOT_SENT),
+        **dict.fromkeys(range(100, 105), 0),
+    }
+    # The SMSC's record: nothing of the halted lane after the halt.
+    assert [p.destination_addr for p in smsc.submits[10:]] == [
+        destination(i).decode() for i in range(100, 105)
+    ]
+    assert pool.stats.not_sent == 10
+    assert pool.stats.failed == 0  # not a delivery failure: a resumed run sends them
+    assert outcomes.duplicates == {}
+
+
+async def test_parts_lost_in_flight_after_their_lane_halted_are_not_sent_again(
+    smsc: ScriptedSmsc, make_pool: Callable[..., SmppPool]
+) -> None:
+    """A halted lane's parts left unanswered, then the connection dies: not sent again."""
+    smsc.answer = Held()
+    lane = Lane()
+    outcomes = Outcomes()
+    pool = make_pool(config(port_of(smsc)), outcomes=outcomes, lane_of=lambda tag: lane)
+    await pool.start()
+    await send(pool, 6)
+    await smsc.wait_until(lambda: len(smsc.submits) == 6)
+    lane.halt()
+    smsc.answer = accept_all
+    assert smsc.peers[0].transport is not None
+    smsc.peers[0].transport.close()
+    await pool.drain()
+    await smsc.wait_until(lambda: len(smsc.peers) == 2 and smsc.peers[1].bound)
+    assert outcomes.statuses() == dict.fromkeys(range(6), NOT_SENT)
+    assert len(smsc.submits) == 6
+    assert pool.stats.requeued_inflight == 0
+    assert outcomes.duplicates == {}  # written once each: at most one copy
+
+
+async def test_nothing_of_a_lane_is_written_after_its_deadline(
+    smsc: ScriptedSmsc, make_pool: Callable[..., SmppPool]
+) -> None:
+    """A paced bind with more queued than it can send before the deadline: what is still
+    queued at the deadline is NOT_SENT by the pool itself (the caller does nothing), half the
+    parts are throttled and their retries stop at the deadline too."""
+    throttle = True
+
+    def answer(pdu: codec.ShortMessagePdu, peer: Peer) -> Answer:
+        nonlocal throttle
+        throttle = not throttle
+        return (Status.ESME_RTHROTTLED if throttle else 0), "id"
+
+    smsc.answer = answer
+    outcomes = Outcomes()
+    pool = make_pool(config(port_of(smsc), tps=40), outcomes=outcomes)
+    await pool.start()
+    deadline = time.time() + 0.6
+    lane = pool.open_lane(deadline)
+    pool.lane_of = lambda tag: lane
+    times: dict[object, float] = {}
+    outcome = outcomes.__call__
+
+    def spy(tag: object, status: int, *args: object) -> None:
+        times[tag] = cast(float, args[2])  # submitted_at, time.time()
+        outcome(tag, status, *args)  # type: ignore[arg-type]
+
+    pool.on_outcome = spy
+    await send(pool, 200)
+    await pool.drain()
+    statuses = outcomes.statuses()
+    accepted = [tag for tag, s in statuses.items() if s == 0]
+    assert 0 < len(accepted) < 200
+    assert set(statuses.values()) == {0, NOT_SENT}
+    assert all(times[tag] < deadline for tag in accepted)
+    # The SMSC's record: every part it got was answered before the deadline, none after.
+    assert len(smsc.submits) == len(accepted) + pool.stats.throttled
+    assert pool.stats.not_sent == 200 - len(accepted)
+    assert not lane.halted  # the pool watches it until its owner halts it...
+    # ...dropping whatever the owner still submits in it (its expiry timer may come later).
+    await send(pool, 5, start=1000)
+    await pool.drain()
+    assert all(outcomes.statuses()[tag] == NOT_SENT for tag in range(1000, 1005))
+    assert len(smsc.submits) == len(accepted) + pool.stats.throttled
+
+
+async def test_a_bind_dropped_after_carrying_traffic_comes_back_at_once(
+    smsc: ScriptedSmsc, make_pool: Callable[..., SmppPool]
+) -> None:
+    """An SMSC that closes each connection after answering 5 parts: every loss is followed by
+    a quick retry (no failure counted, no growing backoff), and nothing is lost."""
+
+    def answer(pdu: codec.ShortMessagePdu, peer: Peer) -> Answer:
+        if len(peer.submits) == 5:
+            peer.write(codec.encode_submit_sm_resp(pdu.sequence, 0, "ok"))
+            assert peer.transport is not None
+            peer.transport.close()
+            return None
+        return 0, "ok"
+
+    smsc.answer = answer
+    outcomes = Outcomes()
+    pool = make_pool(config(port_of(smsc), window=1), outcomes=outcomes)
+    await pool.start()
+    await send(pool, 30)
+    await pool.drain()
+    assert outcomes.statuses() == dict.fromkeys(range(30), 0)
+    assert pool.stats.reconnects >= 5
+    assert pool.binds[0].failures == 0
+    assert pool.stats.bind_failures == 0
+
+
+async def test_a_bind_dropped_before_answering_anything_backs_off(
+    smsc: ScriptedSmsc, make_pool: Callable[..., SmppPool]
+) -> None:
+    """Dropped at its first part, unanswered, twice: those are failed attempts, counted (the
+    backoff grows with them: `policy.reconnect_delay`); the third connection answers."""
+
+    def answer(pdu: codec.ShortMessagePdu, peer: Peer) -> Answer:
+        if len(smsc.peers) <= 2:
+            assert peer.transport is not None
+            peer.transport.close()
+            return None
+        return 0, "ok"
+
+    smsc.answer = answer
+    outcomes = Outcomes()
+    pool = make_pool(config(port_of(smsc)), outcomes=outcomes)
+    await pool.start()
+    await send(pool, 1)
+    await pool.drain()
+    assert outcomes.statuses() == {0: 0}
+    assert len(smsc.peers) == 3
+    assert pool.binds[0].failures == 2  # the third connection is up: no reset before it drops
+    assert outcomes.duplicates == {0: 2}  # written three times, the first two unanswered
+
+
+async def test_a_part_timed_out_after_its_lane_halted_is_not_sent_again(
+    smsc: ScriptedSmsc, make_pool: Callable[..., SmppPool]
+) -> None:
+    """The SMSC answers every part but one; its lane halts meanwhile: when that part's
+    response timeout passes, it is NOT_SENT, not written again elsewhere."""
+
+    def answer(pdu: codec.ShortMessagePdu, peer: Peer) -> Answer:
+        return None if pdu.destination_addr == destination(3).decode() else (0, "ok")
+
+    smsc.answer = answer
+    lane = Lane()
+    outcomes = Outcomes()
+    pool = make_pool(
+        config(port_of(smsc), response_timeout_s=0.3),
+        outcomes=outcomes,
+        lane_of=lambda tag: lane if tag < 100 else None,
+        housekeeping_interval=0.05,
+    )
+    await pool.start()
+    await send(pool, 10)
+    await smsc.wait_until(lambda: len(smsc.submits) == 10)
+    lane.halt()
+    # Keep the bind answering something while part 3 waits (a silent bind would be dropped).
+    for batch in range(6):
+        await asyncio.sleep(0.1)  # paces the feed; the assertions wait on events
+        await send(pool, 2, start=100 + 2 * batch)
+    await pool.drain()
+    statuses = outcomes.statuses()
+    assert statuses[3] == NOT_SENT
+    assert all(s == 0 for tag, s in statuses.items() if tag != 3)
+    assert [p.destination_addr for p in smsc.submits].count(destination(3).decode()) == 1
+    assert pool.stats.timeouts == 1
+    assert pool.stats.requeued_inflight == 0

@@ -21,6 +21,8 @@ STATUS: dict[str, Any] = {
     "accepted": 1190,
     "failed": 10,
     "duplicates": 2,
+    "resent_in_flight": 3,
+    "possibly_sent_twice": 5,
     "created_at": "2026-12-06T03:00:00+00:00",
     "created_by": "cli:root",
     "expires_at": "2026-12-06T05:00:00+00:00",
@@ -33,7 +35,11 @@ STATUS: dict[str, Any] = {
 def test_status_labels_recipients_and_parts() -> None:
     text = _status_text(STATUS)
     assert "1,200 recipients in 2,400 SMS parts" in text
-    assert "recipients: 1,190 accepted (every part), 10 failed; parts recorded twice: 2" in text
+    assert "recipients: 1,190 accepted (every part), 10 failed; " in text
+    assert (
+        "parts possibly sent twice: 5 (3 resent after a loss or a timeout, 2 recorded twice)"
+        in (text)
+    )
     assert "parts failed with 0x00000045: 10" in text
     assert "receipts DELIVRD: 2,370 parts" in text
 
@@ -41,7 +47,8 @@ def test_status_labels_recipients_and_parts() -> None:
 def test_the_final_report_labels_its_units() -> None:
     report = {**STATUS, "seconds": 2.0, "msgs_per_s": 600.0}
     text = _report_text(report)
-    assert "1,200 recipients: 1,190 accepted, 10 failed; 2,400 parts, 2 recorded twice" in text
+    assert "1,200 recipients: 1,190 accepted, 10 failed; 2,400 parts, " in text
+    assert "5 possibly sent twice (2 recorded twice)" in text
     assert "600 recipients/s" in text
 
 

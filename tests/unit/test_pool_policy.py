@@ -181,6 +181,16 @@ def test_reconnect_backoff_grows_with_jitter_and_is_capped() -> None:
     )
 
 
+def test_a_connection_lost_after_carrying_traffic_is_retried_at_once() -> None:
+    """No failure yet (the lost connection answered parts): a quick retry, far below the
+    backoff of a failed attempt, so an SMSC dropping binds every 1,000 parts costs little."""
+    rng = random.Random(3)
+    quick = [policy.reconnect_delay(0, refused=False, rng=rng) for _ in range(20)]
+    assert all(policy.QUICK_RECONNECT / 2 <= d <= policy.QUICK_RECONNECT for d in quick)
+    assert max(quick) < policy.reconnect_delay(1, refused=False, rng=rng)
+    assert policy.reconnect_delay(0, refused=True, rng=rng) >= policy.REFUSED_BASE / 2
+
+
 def test_a_refused_bind_waits_much_longer() -> None:
     rng = random.Random(2)
     first = policy.reconnect_delay(1, refused=True, rng=rng)
