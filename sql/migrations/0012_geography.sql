@@ -1,0 +1,104 @@
+-- Geography (issue 23): PostGIS, radio cells with their coverage, where people were last seen
+-- (home subscribers and inbound visitors), and the present-mode parts of a broadcast's chunks.
+
+-- PostGIS is the geometry engine; nothing else gives the same answers, so there is no fallback.
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'postgis') THEN
+        RAISE EXCEPTION 'PostGIS is not installed on this PostgreSQL server (major version %): '
+            'install Debian''s postgresql-%-postgis-3 (`make test` and `make demo` do it: '
+            'apt-get install postgresql-%-postgis-3), then run `broadcaster db migrate` again',
+            current_setting('server_version_num')::int / 10000,
+            current_setting('server_version_num')::int / 10000,
+            current_setting('server_version_num')::int / 10000;
+    END IF;
+END
+$$;
+CREATE EXTENSION IF NOT EXISTS postgis;
+
+-- Département outlines (IGN Admin Express, Licence Ouverte, via france-geojson), loaded from
+-- the package's vendored GeoJSON the first time cells are imported or synthesised: they give
+-- each cell its département (whose texts and fallback numbers its present subscribers get).
+CREATE TABLE departement_shapes (
+    code  text COLLATE "C" PRIMARY KEY REFERENCES departements (code),
+    geom  geometry(MultiPolygon, 4326) NOT NULL
+);
+CREATE INDEX departement_shapes_geom ON departement_shapes USING gist (geom);
+
+-- One row per antenna sector. Coverage is given (WKT/GeoJSON) or computed from the sector's
+-- parameters (`sector_coverage`). departement: where the site stands.
+CREATE TABLE cells (
+    cell_id     text COLLATE "C" PRIMARY KEY CHECK (cell_id ~ '^[A-Za-z0-9._:-]{1,32}$'),
+    technology  text NOT NULL CHECK (technology IN ('2G', '3G', '4G', '5G')),
+    lat         double precision NOT NULL CHECK (lat BETWEEN -90 AND 90),
+    lon         double precision NOT NULL CHECK (lon BETWEEN -180 AND 180),
+    azimuth     double precision CHECK (azimuth >= 0 AND azimuth < 360),
+    beam        double precision CHECK (beam > 0 AND beam <= 360),
+    range_m     double precision CHECK (range_m > 0 AND range_m <= 100000),
+    departement text COLLATE "C" NOT NULL REFERENCES departements (code),
+    coverage    geometry(Polygon, 4326) NOT NULL CHECK (ST_IsValid(coverage)),
+    updated_at  timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX cells_coverage ON cells USING gist (coverage);
+CREATE INDEX cells_by_departement ON cells (departement, cell_id);
+
+-- A sector's coverage: the site, then the arc of `range_m` metres from azimuth - beam/2 to
+-- azimuth + beam/2 (geodesic, ST_Project), closed back at the site; a full circle when the beam
+-- is 360 (an omnidirectional cell).
+CREATE FUNCTION sector_coverage(
+    lat double precision, lon double precision, azimuth double precision,
+    beam double precision, range_m double precision
+) RETURNS geometry LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT CASE
+        WHEN beam >= 360 THEN
+            ST_Buffer(ST_SetSRID(ST_MakePoint(lon, lat), 4326)::geography, range_m, 16)::geometry
+        ELSE ST_MakePolygon(ST_MakeLine(ARRAY(
+            SELECT ST_SetSRID(ST_MakePoint(lon, lat), 4326)
+            UNION ALL
+            (SELECT ST_Project(ST_SetSRID(ST_MakePoint(lon, lat), 4326)::geography, range_m,
+                               radians(azimuth - beam / 2 + beam * i / 12.0))::geometry
+             FROM generate_series(0, 12) AS i ORDER BY i)
+            UNION ALL
+            SELECT ST_SetSRID(ST_MakePoint(lon, lat), 4326))))
+    END
+$$;
+
+-- Where each number was last seen: home subscribers and inbound visitors (numbers the home index
+-- does not know). Kept apart from `subscribers` so that the high-rate location updates touch
+-- neither the national index nor its maintained counts. lang and test_group are copied from the
+-- subscriber (visitors: lang from their country, never in the test group) at each update.
+CREATE TABLE locations (
+    msisdn      bigint PRIMARY KEY CHECK (msisdn BETWEEN 10000000 AND 999999999999999),
+    cell_id     text COLLATE "C" NOT NULL,
+    seen_at     timestamptz NOT NULL,
+    lang        text COLLATE "C" NOT NULL CHECK (lang ~ '^[a-z]{2}$'),
+    test_group  boolean NOT NULL DEFAULT false,
+    visitor     boolean NOT NULL DEFAULT false,
+    country     text COLLATE "C" CHECK (country ~ '^[A-Z]{2}$')  -- visitors' SIM country
+) WITH (fillfactor = 90);
+-- Present-mode selection: the numbers in a set of cells, seen since a time, index-only.
+CREATE INDEX locations_by_cell ON locations (cell_id, seen_at) INCLUDE (msisdn, lang, test_group);
+
+-- The language a visitor gets from their SIM's country (a broadcast may override it).
+CREATE TABLE country_languages (
+    country text COLLATE "C" PRIMARY KEY CHECK (country ~ '^[A-Z]{2}$'),
+    lang    text COLLATE "C" NOT NULL CHECK (lang ~ '^[a-z]{2}$')
+);
+INSERT INTO country_languages (country, lang) VALUES
+    ('FR', 'fr'), ('BE', 'fr'), ('LU', 'fr'), ('MC', 'fr'), ('CH', 'fr'), ('CA', 'en'),
+    ('GB', 'en'), ('IE', 'en'), ('US', 'en'), ('AU', 'en'), ('NZ', 'en'), ('IN', 'en'),
+    ('DE', 'de'), ('AT', 'de'), ('LI', 'de'),
+    ('ES', 'es'), ('MX', 'es'), ('AR', 'es'), ('CO', 'es'), ('CL', 'es'),
+    ('IT', 'it'), ('SM', 'it'), ('PT', 'pt'), ('BR', 'pt'), ('NL', 'nl'),
+    ('PL', 'pl'), ('RO', 'ro'), ('GR', 'el'), ('SE', 'sv'), ('NO', 'no'), ('DK', 'da'),
+    ('FI', 'fi'), ('CZ', 'cs'), ('HU', 'hu'), ('RU', 'ru'), ('UA', 'uk'), ('TR', 'tr'),
+    ('CN', 'zh'), ('JP', 'ja'), ('KR', 'ko'), ('MA', 'ar'), ('DZ', 'ar'), ('TN', 'ar');
+
+-- Present-mode chunks: `present_cells` the cells whose recent visitors and subscribers the
+-- chunk streams (from `locations`, source 'present'), seen within `present_window`. A
+-- resident chunk ('home') of a broadcast that also targets presence carries all its present
+-- cells, to leave out whoever gets the present text instead (one message per MSISDN).
+ALTER TABLE broadcast_chunks
+    ADD COLUMN source text NOT NULL DEFAULT 'home' CHECK (source IN ('home', 'present')),
+    ADD COLUMN present_cells text[],
+    ADD COLUMN present_window interval;
