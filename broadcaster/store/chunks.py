@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import asyncpg
@@ -52,17 +53,29 @@ class Chunk:
     exclude_cells: list[str] | None = None
     reclaimed: bool = True
     """Claimed before (by a worker that died or stopped): some parts may be recorded already."""
+    source: str = "home"
+    """'home': subscribers by where they live; 'present': numbers last seen in `present_cells`."""
+    present_cells: list[str] | None = None
+    """'present': the cells streamed. 'home': the target's present cells, whose recent numbers
+    get the present text instead (None: the target has no present part)."""
+    present_window: timedelta | None = None
 
     @property
-    def selection_args(self) -> tuple[list[str] | None, ...]:
-        """Arguments $6-$8 of the `stream_chunk` query (after $1-$5)."""
-        return (self.cells, self.exclude_communes, self.exclude_cells)
+    def selection_args(self) -> tuple[object, ...]:
+        """Arguments $6-$10 of the `stream_chunk` query (after $1-$5)."""
+        return (self.cells, self.exclude_communes, self.exclude_cells, *self.presence_args)
+
+    @property
+    def presence_args(self) -> tuple[list[str] | None, timedelta | None]:
+        """The present part a home chunk leaves out: (cells, window), or (None, None)."""
+        return (self.present_cells, self.present_window)
 
 
 async def insert_chunks(conn: Conn, broadcast_id: int, target: Target, chunk_size: int) -> None:
     """Cut each département's selection into chunks of about `chunk_size` recipients."""
     chunk_rows: list[tuple[Any, ...]] = []
     selections: list[tuple[Any, ...]] = []
+    window = timedelta(seconds=target.present_window_s)
     for dep, selection in target.selections():
         starts = await chunk_starts(conn, dep, selection, target.test_group_only, chunk_size)
         communes, cells, no_communes, no_cells = selection.columns()
@@ -73,8 +86,30 @@ async def insert_chunks(conn: Conn, broadcast_id: int, target: Target, chunk_siz
             start = starts[i] if i else 0
             end = starts[i + 1] - 1 if i + 1 < len(starts) else MAX_MSISDN
             chunk_rows.append((broadcast_id, len(chunk_rows), dep, communes, start, end))
+    home = list(range(len(chunk_rows)))
+    present: list[tuple[Any, ...]] = []
+    for dep, here in sorted(target.present.items()):
+        rows = await conn.fetch(
+            queries["present_chunk_starts"],
+            sorted(here),
+            target.present_window_s,
+            target.test_group_only,
+            chunk_size,
+        )
+        starts = [r["msisdn"] for r in rows]
+        numbers = []
+        for i in range(len(starts)):
+            start = starts[i] if i else 0
+            end = starts[i + 1] - 1 if i + 1 < len(starts) else MAX_MSISDN
+            numbers.append(len(chunk_rows))
+            chunk_rows.append((broadcast_id, len(chunk_rows), dep, None, start, end))
+        if numbers:
+            present.append((broadcast_id, numbers, "present", sorted(here), window))
     await conn.executemany(queries["insert_chunk"], chunk_rows)
     await conn.executemany(queries["set_chunk_selection"], selections)
+    if target.present and home:
+        present.append((broadcast_id, home, "home", target.present_cells, window))
+    await conn.executemany(queries["set_chunk_presence"], present)
 
 
 async def claim(conn: Conn, broadcast_id: int, worker: str, lease_seconds: float) -> Chunk | None:
@@ -98,6 +133,9 @@ async def claim(conn: Conn, broadcast_id: int, worker: str, lease_seconds: float
         exclude_communes=selection["exclude_communes"],
         exclude_cells=selection["exclude_cells"],
         reclaimed=row["claims"] > 1,
+        source=row.get("source", "home"),
+        present_cells=row.get("present_cells"),
+        present_window=row.get("present_window"),
     )
 
 
@@ -105,6 +143,11 @@ async def recorded_parts(conn: Conn, broadcast_id: int, chunk: Chunk) -> set[tup
     """(msisdn, part) of the chunk's parts that already have an outcome (skipped on resume)."""
     if not chunk.reclaimed:
         return set()  # first claim of this chunk: nothing can have been recorded yet
+    if chunk.source == "present":
+        rows = await conn.fetch(
+            queries["recorded_parts_present"], broadcast_id, chunk.msisdn_from, chunk.msisdn_to
+        )
+        return {(r["msisdn"], r["part"]) for r in rows}
     rows = await conn.fetch(
         queries["recorded_parts"],
         broadcast_id,
@@ -128,13 +171,18 @@ async def stream(
     """COPY the chunk's recipients out as `msisdn\\tlang` lines (a drill's with `\\tt|f`, its
     test-group flag, checked before anything is sent); `reached_of`: only those that broadcast
     reached."""
+    if chunk.source == "present":
+        await _stream_present(conn, broadcast_id, chunk, output, test_group_only, drill, reached_of)
+        return
     args: list[object] = [
         chunk.departement,
         chunk.msisdn_from,
         chunk.msisdn_to,
         chunk.communes,
         test_group_only,
-        *chunk.selection_args,  # $6-$8: the chunk's cells and exclusions
+        chunk.cells,  # $6-$8: the chunk's cells and exclusions
+        chunk.exclude_communes,
+        chunk.exclude_cells,
     ]
     name = "stream_chunk"
     if drill:
@@ -143,7 +191,32 @@ async def stream(
     elif reached_of is not None:
         name = "stream_chunk_reached"
         args.append(reached_of)  # $9: the broadcast whose reached recipients we want
+    args += chunk.presence_args  # the last two: the present part to leave out
     await conn.copy_from_query(queries[name].rstrip().rstrip(";"), *args, output=output)
+
+
+async def _stream_present(
+    conn: Conn,
+    broadcast_id: int,
+    chunk: Chunk,
+    output: StreamOutput,
+    test_group_only: bool,
+    drill: bool,
+    reached_of: int | None,
+) -> None:
+    """COPY a present-mode chunk's numbers out, as `stream` does a home chunk's."""
+    name = "stream_present_drill" if drill else "stream_present"
+    await conn.copy_from_query(
+        queries[name].rstrip().rstrip(";"),
+        chunk.present_cells,
+        chunk.present_window,
+        chunk.msisdn_from,
+        chunk.msisdn_to,
+        test_group_only,
+        broadcast_id,
+        reached_of,
+        output=output,
+    )
 
 
 async def record_outcomes(

@@ -73,11 +73,12 @@ CREATE TABLE locations (
     seen_at     timestamptz NOT NULL,
     lang        text COLLATE "C" NOT NULL CHECK (lang ~ '^[a-z]{2}$'),
     test_group  boolean NOT NULL DEFAULT false,
-    visitor     boolean NOT NULL DEFAULT false,
-    country     text COLLATE "C" CHECK (country ~ '^[A-Z]{2}$')  -- visitors' SIM country
+    -- A visitor's SIM country (ISO 3166, 'ZZ' unknown); NULL for a home subscriber.
+    country     text COLLATE "C" CHECK (country ~ '^[A-Z]{2}$')
 ) WITH (fillfactor = 90);
 -- Present-mode selection: the numbers in a set of cells, seen since a time, index-only.
-CREATE INDEX locations_by_cell ON locations (cell_id, seen_at) INCLUDE (msisdn, lang, test_group);
+CREATE INDEX locations_by_cell ON locations (cell_id, seen_at)
+    INCLUDE (msisdn, lang, test_group, country);
 
 -- The language a visitor gets from their SIM's country (a broadcast may override it).
 CREATE TABLE country_languages (

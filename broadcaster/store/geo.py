@@ -1,0 +1,118 @@
+"""Shapes against cells and locations (PostGIS): which cells a polygon or circle meets, how much
+of their coverage spills outside it, and who was seen there recently, visitors included."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from broadcaster.domain.shapes import Circle, Polygon, Shape
+from broadcaster.store.database import Conn
+from broadcaster.store.queries import queries
+from broadcaster.targeting import Target
+
+OUTLINES = Path(__file__).resolve().parents[1] / "geodata" / "departements.geojson"
+
+
+@dataclass(frozen=True)
+class PresenceStats:
+    """What a preview says of a present-mode target beyond its recipients."""
+
+    stale: int
+    """Numbers last seen in the selected cells before the window: not reached."""
+    visitors: tuple[tuple[str, str, int], ...]
+    """(country, language, numbers) of the visitors reached."""
+
+
+async def ensure_outlines(conn: Conn) -> None:
+    """Load the vendored département outlines once (cells are placed in them)."""
+    if await conn.fetchval(queries["departement_shapes_loaded"]):
+        return
+    features = json.loads(OUTLINES.read_text(encoding="utf-8"))["features"]
+    await conn.executemany(
+        queries["insert_departement_shape"],
+        [(f["properties"]["code"], json.dumps(f["geometry"])) for f in features],
+    )
+
+
+def _shape_args(shape: Shape) -> tuple[str | None, float, float, float]:
+    if isinstance(shape, Circle):
+        return None, shape.lat, shape.lon, shape.radius_km * 1000
+    return shape.wkt(), 0.0, 0.0, 0.0
+
+
+async def shape_cells(conn: Conn, shape: Shape) -> dict[str, str]:
+    """Cell id -> its département, for every cell whose coverage meets the shape."""
+    rows = await conn.fetch(queries["shape_cells"], *_shape_args(shape))
+    return {r["cell_id"]: r["departement"] for r in rows}
+
+
+async def overspill(conn: Conn, shape: Shape, cells: Sequence[str]) -> float:
+    """The share (0-1) of these cells' coverage that lies outside the shape."""
+    row = await conn.fetchrow(queries["shape_overspill"], *_shape_args(shape), list(cells))
+    assert row is not None
+    total = float(row["total_m2"])
+    return max(0.0, 1 - float(row["inside_m2"]) / total) if total > 0 else 0.0
+
+
+async def meets_cells_flipped(conn: Conn, shape: Shape) -> bool:
+    """Would the polygon meet a cell with its latitudes and longitudes swapped?"""
+    if not isinstance(shape, Polygon):
+        return False
+    return bool(await conn.fetchval(queries["shape_meets_cells_flipped"], shape.wkt()))
+
+
+async def departement_cells(conn: Conn, departements: Sequence[str]) -> dict[str, str]:
+    """Cell id -> département, for the cells standing in these départements."""
+    rows = await conn.fetch(queries["departement_cells"], list(departements))
+    return {r["cell_id"]: r["departement"] for r in rows}
+
+
+async def known_cells(conn: Conn, cells: Sequence[str]) -> dict[str, str]:
+    """Cell id -> département, for those of these ids that are imported."""
+    rows = await conn.fetch(queries["known_cells"], list(cells))
+    return {r["cell_id"]: r["departement"] for r in rows}
+
+
+async def present_counts(
+    conn: Conn, present: Mapping[str, frozenset[str]], window_s: int, test_group_only: bool
+) -> dict[tuple[str, str], int]:
+    """Numbers seen within the window, per (département of their cell, language)."""
+    pairs = [(cell, dep) for dep, cells in present.items() for cell in sorted(cells)]
+    if not pairs:
+        return {}
+    cells, deps = (list(column) for column in zip(*pairs, strict=True))
+    rows = await conn.fetch(queries["present_counts"], cells, deps, window_s, test_group_only)
+    return {(r["departement"], r["lang"]): r["n"] for r in rows}
+
+
+async def presence_stats(
+    conn: Conn, cells: Sequence[str], window_s: int, test_group_only: bool
+) -> PresenceStats:
+    stale = await conn.fetchval(queries["presence_stats"], list(cells), window_s, test_group_only)
+    rows = await conn.fetch(queries["present_visitors"], list(cells), window_s, test_group_only)
+    return PresenceStats(int(stale), tuple((r["country"], r["lang"], r["n"]) for r in rows))
+
+
+async def resident_counts_absent(conn: Conn, target: Target) -> dict[tuple[str, str], int]:
+    """The resident part's recipients per (département, language), without the subscribers
+    its present part reaches (they get the present text: one message per MSISDN)."""
+    present = target.present_cells
+    counts: dict[tuple[str, str], int] = {}
+    for dep, selection in target.selections():
+        communes, cells, no_communes, no_cells = selection.columns()
+        rows = await conn.fetch(
+            queries["selection_counts_absent"],
+            dep,
+            communes,
+            cells,
+            no_communes,
+            no_cells,
+            target.test_group_only,
+            present,
+            target.present_window_s,
+        )
+        counts.update({(dep, r["lang"]): r["n"] for r in rows if r["n"] > 0})
+    return counts

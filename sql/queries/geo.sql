@@ -1,0 +1,272 @@
+-- name: departement_shapes_loaded
+SELECT count(*)::int FROM departement_shapes;
+
+-- name: insert_departement_shape
+-- $1 code, $2 GeoJSON geometry (vendored outlines; unknown codes are skipped).
+INSERT INTO departement_shapes (code, geom)
+SELECT $1, ST_Multi(ST_GeomFromGeoJSON($2))
+WHERE EXISTS (SELECT 1 FROM departements WHERE code = $1)
+ON CONFLICT (code) DO NOTHING;
+
+-- name: create_cell_staging
+CREATE TEMP TABLE cell_staging (
+    line int, cell_id text COLLATE "C", technology text, lat double precision,
+    lon double precision, azimuth double precision, beam double precision,
+    range_m double precision, coverage text, departement text COLLATE "C"
+) ON COMMIT DROP;
+
+-- name: cell_staging_placed
+-- Each staged cell with the département its site stands in (given, else the nearest outline)
+-- and the distance in km from that outline (0 inside): far sites are rejected.
+SELECT st.line, st.cell_id, d.code AS departement,
+       ST_Distance(d.geom::geography,
+                   ST_SetSRID(ST_MakePoint(st.lon, st.lat), 4326)::geography) / 1000 AS km
+FROM cell_staging st
+CROSS JOIN LATERAL (
+    SELECT ds.code, ds.geom FROM departement_shapes ds
+    WHERE st.departement IS NULL OR ds.code = st.departement
+    ORDER BY ds.geom <-> ST_SetSRID(ST_MakePoint(st.lon, st.lat), 4326)
+    LIMIT 1
+) d
+ORDER BY st.line;
+
+-- name: upsert_cells
+-- The staged cells whose lines are in $1, placed in the départements $2 (parallel arrays);
+-- coverage: the given polygon (WKT), else computed from the sector's parameters.
+INSERT INTO cells AS c (cell_id, technology, lat, lon, azimuth, beam, range_m, departement,
+                        coverage)
+SELECT st.cell_id, st.technology, st.lat, st.lon, st.azimuth, st.beam, st.range_m, k.dep,
+       coalesce(ST_GeomFromText(st.coverage, 4326),
+                sector_coverage(st.lat, st.lon, st.azimuth, st.beam, st.range_m))
+FROM unnest($1::int[], $2::text[]) AS k (line, dep)
+JOIN cell_staging st ON st.line = k.line
+ON CONFLICT (cell_id) DO UPDATE
+SET technology = excluded.technology, lat = excluded.lat, lon = excluded.lon,
+    azimuth = excluded.azimuth, beam = excluded.beam, range_m = excluded.range_m,
+    departement = excluded.departement, coverage = excluded.coverage, updated_at = now();
+
+-- name: synth_cells
+-- $1 sites (three 120° sectors each) spread over the départements by population: $2 of them
+-- clustered around a point of each département (a city: sectors of 0.5-2 km), the rest spread
+-- over its outline (rural: 3-10 km). Deterministic for a seed set by the caller.
+WITH quota AS (
+    SELECT d.code, s.geom,
+           greatest(1, round($1::numeric * d.population / sum(d.population) OVER ()))::int AS n
+    FROM departements d JOIN departement_shapes s ON s.code = d.code
+), sites AS (
+    SELECT q.code, 'city' AS kind,
+           ST_Project(ST_PointOnSurface(q.geom)::geography,
+                      4000 * sqrt(-2 * ln(1 - random())),
+                      2 * pi() * random())::geometry AS site,
+           i
+    FROM quota q, generate_series(1, (q.n * $2::float8)::int) AS i
+    UNION ALL
+    SELECT q.code, 'rural', (ST_Dump(ST_GeneratePoints(q.geom,
+                                greatest(1, q.n - (q.n * $2::float8)::int)))).geom, 0
+    FROM quota q
+), numbered AS (
+    SELECT code, kind, site, row_number() OVER (ORDER BY code, kind, i) AS site_no FROM sites
+)
+INSERT INTO cells (cell_id, technology, lat, lon, azimuth, beam, range_m, departement, coverage)
+SELECT 'S' || n.code || '-' || n.site_no || '-' || sector,
+       CASE WHEN n.kind = 'city' THEN '4G' ELSE '2G' END,
+       ST_Y(n.site), ST_X(n.site), sector * 120, 120, r.range_m, n.code,
+       sector_coverage(ST_Y(n.site), ST_X(n.site), sector * 120, 120, r.range_m)
+FROM numbered n
+CROSS JOIN generate_series(0, 2) AS sector
+CROSS JOIN LATERAL (SELECT CASE WHEN n.kind = 'city' THEN 500 + 1500 * random()
+                                ELSE 3000 + 7000 * random() END AS range_m) r
+ON CONFLICT (cell_id) DO NOTHING;
+
+-- name: count_cells
+SELECT count(*)::bigint FROM cells;
+
+-- name: shape_cells
+-- The cells whose coverage meets a shape: the WKT polygon $1, or (with $1 NULL) the circle of
+-- $4 metres around ($2 lat, $3 lon), geodesic.
+WITH shape AS (
+    SELECT CASE WHEN $1::text IS NOT NULL THEN ST_GeomFromText($1, 4326)
+                ELSE ST_Buffer(ST_SetSRID(ST_MakePoint($3, $2), 4326)::geography, $4, 32)::geometry
+           END AS g
+)
+SELECT c.cell_id, c.departement
+FROM cells c, shape
+WHERE ST_Intersects(c.coverage, shape.g)
+ORDER BY c.cell_id;
+
+-- name: shape_overspill
+-- Of the coverage of cells $5, the area (m²) in all and inside the shape ($1-$4 as shape_cells).
+WITH shape AS (
+    SELECT CASE WHEN $1::text IS NOT NULL THEN ST_GeomFromText($1, 4326)
+                ELSE ST_Buffer(ST_SetSRID(ST_MakePoint($3, $2), 4326)::geography, $4, 32)::geometry
+           END AS g
+)
+SELECT coalesce(sum(ST_Area(c.coverage::geography)), 0) AS total_m2,
+       coalesce(sum(CASE WHEN ST_Within(c.coverage, shape.g) THEN ST_Area(c.coverage::geography)
+                         ELSE ST_Area(ST_Intersection(c.coverage, shape.g)::geography) END),
+                0) AS inside_m2
+FROM cells c, shape
+WHERE c.cell_id = ANY($5::text[]);
+
+-- name: shape_meets_cells_flipped
+-- Would the shape meet a cell with latitude and longitude swapped (the usual mistake)?
+SELECT EXISTS (SELECT 1 FROM cells WHERE ST_Intersects(coverage,
+                                                       ST_FlipCoordinates(ST_GeomFromText($1, 4326))));
+
+-- name: departement_cells
+-- (cell, département) of every cell standing in the départements $1.
+SELECT cell_id, departement FROM cells WHERE departement = ANY($1::text[]) ORDER BY cell_id;
+
+-- name: known_cells
+-- Which of the cell ids $1 exist, with their département.
+SELECT cell_id, departement FROM cells WHERE cell_id = ANY($1::text[]);
+
+-- name: present_counts
+-- Numbers seen within $3 seconds in the cells $1 (standing in départements $2, parallel arrays),
+-- per (département, language); test group only when $4.
+SELECT k.departement, l.lang, count(*)::bigint AS n
+FROM unnest($1::text[], $2::text[]) AS k (cell_id, departement)
+JOIN locations l ON l.cell_id = k.cell_id
+WHERE l.seen_at >= now() - make_interval(secs => $3) AND (NOT $4::boolean OR l.test_group)
+GROUP BY 1, 2;
+
+-- name: presence_stats
+-- For the cells $1: numbers seen there before the window of $2 seconds (stale, not reached).
+SELECT count(*)::bigint AS stale
+FROM locations l
+WHERE l.cell_id = ANY($1::text[]) AND l.seen_at < now() - make_interval(secs => $2)
+  AND (NOT $3::boolean OR l.test_group);
+
+-- name: present_visitors
+-- Visitors (foreign SIMs) present in the cells $1 within $2 seconds, per country and language.
+SELECT l.country, l.lang, count(*)::bigint AS n
+FROM locations l
+WHERE l.cell_id = ANY($1::text[]) AND l.seen_at >= now() - make_interval(secs => $2)
+  AND l.country IS NOT NULL AND (NOT $3::boolean OR l.test_group)
+GROUP BY 1, 2
+ORDER BY 3 DESC, 1, 2;
+
+-- name: selection_counts_absent
+-- selection_counts ($1-$6) minus the subscribers present (seen within $8 seconds) in the cells
+-- $7: in a target that reaches both, those get the present text instead.
+SELECT s.lang, count(*)::bigint AS n
+FROM subscribers s
+WHERE s.departement = $1
+  AND ($2::text[] IS NULL OR s.commune = ANY($2::text[]) OR s.cell_id = ANY($3::text[]))
+  AND ($4::text[] IS NULL OR (s.commune = ANY($4::text[])) IS NOT TRUE)
+  AND ($5::text[] IS NULL OR (s.cell_id = ANY($5::text[])) IS NOT TRUE)
+  AND (NOT $6::boolean OR s.test_group)
+  AND NOT EXISTS (SELECT 1 FROM locations l
+                  WHERE l.msisdn = s.msisdn AND l.cell_id = ANY($7::text[])
+                    AND l.seen_at >= now() - make_interval(secs => $8))
+GROUP BY s.lang;
+
+-- name: present_chunk_starts
+-- The first msisdn of every run of $4 numbers present (within $2 seconds) in the cells $1;
+-- test group only when $3.
+SELECT msisdn FROM (
+    SELECT l.msisdn, row_number() OVER (ORDER BY l.msisdn) AS rn
+    FROM locations l
+    WHERE l.cell_id = ANY($1::text[]) AND l.seen_at >= now() - make_interval(secs => $2)
+      AND (NOT $3::boolean OR l.test_group)
+) s
+WHERE (rn - 1) % $4 = 0
+ORDER BY msisdn;
+
+-- name: set_chunk_presence
+-- The present-mode part of the chunks $2 of broadcast $1: source, cells, window.
+UPDATE broadcast_chunks SET source = $3, present_cells = $4, present_window = $5
+WHERE broadcast_id = $1 AND chunk_no = ANY($2::int[]);
+
+-- name: chunk_presence
+SELECT source, present_cells, present_window
+FROM broadcast_chunks WHERE broadcast_id = $1 AND chunk_no = $2;
+
+-- name: stream_present
+-- A present-mode chunk's numbers, in key order (COPY, arguments inlined): seen within $2 in the
+-- cells $1, msisdn in $3..$4, test group only when $5, none that broadcast $6 already has an
+-- outcome for (a number that moved between two selected départements is sent once), and with
+-- $7 only those broadcast $7 reached.
+SELECT l.msisdn, l.lang
+FROM locations l
+WHERE l.cell_id = ANY($1::text[]) AND l.seen_at >= now() - $2::interval
+  AND l.msisdn BETWEEN $3 AND $4
+  AND (NOT $5::boolean OR l.test_group)
+  AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.broadcast_id = $6 AND d.msisdn = l.msisdn)
+  AND ($7::bigint IS NULL OR EXISTS (SELECT 1 FROM deliveries d
+                                     WHERE d.broadcast_id = $7 AND d.msisdn = l.msisdn
+                                       AND d.status = 0))
+ORDER BY l.msisdn
+
+-- name: stream_present_drill
+-- stream_present ($1-$7) for a drill, with each row's test_group flag (checked by the engine).
+SELECT l.msisdn, l.lang, l.test_group
+FROM locations l
+WHERE l.cell_id = ANY($1::text[]) AND l.seen_at >= now() - $2::interval
+  AND l.msisdn BETWEEN $3 AND $4
+  AND (NOT $5::boolean OR l.test_group)
+  AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.broadcast_id = $6 AND d.msisdn = l.msisdn)
+  AND ($7::bigint IS NULL OR EXISTS (SELECT 1 FROM deliveries d
+                                     WHERE d.broadcast_id = $7 AND d.msisdn = l.msisdn
+                                       AND d.status = 0))
+ORDER BY l.msisdn
+
+-- name: recorded_parts_present
+-- Parts of a present-mode chunk's numbers that already have an outcome (skipped on resume).
+SELECT d.msisdn, d.part FROM deliveries d
+WHERE d.broadcast_id = $1 AND d.msisdn BETWEEN $2 AND $3;
+
+-- name: create_location_staging
+CREATE TEMP TABLE location_staging (
+    line bigint, msisdn bigint, cell_id text COLLATE "C", seen_at timestamptz, mcc text
+) ON COMMIT DROP;
+
+-- name: create_country_lookups
+-- Number prefixes and MCCs to countries, filled from the library for this session.
+CREATE TEMP TABLE IF NOT EXISTS calling_codes (prefix text PRIMARY KEY, country text);
+CREATE TEMP TABLE IF NOT EXISTS mcc_countries (mcc text PRIMARY KEY, country text);
+
+-- name: unknown_location_cells
+-- Staged lines naming a cell that is not imported (rejected; the rest is ingested).
+SELECT st.line, st.cell_id FROM location_staging st
+WHERE NOT EXISTS (SELECT 1 FROM cells c WHERE c.cell_id = st.cell_id)
+ORDER BY st.line;
+
+-- name: apply_locations
+-- The staged updates, newest per number, into locations (set-based: one statement a batch).
+-- Home subscribers keep their language and test-group flag; a number the home index does not
+-- know is a visitor, with the country of its MCC (else its number prefix) and that country's
+-- language (English when none is known). An older update never overwrites a newer one.
+WITH latest AS (
+    SELECT DISTINCT ON (st.msisdn) st.msisdn, st.cell_id, st.seen_at, st.mcc
+    FROM location_staging st
+    WHERE EXISTS (SELECT 1 FROM cells c WHERE c.cell_id = st.cell_id)
+    ORDER BY st.msisdn, st.seen_at DESC
+), resolved AS (
+    SELECT x.msisdn, x.cell_id, x.seen_at, s.lang AS home_lang, s.test_group,
+           CASE WHEN s.msisdn IS NULL THEN coalesce(m.country, p3.country, p2.country,
+                                                    p1.country, 'ZZ') END AS country
+    FROM latest x
+    LEFT JOIN subscribers s ON s.msisdn = x.msisdn
+    LEFT JOIN mcc_countries m ON s.msisdn IS NULL AND m.mcc = x.mcc
+    LEFT JOIN calling_codes p3 ON s.msisdn IS NULL AND p3.prefix = left(x.msisdn::text, 3)
+    LEFT JOIN calling_codes p2 ON s.msisdn IS NULL AND p2.prefix = left(x.msisdn::text, 2)
+    LEFT JOIN calling_codes p1 ON s.msisdn IS NULL AND p1.prefix = left(x.msisdn::text, 1)
+), written AS (
+    INSERT INTO locations AS l (msisdn, cell_id, seen_at, lang, test_group, country)
+    SELECT r.msisdn, r.cell_id, r.seen_at, coalesce(r.home_lang, cl.lang, 'en'),
+           coalesce(r.test_group, false), r.country
+    FROM resolved r
+    LEFT JOIN country_languages cl ON cl.country = r.country
+    ORDER BY r.msisdn
+    ON CONFLICT (msisdn) DO UPDATE
+    SET cell_id = excluded.cell_id, seen_at = excluded.seen_at, lang = excluded.lang,
+        test_group = excluded.test_group, country = excluded.country
+    WHERE excluded.seen_at > l.seen_at
+    RETURNING l.country IS NOT NULL AS visitor
+)
+SELECT count(*)::bigint AS written, count(*) FILTER (WHERE visitor)::bigint AS visitors
+FROM written;
+
+-- name: clear_location_staging
+TRUNCATE location_staging;
