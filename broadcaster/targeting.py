@@ -402,16 +402,6 @@ class PresenceSummary:
     """(country, language, numbers) of the visitors reached."""
 
     def as_json(self) -> dict[str, object]:
-        out = self._resident_json()
-        if self.present or self.mode != "auto":
-            out |= {
-                "present": _sorted_json(self.present),
-                "present_window_s": self.present_window_s,
-                "mode": self.mode,
-            }
-        return out
-
-    def _resident_json(self) -> dict[str, object]:
         return {
             "mode": self.mode,
             "window_hours": round(self.window_s / 3600, 2),
