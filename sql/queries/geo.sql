@@ -270,3 +270,6 @@ FROM written;
 
 -- name: clear_location_staging
 TRUNCATE location_staging;
+
+-- name: calling_codes_loaded
+SELECT count(*)::int FROM calling_codes;
