@@ -20,7 +20,7 @@ from broadcaster.errors import InputError
 
 MAX_RADIUS_KM = 500.0
 """A circle wider than this is a country, not an incident: name départements or regions."""
-MAX_POINTS = 10_000
+MAX_POINTS = 20_000
 
 Point = tuple[float, float]  # (lat, lon)
 
@@ -175,17 +175,23 @@ def _signed_area(ring: list[Point]) -> float:
 
 
 def _self_intersection(ring: list[Point]) -> tuple[int, int] | None:
-    """The first pair of non-adjacent edges that meet, if any (O(n²): rings are small)."""
+    """The first pair of edges that meet other than at their shared corner, if any. A sweep
+    over the edges sorted by their lowest latitude compares only edges whose latitude spans
+    overlap: near-linear for real outlines (thousands of points), quadratic only at worst."""
     edges = list(itertools.pairwise(ring))
     n = len(edges)
-    for i in range(n):
-        for j in range(i + 1, n):
-            if j == i + 1 or (i == 0 and j == n - 1):
-                if _overlap_adjacent(edges[i], edges[j]):
-                    return i, j
-                continue
-            if _segments_meet(*edges[i], *edges[j]):
-                return i, j
+    order = sorted(range(n), key=lambda k: min(edges[k][0][0], edges[k][1][0]))
+    for a, i in enumerate(order):
+        top = max(edges[i][0][0], edges[i][1][0])
+        for j in order[a + 1 :]:
+            if min(edges[j][0][0], edges[j][1][0]) > top:
+                break
+            first, second = min(i, j), max(i, j)
+            if second == first + 1 or (first == 0 and second == n - 1):
+                if _overlap_adjacent(edges[first], edges[second]):
+                    return first, second
+            elif _segments_meet(*edges[first], *edges[second]):
+                return first, second
     return None
 
 
