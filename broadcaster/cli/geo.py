@@ -71,6 +71,20 @@ def register(commands: Commands) -> None:
         "go to the reject file with their reason; the rest is ingested; exit code 2 if any.",
     )
     ing.add_argument("file", help="file of updates, or - for stdin")
+    syn = add_command(
+        loc_sub,
+        "synth",
+        "print synthetic location lines (CSV) for demos and load tests",
+        _cmd_locations_synth,
+        epilog="example:\n  broadcaster locations synth --share 0.3 --visitors 2000 | "
+        "broadcaster locations ingest -",
+        description="Print msisdn,cell_id,seen_at lines: about SHARE of the subscribers, each "
+        "in a random cell of their own département, and VISITORS foreign numbers (DE, GB, ES, "
+        "IT, US) in random cells, seen within the last HOURS (12 by default: some are stale).",
+    )
+    flag(syn, "--share", env="BROADCASTER_LOCATION_SHARE", type=float, default=0.3, help="0-1")
+    flag(syn, "--visitors", env="BROADCASTER_VISITORS", type=int, default=1000, help="visitors")
+    flag(syn, "--hours", env="BROADCASTER_LOCATION_HOURS", type=float, default=12.0, help="age")
     flag(
         ing,
         "--reject-file",
@@ -181,6 +195,22 @@ async def _cmd_locations_ingest(args: argparse.Namespace, settings: Settings) ->
         raise ImportRejectedError(
             f"{len(result.rejects)} line(s) rejected; reasons in {reject_file}"
         )
+    return EXIT_OK
+
+
+async def _cmd_locations_synth(args: argparse.Namespace, settings: Settings) -> int:
+    from broadcaster.store.locations import synth_lines
+
+    if not 0 < args.share <= 1 or args.visitors < 0 or not 0 < args.hours <= 168:
+        raise InputError("--share must be in (0, 1], --visitors >= 0, --hours in (0, 168]")
+    out = sys.stdout.buffer
+
+    async def write(data: bytes) -> None:
+        out.write(data)
+
+    async with _connection(settings) as conn:
+        await synth_lines(conn, args.share, args.visitors, args.hours, write)
+    out.flush()
     return EXIT_OK
 
 

@@ -12,15 +12,17 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Coroutine, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from phonenumbers import COUNTRY_CODE_TO_REGION_CODE
 
 from broadcaster.store.database import Conn
 from broadcaster.store.queries import queries
 
+StreamOutput = Callable[[bytes], Coroutine[Any, Any, None]]
 BATCH = 200_000
 _CELL = re.compile(r"^[A-Za-z0-9._:-]{1,32}$")
 _MAX_AHEAD = timedelta(minutes=5)
@@ -105,12 +107,14 @@ async def ingest(conn: Conn, lines: Iterable[str], batch_size: int = BATCH) -> I
     await _lookups(conn)
     for batch in _batches(lines, result, batch_size):
         async with conn.transaction():
+            await conn.execute(queries["location_batch_settings"])
             await conn.execute(queries["create_location_staging"])
             await conn.copy_records_to_table(
                 "location_staging",
                 records=[(n, m, c, s, mcc or None) for n, m, c, s, mcc in batch],
                 columns=("line", "msisdn", "cell_id", "seen_at", "mcc"),
             )
+            await conn.execute(queries["analyze_location_staging"])
             unknown = await conn.fetch(queries["unknown_location_cells"])
             text = {n: f"{m},{c},{s.isoformat()}" for n, m, c, s, _ in batch} if unknown else {}
             result.rejects += [
@@ -139,3 +143,13 @@ async def _lookups(conn: Conn) -> None:
         ],
     )
     await conn.copy_records_to_table("mcc_countries", records=list(MCC_COUNTRIES.items()))
+
+
+async def synth_lines(
+    conn: Conn, share: float, visitors: int, hours: float, output: StreamOutput
+) -> None:
+    """Synthetic location lines (CSV, no header) for demos and load tests: `share` (0-1) of
+    the subscribers each in a random cell of their département, and `visitors` foreign numbers
+    in random cells, seen within the last `hours`."""
+    sql = queries["synth_locations"].rstrip().rstrip(";")
+    await conn.copy_from_query(sql, share * 100, visitors, hours, format="csv", output=output)

@@ -273,3 +273,45 @@ TRUNCATE location_staging;
 
 -- name: calling_codes_loaded
 SELECT count(*)::int FROM calling_codes;
+
+-- name: synth_locations
+-- Synthetic location lines (CSV): about $1 % of the subscribers, each in a random cell of
+-- their own département, plus $2 visitors (German, British, Spanish, Italian, US numbers) in
+-- random cells; seen within the last $3 hours.
+WITH counts AS (
+    SELECT departement, count(*) AS n FROM cells GROUP BY 1
+), numbered AS (
+    SELECT cell_id, departement,
+           row_number() OVER (PARTITION BY departement ORDER BY cell_id) AS k
+    FROM cells
+), everywhere AS (
+    SELECT cell_id, row_number() OVER (ORDER BY cell_id) AS k FROM cells
+), picked AS (
+    SELECT s.msisdn, s.departement, 1 + floor(random() * c.n)::bigint AS k, random() AS age
+    FROM subscribers s TABLESAMPLE BERNOULLI ($1) JOIN counts c USING (departement)
+), visitors AS (
+    SELECT (p.prefix || lpad(i::text, 8, '0'))::bigint AS msisdn,
+           1 + floor(random() * (SELECT count(*) FROM cells))::bigint AS k, random() AS age
+    FROM generate_series(1, $2::int) AS i
+    CROSS JOIN LATERAL (SELECT (ARRAY['49151', '44770', '34612', '39320', '1202'])
+                               [1 + i % 5] AS prefix) p
+)
+SELECT p.msisdn, n.cell_id, to_char((now() - p.age * make_interval(hours => $3))
+                                    AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS seen_at
+FROM picked p JOIN numbered n ON n.departement = p.departement AND n.k = p.k
+UNION ALL
+SELECT v.msisdn, e.cell_id, to_char((now() - v.age * make_interval(hours => $3))
+                                    AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
+FROM visitors v JOIN everywhere e ON e.k = v.k
+
+-- name: location_batch_settings
+-- A batch's sorts and hashes stay in memory; its commit does not wait for the disk (locations
+-- are re-fed by the network all the time: a crash loses at most the last moments, never
+-- consistency).
+SET LOCAL work_mem = '256MB';
+SET LOCAL synchronous_commit = off;
+
+-- name: analyze_location_staging
+-- Temporary tables get no statistics of their own: without them the planner may scan the whole
+-- subscriber index to join a batch.
+ANALYZE location_staging;
