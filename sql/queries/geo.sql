@@ -47,25 +47,30 @@ SET technology = excluded.technology, lat = excluded.lat, lon = excluded.lon,
 
 -- name: synth_cells
 -- $1 sites (three 120° sectors each) spread over the départements by population: $2 of them
--- clustered around a point of each département (a city: sectors of 0.5-2 km), the rest spread
--- over its outline (rural: 3-10 km). Deterministic for a seed set by the caller.
+-- clustered around a point of each département (a city), the rest spread over its outline.
+-- Ranges follow the spacing of the département's sites (dense Paris: a few hundred metres;
+-- rural Lozère: kilometres), city sectors a third of the rural ones.
 WITH quota AS (
     SELECT d.code, s.geom,
            greatest(1, round($1::numeric * d.population / sum(d.population) OVER ()))::int AS n
     FROM departements d JOIN departement_shapes s ON s.code = d.code
+), spaced AS (
+    SELECT q.*, least(15000, sqrt(ST_Area(q.geom::geography) / q.n)) AS spacing FROM quota q
 ), sites AS (
-    SELECT q.code, 'city' AS kind,
+    SELECT q.code, 'city' AS kind, q.spacing,
            ST_Project(ST_PointOnSurface(q.geom)::geography,
                       4000 * sqrt(-2 * ln(1 - random())),
                       2 * pi() * random())::geometry AS site,
            i
-    FROM quota q, generate_series(1, (q.n * $2::float8)::int) AS i
+    FROM spaced q, generate_series(1, (q.n * $2::float8)::int) AS i
     UNION ALL
-    SELECT q.code, 'rural', (ST_Dump(ST_GeneratePoints(q.geom,
+    SELECT q.code, 'rural', q.spacing, (ST_Dump(ST_GeneratePoints(q.geom,
                                 greatest(1, q.n - (q.n * $2::float8)::int)))).geom, 0
-    FROM quota q
+    FROM spaced q
 ), numbered AS (
-    SELECT code, kind, site, row_number() OVER (ORDER BY code, kind, i) AS site_no FROM sites
+    SELECT code, kind, spacing, site,
+           row_number() OVER (ORDER BY code, kind, i) AS site_no
+    FROM sites
 )
 INSERT INTO cells (cell_id, technology, lat, lon, azimuth, beam, range_m, departement, coverage)
 SELECT 'S' || n.code || '-' || n.site_no || '-' || sector,
@@ -74,8 +79,10 @@ SELECT 'S' || n.code || '-' || n.site_no || '-' || sector,
        sector_coverage(ST_Y(n.site), ST_X(n.site), sector * 120, 120, r.range_m)
 FROM numbered n
 CROSS JOIN generate_series(0, 2) AS sector
-CROSS JOIN LATERAL (SELECT CASE WHEN n.kind = 'city' THEN 500 + 1500 * random()
-                                ELSE 3000 + 7000 * random() END AS range_m) r
+CROSS JOIN LATERAL (
+    SELECT greatest(200, least(20000, n.spacing * (0.6 + 0.4 * random())
+                                     * CASE WHEN n.kind = 'city' THEN 0.33 ELSE 1 END)) AS range_m
+) r
 ON CONFLICT (cell_id) DO NOTHING;
 
 -- name: count_cells

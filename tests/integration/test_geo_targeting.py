@@ -257,3 +257,22 @@ async def test_bad_cells_and_locations_are_rejected_the_rest_kept(
     ]
     assert await geo.fetchval("SELECT cell_id FROM locations WHERE msisdn = 33600000003") == "IN1"
     assert await geo.fetchval("SELECT cell_id FROM locations WHERE msisdn = 33600000004") == "IN1"
+
+
+async def test_synthetic_cells_cover_every_departement_denser_in_cities(
+    db_conn: asyncpg.Connection,
+) -> None:
+    from broadcaster.store.cells import synth_cells
+
+    total = await synth_cells(db_conn, 600)
+    rows = await db_conn.fetch(
+        "SELECT c.departement, count(*) AS n, avg(c.range_m) AS r, "
+        "max(ST_Distance(s.geom::geography, ST_MakePoint(c.lon, c.lat)::geography)) AS off "
+        "FROM cells c JOIN departement_shapes s ON s.code = c.departement GROUP BY 1"
+    )
+    per_dep = {r["departement"]: r for r in rows}
+    assert total == sum(r["n"] for r in rows) >= 1800
+    assert len(per_dep) == await db_conn.fetchval("SELECT count(*) FROM departements")
+    assert max(r["off"] for r in rows) < 30_000  # city sites may stray a little off the outline
+    assert per_dep["75"]["n"] > per_dep["48"]["n"]  # Paris has more cells than Lozère
+    assert per_dep["75"]["r"] < per_dep["48"]["r"] / 3  # and far smaller ones
