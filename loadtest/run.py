@@ -142,6 +142,26 @@ SCENARIOS: tuple[Scenario, ...] = (
         (Target("speedup", "2 workers ÷ 1 worker (time)", ">=", 1.5, "x"),),
     ),
 )
+GEO = Scenario(
+    "geo",
+    "Geography: polygon → cells, preview, present streaming, location ingest (2M subscribers, "
+    "300k cells; `python -m loadtest.geo --subscribers 10000000` for the 10M figure)",
+    "loadtest.geo",
+    ("--subscribers", "2000000", "--sites", "100000", "--updates", "1000000"),
+    ("--subscribers", "20000", "--sites", "2000", "--updates", "20000"),
+    600,
+    (
+        Target("shape_cells_ms", "département-sized polygon → cells", "<", 50, "ms", "issue 23"),
+        Target("preview_ms", "preview of that polygon", "<", 300, "ms", "issue 23"),
+        Target("stream_rows_per_s", "streaming a polygon target", ">=", 1_000_000, "rows/s",
+               "issue 23"),
+        Target("ingest_per_s", "location updates ingested", ">=", 200_000, "updates/s",
+               "issue 23"),
+        Target("shared_ok", "two workers share a polygon target, each number once", "==", 1,
+               "", "issue 23"),
+    ),
+)  # fmt: skip
+SCENARIOS = (*SCENARIOS, GEO)
 BY_NAME = {s.name: s for s in SCENARIOS}
 
 
