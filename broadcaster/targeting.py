@@ -154,6 +154,8 @@ class Target:
     `present_window_s` are reached, visitors included, with that département's texts."""
     present_window_s: int = DEFAULT_WINDOW_S
     mode: Mode = "auto"
+    visitor_languages: Mapping[str, str] = field(default_factory=dict)
+    """Country -> language for this broadcast's visitors (over `country_languages`)."""
 
     @property
     def all_departements(self) -> list[str]:
@@ -166,11 +168,21 @@ class Target:
         return sorted(set().union(*self.present.values())) if self.present else []
 
     def with_presence(
-        self, present: Mapping[str, frozenset[str]], window_s: int, mode: Mode
+        self,
+        present: Mapping[str, frozenset[str]],
+        window_s: int,
+        mode: Mode,
+        visitor_languages: Mapping[str, str] | None = None,
     ) -> Target:
         """This target plus the numbers present in these cells (one message per MSISDN: the
         present text wins over the resident one)."""
-        return replace(self, present=dict(present), present_window_s=window_s, mode=mode)
+        return replace(
+            self,
+            present=dict(present),
+            present_window_s=window_s,
+            mode=mode,
+            visitor_languages=dict(visitor_languages or {}),
+        )
 
     @classmethod
     def of(cls, selections: Mapping[str, Selection], test_group_only: bool = False) -> Target:
@@ -217,6 +229,8 @@ class Target:
                 "present_window_s": self.present_window_s,
                 "mode": self.mode,
             }
+        if self.visitor_languages:
+            out["visitor_languages"] = dict(sorted(self.visitor_languages.items()))
         return out
 
     def _resident_json(self) -> dict[str, object]:

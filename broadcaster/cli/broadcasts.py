@@ -166,6 +166,13 @@ def _add_target_options(p: argparse.ArgumentParser) -> None:
         default=6.0,
         help="present mode: a location older than this is stale, not reached (default 6)",
     )
+    multi(
+        p,
+        "--visitor-language",
+        env="BROADCASTER_VISITOR_LANGUAGE",
+        help="COUNTRY=lang: this broadcast's language for visitors from that country, over "
+        "the country table (e.g. CH=de); repeatable",
+    )
     flag(
         p,
         "--cells-from",
@@ -224,6 +231,7 @@ def _request(args: argparse.Namespace, created_by: str) -> BroadcastRequest:
         exclude=[_shape_file(a) for a in args.exclude],
         mode=args.mode,
         freshness_s=round(args.freshness_hours * 3600),
+        visitor_languages=_visitor_languages(args.visitor_language),
         template=args.template,
         variables=parse_variables(args.var),
         kind="drill" if args.drill else "live",
@@ -236,6 +244,16 @@ def _request(args: argparse.Namespace, created_by: str) -> BroadcastRequest:
         max_parts=args.max_parts,
         allow_language_fallback=getattr(args, "allow_language_fallback", False),
     )
+
+
+def _visitor_languages(pairs: list[str]) -> dict[str, str]:
+    out = {}
+    for pair in pairs:
+        country, sep, lang = pair.partition("=")
+        if not sep:
+            raise InputError(f"--visitor-language {pair!r} is not COUNTRY=lang (e.g. CH=de)")
+        out[country.strip().upper()] = lang.strip().lower()
+    return out
 
 
 def _shape_file(area: str) -> str:

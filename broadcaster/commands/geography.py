@@ -11,7 +11,8 @@ parts: an excluded area's cells leave the present part, its residents the reside
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from broadcaster.errors import InputError
@@ -31,6 +32,23 @@ from broadcaster.targeting import (
 )
 
 MAX_WINDOW_S = 7 * 24 * 3600
+
+
+_COUNTRY = re.compile(r"^[A-Z]{2}$")
+_LANG = re.compile(r"^[a-z]{2}$")
+
+
+def check_visitor_languages(languages: Mapping[str, str]) -> dict[str, str]:
+    """Country -> language overrides, checked (ISO 3166 alpha-2 -> ISO 639-1)."""
+    out = {}
+    for country, lang in languages.items():
+        if not _COUNTRY.match(country) or not _LANG.match(lang):
+            raise InputError(
+                f"visitor language {country}={lang} is not COUNTRY=lang (e.g. CH=de: an ISO "
+                "3166 country code, an ISO 639-1 language code)"
+            )
+        out[country] = lang
+    return out
 
 
 def check_mode(mode: str, window_s: int) -> Mode:
@@ -68,6 +86,7 @@ async def resolve(
     mode: Mode,
     window_s: int,
     test_group_only: bool,
+    visitor_languages: Mapping[str, str] | None = None,
 ) -> Resolved:
     """The target of these areas in this mode; InputError when it would reach nobody."""
     if not any(r.is_shape for r in (*include, *exclude)) and mode in ("auto", "resident"):
@@ -99,11 +118,12 @@ async def resolve(
     for cell, dep in present.items():
         by_dep.setdefault(dep, set()).add(cell)
     target = target.with_presence(
-        {dep: frozenset(cells) for dep, cells in by_dep.items()}, window_s, mode
+        {dep: frozenset(cells) for dep, cells in by_dep.items()},
+        window_s,
+        mode,
+        check_visitor_languages(visitor_languages or {}),
     )
-    counts = await geo.present_counts(
-        conn, target.present, target.present_window_s, target.test_group_only
-    )
+    counts = await geo.present_counts(conn, target)
     summary = await _summary(conn, target, chosen.shapes, present, sum(counts.values()))
     return Resolved(target, index, summary, counts)
 
@@ -183,7 +203,7 @@ async def _summary(
         spill = await geo.overspill(conn, shape, sorted(met))
         reaches.append(ShapeReach(shape.describe(), len(met), spill))
     cells = sorted(present)
-    stats = await geo.presence_stats(conn, cells, target.present_window_s, target.test_group_only)
+    stats = await geo.presence_stats(conn, cells, target)
     return PresenceSummary(
         target.mode,
         target.present_window_s,

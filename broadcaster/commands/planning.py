@@ -59,6 +59,7 @@ async def make_plan(conn: Conn, settings: Settings, request: BroadcastRequest) -
         mode=geography.check_mode(request.mode, request.freshness_s),
         window_s=request.freshness_s,
         test_group_only=request.test_group_only or request.kind == "drill",
+        visitor_languages=request.visitor_languages,
     )
     target, index = resolved.target, resolved.index
     counts = await _resident_counts(conn, target, request.parent_id, request.reached_only)
@@ -130,6 +131,7 @@ async def _follow_parent(conn: Conn, request: BroadcastRequest) -> BroadcastRequ
         exclude=tuple(target.get("exclude", ())),
         mode=target.get("mode", request.mode),
         freshness_s=target.get("present_window_s", request.freshness_s),
+        visitor_languages=target.get("visitor_languages", request.visitor_languages),
     )
 
 

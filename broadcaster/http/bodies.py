@@ -32,6 +32,7 @@ def broadcast_request(body: dict[str, Any], created_by: str) -> BroadcastRequest
         allow_language_fallback=body.get("allow_language_fallback", False),
         mode=body.get("mode", "auto"),
         freshness_s=round(float(body.get("freshness_hours", 6)) * 3600),
+        visitor_languages=dict(body.get("visitor_languages", {})),
     )
 
 

@@ -132,6 +132,14 @@ BROADCAST_CREATE: Final[Schema] = {
         "allow_language_fallback": ALLOW_LANGUAGE_FALLBACK,
         "mode": MODE,
         "freshness_hours": FRESHNESS_HOURS,
+        "visitor_languages": {
+            "type": "object",
+            "maxProperties": 50,
+            "propertyNames": {"pattern": "^[A-Z]{2}$"},
+            "additionalProperties": {"type": "string", "pattern": "^[a-z]{2}$"},
+            "description": "country (ISO 3166 alpha-2) -> language (ISO 639-1) for this "
+            'broadcast\'s visitors, over the built-in country table (e.g. {"CH": "de"})',
+        },
         "dry_run": {
             "type": "boolean",
             "description": "return the preview (texts, recipients, parts) and store nothing",

@@ -59,6 +59,8 @@ class Chunk:
     """'present': the cells streamed. 'home': the target's present cells, whose recent numbers
     get the present text instead (None: the target has no present part)."""
     present_window: timedelta | None = None
+    visitor_languages: tuple[list[str], list[str]] = ([], [])
+    """'present': (countries, languages) this broadcast's visitors read instead of their own."""
 
     @property
     def selection_args(self) -> tuple[object, ...]:
@@ -76,6 +78,8 @@ async def insert_chunks(conn: Conn, broadcast_id: int, target: Target, chunk_siz
     chunk_rows: list[tuple[Any, ...]] = []
     selections: list[tuple[Any, ...]] = []
     window = timedelta(seconds=target.present_window_s)
+    countries = sorted(target.visitor_languages)
+    overrides = (countries, [target.visitor_languages[c] for c in countries])
     for dep, selection in target.selections():
         starts = await chunk_starts(conn, dep, selection, target.test_group_only, chunk_size)
         communes, cells, no_communes, no_cells = selection.columns()
@@ -104,11 +108,11 @@ async def insert_chunks(conn: Conn, broadcast_id: int, target: Target, chunk_siz
             numbers.append(len(chunk_rows))
             chunk_rows.append((broadcast_id, len(chunk_rows), dep, None, start, end))
         if numbers:
-            present.append((broadcast_id, numbers, "present", sorted(here), window))
+            present.append((broadcast_id, numbers, "present", sorted(here), window, *overrides))
     await conn.executemany(queries["insert_chunk"], chunk_rows)
     await conn.executemany(queries["set_chunk_selection"], selections)
     if target.present and home:
-        present.append((broadcast_id, home, "home", target.present_cells, window))
+        present.append((broadcast_id, home, "home", target.present_cells, window, [], []))
     await conn.executemany(queries["set_chunk_presence"], present)
 
 
@@ -136,6 +140,7 @@ async def claim(conn: Conn, broadcast_id: int, worker: str, lease_seconds: float
         source=row.get("source", "home"),
         present_cells=row.get("present_cells"),
         present_window=row.get("present_window"),
+        visitor_languages=(row.get("visitor_countries") or [], row.get("visitor_langs") or []),
     )
 
 
@@ -215,6 +220,7 @@ async def _stream_present(
         test_group_only,
         broadcast_id,
         reached_of,
+        *chunk.visitor_languages,
         output=output,
     )
 

@@ -4,7 +4,7 @@ of their coverage spills outside it, and who was seen there recently, visitors i
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,24 +76,34 @@ async def known_cells(conn: Conn, cells: Sequence[str]) -> dict[str, str]:
     return {r["cell_id"]: r["departement"] for r in rows}
 
 
-async def present_counts(
-    conn: Conn, present: Mapping[str, frozenset[str]], window_s: int, test_group_only: bool
-) -> dict[tuple[str, str], int]:
-    """Numbers seen within the window, per (département of their cell, language)."""
-    pairs = [(cell, dep) for dep, cells in present.items() for cell in sorted(cells)]
+async def present_counts(conn: Conn, target: Target) -> dict[tuple[str, str], int]:
+    """Numbers seen within the window, per (département of their cell, language: a visitor's
+    as the target overrides it for their country)."""
+    pairs = [(cell, dep) for dep, cells in target.present.items() for cell in sorted(cells)]
     if not pairs:
         return {}
     cells, deps = (list(column) for column in zip(*pairs, strict=True))
-    rows = await conn.fetch(queries["present_counts"], cells, deps, window_s, test_group_only)
-    return {(r["departement"], r["lang"]): r["n"] for r in rows}
+    rows = await conn.fetch(
+        queries["present_counts"], cells, deps, target.present_window_s, target.test_group_only
+    )
+    counts: dict[tuple[str, str], int] = {}
+    for r in rows:
+        lang = target.visitor_languages.get(r["country"], r["lang"]) if r["country"] else r["lang"]
+        key = (r["departement"], lang)
+        counts[key] = counts.get(key, 0) + r["n"]
+    return counts
 
 
-async def presence_stats(
-    conn: Conn, cells: Sequence[str], window_s: int, test_group_only: bool
-) -> PresenceStats:
+async def presence_stats(conn: Conn, cells: Sequence[str], target: Target) -> PresenceStats:
+    window_s, test_group_only = target.present_window_s, target.test_group_only
     stale = await conn.fetchval(queries["presence_stats"], list(cells), window_s, test_group_only)
     rows = await conn.fetch(queries["present_visitors"], list(cells), window_s, test_group_only)
-    return PresenceStats(int(stale), tuple((r["country"], r["lang"], r["n"]) for r in rows))
+    visitors: dict[tuple[str, str], int] = {}
+    for r in rows:
+        key = (r["country"], target.visitor_languages.get(r["country"], r["lang"]))
+        visitors[key] = visitors.get(key, 0) + r["n"]
+    ranked = sorted(visitors.items(), key=lambda kv: (-kv[1], kv[0]))
+    return PresenceStats(int(stale), tuple((c, lang, n) for (c, lang), n in ranked))
 
 
 async def resident_counts_absent(conn: Conn, target: Target) -> dict[tuple[str, str], int]:

@@ -102,4 +102,8 @@ INSERT INTO country_languages (country, lang) VALUES
 ALTER TABLE broadcast_chunks
     ADD COLUMN source text NOT NULL DEFAULT 'home' CHECK (source IN ('home', 'present')),
     ADD COLUMN present_cells text[],
-    ADD COLUMN present_window interval;
+    ADD COLUMN present_window interval,
+    -- A broadcast's own language for visitors of some countries (parallel arrays), overriding
+    -- country_languages for its present chunks.
+    ADD COLUMN visitor_countries text[],
+    ADD COLUMN visitor_langs text[];

@@ -48,7 +48,8 @@ WHERE (c.broadcast_id, c.chunk_no) = (
     FOR UPDATE SKIP LOCKED
 )
 RETURNING chunk_no, departement, communes, msisdn_from, msisdn_to, claims, cells,
-          exclude_communes, exclude_cells, source, present_cells, present_window;
+          exclude_communes, exclude_cells, source, present_cells, present_window,
+          visitor_countries, visitor_langs;
 
 -- name: renew_leases
 UPDATE broadcast_chunks SET lease_until = now() + make_interval(secs => $3)

@@ -130,12 +130,12 @@ SELECT cell_id, departement FROM cells WHERE cell_id = ANY($1::text[]);
 
 -- name: present_counts
 -- Numbers seen within $3 seconds in the cells $1 (standing in départements $2, parallel arrays),
--- per (département, language); test group only when $4.
-SELECT k.departement, l.lang, count(*)::bigint AS n
+-- per (département, language, visitor's country); test group only when $4.
+SELECT k.departement, l.lang, l.country, count(*)::bigint AS n
 FROM unnest($1::text[], $2::text[]) AS k (cell_id, departement)
 JOIN locations l ON l.cell_id = k.cell_id
 WHERE l.seen_at >= now() - make_interval(secs => $3) AND (NOT $4::boolean OR l.test_group)
-GROUP BY 1, 2;
+GROUP BY 1, 2, 3;
 
 -- name: presence_stats
 -- For the cells $1: numbers seen there before the window of $2 seconds (stale, not reached).
@@ -181,8 +181,10 @@ WHERE (rn - 1) % $4 = 0
 ORDER BY msisdn;
 
 -- name: set_chunk_presence
--- The present-mode part of the chunks $2 of broadcast $1: source, cells, window.
-UPDATE broadcast_chunks SET source = $3, present_cells = $4, present_window = $5
+-- The present-mode part of the chunks $2 of broadcast $1: source, cells, window, and the
+-- visitors' language overrides (countries $6, languages $7).
+UPDATE broadcast_chunks SET source = $3, present_cells = $4, present_window = $5,
+                            visitor_countries = $6, visitor_langs = $7
 WHERE broadcast_id = $1 AND chunk_no = ANY($2::int[]);
 
 -- name: chunk_presence
@@ -193,8 +195,9 @@ FROM broadcast_chunks WHERE broadcast_id = $1 AND chunk_no = $2;
 -- A present-mode chunk's numbers, in key order (COPY, arguments inlined): seen within $2 in the
 -- cells $1, msisdn in $3..$4, test group only when $5, none that broadcast $6 already has an
 -- outcome for (a number that moved between two selected départements is sent once), and with
--- $7 only those broadcast $7 reached.
-SELECT l.msisdn, l.lang
+-- $7 only those broadcast $7 reached. A visitor from a country in $8 reads the language at the
+-- same place in $9 (the broadcast's override), else their own.
+SELECT l.msisdn, coalesce(($9::text[])[array_position($8::text[], l.country)], l.lang)
 FROM locations l
 WHERE l.cell_id = ANY($1::text[]) AND l.seen_at >= now() - $2::interval
   AND l.msisdn BETWEEN $3 AND $4
@@ -206,8 +209,9 @@ WHERE l.cell_id = ANY($1::text[]) AND l.seen_at >= now() - $2::interval
 ORDER BY l.msisdn
 
 -- name: stream_present_drill
--- stream_present ($1-$7) for a drill, with each row's test_group flag (checked by the engine).
-SELECT l.msisdn, l.lang, l.test_group
+-- stream_present ($1-$9) for a drill, with each row's test_group flag (checked by the engine).
+SELECT l.msisdn, coalesce(($9::text[])[array_position($8::text[], l.country)], l.lang),
+       l.test_group
 FROM locations l
 WHERE l.cell_id = ANY($1::text[]) AND l.seen_at >= now() - $2::interval
   AND l.msisdn BETWEEN $3 AND $4

@@ -276,3 +276,25 @@ async def test_synthetic_cells_cover_every_departement_denser_in_cities(
     assert max(r["off"] for r in rows) < 30_000  # city sites may stray a little off the outline
     assert per_dep["75"]["n"] > per_dep["48"]["n"]  # Paris has more cells than Lozère
     assert per_dep["75"]["r"] < per_dep["48"]["r"] / 3  # and far smaller ones
+
+
+async def test_a_broadcast_overrides_a_visitor_countrys_language(
+    db_dsn: str, geo: asyncpg.Connection, start_mock: StartMock
+) -> None:
+    request = _request(P, visitor_languages={"DE": "en"})
+    plan = await make_plan(geo, Settings(), request)
+    assert plan.presence is not None
+    assert sorted(plan.presence.visitors) == [("DE", "en", 1), ("GB", "en", 1)]
+    assert await _recipients(geo, request) == {"75/fr": 2, "75/en": 3}
+    mock, smsc = await start_mock(MockConfig(seed=1), window=8)
+    settings = Settings(database_url=db_dsn)
+    await create_broadcast(geo, settings, request, plan)
+    pool = await create_pool(db_dsn, min_size=1, max_size=6)
+    try:
+        await Worker(pool, [smsc]).run(until_idle=True)
+    finally:
+        await pool.close()
+    english = {(g.departement, g.language): g.text for g in plan.groups}[("75", "en")]
+    assert mock.record.messages[str(DE_VISITOR)] == [english]
+    with pytest.raises(InputError, match="COUNTRY=lang"):
+        await make_plan(geo, Settings(), _request(P, visitor_languages={"de": "EN"}))
