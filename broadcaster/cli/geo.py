@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import csv
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -74,14 +76,16 @@ def register(commands: Commands) -> None:
     syn = add_command(
         loc_sub,
         "synth",
-        "print synthetic location lines (CSV) for demos and load tests",
+        "write synthetic location lines (CSV) for demos and load tests",
         _cmd_locations_synth,
-        epilog="example:\n  broadcaster locations synth --share 0.3 --visitors 2000 | "
-        "broadcaster locations ingest -",
-        description="Print msisdn,cell_id,seen_at lines: about SHARE of the subscribers, each "
+        epilog="examples:\n  broadcaster locations synth - --share 0.3 --visitors 2000 | "
+        "broadcaster locations ingest -\n  broadcaster locations synth updates.csv --json",
+        description="Write msisdn,cell_id,seen_at lines to FILE (- for stdout, where nothing "
+        "else is printed): about SHARE of the subscribers, each "
         "in a random cell of their own département, and VISITORS foreign numbers (DE, GB, ES, "
         "IT, US) in random cells, seen within the last HOURS (12 by default: some are stale).",
     )
+    syn.add_argument("file", help="where the lines go, or - for stdout")
     flag(syn, "--share", env="BROADCASTER_LOCATION_SHARE", type=float, default=0.3, help="0-1")
     flag(syn, "--visitors", env="BROADCASTER_VISITORS", type=int, default=1000, help="visitors")
     flag(syn, "--hours", env="BROADCASTER_LOCATION_HOURS", type=float, default=12.0, help="age")
@@ -203,14 +207,24 @@ async def _cmd_locations_synth(args: argparse.Namespace, settings: Settings) -> 
 
     if not 0 < args.share <= 1 or args.visitors < 0 or not 0 < args.hours <= 168:
         raise InputError("--share must be in (0, 1], --visitors >= 0, --hours in (0, 168]")
-    out = sys.stdout.buffer
+    lines = 0
+    with contextlib.ExitStack() as stack:
+        out = (
+            sys.stdout.buffer
+            if args.file == "-"
+            else stack.enter_context(await asyncio.to_thread(open, args.file, "wb"))
+        )
 
-    async def write(data: bytes) -> None:
-        out.write(data)
+        async def write(data: bytes) -> None:
+            nonlocal lines
+            lines += data.count(b"\n")
+            out.write(data)
 
-    async with _connection(settings) as conn:
-        await synth_lines(conn, args.share, args.visitors, args.hours, write)
-    out.flush()
+        async with _connection(settings) as conn:
+            await synth_lines(conn, args.share, args.visitors, args.hours, write)
+        out.flush()
+    if args.file != "-":
+        emit(args, {"lines": lines, "file": args.file}, f"wrote {lines:,} lines to {args.file}")
     return EXIT_OK
 
 
