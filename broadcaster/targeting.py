@@ -10,6 +10,7 @@ never reach anyone twice, whatever mix of areas was named.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
@@ -65,7 +66,7 @@ class AreaRef:
 
     def shape(self) -> Shape:
         """The polygon or circle this reference draws (checked when it was parsed)."""
-        return parse_circle(self.code) if self.kind == "circle" else parse_polygon(self.code)
+        return _shape(self.kind, self.code)
 
 
 @dataclass(frozen=True)
@@ -250,6 +251,13 @@ def _sorted_json(per_dep: Mapping[str, frozenset[str]]) -> dict[str, list[str]]:
     return {code: sorted(v) for code, v in sorted(per_dep.items()) if v}
 
 
+@functools.lru_cache(maxsize=32)
+def _shape(kind: str, code: str) -> Shape:
+    """A shape parsed and checked once per request, however often it is looked at (checking
+    an outline of thousands of points takes tens of milliseconds)."""
+    return parse_circle(code) if kind == "circle" else parse_polygon(code)
+
+
 def parse_area(spec: str) -> AreaRef:
     """Parse `kind:code`; a bad form is an UnknownAreaError that shows the accepted forms."""
     kind_text, sep, raw = spec.strip().partition(":")
@@ -257,11 +265,8 @@ def parse_area(spec: str) -> AreaRef:
     raw = raw.strip()
     if not sep or kind is None or not raw:
         raise UnknownAreaError(f"area {spec!r} is not understood; use {AREA_FORMS}")
-    if kind == "circle":
-        parse_circle(raw)
-        return AreaRef(kind, raw)
-    if kind == "polygon":
-        parse_polygon(raw)
+    if kind in SHAPE_KINDS:
+        _shape(kind, raw)  # refused here if it is not a valid shape
         return AreaRef(kind, raw)
     if kind == "cell":
         if not CELL_ID.match(raw):

@@ -66,7 +66,7 @@ def check_mode(mode: str, window_s: int) -> Mode:
 class _Sides:
     present: dict[str, str] = field(default_factory=dict)  # cell -> its département
     resident: list[AreaRef] = field(default_factory=list)
-    shapes: list[tuple[AreaRef, dict[str, str]]] = field(default_factory=list)
+    shapes: list[tuple[AreaRef, geo.CellsMet]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -123,8 +123,19 @@ async def resolve(
         mode,
         check_visitor_languages(visitor_languages or {}),
     )
-    counts = await geo.present_counts(conn, target)
-    summary = await _summary(conn, target, chosen.shapes, present, sum(counts.values()))
+    counts, stats = await geo.presence(conn, target)
+    summary = PresenceSummary(
+        target.mode,
+        target.present_window_s,
+        len(present),
+        sum(counts.values()),
+        stats.stale,
+        tuple(
+            ShapeReach(ref.shape().describe(), len(met.departements), met.overspill)
+            for ref, met in chosen.shapes
+        ),
+        stats.visitors,
+    )
     return Resolved(target, index, summary, counts)
 
 
@@ -142,7 +153,7 @@ async def _sides(
     """Each area's present cells and resident references (an excluded area counts on both)."""
     out = _Sides()
     for ref in refs:
-        cells = await _cells_of(conn, ref, index, excluding=excluding)
+        cells, met = await _cells_of(conn, ref, index, excluding=excluding)
         if not excluding and _presents(ref, mode) and not cells:
             raise InputError(
                 f"{ref.kind}:{ref.code if not ref.is_shape else '...'} has no cell to find "
@@ -150,8 +161,8 @@ async def _sides(
                 "cells import`); use --mode resident for its residents; nothing sent",
                 code="no_cells",
             )
-        if ref.is_shape:
-            out.shapes.append((ref, cells))
+        if met is not None:
+            out.shapes.append((ref, met))
         if excluding or _presents(ref, mode):
             out.present.update(cells)
         if excluding or _resides(ref, mode):
@@ -164,23 +175,30 @@ async def _sides(
 
 async def _cells_of(
     conn: Conn, ref: AreaRef, index: AreaIndex, *, excluding: bool
-) -> dict[str, str]:
-    """Cell -> département of the cells an area stands for (a commune has none)."""
-    if ref.is_shape:
-        shape = ref.shape()
-        cells = await geo.shape_cells(conn, shape)
-        if not cells and not excluding:
-            hint = (
-                " (with latitude and longitude swapped it would meet cells: points are LAT,LON)"
-                if await geo.meets_cells_flipped(conn, shape)
-                else ""
-            )
-            raise InputError(
-                f"the {shape.describe()} meets no cell{hint}: check its coordinates, and that "
-                "cells are imported (`broadcaster cells import` or `cells synth`); nothing sent",
-                code="shape_meets_no_cell",
-            )
-        return cells
+) -> tuple[dict[str, str], geo.CellsMet | None]:
+    """Cell -> département of the cells an area stands for (a commune has none); for a shape
+    included, how much of their coverage lies inside it too."""
+    if not ref.is_shape:
+        return await _area_cells(conn, ref, index), None
+    shape = ref.shape()
+    if excluding:
+        return await geo.shape_cells(conn, shape), None
+    met = await geo.shape_cells_inside(conn, shape)
+    if not met.departements:
+        hint = (
+            " (with latitude and longitude swapped it would meet cells: points are LAT,LON)"
+            if await geo.meets_cells_flipped(conn, shape)
+            else ""
+        )
+        raise InputError(
+            f"the {shape.describe()} meets no cell{hint}: check its coordinates, and that "
+            "cells are imported (`broadcaster cells import` or `cells synth`); nothing sent",
+            code="shape_meets_no_cell",
+        )
+    return met.departements, met
+
+
+async def _area_cells(conn: Conn, ref: AreaRef, index: AreaIndex) -> dict[str, str]:
     if ref.kind == "cell":
         return await geo.known_cells(conn, [ref.code])
     if ref.kind == "dep":
@@ -188,28 +206,3 @@ async def _cells_of(
     if ref.kind == "region":
         return await geo.departement_cells(conn, index.departements_of_region(ref.code))
     return {}
-
-
-async def _summary(
-    conn: Conn,
-    target: Target,
-    shapes: Sequence[tuple[AreaRef, dict[str, str]]],
-    present: dict[str, str],
-    reached: int,
-) -> PresenceSummary:
-    reaches = []
-    for ref, met in shapes:
-        shape = ref.shape()
-        spill = await geo.overspill(conn, shape, sorted(met))
-        reaches.append(ShapeReach(shape.describe(), len(met), spill))
-    cells = sorted(present)
-    stats = await geo.presence_stats(conn, cells, target)
-    return PresenceSummary(
-        target.mode,
-        target.present_window_s,
-        len(cells),
-        reached,
-        stats.stale,
-        tuple(reaches),
-        stats.visitors,
-    )

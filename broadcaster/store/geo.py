@@ -49,12 +49,29 @@ async def shape_cells(conn: Conn, shape: Shape) -> dict[str, str]:
     return {r["cell_id"]: r["departement"] for r in rows}
 
 
-async def overspill(conn: Conn, shape: Shape, cells: Sequence[str]) -> float:
-    """The share (0-1) of these cells' coverage that lies outside the shape."""
-    row = await conn.fetchrow(queries["shape_overspill"], *_shape_args(shape), list(cells))
-    assert row is not None
-    total = float(row["total_m2"])
-    return max(0.0, 1 - float(row["inside_m2"]) / total) if total > 0 else 0.0
+@dataclass(frozen=True)
+class CellsMet:
+    """The cells a shape meets, with what a preview needs of them."""
+
+    departements: dict[str, str]
+    """Cell id -> its département."""
+    area_m2: float
+    inside_m2: float
+
+    @property
+    def overspill(self) -> float:
+        """The share (0-1) of these cells' coverage that lies outside the shape."""
+        return max(0.0, 1 - self.inside_m2 / self.area_m2) if self.area_m2 > 0 else 0.0
+
+
+async def shape_cells_inside(conn: Conn, shape: Shape) -> CellsMet:
+    """The cells whose coverage meets the shape, and how much of their coverage is inside."""
+    rows = await conn.fetch(queries["shape_cells_inside"], *_shape_args(shape))
+    return CellsMet(
+        {r["cell_id"]: r["departement"] for r in rows},
+        sum(r["area_m2"] for r in rows),
+        sum(r["inside_m2"] or 0.0 for r in rows),
+    )
 
 
 async def meets_cells_flipped(conn: Conn, shape: Shape) -> bool:
@@ -76,34 +93,31 @@ async def known_cells(conn: Conn, cells: Sequence[str]) -> dict[str, str]:
     return {r["cell_id"]: r["departement"] for r in rows}
 
 
-async def present_counts(conn: Conn, target: Target) -> dict[tuple[str, str], int]:
-    """Numbers seen within the window, per (département of their cell, language: a visitor's
-    as the target overrides it for their country)."""
+async def presence(conn: Conn, target: Target) -> tuple[dict[tuple[str, str], int], PresenceStats]:
+    """Numbers seen within the window in the target's present cells, per (département of their
+    cell, language: a visitor's as the target overrides it for their country); and the stale
+    ones and the visitors, from the same pass."""
     pairs = [(cell, dep) for dep, cells in target.present.items() for cell in sorted(cells)]
     if not pairs:
-        return {}
+        return {}, PresenceStats(0, ())
     cells, deps = (list(column) for column in zip(*pairs, strict=True))
     rows = await conn.fetch(
-        queries["present_counts"], cells, deps, target.present_window_s, target.test_group_only
+        queries["presence_counts"], cells, deps, target.present_window_s, target.test_group_only
     )
     counts: dict[tuple[str, str], int] = {}
-    for r in rows:
-        lang = target.visitor_languages.get(r["country"], r["lang"]) if r["country"] else r["lang"]
-        key = (r["departement"], lang)
-        counts[key] = counts.get(key, 0) + r["n"]
-    return counts
-
-
-async def presence_stats(conn: Conn, cells: Sequence[str], target: Target) -> PresenceStats:
-    window_s, test_group_only = target.present_window_s, target.test_group_only
-    stale = await conn.fetchval(queries["presence_stats"], list(cells), window_s, test_group_only)
-    rows = await conn.fetch(queries["present_visitors"], list(cells), window_s, test_group_only)
     visitors: dict[tuple[str, str], int] = {}
+    stale = 0
     for r in rows:
-        key = (r["country"], target.visitor_languages.get(r["country"], r["lang"]))
-        visitors[key] = visitors.get(key, 0) + r["n"]
+        if not r["fresh"]:
+            stale += r["n"]
+            continue
+        country = r["country"]
+        lang = target.visitor_languages.get(country, r["lang"]) if country else r["lang"]
+        counts[(r["departement"], lang)] = counts.get((r["departement"], lang), 0) + r["n"]
+        if country:
+            visitors[(country, lang)] = visitors.get((country, lang), 0) + r["n"]
     ranked = sorted(visitors.items(), key=lambda kv: (-kv[1], kv[0]))
-    return PresenceStats(int(stale), tuple((c, lang, n) for (c, lang), n in ranked))
+    return counts, PresenceStats(stale, tuple((c, lang, n) for (c, lang), n in ranked))
 
 
 async def resident_counts_absent(conn: Conn, target: Target) -> dict[tuple[str, str], int]:

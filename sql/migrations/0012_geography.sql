@@ -37,6 +37,8 @@ CREATE TABLE cells (
     range_m     double precision CHECK (range_m > 0 AND range_m <= 100000),
     departement text COLLATE "C" NOT NULL REFERENCES departements (code),
     coverage    geometry(Polygon, 4326) NOT NULL CHECK (ST_IsValid(coverage)),
+    -- Geodesic area of the coverage, once (previews weigh overspill by it).
+    area_m2     double precision GENERATED ALWAYS AS (ST_Area(coverage::geography)) STORED,
     updated_at  timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX cells_coverage ON cells USING gist (coverage);

@@ -101,19 +101,24 @@ FROM cells c, shape
 WHERE ST_Intersects(c.coverage, shape.g)
 ORDER BY c.cell_id;
 
--- name: shape_overspill
--- Of the coverage of cells $5, the area (m²) in all and inside the shape ($1-$4 as shape_cells).
+-- name: shape_cells_inside
+-- shape_cells ($1-$4), with each cell's coverage area (m²) and the part of it inside the shape:
+-- all of it when the cell lies within; else its area times the planar share of it inside (the
+-- shape clipped to the cell's box first: the overlay then handles a few vertices, not all).
 WITH shape AS (
     SELECT CASE WHEN $1::text IS NOT NULL THEN ST_GeomFromText($1, 4326)
                 ELSE ST_Buffer(ST_SetSRID(ST_MakePoint($3, $2), 4326)::geography, $4, 32)::geometry
            END AS g
 )
-SELECT coalesce(sum(ST_Area(c.coverage::geography)), 0) AS total_m2,
-       coalesce(sum(CASE WHEN ST_Within(c.coverage, shape.g) THEN ST_Area(c.coverage::geography)
-                         ELSE ST_Area(ST_Intersection(c.coverage, shape.g)::geography) END),
-                0) AS inside_m2
+SELECT c.cell_id, c.departement, c.area_m2,
+       CASE WHEN ST_Within(c.coverage, shape.g) THEN c.area_m2
+            ELSE c.area_m2 * ST_Area(ST_Intersection(c.coverage,
+                                                     ST_ClipByBox2D(shape.g, c.coverage::box2d)))
+                 / nullif(ST_Area(c.coverage), 0)
+       END AS inside_m2
 FROM cells c, shape
-WHERE c.cell_id = ANY($5::text[]);
+WHERE ST_Intersects(c.coverage, shape.g)
+ORDER BY c.cell_id;
 
 -- name: shape_meets_cells_flipped
 -- Would the shape meet a cell with latitude and longitude swapped (the usual mistake)?
@@ -137,21 +142,16 @@ JOIN locations l ON l.cell_id = k.cell_id
 WHERE l.seen_at >= now() - make_interval(secs => $3) AND (NOT $4::boolean OR l.test_group)
 GROUP BY 1, 2, 3;
 
--- name: presence_stats
--- For the cells $1: numbers seen there before the window of $2 seconds (stale, not reached).
-SELECT count(*)::bigint AS stale
-FROM locations l
-WHERE l.cell_id = ANY($1::text[]) AND l.seen_at < now() - make_interval(secs => $2)
-  AND (NOT $3::boolean OR l.test_group);
-
--- name: present_visitors
--- Visitors (foreign SIMs) present in the cells $1 within $2 seconds, per country and language.
-SELECT l.country, l.lang, count(*)::bigint AS n
-FROM locations l
-WHERE l.cell_id = ANY($1::text[]) AND l.seen_at >= now() - make_interval(secs => $2)
-  AND l.country IS NOT NULL AND (NOT $3::boolean OR l.test_group)
-GROUP BY 1, 2
-ORDER BY 3 DESC, 1, 2;
+-- name: presence_counts
+-- Every number last seen in the cells $1 (standing in départements $2, parallel arrays), per
+-- (département, language, visitor's country, seen within $3 seconds or stale), in one pass of
+-- the index; test group only when $4.
+SELECT k.departement, l.lang, l.country,
+       l.seen_at >= now() - make_interval(secs => $3) AS fresh, count(*)::bigint AS n
+FROM unnest($1::text[], $2::text[]) AS k (cell_id, departement)
+JOIN locations l ON l.cell_id = k.cell_id
+WHERE NOT $4::boolean OR l.test_group
+GROUP BY 1, 2, 3, 4;
 
 -- name: selection_counts_absent
 -- selection_counts ($1-$6) minus the subscribers present (seen within $8 seconds) in the cells
