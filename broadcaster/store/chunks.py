@@ -54,13 +54,15 @@ class Chunk:
     reclaimed: bool = True
     """Claimed before (by a worker that died or stopped): some parts may be recorded already."""
     source: str = "home"
-    """'home': subscribers by where they live; 'present': numbers last seen in `present_cells`."""
+    """'home': subscribers by where they live; 'present': the broadcast's present numbers
+    (`broadcast_present`, taken when it was created) of this département."""
     present_cells: list[str] | None = None
-    """'present': the cells streamed. 'home': the target's present cells, whose recent numbers
-    get the present text instead (None: the target has no present part)."""
+    """The cells of the broadcast's present part."""
     present_window: timedelta | None = None
-    visitor_languages: tuple[list[str], list[str]] = ([], [])
-    """'present': (countries, languages) this broadcast's visitors read instead of their own."""
+    present_departements: list[str] | None = None
+    """On a home chunk: leave out the broadcast's present numbers of these départements (they
+    get the present text); None: the broadcast has no present part."""
+    broadcast_id: int | None = None
 
     @property
     def selection_args(self) -> tuple[object, ...]:
@@ -68,9 +70,11 @@ class Chunk:
         return (self.cells, self.exclude_communes, self.exclude_cells, *self.presence_args)
 
     @property
-    def presence_args(self) -> tuple[list[str] | None, timedelta | None]:
-        """The present part a home chunk leaves out: (cells, window), or (None, None)."""
-        return (self.present_cells, self.present_window)
+    def presence_args(self) -> tuple[int | None, list[str] | None]:
+        """(broadcast, départements) whose present numbers a home chunk leaves out."""
+        if self.present_departements is None:
+            return (None, None)
+        return (self.broadcast_id, self.present_departements)
 
 
 async def insert_chunks(conn: Conn, broadcast_id: int, target: Target, chunk_size: int) -> None:
@@ -78,8 +82,6 @@ async def insert_chunks(conn: Conn, broadcast_id: int, target: Target, chunk_siz
     chunk_rows: list[tuple[Any, ...]] = []
     selections: list[tuple[Any, ...]] = []
     window = timedelta(seconds=target.present_window_s)
-    countries = sorted(target.visitor_languages)
-    overrides = (countries, [target.visitor_languages[c] for c in countries])
     for dep, selection in target.selections():
         starts = await chunk_starts(conn, dep, selection, target.test_group_only, chunk_size)
         communes, cells, no_communes, no_cells = selection.columns()
@@ -92,14 +94,9 @@ async def insert_chunks(conn: Conn, broadcast_id: int, target: Target, chunk_siz
             chunk_rows.append((broadcast_id, len(chunk_rows), dep, communes, start, end))
     home = list(range(len(chunk_rows)))
     present: list[tuple[Any, ...]] = []
+    await _snapshot_present(conn, broadcast_id, target)
     for dep, here in sorted(target.present.items()):
-        rows = await conn.fetch(
-            queries["present_chunk_starts"],
-            sorted(here),
-            target.present_window_s,
-            target.test_group_only,
-            chunk_size,
-        )
+        rows = await conn.fetch(queries["present_chunk_starts"], broadcast_id, dep, chunk_size)
         starts = [r["msisdn"] for r in rows]
         numbers = []
         for i in range(len(starts)):
@@ -108,12 +105,31 @@ async def insert_chunks(conn: Conn, broadcast_id: int, target: Target, chunk_siz
             numbers.append(len(chunk_rows))
             chunk_rows.append((broadcast_id, len(chunk_rows), dep, None, start, end))
         if numbers:
-            present.append((broadcast_id, numbers, "present", sorted(here), window, *overrides))
+            present.append((broadcast_id, numbers, "present", sorted(here), window, None))
     await conn.executemany(queries["insert_chunk"], chunk_rows)
     await conn.executemany(queries["set_chunk_selection"], selections)
     if target.present and home:
-        present.append((broadcast_id, home, "home", target.present_cells, window, [], []))
+        present.append((broadcast_id, home, "home", None, None, sorted(target.present)))
     await conn.executemany(queries["set_chunk_presence"], present)
+
+
+async def _snapshot_present(conn: Conn, broadcast_id: int, target: Target) -> None:
+    """Who the present part reaches, taken now (what the preview counted), one row a number."""
+    pairs = [(cell, dep) for dep, cells in target.present.items() for cell in sorted(cells)]
+    if not pairs:
+        return
+    cells, deps = (list(column) for column in zip(*pairs, strict=True))
+    countries = sorted(target.visitor_languages)
+    await conn.execute(
+        queries["snapshot_present"],
+        broadcast_id,
+        cells,
+        deps,
+        target.present_window_s,
+        countries,
+        [target.visitor_languages[c] for c in countries],
+        target.test_group_only,
+    )
 
 
 async def claim(conn: Conn, broadcast_id: int, worker: str, lease_seconds: float) -> Chunk | None:
@@ -140,7 +156,8 @@ async def claim(conn: Conn, broadcast_id: int, worker: str, lease_seconds: float
         source=row.get("source", "home"),
         present_cells=row.get("present_cells"),
         present_window=row.get("present_window"),
-        visitor_languages=(row.get("visitor_countries") or [], row.get("visitor_langs") or []),
+        present_departements=row.get("present_departements"),
+        broadcast_id=broadcast_id,
     )
 
 
@@ -177,7 +194,8 @@ async def stream(
     test-group flag, checked before anything is sent); `reached_of`: only those that broadcast
     reached."""
     if chunk.source == "present":
-        await _stream_present(conn, broadcast_id, chunk, output, test_group_only, drill, reached_of)
+        # The test group was applied when the present numbers were taken.
+        await _stream_present(conn, broadcast_id, chunk, output, drill, reached_of)
         return
     args: list[object] = [
         chunk.departement,
@@ -196,7 +214,7 @@ async def stream(
     elif reached_of is not None:
         name = "stream_chunk_reached"
         args.append(reached_of)  # $9: the broadcast whose reached recipients we want
-    args += chunk.presence_args  # the last two: the present part to leave out
+    args += chunk.presence_args  # the last two: whose present numbers to leave out
     await conn.copy_from_query(queries[name].rstrip().rstrip(";"), *args, output=output)
 
 
@@ -205,7 +223,6 @@ async def _stream_present(
     broadcast_id: int,
     chunk: Chunk,
     output: StreamOutput,
-    test_group_only: bool,
     drill: bool,
     reached_of: int | None,
 ) -> None:
@@ -213,14 +230,11 @@ async def _stream_present(
     name = "stream_present_drill" if drill else "stream_present"
     await conn.copy_from_query(
         queries[name].rstrip().rstrip(";"),
-        chunk.present_cells,
-        chunk.present_window,
+        broadcast_id,
+        chunk.departement,
         chunk.msisdn_from,
         chunk.msisdn_to,
-        test_group_only,
-        broadcast_id,
         reached_of,
-        *chunk.visitor_languages,
         output=output,
     )
 

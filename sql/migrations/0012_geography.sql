@@ -97,15 +97,30 @@ INSERT INTO country_languages (country, lang) VALUES
     ('FI', 'fi'), ('CZ', 'cs'), ('HU', 'hu'), ('RU', 'ru'), ('UA', 'uk'), ('TR', 'tr'),
     ('CN', 'zh'), ('JP', 'ja'), ('KR', 'ko'), ('MA', 'ar'), ('DZ', 'ar'), ('TN', 'ar');
 
--- Present-mode chunks: `present_cells` the cells whose recent visitors and subscribers the
--- chunk streams (from `locations`, source 'present'), seen within `present_window`. A
--- resident chunk ('home') of a broadcast that also targets presence carries all its present
--- cells, to leave out whoever gets the present text instead (one message per MSISDN).
+-- The numbers a broadcast reaches because they are present: taken from `locations` when the
+-- broadcast is created (what its preview counted: seen within the window in its cells), each
+-- with the département of their cell and their language (a visitor's as the broadcast
+-- overrides it). One row per number (a number has one location): nobody gets two present texts,
+-- and a resident chunk of the same broadcast leaves these numbers out. Streamed by range like
+-- the subscriber index. Written in key order with one index and no foreign key (like
+-- deliveries): 100k rows cost a few hundred milliseconds when the broadcast is created.
+CREATE TABLE broadcast_present (
+    broadcast_id bigint NOT NULL,
+    departement  text COLLATE "C" NOT NULL,
+    msisdn       bigint NOT NULL,
+    lang         text COLLATE "C" NOT NULL,
+    test_group   boolean NOT NULL
+);
+CREATE INDEX broadcast_present_by_departement
+    ON broadcast_present (broadcast_id, departement, msisdn) INCLUDE (lang, test_group);
+
+-- Present-mode chunks (source 'present') stream a msisdn range of one département's
+-- broadcast_present rows; `present_cells` and `present_window` say where they came from. A
+-- resident chunk ('home') with `present_departements` set belongs to a broadcast that also
+-- reaches the present (in those départements): it leaves out the numbers in broadcast_present
+-- (one message per MSISDN).
 ALTER TABLE broadcast_chunks
     ADD COLUMN source text NOT NULL DEFAULT 'home' CHECK (source IN ('home', 'present')),
     ADD COLUMN present_cells text[],
     ADD COLUMN present_window interval,
-    -- A broadcast's own language for visitors of some countries (parallel arrays), overriding
-    -- country_languages for its present chunks.
-    ADD COLUMN visitor_countries text[],
-    ADD COLUMN visitor_langs text[];
+    ADD COLUMN present_departements text[];

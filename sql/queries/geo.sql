@@ -168,59 +168,54 @@ WHERE s.departement = $1
                     AND l.seen_at >= now() - make_interval(secs => $8))
 GROUP BY s.lang;
 
+-- name: snapshot_present
+-- Broadcast $1 reaches the numbers seen within $4 seconds in the cells $2 (standing in the
+-- départements $3, parallel arrays); test group only when $7. A visitor from a country in $5
+-- reads the language at the same place in $6 (the broadcast's override), else their own.
+INSERT INTO broadcast_present (broadcast_id, msisdn, departement, lang, test_group)
+SELECT $1::bigint, l.msisdn, k.departement,
+       coalesce(($6::text[])[array_position($5::text[], l.country::text)], l.lang), l.test_group
+FROM unnest($2::text[], $3::text[]) AS k (cell_id, departement)
+JOIN locations l ON l.cell_id = k.cell_id
+WHERE l.seen_at >= now() - make_interval(secs => $4) AND (NOT $7::boolean OR l.test_group)
+ORDER BY k.departement, l.msisdn;  -- in key order: the indexes are appended to, not scattered
+
 -- name: present_chunk_starts
--- The first msisdn of every run of $4 numbers present (within $2 seconds) in the cells $1;
--- test group only when $3.
+-- The first msisdn of every run of $3 present numbers of broadcast $1 in département $2.
 SELECT msisdn FROM (
-    SELECT l.msisdn, row_number() OVER (ORDER BY l.msisdn) AS rn
-    FROM locations l
-    WHERE l.cell_id = ANY($1::text[]) AND l.seen_at >= now() - make_interval(secs => $2)
-      AND (NOT $3::boolean OR l.test_group)
+    SELECT msisdn, row_number() OVER (ORDER BY msisdn) AS rn
+    FROM broadcast_present WHERE broadcast_id = $1 AND departement = $2
 ) s
-WHERE (rn - 1) % $4 = 0
+WHERE (rn - 1) % $3 = 0
 ORDER BY msisdn;
 
 -- name: set_chunk_presence
--- The present-mode part of the chunks $2 of broadcast $1: source, cells, window, and the
--- visitors' language overrides (countries $6, languages $7).
+-- The present-mode part of the chunks $2 of broadcast $1: source, cells, window, and (home
+-- chunks) the départements of the present numbers to leave out.
 UPDATE broadcast_chunks SET source = $3, present_cells = $4, present_window = $5,
-                            visitor_countries = $6, visitor_langs = $7
+                            present_departements = $6
 WHERE broadcast_id = $1 AND chunk_no = ANY($2::int[]);
 
--- name: chunk_presence
-SELECT source, present_cells, present_window
-FROM broadcast_chunks WHERE broadcast_id = $1 AND chunk_no = $2;
-
 -- name: stream_present
--- A present-mode chunk's numbers, in key order (COPY, arguments inlined): seen within $2 in the
--- cells $1, msisdn in $3..$4, test group only when $5, none that broadcast $6 already has an
--- outcome for (a number that moved between two selected départements is sent once), and with
--- $7 only those broadcast $7 reached. A visitor from a country in $8 reads the language at the
--- same place in $9 (the broadcast's override), else their own.
-SELECT l.msisdn, coalesce(($9::text[])[array_position($8::text[], l.country)], l.lang)
-FROM locations l
-WHERE l.cell_id = ANY($1::text[]) AND l.seen_at >= now() - $2::interval
-  AND l.msisdn BETWEEN $3 AND $4
-  AND (NOT $5::boolean OR l.test_group)
-  AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.broadcast_id = $6 AND d.msisdn = l.msisdn)
-  AND ($7::bigint IS NULL OR EXISTS (SELECT 1 FROM deliveries d
-                                     WHERE d.broadcast_id = $7 AND d.msisdn = l.msisdn
+-- A present-mode chunk's numbers, in key order (COPY, arguments inlined): broadcast $1's
+-- present numbers of département $2 in $3..$4; with $5 only those broadcast $5 reached.
+SELECT p.msisdn, p.lang
+FROM broadcast_present p
+WHERE p.broadcast_id = $1 AND p.departement = $2 AND p.msisdn BETWEEN $3 AND $4
+  AND ($5::bigint IS NULL OR EXISTS (SELECT 1 FROM deliveries d
+                                     WHERE d.broadcast_id = $5 AND d.msisdn = p.msisdn
                                        AND d.status = 0))
-ORDER BY l.msisdn
+ORDER BY p.msisdn
 
 -- name: stream_present_drill
--- stream_present ($1-$9) for a drill, with each row's test_group flag (checked by the engine).
-SELECT l.msisdn, coalesce(($9::text[])[array_position($8::text[], l.country)], l.lang),
-       l.test_group
-FROM locations l
-WHERE l.cell_id = ANY($1::text[]) AND l.seen_at >= now() - $2::interval
-  AND l.msisdn BETWEEN $3 AND $4
-  AND (NOT $5::boolean OR l.test_group)
-  AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.broadcast_id = $6 AND d.msisdn = l.msisdn)
-  AND ($7::bigint IS NULL OR EXISTS (SELECT 1 FROM deliveries d
-                                     WHERE d.broadcast_id = $7 AND d.msisdn = l.msisdn
+-- stream_present ($1-$5) for a drill, with each row's test_group flag (checked by the engine).
+SELECT p.msisdn, p.lang, p.test_group
+FROM broadcast_present p
+WHERE p.broadcast_id = $1 AND p.departement = $2 AND p.msisdn BETWEEN $3 AND $4
+  AND ($5::bigint IS NULL OR EXISTS (SELECT 1 FROM deliveries d
+                                     WHERE d.broadcast_id = $5 AND d.msisdn = p.msisdn
                                        AND d.status = 0))
-ORDER BY l.msisdn
+ORDER BY p.msisdn
 
 -- name: recorded_parts_present
 -- Parts of a present-mode chunk's numbers that already have an outcome (skipped on resume).
