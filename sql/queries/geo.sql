@@ -246,14 +246,17 @@ ORDER BY st.line;
 WITH latest AS (
     SELECT DISTINCT ON (st.msisdn) st.msisdn, st.cell_id, st.seen_at, st.mcc
     FROM location_staging st
-    WHERE EXISTS (SELECT 1 FROM cells c WHERE c.cell_id = st.cell_id)
+    WHERE EXISTS (SELECT 1 FROM cells c WHERE c.cell_id = st.cell_id OFFSET 0)  -- by key
     ORDER BY st.msisdn, st.seen_at DESC
 ), resolved AS (
+    -- Looked up by key (the batch is sorted by msisdn): never a scan of the whole index
+    -- (OFFSET 0 keeps the planner from turning the lookup into a hash join over it).
     SELECT x.msisdn, x.cell_id, x.seen_at, s.lang AS home_lang, s.test_group,
            CASE WHEN s.msisdn IS NULL THEN coalesce(m.country, p3.country, p2.country,
                                                     p1.country, 'ZZ') END AS country
     FROM latest x
-    LEFT JOIN subscribers s ON s.msisdn = x.msisdn
+    LEFT JOIN LATERAL (SELECT sub.msisdn, sub.lang, sub.test_group FROM subscribers sub
+                       WHERE sub.msisdn = x.msisdn OFFSET 0) s ON true
     LEFT JOIN mcc_countries m ON s.msisdn IS NULL AND m.mcc = x.mcc
     LEFT JOIN calling_codes p3 ON s.msisdn IS NULL AND p3.prefix = left(x.msisdn::text, 3)
     LEFT JOIN calling_codes p2 ON s.msisdn IS NULL AND p2.prefix = left(x.msisdn::text, 2)
