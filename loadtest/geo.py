@@ -254,7 +254,12 @@ async def _shared(
     (a, first), (b, second) = await asyncio.gather(worker("w1"), worker("w2"))
     numbers = first + second
     aged = plan.recipients - len(numbers)
-    ok = len(numbers) == len(set(numbers)) and 0 <= aged <= plan.recipients // 100 and a > 0 < b
+    ok = (
+        len(numbers) == len(set(numbers))
+        and 0 <= aged <= plan.recipients // 100
+        and a > 0
+        and b > 0
+    )
     figures |= {"shared_ok": int(ok), "shared_chunks": [a, b]}
     print(
         f"shared: two workers took {a} and {b} chunks of one polygon broadcast; "
