@@ -43,6 +43,9 @@ CELLS = [
     # Marseille, a sector from its parameters
     {"cell_id": "M13", "technology": "2G", "lat": "43.2965", "lon": "5.3698", "azimuth": "90",
      "beam": "120", "range_m": "2000"},
+    # south of Paris: a 120° sector facing north, its site on the meridian 2.30
+    {"cell_id": "SECT", "technology": "4G", "lat": "48.80", "lon": "2.30", "azimuth": "0",
+     "beam": "120", "range_m": "300"},
     # Boulogne-Billancourt (92), omnidirectional
     {"cell_id": "C92", "technology": "4G", "lat": "48.8397", "lon": "2.2399", "azimuth": "0",
      "beam": "360", "range_m": "800"},
@@ -112,7 +115,9 @@ async def test_cells_get_their_departement_and_sector_coverage(geo: asyncpg.Conn
         "SELECT cell_id, departement, round(ST_Area(coverage::geography)) AS m2 FROM cells"
     )
     deps = {r["cell_id"]: r["departement"] for r in rows}
-    assert deps == {"IN1": "75", "EDGE": "75", "OUT": "75", "M13": "13", "C92": "92"}
+    assert deps == {
+        "IN1": "75", "EDGE": "75", "OUT": "75", "M13": "13", "C92": "92", "SECT": "92"
+    }  # fmt: skip
     m2 = {r["cell_id"]: r["m2"] for r in rows}
     # A 120° sector of 2 km is a third of the disc; the omni cell a whole one (polygonal).
     assert m2["M13"] == pytest.approx(3.14159 * 2000**2 / 3, rel=0.01)
@@ -136,6 +141,19 @@ async def test_overspill_of_a_cell_crossing_the_edge(geo: asyncpg.Connection) ->
     # IN1 0.002 x 0.003 degrees inside; EDGE 0.002 x 0.010 of which half outside.
     assert shape.cells == 2
     assert shape.overspill == pytest.approx(0.005 / 0.013, abs=0.003)
+
+
+async def test_overspill_of_a_sector_crossing_the_edge(geo: asyncpg.Connection) -> None:
+    from broadcaster.store.geo import shape_cells_inside
+    from broadcaster.targeting import parse_area
+
+    # The western half-plane of the sector's site (a box that holds all of that half): the
+    # sector is symmetric about its azimuth (north), so half its coverage spills east.
+    west = parse_area("polygon:48.799,2.295 48.799,2.30 48.8035,2.30 48.8035,2.295 48.799,2.295")
+    met = await shape_cells_inside(geo, west.shape())
+    assert list(met.departements) == ["SECT"]
+    assert met.area_m2 == pytest.approx(3.14159 * 300**2 / 3, rel=0.01)
+    assert met.overspill == pytest.approx(0.5, abs=0.01)
 
 
 async def test_resident_and_both_modes(geo: asyncpg.Connection) -> None:
