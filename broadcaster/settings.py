@@ -21,6 +21,8 @@ from broadcaster.errors import ConfigError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 BindMode = Literal["transmitter", "transceiver"]
+ReceiptIds = Literal["auto", "same", "decimal", "hex"]
+RECEIPT_IDS: tuple[str, ...] = ("auto", "same", "decimal", "hex")
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,10 @@ class SmscConfig:
     response_timeout_s: float = 5.0
     """Seconds to wait for a bind_resp, a submit_sm_resp or an enquire_link_resp. A part not
     answered in time is sent again (a possible duplicate); a bind silent that long is dropped."""
+    receipt_ids: ReceiptIds = "auto"
+    """How this SMSC's receipts write the id its submit_sm_resp gave: `same`, `decimal` (the
+    response in hex, the receipt in decimal), `hex` (the reverse), or `auto`: found out from the
+    first receipts that match, and logged (`receipt_id_form_detected`)."""
 
     def __post_init__(self) -> None:
         if self.bind_mode not in ("transmitter", "transceiver"):
@@ -66,6 +72,11 @@ class SmscConfig:
             raise ConfigError(f"smsc {self.name!r}: tps must be 0 (no limit) or positive")
         if not self.host:
             raise ConfigError(f"smsc {self.name!r}: host is empty")
+        if self.receipt_ids not in RECEIPT_IDS:
+            raise ConfigError(
+                f"smsc {self.name!r}: receipt_ids must be one of {', '.join(RECEIPT_IDS)}, "
+                f"not {self.receipt_ids!r}"
+            )
 
     @classmethod
     def from_url(cls, url: str, name: str | None = None) -> SmscConfig:

@@ -96,6 +96,13 @@ def _status_text(s: dict[str, Any]) -> str:
         lines.append(f"  parts failed with {status}: {n:,}")
     for stat, r in s["receipts"].items():
         lines.append(f"  receipts {stat}: {r['count']:,} parts (p50 {r['p50_s']:.1f} s)")
+    unattributed = s.get("receipts_unattributed") or {}
+    if any(unattributed.values()):
+        lines.append(
+            f"  receipts naming no part of any broadcast since it started: "
+            f"{unattributed['unmatched']:,} unmatched, {unattributed['ambiguous']:,} ambiguous "
+            "(not counted as delivered)"
+        )
     return "\n".join(lines)
 
 

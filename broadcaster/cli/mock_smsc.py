@@ -89,6 +89,7 @@ def add_mock_smsc_command(commands: Commands) -> None:
     multi(p, "--receipt-mix", env=e + "RECEIPT_MIX", help="DELIVRD=0.9,UNDELIV=0.1")
     switch(p, "--receipt-12-digit-dates", e + "RECEIPT_12", "YYMMDDhhmmss dates")
     switch(p, "--no-receipt-tlv", e + "NO_RECEIPT_TLV", "id in the text only")
+    switch(p, "--receipt-decimal-ids", e + "RECEIPT_DECIMAL_IDS", "text id in decimal")
     flag(p, "--receipt-drop-rate", env=e + "RECEIPT_DROP_RATE", type=float, help="p")
     flag(
         p,
@@ -132,6 +133,7 @@ def config_from_args(args: argparse.Namespace) -> MockConfig:
         "receipt_mix": parse_receipt_mix(args.receipt_mix) or None,
         "receipt_12_digit_dates": _switch(args.receipt_12_digit_dates, True),
         "receipt_tlv": _switch(args.no_receipt_tlv, False),
+        "receipt_decimal_ids": _switch(args.receipt_decimal_ids, True),
         "receipt_drop_rate": args.receipt_drop_rate,
         "malformed_receipt_rate": args.malformed_receipt_rate,
         "record": _switch(args.no_record, False),

@@ -51,7 +51,7 @@ class Engine:
         self.smscs = tuple(smscs)
         self.name = name or f"{socket.gethostname()}:{os.getpid()}"
         """How this process signs its chunk leases."""
-        self.receipts = ReceiptRecorder(db, interval=receipt_interval)
+        self.receipts = ReceiptRecorder(db, self.smscs, interval=receipt_interval)
         self._pool: SmppPool | None = None
         self._runners: set[BroadcastRunner] = set()
 

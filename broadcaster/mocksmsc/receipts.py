@@ -69,12 +69,19 @@ def receipt_text(part: Part) -> str:
 
 
 def encode_receipt(
-    receipt: DueReceipt, sequence: int, done: datetime, twelve_digit_dates: bool, tlv: bool
+    receipt: DueReceipt,
+    sequence: int,
+    done: datetime,
+    twelve_digit_dates: bool,
+    tlv: bool,
+    decimal_id: bool = False,
 ) -> bytes:
     """The deliver_sm of a receipt: the text (without its id when malformed), with the
-    receipted_message_id and message_state TLVs when `tlv` (never when malformed)."""
+    receipted_message_id and message_state TLVs when `tlv` (never when malformed). With
+    `decimal_id` the text writes in decimal the id the submit_sm_resp gave in hex (the TLV
+    keeps it as given), as many SMSCs do."""
     text = format_receipt(
-        message_id=receipt.message_id,
+        message_id=str(int(receipt.message_id, 16)) if decimal_id else receipt.message_id,
         stat=receipt.stat,
         submit_date=receipt.submitted,
         done_date=done,

@@ -103,6 +103,9 @@ class MockConfig:
     """Dates as YYMMDDhhmmss (some SMSCs) instead of YYMMDDhhmm."""
     receipt_tlv: bool = True
     """Carry receipted_message_id and message_state TLVs as well as the text."""
+    receipt_decimal_ids: bool = False
+    """Write in the receipt text, in decimal, the id the submit_sm_resp gave in hex (the TLV, if
+    any, keeps the hex): receipts that only the right id form matches to their messages."""
     receipt_drop_rate: float = 0.0
     """Probability of never sending a receipt that was due (1.0: drop them all)."""
     malformed_receipt_rate: float = 0.0

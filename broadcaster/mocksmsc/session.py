@@ -563,7 +563,12 @@ class Session(asyncio.Protocol):
             sequence = self._next_sequence()
             out.append(
                 encode_receipt(
-                    receipt, sequence, done, config.receipt_12_digit_dates, config.receipt_tlv
+                    receipt,
+                    sequence,
+                    done,
+                    config.receipt_12_digit_dates,
+                    config.receipt_tlv,
+                    config.receipt_decimal_ids,
                 )
             )
             self._receipts_unacked[sequence] = receipt.message_id

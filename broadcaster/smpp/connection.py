@@ -607,7 +607,7 @@ class SmppConnection(Generic[P]):
             received.events.append(MoMessage())
             return
         text = decode_short_message(message.user_data, message.data_coding)
-        receipt = parse_receipt(text, message.tlvs)
+        receipt = parse_receipt(text, message.tlvs, message.source_addr)
         received.events.append(
             ReceiptUnreadable(text) if receipt is None else ReceiptReceived(receipt)
         )

@@ -65,6 +65,8 @@ class Receipt:
     sub: int | None = None
     dlvrd: int | None = None
     text_message_id: str | None = None
+    source: str | None = None
+    """The deliver_sm's source_addr: the handset the receipt is about, as the SMSC says."""
 
     @property
     def delivered(self) -> bool:
@@ -121,7 +123,9 @@ def _tlv_text(value: bytes | None) -> str | None:
     return text or None
 
 
-def parse_receipt(short_message: str, tlvs: Mapping[int, bytes]) -> Receipt | None:
+def parse_receipt(
+    short_message: str, tlvs: Mapping[int, bytes], source: str | None = None
+) -> Receipt | None:
     """The receipt carried by a deliver_sm's text and TLVs, or None when it names no message.
 
     Never raises on odd text: unknown fields are ignored, unreadable dates and counts become
@@ -147,6 +151,7 @@ def parse_receipt(short_message: str, tlvs: Mapping[int, bytes]) -> Receipt | No
         sub=_count(fields.get("sub")),
         dlvrd=_count(fields.get("dlvrd")),
         text_message_id=text_id if text_id != message_id else None,
+        source=source or None,
     )
 
 

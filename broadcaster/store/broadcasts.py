@@ -17,6 +17,7 @@ import asyncpg
 from broadcaster.domain.states import FINAL, TRANSITIONS, Action, refuse, waiting_for
 from broadcaster.errors import NotFoundError
 from broadcaster.planning import Plan
+from broadcaster.store import receipts as store_receipts
 from broadcaster.store import workers
 from broadcaster.store.chunks import ahead_of, insert_chunks
 from broadcaster.store.database import Conn
@@ -33,6 +34,8 @@ UNITS: dict[str, str] = {
     "part_outcomes": "parts",
     "failed_by_status": "parts",
     "receipts": "parts",
+    "receipts_unattributed": "receipts since the broadcast started, from any SMSC, that name no "
+    "part (unmatched) or two (ambiguous): never counted as delivered",
 }
 """What each count of a status counts: recipients and parts are never mixed unlabelled."""
 
@@ -252,6 +255,11 @@ async def progress(conn: Conn, broadcast_id: int) -> dict[str, Any]:
             }
             for r in receipts
         },
+        "receipts_unattributed": (
+            await store_receipts.unattributed(conn, started)
+            if (started := row["started_at"])
+            else None
+        ),
     }
 
 

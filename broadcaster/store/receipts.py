@@ -1,14 +1,73 @@
-"""Delivery receipts, appended with COPY (never matched by UPDATE: see `receipt_summary`)."""
+"""Delivery receipts, each matched to the part it answers as it is recorded.
+
+A batch is COPYed into a session's staging table, then one set-based statement finds for each
+receipt the accepted part it answers (`receipts_match` in sql/queries/receipts.sql) and appends
+it to `receipts` with that part, or with why it names none ('unmatched', 'ambiguous'). Nothing
+is matched at read time: `status`, reports and drills read the stored answer.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 
 from broadcaster.store.database import Conn
+from broadcaster.store.queries import queries
 
-RECEIPT_COLUMNS = ("smsc", "message_id", "stat", "err", "done_at", "received_at")
+STAGED_COLUMNS = (
+    "smsc",
+    "message_id",
+    "text_message_id",
+    "reported_msisdn",
+    "stat",
+    "err",
+    "done_at",
+    "received_at",
+    "keys",
+)
+CLOCK_SLACK_S = 5.0
+"""A receipt may name a submission recorded up to this many seconds after it was received (the
+submitting and the receiving process clocks may differ a little)."""
 
 
-async def record(conn: Conn, rows: Sequence[tuple[object, ...]]) -> None:
-    """Append receipts: rows of `RECEIPT_COLUMNS`."""
-    await conn.copy_records_to_table("receipts", records=rows, columns=RECEIPT_COLUMNS)
+@dataclass(frozen=True, slots=True)
+class Matched:
+    """A receipt matched through one key: the evidence of an SMSC's id form (`auto`)."""
+
+    smsc: str
+    message_id: str
+    text_message_id: str | None
+    key: str
+
+
+async def record(
+    conn: Conn, rows: Sequence[tuple[object, ...]], learning: Sequence[str] = ()
+) -> list[Matched]:
+    """Match and append receipts (rows of `STAGED_COLUMNS`) in one transaction; for the SMSCs in
+    `learning`, the receipts matched and the key that matched each."""
+    async with conn.transaction():
+        await conn.execute(queries["receipts_stage"])
+        await conn.copy_records_to_table("receipts_in", records=rows, columns=STAGED_COLUMNS)
+        found = await conn.fetch(queries["receipts_match"], CLOCK_SLACK_S, list(learning))
+    return [Matched(r["smsc"], r["message_id"], r["text_message_id"], r["key"]) for r in found]
+
+
+async def take_back(conn: Conn, smsc: str, since: datetime) -> list[tuple[object, ...]]:
+    """Take back (delete) the receipts of `smsc` recorded since `since`, to be recorded again
+    with the SMSC's id form now known: rows of `STAGED_COLUMNS` but `keys`."""
+    rows = await conn.fetch(queries["receipts_take_back"], smsc, since)
+    return [tuple(row) for row in rows]
+
+
+async def unattributed(
+    conn: Conn, since: datetime, smscs: Sequence[str] | None = None
+) -> dict[str, int]:
+    """Receipts received since `since` (from `smscs`, default every SMSC) that name no part
+    ('unmatched') or two ('ambiguous')."""
+    rows = await conn.fetch(
+        queries["receipts_unattributed"], since, None if smscs is None else list(smscs)
+    )
+    counts = {"unmatched": 0, "ambiguous": 0}
+    counts.update({row["match"]: int(row["n"]) for row in rows})
+    return counts

@@ -123,14 +123,15 @@ ORDER BY id DESC
 LIMIT $1;
 
 -- name: receipt_summary
--- Delivery receipts matched to this broadcast's accepted parts, by (smsc, message_id) as text.
-SELECT r.stat, count(*)::bigint AS n,
-       percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM r.received_at - d.submitted_at)) AS p50_s,
-       percentile_cont(0.95) WITHIN GROUP (ORDER BY extract(epoch FROM r.received_at - d.submitted_at)) AS p95_s,
-       max(extract(epoch FROM r.received_at - d.submitted_at)) AS max_s
-FROM deliveries d
-JOIN receipts r ON r.smsc = d.smsc AND r.message_id = d.message_id
-WHERE d.broadcast_id = $1 AND d.status = 0
+-- Delivery receipts matched to this broadcast's parts when they were recorded (receipts.sql):
+-- per stat, the parts that got one (a part reported twice counts once) and the delay from the
+-- submission to the receipt.
+SELECT r.stat, count(DISTINCT (r.msisdn, r.part))::bigint AS n,
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY r.delay_s) AS p50_s,
+       percentile_cont(0.95) WITHIN GROUP (ORDER BY r.delay_s) AS p95_s,
+       max(r.delay_s) AS max_s
+FROM receipts r
+WHERE r.broadcast_id = $1 AND r.match = 'matched'
 GROUP BY r.stat
 ORDER BY n DESC;
 

@@ -85,7 +85,8 @@ UPDATE drill_runs SET alarm = $2, alarm_at = $3, webhook_status = $4 WHERE id = 
 SELECT count(*)::bigint FROM deliveries d
 WHERE d.broadcast_id = $1 AND d.status = 0
   AND NOT EXISTS (SELECT 1 FROM receipts r
-                  WHERE r.smsc = d.smsc AND r.message_id = d.message_id
+                  WHERE r.broadcast_id = d.broadcast_id AND r.msisdn = d.msisdn
+                    AND r.part = d.part AND r.match = 'matched'
                     AND r.stat = ANY($2::text[]));
 
 -- name: drill_broadcast
@@ -94,8 +95,8 @@ SELECT id, kind, state, template, target, recipients, parts, created_at, started
 FROM broadcasts WHERE id = $1;
 
 -- name: drill_report_rows
--- Every part outcome of drill broadcast $1 with its area and its first final receipt (matched on
--- (smsc, message_id) as text; DELIVRD preferred when an SMSC sent several). $2: the final stats;
+-- Every part outcome of drill broadcast $1 with its area and its first final receipt (matched to
+-- its part when recorded: receipts.sql; DELIVRD preferred when an SMSC sent several). $2: the final stats;
 -- intermediate receipts (ENROUTE...) are not an outcome and are left out.
 SELECT d.msisdn, d.part, d.status, d.smsc, d.submitted_at, d.answered_at,
        coalesce(s.departement, '?') AS departement, r.stat, r.received_at
@@ -103,8 +104,8 @@ FROM deliveries d
 LEFT JOIN subscribers s ON s.msisdn = d.msisdn
 LEFT JOIN LATERAL (
     SELECT x.stat, x.received_at FROM receipts x
-    WHERE d.status = 0 AND x.smsc = d.smsc AND x.message_id = d.message_id
-      AND x.stat = ANY($2::text[])
+    WHERE d.status = 0 AND x.broadcast_id = d.broadcast_id AND x.msisdn = d.msisdn
+      AND x.part = d.part AND x.match = 'matched' AND x.stat = ANY($2::text[])
     ORDER BY (x.stat = 'DELIVRD') DESC, x.received_at
     LIMIT 1
 ) r ON true

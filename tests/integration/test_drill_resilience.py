@@ -10,7 +10,7 @@ import contextlib
 import shutil
 import socket
 from collections.abc import AsyncIterator, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -22,6 +22,7 @@ from aiohttp import web
 from fixtures_drills import TEST_GROUP, FakeClock, seed_subscribers
 from fixtures_smsc import StartMock
 
+from broadcaster.domain.receipt_ids import keys
 from broadcaster.drills import runs as drill_runs
 from broadcaster.drills.config import DrillSettings
 from broadcaster.drills.report import Thresholds
@@ -32,7 +33,8 @@ from broadcaster.engine.worker import Worker
 from broadcaster.errors import ConfigError
 from broadcaster.mocksmsc import MockConfig
 from broadcaster.settings import Settings, SmscConfig
-from broadcaster.store.database import create_pool
+from broadcaster.store import receipts as store_receipts
+from broadcaster.store.database import Conn, create_pool
 from broadcaster.store.queries import queries
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -337,12 +339,22 @@ async def test_an_enroute_receipt_neither_ends_the_wait_nor_counts_as_an_outcome
     async with serving_worker(db, [smsc]):
         await _completed(db, drill_id, pending=TEST_GROUP_SIZE)
 
-    receipt = (
-        "INSERT INTO receipts (smsc, message_id, stat) "
-        "SELECT smsc, message_id, $2 FROM deliveries WHERE broadcast_id = $1 AND status = 0"
-    )
+    async def receipt(conn: Conn, drill_id: int, stat: str) -> None:
+        """One receipt of `stat` per accepted part, recorded (and matched) as the engine does."""
+        parts = await conn.fetch(
+            "SELECT smsc, message_id FROM deliveries WHERE broadcast_id = $1 AND status = 0",
+            drill_id,
+        )
+        now = datetime.now(UTC)
+        rows = [
+            (p["smsc"], p["message_id"], None, None, stat, None, None, now, keys([i], "same"))
+            for p in parts
+            for i in [p["message_id"]]
+        ]
+        await store_receipts.record(conn, rows)
+
     async with db.acquire() as conn:
-        await conn.execute(receipt, drill_id, "ENROUTE")  # on its way: not an outcome
+        await receipt(conn, drill_id, "ENROUTE")  # on its way: not an outcome
         pending = await conn.fetchval(
             queries["drill_receipts_pending"], drill_id, FINAL_RECEIPT_STATS
         )
@@ -354,7 +366,7 @@ async def test_an_enroute_receipt_neither_ends_the_wait_nor_counts_as_an_outcome
     assert (await scheduler.tick()).reported == []  # still waiting for the final receipts
 
     async with db.acquire() as conn:
-        await conn.execute(receipt, drill_id, "DELIVRD")
+        await receipt(conn, drill_id, "DELIVRD")
     clock.advance(timedelta(seconds=30))
     (reported,) = (await scheduler.tick()).reported
     assert reported.report.verdict == "pass"

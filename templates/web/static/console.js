@@ -26,6 +26,8 @@ function setupAreaSearch(input) {
   input.addEventListener("keydown", (event) => {
     if (event.key === "Enter") { event.preventDefault(); filter(); }
   });
+  // Text typed (or restored by the browser) before this script ran is filtered too.
+  if (input.value) filter();
 }
 
 // Show only the variables the chosen template reads.

@@ -1,0 +1,63 @@
+-- name: receipts_stage
+-- The batch of receipts a recorder flushes, COPYed here, then matched by `receipts_match`.
+CREATE TEMPORARY TABLE IF NOT EXISTS receipts_in (
+    smsc            text NOT NULL,
+    message_id      text NOT NULL,
+    text_message_id text,
+    reported_msisdn text,
+    stat            text NOT NULL,
+    err             text,
+    done_at         timestamptz,
+    received_at     timestamptz NOT NULL,
+    keys            text[] NOT NULL
+) ON COMMIT DELETE ROWS;
+
+-- name: receipts_match
+-- Each staged receipt to the accepted part it answers: same SMSC, one of its keys (the ids it
+-- names, in the forms the SMSC may write them: domain/receipt_ids.py), and of the submissions
+-- with that key the most recent one before the receipt ($1: seconds of clock slack), so an SMSC
+-- that restarts and reuses ids is not counted twice. Two different parts found through two keys:
+-- ambiguous, attributed to neither. Returns, for the SMSCs in $2 (whose id form is still being
+-- found out), each matched receipt's ids and the key that found its part.
+WITH found AS (
+    SELECT i.*, m.n, m.broadcast_id, m.msisdn, m.part, m.delay_s, m.key
+    FROM receipts_in i
+    CROSS JOIN LATERAL (
+        SELECT count(DISTINCT (c.broadcast_id, c.msisdn, c.part)) AS n,
+               min(c.broadcast_id) AS broadcast_id, min(c.msisdn) AS msisdn,
+               min(c.part) AS part, min(c.delay_s) AS delay_s, min(c.key) AS key
+        FROM (
+            SELECT DISTINCT ON (k.key) k.key, d.broadcast_id, d.msisdn, d.part,
+                   extract(epoch FROM i.received_at - d.submitted_at) AS delay_s
+            FROM unnest(i.keys) AS k(key)
+            JOIN deliveries d
+              ON d.smsc = i.smsc AND ltrim(upper(d.message_id), '0') = k.key AND d.status = 0
+             AND d.submitted_at <= i.received_at + make_interval(secs => $1)
+            ORDER BY k.key, d.submitted_at DESC
+        ) c
+    ) m
+), stored AS (
+    INSERT INTO receipts (smsc, message_id, text_message_id, reported_msisdn, stat, err,
+                          done_at, received_at, broadcast_id, msisdn, part, delay_s, match)
+    SELECT smsc, message_id, text_message_id, reported_msisdn, stat, err, done_at, received_at,
+           CASE WHEN n = 1 THEN broadcast_id END, CASE WHEN n = 1 THEN msisdn END,
+           CASE WHEN n = 1 THEN part END, CASE WHEN n = 1 THEN delay_s END,
+           CASE n WHEN 0 THEN 'unmatched' WHEN 1 THEN 'matched' ELSE 'ambiguous' END
+    FROM found
+)
+SELECT smsc, message_id, text_message_id, key FROM found
+WHERE n = 1 AND smsc = ANY($2::text[]);
+
+-- name: receipts_take_back
+-- Receipts of SMSC $1 recorded since $2, while its id form was being found out (to match again
+-- once it is known); deleted here, recorded again by the caller in the same transaction.
+DELETE FROM receipts
+WHERE smsc = $1 AND received_at >= $2
+RETURNING smsc, message_id, text_message_id, reported_msisdn, stat, err, done_at, received_at;
+
+-- name: receipts_unattributed
+-- Receipts received since $1 (from the SMSCs in $2; NULL: every one) that name no part
+-- ('unmatched') or two ('ambiguous'): visible, never attributed by guess.
+SELECT match, count(*)::bigint AS n FROM receipts
+WHERE received_at >= $1 AND match <> 'matched' AND ($2::text[] IS NULL OR smsc = ANY($2::text[]))
+GROUP BY match;

@@ -1,0 +1,201 @@
+"""Receipts matched to the submission they answer (real PostgreSQL, the mock SMSC over TCP).
+
+Known answers first, on hand-made deliveries: ids in another base, ids reused after a restart, a
+receipt two submissions could claim. Then the whole chain against a mock SMSC that writes its
+receipt ids in decimal: every receipt lands on the part the SMSC says it is about.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+import pytest
+from fixtures_smsc import StartMock
+
+from broadcaster.commands.planning import create_broadcast, make_plan
+from broadcaster.domain.receipt_ids import keys
+from broadcaster.domain.requests import BroadcastRequest
+from broadcaster.drills.local import send_drill
+from broadcaster.drills.runs import load_report
+from broadcaster.engine import receipts as recorder_module
+from broadcaster.engine.receipts import ReceiptRecorder
+from broadcaster.engine.worker import Worker
+from broadcaster.importer import seed_synthetic
+from broadcaster.mocksmsc import MockConfig
+from broadcaster.settings import Settings, SmscConfig
+from broadcaster.smpp.receipts import Receipt
+from broadcaster.store import broadcasts as store_broadcasts
+from broadcaster.store import receipts as store
+from broadcaster.store.database import Conn, create_pool
+
+T0 = datetime(2026, 12, 6, 3, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+async def db(db_dsn: str) -> AsyncIterator[asyncpg.Pool]:
+    pool = await create_pool(db_dsn, min_size=1, max_size=4)
+    yield pool
+    await pool.close()
+
+
+async def _deliveries(conn: Conn, *rows: tuple[int, int, str, datetime]) -> None:
+    """Accepted parts: (broadcast, msisdn, message_id as the response gave it, submitted at)."""
+    await conn.copy_records_to_table(
+        "deliveries",
+        records=[(b, m, 1, 1, 0, mid, "smsc", at, at) for b, m, mid, at in rows],
+        columns=(
+            "broadcast_id",
+            "msisdn",
+            "part",
+            "parts",
+            "status",
+            "message_id",
+            "smsc",
+            "submitted_at",
+            "answered_at",
+        ),
+    )
+
+
+async def _receive(conn: Conn, message_id: str, at: datetime, form: str) -> None:
+    row = ("smsc", message_id, None, None, "DELIVRD", None, None, at, keys([message_id], form))
+    await store.record(conn, [row])
+
+
+async def _last(conn: Conn) -> tuple[str, int | None, int | None]:
+    row = await conn.fetchrow(
+        "SELECT match, broadcast_id, msisdn FROM receipts ORDER BY received_at DESC, ctid DESC"
+        " LIMIT 1"
+    )
+    assert row is not None
+    return row["match"], row["broadcast_id"], row["msisdn"]
+
+
+async def test_a_decimal_receipt_id_is_matched_to_its_hex_submission_not_a_lookalike(
+    db: asyncpg.Pool,
+) -> None:
+    async with db.acquire() as conn:
+        # 0x3039 = 12345: the receipt's "12345" answers 33600000001; 33600000002's response id
+        # happens to be the string "12345" (an all-digit hex id).
+        await _deliveries(conn, (1, 33600000001, "00003039", T0), (1, 33600000002, "12345", T0))
+        await _receive(conn, "12345", T0 + timedelta(seconds=5), "decimal")
+        assert await _last(conn) == ("matched", 1, 33600000001)
+        await _receive(conn, "12345", T0 + timedelta(seconds=6), "same")
+        assert await _last(conn) == ("matched", 1, 33600000002)
+        # Not known yet: both readings name a part, so neither gets it.
+        await _receive(conn, "12345", T0 + timedelta(seconds=7), "auto")
+        assert await _last(conn) == ("ambiguous", None, None)
+        await _receive(conn, "FFFF", T0 + timedelta(seconds=8), "auto")
+        assert await _last(conn) == ("unmatched", None, None)
+        counts = await store.unattributed(conn, T0)
+    assert counts == {"unmatched": 1, "ambiguous": 1}
+
+
+async def test_an_id_reused_after_an_smsc_restart_goes_to_the_latest_submission_before_it(
+    db: asyncpg.Pool,
+) -> None:
+    later = T0 + timedelta(hours=1)
+    async with db.acquire() as conn:
+        await _deliveries(conn, (1, 33600000001, "A1", T0), (2, 33600000009, "A1", later))
+        await _receive(conn, "A1", T0 + timedelta(minutes=2), "same")  # before the restart
+        assert await _last(conn) == ("matched", 1, 33600000001)
+        await _receive(conn, "A1", later + timedelta(minutes=2), "same")
+        assert await _last(conn) == ("matched", 2, 33600000009)
+        await _receive(conn, "A1", later + timedelta(minutes=3), "same")  # sent twice by the SMSC
+        summary = await conn.fetch(
+            "SELECT broadcast_id, count(DISTINCT (msisdn, part)) AS parts FROM receipts"
+            " WHERE match = 'matched' GROUP BY broadcast_id ORDER BY broadcast_id"
+        )
+    assert [(r["broadcast_id"], r["parts"]) for r in summary] == [(1, 1), (2, 1)]
+
+
+async def test_an_auto_smsc_is_learnt_from_its_receipts_and_early_ones_matched_again(
+    db: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(recorder_module, "EVIDENCE", 10)
+    hex_ids = [format(0x10_0000_0000 + 7919 * n, "016X") for n in range(12)]
+    async with db.acquire() as conn:
+        await _deliveries(
+            conn,
+            *[(1, 33600000100 + n, mid, T0) for n, mid in enumerate(hex_ids)],
+            # a lookalike: its response id is the decimal text of the first receipt
+            (1, 33600000999, str(int(hex_ids[0], 16)), T0),
+        )
+    recorder = ReceiptRecorder(db, [SmscConfig(name="smsc")])
+    recorder(Receipt(message_id=str(int(hex_ids[0], 16)), stat="DELIVRD"), "smsc")
+    await recorder.flush()
+    async with db.acquire() as conn:
+        assert (await _last(conn))[0] == "ambiguous"  # both readings name a part: nobody's yet
+    for mid in hex_ids[1:]:
+        recorder(Receipt(message_id=str(int(mid, 16)), stat="DELIVRD"), "smsc")
+    await recorder.flush()
+    assert recorder.ids.form("smsc") == "decimal"
+    async with db.acquire() as conn:
+        rows = await conn.fetch("SELECT match, msisdn FROM receipts ORDER BY msisdn")
+    assert [r["match"] for r in rows] == ["matched"] * 12
+    assert [r["msisdn"] for r in rows] == [33600000100 + n for n in range(12)]
+
+
+@pytest.mark.parametrize(
+    ("form", "delivered"), [("auto", True), ("decimal", True), ("same", False)]
+)
+async def test_receipts_in_decimal_from_the_mock_land_on_the_right_people(
+    db: asyncpg.Pool, db_dsn: str, start_mock: StartMock, form: str, delivered: bool
+) -> None:
+    async with db.acquire() as conn:
+        await seed_synthetic(conn, 3_000, seed=3)
+    config = MockConfig(seed=4, receipts=True, receipt_tlv=False, receipt_decimal_ids=True)
+    mock, smsc = await start_mock(config, window=32, receipt_ids=form)
+    request = BroadcastRequest(areas=("dep:75", "dep:13"), template="outage", variables={})
+    settings = Settings(database_url=db_dsn, chunk_size=500)
+    async with db.acquire() as conn:
+        plan = await make_plan(conn, settings, request)
+        broadcast_id = await create_broadcast(conn, settings, request, plan)
+    runs = await Worker(db, [smsc]).run(until_idle=True)
+    assert [r.state for r in runs] == ["completed"]
+    assert mock.record.parts_received == plan.parts
+    async with db.acquire() as conn:
+        status = await store_broadcasts.progress(conn, broadcast_id)
+        rows = await conn.fetch("SELECT match, msisdn, reported_msisdn FROM receipts")
+    assert len(rows) == plan.parts  # every receipt the mock sent was recorded
+    if delivered:
+        assert status["receipts"]["DELIVRD"]["count"] == plan.parts
+        # the right people: the handset each receipt is about is the part it was matched to
+        assert all(r["match"] == "matched" for r in rows)
+        assert all(str(r["msisdn"]) == r["reported_msisdn"] for r in rows)
+    else:  # read as the same form, decimal ids name nothing: no delivery claimed by guess
+        assert status["receipts"] == {}
+        assert status["receipts_unattributed"] == {"unmatched": plan.parts, "ambiguous": 0}
+
+
+@pytest.mark.parametrize(("form", "verdict"), [("auto", "pass"), ("same", "fail")])
+async def test_a_drill_against_decimal_receipt_ids_reports_the_truth(
+    db: asyncpg.Pool, db_dsn: str, start_mock: StartMock, form: str, verdict: str
+) -> None:
+    async with db.acquire() as conn:
+        await seed_synthetic(conn, 20_000, seed=3)
+    config = MockConfig(seed=5, receipts=True, receipt_tlv=False, receipt_decimal_ids=True)
+    mock, smsc = await start_mock(config, window=32, receipt_ids=form)
+    request = BroadcastRequest(
+        areas=("dep:75", "dep:13", "dep:69"),
+        template="drill",
+        variables={},
+        kind="drill",
+        test_group_only=True,
+    )
+    settings = Settings(database_url=db_dsn, chunk_size=500)
+    async with db.acquire() as conn:
+        plan = await make_plan(conn, settings, request)
+        broadcast_id = await create_broadcast(conn, settings, request, plan)
+    stats, pending = await send_drill(db, [smsc], broadcast_id, wait_s=2.0)
+    assert stats.state == "completed" and plan.recipients > 0
+    assert mock.receipts_sent == plan.parts  # the SMSC sent a receipt for every part
+    async with db.acquire() as conn:
+        report = await load_report(conn, broadcast_id)
+    assert report.verdict == verdict
+    if verdict == "pass":
+        assert pending == 0 and report.total.delivered == plan.recipients
+    else:  # receipts that name nobody are not deliveries: no false PASS
+        assert pending == plan.parts and report.total.delivered == 0
