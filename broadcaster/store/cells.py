@@ -49,9 +49,12 @@ async def import_cells(conn: Conn, rows: Sequence[tuple[int, CellRow]]) -> CellI
     async with conn.transaction():
         await ensure_outlines(conn)
         await conn.execute(queries["create_cell_staging"])
+        # Staged neighbours first: consecutive sites fall in the same outline, whose prepared
+        # geometry PostGIS then reuses (several times faster than a random order).
+        nearby = sorted(unique, key=lambda lr: (round(lr[1].lon * 2), round(lr[1].lat * 2)))
         await conn.copy_records_to_table(
             "cell_staging",
-            records=[row.copy_row(line) for line, row in unique],
+            records=[row.copy_row(line) for line, row in nearby],
             columns=STAGING_COLUMNS,
         )
         placed = {r["line"]: r for r in await conn.fetch(queries["cell_staging_placed"])}

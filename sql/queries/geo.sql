@@ -16,18 +16,26 @@ CREATE TEMP TABLE cell_staging (
 ) ON COMMIT DROP;
 
 -- name: cell_staging_placed
--- Each staged cell with the département its site stands in (given, else the nearest outline)
--- and the distance in km from that outline (0 inside): far sites are rejected.
-SELECT st.line, st.cell_id, d.code AS departement,
-       ST_Distance(d.geom::geography,
-                   ST_SetSRID(ST_MakePoint(st.lon, st.lat), 4326)::geography) / 1000 AS km
+-- Each staged cell with the département its site stands in (given, else the outline that covers
+-- it, else the nearest one) and the distance in km from that outline (0 inside): far sites are
+-- rejected. The geodesic distance, costly on an outline, is computed only for sites outside.
+SELECT st.line, st.cell_id, coalesce(inside.code, near.code) AS departement,
+       CASE WHEN inside.code IS NOT NULL THEN 0.0
+            ELSE ST_Distance(near.geom::geography, p.pt::geography) / 1000 END AS km
 FROM cell_staging st
-CROSS JOIN LATERAL (
-    SELECT ds.code, ds.geom FROM departement_shapes ds
-    WHERE st.departement IS NULL OR ds.code = st.departement
-    ORDER BY ds.geom <-> ST_SetSRID(ST_MakePoint(st.lon, st.lat), 4326)
+CROSS JOIN LATERAL (SELECT ST_SetSRID(ST_MakePoint(st.lon, st.lat), 4326) AS pt) p
+LEFT JOIN LATERAL (
+    SELECT ds.code FROM departement_shapes ds
+    WHERE (st.departement IS NULL OR ds.code = st.departement) AND ST_Covers(ds.geom, p.pt)
     LIMIT 1
-) d
+) inside ON true
+LEFT JOIN LATERAL (
+    SELECT ds.code, ds.geom FROM departement_shapes ds
+    WHERE inside.code IS NULL AND (st.departement IS NULL OR ds.code = st.departement)
+    ORDER BY ds.geom <-> p.pt
+    LIMIT 1
+) near ON true
+WHERE inside.code IS NOT NULL OR near.code IS NOT NULL
 ORDER BY st.line;
 
 -- name: upsert_cells
