@@ -54,7 +54,7 @@ $(LOADTEST_STAMP): $(STAMP) pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev,loadtest]'
 	touch $(LOADTEST_STAMP)
 
-# Every scenario, then loadtest/results/latest.{json,md}, charts and profile (3 to 4 minutes).
+# Every scenario, then loadtest/results/latest.{json,md}, charts and profile (5 to 7 minutes).
 # LOADTEST_ARGS: e.g. --quick --out /tmp/lt, or scenario names (python -m loadtest --list).
 loadtest: $(LOADTEST_STAMP)
 	$(BIN)/python -m loadtest $(LOADTEST_ARGS)

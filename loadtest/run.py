@@ -1,6 +1,6 @@
 """The load test suite: every scenario in turn, one JSON of figures, one report with charts.
 
-    python -m loadtest                       # full run (make loadtest): 3 to 4 minutes
+    python -m loadtest                       # full run (make loadtest): 5 to 7 minutes
     python -m loadtest --quick --out /tmp/lt # tiny counts: a smoke test of the whole chain
     python -m loadtest pool paced            # some scenarios only (names: --list)
 
