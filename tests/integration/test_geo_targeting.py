@@ -316,3 +316,14 @@ async def test_a_broadcast_overrides_a_visitor_countrys_language(
     assert mock.record.messages[str(DE_VISITOR)] == [english]
     with pytest.raises(InputError, match="COUNTRY=lang"):
         await make_plan(geo, Settings(), _request(P, visitor_languages={"de": "EN"}))
+
+
+async def test_without_postgis_the_migration_says_how_to_install_it(
+    db_conn: asyncpg.Connection,
+) -> None:
+    # The migration's own check, run as if the extension were not available on this server.
+    sql = (Settings().sql_dir / "migrations" / "0012_geography.sql").read_text(encoding="utf-8")
+    check = sql[sql.index("DO $$") : sql.index("$$;") + 3].replace("'postgis'", "'no_such_ext'")
+    major = int(await db_conn.fetchval("SHOW server_version_num")) // 10000
+    with pytest.raises(asyncpg.RaiseError, match=f"apt-get install postgresql-{major}-postgis-3"):
+        await db_conn.execute(check)
