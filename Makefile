@@ -13,7 +13,19 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-demo: $(STAMP)
+# PostGIS, the geometry engine of polygon and circle targets: Debian's package for the major
+# version of the local PostgreSQL server (the newest under /usr/lib/postgresql, which the
+# throwaway cluster uses too). Installed only when missing, like chromium.
+PG_MAJOR ?= $(shell ls /usr/lib/postgresql 2>/dev/null | sort -n | tail -1)
+POSTGIS := /usr/share/postgresql/$(PG_MAJOR)/extension/postgis.control
+$(POSTGIS):
+	@test -n "$(PG_MAJOR)" || { echo "no PostgreSQL server under /usr/lib/postgresql: install \
+	  postgresql, then postgresql-<major>-postgis-3 (or set PG_MAJOR)"; exit 1; }
+	DEBIAN_FRONTEND=noninteractive apt-get install -y postgresql-$(PG_MAJOR)-postgis-3 || \
+	  (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y \
+	   postgresql-$(PG_MAJOR)-postgis-3)
+
+demo: $(STAMP) $(POSTGIS)
 	$(BIN)/broadcaster demo $(DEMO_ARGS)
 
 lint: $(STAMP)
@@ -42,7 +54,7 @@ $(SYSTEMD_ANALYZE):
 	  (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends systemd)
 deploy-tools: $(PROMTOOL) $(SYSTEMD_ANALYZE)
 
-test: $(STAMP) $(CHROMIUM) $(PROMTOOL) $(SYSTEMD_ANALYZE)
+test: $(STAMP) $(CHROMIUM) $(POSTGIS) $(PROMTOOL) $(SYSTEMD_ANALYZE)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/pytest $(PYTEST_ARGS)
@@ -54,7 +66,7 @@ $(LOADTEST_STAMP): $(STAMP) pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev,loadtest]'
 	touch $(LOADTEST_STAMP)
 
-# Every scenario, then loadtest/results/latest.{json,md}, charts and profile (3 to 4 minutes).
+# Every scenario, then loadtest/results/latest.{json,md}, charts and profile (5 to 7 minutes).
 # LOADTEST_ARGS: e.g. --quick --out /tmp/lt, or scenario names (python -m loadtest --list).
 loadtest: $(LOADTEST_STAMP)
 	$(BIN)/python -m loadtest $(LOADTEST_ARGS)

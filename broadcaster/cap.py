@@ -22,8 +22,13 @@ How a CAP message maps onto a broadcast:
   INSEE / INSEE_COMMUNE / COMMUNE -> commune (5-character INSEE code),
   DEPARTEMENT / DEP / INSEE_DEPARTEMENT -> département (75, 2A, 971),
   REGION / INSEE_REGION -> region (INSEE region code).
-  Polygons and circles are not targetable here: an `<area>` with none of these geocodes is
-  refused. An Update without areas keeps the areas of the broadcast it follows.
+  `<polygon>` (WGS84 `lat,lon` pairs, a closed ring) and `<circle>` (`lat,lon radius_km`)
+  become `polygon:` and `circle:` targets, checked as every other way in checks them (closed,
+  not crossing itself, coordinates in range, radius in (0, 500] km); they reach the numbers
+  present in the cells they meet. An `<area>` that draws a shape is that shape: its geocodes are
+  ignored (with a warning) rather than widening it to whole départements. An `<area>` with
+  neither a shape nor one of these geocodes is refused. An Update without areas keeps the areas
+  of the broadcast it follows.
 - The earliest `<info><expires>` is the broadcast's hard expiry (default: 2 hours, at most 7
   days); an alert already expired is refused.
 """
@@ -42,6 +47,7 @@ import defusedxml
 import defusedxml.ElementTree as SafeET
 
 from broadcaster.domain.requests import DEFAULT_EXPIRY, MAX_EXPIRY, BroadcastRequest
+from broadcaster.domain.shapes import parse_circle, parse_polygon
 from broadcaster.errors import InputError
 
 NS: Final = "urn:oasis:names:tc:emergency:cap:1.2"
@@ -453,6 +459,15 @@ def _area(el: ET.Element, where: str, warnings: list[str]) -> list[str]:
     described = _text(el, "areaDesc")
     if described is None:
         raise CapError(f"{where} has no <areaDesc> (required by CAP 1.2)")
+    shapes = _shapes(el, f"{where} ({described})")
+    if shapes:
+        codes = el.findall(f"{{{NS}}}geocode")
+        if codes:
+            warnings.append(
+                f"{where} ({described}): its polygon/circle define it; {len(codes)} geocode(s) "
+                "ignored"
+            )
+        return shapes
     found: list[str] = []
     ignored: list[str] = []
     for geocode in el.findall(f"{{{NS}}}geocode"):
@@ -468,6 +483,25 @@ def _area(el: ET.Element, where: str, warnings: list[str]) -> list[str]:
     return found
 
 
+def _shapes(el: ET.Element, where: str) -> list[str]:
+    """The area's polygons and circles as targets, each checked (CapError saying what is wrong)."""
+    out: list[str] = []
+    for tag, kind in (("polygon", "polygon"), ("circle", "circle")):
+        for shape in el.findall(f"{{{NS}}}{tag}"):
+            text = " ".join((shape.text or "").split())
+            try:
+                if kind == "circle":
+                    centre, _, radius = text.rpartition(" ")
+                    parse_circle(f"{centre},{radius}")
+                    out.append(f"circle:{centre},{radius}")
+                else:
+                    parse_polygon(text)
+                    out.append(f"polygon:{text}")
+            except InputError as exc:
+                raise CapError(f"{where}: <{tag}> {exc}") from None
+    return out
+
+
 def _geocode(geocode: ET.Element, where: str) -> tuple[str, str | None]:
     """A geocode's valueName, and the area it names (None: a kind we do not target)."""
     name = (_text(geocode, "valueName") or "").upper()
@@ -481,11 +515,9 @@ def _geocode(geocode: ET.Element, where: str) -> tuple[str, str | None]:
 
 
 def _untargetable(el: ET.Element, where: str) -> CapError:
-    """The error for an <area> without a geocode we can target, naming its shapes if any."""
-    shapes = [t for t in ("polygon", "circle") if el.find(f"{{{NS}}}{t}") is not None]
+    """The error for an <area> with neither a shape nor a geocode we can target."""
     return CapError(
-        f"{where} has no geocode we can target"
-        + (f" ({' and '.join(shapes)} are not supported)" if shapes else "")
-        + ": add <geocode><valueName>DEPARTEMENT</valueName><value>75</value></geocode> "
+        f"{where} has no geocode we can target and no <polygon> or <circle>"
+        ": add <geocode><valueName>DEPARTEMENT</valueName><value>75</value></geocode> "
         "(or INSEE for a commune, REGION for a region)"
     )

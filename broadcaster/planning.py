@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from broadcaster.domain.variables import resolve
 from broadcaster.errors import InputError
-from broadcaster.targeting import AreaIndex, Target
+from broadcaster.targeting import AreaIndex, PresenceSummary, Target
 from broadcaster.text.encoding import (
     EncodedMessage,
     encode_message,
@@ -64,6 +64,8 @@ class Plan:
     placeholders: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     """Variable name -> the départements whose text carries that area variable's reference
     placeholder (a fictional number from the seed data): a live send refuses them."""
+    presence: PresenceSummary | None = None
+    """The geographic part of the target (cells, present, stale, overspill, visitors)."""
 
     @property
     def recipients(self) -> int:

@@ -10,14 +10,22 @@ never reach anyone twice, whatever mix of areas was named.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
+from broadcaster.domain.shapes import Shape, parse_circle, parse_polygon
 from broadcaster.errors import InputError, UnknownAreaError
 
-AreaKind = Literal["region", "dep", "commune", "cell"]
+AreaKind = Literal["region", "dep", "commune", "cell", "polygon", "circle"]
+SHAPE_KINDS = frozenset({"polygon", "circle"})
+Mode = Literal["auto", "present", "resident", "both"]
+MODES: tuple[Mode, ...] = ("auto", "present", "resident", "both")
+"""auto: present for a shape, resident for an administrative area or a cell (see README)."""
+DEFAULT_WINDOW_S = 6 * 3600
+"""A location older than this (6 h) is stale: its number is not counted present."""
 _KIND_ALIASES: dict[str, AreaKind] = {
     "region": "region",
     "reg": "region",
@@ -28,13 +36,16 @@ _KIND_ALIASES: dict[str, AreaKind] = {
     "insee": "commune",
     "cell": "cell",
     "cell_id": "cell",
+    "polygon": "polygon",
+    "circle": "circle",
 }
 _COMMUNE = re.compile(r"^(97[1-6]\d{2}|2[AB]\d{3}|\d{5})$")
 CELL_ID = re.compile(r"^[A-Za-z0-9._:-]{1,32}$")
 """A cell id as imported: letters, digits and `._:-`, at most 32 characters (case matters)."""
 AREA_FORMS = (
-    "region:CODE, dep:CODE, commune:INSEE or cell:ID "
-    "(e.g. dep:75, region:11, commune:75056, cell:C75001)"
+    "region:CODE, dep:CODE, commune:INSEE, cell:ID, polygon:LAT,LON LAT,LON ... (closed) or "
+    "circle:LAT,LON,RADIUS_KM (e.g. dep:75, region:11, commune:75056, cell:C75001, "
+    "circle:48.85,2.35,5)"
 )
 _NONE: frozenset[str] = frozenset()
 
@@ -48,6 +59,14 @@ class AreaRef:
 
     def __str__(self) -> str:
         return f"{self.kind}:{self.code}"
+
+    @property
+    def is_shape(self) -> bool:
+        return self.kind in SHAPE_KINDS
+
+    def shape(self) -> Shape:
+        """The polygon or circle this reference draws (checked when it was parsed)."""
+        return _shape(self.kind, self.code)
 
 
 @dataclass(frozen=True)
@@ -131,6 +150,40 @@ class Target:
     cells: Mapping[str, frozenset[str]] = field(default_factory=dict)
     exclude_communes: Mapping[str, frozenset[str]] = field(default_factory=dict)
     exclude_cells: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    present: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    """Per département (where the cell stands): the cells whose numbers seen within
+    `present_window_s` are reached, visitors included, with that département's texts."""
+    present_window_s: int = DEFAULT_WINDOW_S
+    mode: Mode = "auto"
+    visitor_languages: Mapping[str, str] = field(default_factory=dict)
+    """Country -> language for this broadcast's visitors (over `country_languages`)."""
+
+    @property
+    def all_departements(self) -> list[str]:
+        """Every département with recipients: residents' and those present in its cells."""
+        return sorted(set(self.departements) | set(self.present))
+
+    @property
+    def present_cells(self) -> list[str]:
+        """Every present-mode cell, all départements together (sorted)."""
+        return sorted(set().union(*self.present.values())) if self.present else []
+
+    def with_presence(
+        self,
+        present: Mapping[str, frozenset[str]],
+        window_s: int,
+        mode: Mode,
+        visitor_languages: Mapping[str, str] | None = None,
+    ) -> Target:
+        """This target plus the numbers present in these cells (one message per MSISDN: the
+        present text wins over the resident one)."""
+        return replace(
+            self,
+            present=dict(present),
+            present_window_s=window_s,
+            mode=mode,
+            visitor_languages=dict(visitor_languages or {}),
+        )
 
     @classmethod
     def of(cls, selections: Mapping[str, Selection], test_group_only: bool = False) -> Target:
@@ -165,9 +218,23 @@ class Target:
         out = []
         for code, sel in self.selections():
             out.append(code if sel.whole and sel.simple else f"{code} ({sel.describe()})")
+        for code, cells in sorted(self.present.items()):
+            out.append(f"{code} (present in {len(cells)} cell(s))")
         return out
 
     def as_json(self) -> dict[str, object]:
+        out = self._resident_json()
+        if self.present or self.mode != "auto":
+            out |= {
+                "present": _sorted_json(self.present),
+                "present_window_s": self.present_window_s,
+                "mode": self.mode,
+            }
+        if self.visitor_languages:
+            out["visitor_languages"] = dict(sorted(self.visitor_languages.items()))
+        return out
+
+    def _resident_json(self) -> dict[str, object]:
         return {
             "departements": {
                 code: None if communes is None else sorted(communes)
@@ -184,6 +251,13 @@ def _sorted_json(per_dep: Mapping[str, frozenset[str]]) -> dict[str, list[str]]:
     return {code: sorted(v) for code, v in sorted(per_dep.items()) if v}
 
 
+@functools.lru_cache(maxsize=32)
+def _shape(kind: str, code: str) -> Shape:
+    """A shape parsed and checked once per request, however often it is looked at (checking
+    an outline of thousands of points takes tens of milliseconds)."""
+    return parse_circle(code) if kind == "circle" else parse_polygon(code)
+
+
 def parse_area(spec: str) -> AreaRef:
     """Parse `kind:code`; a bad form is an UnknownAreaError that shows the accepted forms."""
     kind_text, sep, raw = spec.strip().partition(":")
@@ -191,6 +265,9 @@ def parse_area(spec: str) -> AreaRef:
     raw = raw.strip()
     if not sep or kind is None or not raw:
         raise UnknownAreaError(f"area {spec!r} is not understood; use {AREA_FORMS}")
+    if kind in SHAPE_KINDS:
+        _shape(kind, raw)  # refused here if it is not a valid shape
+        return AreaRef(kind, raw)
     if kind == "cell":
         if not CELL_ID.match(raw):
             raise UnknownAreaError(
@@ -315,3 +392,65 @@ def _expand(ref: AreaRef, index: AreaIndex) -> list[tuple[str, str, str]]:
     if dep not in index.departements:
         raise UnknownAreaError(f"commune {ref.code!r} is in no known département ({dep!r})")
     return [(dep, "commune", ref.code)]
+
+
+@dataclass(frozen=True)
+class ShapeReach:
+    """One shape of a target: the cells it meets and how far they spill outside it."""
+
+    shape: str
+    cells: int
+    overspill: float
+    """The share (0-1) of those cells' coverage that lies outside the shape."""
+
+
+@dataclass(frozen=True)
+class PresenceSummary:
+    """What a preview shows of the geographic part of a target, beyond its recipients."""
+
+    mode: Mode
+    window_s: int
+    cells: int
+    """Cells selected for the present part (all départements)."""
+    present: int
+    """Numbers seen within the window in those cells (reached by the present part)."""
+    stale: int
+    """Numbers last seen in those cells before the window (not reached)."""
+    shapes: tuple[ShapeReach, ...] = ()
+    visitors: tuple[tuple[str, str, int], ...] = ()
+    """(country, language, numbers) of the visitors reached."""
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "mode": self.mode,
+            "window_hours": round(self.window_s / 3600, 2),
+            "cells": self.cells,
+            "present": self.present,
+            "stale": self.stale,
+            "visitors": sum(n for _c, _l, n in self.visitors),
+            "shapes": [
+                {"shape": s.shape, "cells": s.cells, "overspill": round(s.overspill, 3)}
+                for s in self.shapes
+            ],
+            "visitors_by_country": [
+                {"country": c, "language": lang, "numbers": n} for c, lang, n in self.visitors
+            ],
+        }
+
+    def lines(self) -> list[str]:
+        """The preview's words."""
+        out = [
+            f"mode {self.mode}: {self.cells:,} cell(s) selected, {self.present:,} number(s) "
+            f"seen there within {self.window_s / 3600:g} h, {self.stale:,} stale (seen before, "
+            "not reached)"
+        ]
+        out += [
+            f"{s.shape}: {s.cells:,} cell(s), overspill {s.overspill:.0%} of their coverage "
+            "lies outside the shape"
+            for s in self.shapes
+        ]
+        if self.visitors:
+            out.append(
+                "visitors: " + ", ".join(f"{n:,} {c} ({lang})" for c, lang, n in self.visitors)
+            )
+        return out

@@ -40,7 +40,7 @@ exit codes: 0 ok, 1 failure, 2 bad input (nothing sent), 3 partially delivered, 
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from broadcaster.cli import api, broadcasts, check, config, control, data, drills
+    from broadcaster.cli import api, broadcasts, check, config, control, data, drills, geo
     from broadcaster.cli.mock_smsc import add_mock_smsc_command
 
     parser = argparse.ArgumentParser(
@@ -69,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.register(commands)
     config.register(commands)
     drills.register(commands)
+    geo.register(commands)
     return parser
 
 

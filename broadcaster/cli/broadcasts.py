@@ -144,9 +144,35 @@ def _add_target_options(p: argparse.ArgumentParser) -> None:
         p,
         "--area",
         env="BROADCASTER_AREA",
-        help="area to target: dep:75, region:11, commune:75056 or cell:ID (repeat for more)",
+        help="area to target: dep:75, region:11, commune:75056, cell:ID, "
+        "circle:LAT,LON,RADIUS_KM, polygon:LAT,LON LAT,LON ... (closed ring) or "
+        "polygon:FILE.geojson (repeat for more)",
     )
     multi(p, "--exclude", env="BROADCASTER_EXCLUDE", help="area to leave out (same forms)")
+    flag(
+        p,
+        "--mode",
+        env="BROADCASTER_MODE",
+        default="auto",
+        choices=("auto", "present", "resident", "both"),
+        help="who an area reaches: numbers present in its cells, subscribers resident there, "
+        "or both (one message each); auto: present for a polygon or circle, resident otherwise",
+    )
+    flag(
+        p,
+        "--freshness-hours",
+        env="BROADCASTER_FRESHNESS_HOURS",
+        type=float,
+        default=6.0,
+        help="present mode: a location older than this is stale, not reached (default 6)",
+    )
+    multi(
+        p,
+        "--visitor-language",
+        env="BROADCASTER_VISITOR_LANGUAGE",
+        help="COUNTRY=lang: this broadcast's language for visitors from that country, over "
+        "the country table (e.g. CH=de); repeatable",
+    )
     flag(
         p,
         "--cells-from",
@@ -201,8 +227,11 @@ def _request(args: argparse.Namespace, created_by: str) -> BroadcastRequest:
     if not areas and parent_id is None:
         raise InputError("name at least one --area (dep:75, region:11, commune:75056, cell:ID)")
     return BroadcastRequest(
-        areas=areas,
-        exclude=args.exclude,
+        areas=[_shape_file(a) for a in areas],
+        exclude=[_shape_file(a) for a in args.exclude],
+        mode=args.mode,
+        freshness_s=round(args.freshness_hours * 3600),
+        visitor_languages=_visitor_languages(args.visitor_language),
         template=args.template,
         variables=parse_variables(args.var),
         kind="drill" if args.drill else "live",
@@ -215,6 +244,27 @@ def _request(args: argparse.Namespace, created_by: str) -> BroadcastRequest:
         max_parts=args.max_parts,
         allow_language_fallback=getattr(args, "allow_language_fallback", False),
     )
+
+
+def _visitor_languages(pairs: list[str]) -> dict[str, str]:
+    out = {}
+    for pair in pairs:
+        country, sep, lang = pair.partition("=")
+        if not sep:
+            raise InputError(f"--visitor-language {pair!r} is not COUNTRY=lang (e.g. CH=de)")
+        out[country.strip().upper()] = lang.strip().lower()
+    return out
+
+
+def _shape_file(area: str) -> str:
+    """`polygon:FILE` (a GeoJSON file) as `polygon:` and the file's GeoJSON."""
+    kind, _, rest = area.partition(":")
+    if kind.strip().lower() != "polygon" or not rest.strip().lower().endswith(("json", "geojson")):
+        return area
+    try:
+        return "polygon:" + Path(rest.strip()).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read the polygon file {rest.strip()}: {exc}") from exc
 
 
 async def _cmd_preview(args: argparse.Namespace, settings: Settings) -> int:

@@ -504,5 +504,32 @@ def preview_text(preview: dict[str, Any], kind: str = "live") -> str:
             else "no ETA (no SMSC with a TPS limit is configured: set tps= per SMSC)"
         )
     )
+    lines += _presence_lines(preview.get("presence"))
     lines += [f"warning: {w}" for w in preview["warnings"]]
     return "\n".join(lines)
+
+
+def _presence_lines(presence: dict[str, Any] | None) -> list[str]:
+    """The geographic part of a preview: cells, present and stale numbers, overspill, visitors."""
+    if not presence:
+        return []
+    lines = [
+        f"where: mode {presence['mode']}, {presence['cells']:,} cell(s) selected; "
+        f"{presence['present']:,} number(s) seen there within {presence['window_hours']:g} h "
+        f"({presence['visitors']:,} visitors), {presence['stale']:,} stale (seen earlier, not "
+        "reached)"
+    ]
+    lines += [
+        f"    {s['shape']}: {s['cells']:,} cell(s), overspill {s['overspill']:.0%} "
+        "(share of their coverage outside the shape)"
+        for s in presence["shapes"]
+    ]
+    if presence["visitors_by_country"]:
+        lines.append(
+            "    visitors: "
+            + ", ".join(
+                f"{v['numbers']:,} {v['country']}/{v['language']}"
+                for v in presence["visitors_by_country"]
+            )
+        )
+    return lines

@@ -15,16 +15,18 @@ from typing import Any
 
 import structlog
 
+from broadcaster.commands import geography
 from broadcaster.domain.requests import BroadcastRequest, check_expiry
 from broadcaster.domain.states import TRANSITIONS
 from broadcaster.errors import InputError
 from broadcaster.planning import Plan, check_sendable, plan_broadcast
 from broadcaster.settings import Settings
 from broadcaster.store import broadcasts as store
-from broadcaster.store.areas import load_area_index, load_area_variables
+from broadcaster.store import geo
+from broadcaster.store.areas import load_area_variables
 from broadcaster.store.database import Conn
 from broadcaster.store.subscribers import target_counts
-from broadcaster.targeting import cells_named, parse_area, resolve_target
+from broadcaster.targeting import Target, parse_area
 from broadcaster.text.templates import Scenario, TemplateCatalogue
 
 log = structlog.get_logger(__name__)
@@ -50,20 +52,21 @@ async def make_plan(conn: Conn, settings: Settings, request: BroadcastRequest) -
         raise InputError(f"the maximum number of parts must be at least 1, not {max_parts}")
     include = [parse_area(a) for a in request.areas]
     exclude = [parse_area(a) for a in request.exclude]
-    index = await load_area_index(conn, cells_named(include + exclude))
-    target = resolve_target(
+    resolved = await geography.resolve(
+        conn,
         include,
-        index,
-        exclude=exclude,
+        exclude,
+        mode=geography.check_mode(request.mode, request.freshness_s),
+        window_s=request.freshness_s,
         test_group_only=request.test_group_only or request.kind == "drill",
+        visitor_languages=request.visitor_languages,
     )
-    if request.reached_only:
-        assert request.parent_id is not None
-        counts = await store.reached_counts(conn, target, request.parent_id)
-    else:
-        counts = await target_counts(conn, target)
-    area = await load_area_variables(conn, target.departements)
-    return plan_broadcast(
+    target, index = resolved.target, resolved.index
+    counts = await _resident_counts(conn, target, request.parent_id, request.reached_only)
+    for key, n in resolved.present_counts.items():
+        counts[key] = counts.get(key, 0) + n
+    area = await load_area_variables(conn, target.all_departements)
+    plan = plan_broadcast(
         catalogue=catalogue,
         scenario=scenario,
         target=target,
@@ -75,6 +78,22 @@ async def make_plan(conn: Conn, settings: Settings, request: BroadcastRequest) -
         gsm_safe=request.gsm_safe,
         placeholders=area.placeholders,
     )
+    return replace(plan, presence=resolved.summary)
+
+
+async def _resident_counts(
+    conn: Conn, target: Target, parent_id: int | None, reached_only: bool
+) -> dict[tuple[str, str], int]:
+    """Recipients per (département, language) of the target's resident part (without those
+    its present part reaches)."""
+    if not target.departements:
+        return {}
+    if reached_only:
+        assert parent_id is not None
+        return dict(await store.reached_counts(conn, target, parent_id))
+    if target.present:
+        return await geo.resident_counts_absent(conn, target)
+    return await target_counts(conn, target)
 
 
 def refuse_unsendable(request: BroadcastRequest, plan: Plan) -> None:
@@ -107,7 +126,12 @@ async def _follow_parent(conn: Conn, request: BroadcastRequest) -> BroadcastRequ
         return request
     target = json.loads(parent["target"])
     return replace(
-        request, areas=tuple(target.get("areas", ())), exclude=tuple(target.get("exclude", ()))
+        request,
+        areas=tuple(target.get("areas", ())),
+        exclude=tuple(target.get("exclude", ())),
+        mode=target.get("mode", request.mode),
+        freshness_s=target.get("present_window_s", request.freshness_s),
+        visitor_languages=target.get("visitor_languages", request.visitor_languages),
     )
 
 
@@ -159,6 +183,7 @@ def plan_as_json(plan: Plan, parts_per_second: float) -> dict[str, Any]:
         "eta_seconds": plan.eta_seconds(parts_per_second),
         "warnings": list(plan.warnings),
         "placeholders": {name: list(deps) for name, deps in plan.placeholders.items()},
+        "presence": None if plan.presence is None else plan.presence.as_json(),
         "groups": [
             {
                 "departement": g.departement,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from broadcaster.errors import InputError
@@ -35,6 +35,15 @@ class BroadcastRequest:
     """With a parent: only the recipients the parent reached (accepted by the SMSC)."""
     max_parts: int | None = None
     """The most parts one message may take; None: the configured `max_parts`."""
+    mode: str = "auto"
+    """Who an area reaches: `present` (numbers last seen in its cells within `freshness_s`),
+    `resident` (subscribers living there), `both`, or `auto` (present for a polygon or circle,
+    resident for an administrative area or a cell id)."""
+    freshness_s: int = 6 * 3600
+    """How recent a location must be to count as present (6 h by default)."""
+    visitor_languages: Mapping[str, str] = field(default_factory=dict)
+    """Country (ISO 3166 alpha-2) -> language (ISO 639-1) for this broadcast's visitors, over
+    the `country_languages` table (e.g. {"CH": "de"} near the German-speaking border)."""
     allow_language_fallback: bool = False
     """A live send may reach groups whose text is not in their language (no template in it,
     or a variable written for another); without it such a plan is refused."""

@@ -116,6 +116,12 @@ class Engine:
         finally:
             self._runners.discard(runner)
 
+    def halt(self, broadcast_id: int, reason: str) -> None:
+        """Stop this engine's run of one broadcast now (a more urgent one starts here)."""
+        for runner in list(self._runners):
+            if runner.broadcast_id == broadcast_id:
+                runner.halt(reason)
+
     def halt_all(self, reason: str) -> None:
         """Stop every run of this engine now (the worker stops): each hands its unfinished
         chunks back at once, so that another worker takes them up."""

@@ -93,6 +93,9 @@ class Worker:
                     await self._ride_out(exc)
                     continue
                 for broadcast_id, priority in startable:
+                    self._preempt_below(priority, running)
+                    if self._stop.is_set():
+                        break
                     task = asyncio.create_task(self.engine.run(broadcast_id, self.on_progress))
                     running[broadcast_id] = (task, priority)
                 if not running:
@@ -111,6 +114,16 @@ class Worker:
                 tasks = [task for task, _priority in running.values()]
                 await asyncio.wait(tasks)
                 self._collect(running, set(tasks))
+
+    def _preempt_below(
+        self, priority: int, running: dict[int, tuple[asyncio.Task[RunStats], int]]
+    ) -> None:
+        """A more urgent broadcast starts here: halt this worker's runs of lower priority first
+        (they hand their chunks back). Their controllers would notice only while the urgent one
+        still had a chunk nobody held, and this worker claims them all at once."""
+        for broadcast_id, (_task, other) in running.items():
+            if other < priority:
+                self.engine.halt(broadcast_id, "preempted")
 
     async def _startable(
         self, running: dict[int, tuple[asyncio.Task[RunStats], int]]

@@ -30,6 +30,9 @@ def broadcast_request(body: dict[str, Any], created_by: str) -> BroadcastRequest
         expires_in=expires_in(body),
         created_by=created_by,
         allow_language_fallback=body.get("allow_language_fallback", False),
+        mode=body.get("mode", "auto"),
+        freshness_s=round(float(body.get("freshness_hours", 6)) * 3600),
+        visitor_languages=dict(body.get("visitor_languages", {})),
     )
 
 

@@ -26,7 +26,8 @@ Schema = dict[str, Any]
 PRINTABLE: Final = r"^[^\x00-\x1f\x7f]*$"
 """No control characters (tab, newline and NUL included)."""
 AREA_PATTERN: Final = (
-    r"^((region|reg|dep|departement|commune|insee):[0-9A-Z]{1,5}|cell:[A-Za-z0-9._:-]{1,32})$"
+    r"^((region|reg|dep|departement|commune|insee):[0-9A-Z]{1,5}|cell:[A-Za-z0-9._:-]{1,32}"
+    r"|circle:[-0-9., ]{5,80}|polygon:([-0-9.,; ]{11,}|\{[\s\S]{10,}\}))$"
 )
 NAME_PATTERN: Final = r"^[a-z][a-z0-9_]{0,39}$"
 VARIABLE_KEY: Final = r"^[a-z][a-z0-9_]{0,39}(\.[a-z]{2})?$"
@@ -44,8 +45,25 @@ MAX_EXPIRY_S: Final = int(MAX_EXPIRY.total_seconds())
 AREA: Final[Schema] = {
     "type": "string",
     "pattern": AREA_PATTERN,
-    "description": "an area: region:CODE, dep:CODE, commune:INSEE or cell:ID (e.g. dep:75, "
-    "region:11, commune:75056, cell:C75001)",
+    "description": "an area: region:CODE, dep:CODE, commune:INSEE, cell:ID, "
+    "circle:LAT,LON,RADIUS_KM (radius in (0, 500]) or polygon: with LAT,LON pairs separated by "
+    "spaces (a closed ring: the last repeats the first) or a GeoJSON Polygon (e.g. dep:75, "
+    "region:11, commune:75056, cell:C75001, circle:48.85,2.35,5)",
+    "maxLength": 200_000,
+}
+MODE: Final[Schema] = {
+    "type": "string",
+    "enum": ["auto", "present", "resident", "both"],
+    "description": "who an area reaches: the numbers last seen in its cells within "
+    "freshness_hours (present, visitors included), the subscribers living there (resident), "
+    "or both (one message per number); auto (default): present for a polygon or circle, "
+    "resident for an administrative area or a cell id",
+}
+FRESHNESS_HOURS: Final[Schema] = {
+    "type": "number",
+    "exclusiveMinimum": 0,
+    "maximum": 168,
+    "description": "present mode: a location older than this is stale, not reached (default 6)",
 }
 AREA_LIST: Final[Schema] = {
     "type": "array",
@@ -112,6 +130,16 @@ BROADCAST_CREATE: Final[Schema] = {
         },
         "expires_in_seconds": EXPIRES_IN,
         "allow_language_fallback": ALLOW_LANGUAGE_FALLBACK,
+        "mode": MODE,
+        "freshness_hours": FRESHNESS_HOURS,
+        "visitor_languages": {
+            "type": "object",
+            "maxProperties": 50,
+            "propertyNames": {"pattern": "^[A-Z]{2}$"},
+            "additionalProperties": {"type": "string", "pattern": "^[a-z]{2}$"},
+            "description": "country (ISO 3166 alpha-2) -> language (ISO 639-1) for this "
+            'broadcast\'s visitors, over the built-in country table (e.g. {"CH": "de"})',
+        },
         "dry_run": {
             "type": "boolean",
             "description": "return the preview (texts, recipients, parts) and store nothing",
@@ -196,6 +224,13 @@ PREVIEW: Final[Schema] = {
             "additionalProperties": {"type": "array", "items": {"type": "string"}},
             "description": "variable -> the départements whose texts carry its reference "
             "placeholder (a fictional number): a live send refuses them until each is set",
+        },
+        "presence": {
+            "type": ["object", "null"],
+            "description": "the geographic part of the target (null: none): mode, window_hours, "
+            "cells selected, present (numbers seen there within the window), stale (seen "
+            "before it, not reached), visitors, per shape its cells and overspill (the share "
+            "of their coverage outside the shape), visitors_by_country (country, language)",
         },
         "groups": {
             "type": "array",

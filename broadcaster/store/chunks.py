@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import asyncpg
@@ -52,17 +53,35 @@ class Chunk:
     exclude_cells: list[str] | None = None
     reclaimed: bool = True
     """Claimed before (by a worker that died or stopped): some parts may be recorded already."""
+    source: str = "home"
+    """'home': subscribers by where they live; 'present': the broadcast's present numbers
+    (`broadcast_present`, taken when it was created) of this département."""
+    present_cells: list[str] | None = None
+    """The cells of the broadcast's present part."""
+    present_window: timedelta | None = None
+    present_departements: list[str] | None = None
+    """On a home chunk: leave out the broadcast's present numbers of these départements (they
+    get the present text); None: the broadcast has no present part."""
+    broadcast_id: int | None = None
 
     @property
-    def selection_args(self) -> tuple[list[str] | None, ...]:
-        """Arguments $6-$8 of the `stream_chunk` query (after $1-$5)."""
-        return (self.cells, self.exclude_communes, self.exclude_cells)
+    def selection_args(self) -> tuple[object, ...]:
+        """Arguments $6-$10 of the `stream_chunk` query (after $1-$5)."""
+        return (self.cells, self.exclude_communes, self.exclude_cells, *self.presence_args)
+
+    @property
+    def presence_args(self) -> tuple[int | None, list[str] | None]:
+        """(broadcast, départements) whose present numbers a home chunk leaves out."""
+        if self.present_departements is None:
+            return (None, None)
+        return (self.broadcast_id, self.present_departements)
 
 
 async def insert_chunks(conn: Conn, broadcast_id: int, target: Target, chunk_size: int) -> None:
     """Cut each département's selection into chunks of about `chunk_size` recipients."""
     chunk_rows: list[tuple[Any, ...]] = []
     selections: list[tuple[Any, ...]] = []
+    window = timedelta(seconds=target.present_window_s)
     for dep, selection in target.selections():
         starts = await chunk_starts(conn, dep, selection, target.test_group_only, chunk_size)
         communes, cells, no_communes, no_cells = selection.columns()
@@ -73,8 +92,44 @@ async def insert_chunks(conn: Conn, broadcast_id: int, target: Target, chunk_siz
             start = starts[i] if i else 0
             end = starts[i + 1] - 1 if i + 1 < len(starts) else MAX_MSISDN
             chunk_rows.append((broadcast_id, len(chunk_rows), dep, communes, start, end))
+    home = list(range(len(chunk_rows)))
+    present: list[tuple[Any, ...]] = []
+    await _snapshot_present(conn, broadcast_id, target)
+    for dep, here in sorted(target.present.items()):
+        rows = await conn.fetch(queries["present_chunk_starts"], broadcast_id, dep, chunk_size)
+        starts = [r["msisdn"] for r in rows]
+        numbers = []
+        for i in range(len(starts)):
+            start = starts[i] if i else 0
+            end = starts[i + 1] - 1 if i + 1 < len(starts) else MAX_MSISDN
+            numbers.append(len(chunk_rows))
+            chunk_rows.append((broadcast_id, len(chunk_rows), dep, None, start, end))
+        if numbers:
+            present.append((broadcast_id, numbers, "present", sorted(here), window, None))
     await conn.executemany(queries["insert_chunk"], chunk_rows)
     await conn.executemany(queries["set_chunk_selection"], selections)
+    if target.present and home:
+        present.append((broadcast_id, home, "home", None, None, sorted(target.present)))
+    await conn.executemany(queries["set_chunk_presence"], present)
+
+
+async def _snapshot_present(conn: Conn, broadcast_id: int, target: Target) -> None:
+    """Who the present part reaches, taken now (what the preview counted), one row a number."""
+    pairs = [(cell, dep) for dep, cells in target.present.items() for cell in sorted(cells)]
+    if not pairs:
+        return
+    cells, deps = (list(column) for column in zip(*pairs, strict=True))
+    countries = sorted(target.visitor_languages)
+    await conn.execute(
+        queries["snapshot_present"],
+        broadcast_id,
+        cells,
+        deps,
+        target.present_window_s,
+        countries,
+        [target.visitor_languages[c] for c in countries],
+        target.test_group_only,
+    )
 
 
 async def claim(conn: Conn, broadcast_id: int, worker: str, lease_seconds: float) -> Chunk | None:
@@ -98,6 +153,11 @@ async def claim(conn: Conn, broadcast_id: int, worker: str, lease_seconds: float
         exclude_communes=selection["exclude_communes"],
         exclude_cells=selection["exclude_cells"],
         reclaimed=row["claims"] > 1,
+        source=row.get("source", "home"),
+        present_cells=row.get("present_cells"),
+        present_window=row.get("present_window"),
+        present_departements=row.get("present_departements"),
+        broadcast_id=broadcast_id,
     )
 
 
@@ -105,6 +165,11 @@ async def recorded_parts(conn: Conn, broadcast_id: int, chunk: Chunk) -> set[tup
     """(msisdn, part) of the chunk's parts that already have an outcome (skipped on resume)."""
     if not chunk.reclaimed:
         return set()  # first claim of this chunk: nothing can have been recorded yet
+    if chunk.source == "present":
+        rows = await conn.fetch(
+            queries["recorded_parts_present"], broadcast_id, chunk.msisdn_from, chunk.msisdn_to
+        )
+        return {(r["msisdn"], r["part"]) for r in rows}
     rows = await conn.fetch(
         queries["recorded_parts"],
         broadcast_id,
@@ -128,13 +193,19 @@ async def stream(
     """COPY the chunk's recipients out as `msisdn\\tlang` lines (a drill's with `\\tt|f`, its
     test-group flag, checked before anything is sent); `reached_of`: only those that broadcast
     reached."""
+    if chunk.source == "present":
+        # The test group was applied when the present numbers were taken.
+        await _stream_present(conn, broadcast_id, chunk, output, drill, reached_of)
+        return
     args: list[object] = [
         chunk.departement,
         chunk.msisdn_from,
         chunk.msisdn_to,
         chunk.communes,
         test_group_only,
-        *chunk.selection_args,  # $6-$8: the chunk's cells and exclusions
+        chunk.cells,  # $6-$8: the chunk's cells and exclusions
+        chunk.exclude_communes,
+        chunk.exclude_cells,
     ]
     name = "stream_chunk"
     if drill:
@@ -143,7 +214,29 @@ async def stream(
     elif reached_of is not None:
         name = "stream_chunk_reached"
         args.append(reached_of)  # $9: the broadcast whose reached recipients we want
+    args += chunk.presence_args  # the last two: whose present numbers to leave out
     await conn.copy_from_query(queries[name].rstrip().rstrip(";"), *args, output=output)
+
+
+async def _stream_present(
+    conn: Conn,
+    broadcast_id: int,
+    chunk: Chunk,
+    output: StreamOutput,
+    drill: bool,
+    reached_of: int | None,
+) -> None:
+    """COPY a present-mode chunk's numbers out, as `stream` does a home chunk's."""
+    name = "stream_present_drill" if drill else "stream_present"
+    await conn.copy_from_query(
+        queries[name].rstrip().rstrip(";"),
+        broadcast_id,
+        chunk.departement,
+        chunk.msisdn_from,
+        chunk.msisdn_to,
+        reached_of,
+        output=output,
+    )
 
 
 async def record_outcomes(

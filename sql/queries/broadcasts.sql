@@ -57,7 +57,8 @@ WHERE (c.broadcast_id, c.chunk_no) = (
     FOR UPDATE SKIP LOCKED
 )
 RETURNING chunk_no, departement, communes, msisdn_from, msisdn_to, claims, cells,
-          exclude_communes, exclude_cells;
+          exclude_communes, exclude_cells, source, present_cells, present_window,
+          present_departements;
 
 -- name: renew_leases
 UPDATE broadcast_chunks SET lease_until = now() + make_interval(secs => $3)
@@ -166,7 +167,8 @@ WHERE s.departement = $1
 GROUP BY s.lang;
 
 -- name: stream_chunk_reached
--- stream_chunk ($1-$8), restricted to the recipients broadcast $9 reached (accepted).
+-- stream_chunk ($1-$8), restricted to the recipients broadcast $9 reached (accepted); $10-$11
+-- the present numbers to leave out (stream_chunk's $9-$10).
 SELECT s.msisdn, s.lang
 FROM subscribers s
 WHERE s.departement = $1 AND s.msisdn BETWEEN $2 AND $3
@@ -176,6 +178,9 @@ WHERE s.departement = $1 AND s.msisdn BETWEEN $2 AND $3
   AND ($8::text[] IS NULL OR (s.cell_id = ANY($8::text[])) IS NOT TRUE)
   AND EXISTS (SELECT 1 FROM deliveries d
               WHERE d.broadcast_id = $9 AND d.msisdn = s.msisdn AND d.status = 0)
+  AND ($10::bigint IS NULL OR NOT EXISTS (
+      SELECT 1 FROM broadcast_present p WHERE p.broadcast_id = $10
+                                          AND p.departement = ANY($11::text[]) AND p.msisdn = s.msisdn))
 ORDER BY s.msisdn
 
 -- name: worker_heartbeat

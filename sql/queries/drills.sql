@@ -120,7 +120,8 @@ ORDER BY id DESC LIMIT 1;
 -- name: stream_chunk_drill
 -- stream_chunk ($1-$8) for a drill, with each row's test_group flag so that the engine can
 -- refuse the drill if a non-test subscriber ever comes out; $9: only the recipients that
--- broadcast $9 reached (NULL: no such restriction).
+-- broadcast $9 reached (NULL: no such restriction); $10-$11 the present numbers to leave out
+-- (stream_chunk's $9-$10).
 SELECT s.msisdn, s.lang, s.test_group
 FROM subscribers s
 WHERE s.departement = $1 AND s.msisdn BETWEEN $2 AND $3
@@ -131,6 +132,9 @@ WHERE s.departement = $1 AND s.msisdn BETWEEN $2 AND $3
   AND ($9::bigint IS NULL OR EXISTS (SELECT 1 FROM deliveries d
                                      WHERE d.broadcast_id = $9 AND d.msisdn = s.msisdn
                                        AND d.status = 0))
+  AND ($10::bigint IS NULL OR NOT EXISTS (
+      SELECT 1 FROM broadcast_present p WHERE p.broadcast_id = $10
+                                          AND p.departement = ANY($11::text[]) AND p.msisdn = s.msisdn))
 ORDER BY s.msisdn;
 
 -- name: drill_metrics_latest

@@ -189,7 +189,9 @@ FROM broadcast_chunks WHERE broadcast_id = $1 AND chunk_no = $2;
 -- The recipients of one chunk, in key order (used as COPY (...) TO STDOUT, whose arguments are
 -- inlined as constants: a NULL filter folds away, and a whole département is an index-only
 -- scan of subscribers_by_departement). $1 département, $2..$3 msisdn range, $4 communes (NULL:
--- all), $5 test group only, $6 cells, $7 excluded communes, $8 excluded cells.
+-- all), $5 test group only, $6 cells, $7 excluded communes, $8 excluded cells; $9 (NULL: none)
+-- the broadcast whose present numbers (broadcast_present, in the départements $10) get that text
+-- instead.
 SELECT msisdn, lang
 FROM subscribers
 WHERE departement = $1 AND msisdn BETWEEN $2 AND $3
@@ -197,6 +199,9 @@ WHERE departement = $1 AND msisdn BETWEEN $2 AND $3
   AND (NOT $5::boolean OR test_group)
   AND ($7::text[] IS NULL OR (commune = ANY($7::text[])) IS NOT TRUE)
   AND ($8::text[] IS NULL OR (cell_id = ANY($8::text[])) IS NOT TRUE)
+  AND ($9::bigint IS NULL OR NOT EXISTS (
+      SELECT 1 FROM broadcast_present p WHERE p.broadcast_id = $9
+                                          AND p.departement = ANY($10::text[]) AND p.msisdn = subscribers.msisdn))
 ORDER BY msisdn
 
 -- name: subscribers_in_departements

@@ -63,6 +63,10 @@ JSON_COVERAGE = {
     "audit": "e2e.test_cli_json::test_tokens_and_audit",
     "check": "e2e.test_cli_json::test_check_ready_and_not_ready",
     **dict.fromkeys(
+        ["cells import", "cells synth", "locations synth", "locations ingest"],
+        "e2e.test_cli_geo::test_cells_locations_and_a_polygon_preview",
+    ),
+    **dict.fromkeys(
         [f"drill schedule {a}" for a in ("add", "list", "show", "enable", "disable", "remove")],
         "e2e.test_drill_cli::test_schedules_are_added_listed_shown_disabled_and_removed",
     ),

@@ -1108,7 +1108,7 @@ async def test_cap_test_status_is_validated_and_nothing_is_stored(api: Api) -> N
         ("malformed.xml", 400, "malformed_xml"),
         ("bomb.xml", 400, "xml_refused"),
         ("xxe.xml", 400, "xml_refused"),
-        ("polygon_only.xml", 422, "invalid_cap"),
+        ("polygon_only.xml", 422, "shape_meets_no_cell"),  # no cell imported here
         ("update.xml", 422, "unknown_reference"),  # nothing to update yet
         ("two_places.xml", 422, "invalid_cap"),  # each text would reach the other's areas
         ("italian.xml", 422, "invalid_cap"),  # an <info> with no template: refused, not dropped

@@ -159,3 +159,66 @@ async def test_a_cap_cancel_before_approval_means_nothing_is_ever_sent(lab: Lab)
     assert cancelled["cancelled"] == [1]
     await lab.run_worker()
     assert lab.received() == {}
+
+
+async def _cells_and_locations(lab: Lab) -> None:
+    """Cell IN inside polygon_only.xml's 48.85-48.87 x 2.33-2.36, OUT outside; 33600000001 and
+    a German visitor seen in IN an hour ago, 33600000002 in OUT."""
+    from datetime import UTC, datetime, timedelta
+
+    from broadcaster.domain.cells import parse_cell
+    from broadcaster.store.cells import import_cells
+    from broadcaster.store.locations import ingest
+
+    square = "POLYGON(({0} {1}, {2} {1}, {2} {3}, {0} {3}, {0} {1}))"
+    cells = [
+        {"cell_id": "IN", "technology": "4G", "lat": "48.86", "lon": "2.34",
+         "coverage": square.format(2.335, 48.855, 2.345, 48.865)},
+        {"cell_id": "OUT", "technology": "4G", "lat": "48.80", "lon": "2.20",
+         "coverage": square.format(2.195, 48.795, 2.205, 48.805)},
+    ]  # fmt: skip
+    seen = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
+    async with lab.db.acquire() as conn:
+        await import_cells(conn, [(n, parse_cell(c)) for n, c in enumerate(cells, 2)])
+        done = await ingest(
+            conn,
+            [f"33600000001,IN,{seen}", f"33600000002,OUT,{seen}", f"4915100000001,IN,{seen}"],
+        )
+    assert done.written == 3
+
+
+async def test_a_cap_polygon_alert_reaches_who_is_inside_once(lab: Lab) -> None:
+    await _cells_and_locations(lab)
+    status, created = await lab.post(
+        "/v1/cap", "alice", raw=(CAP_DIR / "polygon_only.xml").read_bytes(), xml=True
+    )
+    assert status == 201, created
+    broadcast_id = created["broadcast_id"]
+    if created["broadcast"]["state"] == "pending_approval":
+        status, approved = await lab.post(f"/v1/broadcasts/{broadcast_id}/approve", "bob")
+        assert status == 200, approved
+    await lab.run_worker()
+    text = "Appelez le 01 99 00 75 00."
+    assert lab.received() == {"33600000001": [text], "4915100000001": [text]}
+
+
+async def test_the_dry_run_shows_the_geographic_preview(lab: Lab) -> None:
+    await _cells_and_locations(lab)
+    polygon = "polygon:48.85,2.33 48.87,2.33 48.87,2.36 48.85,2.36 48.85,2.33"
+    body = {"areas": [polygon], "template": "outage", "dry_run": True, "freshness_hours": 2}
+    status, answer = await lab.post("/v1/broadcasts", "alice", body)
+    assert status == 200, answer
+    preview = answer["preview"]
+    assert preview["recipients"] == 2
+    presence = preview["presence"]
+    assert (presence["mode"], presence["cells"], presence["present"]) == ("auto", 1, 2)
+    assert (presence["stale"], presence["visitors"], presence["window_hours"]) == (0, 1, 2)
+    assert presence["visitors_by_country"] == [{"country": "DE", "language": "de", "numbers": 1}]
+    assert presence["shapes"][0]["overspill"] == 0  # IN lies inside the polygon
+    refused = [
+        await lab.post("/v1/broadcasts", "alice", {**body, "areas": [polygon[:-11]]}),
+        await lab.post("/v1/broadcasts", "alice", {**body, "areas": ["circle:48.86,2.34,0"]}),
+        await lab.post("/v1/broadcasts", "alice", {**body, "mode": "everywhere"}),
+    ]
+    assert [status for status, _ in refused] == [422, 422, 400]
+    assert lab.mock.record.parts_received == 0

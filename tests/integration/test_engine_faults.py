@@ -293,3 +293,28 @@ async def test_a_broadcast_left_running_with_every_chunk_done_is_completed_by_a_
     assert mock.submits == 0
     async with db.acquire() as conn:
         assert await store.get_state(conn, broadcast_id) == "completed"
+
+
+async def test_the_report_counts_every_part_the_smsc_got_twice_after_a_stall(
+    db: asyncpg.Pool, db_dsn: str, start_mock: StartMock
+) -> None:
+    """An SMSC that stalls with parts in flight: the pool times them out and sends them again,
+    and the SMSC, once it resumes, accepts both copies. The mock's record is the judge: every
+    duplicate it received is among the parts the report says were possibly sent twice (the
+    outcome rows alone said "0 duplicates": issue 20, item 6)."""
+    mock, smsc = await start_mock(
+        MockConfig(seed=6, stall_after=120, stall_seconds=1.5), window=20, response_timeout_s=0.5
+    )
+    broadcast_id, _plan = await _create(db, db_dsn, ["dep:75", "dep:13"])
+    runs = await asyncio.wait_for(Worker(db, [smsc]).run(until_idle=True), 120)
+    assert [r.state for r in runs] == ["completed"]
+    received = mock.record.messages
+    expected = await _subscribers(db, ["75", "13"])
+    assert set(received) == set(expected)
+    twice_at_the_smsc = sum(len(texts) - 1 for texts in received.values())
+    async with db.acquire() as conn:
+        status = await store.progress(conn, broadcast_id)
+    assert mock.stalls > 0
+    assert 0 < twice_at_the_smsc <= status["possibly_sent_twice"]
+    assert status["possibly_sent_twice"] == status["resent_in_flight"] + status["duplicates"]
+    assert runs[0].possibly_twice == status["resent_in_flight"]

@@ -103,6 +103,18 @@ async def _copy_sent(db: asyncpg.Pool) -> None:
                 await asyncio.sleep(0.01)
 
 
+def _start_only(monkeypatch: pytest.MonkeyPatch, broadcast_id: int) -> None:
+    """The worker would start the live alert side by side at once (and, on a slow machine, finish
+    it before the drill's controller looks): it starts nothing but the drill here, so the drill's
+    run is the one that sees the alert and is preempted."""
+    startable = Worker._startable
+
+    async def only_that(self: Worker, running: Any) -> list[tuple[int, int]]:
+        return [(i, p) for i, p in await startable(self, running) if i == broadcast_id]
+
+    monkeypatch.setattr(Worker, "_startable", only_that)
+
+
 @pytest.mark.parametrize(
     ("action", "point", "chunk_size"),
     [
@@ -152,6 +164,8 @@ async def test_a_stop_while_a_chunk_streams_ends_the_run_and_frees_its_connectio
         await asyncio.wait_for(halted.wait(), 5)
 
     monkeypatch.setattr(BroadcastRunner, "_halt", spy_halt)
+    if action == "preempt":
+        _start_only(monkeypatch, broadcast_id)
     if point == "claim":
         recorded_parts = chunks.recorded_parts
 

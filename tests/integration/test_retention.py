@@ -134,7 +134,7 @@ async def test_purge_drops_exactly_the_old_months_and_never_a_running_broadcast(
     receipts = {p["partition"]: p["action"] for p in result["receipts"]["partitions"]}
     assert receipts[_month(OLDER, "receipts")] == "dropped"
     assert result["audit"]["rows"] == 1
-    assert result["locations"]["table"] == "absent"
+    assert result["locations"]["rows"] == 0  # none recorded
     async with pool.acquire() as conn:
         after = await _counts(conn)
         assert after == {
@@ -199,19 +199,21 @@ async def test_dry_run_changes_nothing_and_zero_keeps_for_ever(
 async def test_location_records_older_than_the_retention_go(
     pool: asyncpg.Pool[asyncpg.Record],
 ) -> None:
-    """Where the geography migration made the table (here a stand-in with its two columns)."""
+    """Where people were seen (geography, migration 0012): hours, not months."""
     async with pool.acquire() as conn:
         await conn.execute(
-            "CREATE TABLE locations (msisdn bigint PRIMARY KEY, seen_at timestamptz)"
-        )
-        await conn.execute(
-            "INSERT INTO locations VALUES (1, now() - interval '3 days'), "
-            "(2, now() - interval '47 hours'), (3, now())"
+            "INSERT INTO locations (msisdn, cell_id, seen_at, lang) VALUES "
+            "(33600000001, 'c', now() - interval '3 days', 'fr'), "
+            "(33600000002, 'c', now() - interval '47 hours', "
+            "'fr'), (33600000003, 'c', now(), 'fr')"
         )
     result = await purge(pool, SETTINGS, SCHEDULER)
     assert result["locations"]["rows"] == 1
     async with pool.acquire() as conn:
-        assert [r[0] for r in await conn.fetch("SELECT msisdn FROM locations ORDER BY 1")] == [2, 3]
+        assert [r[0] for r in await conn.fetch("SELECT msisdn FROM locations ORDER BY 1")] == [
+            33600000002,
+            33600000003,
+        ]
 
 
 def test_cli_purge_dry_run_says_what_would_go(db_dsn: str, tmp_path: Path) -> None:

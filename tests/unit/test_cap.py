@@ -140,10 +140,37 @@ def test_malformed_xml_says_where() -> None:
     assert caught.value.status == 400
 
 
-def test_polygon_only_area_is_refused_with_the_fix() -> None:
-    with pytest.raises(cap.CapError, match=r"polygon are not supported.*DEPARTEMENT") as caught:
-        cap.parse(sample("polygon_only.xml"))
+def test_a_polygon_area_becomes_a_polygon_target() -> None:
+    message = cap.parse(sample("polygon_only.xml"))
+    assert message.areas == ("polygon:48.85,2.33 48.87,2.33 48.87,2.36 48.85,2.36 48.85,2.33",)
+
+
+@pytest.mark.parametrize(
+    ("shape", "message"),
+    [
+        ("<polygon>48.85,2.33 48.87,2.33 48.87,2.36 48.85,2.36</polygon>", "not closed"),
+        ("<polygon>48.85,2.33 48.87,2.36 48.87,2.33 48.85,2.36 48.85,2.33</polygon>", "crosses"),
+        ("<polygon>148.85,2.33 148.87,2.33 148.87,2.36 148.85,2.33</polygon>", "swapped"),
+        ("<circle>48.85,2.35 0</circle>", "above 0"),
+        ("<circle>48.85,2.35 900</circle>", "at most 500 km"),
+        ("<circle>48.85 2.35</circle>", "LAT,LON,RADIUS_KM"),
+    ],
+)
+def test_bad_cap_shapes_are_refused(shape: str, message: str) -> None:
+    areas = f"<area><areaDesc>Zone</areaDesc>{shape}</area>"
+    with pytest.raises(cap.CapError, match=message) as caught:
+        cap.parse(alert(infos=info(areas=areas)))
     assert caught.value.status == 422
+
+
+def test_a_circle_area_and_its_geocodes() -> None:
+    areas = (
+        "<area><areaDesc>Zone</areaDesc><circle>48.85,2.35 5</circle>"
+        "<geocode><valueName>DEPARTEMENT</valueName><value>75</value></geocode></area>"
+    )
+    message = cap.parse(alert(infos=info(areas=areas)))
+    assert message.areas == ("circle:48.85,2.35,5",)
+    assert any("geocode(s) ignored" in w for w in message.warnings)
 
 
 def test_wrong_namespace_names_the_expected_one() -> None:
@@ -309,15 +336,15 @@ def test_a_second_different_info_in_a_language_refuses_and_a_far_expiry_is_repor
     ]
 
 
-def test_an_area_names_its_unsupported_shapes() -> None:
+def test_an_area_without_shape_or_usable_geocode_says_the_fix() -> None:
     areas = (
-        "<area><areaDesc>Zone</areaDesc><polygon>1,2 3,4 5,6 1,2</polygon><circle>1,2 3</circle>"
+        "<area><areaDesc>Zone</areaDesc>"
         "<geocode><valueName>NUTS3</valueName><value>FR101</value></geocode></area>"
     )
     with pytest.raises(cap.CapError) as caught:
         cap.parse(alert(infos=info(areas=areas)))
     assert str(caught.value) == (
-        "<info> #1 <area> #1 (Zone) has no geocode we can target (polygon and circle are not "
-        "supported): add <geocode><valueName>DEPARTEMENT</valueName><value>75</value></geocode> "
+        "<info> #1 <area> #1 (Zone) has no geocode we can target and no <polygon> or <circle>: "
+        "add <geocode><valueName>DEPARTEMENT</valueName><value>75</value></geocode> "
         "(or INSEE for a commune, REGION for a region)"
     )
