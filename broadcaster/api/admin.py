@@ -1,4 +1,4 @@
-"""Admin endpoints: API tokens (create, list, revoke) and the audit log."""
+"""Admin endpoints: API tokens (create, list, activate, revoke) and the audit log."""
 
 from __future__ import annotations
 
@@ -15,9 +15,15 @@ async def list_tokens(call: Call) -> web.StreamResponse:
 
 async def create_token(call: Call) -> web.StreamResponse:
     row, token = await tokens.create_token(
-        call.ctx, call.caller, call.body["name"], call.body["role"]
+        call.ctx, call.caller, call.body["name"], call.body["role"], call.body.get("holder")
     )
     return reply({**row, "token": token}, status=201)
+
+
+async def activate_token(call: Call) -> web.StreamResponse:
+    token_id = call.path_id("token_id")
+    row = await tokens.activate_token(call.ctx, call.caller, token_id, call.body.get("reason"))
+    return reply(row)
 
 
 async def revoke_token(call: Call) -> web.StreamResponse:

@@ -254,6 +254,16 @@ ROUTES: Final[tuple[Route, ...]] = (
     ),
     Route(
         "POST",
+        "/v1/tokens/{token_id}/activate",
+        "activateToken",
+        "Activate a token minted for another person: by a second admin, not the one who minted it",
+        admin.activate_token,
+        body_schema="Action",
+        ok_schema="Token",
+        tags=("admin",),
+    ),
+    Route(
+        "POST",
         "/v1/tokens/{token_id}/revoke",
         "revokeToken",
         "Revoke a token: refused from the next request on",

@@ -1,4 +1,4 @@
-"""CLI commands for the HTTP trigger: `serve`, `tokens create|list|revoke`, `audit`.
+"""CLI commands for the HTTP trigger: `serve`, `tokens create|list|activate|revoke`, `audit`.
 
 `serve` runs the API and a worker in one process, so that approved broadcasts are sent. All of
 them need the real database (DATABASE_URL): tokens and broadcasts must outlive the command.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 from broadcaster.cli.options import (
     Commands,
@@ -46,7 +47,7 @@ def register(commands: Commands) -> None:
     tokens = add_command(
         commands,
         "tokens",
-        "API tokens: create (shown once), list, revoke",
+        "API tokens: create (shown once), list, activate, revoke",
         _cmd_tokens_help,
         epilog="examples:\n"
         "  broadcaster tokens create --role operator --name cellule-crise\n"
@@ -74,7 +75,13 @@ def register(commands: Commands) -> None:
         "--name",
         env="BROADCASTER_TOKEN_NAME",
         required=True,
-        help="who holds it (the two-person rule compares names)",
+        help="the token's name (and its holder unless --holder is given)",
+    )
+    flag(
+        create,
+        "--holder",
+        env="BROADCASTER_TOKEN_HOLDER",
+        help="the person who holds it (the two-person rule compares holders); default: --name",
     )
     add_command(
         sub,
@@ -91,6 +98,14 @@ def register(commands: Commands) -> None:
         epilog="example:\n  broadcaster tokens revoke 3",
     )
     revoke.add_argument("token_id", type=int)
+    activate = add_command(
+        sub,
+        "activate",
+        "activate a token another admin minted for someone else over the API",
+        _cmd_activate,
+        epilog="example:\n  broadcaster tokens activate 4",
+    )
+    activate.add_argument("token_id", type=int)
 
     audit = add_command(
         commands,
@@ -135,16 +150,16 @@ async def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _cmd_tokens_help(args: argparse.Namespace, settings: Settings) -> int:
-    raise InputError("name an action: broadcaster tokens create|list|revoke (see --help)")
+    raise InputError("name an action: broadcaster tokens create|list|activate|revoke (see --help)")
 
 
 async def _cmd_tokens_create(args: argparse.Namespace, settings: Settings) -> int:
     async with command_context(settings) as ctx:
-        row, token = await tokens.create_token(ctx, cli_caller(), args.name, args.role)
+        row, token = await tokens.create_token(ctx, cli_caller(), args.name, args.role, args.holder)
     emit(
         args,
         {**row, "token": token},
-        f"token {row['id']} for {row['name']} ({row['role']}):\n{token}\n"
+        f"token {row['id']} {row['name']} for {row['holder']} ({row['role']}):\n{token}\n"
         "store it now: it is not shown again (only its hash is kept)",
     )
     return EXIT_OK
@@ -153,13 +168,28 @@ async def _cmd_tokens_create(args: argparse.Namespace, settings: Settings) -> in
 async def _cmd_tokens_list(args: argparse.Namespace, settings: Settings) -> int:
     async with command_context(settings) as ctx:
         rows = await tokens.list_tokens(ctx, cli_caller())
-    lines = [f"{'id':>4} {'name':<24} {'role':<9} {'prefix':<13} {'state':<8} last used"]
+    lines = [
+        f"{'id':>4} {'name':<24} {'holder':<20} {'role':<9} {'prefix':<13} {'state':<8} last used"
+    ]
     lines += [
-        f"{r['id']:>4} {r['name']:<24} {r['role']:<9} {r['prefix']:<13} "
-        f"{'active' if r['active'] else 'revoked':<8} {r['last_used_at'] or '-'}"
+        f"{r['id']:>4} {r['name']:<24} {r['holder']:<20} {r['role']:<9} {r['prefix']:<13} "
+        f"{_token_state(r):<8} {r['last_used_at'] or '-'}"
         for r in rows
     ]
     emit(args, {"tokens": rows}, "\n".join(lines))
+    return EXIT_OK
+
+
+def _token_state(row: dict[str, Any]) -> str:
+    if row["revoked_at"] is not None:
+        return "revoked"
+    return "pending" if row["pending"] else "active"
+
+
+async def _cmd_activate(args: argparse.Namespace, settings: Settings) -> int:
+    async with command_context(settings, migrate=False) as ctx:
+        row = await tokens.activate_token(ctx, cli_caller(), args.token_id)
+    emit(args, row, f"token {row['id']} ({row['name']}, for {row['holder']}) activated")
     return EXIT_OK
 
 

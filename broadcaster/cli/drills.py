@@ -281,7 +281,7 @@ def _schedule_text(s: dict[str, Any]) -> str:
     ]
     if s["upcoming"]:
         lines.append(f"  next: {', '.join(s['upcoming'])}")
-    if s["webhook_url"]:
+    if s.get("webhook_url"):
         lines.append(f"  webhook: {s['webhook_url']}")
     return "\n".join(lines)
 

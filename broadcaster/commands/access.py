@@ -43,6 +43,7 @@ OPERATIONS: Final[dict[str, Operation]] = _table(
     Operation("cancelCap", "cancel", creator_may=True),
     Operation("listTokens", "tokens"),
     Operation("createToken", "tokens"),
+    Operation("activateToken", "tokens"),
     Operation("revokeToken", "tokens"),
     Operation("listAudit", "audit"),
     Operation("listDrillSchedules", "read"),
@@ -52,6 +53,9 @@ OPERATIONS: Final[dict[str, Operation]] = _table(
     Operation("enableDrillSchedule", "control"),
     Operation("disableDrillSchedule", "control"),
     Operation("runDrillSchedule", "create"),
+    # No endpoint of its own: setting a webhook on a schedule or a run (its URL is a secret and
+    # a destination the server will connect to).
+    Operation("setDrillWebhook", "webhooks"),
     Operation("listDrills", "read"),
     Operation("getDrillReport", "read"),
 )
@@ -81,14 +85,17 @@ async def authorize(
     *,
     creator: bool = False,
     owner: str | None = None,
+    via: str | None = None,
 ) -> None:
     """Return if the caller may do `operation` (`creator`: they created what it acts on, which
     `owner` created); else record the refusal in the audit log and raise ForbiddenError saying
-    who may."""
+    who may. `via`: the operation that needs this one (an update needs the right to cancel the
+    broadcast it stops), named in the audit entry and the message."""
     op = OPERATIONS[operation]
     if caller.can(op.permission) or (op.creator_may and creator):
         return
-    await audit.record(conn, caller, "denied", subject, operation=operation)
+    extra = {} if via is None else {"via": via}
+    await audit.record(conn, caller, "denied", subject, operation=operation, **extra)
     if op.creator_may:
         message = (
             f"an {caller.role} token may {op.permission} only what its holder created; "
@@ -100,4 +107,6 @@ async def authorize(
             f"an {caller.role} token may not {operation}: it needs the {op.permission!r} "
             f"permission (roles: {', '.join(roles_for(operation))})"
         )
+    if via is not None:
+        message += f" ({via} stops {subject or 'it'}, so it needs the right to {op.permission} it)"
     raise ForbiddenError(message)

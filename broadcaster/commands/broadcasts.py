@@ -26,7 +26,7 @@ from broadcaster.commands.planning import (
 )
 from broadcaster.domain.caller import Caller
 from broadcaster.domain.requests import DEFAULT_EXPIRY, BroadcastRequest
-from broadcaster.domain.states import Action, applies, refuse
+from broadcaster.domain.states import FINAL, Action, applies, refuse
 from broadcaster.errors import ConflictError, ForbiddenError, InputError
 from broadcaster.planning import Plan
 from broadcaster.settings import Settings
@@ -107,6 +107,7 @@ async def preview(
     """Plan without storing (a dry run); audited as `<action>_preview`."""
     async with ctx.db.acquire() as conn:
         await authorize(conn, caller, OPERATION_OF[action], subject(request.parent_id))
+        await authorize_follow_up(conn, caller, request, OPERATION_OF[action])
         plan = await make_plan(conn, ctx.settings, request)
         await audit.record(
             conn,
@@ -132,6 +133,7 @@ async def create(
     transaction; with an idempotency key, a retried request returns the first answer."""
     async with ctx.db.acquire() as conn:
         await authorize(conn, caller, OPERATION_OF[action], subject(request.parent_id))
+        await authorize_follow_up(conn, caller, request, OPERATION_OF[action])
         replayed: int | None = None
         async with conn.transaction():
             if idempotency is not None:
@@ -169,6 +171,7 @@ async def create_planned(
     where typing the number of recipients is the confirmation): approved at once, audited."""
     async with ctx.db.acquire() as conn:
         await authorize(conn, caller, "createBroadcast", subject(request.parent_id))
+        await authorize_follow_up(conn, caller, request, "createBroadcast")
         async with conn.transaction():
             broadcast_id, _required = await _store_and_audit(
                 conn, ctx.settings, caller, request, plan, action="create", confirmed=True
@@ -295,9 +298,49 @@ def _json(value: Any) -> dict[str, Any]:
 # -- approve and control ---------------------------------------------------------------------
 
 
+async def authorize_follow_up(
+    conn: Conn, caller: Caller, request: BroadcastRequest, operation: str
+) -> None:
+    """A follow-up (update, all-clear, CAP Update) stops the broadcast it follows: it needs the
+    right to cancel that one, checked as a direct cancel is (ForbiddenError, audited)."""
+    if request.parent_id is not None:
+        await authorize_stopping(conn, caller, request.parent_id, via=operation)
+
+
+async def authorize_stopping(conn: Conn, caller: Caller, parent_id: int, *, via: str) -> None:
+    """The right to cancel the broadcast a follow-up stops. A finished one (a final state, which
+    it never leaves) is stopped by nobody: any operator may send its all-clear."""
+    row = await store.get_broadcast(conn, parent_id)
+    if row["state"] not in FINAL:
+        await authorize_cancel(conn, caller, parent_id, via=via)
+
+
+async def authorize_cancel(
+    conn: Conn, caller: Caller, broadcast_id: int, *, via: str | None = None
+) -> Any:
+    """The right to cancel a broadcast (a role that may cancel, or its creator); its row.
+    NotFoundError when there is none; ForbiddenError (audited) when the caller may not."""
+    row = await store.get_broadcast(conn, broadcast_id)
+    creator = allowed(caller, "cancelBroadcast") or await created_it(conn, caller, row)
+    await authorize(
+        conn,
+        caller,
+        "cancelBroadcast",
+        subject(broadcast_id),
+        creator=creator,
+        owner=row["created_by"],
+        via=via,
+    )
+    return row
+
+
 async def created_it(conn: Conn, caller: Caller, row: Any) -> bool:
-    """Whether the caller is the person who created the broadcast (by token, or by name)."""
-    return caller.same_person(row["created_by"], await store.origin_token(conn, row["id"]))
+    """Whether the caller is the person who created the broadcast: the same token, any token
+    of the same holder (the two-person rule binds people, not tokens), or the same name."""
+    found = await store.origin(conn, row["id"])
+    if found is not None and caller.same_person(found[1], found[0]):
+        return True
+    return caller.same_person(row["created_by"])
 
 
 async def approve(

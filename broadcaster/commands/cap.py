@@ -4,8 +4,9 @@ Cancel stops the referenced broadcasts and their follow-ups.
 A message is identified by (sender, identifier): a retried message returns the first answer;
 the same identifier with different content is refused (409). Test, Draft and System messages
 are validated and previewed against the real areas and templates, and nothing is stored.
-Alert and Update need the permission to create broadcasts; Cancel the permission to cancel (or
-to have created every broadcast it cancels).
+Alert and Update need the permission to create broadcasts; an Update also the right to cancel
+the broadcast it follows while that one is unfinished (it stops it: the same check as a direct
+cancel); Cancel the permission to cancel (or to have created every broadcast it cancels).
 """
 
 from __future__ import annotations
@@ -18,7 +19,12 @@ import structlog
 
 from broadcaster import cap
 from broadcaster.commands.access import authorize
-from broadcaster.commands.broadcasts import needs_approval, store_planned, subject
+from broadcaster.commands.broadcasts import (
+    authorize_stopping,
+    needs_approval,
+    store_planned,
+    subject,
+)
 from broadcaster.commands.context import Context
 from broadcaster.commands.planning import make_plan, plan_as_json
 from broadcaster.domain.caller import Caller
@@ -72,12 +78,22 @@ def _where(message: cap.CapMessage) -> str:
 
 
 async def _plan(
-    ctx: Context, conn: Conn, caller: Caller, message: cap.CapMessage
+    ctx: Context,
+    conn: Conn,
+    caller: Caller,
+    message: cap.CapMessage,
+    checked_parent: int | None = None,
 ) -> tuple[Any, Any, list[str], int | None]:
     """(request, plan, warnings, parent) of an Alert or Update: the `to_request` + `make_plan`
-    step both the validated-only and the acted-upon paths take."""
+    step both the validated-only and the acted-upon paths take. `checked_parent`: the parent
+    the caller's right to cancel was checked on (`_check_update`)."""
     scenario = TemplateCatalogue(ctx.settings.templates_dir).scenario(message.template)
     parent_id = await _parent(conn, message) if message.msg_type == "Update" else None
+    if parent_id != checked_parent:
+        raise ConflictError(
+            f"the alert this Update refers to changed while it was checked (broadcast "
+            f"{parent_id}, not {checked_parent}): send it again"
+        )
     request, warnings = cap.to_request(
         message,
         languages=scenario.languages,
@@ -89,11 +105,23 @@ async def _plan(
     return request, plan, [*message.warnings, *warnings], parent_id
 
 
+async def _check_update(conn: Conn, caller: Caller, message: cap.CapMessage) -> int | None:
+    """An Update stops the broadcast it follows: the caller needs the right to cancel it, as
+    for a direct cancel (ForbiddenError, audited, outside any transaction that would undo the
+    audit entry). The parent checked (None for an Alert)."""
+    if message.msg_type != "Update":
+        return None
+    parent_id = await _parent(conn, message)
+    await authorize_stopping(conn, caller, parent_id, via="postCap")
+    return parent_id
+
+
 async def _alert(ctx: Context, caller: Caller, message: cap.CapMessage) -> CapOutcome:
     async with ctx.db.acquire() as conn:
         await authorize(conn, caller, "postCap", _where(message))
+        checked = await _check_update(conn, caller, message)
         if not message.sends:
-            request, plan, warnings, parent_id = await _plan(ctx, conn, caller, message)
+            request, plan, warnings, parent_id = await _plan(ctx, conn, caller, message, checked)
             await _record(conn, caller, message, "cap_validated", None, parent_id=parent_id)
             return CapOutcome(
                 {
@@ -110,7 +138,9 @@ async def _alert(ctx: Context, caller: Caller, message: cap.CapMessage) -> CapOu
         async with conn.transaction():
             replay = await _replay(conn, message)
             if replay is None:
-                request, plan, warnings, parent_id = await _plan(ctx, conn, caller, message)
+                request, plan, warnings, parent_id = await _plan(
+                    ctx, conn, caller, message, checked
+                )
                 broadcast_id, required = await store_planned(
                     conn, ctx.settings, caller, request, plan
                 )
@@ -201,7 +231,13 @@ def _not_theirs(caller: Caller, thread: list[Any]) -> list[int] | None:
     """The broadcasts of the thread this caller may not cancel (None: they may cancel all)."""
     if caller.can("cancel"):
         return None
-    others = [r["id"] for r in thread if not caller.same_person(r["created_by"], r["token_id"])]
+    others = [
+        r["id"]
+        for r in thread
+        if not (
+            caller.same_person(r["holder"], r["token_id"]) or caller.same_person(r["created_by"])
+        )
+    ]
     return others or None
 
 

@@ -9,6 +9,7 @@ is stored. Every change is audited, in its transaction. The scheduler fires sche
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -18,12 +19,14 @@ from broadcaster.commands.access import authorize
 from broadcaster.commands.context import Context
 from broadcaster.domain.caller import Caller
 from broadcaster.drills import schedules
-from broadcaster.drills.config import DrillSettings
+from broadcaster.drills.alarm import resolve_checked
+from broadcaster.drills.config import DrillSettings, WebhookRefusedError, mask_url
 from broadcaster.drills.policy import grace_floor
 from broadcaster.drills.report import DrillReport
 from broadcaster.drills.runs import Started, list_runs, load_report, start_drill
 from broadcaster.drills.schedules import DrillOverrides, ScheduleRequest
 from broadcaster.store import audit
+from broadcaster.store.database import Conn
 
 log = structlog.get_logger(__name__)
 
@@ -40,12 +43,42 @@ def _subject(schedule_id: int) -> str:
     return f"drill_schedule:{schedule_id}"
 
 
+def shown(schedule: dict[str, Any], caller: Caller) -> dict[str, Any]:
+    """A schedule as this caller may see it: its webhook URL (a secret) masked for admins,
+    absent for everyone else."""
+    out = dict(schedule)
+    url = out.pop("webhook_url", None)
+    if caller.can("webhooks"):
+        out["webhook_url"] = mask_url(url)
+    return out
+
+
+async def check_webhook(conn: Conn, caller: Caller, url: str, subject: str | None) -> str:
+    """A webhook someone sets: admins only (403, audited), to a destination the policy allows,
+    its host resolved and every address checked (422 `webhook_refused`, audited with the URL
+    masked; the sending checks again); the checked URL."""
+    await authorize(conn, caller, "setDrillWebhook", subject)
+    policy = DrillSettings.from_env().webhook_policy
+    try:
+        checked = policy.check_url(url)
+        await resolve_checked(checked, policy)
+        return checked
+    except WebhookRefusedError as exc:
+        await audit.record(
+            conn, caller, "drill_webhook_refused", subject, url=mask_url(url), reason=str(exc)
+        )
+        raise
+
+
 async def create_schedule(
     ctx: Context, caller: Caller, request: ScheduleRequest
 ) -> tuple[dict[str, Any], list[str]]:
     """Check and store a schedule; (it as people and scripts see it, warnings)."""
     async with ctx.db.acquire() as conn:
         await authorize(conn, caller, "createDrillSchedule")
+        if request.webhook_url:
+            checked = await check_webhook(conn, caller, request.webhook_url, None)
+            request = replace(request, webhook_url=checked)
         async with conn.transaction():
             row, warnings = await schedules.create_schedule(
                 conn,
@@ -64,15 +97,16 @@ async def create_schedule(
                 timezone=row["timezone"],
                 areas=list(row["areas"]),
                 template=row["template"],
+                webhook=mask_url(row["webhook_url"]),
             )
     log.info("drill_schedule_created", schedule=row["name"], actor=caller.name)
-    return schedules.schedule_json(row), warnings
+    return shown(schedules.schedule_json(row), caller), warnings
 
 
 async def list_schedules(ctx: Context, caller: Caller) -> list[dict[str, Any]]:
     async with ctx.db.acquire() as conn:
         await authorize(conn, caller, "listDrillSchedules")
-        return await schedules.list_schedules(conn)
+        return [shown(s, caller) for s in await schedules.list_schedules(conn)]
 
 
 async def get_schedule(ctx: Context, caller: Caller, ref: int | str) -> dict[str, Any]:
@@ -81,7 +115,7 @@ async def get_schedule(ctx: Context, caller: Caller, ref: int | str) -> dict[str
         await authorize(conn, caller, "getDrillSchedule")
         row = await schedules.find_schedule(conn, ref)
         runs = await list_runs(conn, RUNS_SHOWN, row["id"])
-    return {**schedules.schedule_json(row), "runs": runs}
+    return {**shown(schedules.schedule_json(row), caller), "runs": runs}
 
 
 async def change_schedule(
@@ -108,7 +142,7 @@ async def change_schedule(
                 cron=row["cron"],
                 reason=reason,
             )
-    return schedules.schedule_json(changed)
+    return shown(schedules.schedule_json(changed), caller)
 
 
 async def start(
@@ -122,6 +156,9 @@ async def start(
     sends it, on the drill priority."""
     async with ctx.db.acquire() as conn:
         await authorize(conn, caller, "runDrillSchedule")
+        if overrides.webhook_url:
+            checked = await check_webhook(conn, caller, overrides.webhook_url, None)
+            overrides = replace(overrides, webhook_url=checked)
         async with conn.transaction():
             schedule = None
             if schedule_ref is not None:

@@ -1,8 +1,15 @@
 """Tokens and the audit log: who may call, and what they did.
 
-`authenticate` is how the API and the console turn a presented token into a `Caller`; a
-revoked token is refused from its next request on. Creating and revoking tokens and reading the
+`authenticate` is how the API and the console turn a presented token into a `Caller` (named
+for the token's holder: the person); a revoked token is refused from its next request on, a
+pending one until it is activated. Creating, activating and revoking tokens and reading the
 audit log are admin operations, each audited.
+
+A token belongs to a person (`holder`, by default its name). An admin may mint tokens for
+themselves at once; a token for another person is created *pending* and is refused until a
+second admin, a different person, activates it: no admin can give themselves a second
+identity (and so approve their own broadcast). The CLI, run by an admin at the machine's
+console, sets the holder directly.
 """
 
 from __future__ import annotations
@@ -13,7 +20,7 @@ from broadcaster.commands.access import authorize
 from broadcaster.commands.context import Context
 from broadcaster.domain.caller import Caller, Interface, check_role
 from broadcaster.domain.tokens import PREFIX_LENGTH, TOKEN_SHAPE, check_name, new_token
-from broadcaster.errors import ConflictError, InputError, NotFoundError
+from broadcaster.errors import ConflictError, ForbiddenError, InputError, NotFoundError
 from broadcaster.store import audit
 from broadcaster.store import tokens as store
 from broadcaster.store.database import Conn
@@ -54,9 +61,14 @@ async def authenticate(
         raise AuthenticationError(
             f"token {token[:PREFIX_LENGTH]}... was revoked: ask an admin for a new one"
         )
+    if row["pending"]:
+        raise AuthenticationError(
+            f"token {token[:PREFIX_LENGTH]}... waits for a second admin to activate it "
+            f"(POST /v1/tokens/{row['id']}/activate)"
+        )
     await store.touch(conn, row["id"])
     return Caller(
-        name=row["name"],
+        name=row["holder"],
         role=check_role(row["role"]),
         interface=interface,
         token_id=row["id"],
@@ -74,13 +86,13 @@ async def holder(
 ) -> tuple[Caller, str] | None:
     """The holder of an active token, by id (a console session keeps only the id), with the
     token's creation time (a session names the token it was opened with); None when the token
-    is gone or revoked."""
+    is gone, revoked or pending."""
     row = await store.get(conn, token_id)
-    if row is None or row["revoked_at"] is not None:
+    if row is None or row["revoked_at"] is not None or row["pending"]:
         return None
     await store.touch(conn, token_id)
     caller = Caller(
-        name=row["name"],
+        name=row["holder"],
         role=check_role(row["role"]),
         interface=interface,
         token_id=row["id"],
@@ -111,26 +123,81 @@ async def sign_in(
 
 
 async def create_token(
-    ctx: Context, caller: Caller, name: str, role: str
+    ctx: Context, caller: Caller, name: str, role: str, holder: str | None = None
 ) -> tuple[dict[str, Any], str]:
-    """A new token for `name`; (its listing row, the token itself: shown only now)."""
+    """A new token named `name` for the person `holder` (default: `name`); (its listing row,
+    the token itself: shown only now). For another person than the caller, the token is
+    pending until a second admin activates it (`activate_token`); the CLI sets it directly."""
     async with ctx.db.acquire() as conn:
         await authorize(conn, caller, "createToken")
         checked_role = check_role(role)
         check_name(name)
+        person = check_name(holder) if holder is not None else name
+        pending = caller.interface != "cli" and not caller.same_person(person)
         token = new_token()
         async with conn.transaction():
-            row = await store.insert(conn, name, checked_role, token, caller.name)
+            row = await store.insert(
+                conn, name, checked_role, token, caller.name, holder=person, pending=pending
+            )
             await audit.record(
                 conn,
                 caller,
                 "token_create",
                 audit.subject_of("token", row["id"]),
                 name=row["name"],
+                holder=row["holder"],
                 token_role=row["role"],
                 prefix=row["prefix"],
+                pending=pending,
             )
     return row, token
+
+
+async def activate_token(
+    ctx: Context, caller: Caller, token_id: int, reason: str | None = None
+) -> dict[str, Any]:
+    """Activate a token an admin minted for someone else: by a second admin, never the one
+    who minted it (ForbiddenError, audited); NotFoundError / ConflictError when there is no
+    pending token to activate."""
+    where = audit.subject_of("token", token_id)
+    async with ctx.db.acquire() as conn:
+        await authorize(conn, caller, "activateToken", where)
+        existing = await store.get(conn, token_id)
+        if existing is None:
+            raise NotFoundError(
+                f"there is no token {token_id}: see `broadcaster tokens list` or GET /v1/tokens"
+            )
+        if caller.same_person(existing["created_by"]):
+            await audit.record(
+                conn,
+                caller,
+                "token_activate_refused",
+                where,
+                reason="two-person rule: the admin who minted it cannot activate it",
+                holder=existing["holder"],
+            )
+            raise ForbiddenError(
+                f"token {token_id} ({existing['name']}, for {existing['holder']}) was minted by "
+                f"{existing['created_by']}: a second admin, a different person, must activate it",
+                code="two_person_rule",
+            )
+        async with conn.transaction():
+            row = await store.activate(conn, token_id, caller.name)
+            if row is None:
+                state = "revoked" if existing["revoked_at"] is not None else "active already"
+                raise ConflictError(f"token {token_id} ({existing['name']}) is {state}")
+            await audit.record(
+                conn,
+                caller,
+                "token_activate",
+                where,
+                name=row["name"],
+                holder=row["holder"],
+                token_role=row["role"],
+                minted_by=row["created_by"],
+                reason=reason,
+            )
+    return row
 
 
 async def list_tokens(ctx: Context, caller: Caller) -> list[dict[str, Any]]:

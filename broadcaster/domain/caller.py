@@ -3,7 +3,8 @@
 Roles (the authorisation matrix, `PERMISSIONS`):
 - operator: read, create (broadcasts, previews, updates/all-clears, CAP alerts);
 - approver: read, approve, cancel, pause/resume;
-- admin: all of these, plus tokens and the audit log.
+- admin: all of these, plus tokens, the audit log and drill webhooks (secrets: only admins set
+  them and see them, masked).
 
 The creator of a broadcast may also cancel it (stopping is always the safe direction: Hawaii
 2018 took 38 minutes to correct); approving needs a *different* person (two-person rule).
@@ -18,7 +19,9 @@ from broadcaster.errors import InputError
 
 Role = Literal["operator", "approver", "admin"]
 ROLES: Final[tuple[Role, ...]] = get_args(Role)
-Permission = Literal["read", "create", "approve", "cancel", "control", "audit", "tokens"]
+Permission = Literal[
+    "read", "create", "approve", "cancel", "control", "audit", "tokens", "webhooks"
+]
 Interface = Literal["api", "console", "cli", "cap", "scheduler", "engine"]
 """How the caller reached the command: recorded with every audit entry."""
 
@@ -45,9 +48,10 @@ def roles_with(permission: Permission) -> list[Role]:
 class Caller:
     """The person (or system actor) a command acts for.
 
-    `name` is who acts (the token's holder, `cli:<login>`, `scheduler`); `token_id` the API token
-    they used, if any; `request_id` ties the audit entry to the request's log lines; `origin`
-    is where the call came from (`login@host` for the CLI, the client's address over HTTP).
+    `name` is who acts: the person holding the token (its `holder`, whatever the token's own
+    name), `cli:<login>`, `scheduler`; `token_id` the API token they used, if any;
+    `request_id` ties the audit entry to the request's log lines; `origin` is where the call
+    came from (`login@host` for the CLI, the client's address over HTTP).
     """
 
     name: str
@@ -61,7 +65,8 @@ class Caller:
         return permission in PERMISSIONS[self.role]
 
     def same_person(self, other_name: str | None, other_token_id: int | None = None) -> bool:
-        """True when `other` is this holder: the same token, or the same name (any case)."""
+        """True when `other` is this person: the same token, or the same holder (any case): any
+        token of a person is that person, for the two-person rule."""
         if other_token_id is not None and other_token_id == self.token_id:
             return True
         return other_name is not None and other_name.casefold() == self.name.casefold()

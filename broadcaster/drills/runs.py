@@ -278,6 +278,7 @@ async def sound(
         status = await post_webhook(
             url,
             alarm,
+            policy=config.webhook_policy,
             timeout_s=config.webhook_timeout_s,
             retry_delays=config.webhook_retry_delays,
         )

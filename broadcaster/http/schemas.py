@@ -152,7 +152,13 @@ TOKEN_CREATE: Final[Schema] = {
         "name": {
             "type": "string",
             "pattern": r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$",
-            "description": "the person or system holding the token",
+            "description": "the token's name (by default also the person holding it)",
+        },
+        "holder": {
+            "type": "string",
+            "pattern": r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$",
+            "description": "the person holding the token (default: name); a token for another "
+            "person than the caller is pending until a second admin activates it",
         },
         "role": {"type": "string", "enum": ["operator", "approver", "admin"]},
     },
@@ -276,9 +282,14 @@ TOKEN: Final[Schema] = {
     "properties": {
         "id": {"type": "integer"},
         "name": {"type": "string"},
+        "holder": {"type": "string", "description": "the person it belongs to"},
         "role": {"type": "string"},
         "prefix": {"type": "string"},
         "active": {"type": "boolean"},
+        "pending": {
+            "type": "boolean",
+            "description": "minted for another person: refused until a second admin activates it",
+        },
         "token": {"type": "string", "description": "the token itself: shown only once"},
     },
 }
@@ -344,7 +355,8 @@ DRILL_SCHEDULE_CREATE: Final[Schema] = {
             "type": "string",
             "maxLength": 500,
             "pattern": r"^https?://[^\x00-\x20]+$",
-            "description": "POSTed the JSON report when the drill fails (or is missed)",
+            "description": "POSTed the JSON report when the drill fails (or is missed); admins "
+            "only; https to a public address unless its origin is in BROADCASTER_WEBHOOK_ALLOW",
         },
         "grace_seconds": {
             "type": "integer",
@@ -371,6 +383,10 @@ DRILL_SCHEDULE: Final[Schema] = {
         "next_run_at": {"type": ["string", "null"]},
         "upcoming": {"type": "array", "items": {"type": "string"}},
         "thresholds": {"type": "object"},
+        "webhook_url": {
+            "type": ["string", "null"],
+            "description": "masked (scheme://host/…), shown to admins only: the URL is a secret",
+        },
         "runs": {"type": "array", "items": {"type": "object"}},
     },
 }
@@ -465,8 +481,31 @@ def validator(name: str) -> Draft202012Validator:
     return found
 
 
+MAX_JSON_DEPTH: Final = 32
+"""Deeper than any body the schemas describe (they need 3): refused before parsing, so that a
+body nested thousands deep never reaches the parser's recursion (a RecursionError, a 500)."""
+_JSON_STRING: Final = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
+_NOT_BRACKET: Final = re.compile(r"[^\[\]{}]+")
+
+
+def json_depth(text: str) -> int:
+    """How deep the arrays and objects of a JSON text nest (brackets inside strings aside): a
+    linear pre-scan, no recursion. An unterminated string's brackets count, which only makes an
+    invalid body look deeper."""
+    brackets = _NOT_BRACKET.sub("", _JSON_STRING.sub("", text))
+    depth = deepest = 0
+    for char in brackets:
+        if char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        else:
+            depth -= 1
+    return deepest
+
+
 def parse_json(raw: bytes) -> Any:
-    """Decode a JSON body strictly: UTF-8, no NaN/Infinity, no lone surrogates."""
+    """Decode a JSON body strictly: UTF-8, nested at most `MAX_JSON_DEPTH` deep, no
+    NaN/Infinity, no lone surrogates."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -474,6 +513,12 @@ def parse_json(raw: bytes) -> Any:
             f"the body is not UTF-8 (byte {exc.start}): send JSON encoded in UTF-8",
             code="malformed_body",
         ) from None
+    if json_depth(text) > MAX_JSON_DEPTH:
+        raise bad_request(
+            f"the body nests arrays or objects more than {MAX_JSON_DEPTH} deep: no request "
+            "needs that many",
+            code="malformed_body",
+        )
     try:
         value = json.loads(text, parse_constant=_refuse_constant)
     except json.JSONDecodeError as exc:

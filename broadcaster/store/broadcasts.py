@@ -346,10 +346,10 @@ async def record_origin(
     await conn.execute(queries["insert_origin"], broadcast_id, token_id, request_id)
 
 
-async def origin_token(conn: Conn, broadcast_id: int) -> int | None:
-    """The id of the token that created the broadcast (None: not created through a token)."""
+async def origin(conn: Conn, broadcast_id: int) -> tuple[int, str] | None:
+    """(token id, its holder) of the token that created the broadcast (None: no token)."""
     row = await conn.fetchrow(queries["get_origin"], broadcast_id)
-    return None if row is None else int(row["token_id"])
+    return None if row is None else (int(row["token_id"]), str(row["holder"]))
 
 
 async def claim_idempotency_key(conn: Conn, token_id: int, key: str, fingerprint: str) -> bool:

@@ -1,4 +1,5 @@
-"""API tokens in the database: only their hash is kept, with a prefix to recognise them."""
+"""API tokens in the database: only their hash is kept, with a prefix to recognise them, and
+the person who holds each (`holder`: the two-person rule compares holders)."""
 
 from __future__ import annotations
 
@@ -14,20 +15,41 @@ from broadcaster.store.queries import queries
 TOKEN_FIELDS = (
     "id",
     "name",
+    "holder",
     "role",
     "prefix",
     "created_by",
     "created_at",
+    "pending",
+    "activated_by",
+    "activated_at",
     "last_used_at",
     "revoked_at",
     "revoked_by",
 )
 
 
-async def insert(conn: Conn, name: str, role: str, token: str, created_by: str) -> dict[str, Any]:
-    """Store a new token's hash; its listing row."""
+async def insert(
+    conn: Conn,
+    name: str,
+    role: str,
+    token: str,
+    created_by: str,
+    *,
+    holder: str | None = None,
+    pending: bool = False,
+) -> dict[str, Any]:
+    """Store a new token's hash for `holder` (default: `name`); its listing row. A `pending`
+    token is refused until a second admin activates it."""
     row = await conn.fetchrow(
-        queries["insert_token"], name, role, token[:PREFIX_LENGTH], hash_token(token), created_by
+        queries["insert_token"],
+        name,
+        role,
+        token[:PREFIX_LENGTH],
+        hash_token(token),
+        created_by,
+        holder or name,
+        pending,
     )
     assert row is not None
     return token_json(row)
@@ -59,6 +81,12 @@ async def revoke(conn: Conn, token_id: int, revoked_by: str) -> dict[str, Any] |
     return None if row is None else token_json(row)
 
 
+async def activate(conn: Conn, token_id: int, activated_by: str) -> dict[str, Any] | None:
+    """Activate a pending token; its row, or None when there is no pending active one."""
+    row = await conn.fetchrow(queries["activate_token"], token_id, activated_by)
+    return None if row is None else token_json(row)
+
+
 def token_json(row: Any) -> dict[str, Any]:
     """A token's listing (never its hash)."""
     out: dict[str, Any] = {}
@@ -68,5 +96,5 @@ def token_json(row: Any) -> dict[str, Any]:
         except KeyError:
             continue
         out[key] = value.isoformat() if isinstance(value, datetime) else value
-    out["active"] = out.get("revoked_at") is None
+    out["active"] = out.get("revoked_at") is None and not out.get("pending", False)
     return out

@@ -110,7 +110,9 @@ def _abilities(caller: Caller, broadcast: dict[str, Any], created_it: bool) -> d
         "cancel": state in ACTIVE and (caller.can("cancel") or created_it),
         "pause": state in ("approved", "running") and allowed(caller, "pauseBroadcast"),
         "resume": state == "paused" and allowed(caller, "resumeBroadcast"),
-        "follow_up": allowed(caller, "updateBroadcast"),
+        # A follow-up stops this broadcast if unfinished: it needs the right to cancel it too.
+        "follow_up": allowed(caller, "updateBroadcast")
+        and (caller.can("cancel") or created_it or state in FINAL),
         "final": state in FINAL,
     }
 

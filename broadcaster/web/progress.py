@@ -5,7 +5,9 @@ Once a second the stream reads the broadcast's status through the command the AP
 health (what /readyz reports), and sends one `progress` event whose figures are already
 formatted in the visitor's language: the page's script only copies text into place. The stream
 ends when the broadcast reaches a final state, after `MAX_STREAM_S` (the browser reconnects),
-or when the server shuts down.
+when the server shuts down, or — checked every `RECHECK_S` — when the token that opened the
+session is revoked or gone: an `ended` event tells the page, whose reload then lands on the
+sign-in page (a stream never outlives its token by more than a few seconds).
 
 Once the stream has started, its status line and headers are sent: a failure then (the database
 gone, the token revoked) is logged and ends the stream cleanly — the browser reconnects after
@@ -27,6 +29,7 @@ from aiohttp import web
 
 from broadcaster.commands import broadcasts
 from broadcaster.commands.context import Context
+from broadcaster.commands.tokens import holder
 from broadcaster.domain.caller import Caller
 from broadcaster.domain.states import FINAL
 from broadcaster.http.context import SERVICES
@@ -35,7 +38,7 @@ from broadcaster.web import i18n
 from broadcaster.web.auth import require_user
 from broadcaster.web.render import duration, number
 from broadcaster.web.security import add_headers
-from broadcaster.web.state import CONSOLE, LANG
+from broadcaster.web.state import CONSOLE, LANG, SESSION
 
 log = structlog.get_logger(__name__)
 
@@ -44,6 +47,9 @@ BUSY_FACTOR: Final = 4.0
 """The stream waits at least this many times what the last status read took: counting the
 outcomes of a national broadcast is not free, and every open page reads them."""
 MAX_STREAM_S: Final = 600.0
+RECHECK_S: Final = 2.0
+"""How often a stream re-reads its token's row (revoked, gone): its longest life after a
+revocation."""
 RATE_WINDOW: Final = 10
 """Samples (seconds) the rate is measured over."""
 
@@ -138,6 +144,16 @@ async def read_status(ctx: Context, caller: Caller, broadcast_id: int) -> dict[s
     return await broadcasts.status(ctx, caller, broadcast_id)
 
 
+async def still_signed_in(request: web.Request, caller: Caller) -> bool:
+    """Whether the token that opened this session is still active (the same row: not
+    revoked, not deleted and reused), as the console checks it on each request."""
+    if caller.token_id is None:
+        return False
+    async with request.app[SERVICES].db.acquire() as conn:
+        found = await holder(conn, caller.token_id, "console")
+    return found is not None and found[1] == request[SESSION].token_created
+
+
 def event(name: str, data: dict[str, Any]) -> bytes:
     return f"event: {name}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n".encode()
 
@@ -161,6 +177,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
     await response.prepare(request)
     meter = RateMeter()
     deadline = time.monotonic() + MAX_STREAM_S
+    recheck_at = time.monotonic() + RECHECK_S
     took = 0.0
     try:
         await response.write(b"retry: 3000\n\n")
@@ -172,6 +189,12 @@ async def stream(request: web.Request) -> web.StreamResponse:
                 break
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(closing.wait(), max(INTERVAL_S, BUSY_FACTOR * took))
+            if time.monotonic() >= recheck_at:
+                if not await still_signed_in(request, caller):
+                    log.info("console_stream_ended", token_id=caller.token_id, reason="token")
+                    await response.write(event("ended", {"reason": "session_ended"}))
+                    break
+                recheck_at = time.monotonic() + RECHECK_S
             started = time.monotonic()
             status = await read_status(ctx, caller, broadcast_id)
             took = time.monotonic() - started

@@ -18,6 +18,8 @@ from urllib.parse import urlsplit
 from aiohttp import web
 from multidict import MultiDictProxy
 
+from broadcaster.errors import InputError
+
 CSRF_FIELD: Final = "csrf_token"
 CSP: Final = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -31,7 +33,10 @@ HEADERS: Final = {
     "Cross-Origin-Opener-Policy": "same-origin",
     "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
 }
-_NEXT: Final = re.compile(r"^/console/[A-Za-z0-9/_.?=&%-]*$")
+_NEXT: Final = re.compile(r"/console/[A-Za-z0-9/_.?=&%-]*")
+_UNSAFE: Final = re.compile(r"[\x00-\x1f\x7f\\]")
+"""Control characters (a newline would split the Location header) and backslashes (which
+browsers read as `/`): a `next` carrying one is a forged link, refused with 400."""
 
 
 def add_headers(response: web.StreamResponse) -> None:
@@ -55,8 +60,24 @@ def csrf_ok(form: MultiDictProxy[Any], expected: str) -> bool:
     return isinstance(sent, str) and bool(expected) and hmac.compare_digest(sent, expected)
 
 
+class BadRedirectError(InputError):
+    """A redirect target that cannot be a link inside the console (400: the request is bad)."""
+
+    status = 400
+    code = "bad_redirect"
+
+
 def safe_next(path: str | None, default: str = "/console/") -> str:
-    """A redirect target inside the console, never another site (`//evil`, `https:`...)."""
-    if path and _NEXT.match(path) and "//" not in path:
+    """A redirect target inside the console, never another site (`//evil`, `https:`...): a
+    same-origin path under /console/, else `default`. InputError (400) for a target carrying a
+    control character or a backslash: no redirect is built from it."""
+    if not path:
+        return default
+    if _UNSAFE.search(path):
+        raise BadRedirectError(
+            "the link's `next` target holds a control character or a backslash: "
+            "open the console from its own address"
+        )
+    if _NEXT.fullmatch(path) and "//" not in path:
         return path
     return default

@@ -1,10 +1,10 @@
 -- name: insert_token
-INSERT INTO api_tokens (name, role, prefix, token_hash, created_by)
-VALUES ($1, $2, $3, $4, $5)
-RETURNING id, name, role, prefix, created_by, created_at;
+INSERT INTO api_tokens (name, role, prefix, token_hash, created_by, holder, pending)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
+RETURNING id, name, holder, role, prefix, created_by, created_at, pending;
 
 -- name: token_by_hash
-SELECT id, name, role, revoked_at FROM api_tokens WHERE token_hash = $1;
+SELECT id, name, holder, role, pending, revoked_at FROM api_tokens WHERE token_hash = $1;
 
 -- name: touch_token
 -- Record use at most once a minute (one write per minute per token, not per request).
@@ -12,17 +12,27 @@ UPDATE api_tokens SET last_used_at = now()
 WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < now() - interval '60 seconds');
 
 -- name: list_tokens
-SELECT id, name, role, prefix, created_by, created_at, last_used_at, revoked_at, revoked_by
+SELECT id, name, holder, role, prefix, created_by, created_at, pending, activated_by,
+       activated_at, last_used_at, revoked_at, revoked_by
 FROM api_tokens ORDER BY id;
 
 -- name: get_token
-SELECT id, name, role, prefix, created_by, created_at, last_used_at, revoked_at, revoked_by
+SELECT id, name, holder, role, prefix, created_by, created_at, pending, activated_by,
+       activated_at, last_used_at, revoked_at, revoked_by
 FROM api_tokens WHERE id = $1;
 
 -- name: revoke_token
 UPDATE api_tokens SET revoked_at = now(), revoked_by = $2
 WHERE id = $1 AND revoked_at IS NULL
-RETURNING id, name, role, prefix, created_by, created_at, last_used_at, revoked_at, revoked_by;
+RETURNING id, name, holder, role, prefix, created_by, created_at, pending, activated_by,
+          activated_at, last_used_at, revoked_at, revoked_by;
+
+-- name: activate_token
+-- A pending token becomes usable ($2: the second admin who activates it).
+UPDATE api_tokens SET pending = false, activated_by = $2, activated_at = now()
+WHERE id = $1 AND pending AND revoked_at IS NULL
+RETURNING id, name, holder, role, prefix, created_by, created_at, pending, activated_by,
+          activated_at, last_used_at, revoked_at, revoked_by;
 
 -- name: claim_idempotency_key
 -- Take the key inside the create's transaction: a concurrent retry waits here, then sees it.
@@ -41,7 +51,7 @@ UPDATE api_idempotency_keys SET broadcast_id = $3 WHERE token_id = $1 AND key = 
 INSERT INTO api_broadcast_origins (broadcast_id, token_id, request_id) VALUES ($1, $2, $3);
 
 -- name: get_origin
-SELECT o.token_id, t.name AS token_name, o.request_id
+SELECT o.token_id, t.name AS token_name, t.holder, o.request_id
 FROM api_broadcast_origins o JOIN api_tokens t ON t.id = o.token_id
 WHERE o.broadcast_id = $1;
 
@@ -109,8 +119,9 @@ WITH RECURSIVE thread AS (
     UNION
     SELECT b.id FROM broadcasts b JOIN thread t ON b.parent_id = t.id
 )
-SELECT b.id, b.kind, b.state, b.created_by, o.token_id
+SELECT b.id, b.kind, b.state, b.created_by, o.token_id, tk.holder
 FROM thread t
 JOIN broadcasts b ON b.id = t.id
 LEFT JOIN api_broadcast_origins o ON o.broadcast_id = b.id
+LEFT JOIN api_tokens tk ON tk.id = o.token_id
 ORDER BY b.id;

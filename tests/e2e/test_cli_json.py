@@ -19,6 +19,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 from fixtures_cli import Cli
+from fixtures_tokens import mint_token
 
 from broadcaster.cli import build_parser
 from broadcaster.cli.options import _EnvDefault
@@ -56,6 +57,7 @@ JSON_COVERAGE = {
     "tokens create": "e2e.test_cli_json::test_tokens_and_audit",
     "tokens list": "e2e.test_cli_json::test_tokens_and_audit",
     "tokens revoke": "e2e.test_cli_json::test_tokens_and_audit",
+    "tokens activate": "e2e.test_cli_json::test_tokens_and_audit",
     "audit": "e2e.test_cli_json::test_tokens_and_audit",
     "check": "e2e.test_cli_json::test_check_ready_and_not_ready",
     **dict.fromkeys(
@@ -185,12 +187,27 @@ def test_worker_runs_what_is_approved(
 
 
 def test_tokens_and_audit(cli: Cli) -> None:
-    created = cli("tokens", "create", "--role", "operator", "--name", "night-shift")
+    created = cli(
+        "tokens", "create", "--role", "operator", "--name", "night-shift", "--holder", "ines"
+    )
     assert created["token"].startswith("bct_")
     assert created["role"] == "operator"
+    # An admin at the machine's console names the holder directly: active at once.
+    assert (created["holder"], created["pending"], created["active"]) == ("ines", False, True)
     listed = cli("tokens", "list")["tokens"]
     assert [t["name"] for t in listed] == ["night-shift"]
     assert "token" not in listed[0]  # the secret is shown once, at creation
+
+    async def mint_pending() -> int:
+        conn = await asyncpg.connect(cli.dsn)
+        row, _ = await mint_token(conn, "newcomer", "approver", created_by="root1", pending=True)
+        await conn.close()
+        return int(row["id"])
+
+    pending = asyncio.run(mint_pending())
+    activated = cli("tokens", "activate", str(pending))
+    assert (activated["pending"], activated["active"]) == (False, True)
+    assert activated["activated_by"].startswith("cli:")
     revoked = cli("tokens", "revoke", str(created["id"]))
     assert revoked["active"] is False
     actions = [e["action"] for e in cli("audit")["entries"]]

@@ -79,9 +79,13 @@ AREAS = ["--area", "dep:75", "--area", "dep:13"]
 
 
 async def test_schedules_are_added_listed_shown_disabled_and_removed(cli: Cli) -> None:
-    added = await cli(*ADD, "--tz", "Europe/Paris", *AREAS, "--within", "2m", "--grace", "30m")
+    hook = "https://alarm:s3cret@93.184.216.34/hooks?token=T0KEN"  # a secret: shown masked
+    added = await cli(
+        *ADD, "--tz", "Europe/Paris", *AREAS, "--within", "2m", "--grace", "30m", "--webhook", hook
+    )
     schedule = added["schedule"]
     assert schedule["name"] == "monthly-paris"
+    assert schedule["webhook_url"] == "https://93.184.216.34/…"
     assert schedule["thresholds"]["delivery_within_seconds"] == 120
     assert schedule["grace_seconds"] == 1800
     assert len(schedule["upcoming"]) == 3
@@ -89,6 +93,8 @@ async def test_schedules_are_added_listed_shown_disabled_and_removed(cli: Cli) -
     assert [s["id"] for s in listed["schedules"]] == [schedule["id"]]
     shown = await cli("drill", "schedule", "show", "monthly-paris")
     assert shown["runs"] == []
+    assert shown["webhook_url"] == "https://93.184.216.34/…"
+    assert "s3cret" not in json.dumps(listed) and "T0KEN" not in json.dumps(shown)
     assert (await cli("drill", "schedule", "disable", str(schedule["id"])))["schedule"][
         "enabled"
     ] is False

@@ -214,6 +214,13 @@ async def _spare_token(api: Api) -> dict[str, Any]:
     return {"id": api.token_ids["spare"]}
 
 
+async def _pending_token(api: Api) -> dict[str, Any]:
+    """A token another admin minted for someone else: it waits for a second admin."""
+    async with api.db.acquire() as conn:
+        row, _ = await mint_token(conn, "newcomer", "operator", created_by="admin2", pending=True)
+    return {"id": row["id"]}
+
+
 # operation -> (method, path, body, setup, success status, roles allowed)
 MATRIX: dict[str, tuple[str, str, Any, Setup, int, set[str]]] = {
     "healthz": ("GET", "/healthz", None, _nothing, 200, {"none", "operator", "approver", "admin"}),
@@ -288,9 +295,9 @@ MATRIX: dict[str, tuple[str, str, Any, Setup, int, set[str]]] = {
         "POST",
         "/v1/broadcasts/{id}/update",
         {"variables": {"instruction": "Restez chez vous.", "instruction.en": "Stay at home."}},
-        _approved,
+        _approved,  # olga's: an update stops it, so it needs the right to cancel it
         201,
-        {"operator", "admin"},
+        {"admin"},
     ),
     "allClearBroadcast": (
         "POST",
@@ -298,7 +305,7 @@ MATRIX: dict[str, tuple[str, str, Any, Setup, int, set[str]]] = {
         None,
         _approved,
         201,
-        {"operator", "admin"},
+        {"admin"},
     ),
     "postCap": ("POST", "/v1/cap", "test_status.xml", _nothing, 200, {"operator", "admin"}),
     "listTokens": ("GET", "/v1/tokens", None, _nothing, 200, {"admin"}),
@@ -310,6 +317,7 @@ MATRIX: dict[str, tuple[str, str, Any, Setup, int, set[str]]] = {
         201,
         {"admin"},
     ),
+    "activateToken": ("POST", "/v1/tokens/{id}/activate", None, _pending_token, 200, {"admin"}),
     "revokeToken": ("POST", "/v1/tokens/{id}/revoke", None, _spare_token, 200, {"admin"}),
     "listAudit": ("GET", "/v1/audit", None, _nothing, 200, {"admin"}),
 }
@@ -428,6 +436,74 @@ async def test_authorisation_matrix(api: Api, operation: str, role: str) -> None
         assert reply.status == 403, reply.body
         assert reply.error["code"] == "forbidden"
         assert role in reply.error["message"]
+
+
+# A follow-up stops the broadcast it follows: it needs the right to cancel that one (its
+# creator, or a role that may cancel), checked as a direct cancel is. Issue 19 item 1.
+# case -> (request, who created the original, roles allowed, success status)
+FOLLOW_UPS: dict[str, tuple[str, str, set[str], int]] = {
+    "update own": ("update", "alice", {"operator", "admin"}, 201),
+    "update other's": ("update", "olga", {"admin"}, 201),
+    "all-clear own": ("all-clear", "alice", {"operator", "admin"}, 201),
+    "all-clear other's": ("all-clear", "olga", {"admin"}, 201),
+    "CAP Update own": ("update.xml", "alice", {"operator", "admin"}, 201),
+    "CAP Update other's": ("update.xml", "olga", {"admin"}, 201),
+    "CAP Cancel own": ("cancel.xml", "alice", {"operator", "approver", "admin"}, 200),
+    "CAP Cancel other's": ("cancel.xml", "olga", {"approver", "admin"}, 200),
+}
+UPDATE_BODY = {"variables": {"instruction": "Restez chez vous.", "instruction.en": "Stay in."}}
+
+
+async def _follow_up(api: Api, what: str, parent: int, as_: str | None) -> Reply:
+    if what.endswith(".xml"):
+        raw = (CAP_DIR / what).read_bytes()
+        if as_ is not None:
+            return await api.cap(what, as_=as_)
+        return await api.call(
+            "POST", "/v1/cap", data=raw, headers={"Content-Type": "application/cap+xml"}
+        )
+    body = UPDATE_BODY if what == "update" else None
+    return await api.call("POST", f"/v1/broadcasts/{parent}/{what}", as_=as_, json_body=body)
+
+
+@pytest.mark.parametrize("role", ["none", "operator", "approver", "admin"])
+@pytest.mark.parametrize("case", sorted(FOLLOW_UPS))
+async def test_authorisation_matrix_of_follow_ups(api: Api, case: str, role: str) -> None:
+    what, creator, allowed, success = FOLLOW_UPS[case]
+    if what.endswith(".xml"):
+        alert = await api.cap("alert_actual.xml", as_=creator)
+        assert alert.status == 201, alert.body
+        parent = int(alert.body["broadcast_id"])
+    else:
+        parent = await api.create(LIVE_92, as_=creator)
+    before = await api.state(parent)
+    broadcasts = await api.count("broadcasts")
+    as_ = None if role == "none" else AS_ROLE[role]
+    reply = await _follow_up(api, what, parent, as_)
+    if role in allowed:
+        assert reply.status == success, reply.body
+        assert await api.state(parent) == "cancelled"
+        return
+    assert reply.status == (401 if role == "none" else 403), reply.body
+    assert await api.state(parent) == before  # nothing cancelled
+    assert await api.count("broadcasts") == broadcasts  # nothing created
+    if role == "none":
+        return
+    assert role in reply.error["message"]
+    async with api.db.acquire() as conn:
+        denied = await conn.fetchrow(
+            "SELECT actor, subject, details FROM audit_log WHERE action = 'denied' "
+            "ORDER BY id DESC LIMIT 1"
+        )
+    assert denied is not None
+    assert denied["actor"] == AS_ROLE[role]
+    details = json.loads(denied["details"])
+    if role == "operator":  # may create follow-ups, not stop someone else's broadcast
+        assert details["operation"] in ("cancelBroadcast", "cancelCap")
+        if details["operation"] == "cancelBroadcast":
+            assert denied["subject"] == f"broadcast:{parent}"
+            assert details["via"] in ("updateBroadcast", "allClearBroadcast", "postCap")
+            assert "stops" in reply.error["message"]
 
 
 async def test_refusals_by_role_are_audited(api: Api) -> None:
@@ -872,6 +948,20 @@ async def test_tokens_are_shown_once_and_stored_hashed(api: Api) -> None:
     async with api.db.acquire() as conn:
         stored = await conn.fetchval("SELECT token_hash FROM api_tokens WHERE name = 'dave'")
     assert stored == hash_token(token)
+    # Minted by root for another person (dave): refused until a second admin activates it.
+    assert created.body["holder"] == "dave"
+    assert created.body["pending"] is True
+    waits = await api.call("GET", "/v1/broadcasts", token=token)
+    assert waits.status == 401
+    assert "waits for a second admin" in waits.error["message"]
+    async with api.db.acquire() as conn:
+        _, second_admin = await mint_token(conn, "root2", "admin")
+    activated = await api.call(
+        "POST", f"/v1/tokens/{created.body['id']}/activate", token=second_admin
+    )
+    assert activated.status == 200, activated.body
+    assert activated.body["active"] is True
+    assert activated.body["activated_by"] == "root2"
     works = await api.call("GET", "/v1/broadcasts", token=token)
     assert works.status == 200
     reserved = await api.call(

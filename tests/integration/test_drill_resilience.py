@@ -24,7 +24,7 @@ from fixtures_smsc import StartMock
 
 from broadcaster.domain.receipt_ids import keys
 from broadcaster.drills import runs as drill_runs
-from broadcaster.drills.config import DrillSettings
+from broadcaster.drills.config import DrillSettings, WebhookPolicy
 from broadcaster.drills.report import Thresholds
 from broadcaster.drills.runs import FINAL_RECEIPT_STATS, load_report
 from broadcaster.drills.scheduler import DrillScheduler
@@ -39,7 +39,13 @@ from broadcaster.store.queries import queries
 
 PARIS = ZoneInfo("Europe/Paris")
 TEST_GROUP_SIZE = sum(TEST_GROUP.values())
-CONFIG = DrillSettings(poll_s=1.0, webhook_timeout_s=5.0, webhook_retry_delays=(0.0, 0.0))
+LOCAL_HOOKS = WebhookPolicy.parse(["http://127.0.0.1:*"])  # local test servers
+CONFIG = DrillSettings(
+    poll_s=1.0,
+    webhook_timeout_s=5.0,
+    webhook_retry_delays=(0.0, 0.0),
+    webhook_policy=LOCAL_HOOKS,
+)
 
 
 @pytest.fixture
@@ -312,10 +318,10 @@ async def test_webhooks_that_redirect_fail_or_are_unreachable_are_recorded_faile
         r["schedule_name"]: r["webhook_status"]
         for r in await _fetch(db, "SELECT schedule_name, webhook_status FROM drill_runs")
     }
-    assert status["hook-redirect"].startswith("failed (HTTP 302 redirect to /elsewhere, not")
+    # In generic words (what anyone who reads runs sees); the details are in the log only.
+    assert status["hook-redirect"] == "failed (HTTP 302, redirect not followed)"
     assert status["hook-error"] == "failed (HTTP 500)"
-    assert status["hook-unreachable"].startswith("failed (")
-    assert "Connect" in status["hook-unreachable"]
+    assert status["hook-unreachable"] == "failed (no answer)"
 
     # The scheduler carries on: the next day, with the test group back, the drills start.
     async with db.acquire() as conn:

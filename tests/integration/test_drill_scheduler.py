@@ -23,7 +23,7 @@ from fixtures_drills import TEST_GROUP, FakeClock, WebhookSink, seed_subscribers
 from fixtures_smsc import StartMock
 from prometheus_client.parser import text_string_to_metric_families
 
-from broadcaster.drills.config import DrillSettings
+from broadcaster.drills.config import DrillSettings, WebhookPolicy
 from broadcaster.drills.report import Thresholds
 from broadcaster.drills.scheduler import DrillScheduler
 from broadcaster.drills.schedules import DrillSpec, ScheduleRequest, create_schedule
@@ -35,7 +35,8 @@ from broadcaster.store.database import create_pool
 
 PARIS = ZoneInfo("Europe/Paris")
 TEST_GROUP_SIZE = sum(TEST_GROUP.values())
-CONFIG = DrillSettings(poll_s=1.0, webhook_retry_delays=(0.0, 0.0))
+LOCAL_HOOKS = WebhookPolicy.parse(["http://127.0.0.1:*"])  # the sink: a local test server
+CONFIG = DrillSettings(poll_s=1.0, webhook_retry_delays=(0.0, 0.0), webhook_policy=LOCAL_HOOKS)
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ attempts logged and limited per address.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from http.cookies import SimpleCookie
 from typing import Any
@@ -16,6 +17,7 @@ from fixtures_web import MakeLab, page_csrf, sign_in
 
 from broadcaster.domain.tokens import hash_token
 from broadcaster.store import tokens as store_tokens
+from broadcaster.web.progress import INTERVAL_S, RECHECK_S
 from broadcaster.web.security import CSP
 from broadcaster.web.session import COOKIE
 
@@ -329,3 +331,123 @@ async def test_an_unreadable_form_is_a_400_page_not_a_server_error(console_lab: 
     assert await lab.count("broadcasts") == 0
     async with client.get("/console/", allow_redirects=False) as response:
         assert response.status == 200  # the sign-out was not done either
+
+
+async def test_a_next_target_with_a_control_character_is_a_400_page(console_lab: MakeLab) -> None:
+    """Issue 19 item 6: a newline in `next` once dropped the connection (aiohttp refused the
+    header); now it is refused with a page, before any sign-in is attempted or audited."""
+    lab = await console_lab()
+    for target in ("/console/\r\nSet-Cookie: x=1", "/console/\n", "/console/\\evil", "/\x00"):
+        client = await lab.client()
+        csrf = await page_csrf(client)
+        async with client.post(
+            "/console/sign-in",
+            data={"csrf_token": csrf, "token": lab.tokens["root"], "next": target},
+            allow_redirects=False,
+        ) as response:
+            text = await response.text()
+            assert response.status == 400, target
+            assert "Location" not in response.headers
+            assert "control character" in text
+        async with client.get(
+            "/console/sign-in", params={"next": target}, allow_redirects=False
+        ) as response:
+            assert response.status == 400, target
+        async with client.post(
+            "/console/language",
+            data={"csrf_token": csrf, "lang": "fr", "next": target},
+            allow_redirects=False,
+        ) as response:
+            assert response.status == 400, target
+    async with lab.db.acquire() as conn:
+        signed_in = await conn.fetchval(
+            "SELECT count(*) FROM audit_log WHERE action = 'console_sign_in'"
+        )
+    assert signed_in == 0
+    assert await lab.count("broadcasts") == 0
+
+
+async def test_revoking_the_token_ends_its_open_progress_stream(console_lab: MakeLab) -> None:
+    """Issue 19 item 4: a revoked token's stream once ran on to its 600 s cap; now it ends
+    within `RECHECK_S` with an `ended` event, and the session with it."""
+    lab = await console_lab()
+    client = await lab.client()
+    await sign_in(client, lab.tokens["alice"])
+    api = {"Authorization": f"Bearer {lab.tokens['alice']}"}
+    async with client.post(
+        "/v1/broadcasts", json={"areas": ["dep:75"], "template": "outage"}, headers=api
+    ) as response:
+        assert response.status == 201
+        broadcast_id = (await response.json())["broadcast"]["broadcast_id"]
+    async with lab.db.acquire() as conn:
+        alice = await conn.fetchval("SELECT id FROM api_tokens WHERE name = 'alice'")
+    names: list[str] = []
+    after_revocation = 0
+    async with (
+        asyncio.timeout(60),  # a safety net: the stream must end by itself
+        client.get(f"/console/broadcasts/{broadcast_id}/events") as stream,
+    ):
+        assert stream.status == 200
+        async for line in stream.content:
+            if not line.startswith(b"event: "):
+                continue
+            names.append(line.decode().removeprefix("event: ").strip())
+            if len(names) == 1:
+                async with client.post(
+                    f"/v1/tokens/{alice}/revoke",
+                    json={"reason": "left the cell"},
+                    headers={"Authorization": f"Bearer {lab.tokens['root']}"},
+                ) as revoked:
+                    assert revoked.status == 200
+            else:
+                after_revocation += 1
+    assert names[0] == "progress" and names[-1] == "ended"
+    assert after_revocation <= RECHECK_S / INTERVAL_S + 2  # events, not the 600 s cap
+    assert await lab.state(broadcast_id) == "pending_approval"  # nothing else changed
+    async with lab.db.acquire() as conn:
+        revocation = await conn.fetchrow(
+            "SELECT actor, subject, details FROM audit_log WHERE action = 'token_revoke'"
+        )
+    assert revocation is not None
+    assert (revocation["actor"], revocation["subject"]) == ("root", f"token:{alice}")
+    async with client.get("/console/", allow_redirects=False) as response:
+        assert response.status == 303
+        assert "ended=1" in response.headers["Location"]
+
+
+async def test_an_operator_cannot_stop_anothers_broadcast_from_the_console(
+    console_lab: MakeLab,
+) -> None:
+    """Issue 19 item 1 in the console: the follow-up form is not offered on someone else's
+    broadcast, and posting it anyway is refused (403), audited, and stops nothing."""
+    lab = await console_lab(threshold=100)
+    olga = await lab.client()
+    olgas_csrf = await sign_in(olga, lab.tokens["olga"])
+    status, _ = await post(olga, "/console/broadcasts", {**CREATE, "csrf_token": olgas_csrf})
+    assert status == 303
+    alice = await lab.client()
+    csrf = await sign_in(alice, lab.tokens["alice"])
+    async with alice.get("/console/broadcasts/1") as response:
+        assert response.status == 200
+        assert 'id="follow-h"' not in await response.text()
+    async with olga.get("/console/broadcasts/1") as response:
+        assert 'id="follow-h"' in await response.text()  # the creator's page offers it
+    status, text = await post(
+        alice,
+        "/console/broadcasts/1/follow-up",
+        {
+            "csrf_token": csrf,
+            "template": "all_clear",
+            "confirm": "SEND TO PUBLIC",
+            "idempotency_key": "x-1",
+        },
+    )
+    assert status == 403
+    assert "created by olga" in text
+    assert await lab.state(1) == "approved"
+    assert await lab.count("broadcasts") == 1
+    async with lab.db.acquire() as conn:
+        denied = await conn.fetch(
+            "SELECT actor, subject, details->>'via' AS via FROM audit_log WHERE action = 'denied'"
+        )
+    assert [tuple(r) for r in denied] == [("alice", "broadcast:1", "allClearBroadcast")]

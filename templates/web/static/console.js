@@ -97,6 +97,8 @@ function setupProgress(panel) {
     if (data.final) source.close();
     if (stage(data.state) !== initial) { source.close(); window.location.assign(page); }
   });
+  // The session's token was revoked: the reload lands on the sign-in page.
+  source.addEventListener("ended", () => { source.close(); window.location.assign(page); });
 }
 
 document.addEventListener("DOMContentLoaded", () => {
