@@ -142,6 +142,9 @@ class Settings:
     """Requests per second each API token may sustain (token bucket)..."""
     api_rate_burst: int = 30
     """...and how many it may send at once above that rate."""
+    display_timezone: str = ""
+    """The zone times are shown to people in (IANA name, e.g. Europe/Paris); empty: each
+    broadcast's area's own zone (overseas départements have theirs). JSON stays in UTC."""
 
     @classmethod
     def load(
@@ -179,6 +182,7 @@ ENVIRONMENT_VARIABLES: dict[str, str] = {
     "BROADCASTER_API_MAX_BODY_BYTES": "api_max_body_bytes",
     "BROADCASTER_API_RATE_PER_SECOND": "api_rate_per_second",
     "BROADCASTER_API_RATE_BURST": "api_rate_burst",
+    "BROADCASTER_TIMEZONE": "display_timezone",
 }
 """Environment variable -> the Settings field it sets (besides DATABASE_URL, BROADCASTER_CONFIG
 and BROADCASTER_SMSC_URL)."""

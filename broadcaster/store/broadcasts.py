@@ -298,12 +298,16 @@ async def progress(conn: Conn, broadcast_id: int) -> dict[str, Any]:
     }
 
 
-def _by_smsc(rolled: rollups.Rolled) -> dict[str, dict[str, int]]:
-    """Parts accepted and failed per SMSC."""
-    out: dict[str, dict[str, int]] = {}
+def _by_smsc(rolled: rollups.Rolled) -> dict[str, dict[str, Any]]:
+    """Parts accepted and failed (by status) per SMSC."""
+    out: dict[str, dict[str, Any]] = {}
     for (smsc, status), n in sorted(rolled.by_outcome.items()):
-        entry = out.setdefault(smsc, {"accepted": 0, "failed": 0})
-        entry["accepted" if status == 0 else "failed"] += n
+        entry = out.setdefault(smsc, {"accepted": 0, "failed": 0, "failed_by_status": {}})
+        if status == 0:
+            entry["accepted"] += n
+        else:
+            entry["failed"] += n
+            entry["failed_by_status"][f"0x{status & 0xFFFFFFFF:08X}"] = n
     return out
 
 
