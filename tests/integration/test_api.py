@@ -259,6 +259,14 @@ MATRIX: dict[str, tuple[str, str, Any, Setup, int, set[str]]] = {
         200,
         {"operator", "approver", "admin"},
     ),
+    "exportNotReached": (
+        "GET",
+        "/v1/broadcasts/{id}/not-reached",
+        None,
+        _approved,
+        200,
+        {"approver", "admin"},
+    ),
     "approveBroadcast": (
         "POST",
         "/v1/broadcasts/{id}/approve",
