@@ -178,6 +178,9 @@ class Settings:
     retention_interval_s: float = 3600.0
     """Seconds between two purges by `broadcaster serve` (0: serve never purges; run
     `broadcaster db purge` from a timer instead)."""
+    display_timezone: str = ""
+    """The zone times are shown to people in (IANA name, e.g. Europe/Paris); empty: each
+    broadcast's area's own zone (overseas départements have theirs). JSON stays in UTC."""
 
     @classmethod
     def load(
@@ -220,6 +223,7 @@ ENVIRONMENT_VARIABLES: dict[str, str] = {
     "BROADCASTER_RETENTION_AUDIT_DAYS": "retention_audit_days",
     "BROADCASTER_RETENTION_LOCATIONS_HOURS": "retention_locations_hours",
     "BROADCASTER_RETENTION_INTERVAL_S": "retention_interval_s",
+    "BROADCASTER_TIMEZONE": "display_timezone",
 }
 """Environment variable -> the Settings field it sets (besides DATABASE_URL, BROADCASTER_CONFIG
 and BROADCASTER_SMSC_URL)."""

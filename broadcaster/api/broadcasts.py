@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from broadcaster.afteraction.html import render_html
 from broadcaster.api.context import Call
 from broadcaster.commands import broadcasts as commands
+from broadcaster.commands import reports
 from broadcaster.commands.broadcasts import CreateAction, Idempotency
 from broadcaster.commands.planning import plan_as_json
 from broadcaster.domain.requests import BroadcastRequest
@@ -141,5 +143,36 @@ async def list_recent(call: Call) -> web.StreamResponse:
 
 
 async def report(call: Call) -> web.StreamResponse:
+    """The final report with the after-action report (`after_action`); as one HTML page when
+    the client asks for text/html first (a browser)."""
     broadcast_id = call.path_id("broadcast_id")
-    return reply(await commands.report(call.ctx, call.caller, broadcast_id))
+    body = await commands.report(call.ctx, call.caller, broadcast_id)
+    after = await reports.after_action(call.ctx, call.caller, broadcast_id)
+    if call.request.headers.get("Accept", "").startswith("text/html"):
+        return web.Response(text=render_html(after), content_type="text/html")
+    return reply({**body, "after_action": after})
+
+
+async def not_reached(call: Call) -> web.StreamResponse:
+    """CSV of the recipients not reached, streamed (role-restricted and audited by the command:
+    the refusal comes before anything is sent)."""
+    broadcast_id = call.path_id("broadcast_id")
+    lines = reports.not_reached_csv(call.ctx, call.caller, broadcast_id)
+    header = await anext(lines)  # authorised and found, or the error reply
+    response = web.StreamResponse(
+        headers={
+            "Content-Type": "text/csv; charset=utf-8",
+            "Content-Disposition": f'attachment; filename="not-reached-{broadcast_id}.csv"',
+        }
+    )
+    await response.prepare(call.request)
+    await response.write(header.encode())
+    batch: list[str] = []
+    async for line in lines:
+        batch.append(line)
+        if len(batch) >= 1000:
+            await response.write("".join(batch).encode())
+            batch = []
+    await response.write("".join(batch).encode())
+    await response.write_eof()
+    return response

@@ -168,10 +168,15 @@ def _success(route: Route, status: int) -> dict[str, Any]:
             "description": "Prometheus text exposition format",
             "content": {"text/plain": {"schema": {"type": "string"}}},
         }
-    return {
-        "description": "OK" if status < 300 else "not ready",
-        "content": {"application/json": {"schema": _ref(route.ok_schema)}},
-    }
+    if route.operation_id == "exportNotReached":
+        return {
+            "description": "CSV: msisdn, departement, commune, language, why",
+            "content": {"text/csv": {"schema": {"type": "string"}}},
+        }
+    content: dict[str, Any] = {"application/json": {"schema": _ref(route.ok_schema)}}
+    if route.operation_id == "getReport":
+        content["text/html"] = {"schema": {"type": "string"}}
+    return {"description": "OK" if status < 300 else "not ready", "content": content}
 
 
 def _error_statuses(route: Route) -> list[int]:

@@ -148,9 +148,18 @@ ROUTES: Final[tuple[Route, ...]] = (
         "GET",
         "/v1/broadcasts/{broadcast_id}/report",
         "getReport",
-        "Final report: counts, failures by status, receipts, texts, follow-ups, audit trail",
+        "Final report: counts, failures by status, receipts, texts, follow-ups, audit trail, "
+        "and the after-action report (Accept: text/html for it as one page)",
         broadcasts.report,
         ok_schema="Report",
+        tags=("broadcasts",),
+    ),
+    Route(
+        "GET",
+        "/v1/broadcasts/{broadcast_id}/not-reached",
+        "exportNotReached",
+        "Recipients not reached, as CSV, to follow up by other means (approvers, admins; audited)",
+        broadcasts.not_reached,
         tags=("broadcasts",),
     ),
     Route(

@@ -9,8 +9,11 @@ import argparse
 import asyncio
 import contextlib
 import signal
+from pathlib import Path
 from typing import Any
 
+from broadcaster.afteraction.html import render_html
+from broadcaster.afteraction.text import render_text
 from broadcaster.cli.options import (
     Commands,
     add_command,
@@ -21,6 +24,7 @@ from broadcaster.cli.options import (
     need_database,
 )
 from broadcaster.commands import broadcasts as commands
+from broadcaster.commands import reports
 from broadcaster.domain.states import Action
 from broadcaster.engine.runner import LEASE_SECONDS
 from broadcaster.errors import EXIT_OK, EXIT_PARTIAL, ConfigError
@@ -29,14 +33,33 @@ from broadcaster.store.database import create_pool, ensure_migrated
 
 
 def register(commands: Commands) -> None:
-    for name, help in (
-        ("status", "show a broadcast's state and derived counts"),
-        ("report", "the final report of a broadcast (counts, failures by status, receipts)"),
-    ):
-        p = add_command(
-            commands, name, help, _cmd_status, epilog=f"example:\n  broadcaster {name} 42 --json"
-        )
-        p.add_argument("broadcast_id", type=int)
+    p = add_command(
+        commands,
+        "status",
+        "show a broadcast's state and derived counts",
+        _cmd_status,
+        epilog="example:\n  broadcaster status 42 --json",
+    )
+    p.add_argument("broadcast_id", type=int)
+    p = add_command(
+        commands,
+        "report",
+        "the after-action report of a broadcast: areas, texts as sent, timeline, per area / "
+        "SMSC / language, who was not reached (times in the area's zone, UTC in JSON)",
+        _cmd_report,
+        epilog="examples:\n  broadcaster report 42\n  broadcaster report 42 --json\n"
+        "  broadcaster report 42 --html report-42.html\n"
+        "  broadcaster report 42 --not-reached-csv missed-42.csv   # approvers, admins; audited",
+    )
+    p.add_argument("broadcast_id", type=int)
+    flag(p, "--html", env="BROADCASTER_REPORT_HTML", type=Path, help="also write it as HTML (FILE)")
+    flag(
+        p,
+        "--not-reached-csv",
+        env="BROADCASTER_REPORT_NOT_REACHED_CSV",
+        type=Path,
+        help="write the recipients not reached to FILE (phone numbers: role-restricted, audited)",
+    )
     for action, help in (
         ("cancel", "stop a broadcast: no new part is submitted within a second, on any worker"),
         ("pause", "stop submitting, keep the rest for `resume`"),
@@ -94,7 +117,23 @@ async def _cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     async with command_context(settings, migrate=False) as ctx:
         status = await commands.status(ctx, cli_caller(), args.broadcast_id)
     emit(args, status, _status_text(status))
-    if args.command == "report" and status["state"] == "completed" and status["failed"]:
+    return EXIT_OK
+
+
+async def _cmd_report(args: argparse.Namespace, settings: Settings) -> int:
+    """The status counts (JSON: the status fields, as before) and the after-action report."""
+    caller = cli_caller()
+    async with command_context(settings, migrate=False) as ctx:
+        status = await commands.status(ctx, caller, args.broadcast_id)
+        report = await reports.after_action(ctx, caller, args.broadcast_id)
+        if args.not_reached_csv is not None:
+            with args.not_reached_csv.open("w", encoding="utf-8") as out:
+                async for line in reports.not_reached_csv(ctx, caller, args.broadcast_id):
+                    out.write(line)
+    if args.html is not None:
+        args.html.write_text(render_html(report), encoding="utf-8")
+    emit(args, {**status, "after_action": report}, render_text(report))
+    if status["state"] == "completed" and status["failed"]:
         return EXIT_PARTIAL
     return EXIT_OK
 

@@ -33,6 +33,8 @@ OPERATIONS: Final[dict[str, Operation]] = _table(
     Operation("createBroadcast", "create"),
     Operation("getBroadcast", "read"),
     Operation("getReport", "read"),
+    # The phone numbers a broadcast did not reach, for follow-up by other means (personal data).
+    Operation("exportNotReached", "approve"),
     Operation("approveBroadcast", "approve"),
     Operation("cancelBroadcast", "cancel", creator_may=True),
     Operation("pauseBroadcast", "control"),

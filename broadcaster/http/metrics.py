@@ -135,6 +135,17 @@ class _Collector(Collector):
             "chunks_done": GaugeMetricFamily(
                 "broadcaster_broadcast_chunks_done", "Work chunks finished", labels=labels
             ),
+            "parts_accepted": GaugeMetricFamily(
+                "broadcaster_broadcast_parts_accepted", "Parts the SMSC accepted", labels=labels
+            ),
+            "parts_failed": GaugeMetricFamily(
+                "broadcaster_broadcast_parts_failed", "Parts refused or unanswered", labels=labels
+            ),
+            "parts_delivered": GaugeMetricFamily(
+                "broadcaster_broadcast_parts_delivered",
+                "Parts with a DELIVRD receipt",
+                labels=labels,
+            ),
         }
         for row in snapshot.active:
             key = [str(row["id"]), row["kind"], row["state"]]

@@ -293,6 +293,7 @@ REPORT: Final[Schema] = {
         "groups": {"type": "array", "items": {"type": "object"}},
         "follow_ups": {"type": "array", "items": {"type": "object"}},
         "audit": {"type": "array", "items": {"type": "object"}},
+        "after_action": {"type": "object"},
     },
 }
 CAP_RESULT: Final[Schema] = {

@@ -18,7 +18,7 @@ from broadcaster.domain.states import FINAL, TRANSITIONS, Action, refuse, waitin
 from broadcaster.errors import NotFoundError
 from broadcaster.planning import Plan
 from broadcaster.store import receipts as store_receipts
-from broadcaster.store import workers
+from broadcaster.store import rollups, workers
 from broadcaster.store.chunks import ahead_of, insert_chunks
 from broadcaster.store.database import Conn
 from broadcaster.store.queries import queries
@@ -39,6 +39,7 @@ UNITS: dict[str, str] = {
     "part_outcomes": "parts",
     "failed_by_status": "parts",
     "receipts": "parts",
+    "by_smsc": "parts",
     "receipts_unattributed": "receipts since the broadcast started, from any SMSC, that name no "
     "part (unmatched) or two (ambiguous): never counted as delivered",
 }
@@ -223,18 +224,25 @@ async def follow_ups(conn: Conn, broadcast_id: int) -> list[dict[str, Any]]:
 
 
 async def summary(conn: Conn, broadcast_id: int) -> Summary:
-    row = await conn.fetchrow(queries["delivery_summary"], broadcast_id)
-    failures = await conn.fetch(queries["failures_by_status"], broadcast_id)
-    resent = await conn.fetchval(queries["possibly_twice"], broadcast_id)
-    assert row is not None
+    """The counts, read from the roll-ups (a few rows, whatever the broadcast's size)."""
+    return _summary(
+        await rollups.read(conn, broadcast_id), await _possibly_twice(conn, broadcast_id)
+    )
+
+
+async def _possibly_twice(conn: Conn, broadcast_id: int) -> int:
+    return int(await conn.fetchval(queries["possibly_twice"], broadcast_id) or 0)
+
+
+def _summary(rolled: rollups.Rolled, resent: int) -> Summary:
     return Summary(
-        recorded=row["recorded"],
-        accepted=row["accepted"],
-        failed=row["failed"],
-        duplicates=row["duplicates"],
-        part_outcomes=row["part_outcomes"],
-        failed_by_status={r["status"]: r["n"] for r in failures},
-        resent_in_flight=int(resent or 0),
+        recorded=rolled.recorded,
+        accepted=rolled.accepted,
+        failed=rolled.failed,
+        duplicates=rolled.duplicates,
+        part_outcomes=rolled.part_outcomes,
+        failed_by_status=rolled.failed_by_status(),
+        resent_in_flight=resent,
     )
 
 
@@ -247,8 +255,8 @@ async def progress(conn: Conn, broadcast_id: int) -> dict[str, Any]:
         report: dict[str, Any] = json.loads(saved)
         return report
     chunks = await conn.fetchrow(queries["chunks_left"], broadcast_id)
-    counts = await summary(conn, broadcast_id)
-    receipts = await conn.fetch(queries["receipt_summary"], broadcast_id)
+    rolled = await rollups.read(conn, broadcast_id)
+    counts = _summary(rolled, int(row["possibly_twice"] or 0))
     assert chunks is not None
     waiting = None
     if row["state"] in ("pending_approval", "approved"):
@@ -284,21 +292,27 @@ async def progress(conn: Conn, broadcast_id: int) -> dict[str, Any]:
             f"0x{k & 0xFFFFFFFF:08X}": v for k, v in counts.failed_by_status.items()
         },
         "units": UNITS,
-        "receipts": {
-            r["stat"]: {
-                "count": r["n"],
-                "p50_s": r["p50_s"],
-                "p95_s": r["p95_s"],
-                "max_s": r["max_s"],
-            }
-            for r in receipts
-        },
+        "receipts": rolled.receipts,
+        "by_smsc": _by_smsc(rolled),
         "receipts_unattributed": (
             await store_receipts.unattributed(conn, started)
             if (started := row["started_at"])
             else None
         ),
     }
+
+
+def _by_smsc(rolled: rollups.Rolled) -> dict[str, dict[str, Any]]:
+    """Parts accepted and failed (by status) per SMSC."""
+    out: dict[str, dict[str, Any]] = {}
+    for (smsc, status), n in sorted(rolled.by_outcome.items()):
+        entry = out.setdefault(smsc, {"accepted": 0, "failed": 0, "failed_by_status": {}})
+        if status == 0:
+            entry["accepted"] += n
+        else:
+            entry["failed"] += n
+            entry["failed_by_status"][f"0x{status & 0xFFFFFFFF:08X}"] = n
+    return out
 
 
 async def list_recent(conn: Conn, limit: int = 20) -> list[dict[str, Any]]:

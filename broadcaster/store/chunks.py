@@ -16,6 +16,7 @@ from typing import Any
 import asyncpg
 
 from broadcaster.domain.states import RUNNABLE
+from broadcaster.store import rollups
 from broadcaster.store.database import Conn
 from broadcaster.store.queries import queries
 from broadcaster.store.subscribers import chunk_starts
@@ -246,10 +247,11 @@ async def record_outcomes(
     done: Sequence[int],
     possibly_twice: int = 0,
 ) -> None:
-    """Append outcomes, mark finished chunks done and add the parts that may have gone twice
-    (`possibly_twice`, as the SMPP pool counted them), in one transaction."""
+    """Append outcomes, move the roll-ups, mark finished chunks done and add the parts that may
+    have gone twice (`possibly_twice`, as the SMPP pool counted them), in one transaction."""
     async with conn.transaction():
         if rows:
+            await rollups.add_outcomes(conn, broadcast_id, rows)  # before the COPY: see there
             await conn.copy_records_to_table("deliveries", records=rows, columns=DELIVERY_COLUMNS)
         for chunk_no in done:
             await conn.execute(queries["complete_chunk"], broadcast_id, chunk_no)

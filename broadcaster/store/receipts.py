@@ -57,7 +57,10 @@ async def take_back(conn: Conn, smsc: str, since: datetime) -> list[tuple[object
     """Take back (delete) the receipts of `smsc` recorded since `since`, to be recorded again
     with the SMSC's id form now known: rows of `STAGED_COLUMNS` but `keys`."""
     rows = await conn.fetch(queries["receipts_take_back"], smsc, since)
-    return [tuple(row) for row in rows]
+    named = sorted({int(row["broadcast_id"]) for row in rows if row["broadcast_id"] is not None})
+    if named:  # their receipt roll-ups, without the receipts taken back
+        await conn.execute(queries["rollup_receipts_recount"], named)
+    return [tuple(row)[:-1] for row in rows]
 
 
 async def unattributed(

@@ -10,7 +10,15 @@ from __future__ import annotations
 from aiohttp import web
 
 from broadcaster.http.context import SERVICES, Services
-from broadcaster.web import auth, broadcast, compose, drill_reports, pages, progress
+from broadcaster.web import (
+    after_action,
+    auth,
+    broadcast,
+    compose,
+    drill_reports,
+    pages,
+    progress,
+)
 from broadcaster.web.middleware import console_pipeline
 from broadcaster.web.render import PAGES_DIR, environment
 from broadcaster.web.session import SessionCodec
@@ -29,6 +37,7 @@ def create_console(services: Services, codec: SessionCodec | None = None) -> web
     compose.add_routes(router)
     broadcast.add_routes(router)
     drill_reports.add_routes(router)
+    after_action.add_routes(router)
     router.add_get("/broadcasts/{broadcast_id:[0-9]{1,18}}/events", progress.stream, name="events")
     router.add_static("/static", PAGES_DIR / "static", name="static")
     console.on_shutdown.append(_closing)

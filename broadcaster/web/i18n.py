@@ -240,6 +240,11 @@ MESSAGES: Final[dict[str, tuple[str, str]]] = {
     "done_paused": ("Paused.", "Suspendue."),
     "done_resumed": ("Resumed.", "Reprise."),
     "drill_report": ("Drill report", "Rapport d'exercice"),
+    "after_action_report": ("After-action report", "Rapport après diffusion"),
+    "not_reached_csv": (
+        "Recipients not reached (CSV, approvers)",
+        "Destinataires non atteints (CSV, approbateurs)",
+    ),
     "drills_title": ("Drills and their reports", "Exercices et leurs rapports"),
     # states
     "state_draft": ("draft", "brouillon"),

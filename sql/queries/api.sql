@@ -97,10 +97,16 @@ SELECT kind, state, count(*)::bigint AS n FROM broadcasts GROUP BY kind, state;
 
 -- name: active_progress
 -- Unfinished broadcasts (in the states $1) with their chunk progress (cheap: no scan of the
--- outcomes).
+-- outcomes: the parts come from the roll-ups, migration 0015).
 SELECT b.id, b.kind, b.state, b.recipients, b.parts,
        count(c.chunk_no)::bigint AS chunks_total,
-       count(c.chunk_no) FILTER (WHERE c.done)::bigint AS chunks_done
+       count(c.chunk_no) FILTER (WHERE c.done)::bigint AS chunks_done,
+       (SELECT coalesce(sum(o.parts), 0) FROM outcome_rollup o
+        WHERE o.broadcast_id = b.id AND o.status = 0)::bigint AS parts_accepted,
+       (SELECT coalesce(sum(o.parts), 0) FROM outcome_rollup o
+        WHERE o.broadcast_id = b.id AND o.status <> 0)::bigint AS parts_failed,
+       (SELECT coalesce(sum(r.parts), 0) FROM receipt_rollup r
+        WHERE r.broadcast_id = b.id AND r.stat = 'DELIVRD')::bigint AS parts_delivered
 FROM broadcasts b
 LEFT JOIN broadcast_chunks c ON c.broadcast_id = b.id
 WHERE b.state = ANY($1::text[])

@@ -17,7 +17,7 @@ VALUES ($1, $2, $3, $4, $5, $6);
 -- name: get_broadcast
 SELECT id, kind, state, template, variables, target, language_map, priority, recipients, parts,
        created_by, approved_by, parent_id, reached_only, created_at, started_at, finished_at,
-       expires_at
+       expires_at, possibly_twice
 FROM broadcasts WHERE id = $1;
 
 -- name: get_groups

@@ -44,16 +44,41 @@ WITH found AS (
            CASE WHEN n = 1 THEN part END, CASE WHEN n = 1 THEN delay_s END,
            CASE n WHEN 0 THEN 'unmatched' WHEN 1 THEN 'matched' ELSE 'ambiguous' END
     FROM found
+), fresh AS (
+    -- The batch's parts with a receipt of a stat not recorded for them before (issue 22's
+    -- roll-ups count parts, once per stat; this statement's snapshot excludes `stored`).
+    SELECT DISTINCT ON (f.broadcast_id, f.msisdn, f.part, f.stat) f.broadcast_id, f.stat,
+           f.delay_s
+    FROM found f
+    WHERE f.n = 1 AND NOT EXISTS (
+        SELECT 1 FROM receipts r
+        WHERE r.broadcast_id = f.broadcast_id AND r.msisdn = f.msisdn AND r.part = f.part
+          AND r.match = 'matched' AND r.stat = f.stat)
+    ORDER BY f.broadcast_id, f.msisdn, f.part, f.stat, f.received_at
+), counted AS (
+    INSERT INTO receipt_rollup AS u (broadcast_id, stat, parts, max_s)
+    SELECT broadcast_id, stat, count(*), max(delay_s) FROM fresh GROUP BY 1, 2 ORDER BY 1, 2
+    ON CONFLICT (broadcast_id, stat) DO UPDATE
+    SET parts = u.parts + EXCLUDED.parts, max_s = greatest(u.max_s, EXCLUDED.max_s)
+), binned AS (
+    INSERT INTO receipt_delays AS u (broadcast_id, stat, bucket, n)
+    SELECT broadcast_id, stat,
+           least(greatest(floor(ln(greatest(delay_s, 0.01) / 0.01) / ln(1.1)), 0), 200)::smallint,
+           count(*)
+    FROM fresh GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+    ON CONFLICT (broadcast_id, stat, bucket) DO UPDATE SET n = u.n + EXCLUDED.n
 )
 SELECT smsc, message_id, text_message_id, key FROM found
 WHERE n = 1 AND smsc = ANY($2::text[]);
 
 -- name: receipts_take_back
 -- Receipts of SMSC $1 recorded since $2, while its id form was being found out (to match again
--- once it is known); deleted here, recorded again by the caller in the same transaction.
+-- once it is known); deleted here, recorded again by the caller in the same transaction. With
+-- the broadcast each named (its receipt roll-ups are recounted: rollup_receipts_recount).
 DELETE FROM receipts
 WHERE smsc = $1 AND received_at >= $2
-RETURNING smsc, message_id, text_message_id, reported_msisdn, stat, err, done_at, received_at;
+RETURNING smsc, message_id, text_message_id, reported_msisdn, stat, err, done_at, received_at,
+          broadcast_id;
 
 -- name: receipts_unattributed
 -- Receipts received since $1 (from the SMSCs in $2; NULL: every one) that name no part

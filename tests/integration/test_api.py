@@ -259,6 +259,14 @@ MATRIX: dict[str, tuple[str, str, Any, Setup, int, set[str]]] = {
         200,
         {"operator", "approver", "admin"},
     ),
+    "exportNotReached": (
+        "GET",
+        "/v1/broadcasts/{id}/not-reached",
+        None,
+        _approved,
+        200,
+        {"approver", "admin"},
+    ),
     "approveBroadcast": (
         "POST",
         "/v1/broadcasts/{id}/approve",
@@ -680,6 +688,49 @@ async def test_status_list_and_report(api: Api) -> None:
     assert missing.error["code"] == "not_found"
     huge = await api.call("GET", "/v1/broadcasts/99999999999999999999", as_="bob")
     assert huge.status == 404
+
+
+async def test_the_after_action_report_and_who_was_not_reached_over_http(api: Api) -> None:
+    """A broadcast cancelled before any part left: the report (JSON, HTML) says nobody was
+    reached, and the CSV lists every recipient, for approvers only (an operator's try is
+    refused and audited)."""
+    broadcast_id = await api.create(LIVE_75)
+    cancelled = await api.call("POST", f"/v1/broadcasts/{broadcast_id}/cancel", as_="bob")
+    assert cancelled.status == 200, cancelled.body
+    report = await api.call("GET", f"/v1/broadcasts/{broadcast_id}/report", as_="alice")
+    after = report.body["after_action"]
+    assert after["state"] == "cancelled"
+    assert after["areas"] == [{"code": "75", "name": "Paris"}]
+    assert after["totals"]["not_reached"] == after["totals"]["recipients"] > 0
+    page = await api.call(
+        "GET",
+        f"/v1/broadcasts/{broadcast_id}/report",
+        as_="alice",
+        headers={"Accept": "text/html"},
+    )
+    assert page.headers["Content-Type"].startswith("text/html")
+    assert "<svg" in page.body and "after-action report" in page.body
+
+    path = f"/v1/broadcasts/{broadcast_id}/not-reached"
+    refused = await api.call("GET", path, as_="alice")
+    assert refused.status == 403
+    exported = await api.call("GET", path, as_="bob")
+    assert exported.status == 200
+    assert exported.headers["Content-Type"].startswith("text/csv")
+    lines = exported.body.splitlines()
+    assert lines[0] == "msisdn,departement,commune,language,why"
+    assert len(lines) - 1 == after["totals"]["recipients"]
+    assert all(line.endswith(",not sent") for line in lines[1:])
+    async with api.db.acquire() as conn:
+        actions = [
+            (r["actor"], r["action"])
+            for r in await conn.fetch(
+                "SELECT actor, action FROM audit_log WHERE subject = $1 ORDER BY id",
+                f"broadcast:{broadcast_id}",
+            )
+        ]
+    assert ("alice", "denied") in actions and ("bob", "export_not_reached") in actions
+    assert (await api.call("GET", "/v1/broadcasts/424242/not-reached", as_="bob")).status == 404
 
 
 async def test_dry_run_previews_and_stores_nothing(api: Api) -> None:

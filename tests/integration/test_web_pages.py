@@ -509,3 +509,38 @@ async def test_an_open_progress_stream_does_not_hold_up_a_shutdown(console_lab: 
     finally:
         response.release()
     assert b'"state": "pending_approval"' in rest
+
+
+async def test_the_after_action_report_page_and_the_not_reached_download(
+    console_lab: MakeLab,
+) -> None:
+    """The console shows the after-action report in a frame under the report policy; the list
+    of recipients not reached downloads for an approver, not for an operator."""
+    lab = await console_lab(worker=True, threshold=100)
+    client = await lab.client()
+    csrf = await sign_in(client, lab.tokens["alice"])
+    live = {**LIVE, "csrf_token": csrf, "confirm": "SEND TO PUBLIC"}
+    assert (await post(client, "/console/broadcasts", live))[0] == 303
+    await lab.wait_state(1, ("completed",))
+    async with client.get("/console/broadcasts/1") as response:
+        assert 'href="/console/broadcasts/1/report"' in await response.text()
+    async with client.get("/console/broadcasts/1/report") as response:
+        page = await response.text()
+    assert response.status == 200
+    assert 'src="/console/broadcasts/1/report.html"' in page
+    async with client.get("/console/broadcasts/1/report.html") as response:
+        report = await response.text()
+        policy = response.headers["Content-Security-Policy"]
+    assert response.status == 200
+    assert "<svg" in report and "<script" not in report and "Paris" in report
+    assert policy == drill_reports.REPORT_CSP
+    async with client.get("/console/broadcasts/1/not-reached.csv") as response:
+        assert response.status == 403  # alice is an operator
+    approver = await lab.client()
+    await sign_in(approver, lab.tokens["bob"])
+    async with approver.get("/console/broadcasts/1/not-reached.csv") as response:
+        csv_text = await response.text()
+    assert response.status == 200
+    assert csv_text.splitlines()[0] == "msisdn,departement,commune,language,why"
+    async with client.get("/console/broadcasts/999/report") as response:
+        assert response.status == 404

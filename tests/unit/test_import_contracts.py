@@ -45,6 +45,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "broadcaster.drills.report",
         "broadcaster.drills.html",
         "broadcaster.drills.text",
+        "broadcaster.afteraction",
         "broadcaster.drills.config",
         "broadcaster.drills.clock",
         "broadcaster.http.ratelimit",

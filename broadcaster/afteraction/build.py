@@ -1,0 +1,221 @@
+"""The after-action report's content, as a JSON-ready dict (UTC times; `*_local` fields in the
+report's zone, see domain/localtime.py)."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from broadcaster.domain.localtime import local
+from broadcaster.smpp.constants import status_name
+
+NO_ANSWER = -1
+
+
+def reason(status: int) -> str:
+    """What a failed part's status means to a person: the SMPP name, or that none came."""
+    return "no answer (timeout or lost connection)" if status == NO_ANSWER else status_name(status)
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """What `build` needs: the broadcast, its groups and audit trail, the store's report rows."""
+
+    broadcast: Mapping[str, Any]
+    """progress() of the broadcast (counts from the roll-ups)."""
+    record: Mapping[str, Any]
+    """The broadcast row (created_at... as datetimes, language_map)."""
+    groups: Sequence[Mapping[str, Any]]
+    trail: Sequence[Mapping[str, Any]]
+    rows: Any
+    """store.reports.ReportRows."""
+    zone: str
+
+
+def _row(label: str, name: str) -> dict[str, Any]:
+    return {
+        "key": label,
+        "name": name,
+        "recipients": 0,
+        "reached": 0,
+        "not_reached": 0,
+        "parts_accepted": 0,
+        "parts_delivered": 0,
+        "delivered": 0,
+        "parts_failed": 0,
+        "failed_by_reason": {},
+        "recorded_twice": 0,
+    }
+
+
+def _group_lang(record: Mapping[str, Any], groups: Sequence[Mapping[str, Any]]) -> Any:
+    lang_map = record["language_map"]
+    if isinstance(lang_map, str):
+        lang_map = json.loads(lang_map)
+    by_no = {g["group_no"]: g["lang"] for g in groups}
+
+    def text_language(dep: str, sub_lang: str) -> str:
+        group = (lang_map or {}).get(dep, {}).get(sub_lang)
+        return str(by_no.get(group, sub_lang))
+
+    return text_language
+
+
+def _tables(inputs: Inputs) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(per area, per language) rows: planned recipients from the groups, outcomes from rows."""
+    rows = inputs.rows
+    text_language = _group_lang(inputs.record, inputs.groups)
+    areas: dict[str, dict[str, Any]] = {}
+    langs: dict[str, dict[str, Any]] = {}
+
+    def area(dep: str) -> dict[str, Any]:
+        return areas.setdefault(dep, _row(dep, rows.areas.get(dep, dep)))
+
+    def lang(code: str) -> dict[str, Any]:
+        return langs.setdefault(code, _row(code, code))
+
+    for g in inputs.groups:
+        area(g["departement"])["recipients"] += g["recipients"]
+        lang(g["lang"])["recipients"] += g["recipients"]
+    for r in rows.by_area_lang:
+        for target in (area(r["departement"]), lang(text_language(r["departement"], r["lang"]))):
+            for key in ("reached", "parts_accepted", "parts_delivered", "delivered"):
+                target[key] += int(r[key])
+            target["recorded_twice"] += int(r["recorded_twice"])
+    for f in rows.failures:
+        why = reason(int(f["status"]))
+        for target in (area(f["departement"]), lang(text_language(f["departement"], f["lang"]))):
+            target["parts_failed"] += int(f["n"])
+            target["failed_by_reason"][why] = target["failed_by_reason"].get(why, 0) + int(f["n"])
+    for table in (areas, langs):
+        for entry in table.values():
+            entry["not_reached"] = max(entry["recipients"] - entry["reached"], 0)
+    return [areas[k] for k in sorted(areas)], [langs[k] for k in sorted(langs)]
+
+
+def _per_smsc(broadcast: Mapping[str, Any], rows: Any) -> list[dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = defaultdict(
+        lambda: {
+            "parts_accepted": 0,
+            "parts_failed": 0,
+            "parts_delivered": 0,
+            "failed_by_reason": {},
+        }
+    )
+    for smsc, counts in broadcast.get("by_smsc", {}).items():
+        out[smsc]["parts_accepted"] = counts["accepted"]
+        out[smsc]["parts_failed"] = counts["failed"]
+        out[smsc]["failed_by_reason"] = {
+            reason(_signed(int(k, 16))): v for k, v in counts["failed_by_status"].items()
+        }
+    for smsc, n in rows.delivered_by_smsc.items():
+        out[smsc]["parts_delivered"] = n
+    return [{"smsc": k, **v} for k, v in sorted(out.items())]
+
+
+def _signed(code: int) -> int:
+    """0xFFFFFFFF (as status shows -1) back to -1."""
+    return code - (1 << 32) if code >= 1 << 31 else code
+
+
+def _event(event: str, at: datetime | None, zone: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "event": event,
+        "at": at.isoformat() if at else None,
+        "at_local": local(at, zone),
+        **extra,
+    }
+
+
+def _timeline(inputs: Inputs) -> list[dict[str, Any]]:
+    record, rows, zone = inputs.record, inputs.rows, inputs.zone
+    approved = next((e for e in inputs.trail if e.get("action") == "approve"), None)
+    approved_at = approved.get("at") if approved else None
+    if isinstance(approved_at, str):
+        approved_at = datetime.fromisoformat(approved_at)
+    events = [
+        _event("created", record["created_at"], zone, by=record["created_by"]),
+        _event("approved", approved_at, zone, by=record["approved_by"]),
+        _event("started", record["started_at"], zone),
+        _event("first part", rows.first_part, zone),
+    ]
+    for mark, at in rows.accepted_at.items():
+        events.append(_event(f"{mark:.0%} of parts accepted", at, zone))
+    for mark, at in rows.delivered_at.items():
+        events.append(_event(f"{mark:.0%} of parts delivered", at, zone))
+    events.append(_event(f"finished ({record['state']})", record["finished_at"], zone))
+    return events
+
+
+def _cumulative(steps: Mapping[int, int], count: int) -> list[int]:
+    out, total = [], 0
+    for i in range(count):
+        total += steps.get(i, 0)
+        out.append(total)
+    return out
+
+
+def _curve(rows: Any) -> dict[str, Any]:
+    if rows.curve_start is None:
+        return {"start": None, "step_s": 0, "accepted": [], "delivered": []}
+    count = max([*rows.accepted_curve, *rows.delivered_curve, 0]) + 1
+    return {
+        "start": rows.curve_start.isoformat(),
+        "end": (rows.curve_start + timedelta(seconds=rows.curve_step_s * count)).isoformat(),
+        "step_s": rows.curve_step_s,
+        "accepted": _cumulative(rows.accepted_curve, count),
+        "delivered": _cumulative(rows.delivered_curve, count),
+    }
+
+
+def build(inputs: Inputs) -> dict[str, Any]:
+    """The report: areas by name, texts as sent, timeline, per area / SMSC / language, curve."""
+    b = inputs.broadcast
+    per_area, per_language = _tables(inputs)
+    totals = {
+        key: sum(a[key] for a in per_area)
+        for key in (
+            "recipients",
+            "reached",
+            "not_reached",
+            "parts_accepted",
+            "parts_delivered",
+            "delivered",
+            "parts_failed",
+        )
+    }
+    failed: dict[str, int] = {}
+    for a in per_area:
+        for why, n in a["failed_by_reason"].items():
+            failed[why] = failed.get(why, 0) + n
+    totals["failed_by_reason"] = failed
+    totals["possibly_sent_twice"] = b["possibly_sent_twice"]
+    return {
+        "broadcast_id": b["broadcast_id"],
+        "kind": b["kind"],
+        "state": b["state"],
+        "template": b["template"],
+        "time_zone": inputs.zone,
+        "areas": [{"code": k, "name": v} for k, v in sorted(inputs.rows.areas.items())],
+        "texts": [
+            {
+                "departement": g["departement"],
+                "lang": g["lang"],
+                "encoding": g["encoding"],
+                "parts": g["parts"],
+                "recipients": g["recipients"],
+                "body": g["body"],
+            }
+            for g in inputs.groups
+        ],
+        "timeline": _timeline(inputs),
+        "totals": totals,
+        "per_area": per_area,
+        "per_smsc": _per_smsc(b, inputs.rows),
+        "per_language": per_language,
+        "curve": _curve(inputs.rows),
+    }

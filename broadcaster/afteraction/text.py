@@ -1,0 +1,60 @@
+"""The after-action report as text for a terminal (`broadcaster report ID`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+COLUMNS = (
+    ("recipients", "recipients"),
+    ("reached", "reached"),
+    ("not_reached", "not reached"),
+    ("parts_accepted", "parts accepted"),
+    ("parts_delivered", "parts delivered"),
+    ("parts_failed", "parts failed"),
+    ("recorded_twice", "recorded twice"),
+)
+
+
+def _table(title: str, rows: list[dict[str, Any]], label: str) -> list[str]:
+    head = f"  {label:<28}" + "".join(f"{name:>16}" for _k, name in COLUMNS)
+    lines = [title, head]
+    for r in rows:
+        name = f"{r['key']} {r['name']}" if r["name"] != r["key"] else r["key"]
+        lines.append(f"  {name[:28]:<28}" + "".join(f"{r.get(k, 0):>16,}" for k, _n in COLUMNS))
+        for why, n in sorted(r["failed_by_reason"].items(), key=lambda x: -x[1]):
+            lines.append(f"      failed {why}: {n:,}")
+    return lines
+
+
+def render_text(report: dict[str, Any]) -> str:
+    t = report["totals"]
+    lines = [
+        f"after-action report of broadcast {report['broadcast_id']} "
+        f"[{'LIVE' if report['kind'] == 'live' else 'DRILL (exercise)'}] {report['template']}: "
+        f"{report['state']} (times in {report['time_zone']})",
+        "areas: " + ", ".join(f"{a['name']} ({a['code']})" for a in report["areas"]),
+        f"recipients {t['recipients']:,}: reached {t['reached']:,}, not reached "
+        f"{t['not_reached']:,}; parts accepted {t['parts_accepted']:,}, delivered "
+        f"{t['parts_delivered']:,}, failed {t['parts_failed']:,}; parts possibly sent twice "
+        f"{t['possibly_sent_twice']:,}",
+        "texts as sent:",
+    ]
+    for g in report["texts"]:
+        lines.append(
+            f"  [{g['departement']} {g['lang']}, {g['encoding']}, {g['parts']} part(s), "
+            f"{g['recipients']:,} recipients] {g['body']}"
+        )
+    lines.append("timeline:")
+    for e in report["timeline"]:
+        by = f" by {e['by']}" if e.get("by") else ""
+        lines.append(f"  {e['event']:<28} {e['at_local']}{by}")
+    lines += _table("per area:", report["per_area"], "area")
+    lines.append("per SMSC:")
+    for s in report["per_smsc"]:
+        lines.append(
+            f"  {s['smsc']:<28} accepted {s['parts_accepted']:,}, delivered "
+            f"{s['parts_delivered']:,}, failed {s['parts_failed']:,}"
+            + "".join(f"; {why} {n:,}" for why, n in s["failed_by_reason"].items())
+        )
+    lines += _table("per language:", report["per_language"], "language")
+    return "\n".join(lines)

@@ -1,0 +1,67 @@
+"""The after-action report of a broadcast (issue 22) and the list of who it did not reach: for
+the CLI, the API and the console alike.
+
+The report is read by anyone who may read reports; the list of recipients not reached holds
+phone numbers, so exporting it is an operation of its own (`exportNotReached`, the roles that
+approve broadcasts) and every export is audited with how many numbers left.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import AsyncIterator
+from typing import Any
+
+from broadcaster.afteraction.build import Inputs, build, reason
+from broadcaster.commands.access import authorize
+from broadcaster.commands.context import Context
+from broadcaster.domain.caller import Caller
+from broadcaster.domain.localtime import zone_for
+from broadcaster.store import audit
+from broadcaster.store import broadcasts as store
+from broadcaster.store import reports as store_reports
+
+CSV_HEADER = ("msisdn", "departement", "commune", "language", "why")
+
+
+def _subject(broadcast_id: int) -> str:
+    return f"broadcast:{broadcast_id}"
+
+
+async def after_action(ctx: Context, caller: Caller, broadcast_id: int) -> dict[str, Any]:
+    """The report as a JSON-ready dict: times in UTC, with `*_local` in the area's zone."""
+    async with ctx.db.acquire() as conn:
+        await authorize(conn, caller, "getReport", _subject(broadcast_id))
+        status = await store.progress(conn, broadcast_id)
+        record = dict(await store.get_broadcast(conn, broadcast_id))
+        groups = [dict(r) for r in await store.groups(conn, broadcast_id)]
+        trail = await audit.of_subject(conn, _subject(broadcast_id))
+        rows = await store_reports.rows(conn, broadcast_id, int(record["parts"]))
+    zone = zone_for(sorted({g["departement"] for g in groups}), ctx.settings.display_timezone)
+    return build(Inputs(status, record, groups, trail, rows, zone))
+
+
+async def not_reached_csv(ctx: Context, caller: Caller, broadcast_id: int) -> AsyncIterator[str]:
+    """CSV lines (header first) of the recipients of the broadcast's selection without every
+    part accepted, and why: never sent (cancelled, expired), or the last refusal. Audited."""
+    async with ctx.db.acquire() as conn:
+        await authorize(conn, caller, "exportNotReached", _subject(broadcast_id))
+        await store.get_broadcast(conn, broadcast_id)  # NotFoundError: nothing is exported
+        yield _line(CSV_HEADER)
+        count = 0
+        async for msisdn, dep, commune, lang, status in store_reports.not_reached(
+            conn, broadcast_id
+        ):
+            why = "not sent" if status is None else reason(int(status))
+            yield _line((f"+{msisdn}", dep, commune or "", lang, why))
+            count += 1
+        await audit.record(
+            conn, caller, "export_not_reached", _subject(broadcast_id), recipients=count
+        )
+
+
+def _line(values: tuple[object, ...]) -> str:
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerow(values)
+    return out.getvalue()

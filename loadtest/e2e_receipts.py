@@ -1,0 +1,161 @@
+"""End to end with every part receipted (issue 22), against a no-receipts baseline in the same
+invocation, with a status-latency probe.
+
+    python -m loadtest.e2e_receipts --recipients 1000000
+    python -m loadtest.e2e_receipts --recipients 10000000     # the national run, by hand
+
+Seeds a scratch database; runs `broadcaster send` over every département twice, each against a
+mock SMSC process of its own: without receipts (the baseline), then with `--receipts
+--receipt-delay-ms 200`. During the receipts run and for 5 s after it, a probe reads the
+broadcast's status (store.progress, what `status`, the console, the API read) every 0.5 s and
+records how long each read took. Prints msg/s of both runs and their ratio, the probe's p50/p99
+during and after, peak RSS, receipts recorded and the database size per million recipients;
+the last line is one JSON object. The machine is shared: compare ratios, not absolute figures.
+
+NOT YET IN `make loadtest` (issue 22, unfinished): in this script's receipts run `broadcaster
+send` idles in its event loop after the baseline run completed (seen at 3,000-20,000 recipients
+with py-spy: an idle loop, no traceback); not diagnosed yet. The baseline run works.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import time
+from typing import Any
+
+import asyncpg
+
+from broadcaster.importer import seed_synthetic
+from broadcaster.store import broadcasts as store
+from loadtest.common import (
+    departements_for,
+    live_send,
+    mock_smsc_process,
+    quiet_logs,
+    scratch_database,
+)
+
+PROBE_EVERY_S = 0.5
+AFTER_S = 5.0
+RECEIPTS = ("--receipts", "--receipt-delay-ms", "200")
+
+
+def _pct(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 1)
+
+
+async def _probe(dsn: str, first_id: int, done: asyncio.Event, out: dict[str, list[float]]) -> None:
+    """Time `progress` of the newest broadcast (> first_id) every 0.5 s; 'after' once `done`."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        finished_at: float | None = None
+        while True:
+            if done.is_set() and finished_at is None:
+                finished_at = time.monotonic()
+            if finished_at is not None and time.monotonic() - finished_at > AFTER_S:
+                return
+            newest = await conn.fetchval("SELECT max(id) FROM broadcasts")
+            if newest is not None and newest > first_id:
+                started = time.perf_counter()
+                await store.progress(conn, int(newest))
+                ms = (time.perf_counter() - started) * 1000
+                out["after" if finished_at is not None else "during"].append(ms)
+            await asyncio.sleep(PROBE_EVERY_S)
+    finally:
+        await conn.close()
+
+
+async def _send(
+    dsn: str, mock_args: tuple[str, ...], deps: list[str], binds: int, window: int, probe: bool
+) -> tuple[dict[str, Any], dict[str, list[float]]]:
+    latencies: dict[str, list[float]] = {"during": [], "after": []}
+    conn = await asyncpg.connect(dsn)
+    first_id = int(await conn.fetchval("SELECT coalesce(max(id), 0) FROM broadcasts"))
+    await conn.close()
+    with mock_smsc_process("--no-record", *mock_args) as port:
+        env = {
+            "DATABASE_URL": dsn,
+            "BROADCASTER_SMSC_URL": f"smpp://bc:pw@127.0.0.1:{port}?binds={binds}&window={window}",
+            "BROADCASTER_LOG_LEVEL": "warning",
+        }
+        done = asyncio.Event()
+        task = asyncio.create_task(_probe(dsn, first_id, done, latencies)) if probe else None
+        areas = [f"--area=dep:{d}" for d in deps]
+        report, _wall = await asyncio.to_thread(live_send, *areas, "--template", "outage", env=env)
+        done.set()
+        if task is not None:
+            await task
+    return report, latencies
+
+
+async def main(recipients: int, binds: int, window: int) -> dict[str, Any]:
+    async with scratch_database() as dsn:
+        conn = await asyncpg.connect(dsn)
+        started = time.monotonic()
+        await seed_synthetic(conn, recipients)
+        print(f"seeded {recipients:,} subscribers in {time.monotonic() - started:.1f} s")
+        await conn.close()
+        deps = await departements_for(dsn, recipients)
+        base, _ = await _send(dsn, (), deps, binds, window, probe=False)
+        print(
+            f"no receipts: {base['recipients']:,} recipients {base['msgs_per_s']:,.0f} msg/s "
+            f"peak RSS {base['peak_rss_mb']} MB"
+        )
+        full, lat = await _send(dsn, RECEIPTS, deps, binds, window, probe=True)
+        conn = await asyncpg.connect(dsn)
+        broadcast_id = int(await conn.fetchval("SELECT max(id) FROM broadcasts"))
+        receipts = int(
+            await conn.fetchval(
+                "SELECT coalesce(sum(parts), 0) FROM receipt_rollup WHERE broadcast_id = $1",
+                broadcast_id,
+            )
+        )
+        db_bytes = int(await conn.fetchval("SELECT pg_database_size(current_database())"))
+        await conn.close()
+    figures: dict[str, Any] = {
+        "recipients": full["recipients"],
+        "msgs_per_s": full["msgs_per_s"],
+        "baseline_msgs_per_s": base["msgs_per_s"],
+        "receipts_ratio": round(full["msgs_per_s"] / max(1.0, base["msgs_per_s"]), 3),
+        "receipts_recorded": receipts,
+        "status_p50_ms_during": _pct(lat["during"], 0.5),
+        "status_p99_ms_during": _pct(lat["during"], 0.99),
+        "status_p50_ms_after": _pct(lat["after"], 0.5),
+        "status_p99_ms_after": _pct(lat["after"], 0.99),
+        "status_reads": len(lat["during"]) + len(lat["after"]),
+        "status_mean_ms": round(statistics.fmean(lat["during"] + lat["after"]), 1)
+        if lat["during"] or lat["after"]
+        else None,
+        "peak_rss_mb": full["peak_rss_mb"],
+        "baseline_peak_rss_mb": base["peak_rss_mb"],
+        "db_mb_per_million": round(db_bytes / 1e6 / max(1, recipients) * 1e6, 1),
+        "state": full["state"],
+    }
+    print(
+        f"receipts: {full['recipients']:,} recipients {full['msgs_per_s']:,.0f} msg/s "
+        f"({figures['receipts_ratio']:.2f} x no receipts), {receipts:,} receipts recorded; "
+        f"status p50/p99 {figures['status_p50_ms_during']}/{figures['status_p99_ms_during']} ms "
+        f"during, {figures['status_p50_ms_after']}/{figures['status_p99_ms_after']} ms after; "
+        f"peak RSS {full['peak_rss_mb']} MB; database {figures['db_mb_per_million']} MB per "
+        "million recipients (both runs' outcomes)"
+    )
+    return figures
+
+
+if __name__ == "__main__":
+    # The mock's stdout is a pipe read for its first line only: its logs must stay quiet.
+    os.environ.setdefault("BROADCASTER_LOG_LEVEL", "warning")
+    quiet_logs()
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--recipients", type=int, default=1_000_000)
+    parser.add_argument("--binds", type=int, default=2)
+    parser.add_argument("--window", type=int, default=512)
+    args = parser.parse_args()
+    print(json.dumps(asyncio.run(main(args.recipients, args.binds, args.window))))

@@ -1,0 +1,97 @@
+-- Roll-ups (migration 0015): counters written with each outcome flush and receipt batch, read
+-- by status, the console, the API and /metrics.
+
+-- name: rollup_lock
+-- One outcome flush of broadcast $1 at a time: the recipients' earlier parts are read, and the
+-- counters moved, with no other flush of the broadcast between (workers sharing a broadcast).
+SELECT pg_advisory_xact_lock(22015, $1::int);
+
+-- name: rollup_prior_parts
+-- The parts already recorded for the recipients $2 of broadcast $1 (the flush moves their
+-- per-recipient counts from this state to the new one).
+SELECT msisdn, part, parts, status FROM deliveries
+WHERE broadcast_id = $1 AND msisdn = ANY($2::bigint[]);
+
+-- name: rollup_add_outcomes
+-- Add parts per (SMSC $2[i], status $3[i]) to broadcast $1.
+INSERT INTO outcome_rollup (broadcast_id, smsc, status, parts)
+SELECT $1, s, st, n FROM unnest($2::text[], $3::int[], $4::bigint[]) AS u(s, st, n)
+ORDER BY s, st
+ON CONFLICT (broadcast_id, smsc, status)
+DO UPDATE SET parts = outcome_rollup.parts + EXCLUDED.parts;
+
+-- name: rollup_add_recipients
+INSERT INTO recipient_rollup AS r (broadcast_id, recorded, accepted, failed, duplicates)
+VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (broadcast_id) DO UPDATE
+SET recorded = r.recorded + $2, accepted = r.accepted + $3, failed = r.failed + $4,
+    duplicates = r.duplicates + $5;
+
+-- name: rollup_recipients
+SELECT recorded, accepted, failed, duplicates, 0::bigint AS part_outcomes
+FROM recipient_rollup WHERE broadcast_id = $1;
+
+-- name: rollup_outcomes
+SELECT smsc, status, parts FROM outcome_rollup WHERE broadcast_id = $1 ORDER BY smsc, status;
+
+-- name: rollup_receipts
+SELECT stat, parts, max_s FROM receipt_rollup WHERE broadcast_id = $1 ORDER BY parts DESC;
+
+-- name: rollup_receipt_delays
+SELECT stat, bucket, n FROM receipt_delays WHERE broadcast_id = $1 ORDER BY stat, bucket;
+
+-- name: rollup_receipts_recount
+-- Broadcasts $1's receipt counters recounted from the receipts (after receipts were taken back
+-- to be matched again).
+WITH gone AS (
+    DELETE FROM receipt_rollup WHERE broadcast_id = ANY($1::bigint[])
+), gone_delays AS (
+    DELETE FROM receipt_delays WHERE broadcast_id = ANY($1::bigint[])
+), first AS (
+    SELECT DISTINCT ON (broadcast_id, msisdn, part, stat) broadcast_id, stat, delay_s
+    FROM receipts WHERE match = 'matched' AND broadcast_id = ANY($1::bigint[])
+    ORDER BY broadcast_id, msisdn, part, stat, received_at
+), counted AS (
+    INSERT INTO receipt_rollup SELECT broadcast_id, stat, count(*), max(delay_s)
+    FROM first GROUP BY 1, 2
+)
+INSERT INTO receipt_delays
+SELECT broadcast_id, stat,
+       least(greatest(floor(ln(greatest(delay_s, 0.01) / 0.01) / ln(1.1)), 0), 200)::smallint,
+       count(*)
+FROM first GROUP BY 1, 2, 3;
+
+-- name: rollup_recount
+-- Everything the roll-ups of broadcast $1 hold, counted again from the outcomes (tests, and
+-- `broadcaster check`): JSON to compare with `rollup_read`.
+SELECT jsonb_build_object(
+    'outcomes', (SELECT coalesce(jsonb_object_agg(smsc || '|' || status, n), '{}')
+                 FROM (SELECT smsc, status, count(*) AS n FROM deliveries
+                       WHERE broadcast_id = $1 GROUP BY 1, 2) o),
+    'recipients', (SELECT jsonb_build_object(
+                       'recorded', count(*),
+                       'accepted', count(*) FILTER (WHERE accepted_parts = parts),
+                       'failed', count(*) FILTER (WHERE failed_parts > 0),
+                       'duplicates', coalesce(sum(extra_rows), 0))
+                   FROM (SELECT msisdn, max(parts) AS parts,
+                                count(DISTINCT part) FILTER (WHERE status = 0) AS accepted_parts,
+                                count(*) FILTER (WHERE status <> 0) AS failed_parts,
+                                count(*) - count(DISTINCT part) AS extra_rows
+                         FROM deliveries WHERE broadcast_id = $1 GROUP BY msisdn) p),
+    'receipts', (SELECT coalesce(jsonb_object_agg(stat, n), '{}')
+                 FROM (SELECT stat, count(DISTINCT (msisdn, part)) AS n FROM receipts
+                       WHERE broadcast_id = $1 AND match = 'matched' GROUP BY stat) r)
+);
+
+-- name: rollup_read
+SELECT jsonb_build_object(
+    'outcomes', (SELECT coalesce(jsonb_object_agg(smsc || '|' || status, parts), '{}')
+                 FROM outcome_rollup WHERE broadcast_id = $1 AND parts <> 0),
+    'recipients', (SELECT coalesce((SELECT jsonb_build_object(
+                       'recorded', recorded, 'accepted', accepted, 'failed', failed,
+                       'duplicates', duplicates)
+                   FROM recipient_rollup WHERE broadcast_id = $1),
+                   '{"recorded": 0, "accepted": 0, "failed": 0, "duplicates": 0}')),
+    'receipts', (SELECT coalesce(jsonb_object_agg(stat, parts), '{}')
+                 FROM receipt_rollup WHERE broadcast_id = $1 AND parts <> 0)
+);

@@ -1,0 +1,117 @@
+"""The after-action report (issue 22) of a broadcast cancelled mid-send, against the mock SMSC's
+record: who was not reached is listed (CSV, role-restricted and audited), the report's counts
+match, and times are shown in the area's zone."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+from fixtures_smsc import StartMock
+
+from broadcaster.afteraction.html import render_html
+from broadcaster.afteraction.text import render_text
+from broadcaster.commands import reports
+from broadcaster.commands.context import Context
+from broadcaster.commands.planning import create_broadcast, make_plan
+from broadcaster.domain.caller import Caller
+from broadcaster.domain.requests import BroadcastRequest
+from broadcaster.engine.worker import Worker
+from broadcaster.errors import ForbiddenError
+from broadcaster.importer import seed_synthetic
+from broadcaster.mocksmsc import MockConfig
+from broadcaster.settings import Settings
+from broadcaster.store import broadcasts as store
+from broadcaster.store.database import create_pool
+
+ADMIN = Caller(name="cell", role="admin", interface="cli")
+OPERATOR = Caller(name="op", role="operator", interface="cli")
+
+
+@pytest.fixture
+async def db(db_dsn: str) -> AsyncIterator[asyncpg.Pool]:
+    pool = await create_pool(db_dsn, min_size=2, max_size=8)
+    async with pool.acquire() as conn:
+        await seed_synthetic(conn, 20_000, seed=5)
+    yield pool
+    await pool.close()
+
+
+async def _csv(ctx: Context, caller: Caller, broadcast_id: int) -> list[dict[str, str]]:
+    text = "".join([line async for line in reports.not_reached_csv(ctx, caller, broadcast_id)])
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+async def test_the_report_of_a_cancelled_broadcast_lists_who_was_not_reached(
+    db: asyncpg.Pool, db_dsn: str, start_mock: StartMock, tmp_path: Path
+) -> None:
+    mock, smsc = await start_mock(
+        MockConfig(seed=3, tps=800, errors={0x0B: 0.03}, receipts=True), tps=600
+    )
+    settings = Settings(database_url=db_dsn, chunk_size=200)
+    ctx = Context(db=db, settings=settings)
+    request = BroadcastRequest(areas=["dep:974", "dep:13"], template="outage", variables={})
+    async with db.acquire() as conn:
+        plan = await make_plan(conn, settings, request)
+        broadcast_id = await create_broadcast(conn, settings, request, plan)
+    run = asyncio.create_task(Worker(db, [smsc]).run(until_idle=True))
+    while mock.submits < plan.parts // 3:
+        await asyncio.sleep(0.01)
+    async with db.acquire() as conn:
+        assert await store.apply(conn, broadcast_id, "cancel")
+    await asyncio.wait_for(run, 60)
+
+    report = await reports.after_action(ctx, ADMIN, broadcast_id)
+    missed = await _csv(ctx, ADMIN, broadcast_id)
+    async with db.acquire() as conn:
+        targeted = {
+            r["msisdn"]
+            for r in await conn.fetch(
+                "SELECT msisdn FROM subscribers WHERE departement = ANY($1)", ["974", "13"]
+            )
+        }
+        reached = {
+            r["msisdn"]
+            for r in await conn.fetch(
+                "SELECT msisdn FROM deliveries WHERE broadcast_id = $1 AND status = 0"
+                " GROUP BY msisdn HAVING count(DISTINCT part) = max(parts)",
+                broadcast_id,
+            )
+        }
+        exports = await conn.fetch(
+            "SELECT actor, details FROM audit_log WHERE action = 'export_not_reached'"
+        )
+    assert report["state"] == "cancelled"
+    listed = {int(r["msisdn"].lstrip("+")) for r in missed}
+    assert listed == targeted - reached  # who was not reached, nobody else
+    assert len(listed) == report["totals"]["not_reached"] > plan.recipients // 3
+    whys = {r["why"] for r in missed}
+    assert "not sent" in whys and "ESME_RINVDSTADR" in whys
+    assert {a["code"]: a["name"] for a in report["areas"]} == {
+        "13": "Bouches-du-Rhône",
+        "974": "La Réunion",
+    }
+    assert len(exports) == 1 and exports[0]["actor"] == "cell"
+
+    # An operator may read the report, not export phone numbers: refused, audited, no file.
+    with pytest.raises(ForbiddenError):
+        await _csv(ctx, OPERATOR, broadcast_id)
+    async with db.acquire() as conn:
+        denied = await conn.fetchval(
+            "SELECT count(*) FROM audit_log WHERE action = 'denied' AND actor = 'op'"
+        )
+    assert denied == 1
+
+    # Times for people in the areas' zone (one metropolitan, one overseas: the first wins),
+    # UTC in JSON; the text and HTML render the same report.
+    assert report["time_zone"] == "Europe/Paris"
+    created = report["timeline"][0]
+    assert created["at"].endswith("+00:00") and "(Europe/Paris)" in created["at_local"]
+    assert "not reached" in render_text(report)
+    page = render_html(report)
+    assert "<svg" in page and "La Réunion" in page

@@ -1,0 +1,110 @@
+"""Roll-ups (issue 22) against a full recount of the outcomes: after a run with retries
+(throttled answers), refusals, a worker killed mid-send (real process, SIGKILL), a chunk's parts
+recorded twice, and receipts of every stat from the mock SMSC."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+from fixtures_smsc import StartMock
+
+from broadcaster.commands.planning import create_broadcast, make_plan
+from broadcaster.domain.requests import BroadcastRequest
+from broadcaster.engine.worker import Worker
+from broadcaster.importer import seed_synthetic
+from broadcaster.mocksmsc import MockConfig
+from broadcaster.mocksmsc.scenario import RECEIPT_STATS
+from broadcaster.settings import Settings
+from broadcaster.store import broadcasts as store
+from broadcaster.store import chunks, rollups
+from broadcaster.store.database import create_pool
+
+
+@pytest.fixture
+async def db(db_dsn: str) -> AsyncIterator[asyncpg.Pool]:
+    pool = await create_pool(db_dsn, min_size=2, max_size=8)
+    async with pool.acquire() as conn:
+        await seed_synthetic(conn, 20_000, seed=11)
+    yield pool
+    await pool.close()
+
+
+def test_recipient_delta_counts_each_recipient_once_across_flushes() -> None:
+    first = [(1, 1, 2, 0)]  # part 1 of 2 accepted
+    assert rollups.recipient_delta([], first) == (1, 0, 0, 0)
+    # part 2 accepted in a later flush, part 1 recorded again (a duplicate row)
+    assert rollups.recipient_delta(first, [(1, 2, 2, 0), (1, 1, 2, 0)]) == (0, 1, 0, 1)
+    assert rollups.recipient_delta([], [(2, 1, 1, 0x0B)]) == (1, 0, 1, 0)
+
+
+async def test_rollups_equal_a_full_recount_after_retries_a_crash_duplicates_and_receipts(
+    db: asyncpg.Pool, db_dsn: str, start_mock: StartMock, tmp_path: Path
+) -> None:
+    mix = {stat: 1.0 / len(RECEIPT_STATS) for stat in RECEIPT_STATS}
+    config = MockConfig(
+        seed=9,
+        tps=1500,
+        errors={0x58: 0.05, 0x0B: 0.02},  # throttled (sent again), invalid destination
+        receipts=True,
+        receipt_delay_ms=20,
+        receipt_mix=mix,
+    )
+    mock, smsc = await start_mock(config, tps=800)
+    settings = Settings(database_url=db_dsn, chunk_size=150)
+    request = BroadcastRequest(areas=["dep:75", "dep:13"], template="outage", variables={})
+    async with db.acquire() as conn:
+        plan = await make_plan(conn, settings, request)
+        broadcast_id = await create_broadcast(conn, settings, request, plan)
+
+    env = {
+        **os.environ,
+        "DATABASE_URL": db_dsn,
+        "BROADCASTER_SMSC_URL": f"smpp://r:pw@127.0.0.1:{smsc.port}?binds=2&window=32",
+    }
+    log = tmp_path / "worker.log"
+    with log.open("ab") as out:
+        worker = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "broadcaster",
+            "worker",
+            "--until-idle",
+            "--lease-seconds",
+            "3",
+            env=env,
+            stdout=out,
+            stderr=out,
+            start_new_session=True,
+        )
+    while mock.submits < plan.parts // 3:
+        assert worker.returncode is None, log.read_text()
+        await asyncio.sleep(0.01)
+    worker.send_signal(signal.SIGKILL)  # the crash: sent, not all recorded
+    await worker.wait()
+
+    runs = await asyncio.wait_for(Worker(db, [smsc]).run(until_idle=True), 120)
+    assert runs[-1].state == "completed"
+    async with db.acquire() as conn:
+        # A worker whose lease expired while it was alive records what it sent: rows twice.
+        again = await conn.fetch(
+            "SELECT broadcast_id, msisdn, part, parts, status, message_id, smsc, submitted_at,"
+            " answered_at FROM deliveries WHERE broadcast_id = $1 LIMIT 40",
+            broadcast_id,
+        )
+        await chunks.record_outcomes(conn, broadcast_id, [tuple(r) for r in again], [])
+        rolled, counted = await rollups.compare(conn, broadcast_id)
+        status = await store.progress(conn, broadcast_id)
+    assert rolled == counted
+    assert counted["recipients"]["duplicates"] >= 40
+    assert counted["recipients"]["failed"] > 0
+    assert set(counted["receipts"]) == set(RECEIPT_STATS)  # every stat came back
+    assert {k.split("|")[1] for k in counted["outcomes"]} >= {"0", str(0x0B)}
+    assert status["accepted"] == counted["recipients"]["accepted"]
+    assert {s: r["count"] for s, r in status["receipts"].items()} == counted["receipts"]
