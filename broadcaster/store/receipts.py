@@ -59,6 +59,7 @@ async def take_back(conn: Conn, smsc: str, since: datetime) -> list[tuple[object
     rows = await conn.fetch(queries["receipts_take_back"], smsc, since)
     named = sorted({int(row["broadcast_id"]) for row in rows if row["broadcast_id"] is not None})
     if named:  # their receipt roll-ups, without the receipts taken back
+        await conn.execute(queries["rollup_receipts_forget"], named)
         await conn.execute(queries["rollup_receipts_recount"], named)
     return [tuple(row)[:-1] for row in rows]
 

@@ -40,14 +40,18 @@ SELECT stat, parts, max_s FROM receipt_rollup WHERE broadcast_id = $1 ORDER BY p
 -- name: rollup_receipt_delays
 SELECT stat, bucket, n FROM receipt_delays WHERE broadcast_id = $1 ORDER BY stat, bucket;
 
--- name: rollup_receipts_recount
--- Broadcasts $1's receipt counters recounted from the receipts (after receipts were taken back
--- to be matched again).
+-- name: rollup_receipts_forget
+-- Broadcasts $1's receipt counters, dropped before `rollup_receipts_recount` (a statement of its
+-- own: rows deleted and inserted again with the same key in one statement collide).
 WITH gone AS (
     DELETE FROM receipt_rollup WHERE broadcast_id = ANY($1::bigint[])
-), gone_delays AS (
-    DELETE FROM receipt_delays WHERE broadcast_id = ANY($1::bigint[])
-), first AS (
+)
+DELETE FROM receipt_delays WHERE broadcast_id = ANY($1::bigint[]);
+
+-- name: rollup_receipts_recount
+-- Broadcasts $1's receipt counters recounted from the receipts (after receipts were taken back
+-- to be matched again), once `rollup_receipts_forget` has dropped them.
+WITH first AS (
     SELECT DISTINCT ON (broadcast_id, msisdn, part, stat) broadcast_id, stat, delay_s
     FROM receipts WHERE match = 'matched' AND broadcast_id = ANY($1::bigint[])
     ORDER BY broadcast_id, msisdn, part, stat, received_at

@@ -23,9 +23,11 @@ from broadcaster.commands.retention import purge
 from broadcaster.domain.caller import SCHEDULER
 from broadcaster.importer import seed_synthetic
 from broadcaster.settings import Settings
-from broadcaster.store import broadcasts
+from broadcaster.store import broadcasts, rollups
+from broadcaster.store.chunks import DELIVERY_COLUMNS
 from broadcaster.store.database import Conn
 from broadcaster.store.migrations import migrate
+from broadcaster.store.queries import queries
 from loadtest.common import mock_smsc_process
 
 NOW = datetime.now(UTC)
@@ -62,15 +64,19 @@ async def _broadcast(conn: Conn, state: str) -> int:
     )
 
 
-async def _outcomes(conn: Conn, broadcast_id: int, at: datetime, n: int) -> None:
-    await conn.execute(
-        "INSERT INTO deliveries (broadcast_id, msisdn, part, parts, status, message_id, smsc, "
-        "submitted_at, answered_at) SELECT $1::bigint, 33600000000 + i, 1, 1, 0, "
-        "'m' || $1::bigint || '-' || i, 'smsc', $2, $2 FROM generate_series(1, $3) AS i",
-        broadcast_id,
-        at,
-        n,
-    )
+async def _outcomes(
+    conn: Conn, broadcast_id: int, at: datetime, n: int, counted: bool = True
+) -> None:
+    """n accepted parts and their DELIVRD receipts at `at`, counted in the roll-ups as the engine
+    and the receipt recorder count them (not `counted`: a schema from before the roll-ups)."""
+    rows = [
+        (broadcast_id, 33600000000 + i, 1, 1, 0, f"m{broadcast_id}-{i}", "smsc", at, at)
+        for i in range(1, n + 1)
+    ]
+    async with conn.transaction():
+        if counted:
+            await rollups.add_outcomes(conn, broadcast_id, rows)
+        await conn.copy_records_to_table("deliveries", records=rows, columns=DELIVERY_COLUMNS)
     await conn.execute(
         "INSERT INTO receipts (smsc, message_id, stat, received_at, broadcast_id, msisdn, part, "
         "match) SELECT 'smsc', 'm' || $1::bigint || '-' || i, 'DELIVRD', $2, $1::bigint, "
@@ -79,6 +85,9 @@ async def _outcomes(conn: Conn, broadcast_id: int, at: datetime, n: int) -> None
         at,
         n,
     )
+    if counted:
+        await conn.execute(queries["rollup_receipts_forget"], [broadcast_id])
+        await conn.execute(queries["rollup_receipts_recount"], [broadcast_id])
 
 
 async def _counts(conn: Conn) -> dict[str, int]:
@@ -313,8 +322,8 @@ async def test_migration_0014_moves_existing_outcomes_into_month_partitions(
     try:
         await migrate(conn, before)
         broadcast_id = await _broadcast(conn, "completed")
-        await _outcomes(conn, broadcast_id, OLDER, 3)
-        await _outcomes(conn, broadcast_id, NOW, 2)
+        await _outcomes(conn, broadcast_id, OLDER, 3, counted=False)
+        await _outcomes(conn, broadcast_id, NOW, 2, counted=False)
         assert "0014_retention.sql" in await migrate(conn, migrations)
         assert await _counts(conn) == {f"d{broadcast_id}": 5, f"r{broadcast_id}": 5}
         where = await conn.fetch(
