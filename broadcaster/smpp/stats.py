@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from broadcaster.settings import SmscConfig
 from broadcaster.smpp.connection import (
+    AlertNotified,
     DeliverSmMalformed,
     Event,
     GenericNack,
@@ -83,6 +84,8 @@ class PoolStats:
     receipts: int = 0
     unreadable_receipts: int = 0
     mo_messages: int = 0
+    alert_notifications: int = 0
+    """alert_notification PDUs (SMPP 3.4: no response); counted, nothing else to do."""
     failed_by_status: dict[int, int] = field(default_factory=dict)
 
     def count(self, event: Event) -> None:
@@ -100,6 +103,8 @@ class PoolStats:
                 self.mo_messages += 1
             case ReceiptUnreadable():
                 self.unreadable_receipts += 1
+            case AlertNotified():
+                self.alert_notifications += 1
 
 
 @dataclass(frozen=True)
