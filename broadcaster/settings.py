@@ -20,7 +20,8 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 from broadcaster.errors import ConfigError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-BindMode = Literal["transmitter", "transceiver"]
+BindMode = Literal["transmitter", "transceiver", "receiver"]
+BIND_MODES: tuple[str, ...] = ("transmitter", "transceiver", "receiver")
 ReceiptIds = Literal["auto", "same", "decimal", "hex"]
 RECEIPT_IDS: tuple[str, ...] = ("auto", "same", "decimal", "hex")
 
@@ -36,7 +37,11 @@ class SmscConfig:
     password: str = ""
     system_type: str = ""
     bind_mode: BindMode = "transceiver"
+    """`receiver`: every bind of this SMSC only receives (receipts); nothing is sent through it."""
     binds: int = 2
+    receivers: int = 0
+    """Receiver binds opened beside the `binds` (for an account split into send-only and
+    receive-only binds: `bind_mode=transmitter&receivers=1`)."""
     tps: float = 0.0
     """Parts per second allowed per bind; 0 means no limit (a mock SMSC, a lab)."""
     window: int = 64
@@ -57,11 +62,13 @@ class SmscConfig:
     first receipts that match, and logged (`receipt_id_form_detected`)."""
 
     def __post_init__(self) -> None:
-        if self.bind_mode not in ("transmitter", "transceiver"):
+        if self.bind_mode not in BIND_MODES:
             raise ConfigError(
-                f"smsc {self.name!r}: bind_mode must be 'transmitter' or 'transceiver', "
+                f"smsc {self.name!r}: bind_mode must be one of {', '.join(BIND_MODES)}, "
                 f"not {self.bind_mode!r}"
             )
+        if self.receivers < 0:
+            raise ConfigError(f"smsc {self.name!r}: receivers must be 0 or more")
         for name in ("port", "binds", "window", "weight"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"smsc {self.name!r}: {name} must be at least 1")
@@ -77,6 +84,16 @@ class SmscConfig:
                 f"smsc {self.name!r}: receipt_ids must be one of {', '.join(RECEIPT_IDS)}, "
                 f"not {self.receipt_ids!r}"
             )
+
+    @property
+    def transmit_binds(self) -> int:
+        """Binds that send parts (0 for a receive-only SMSC)."""
+        return 0 if self.bind_mode == "receiver" else self.binds
+
+    @property
+    def receive_binds(self) -> int:
+        """Binds that get receipts: transceivers and receivers."""
+        return (self.binds if self.bind_mode != "transmitter" else 0) + self.receivers
 
     @classmethod
     def from_url(cls, url: str, name: str | None = None) -> SmscConfig:

@@ -121,9 +121,10 @@ LaneOf = Callable[[object], "Lane | None"]
 
 def contracted_capacity(smscs: Sequence[SmscConfig]) -> float:
     """Contracted parts/s over all configured binds (0 when none or any SMSC is unlimited)."""
+    smscs = [s for s in smscs if s.transmit_binds]
     if not smscs or any(s.tps == 0 for s in smscs):
         return 0.0
-    return sum(s.tps * s.binds for s in smscs)
+    return sum(s.tps * s.transmit_binds for s in smscs)
 
 
 class Lane:
@@ -186,6 +187,8 @@ class Bind:
     smsc: SmscConfig
     site: int
     pacer: Pacer
+    mode: str = ""
+    """Its bind mode: the SMSC's, or `receiver` for one of its `receivers`."""
     state: BindState = BindState.CONNECTING
     session: SmppSession[Part] | None = None
     failures: int = 0
@@ -258,10 +261,16 @@ class SmppPool:
         self.max_attempts = max_attempts
         self.queue: deque[Part] = deque()
         self.stats = PoolStats()
+        if not any(s.transmit_binds for s in smscs):
+            raise BindError(f"no SMSC can send: every bind of {names} is a receiver")
         self.binds: list[Bind] = [
-            Bind(f"{smsc.name}#{i + 1}", smsc, site, Pacer(smsc.tps))
+            Bind(f"{smsc.name}#{i + 1}", smsc, site, Pacer(smsc.tps), smsc.bind_mode)
             for site, smsc in enumerate(self.smscs)
             for i in range(smsc.binds)
+        ] + [
+            Bind(f"{smsc.name}#r{i + 1}", smsc, site, Pacer(smsc.tps), "receiver")
+            for site, smsc in enumerate(self.smscs)
+            for i in range(smsc.receivers)
         ]
         self._splitter = policy.SiteSplitter([s.weight for s in self.smscs])
         self._site_count = len(self.smscs)
@@ -373,7 +382,12 @@ class SmppPool:
 
     def _new_session(self, bind: Bind) -> SmppSession[Part]:
         session = SmppSession(
-            self, name=bind.name, smsc=bind.smsc, site=bind.site, pacer=bind.pacer
+            self,
+            name=bind.name,
+            smsc=bind.smsc,
+            site=bind.site,
+            pacer=bind.pacer,
+            bind_mode=bind.mode,
         )
         self._sessions[session] = bind
         return session

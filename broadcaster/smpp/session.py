@@ -92,7 +92,14 @@ class SmppSession(asyncio.Protocol, Generic[P]):
     """A single connection of one bind; created by its owner, which owns reconnection."""
 
     def __init__(
-        self, owner: SessionOwner[P], *, name: str, smsc: SmscConfig, site: int, pacer: Pacer
+        self,
+        owner: SessionOwner[P],
+        *,
+        name: str,
+        smsc: SmscConfig,
+        site: int,
+        pacer: Pacer,
+        bind_mode: str = "",
     ) -> None:
         self.owner = owner
         self.name = name
@@ -105,7 +112,7 @@ class SmppSession(asyncio.Protocol, Generic[P]):
             system_id=smsc.system_id,
             password=smsc.password,
             system_type=smsc.system_type,
-            bind_mode=smsc.bind_mode,
+            bind_mode=bind_mode or smsc.bind_mode,
             window=smsc.window,
             response_timeout=smsc.response_timeout_s,
             template_index=site,
@@ -320,7 +327,7 @@ class SmppSession(asyncio.Protocol, Generic[P]):
         smsc = self.smsc
         error = BindError(
             f"{self.name}: {smsc.host}:{smsc.port} refused the "
-            f"{smsc.bind_mode} bind of system_id {smsc.system_id!r}: {why}"
+            f"{self.connection.bind_mode} bind of system_id {smsc.system_id!r}: {why}"
         )
         self.close_reason = str(error)
         if not self.bound.done():

@@ -18,9 +18,11 @@ from fixtures_smsc import StartMock
 from broadcaster.commands.planning import create_broadcast, make_plan
 from broadcaster.domain.requests import BroadcastRequest
 from broadcaster.engine.worker import Worker
+from broadcaster.errors import BindError
 from broadcaster.importer import seed_synthetic
 from broadcaster.mocksmsc import MockConfig, MockSmsc
 from broadcaster.settings import Settings, SmscConfig
+from broadcaster.smpp.pool import SmppPool
 from broadcaster.store import broadcasts as store_broadcasts
 from broadcaster.store.database import create_pool
 
@@ -126,3 +128,34 @@ async def test_empty_message_ids_are_counted_as_an_smsc_problem_and_claim_nothin
     assert mock.record.parts_received == parts
     assert status["receipts"] == {}  # no delivery claimed for parts whose id is unknown
     assert status["receipts_unattributed"]["unmatched"] == parts
+
+
+@pytest.mark.parametrize(("receivers", "receipts"), [(1, True), (0, False)])
+async def test_an_account_split_into_transmitter_and_receiver_binds_gets_its_receipts(
+    db: asyncpg.Pool, db_dsn: str, start_mock: StartMock, receivers: int, receipts: bool
+) -> None:
+    # The operator's account: transmitter binds send, receiver binds get receipts; no transceiver.
+    config = MockConfig(seed=10, receipts=True, bind_modes=("transmitter", "receiver"))
+    mock, smsc = await start_mock(config, window=32, bind_mode="transmitter", receivers=receivers)
+    _, parts, status, rows = await _broadcast(db, db_dsn, [smsc])
+    _line(
+        f"transmitter + {receivers} receiver bind(s)",
+        parts,
+        rows,
+        _seen_twice(mock),
+        status["possibly_sent_twice"],
+    )
+    assert mock.record.parts_received == parts
+    if receipts:
+        assert len(rows) == parts
+        assert all(
+            r["match"] == "matched" and str(r["msisdn"]) == r["reported_msisdn"] for r in rows
+        )
+        assert status["receipts"]["DELIVRD"]["count"] == parts
+    else:  # nobody bound to receive: the SMSC had none to send, nothing is claimed
+        assert rows == [] and status["receipts"] == {}
+
+
+async def test_a_configuration_where_no_bind_can_send_is_refused_before_any_bind() -> None:
+    with pytest.raises(BindError, match="no SMSC can send: every bind of \\['rx'\\] is a receiver"):
+        SmppPool([SmscConfig(name="rx", bind_mode="receiver")], lambda *args: None)
