@@ -8,6 +8,7 @@ SMSC endpoints come from `[[smsc]]` tables in the TOML file or from `BROADCASTER
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import re
 import tomllib
@@ -56,6 +57,13 @@ class SmscConfig:
     response_timeout_s: float = 5.0
     """Seconds to wait for a bind_resp, a submit_sm_resp or an enquire_link_resp. A part not
     answered in time is sent again (a possible duplicate); a bind silent that long is dropped."""
+    retry_statuses: str = "0x08,0x45,0x64"
+    """command_status values that mean a transient fault: the part is sent again, up to
+    `retry_limit` times (ESME_RSYSERR, ESME_RSUBMITFAIL, ESME_RX_T_APPN by default; hex or
+    decimal, comma-separated, "" for none). Throttling and queue-full (0x58, 0x14) always slow
+    down and retry; any other status fails the part at once (an invalid destination...)."""
+    retry_limit: int = 2
+    """Times a part answered with one of `retry_statuses` is sent again before it fails."""
     receipt_ids: ReceiptIds = "auto"
     """How this SMSC's receipts write the id its submit_sm_resp gave: `same`, `decimal` (the
     response in hex, the receipt in decimal), `hex` (the reverse), or `auto`: found out from the
@@ -67,6 +75,9 @@ class SmscConfig:
                 f"smsc {self.name!r}: bind_mode must be one of {', '.join(BIND_MODES)}, "
                 f"not {self.bind_mode!r}"
             )
+        if self.retry_limit < 0:
+            raise ConfigError(f"smsc {self.name!r}: retry_limit must be 0 or more")
+        self.retry_status_set  # noqa: B018  (validated now, not at the first error)
         if self.receivers < 0:
             raise ConfigError(f"smsc {self.name!r}: receivers must be 0 or more")
         for name in ("port", "binds", "window", "weight"):
@@ -84,6 +95,25 @@ class SmscConfig:
                 f"smsc {self.name!r}: receipt_ids must be one of {', '.join(RECEIPT_IDS)}, "
                 f"not {self.receipt_ids!r}"
             )
+
+    @functools.cached_property
+    def retry_status_set(self) -> frozenset[int]:
+        """`retry_statuses` as numbers."""
+        codes: set[int] = set()
+        for item in self.retry_statuses.replace(" ", "").split(","):
+            if not item:
+                continue
+            try:
+                code = int(item, 0)
+            except ValueError:
+                code = -1
+            if not 0 < code <= 0xFFFFFFFF:
+                raise ConfigError(
+                    f"smsc {self.name!r}: retry_statuses: {item!r} is not a command_status"
+                    " (write 0x08 or 8)"
+                )
+            codes.add(code)
+        return frozenset(codes)
 
     @property
     def transmit_binds(self) -> int:

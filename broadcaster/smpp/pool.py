@@ -151,7 +151,15 @@ class Part:
     """One submit_sm to send: a group's pre-encoded part (one template per SMSC), a
     destination, the caller's tag, and where its message ends."""
 
-    __slots__ = ("attempts", "destination", "message", "submitted_at", "tag", "templates")
+    __slots__ = (
+        "attempts",
+        "destination",
+        "message",
+        "retries",
+        "submitted_at",
+        "tag",
+        "templates",
+    )
 
     def __init__(
         self,
@@ -170,6 +178,9 @@ class Part:
         which message, whether to pin it) and costs the hot path one attribute."""
         self.attempts = 0
         """Times this part was sent and got no answer (lost connection, response timeout)."""
+        self.retries = 0
+        """Times it was answered with a transient error (`SmscConfig.retry_statuses`) and
+        sent again."""
         self.submitted_at = 0.0
         """time.monotonic() of the latest write."""
 
@@ -198,8 +209,10 @@ class Bind:
     accepted: int = 0
     failed: int = 0
     throttled: int = 0
+    retried: int = 0
     timeouts: int = 0
     reconnects: int = 0
+    empty_message_ids: int = 0
     accepted_rate: float = 0.0
     _rate_mark: int = 0
 
@@ -220,6 +233,9 @@ class Bind:
             throttled=self.throttled,
             timeouts=self.timeouts,
             reconnects=self.reconnects,
+            retried=self.retried,
+            empty_message_ids=self.empty_message_ids,
+            mode=self.mode,
             last_error=self.last_error,
             retry_in=round(max(0.0, retry_at - now), 2) if retry_at is not None else None,
         )
@@ -725,20 +741,55 @@ class SmppPool:
 
     # -- outcomes ------------------------------------------------------------------------------
 
+    def _take_back(self, bind: Bind, part: Part, status: int, now: float) -> bool:
+        """A part answered with a transient error of its SMSC (`retry_statuses`) goes back to
+        be sent again, within the SMSC's `retry_limit` and unless its lane is closed or the
+        pool closing; False: its error is final."""
+        if part.retries >= bind.smsc.retry_limit or self._closing or self._closed_lane(part, now):
+            return False
+        part.retries += 1
+        bind.retried += 1
+        stats = self.stats
+        stats.retried_by_status[status] = stats.retried_by_status.get(status, 0) + 1
+        self._requeue(part, bind.site)
+        self.kick()
+        return True
+
+    def _empty_message_id(self, bind: Bind) -> None:
+        """An accepted part without a usable message_id: an SMSC fault, counted in health;
+        logged once per bind (its receipts cannot be matched, each would say so again)."""
+        bind.empty_message_ids += 1
+        self.stats.empty_message_ids += 1
+        if bind.empty_message_ids == 1:
+            log.error(
+                "smsc_empty_message_id",
+                bind=bind.name,
+                smsc=bind.smsc.name,
+                hint="parts accepted without a message_id: their receipts cannot be matched",
+            )
+
     def _report(self, bind: Bind, outcomes: Sequence[Outcome[Part]], now: float) -> None:
-        """Final outcomes: counted, each reported once through `on_outcome`."""
+        """Final outcomes: counted, each reported once through `on_outcome` (a transient
+        error within its retry limit is no outcome: the part goes back, `_take_back`)."""
         stats = self.stats
         on_outcome = self.on_outcome
         smsc = bind.smsc.name
+        retryable = bind.smsc.retry_status_set
         offset = self._clock_offset
         answered_at = now + offset
         accepted = 0
+        retried = 0
         for part, status, message_id in outcomes:
             # Copies the SMSC may hold: each unanswered write, and this one if accepted.
             duplicates = part.attempts - (status != 0)
             if status == 0:
                 accepted += 1
+                if not message_id:
+                    self._empty_message_id(bind)
             else:
+                if status in retryable and self._take_back(bind, part, status, now):
+                    retried += 1
+                    continue
                 if duplicates < 0:
                     duplicates = 0
                 if status != NOT_SENT:
@@ -761,7 +812,7 @@ class SmppPool:
                 log.exception("on_outcome_failed", status=status)
         stats.accepted += accepted
         bind.accepted += accepted
-        self._outstanding -= len(outcomes)
+        self._outstanding -= len(outcomes) - retried
         if not self._outstanding:
             self._idle.set()
         if self._closing:

@@ -38,6 +38,14 @@ async def _broadcast(
     db: asyncpg.Pool, db_dsn: str, smscs: list[SmscConfig], people: int = 8_000
 ) -> tuple[int, int, dict[str, Any], list[asyncpg.Record]]:
     """Seed, plan, send through a worker until idle: (broadcast, parts, progress, receipts)."""
+    broadcast_id, parts, status, rows, _pool = await _send(db, db_dsn, smscs, people)
+    return broadcast_id, parts, status, rows
+
+
+async def _send(
+    db: asyncpg.Pool, db_dsn: str, smscs: list[SmscConfig], people: int = 8_000
+) -> tuple[int, int, dict[str, Any], list[asyncpg.Record], SmppPool]:
+    """`_broadcast`, and the worker's pool (its counters and health) after the run."""
     async with db.acquire() as conn:
         await seed_synthetic(conn, people, seed=3)
     request = BroadcastRequest(areas=("dep:75", "dep:13"), template="outage", variables={})
@@ -45,12 +53,14 @@ async def _broadcast(
     async with db.acquire() as conn:
         plan = await make_plan(conn, settings, request)
         broadcast_id = await create_broadcast(conn, settings, request, plan)
-    runs = await Worker(db, smscs).run(until_idle=True)
+    worker = Worker(db, smscs)
+    runs = await worker.run(until_idle=True)
     assert [r.state for r in runs] == ["completed"]
     async with db.acquire() as conn:
         status = await store_broadcasts.progress(conn, broadcast_id)
         rows = await conn.fetch("SELECT match, msisdn, reported_msisdn FROM receipts")
-    return broadcast_id, plan.parts, status, rows
+    assert worker.pool is not None
+    return broadcast_id, plan.parts, status, rows, worker.pool
 
 
 def _seen_twice(mock: MockSmsc) -> int:
@@ -123,7 +133,12 @@ async def test_empty_message_ids_are_counted_as_an_smsc_problem_and_claim_nothin
     mock, smsc = await start_mock(
         MockConfig(seed=9, receipts=True, empty_message_ids=True), window=32
     )
-    _, parts, status, rows = await _broadcast(db, db_dsn, [smsc])
+    _, parts, status, rows, pool = await _send(db, db_dsn, [smsc])
+    (health,) = pool.health()
+    assert pool.stats.empty_message_ids == health.empty_message_ids == parts
+    assert health.problems == [
+        f"{parts:,} parts accepted with no message_id (their receipts cannot be matched)"
+    ]
     _line("empty message ids", parts, rows, _seen_twice(mock), status["possibly_sent_twice"])
     assert mock.record.parts_received == parts
     assert status["receipts"] == {}  # no delivery claimed for parts whose id is unknown
@@ -159,3 +174,28 @@ async def test_an_account_split_into_transmitter_and_receiver_binds_gets_its_rec
 async def test_a_configuration_where_no_bind_can_send_is_refused_before_any_bind() -> None:
     with pytest.raises(BindError, match="no SMSC can send: every bind of \\['rx'\\] is a receiver"):
         SmppPool([SmscConfig(name="rx", bind_mode="receiver")], lambda *args: None)
+
+
+async def test_transient_errors_are_retried_a_bounded_number_of_times_permanent_ones_not(
+    db: asyncpg.Pool, db_dsn: str, start_mock: StartMock
+) -> None:
+    # ESME_RSYSERR on 30% of submits (transient), ESME_RINVDSTADR on 2% (permanent).
+    config = MockConfig(seed=11, errors={0x08: 0.3, 0x0B: 0.02})
+    mock, smsc = await start_mock(config, window=16, binds=1, retry_limit=2)
+    _, parts, status, _rows, pool = await _send(db, db_dsn, [smsc])
+    retried = pool.stats.retried_by_status
+    async with db.acquire() as conn:
+        rows = await conn.fetch("SELECT status, count(*) AS n FROM deliveries GROUP BY status")
+    recorded = {r["status"]: r["n"] for r in rows}  # parts, by final status
+    print(f"WIRE retry policy: parts={parts} retried={retried} final={recorded}")
+    assert sum(recorded.values()) == parts
+    # What the SMSC answered is what broadcaster counted: each 0x08 was retried or final.
+    assert mock.statuses[0x08] == retried[0x08] + recorded.get(0x08, 0)
+    # A part fails with 0x08 only after 1 + retry_limit answers of 0x08.
+    assert recorded.get(0x08, 0) * 3 <= mock.statuses[0x08]
+    # A permanent error fails at once: never retried.
+    assert 0x0B not in retried
+    assert recorded[0x0B] == mock.statuses[0x0B]
+    assert recorded[0] == mock.record.parts_received == mock.statuses[0]
+    assert pool.stats.failed_by_status.get(0x08, 0) == recorded.get(0x08, 0)
+    assert _seen_twice(mock) == 0 == status["possibly_sent_twice"]
