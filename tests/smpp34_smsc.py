@@ -37,7 +37,7 @@ async def serve(args: argparse.Namespace, log: TextIO) -> None:
     print("ready", flush=True)
     sessions: dict[str, smpp34.Esme] = {}
     next_id = args.first_id
-    pending: set[asyncio.Future[object]] = set()
+    pending: set[asyncio.Future[smpp34.DeliverSmResp]] = set()
     while True:
         event = await server.next()
         if isinstance(event, smpp34.Esme):
