@@ -15,6 +15,7 @@ import asyncpg
 import pytest
 from fixtures_smsc import StartMock
 
+from broadcaster.cli.check import run_checks
 from broadcaster.commands.planning import create_broadcast, make_plan
 from broadcaster.domain.requests import BroadcastRequest
 from broadcaster.engine.worker import Worker
@@ -24,6 +25,7 @@ from broadcaster.mocksmsc import MockConfig, MockSmsc
 from broadcaster.settings import Settings, SmscConfig
 from broadcaster.smpp.pool import SmppPool
 from broadcaster.store import broadcasts as store_broadcasts
+from broadcaster.store import workers as store_workers
 from broadcaster.store.database import create_pool
 
 
@@ -133,7 +135,7 @@ async def test_empty_message_ids_are_counted_as_an_smsc_problem_and_claim_nothin
     mock, smsc = await start_mock(
         MockConfig(seed=9, receipts=True, empty_message_ids=True), window=32
     )
-    _, parts, status, rows, pool = await _send(db, db_dsn, [smsc])
+    broadcast_id, parts, status, rows, pool = await _send(db, db_dsn, [smsc])
     (health,) = pool.health()
     assert pool.stats.empty_message_ids == health.empty_message_ids == parts
     assert health.problems == [
@@ -143,6 +145,19 @@ async def test_empty_message_ids_are_counted_as_an_smsc_problem_and_claim_nothin
     assert mock.record.parts_received == parts
     assert status["receipts"] == {}  # no delivery claimed for parts whose id is unknown
     assert status["receipts_unattributed"]["unmatched"] == parts
+    # A worker's heartbeat carries it: `status` (and `check`) show it while the worker lives.
+    receivers = sum(h.receivers_up for h in pool.health())
+    async with db.acquire() as conn:
+        await store_workers.heartbeat(
+            conn, "w1", [], receivers, [f"smsc {health.name}: {p}" for p in health.problems]
+        )
+        status = await store_broadcasts.progress(conn, broadcast_id)
+    assert status["smsc_problems"] == [f"smsc {health.name}: {health.problems[0]}"]
+    assert status["receipts_awaited"] == parts  # none of them will ever be matched
+    findings = await run_checks(Settings(database_url=db_dsn), bind_timeout=1.0)
+    assert [f.detail for f in findings if f.check == "smsc health"] == [
+        f"reported by a running worker: smsc {health.name}: {health.problems[0]}"
+    ]
 
 
 @pytest.mark.parametrize(("receivers", "receipts"), [(1, True), (0, False)])
