@@ -214,3 +214,18 @@ async def test_transient_errors_are_retried_a_bounded_number_of_times_permanent_
     assert recorded[0] == mock.record.parts_received == mock.statuses[0]
     assert pool.stats.failed_by_status.get(0x08, 0) == recorded.get(0x08, 0)
     assert _seen_twice(mock) == 0 == status["possibly_sent_twice"]
+
+
+async def test_responses_slower_than_the_timeout_are_reported_as_possibly_sent_twice(
+    db: asyncpg.Pool, db_dsn: str, start_mock: StartMock
+) -> None:
+    # Every response takes 0.4 s; broadcaster waits 0.25 s, then sends the part again.
+    config = MockConfig(seed=12, receipts=True, latency_ms=400)
+    mock, smsc = await start_mock(config, window=64, binds=1, response_timeout_s=0.25)
+    _, parts, status, rows = await _broadcast(db, db_dsn, [smsc], people=2_000)
+    seen, reported = _seen_twice(mock), status["possibly_sent_twice"]
+    _line("responses slower than the timeout", parts, rows, seen, reported)
+    assert seen > 0  # the SMSC did get copies
+    assert reported >= seen  # and broadcaster says so (bounded from above)
+    matched_right = [r for r in rows if r["match"] == "matched"]
+    assert all(str(r["msisdn"]) == r["reported_msisdn"] for r in matched_right)
