@@ -5,7 +5,8 @@ Run as a process (so that a test can kill it): `python tests/smpp34_smsc.py --po
 It accepts every bind, answers each submit_sm with a hex message id counted from `--first-id`
 (a restart with the same value reuses ids, as a real SMSC that lost its counter does), and sends
 a delivery receipt by deliver_sm on a bind that can receive, its text `id:` in `--ids` form
-(hex, or decimal as many SMSCs write it). Each part received is one JSON line in `--log`
+(hex, or decimal as many SMSCs write it); with `--unbind-after N` it unbinds the ESME
+that sent part N. Each part received is one JSON line in `--log`
 (destination, a digest of the part's octets, message id), written before it is answered:
 what the SMSC saw, kill or not.
 """
@@ -18,7 +19,7 @@ import hashlib
 import json
 import sys
 from datetime import UTC, datetime
-from typing import TextIO
+from typing import Any, TextIO
 
 import smpp34
 
@@ -37,7 +38,7 @@ async def serve(args: argparse.Namespace, log: TextIO) -> None:
     print("ready", flush=True)
     sessions: dict[str, smpp34.Esme] = {}
     next_id = args.first_id
-    pending: set[asyncio.Future[smpp34.DeliverSmResp]] = set()
+    pending: set[asyncio.Future[Any]] = set()
     while True:
         event = await server.next()
         if isinstance(event, smpp34.Esme):
@@ -52,6 +53,12 @@ async def serve(args: argparse.Namespace, log: TextIO) -> None:
             log.write(json.dumps(seen) + "\n")
             log.flush()
             event.accept(message_id=message_id)
+            if args.unbind_after and next_id - args.first_id == args.unbind_after:
+                esme = sessions.get(event.session_id)
+                if esme is not None:  # the SMSC ends the session (once per process)
+                    unbinding = asyncio.ensure_future(esme.unbind())
+                    pending.add(unbinding)
+                    unbinding.add_done_callback(pending.discard)
             receiver = next((s for s in sessions.values() if s.can_receive), None)
             if receiver is not None and event.registered_delivery & 1:
                 task = asyncio.ensure_future(
@@ -72,6 +79,7 @@ def main() -> None:
     parser.add_argument("--log", required=True)
     parser.add_argument("--ids", choices=("hex", "decimal"), default="hex")
     parser.add_argument("--first-id", type=lambda v: int(v, 0), default=0x1000)
+    parser.add_argument("--unbind-after", type=int, default=0, help="SMSC unbinds, N parts")
     args = parser.parse_args()
     try:
         with open(args.log, "a", encoding="utf-8") as log:

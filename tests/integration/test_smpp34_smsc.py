@@ -35,7 +35,8 @@ SCRIPT = Path(__file__).resolve().parents[1] / "smpp34_smsc.py"
 class Smpp34:
     """The smpp34 SMSC process: start, kill -9, start again on the same port."""
 
-    def __init__(self, log: Path, ids: str) -> None:
+    def __init__(self, log: Path, ids: str, *extra: str) -> None:
+        self.extra = extra
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
@@ -55,6 +56,7 @@ class Smpp34:
             self.ids,
             "--first-id",
             str(first_id),
+            *self.extra,
             stdout=asyncio.subprocess.PIPE,
         )
         assert self.process.stdout is not None
@@ -91,11 +93,11 @@ async def db(db_dsn: str) -> AsyncIterator[asyncpg.Pool]:
 
 
 @pytest.fixture
-async def smpp34_smsc(tmp_path: Path) -> AsyncIterator[Callable[[str], Smpp34]]:
+async def smpp34_smsc(tmp_path: Path) -> AsyncIterator[Callable[..., Smpp34]]:
     started: list[Smpp34] = []
 
-    def make(ids: str) -> Smpp34:
-        server = Smpp34(tmp_path / f"seen-{len(started)}.jsonl", ids)
+    def make(ids: str, *extra: str) -> Smpp34:
+        server = Smpp34(tmp_path / f"seen-{len(started)}.jsonl", ids, *extra)
         started.append(server)
         return server
 
@@ -136,7 +138,7 @@ def _delivered(status: dict[str, Any]) -> int:
 
 @pytest.mark.parametrize("ids", ["hex", "decimal"])
 async def test_smpp34_receipts_in_hex_or_decimal_land_on_the_right_people(
-    db: asyncpg.Pool, db_dsn: str, smpp34_smsc: Callable[[str], Smpp34], ids: str
+    db: asyncpg.Pool, db_dsn: str, smpp34_smsc: Callable[..., Smpp34], ids: str
 ) -> None:
     async with db.acquire() as conn:
         await seed_synthetic(conn, 4_000, seed=3)
@@ -159,7 +161,7 @@ async def test_smpp34_receipts_in_hex_or_decimal_land_on_the_right_people(
 
 
 async def test_smpp34_killed_mid_send_and_restarted_reusing_ids_reports_the_truth(
-    db: asyncpg.Pool, db_dsn: str, smpp34_smsc: Callable[[str], Smpp34]
+    db: asyncpg.Pool, db_dsn: str, smpp34_smsc: Callable[..., Smpp34]
 ) -> None:
     async with db.acquire() as conn:
         await seed_synthetic(conn, 8_000, seed=3)
@@ -209,3 +211,24 @@ async def test_smpp34_killed_mid_send_and_restarted_reusing_ids_reports_the_trut
         assert _delivered(status) <= parts
         assert right == _delivered(status)
     assert reused > 0  # the restart did give out the same ids again
+
+
+async def test_smpp34_unbinding_us_mid_send_makes_no_duplicate(
+    db: asyncpg.Pool, db_dsn: str, smpp34_smsc: Callable[..., Smpp34]
+) -> None:
+    async with db.acquire() as conn:
+        await seed_synthetic(conn, 4_000, seed=3)
+    server = smpp34_smsc("hex", "--unbind-after", "60")
+    await server.start()
+    broadcast_id, parts = await _plan(db, db_dsn, ("dep:75", "dep:13"))
+    runs = await Worker(db, [server.smsc()]).run(until_idle=True)
+    assert [r.state for r in runs] == ["completed"]
+    status, right = await _outcome(db, broadcast_id)
+    seen = server.seen()
+    print(
+        f"WIRE smpp34 SMSC-initiated unbind: parts={parts} matched_right={right}"
+        f" duplicates_seen={_twice(seen)} duplicates_reported={status['possibly_sent_twice']}"
+    )
+    assert {(s["to"], s["part"]) for s in seen} and len(seen) >= parts
+    assert status["possibly_sent_twice"] >= _twice(seen)
+    assert right == _delivered(status) <= parts
