@@ -8,6 +8,7 @@ SMSC endpoints come from `[[smsc]]` tables in the TOML file or from `BROADCASTER
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import re
 import tomllib
@@ -20,7 +21,8 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 from broadcaster.errors import ConfigError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-BindMode = Literal["transmitter", "transceiver"]
+BindMode = Literal["transmitter", "transceiver", "receiver"]
+BIND_MODES: tuple[str, ...] = ("transmitter", "transceiver", "receiver")
 ReceiptIds = Literal["auto", "same", "decimal", "hex"]
 RECEIPT_IDS: tuple[str, ...] = ("auto", "same", "decimal", "hex")
 
@@ -42,9 +44,14 @@ class SmscConfig:
     system_type: str = ""
     """SMPP system_type, if the operator asks for one."""
     bind_mode: BindMode = "transceiver"
-    """`transceiver` (submits and receipts on one bind) or `transmitter` (no receipts)."""
+    """`transceiver` (submits and receipts on one bind), `transmitter` (no receipts, unless
+    `receivers` adds receive-only binds) or `receiver` (every bind of this SMSC only receives
+    receipts; nothing is sent through it)."""
     binds: int = 2
     """Binds (TCP connections) opened to this SMSC by each worker."""
+    receivers: int = 0
+    """Receiver binds opened beside the `binds` (for an account split into send-only and
+    receive-only binds: `bind_mode=transmitter&receivers=1`)."""
     tps: float = 0.0
     """Parts per second allowed per bind; 0 means no limit (a mock SMSC, a lab)."""
     window: int = 64
@@ -64,17 +71,29 @@ class SmscConfig:
     response_timeout_s: float = 5.0
     """Seconds to wait for a bind_resp, a submit_sm_resp or an enquire_link_resp. A part not
     answered in time is sent again (a possible duplicate); a bind silent that long is dropped."""
+    retry_statuses: str = "0x08,0x45,0x64"
+    """command_status values that mean a transient fault: the part is sent again, up to
+    `retry_limit` times (ESME_RSYSERR, ESME_RSUBMITFAIL, ESME_RX_T_APPN by default; hex or
+    decimal, comma-separated, "" for none). Throttling and queue-full (0x58, 0x14) always slow
+    down and retry; any other status fails the part at once (an invalid destination...)."""
+    retry_limit: int = 2
+    """Times a part answered with one of `retry_statuses` is sent again before it fails."""
     receipt_ids: ReceiptIds = "auto"
     """How this SMSC's receipts write the id its submit_sm_resp gave: `same`, `decimal` (the
     response in hex, the receipt in decimal), `hex` (the reverse), or `auto`: found out from the
     first receipts that match, and logged (`receipt_id_form_detected`)."""
 
     def __post_init__(self) -> None:
-        if self.bind_mode not in ("transmitter", "transceiver"):
+        if self.bind_mode not in BIND_MODES:
             raise ConfigError(
-                f"smsc {self.name!r}: bind_mode must be 'transmitter' or 'transceiver', "
+                f"smsc {self.name!r}: bind_mode must be one of {', '.join(BIND_MODES)}, "
                 f"not {self.bind_mode!r}"
             )
+        if self.retry_limit < 0:
+            raise ConfigError(f"smsc {self.name!r}: retry_limit must be 0 or more")
+        self.retry_status_set  # noqa: B018  (validated now, not at the first error)
+        if self.receivers < 0:
+            raise ConfigError(f"smsc {self.name!r}: receivers must be 0 or more")
         for name in ("port", "binds", "window", "weight"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"smsc {self.name!r}: {name} must be at least 1")
@@ -90,6 +109,35 @@ class SmscConfig:
                 f"smsc {self.name!r}: receipt_ids must be one of {', '.join(RECEIPT_IDS)}, "
                 f"not {self.receipt_ids!r}"
             )
+
+    @functools.cached_property
+    def retry_status_set(self) -> frozenset[int]:
+        """`retry_statuses` as numbers."""
+        codes: set[int] = set()
+        for item in self.retry_statuses.replace(" ", "").split(","):
+            if not item:
+                continue
+            try:
+                code = int(item, 0)
+            except ValueError:
+                code = -1
+            if not 0 < code <= 0xFFFFFFFF:
+                raise ConfigError(
+                    f"smsc {self.name!r}: retry_statuses: {item!r} is not a command_status"
+                    " (write 0x08 or 8)"
+                )
+            codes.add(code)
+        return frozenset(codes)
+
+    @property
+    def transmit_binds(self) -> int:
+        """Binds that send parts (0 for a receive-only SMSC)."""
+        return 0 if self.bind_mode == "receiver" else self.binds
+
+    @property
+    def receive_binds(self) -> int:
+        """Binds that get receipts: transceivers and receivers."""
+        return (self.binds if self.bind_mode != "transmitter" else 0) + self.receivers
 
     @classmethod
     def from_url(cls, url: str, name: str | None = None) -> SmscConfig:

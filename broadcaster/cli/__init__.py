@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import sys
 from collections.abc import Sequence
@@ -17,7 +18,7 @@ from pathlib import Path
 
 from broadcaster import __version__
 from broadcaster.cli.options import Handler, flag, switch
-from broadcaster.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, BroadcasterError
+from broadcaster.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, BindError, BroadcasterError
 from broadcaster.logs import configure_logging
 from broadcaster.settings import Settings
 
@@ -74,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    args: argparse.Namespace | None = None
     try:
         parser = build_parser()
         args = parser.parse_args(argv)
@@ -86,6 +88,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(handler(args, settings))
     except BroadcasterError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        bind_failed = isinstance(exc, BindError) or isinstance(exc.__cause__, BindError)
+        if bind_failed and args is not None and getattr(args, "json", False):
+            # No bind up: a script reading stdout still gets its one JSON object.
+            error = {"error": str(exc), "kind": "BindError", "exit_code": exc.exit_code}
+            print(json.dumps(error), flush=True)
         return exc.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

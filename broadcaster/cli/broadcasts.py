@@ -321,7 +321,22 @@ def _report_text(report: dict[str, Any]) -> str:
         f"{report['possibly_sent_twice']:,} possibly sent twice "
         f"({report['duplicates']:,} recorded twice); "
         f"{report['seconds']:.2f} s, {report['msgs_per_s']:,.0f} recipients/s"
+        + _unknown_delivery(report)
     )
+
+
+def _unknown_delivery(report: dict[str, Any]) -> str:
+    """Accepted is not delivered: say so while receipts are still awaited."""
+    awaited = report.get("receipts_awaited", 0)
+    if not awaited:
+        return ""
+    bound = report.get("receivers_bound", 0)
+    who = (
+        f"{bound} bind(s) up to receive their receipts"
+        if bound
+        else "no process is bound to receive their receipts (run a worker)"
+    )
+    return f"\ndelivery still unknown for {awaited:,} parts: {who}"
 
 
 def _exit_for(report: dict[str, Any]) -> int:

@@ -18,6 +18,7 @@ from broadcaster.cli.options import Commands, add_command, emit, flag
 from broadcaster.errors import EXIT_FAILURE, EXIT_OK, BindError, BroadcasterError
 from broadcaster.settings import Settings, SmscConfig
 from broadcaster.smpp.pool import SmppPool
+from broadcaster.store import workers
 from broadcaster.store.areas import placeholder_variables
 from broadcaster.store.database import Conn, connect, redact
 from broadcaster.store.migrations import applied_versions, discover
@@ -138,9 +139,19 @@ async def _check_database(settings: Settings) -> list[Finding]:
         if not missing:
             found.append(await _subscriber_finding(conn))
             found.append(await _placeholder_finding(conn))
+            found.extend(await _smsc_problem_findings(conn))
         return found
     finally:
         await conn.close()
+
+
+async def _smsc_problem_findings(conn: Conn) -> list[Finding]:
+    """What the running workers found wrong with their SMSCs while sending (a bind test
+    sends nothing, so it cannot see an SMSC that accepts parts without a message_id)."""
+    return [
+        Finding("smsc health", "warn", f"reported by a running worker: {problem}")
+        for problem in await workers.smsc_problems(conn)
+    ]
 
 
 async def _subscriber_finding(conn: Conn) -> Finding:

@@ -155,6 +155,7 @@ def _status_text(s: dict[str, Any]) -> str:
         lines.append(f"  parts failed with {status}: {n:,}")
     for stat, r in s["receipts"].items():
         lines.append(f"  receipts {stat}: {r['count']:,} parts (p50 {r['p50_s']:.1f} s)")
+    lines.extend(_receipt_watch_lines(s))
     unattributed = s.get("receipts_unattributed") or {}
     if any(unattributed.values()):
         lines.append(
@@ -163,6 +164,24 @@ def _status_text(s: dict[str, Any]) -> str:
             "(not counted as delivered)"
         )
     return "\n".join(lines)
+
+
+def _receipt_watch_lines(s: dict[str, Any]) -> list[str]:
+    """Receipts still awaited and whether anyone is bound to get them; SMSC faults."""
+    lines: list[str] = []
+    awaited = s.get("receipts_awaited", 0)
+    if awaited:
+        bound = s.get("receivers_bound", 0)
+        who = (
+            f"{bound} bind(s) up to receive them"
+            if bound
+            else "no process is bound to receive them: their delivery stays unknown until a "
+            "worker with a transceiver or receiver bind runs"
+        )
+        lines.append(f"  {awaited:,} parts still await a receipt; {who}")
+    for problem in s.get("smsc_problems") or ():
+        lines.append(f"  SMSC problem: {problem}")
+    return lines
 
 
 async def _cmd_action(args: argparse.Namespace, settings: Settings) -> int:

@@ -78,6 +78,8 @@ def add_mock_smsc_command(commands: Commands) -> None:
     multi(p, "--error", env=e + "ERROR", help="STATUS=RATE, e.g. 0x58=0.01 (repeatable)")
     flag(p, "--disconnect-after", env=e + "DISCONNECT_AFTER", type=int, help="N submits")
     flag(p, "--disconnect-rate", env=e + "DISCONNECT_RATE", type=float, help="p per submit")
+    flag(p, "--unbind-after", env=e + "UNBIND_AFTER", type=int, help="SMSC unbinds, N submits")
+    switch(p, "--empty-message-ids", e + "EMPTY_MESSAGE_IDS", "submit_sm_resp with no id")
     flag(p, "--stall-after", env=e + "STALL_AFTER", type=int, help="N submits")
     flag(p, "--stall-seconds", env=e + "STALL_SECONDS", type=float, help="0: for ever")
     flag(p, "--drain-delay-ms", env=e + "DRAIN_DELAY_MS", type=float, help="slow reader")
@@ -89,6 +91,8 @@ def add_mock_smsc_command(commands: Commands) -> None:
     multi(p, "--receipt-mix", env=e + "RECEIPT_MIX", help="DELIVRD=0.9,UNDELIV=0.1")
     switch(p, "--receipt-12-digit-dates", e + "RECEIPT_12", "YYMMDDhhmmss dates")
     switch(p, "--no-receipt-tlv", e + "NO_RECEIPT_TLV", "id in the text only")
+    flag(p, "--receipt-pdu", env=e + "RECEIPT_PDU", help="deliver_sm (default) or data_sm")
+    switch(p, "--no-receipt-text", e + "NO_RECEIPT_TEXT", "receipts as TLVs only")
     switch(p, "--receipt-decimal-ids", e + "RECEIPT_DECIMAL_IDS", "text id in decimal")
     flag(p, "--receipt-drop-rate", env=e + "RECEIPT_DROP_RATE", type=float, help="p")
     flag(
@@ -122,6 +126,8 @@ def config_from_args(args: argparse.Namespace) -> MockConfig:
         "latency_jitter_ms": args.latency_jitter_ms,
         "disconnect_after": args.disconnect_after,
         "disconnect_rate": args.disconnect_rate,
+        "unbind_after": args.unbind_after,
+        "empty_message_ids": _switch(args.empty_message_ids, True),
         "stall_after": args.stall_after,
         "stall_seconds": args.stall_seconds,
         "drain_delay_ms": args.drain_delay_ms,
@@ -134,6 +140,8 @@ def config_from_args(args: argparse.Namespace) -> MockConfig:
         "receipt_12_digit_dates": _switch(args.receipt_12_digit_dates, True),
         "receipt_tlv": _switch(args.no_receipt_tlv, False),
         "receipt_decimal_ids": _switch(args.receipt_decimal_ids, True),
+        "receipt_pdu": args.receipt_pdu,
+        "receipt_text": _switch(args.no_receipt_text, False),
         "receipt_drop_rate": args.receipt_drop_rate,
         "malformed_receipt_rate": args.malformed_receipt_rate,
         "record": _switch(args.no_record, False),

@@ -142,7 +142,7 @@ def panel(
         smscs.add_column(column, justify="left" if column in ("SMSC", "last error") else "right")
     for h in health:
         colour = {"up": "green", "degraded": "yellow"}.get(h.state, "red")
-        errors = [b.last_error for b in h.binds if b.last_error]
+        errors = h.problems + [b.last_error for b in h.binds if b.last_error]
         smscs.add_row(
             h.name,
             Text(h.state, style=colour),
@@ -150,7 +150,7 @@ def panel(
             f"{h.accepted_per_s:,.0f}",
             f"{h.inflight:,}",
             f"{h.throttled:,}",
-            (errors[0][:40] if errors else ""),
+            (errors[0][:60] if errors else ""),
         )
     hint = Text("Ctrl-C: pause, then resume or cancel", style="dim")
     return Group(head, bar, counts, smscs, hint)

@@ -112,6 +112,7 @@ async def execute(
     async with db.acquire() as conn:
         summary = await store.summary(conn, broadcast_id)
         state = await store.get_state(conn, broadcast_id)
+        watch = await store.receipt_watch(conn, broadcast_id)
     seconds = clock.seconds()
     report: dict[str, Any] = {
         "broadcast_id": broadcast_id,
@@ -138,6 +139,7 @@ async def execute(
         "warnings": list(plan.warnings),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "cpu_seconds": clock.cpu_seconds(),
+        **watch,
     }
     return plan, report
 

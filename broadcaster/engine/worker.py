@@ -187,11 +187,23 @@ class Worker:
         not answer costs a missed beat, not the worker."""
         while True:
             try:
+                receivers, problems = self._bind_facts()
                 async with self.db.acquire() as conn:
-                    await workers.heartbeat(conn, self.engine.name, self.engine.running)
+                    await workers.heartbeat(
+                        conn, self.engine.name, self.engine.running, receivers, problems
+                    )
             except DATABASE_UNAVAILABLE as exc:
                 log.warning("worker_heartbeat_failed", error=f"{type(exc).__name__}: {exc}")
             await asyncio.sleep(HEARTBEAT_S)
+
+    def _bind_facts(self) -> tuple[int, list[str]]:
+        """Binds up that get receipts, and what is wrong with the SMSCs, for the heartbeat."""
+        pool = self.pool
+        if pool is None:
+            return 0, []
+        health = pool.health()
+        problems = [f"smsc {h.name}: {p}" for h in health for p in h.problems]
+        return sum(h.receivers_up for h in health), problems
 
     async def _leave(self) -> None:
         with contextlib.suppress(*DATABASE_UNAVAILABLE):

@@ -40,6 +40,12 @@ POOL_COUNTERS = (
     ("reconnects", "bind_reconnects", "Bound sessions lost and reconnected"),
     ("receipts", "receipts", "Delivery receipts received"),
     (
+        "empty_message_ids",
+        "smsc_empty_message_ids",
+        "Parts the SMSC accepted without a usable message_id (their receipts cannot be matched)",
+    ),
+    ("alert_notifications", "smpp_alert_notifications", "alert_notification PDUs received"),
+    (
         "split_messages",
         "split_messages",
         "Long messages whose parts went through two SMSCs (their own one stayed down): they "
@@ -83,6 +89,14 @@ class _Collector(Collector):
             label = "none" if status < 0 else f"0x{status & 0xFFFFFFFF:08X}"
             by_status.add_metric([label], float(n))
         yield by_status
+        retried = CounterMetricFamily(
+            "broadcaster_parts_retried_by_status",
+            "Parts sent again after a transient SMPP error, by command_status",
+            labels=["status"],
+        )
+        for status, n in sorted(stats.retried_by_status.items()):
+            retried.add_metric([f"0x{status & 0xFFFFFFFF:08X}"], float(n))
+        yield retried
         backlog = GaugeMetricFamily("broadcaster_pool_backlog", "Parts queued, not yet written")
         backlog.add_metric([], float(pool.backlog))
         yield backlog

@@ -20,7 +20,8 @@ from typing import Final, Protocol
 from broadcaster.mocksmsc.scenario import MockConfig
 from broadcaster.mocksmsc.timers import DueQueue
 from broadcaster.mocksmsc.validation import Part
-from broadcaster.smpp.codec import encode_deliver_sm
+from broadcaster.smpp.codec import encode_data_sm, encode_deliver_sm, encode_tlv
+from broadcaster.smpp.constants import TAG_MESSAGE_PAYLOAD
 from broadcaster.smpp.receipts import format_receipt, receipt_tlvs
 from broadcaster.text.encoding import decode_short_message
 
@@ -75,6 +76,9 @@ def encode_receipt(
     twelve_digit_dates: bool,
     tlv: bool,
     decimal_id: bool = False,
+    *,
+    pdu: str = "deliver_sm",
+    with_text: bool = True,
 ) -> bytes:
     """The deliver_sm of a receipt: the text (without its id when malformed), with the
     receipted_message_id and message_state TLVs when `tlv` (never when malformed). With
@@ -94,7 +98,18 @@ def encode_receipt(
         text = text.split(" ", 1)[1]  # no "id:..."
     elif tlv:
         tlvs = receipt_tlvs(receipt.message_id, receipt.stat)
+    if not with_text and tlvs:
+        text = ""  # TLV only (`receipt_text` off; a malformed receipt keeps its text)
     source_digits = receipt.destination.isdigit()
+    if pdu == "data_sm":
+        payload = encode_tlv(TAG_MESSAGE_PAYLOAD, text.encode("ascii")) if text else b""
+        return encode_data_sm(
+            sequence,
+            source_addr=receipt.source,
+            destination_addr=receipt.destination,
+            esm_class=0x04,
+            tlvs=tlvs + payload,
+        )
     return encode_deliver_sm(
         sequence,
         source_addr=receipt.source,

@@ -35,6 +35,7 @@ from broadcaster.smpp.constants import Status
 
 RECEIPT_STATS: Final = ("DELIVRD", "UNDELIV", "EXPIRED", "REJECTD", "DELETED", "UNKNOWN")
 BIND_MODES: Final = ("transmitter", "receiver", "transceiver")
+RECEIPT_PDUS: Final = ("deliver_sm", "data_sm")
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,9 @@ class MockConfig:
     malformed_reply_rate: float = 0.0
     """Probability of answering a submit_sm with an unreadable PDU instead of submit_sm_resp
     (a submit_sm_resp whose message_id has no NUL, or a PDU with an unknown command_id)."""
+    empty_message_ids: bool = False
+    """Accept parts with an empty message_id in submit_sm_resp (receipts keep the real id:
+    none of them can be matched)."""
     corrupt_stream_after: int = 0
     """After answering this many submit_sm on a connection, send 8 octets that claim a
     command_length of 8: the stream cannot be resynchronised (0: never)."""
@@ -82,6 +86,9 @@ class MockConfig:
     # -- connection faults ----------------------------------------------------------------------
     disconnect_after: int = 0
     """Close each connection after answering this many submit_sm (0: never)."""
+    unbind_after: int = 0
+    """Send an unbind (SMSC-initiated) after answering this many submit_sm on a connection,
+    ahead of the answers still delayed by the latency; those are sent all the same (0: never)."""
     disconnect_rate: float = 0.0
     """Probability, per submit_sm, of closing the connection instead of answering it."""
     stall_after: int = 0
@@ -103,6 +110,10 @@ class MockConfig:
     """Dates as YYMMDDhhmmss (some SMSCs) instead of YYMMDDhhmm."""
     receipt_tlv: bool = True
     """Carry receipted_message_id and message_state TLVs as well as the text."""
+    receipt_pdu: str = "deliver_sm"
+    """The PDU carrying receipts: `deliver_sm` or `data_sm` (text, if any, in message_payload)."""
+    receipt_text: bool = True
+    """Write the receipt text; False: the TLVs only (receipted_message_id, message_state)."""
     receipt_decimal_ids: bool = False
     """Write in the receipt text, in decimal, the id the submit_sm_resp gave in hex (the TLV, if
     any, keeps the hex): receipts that only the right id form matches to their messages."""
@@ -133,6 +144,8 @@ class MockConfig:
             or self.malformed_reply_rate
             or self.corrupt_stream_after
             or self.disconnect_after
+            or self.unbind_after
+            or self.empty_message_ids
             or self.disconnect_rate
             or self.stall_after
             or self.drain_delay_ms
@@ -196,6 +209,7 @@ _WHOLE_NUMBERS: Final = (
     "max_binds",
     "refuse_first_binds",
     "disconnect_after",
+    "unbind_after",
     "stall_after",
     "corrupt_stream_after",
 )
@@ -261,6 +275,13 @@ def _check_errors(config: MockConfig) -> None:
         raise ConfigError("mock SMSC: error rates add up to more than 1")
 
 
+def _check_receipt_carriage(config: MockConfig) -> None:
+    if config.receipt_pdu not in RECEIPT_PDUS:
+        raise ConfigError(f"mock SMSC: receipt_pdu must be one of {RECEIPT_PDUS}")
+    if not (config.receipt_text or config.receipt_tlv):
+        raise ConfigError("mock SMSC: receipts need their text or their TLVs (or both)")
+
+
 def _check_receipt_mix(config: MockConfig) -> None:
     unknown = set(config.receipt_mix) - set(RECEIPT_STATS)
     if unknown:
@@ -280,6 +301,7 @@ _CHECKS: Final[tuple[Callable[[MockConfig], None], ...]] = (
     _check_bind_modes,
     _check_errors,
     _check_receipt_mix,
+    _check_receipt_carriage,
 )
 """Each raises ConfigError for the first knob of its kind out of bounds."""
 

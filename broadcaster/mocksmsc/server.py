@@ -78,6 +78,10 @@ class MockSmsc:
         self.bind_attempts = 0
         self.binds_refused = 0
         self.disconnects = 0
+        self.unbinds_sent = 0
+        """SMSC-initiated unbinds (`unbind_after`)."""
+        self.unbinds_answered = 0
+        """unbind_resp received to those."""
         self.stalls = 0
         self.malformed_replies = 0
         self.last_message_id = self.rng.randrange(1 << 36)
@@ -212,6 +216,8 @@ class MockSmsc:
             "connections_now": len(self.connections),
             "connections": self._connection_count,
             "disconnects": self.disconnects,
+            "unbinds_sent": self.unbinds_sent,
+            "unbinds_answered": self.unbinds_answered,
             "stalls": self.stalls,
             "receipts_sent": self.receipts_sent,
             "receipts": {

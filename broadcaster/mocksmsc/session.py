@@ -89,6 +89,8 @@ _DELIVER_SM_RESP: Final = int(CommandId.DELIVER_SM_RESP)
 _ENQUIRE_LINK: Final = int(CommandId.ENQUIRE_LINK)
 _ENQUIRE_LINK_RESP: Final = int(CommandId.ENQUIRE_LINK_RESP)
 _UNBIND: Final = int(CommandId.UNBIND)
+_UNBIND_RESP: Final = int(CommandId.UNBIND_RESP)
+_DATA_SM_RESP: Final = int(CommandId.DATA_SM_RESP)
 _GENERIC_NACK: Final = int(CommandId.GENERIC_NACK)
 _BIND_MODES: Final[dict[int, str]] = {
     int(CommandId.BIND_TRANSMITTER): "transmitter",
@@ -149,6 +151,8 @@ class Session(asyncio.Protocol):
         self.receipts_sent = 0
         self.receipts_acked = 0
         self.receipts_nacked = 0
+        self.unbinds_answered = 0
+        """unbind_resp to our `unbind_after` unbinds."""
         # scenario state
         self.faults = connection_faults(self.config, smsc.rng, loop.time())
         delay = self.faults.answer_delay if self.faults.delays_answers else None
@@ -357,8 +361,11 @@ class Session(asyncio.Protocol):
         return _STOP_CLOSE
 
     def _response(self, command_id: int, status: int, sequence: int, length: int) -> None:
-        if command_id == _DELIVER_SM_RESP:
+        if command_id in (_DELIVER_SM_RESP, _DATA_SM_RESP):
             self._receipt_answered(status, sequence, length)
+        elif command_id == _UNBIND_RESP:
+            self.unbinds_answered += 1
+            self.smsc.unbinds_answered += 1
         elif command_id == _GENERIC_NACK:
             self._count_malformed("generic_nack_received", status_name(status), command_id)
         elif command_id != _ENQUIRE_LINK_RESP:
@@ -489,6 +496,9 @@ class Session(asyncio.Protocol):
     def _answer(self, sequence: int, status: int, message_id: str, append: Append) -> None:
         """The submit_sm_resp (or what the scenario sends instead), now or after the latency,
         then what the scenario sends after it."""
+        config = self.config
+        if config.empty_message_ids and not status:
+            message_id = ""
         response = self.faults.reply(sequence, status, message_id)
         if response is None:
             response = encode_submit_sm_resp(sequence, status, message_id)
@@ -498,6 +508,11 @@ class Session(asyncio.Protocol):
         extra = self.faults.after_answer(self.submits, self.name)
         if extra is not None:
             self.answers.add(extra, append, counts=0)
+        if config.unbind_after and self.submits == config.unbind_after:
+            # Ahead of the answers still delayed: the ESME must wait for them.
+            self.smsc.unbinds_sent += 1
+            log.info("mock_smsc_unbinding", bind=self.name, submits=self.submits)
+            append(encode_unbind(self._next_sequence()))
 
     def _write_released(self, responses: list[bytes]) -> None:
         """Answers whose latency has elapsed (from `Answers`' timer)."""
@@ -569,6 +584,8 @@ class Session(asyncio.Protocol):
                     config.receipt_12_digit_dates,
                     config.receipt_tlv,
                     config.receipt_decimal_ids,
+                    pdu=config.receipt_pdu,
+                    with_text=config.receipt_text,
                 )
             )
             self._receipts_unacked[sequence] = receipt.message_id

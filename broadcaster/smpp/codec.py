@@ -141,6 +141,27 @@ class ShortMessagePdu(NamedTuple):
         return self.short_message or self.tlvs.get(TAG_MESSAGE_PAYLOAD, b"")
 
 
+class DataSmPdu(NamedTuple):
+    """A decoded data_sm (SMPP 3.4 §4.7.1): what an ESME needs of one carrying a receipt."""
+
+    sequence: int
+    source_addr: str
+    destination_addr: str
+    esm_class: int
+    data_coding: int
+    tlvs: dict[int, bytes]
+
+    @property
+    def is_receipt(self) -> bool:
+        """True for an SMSC delivery receipt (esm_class message type bits = 0001)."""
+        return self.esm_class & ESM_CLASS_TYPE_MASK == ESM_CLASS_DELIVERY_RECEIPT
+
+    @property
+    def user_data(self) -> bytes:
+        """The message_payload TLV (data_sm has no short_message field)."""
+        return self.tlvs.get(TAG_MESSAGE_PAYLOAD, b"")
+
+
 class BindPdu(NamedTuple):
     """A decoded bind_transmitter / bind_receiver / bind_transceiver."""
 
@@ -549,6 +570,47 @@ def encode_deliver_sm(
     return encode_pdu(_DELIVER_SM, 0, sequence, body)
 
 
+def encode_data_sm(
+    sequence: int,
+    *,
+    source_addr: str,
+    destination_addr: str,
+    esm_class: int,
+    tlvs: bytes = b"",
+    data_coding: int = 0,
+) -> bytes:
+    """A data_sm (the mock SMSC may send receipts with it: esm_class 0x04, all in TLVs)."""
+    body = _join(
+        (
+            b"\0\1\1",  # service_type "", source ton/npi
+            _cstring(source_addr, "source_addr", ADDRESS_SIZE),
+            b"\1\1",
+            _cstring(destination_addr, "destination_addr", ADDRESS_SIZE),
+            bytes((_octet(esm_class, "esm_class"), 0, _octet(data_coding, "data_coding"))),
+            tlvs,
+        )
+    )
+    return encode_pdu(int(CommandId.DATA_SM), 0, sequence, body)
+
+
+def encode_data_sm_resp(sequence: int, status: int = 0) -> bytes:
+    """A data_sm_resp (message_id unused by an ESME answering a receipt: a single NUL)."""
+    return _pack_header(HEADER_LENGTH + 1, CommandId.DATA_SM_RESP, status, sequence) + b"\0"
+
+
+def encode_alert_notification(sequence: int, source_addr: str, esme_addr: str) -> bytes:
+    """An alert_notification (SMSC to ESME; SMPP 3.4 §4.12.1 defines no response)."""
+    body = _join(
+        (
+            b"\1\1",
+            _cstring(source_addr, "source_addr", ADDRESS_SIZE),
+            b"\1\1",
+            _cstring(esme_addr, "esme_addr", ADDRESS_SIZE),
+        )
+    )
+    return encode_pdu(int(CommandId.ALERT_NOTIFICATION), 0, sequence, body)
+
+
 # --------------------------------------------------------------------------------------------
 # Decoding
 
@@ -766,6 +828,25 @@ def _read_cstring(
         return pdu[pos:nul].decode("ascii"), nul + 1
     except UnicodeDecodeError:
         raise SmppProtocolError(f"{name} is not ASCII", bad) from None
+
+
+def decode_data_sm(pdu: bytes) -> DataSmPdu:
+    """A data_sm, checked; SmppProtocolError (with the status to answer) when unreadable."""
+    n = len(pdu)
+    length, _command_id, _status, sequence = _unpack_header(pdu)
+    if length != n:
+        raise _length_error(length, n)
+    _service, pos = _read_cstring(
+        pdu, HEADER_LENGTH, SERVICE_TYPE_SIZE, "service_type", _RINVSERTYP
+    )
+    source, pos = _read_cstring(pdu, pos + 2, ADDRESS_SIZE, "source_addr", _RINVSRCADR)
+    destination, pos = _read_cstring(pdu, pos + 2, ADDRESS_SIZE, "destination_addr", _RINVDSTADR)
+    if pos + 3 > n:
+        raise SmppProtocolError("the PDU ends inside its mandatory fields", _RINVCMDLEN)
+    esm_class, data_coding = pdu[pos], pdu[pos + 2]
+    return DataSmPdu(
+        sequence, source, destination, esm_class, data_coding, _decode_tlvs(pdu, pos + 3, n)
+    )
 
 
 def decode_bind(pdu: bytes) -> BindPdu:

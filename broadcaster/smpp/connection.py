@@ -46,10 +46,12 @@ _MESSAGE_ID_END: Final = codec.HEADER_LENGTH + codec.MESSAGE_ID_SIZE
 _BIND_COMMAND: Final = {
     "transmitter": int(CommandId.BIND_TRANSMITTER),
     "transceiver": int(CommandId.BIND_TRANSCEIVER),
+    "receiver": int(CommandId.BIND_RECEIVER),
 }
 _BIND_RESP: Final = {
     "transmitter": int(CommandId.BIND_TRANSMITTER_RESP),
     "transceiver": int(CommandId.BIND_TRANSCEIVER_RESP),
+    "receiver": int(CommandId.BIND_RECEIVER_RESP),
 }
 
 
@@ -125,13 +127,20 @@ class ReceiptUnreadable(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class AlertNotified(Event):
+    """An alert_notification (a handset became reachable): SMPP 3.4 defines no response."""
+
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
 class MoMessage(Event):
     """A subscriber's message (acknowledged; not our business)."""
 
 
 @dataclass(frozen=True, slots=True)
 class DeliverSmMalformed(Event):
-    """A deliver_sm we could not decode (answered with the status saying why)."""
+    """A deliver_sm or data_sm we could not decode (answered with the status saying why)."""
 
     error: str
 
@@ -319,6 +328,8 @@ class SmppConnection(Generic[P]):
             int(CommandId.DELIVER_SM): self._on_deliver_sm,
             int(CommandId.ENQUIRE_LINK): self._on_enquire_link,
             int(CommandId.UNBIND): self._on_unbind,
+            int(CommandId.DATA_SM): self._on_data_sm,
+            int(CommandId.ALERT_NOTIFICATION): self._on_alert_notification,
         }
         self._responses: dict[int, _Handler[P]] = {
             int(CommandId.ENQUIRE_LINK_RESP): self._on_enquire_link_resp,
@@ -364,6 +375,8 @@ class SmppConnection(Generic[P]):
         """
         if self.state is not ConnectionState.BOUND:
             raise LocalProtocolError(f"cannot submit while {self.state.value}")
+        if self.bind_mode == "receiver":
+            raise LocalProtocolError("cannot submit on a receiver bind")
         inflight = self.inflight
         if not inflight:
             self.waiting_since = now
@@ -431,9 +444,14 @@ class SmppConnection(Generic[P]):
         sent = self.enquire_sent_at
         return sent is not None and now - sent > self.stall_after
 
+    @property
+    def receive_only(self) -> bool:
+        """A receiver bind: receipts come in, no part may go out."""
+        return self.bind_mode == "receiver"
+
     def room(self, now: float) -> int:
-        """Parts the window admits now: 0 unless bound and answering."""
-        if self.state is not ConnectionState.BOUND:
+        """Parts the window admits now: 0 unless bound (not as a receiver) and answering."""
+        if self.state is not ConnectionState.BOUND or self.bind_mode == "receiver":
             return 0
         inflight = len(self.inflight)
         room = self.window - inflight
@@ -611,3 +629,34 @@ class SmppConnection(Generic[P]):
         received.events.append(
             ReceiptUnreadable(text) if receipt is None else ReceiptReceived(receipt)
         )
+
+    def _on_data_sm(
+        self, received: Received[P], pdu: bytes, header: codec.Header, now: float
+    ) -> None:
+        """Acknowledge a data_sm with data_sm_resp; a receipt (TLVs, or text in
+        message_payload) becomes an event, exactly as one sent by deliver_sm."""
+        try:
+            message = codec.decode_data_sm(pdu)
+        except SmppProtocolError as exc:
+            received.events.append(DeliverSmMalformed(str(exc)))
+            received.replies.append(codec.encode_data_sm_resp(header.sequence, exc.command_status))
+            return
+        received.replies.append(codec.encode_data_sm_resp(header.sequence, 0))
+        if not message.is_receipt:
+            received.events.append(MoMessage())
+            return
+        text = decode_short_message(message.user_data, message.data_coding)
+        receipt = parse_receipt(text, message.tlvs, message.source_addr)
+        received.events.append(
+            ReceiptUnreadable(text) if receipt is None else ReceiptReceived(receipt)
+        )
+
+    def _on_alert_notification(
+        self, received: Received[P], pdu: bytes, header: codec.Header, now: float
+    ) -> None:
+        """No answer at all (SMPP 3.4 §4.12.1): never a generic_nack."""
+        source = ""
+        nul = pdu.find(b"\0", _HEADER_LENGTH + 2)
+        if nul > 0:
+            source = pdu[_HEADER_LENGTH + 2 : nul].decode("latin-1")
+        received.events.append(AlertNotified(source))

@@ -121,9 +121,10 @@ LaneOf = Callable[[object], "Lane | None"]
 
 def contracted_capacity(smscs: Sequence[SmscConfig]) -> float:
     """Contracted parts/s over all configured binds (0 when none or any SMSC is unlimited)."""
+    smscs = [s for s in smscs if s.transmit_binds]
     if not smscs or any(s.tps == 0 for s in smscs):
         return 0.0
-    return sum(s.tps * s.binds for s in smscs)
+    return sum(s.tps * s.transmit_binds for s in smscs)
 
 
 class Lane:
@@ -150,7 +151,15 @@ class Part:
     """One submit_sm to send: a group's pre-encoded part (one template per SMSC), a
     destination, the caller's tag, and where its message ends."""
 
-    __slots__ = ("attempts", "destination", "message", "submitted_at", "tag", "templates")
+    __slots__ = (
+        "attempts",
+        "destination",
+        "message",
+        "retries",
+        "submitted_at",
+        "tag",
+        "templates",
+    )
 
     def __init__(
         self,
@@ -169,6 +178,9 @@ class Part:
         which message, whether to pin it) and costs the hot path one attribute."""
         self.attempts = 0
         """Times this part was sent and got no answer (lost connection, response timeout)."""
+        self.retries = 0
+        """Times it was answered with a transient error (`SmscConfig.retry_statuses`) and
+        sent again."""
         self.submitted_at = 0.0
         """time.monotonic() of the latest write."""
 
@@ -186,6 +198,8 @@ class Bind:
     smsc: SmscConfig
     site: int
     pacer: Pacer
+    mode: str = ""
+    """Its bind mode: the SMSC's, or `receiver` for one of its `receivers`."""
     state: BindState = BindState.CONNECTING
     session: SmppSession[Part] | None = None
     failures: int = 0
@@ -195,8 +209,10 @@ class Bind:
     accepted: int = 0
     failed: int = 0
     throttled: int = 0
+    retried: int = 0
     timeouts: int = 0
     reconnects: int = 0
+    empty_message_ids: int = 0
     accepted_rate: float = 0.0
     _rate_mark: int = 0
 
@@ -217,6 +233,9 @@ class Bind:
             throttled=self.throttled,
             timeouts=self.timeouts,
             reconnects=self.reconnects,
+            retried=self.retried,
+            empty_message_ids=self.empty_message_ids,
+            mode=self.mode,
             last_error=self.last_error,
             retry_in=round(max(0.0, retry_at - now), 2) if retry_at is not None else None,
         )
@@ -258,10 +277,16 @@ class SmppPool:
         self.max_attempts = max_attempts
         self.queue: deque[Part] = deque()
         self.stats = PoolStats()
+        if not any(s.transmit_binds for s in smscs):
+            raise BindError(f"no SMSC can send: every bind of {names} is a receiver")
         self.binds: list[Bind] = [
-            Bind(f"{smsc.name}#{i + 1}", smsc, site, Pacer(smsc.tps))
+            Bind(f"{smsc.name}#{i + 1}", smsc, site, Pacer(smsc.tps), smsc.bind_mode)
             for site, smsc in enumerate(self.smscs)
             for i in range(smsc.binds)
+        ] + [
+            Bind(f"{smsc.name}#r{i + 1}", smsc, site, Pacer(smsc.tps), "receiver")
+            for site, smsc in enumerate(self.smscs)
+            for i in range(smsc.receivers)
         ]
         self._splitter = policy.SiteSplitter([s.weight for s in self.smscs])
         self._site_count = len(self.smscs)
@@ -373,7 +398,12 @@ class SmppPool:
 
     def _new_session(self, bind: Bind) -> SmppSession[Part]:
         session = SmppSession(
-            self, name=bind.name, smsc=bind.smsc, site=bind.site, pacer=bind.pacer
+            self,
+            name=bind.name,
+            smsc=bind.smsc,
+            site=bind.site,
+            pacer=bind.pacer,
+            bind_mode=bind.mode,
         )
         self._sessions[session] = bind
         return session
@@ -711,20 +741,55 @@ class SmppPool:
 
     # -- outcomes ------------------------------------------------------------------------------
 
+    def _take_back(self, bind: Bind, part: Part, status: int, now: float) -> bool:
+        """A part answered with a transient error of its SMSC (`retry_statuses`) goes back to
+        be sent again, within the SMSC's `retry_limit` and unless its lane is closed or the
+        pool closing; False: its error is final."""
+        if part.retries >= bind.smsc.retry_limit or self._closing or self._closed_lane(part, now):
+            return False
+        part.retries += 1
+        bind.retried += 1
+        stats = self.stats
+        stats.retried_by_status[status] = stats.retried_by_status.get(status, 0) + 1
+        self._requeue(part, bind.site)
+        self.kick()
+        return True
+
+    def _empty_message_id(self, bind: Bind) -> None:
+        """An accepted part without a usable message_id: an SMSC fault, counted in health;
+        logged once per bind (its receipts cannot be matched, each would say so again)."""
+        bind.empty_message_ids += 1
+        self.stats.empty_message_ids += 1
+        if bind.empty_message_ids == 1:
+            log.error(
+                "smsc_empty_message_id",
+                bind=bind.name,
+                smsc=bind.smsc.name,
+                hint="parts accepted without a message_id: their receipts cannot be matched",
+            )
+
     def _report(self, bind: Bind, outcomes: Sequence[Outcome[Part]], now: float) -> None:
-        """Final outcomes: counted, each reported once through `on_outcome`."""
+        """Final outcomes: counted, each reported once through `on_outcome` (a transient
+        error within its retry limit is no outcome: the part goes back, `_take_back`)."""
         stats = self.stats
         on_outcome = self.on_outcome
         smsc = bind.smsc.name
+        retryable = bind.smsc.retry_status_set
         offset = self._clock_offset
         answered_at = now + offset
         accepted = 0
+        retried = 0
         for part, status, message_id in outcomes:
             # Copies the SMSC may hold: each unanswered write, and this one if accepted.
             duplicates = part.attempts - (status != 0)
             if status == 0:
                 accepted += 1
+                if not message_id:
+                    self._empty_message_id(bind)
             else:
+                if status in retryable and self._take_back(bind, part, status, now):
+                    retried += 1
+                    continue
                 if duplicates < 0:
                     duplicates = 0
                 if status != NOT_SENT:
@@ -747,7 +812,7 @@ class SmppPool:
                 log.exception("on_outcome_failed", status=status)
         stats.accepted += accepted
         bind.accepted += accepted
-        self._outstanding -= len(outcomes)
+        self._outstanding -= len(outcomes) - retried
         if not self._outstanding:
             self._idle.set()
         if self._closing:

@@ -37,6 +37,7 @@ from broadcaster.errors import BindError
 from broadcaster.settings import SmscConfig
 from broadcaster.smpp import policy
 from broadcaster.smpp.connection import (
+    AlertNotified,
     BindAccepted,
     BindRefused,
     ConnectionState,
@@ -91,7 +92,14 @@ class SmppSession(asyncio.Protocol, Generic[P]):
     """A single connection of one bind; created by its owner, which owns reconnection."""
 
     def __init__(
-        self, owner: SessionOwner[P], *, name: str, smsc: SmscConfig, site: int, pacer: Pacer
+        self,
+        owner: SessionOwner[P],
+        *,
+        name: str,
+        smsc: SmscConfig,
+        site: int,
+        pacer: Pacer,
+        bind_mode: str = "",
     ) -> None:
         self.owner = owner
         self.name = name
@@ -104,7 +112,7 @@ class SmppSession(asyncio.Protocol, Generic[P]):
             system_id=smsc.system_id,
             password=smsc.password,
             system_type=smsc.system_type,
-            bind_mode=smsc.bind_mode,
+            bind_mode=bind_mode or smsc.bind_mode,
             window=smsc.window,
             response_timeout=smsc.response_timeout_s,
             template_index=site,
@@ -128,6 +136,8 @@ class SmppSession(asyncio.Protocol, Generic[P]):
         self._lost = False
         self._unbound: asyncio.Future[None] | None = None
         self._pacing_timer: asyncio.TimerHandle | None = None
+        self._drain_timer: asyncio.TimerHandle | None = None
+        """Armed when the SMSC unbound us with parts in flight: close when it fires."""
 
     @property
     def state(self) -> ConnectionState:
@@ -150,6 +160,9 @@ class SmppSession(asyncio.Protocol, Generic[P]):
         if self._pacing_timer is not None:
             self._pacing_timer.cancel()
             self._pacing_timer = None
+        if self._drain_timer is not None:
+            self._drain_timer.cancel()
+            self._drain_timer = None
         if self.close_reason is None:
             self.close_reason = f"connection lost: {exc}" if exc else "connection closed"
         if not self.bound.done():
@@ -273,6 +286,8 @@ class SmppSession(asyncio.Protocol, Generic[P]):
         if answered:
             self.answered += answered
             owner.kick()
+        if self._drain_timer is not None and not self.connection.inflight:
+            self._close_unbound()
 
     def _throttled(self, part: P, status: int, now: float) -> None:
         if self.pacer.on_throttled(now, part.submitted_at):
@@ -312,7 +327,7 @@ class SmppSession(asyncio.Protocol, Generic[P]):
         smsc = self.smsc
         error = BindError(
             f"{self.name}: {smsc.host}:{smsc.port} refused the "
-            f"{smsc.bind_mode} bind of system_id {smsc.system_id!r}: {why}"
+            f"{self.connection.bind_mode} bind of system_id {smsc.system_id!r}: {why}"
         )
         self.close_reason = str(error)
         if not self.bound.done():
@@ -320,11 +335,24 @@ class SmppSession(asyncio.Protocol, Generic[P]):
         self.abort("bind refused")
 
     def _unbound_by_smsc(self) -> None:
-        """The SMSC unbound us (the connection answered): close; the owner reconnects."""
+        """The SMSC unbound us (unbind_resp already written, no part sent any more): wait for
+        the answers to the parts in flight, up to the response timeout, then close cleanly;
+        only what stayed unanswered goes back to the owner (`lost`: a possible duplicate)."""
         log.warning("smsc_unbound_us", bind=self.name, inflight=self.inflight)
         self.close_reason = "unbound by the SMSC"
-        assert self._transport is not None
-        self._transport.close()
+        if not self.connection.inflight:
+            self._close_unbound()
+        elif self._drain_timer is None:
+            self._drain_timer = asyncio.get_running_loop().call_later(
+                self.smsc.response_timeout_s, self._close_unbound
+            )
+
+    def _close_unbound(self) -> None:
+        if self._drain_timer is not None:
+            self._drain_timer.cancel()
+            self._drain_timer = None
+        if self._transport is not None and not self._lost:
+            self._transport.close()
 
 
 def _resolve(future: asyncio.Future[None] | None) -> None:
@@ -353,3 +381,5 @@ def _log_anomaly(bind: str, event: Event) -> None:
             log.warning("deliver_sm_malformed", bind=bind, error=error)
         case ReceiptUnreadable(text=text):
             log.warning("receipt_unreadable", bind=bind, text=text[:80])
+        case AlertNotified(source=source):
+            log.info("smpp_alert_notification", bind=bind, source=source)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from broadcaster.settings import SmscConfig
 from broadcaster.smpp.connection import (
+    AlertNotified,
     DeliverSmMalformed,
     Event,
     GenericNack,
@@ -83,7 +84,14 @@ class PoolStats:
     receipts: int = 0
     unreadable_receipts: int = 0
     mo_messages: int = 0
+    alert_notifications: int = 0
+    """alert_notification PDUs (SMPP 3.4: no response); counted, nothing else to do."""
     failed_by_status: dict[int, int] = field(default_factory=dict)
+    retried_by_status: dict[int, int] = field(default_factory=dict)
+    """Transient errors (`SmscConfig.retry_statuses`) after which the part was sent again."""
+    empty_message_ids: int = 0
+    """Parts accepted with an empty or unreadable message_id: an SMSC fault that makes their
+    receipts unmatchable (shown in health, `check`, `status`, metrics)."""
 
     def count(self, event: Event) -> None:
         """Count a protocol anomaly a session noted."""
@@ -100,6 +108,8 @@ class PoolStats:
                 self.mo_messages += 1
             case ReceiptUnreadable():
                 self.unreadable_receipts += 1
+            case AlertNotified():
+                self.alert_notifications += 1
 
 
 @dataclass(frozen=True)
@@ -120,6 +130,11 @@ class BindHealth:
     reconnects: int
     last_error: str | None
     retry_in: float | None
+    retried: int = 0
+    """Parts sent again after a transient error (`SmscConfig.retry_statuses`)."""
+    empty_message_ids: int = 0
+    """Parts accepted without a usable message_id (an SMSC fault)."""
+    mode: str = "transceiver"
 
 
 @dataclass(frozen=True)
@@ -137,6 +152,21 @@ class SmscHealth:
     accepted: int
     failed: int
     throttled: int
+    empty_message_ids: int = 0
+    """Parts accepted without a usable message_id: their receipts cannot be matched."""
+    receivers_up: int = 0
+    """Binds up that can get receipts (transceivers and receivers)."""
+
+    @property
+    def problems(self) -> list[str]:
+        """What is wrong with this SMSC beyond binds being down, in words (for check/status)."""
+        found: list[str] = []
+        if self.empty_message_ids:
+            found.append(
+                f"{self.empty_message_ids:,} parts accepted with no message_id "
+                "(their receipts cannot be matched)"
+            )
+        return found
 
 
 def smsc_health(smsc: SmscConfig, binds: list[BindHealth]) -> SmscHealth:
@@ -153,4 +183,8 @@ def smsc_health(smsc: SmscConfig, binds: list[BindHealth]) -> SmscHealth:
         accepted=sum(b.accepted for b in binds),
         failed=sum(b.failed for b in binds),
         throttled=sum(b.throttled for b in binds),
+        empty_message_ids=sum(b.empty_message_ids for b in binds),
+        receivers_up=sum(
+            1 for b in binds if b.state == BindState.BOUND.value and b.mode != "transmitter"
+        ),
     )

@@ -17,6 +17,7 @@ import asyncpg
 from broadcaster.domain.states import FINAL, TRANSITIONS, Action, refuse, waiting_for
 from broadcaster.errors import NotFoundError
 from broadcaster.planning import Plan
+from broadcaster.smpp.receipts import FINAL_STATS as FINAL_RECEIPT_STATS
 from broadcaster.store import receipts as store_receipts
 from broadcaster.store import rollups, workers
 from broadcaster.store.chunks import ahead_of, insert_chunks
@@ -299,6 +300,20 @@ async def progress(conn: Conn, broadcast_id: int) -> dict[str, Any]:
             if (started := row["started_at"])
             else None
         ),
+        **await receipt_watch(conn, broadcast_id),
+    }
+
+
+async def receipt_watch(conn: Conn, broadcast_id: int) -> dict[str, Any]:
+    """Parts accepted and still without a final receipt, whether any live worker has a bind
+    up to receive them, and what the live workers say is wrong with their SMSCs."""
+    awaited = await conn.fetchval(
+        queries["drill_receipts_pending"], broadcast_id, sorted(FINAL_RECEIPT_STATS)
+    )
+    return {
+        "receipts_awaited": int(awaited or 0),
+        "receivers_bound": await workers.receiving(conn),
+        "smsc_problems": await workers.smsc_problems(conn),
     }
 
 

@@ -11,8 +11,16 @@ ALIVE_S = 15.0
 """A worker not seen for this long is taken for gone (it beats every few seconds)."""
 
 
-async def heartbeat(conn: Conn, name: str, running: Sequence[int]) -> None:
-    await conn.execute(queries["worker_heartbeat"], name, list(running))
+async def heartbeat(
+    conn: Conn,
+    name: str,
+    running: Sequence[int],
+    receivers: int = 0,
+    problems: Sequence[str] = (),
+) -> None:
+    """Alive, sending `running`, with `receivers` binds up that get receipts, and what is wrong
+    with its SMSCs (`problems`, in words)."""
+    await conn.execute(queries["worker_heartbeat"], name, list(running), receivers, list(problems))
 
 
 async def gone(conn: Conn, name: str) -> None:
@@ -23,3 +31,13 @@ async def gone(conn: Conn, name: str) -> None:
 async def alive(conn: Conn) -> int:
     """Workers seen in the last ALIVE_S seconds."""
     return int(await conn.fetchval(queries["workers_alive"], ALIVE_S))
+
+
+async def receiving(conn: Conn) -> int:
+    """Binds up that can receive receipts, over the live workers (0: nobody will get them)."""
+    return int(await conn.fetchval(queries["workers_receiving"], ALIVE_S))
+
+
+async def smsc_problems(conn: Conn) -> list[str]:
+    """What the live workers say is wrong with their SMSCs."""
+    return [r["problem"] for r in await conn.fetch(queries["workers_smsc_problems"], ALIVE_S)]

@@ -86,6 +86,9 @@ def smsc_health(pool: SmppPool | None) -> list[dict[str, Any]]:
             "accepted_per_s": s.accepted_per_s,
             "inflight": s.inflight,
             "throttled": s.throttled,
+            "receivers_up": s.receivers_up,
+            "empty_message_ids": s.empty_message_ids,
+            "problems": s.problems,
         }
         for s in pool.health()
     ]

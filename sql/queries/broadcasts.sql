@@ -184,9 +184,22 @@ WHERE s.departement = $1 AND s.msisdn BETWEEN $2 AND $3
 ORDER BY s.msisdn
 
 -- name: worker_heartbeat
--- A worker is alive ($1 its name) and sending the broadcasts $2.
-INSERT INTO workers (name, running) VALUES ($1, $2::bigint[])
-ON CONFLICT (name) DO UPDATE SET seen_at = now(), running = excluded.running;
+-- A worker is alive ($1 its name) and sending the broadcasts $2; $3 of its binds are up and can
+-- receive receipts; $4 what is wrong with its SMSCs, in words.
+INSERT INTO workers (name, running, receivers, smsc_problems)
+VALUES ($1, $2::bigint[], $3, $4::text[])
+ON CONFLICT (name) DO UPDATE SET seen_at = now(), running = excluded.running,
+    receivers = excluded.receivers, smsc_problems = excluded.smsc_problems;
+
+-- name: workers_receiving
+-- Binds up that can receive receipts, over the workers seen in the last $1 seconds.
+SELECT coalesce(sum(receivers), 0)::int FROM workers
+WHERE seen_at > now() - make_interval(secs => $1);
+
+-- name: workers_smsc_problems
+-- What the workers seen in the last $1 seconds say is wrong with their SMSCs.
+SELECT DISTINCT problem FROM workers, unnest(smsc_problems) AS problem
+WHERE seen_at > now() - make_interval(secs => $1) ORDER BY problem;
 
 -- name: worker_gone
 DELETE FROM workers WHERE name = $1;

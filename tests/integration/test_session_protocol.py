@@ -329,7 +329,7 @@ async def test_unknown_pdu_gets_generic_nack_and_the_bind_stays_up(
     await pool.start()
     peer = smsc.peers[0]
     peer.write(codec.encode_pdu(0x00000099, 0, 4242))  # unknown command
-    peer.write(codec.encode_pdu(0x00000103, 0, 4243, b"\0" * 12))  # data_sm: not supported
+    peer.write(codec.encode_pdu(0x00000021, 0, 4243, b"\0" * 12))  # submit_multi: not ours
     await smsc.wait_until(lambda: len(smsc.others_of(CommandId.GENERIC_NACK)) == 2)
     nacks = smsc.others_of(CommandId.GENERIC_NACK)
     assert [(n.sequence, n.status) for n in nacks] == [

@@ -18,6 +18,7 @@ from broadcaster.smpp import connection as connection_module
 from broadcaster.smpp.connection import (
     MAX_SEQUENCE,
     TRANSITIONS,
+    AlertNotified,
     BindAccepted,
     BindRefused,
     ConnectionState,
@@ -86,6 +87,7 @@ def bind_resp(sequence: int = 1, status: int = 0, mode: str = "transceiver") -> 
     command = {
         "transceiver": CommandId.BIND_TRANSCEIVER_RESP,
         "transmitter": CommandId.BIND_TRANSMITTER_RESP,
+        "receiver": CommandId.BIND_RECEIVER_RESP,
     }[mode]
     return codec.encode_bind_resp(command, sequence, status, "SMSC")
 
@@ -465,6 +467,88 @@ def test_unbind_from_the_smsc_is_answered_and_said() -> None:
     assert connection.inflight == {}
 
 
+def test_answers_after_the_smscs_unbind_still_count_and_only_the_rest_is_handed_back() -> None:
+    connection = bound()
+    submitted(connection, 3)
+    connection.receive_data(codec.encode_unbind(77), now=4.0)
+    received = connection.receive_data(resp(2) + resp(3), now=4.5)
+    assert outcomes(received) == [(0, 0, "2"), (1, 0, "3")]
+    assert connection.room(4.5) == 0  # no new part on an unbinding bind
+    assert [p.tag for p in connection.connection_lost()] == [2]  # only the unanswered one
+
+
+def data_sm(sequence: int, text: str = "", tlvs: bytes = b"", esm_class: int = 0x04) -> bytes:
+    payload = codec.encode_tlv(0x0424, text.encode()) if text else b""
+    return codec.encode_data_sm(
+        sequence,
+        source_addr="33612345678",
+        destination_addr="ALERTE",
+        esm_class=esm_class,
+        tlvs=tlvs + payload,
+    )
+
+
+def test_receipts_by_data_sm_are_answered_with_data_sm_resp_tlv_only_or_text() -> None:
+    connection = bound()
+    received = connection.receive_data(
+        data_sm(20, tlvs=receipt_tlvs("000A1F", "DELIVRD"))
+        + data_sm(21, text="id:2592 sub:001 dlvrd:001 stat:UNDELIV err:001")
+        + data_sm(22, text="hello", esm_class=0),
+        now=3.0,
+    )
+    assert headers(received.to_send) == [
+        (CommandId.DATA_SM_RESP, 0, 20),
+        (CommandId.DATA_SM_RESP, 0, 21),
+        (CommandId.DATA_SM_RESP, 0, 22),
+    ]
+    tlv_only, text, mo = received.events
+    assert isinstance(tlv_only, ReceiptReceived)
+    assert isinstance(text, ReceiptReceived)
+    assert (tlv_only.receipt.message_id, tlv_only.receipt.stat) == ("000A1F", "DELIVRD")
+    assert tlv_only.receipt.source == "33612345678"
+    assert (text.receipt.message_id, text.receipt.stat) == ("2592", "UNDELIV")
+    assert mo == MoMessage()
+    assert state(connection) is ConnectionState.BOUND
+
+
+def test_a_tlv_only_deliver_sm_receipt_counts() -> None:
+    connection = bound()
+    received = connection.receive_data(deliver(9, "", tlvs=receipt_tlvs("7", "EXPIRED")), now=3.0)
+    (event,) = received.events
+    assert isinstance(event, ReceiptReceived)
+    assert (event.receipt.message_id, event.receipt.stat) == ("7", "EXPIRED")
+
+
+def test_a_malformed_data_sm_is_answered_with_why() -> None:
+    connection = bound()
+    broken = codec.encode_pdu(int(CommandId.DATA_SM), 0, 30, b"\0\1\1" + b"9" * 30 + b"\0")
+    received = connection.receive_data(broken, now=3.0)
+    assert headers(received.to_send) == [(CommandId.DATA_SM_RESP, Status.ESME_RINVSRCADR, 30)]
+    assert len(events_of(received, DeliverSmMalformed)) == 1
+
+
+def test_alert_notification_gets_no_answer_never_a_generic_nack() -> None:
+    connection = bound()
+    received = connection.receive_data(
+        codec.encode_alert_notification(40, "33612345678", "ALERTE"), now=3.0
+    )
+    assert received.to_send == b""
+    assert received.events == [AlertNotified("33612345678")]
+    assert state(connection) is ConnectionState.BOUND
+
+
+def test_a_receiver_bind_binds_receives_receipts_and_never_submits() -> None:
+    connection = connect(bind_mode="receiver")
+    assert headers(connection.bind()) == [(CommandId.BIND_RECEIVER, 0, 1)]
+    received = connection.receive_data(bind_resp(mode="receiver"), now=0.0)
+    assert received.events == [BindAccepted()]
+    assert connection.room(1.0) == 0
+    with pytest.raises(LocalProtocolError):
+        connection.submit([Part(1)], 1.0)
+    received = connection.receive_data(deliver(3, "id:5 stat:DELIVRD"), now=2.0)
+    assert len(events_of(received, ReceiptReceived)) == 1
+
+
 def test_our_unbind_is_answered_by_its_unbind_resp_only() -> None:
     connection = bound()
     data = connection.unbind()
@@ -480,7 +564,7 @@ def test_unknown_commands_get_generic_nack_and_unknown_responses_are_noted() -> 
     connection = bound()
     received = connection.receive_data(
         codec.encode_pdu(0x00000099, 0, 4242)  # unknown
-        + codec.encode_pdu(0x00000103, 0, 4243, b"\0" * 12)  # data_sm: not supported
+        + codec.encode_pdu(0x00000021, 0, 4243, b"\0" * 12)  # submit_multi: not supported
         + codec.encode_pdu(0x80000103, 0, 4244),  # a data_sm_resp we never asked for
         now=2.0,
     )
@@ -490,7 +574,7 @@ def test_unknown_commands_get_generic_nack_and_unknown_responses_are_noted() -> 
     ]
     assert received.events == [
         UnknownCommand(0x00000099, 4242),
-        UnknownCommand(0x00000103, 4243),
+        UnknownCommand(0x00000021, 4243),
         UnexpectedResponse(0x80000103, 4244),
     ]
     assert state(connection) is ConnectionState.BOUND

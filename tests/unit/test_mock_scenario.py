@@ -64,6 +64,9 @@ def test_defaults_are_the_fast_path_and_bind_knobs_keep_it() -> None:
         {"receipt_mix": {"DELIVRD": 0.5}},
         {"bind_modes": ("outbind",)},
         {"bind_modes": ()},
+        {"receipt_pdu": "submit_sm"},
+        {"receipt_text": False, "receipt_tlv": False},
+        {"unbind_after": -1},
     ],
 )
 def test_impossible_settings_are_refused(fields: dict[str, object]) -> None:

@@ -111,10 +111,16 @@ def state(s: SmppSession[Part]) -> ConnectionState:
 
 
 async def bound_session(
-    tps: float = 0.0, window: int = 8
+    tps: float = 0.0, window: int = 8, response_timeout_s: float = 5.0
 ) -> tuple[SmppSession[Part], Owner, Transport]:
     owner = Owner()
-    smsc = SmscConfig(name="lyon", window=window, tps=tps, bind_mode="transceiver")
+    smsc = SmscConfig(
+        name="lyon",
+        window=window,
+        tps=tps,
+        bind_mode="transceiver",
+        response_timeout_s=response_timeout_s,
+    )
     s: SmppSession[Part] = SmppSession(
         owner, name="lyon#1", smsc=smsc, site=1, pacer=Pacer(smsc.tps)
     )
@@ -187,14 +193,36 @@ async def test_requests_are_answered_anomalies_noted_and_receipts_handed_over() 
     assert [r.message_id for r in owner.receipts] == ["0A"]
 
 
-async def test_the_smsc_unbinding_us_closes_and_the_orphans_go_back() -> None:
+async def test_the_smsc_unbinding_us_waits_for_the_answers_in_flight_then_closes() -> None:
     s, owner, transport = await bound_session()
     s.send([Part(1), Part(2)], now=1.0, more_waiting=False)
     transport.writes.clear()
     s.data_received(codec.encode_unbind(9))
     assert transport.sent() == [(CommandId.UNBIND_RESP, 0, 9)]
-    assert transport.closed
+    assert not transport.closed  # two parts still in flight: their answers may come
     assert state(s) is ConnectionState.UNBINDING
+    assert s.room(2.0) == 0  # nothing more is sent on this bind
+    s.data_received(codec.encode_submit_sm_resp(2, 0, "0A"))
+    assert not transport.closed
+    s.data_received(codec.encode_submit_sm_resp(3, 0, "0B"))
+    assert transport.closed  # all answered: a clean close
+    s.connection_lost(None)
+    assert owner.orphans == [[]]  # nothing to send again: no duplicate
+    assert state(s) is ConnectionState.CLOSED
+    assert s.close_reason == "unbound by the SMSC"
+    assert s.closed.done()
+
+
+async def test_the_smsc_unbinding_us_closes_after_the_response_timeout_orphans_go_back() -> None:
+    s, owner, transport = await bound_session(response_timeout_s=0.05)
+    s.send([Part(1), Part(2)], now=1.0, more_waiting=False)
+    s.data_received(codec.encode_unbind(9))
+    assert not transport.closed
+    for _ in range(100):
+        if transport.closed:
+            break
+        await asyncio.sleep(0.01)
+    assert transport.closed
     s.connection_lost(None)
     assert owner.orphans == [[1, 2]]
     assert state(s) is ConnectionState.CLOSED

@@ -230,15 +230,25 @@ def test_smsc_url_fields_and_coercion() -> None:
             "smsc 'h:2775': response_timeout_s must be positive (seconds)",
         ),
         (
-            "smpp://h?bind_mode=receiver",
-            "smsc 'h:2775': bind_mode must be 'transmitter' or 'transceiver', not 'receiver'",
+            "smpp://h?bind_mode=outbind",
+            "smsc 'h:2775': bind_mode must be one of transmitter, transceiver, receiver,"
+            " not 'outbind'",
         ),
+        ("smpp://h?receivers=-1", "smsc 'h:2775': receivers must be 0 or more"),
     ],
 )
 def test_bad_smsc_urls_say_what_is_wrong(url: str, message: str) -> None:
     with pytest.raises(ConfigError) as caught:
         SmscConfig.from_url(url)
     assert str(caught.value) == message
+
+
+def test_transmit_and_receive_binds_of_an_smsc() -> None:
+    split = SmscConfig.from_url("smpp://h?bind_mode=transmitter&binds=3&receivers=1")
+    assert (split.transmit_binds, split.receive_binds) == (3, 1)
+    assert (SmscConfig(binds=2).transmit_binds, SmscConfig(binds=2).receive_binds) == (2, 2)
+    receiver = SmscConfig.from_url("smpp://h?bind_mode=receiver&binds=2")
+    assert (receiver.transmit_binds, receiver.receive_binds) == (0, 2)
 
 
 def test_an_smsc_needs_a_host() -> None:

@@ -84,7 +84,8 @@ function setupProgress(panel) {
       body.replaceChildren(...data.smscs.map((s) => {
         const row = document.createElement("tr");
         row.className = `smsc-${s.state}`;
-        [s.name, s.state, `${s.binds_up}/${s.binds}`, s.accepted_per_s, String(s.inflight)]
+        const state = s.problems && s.problems.length ? `${s.state}: ${s.problems.join("; ")}` : s.state;
+        [s.name, state, `${s.binds_up}/${s.binds}`, s.accepted_per_s, String(s.inflight)]
           .forEach((value, i) => {
             const cell = document.createElement("td");
             cell.textContent = value;

@@ -1,0 +1,96 @@
+"""What the CLI says about receipts still awaited, and `--json` when no bind comes up.
+
+A `send` through a transmitter-only account (no bind can receive) is accepted, not delivered:
+its report and `status` say how many parts still await a receipt and that nobody is bound to
+receive them. With no SMSC listening, `send --json` still prints one JSON object.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from typing import Any
+
+import asyncpg
+import pytest
+from fixtures_cli import Cli
+
+from broadcaster.cli.broadcasts import _report_text
+from broadcaster.cli.control import _status_text
+from broadcaster.importer import seed_synthetic
+from loadtest.common import mock_smsc_process
+
+
+@pytest.fixture
+def seeded(db_dsn: str) -> str:
+    async def seed() -> None:
+        conn = await asyncpg.connect(db_dsn)
+        await seed_synthetic(conn, 3000, seed=5)
+        await conn.close()
+
+    asyncio.run(seed())
+    return db_dsn
+
+
+def _send(cli: Cli, code: int = 0) -> dict[str, Any]:
+    target = ("--area", "dep:13", "--template", "outage")
+    expected = cli("preview", *target)["recipients"]
+    out: dict[str, Any] = cli(
+        "send", *target, "--yes", "--expect-recipients", str(expected), code=code
+    )
+    return out
+
+
+def test_a_send_without_a_receiving_bind_says_delivery_is_still_unknown(
+    cli: Cli, seeded: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with mock_smsc_process("--receipts", "--bind-modes", "transmitter,receiver") as port:
+        monkeypatch.setenv(
+            "BROADCASTER_SMSC_URL", f"smpp://t:pw@127.0.0.1:{port}?bind_mode=transmitter"
+        )
+        sent = _send(cli)
+    assert sent["state"] == "completed" and sent["accepted"] == sent["recipients"] > 0
+    assert sent["receipts_awaited"] == sent["parts"]
+    assert sent["receivers_bound"] == 0
+    assert _report_text(sent).endswith(
+        f"delivery still unknown for {sent['parts']:,} parts: no process is bound to receive "
+        "their receipts (run a worker)"
+    )
+    status = cli("status", str(sent["broadcast_id"]))
+    assert status["receipts_awaited"] == sent["parts"]
+    assert (
+        f"  {sent['parts']:,} parts still await a receipt; no process is bound to receive them"
+        in _status_text(status)
+    )
+
+
+def test_a_send_with_a_receiver_bind_gets_its_receipts(
+    cli: Cli, seeded: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with mock_smsc_process("--receipts", "--bind-modes", "transmitter,receiver") as port:
+        monkeypatch.setenv(
+            "BROADCASTER_SMSC_URL",
+            f"smpp://t:pw@127.0.0.1:{port}?bind_mode=transmitter&receivers=1",
+        )
+        sent = _send(cli)
+    assert sent["state"] == "completed" and sent["accepted"] == sent["recipients"] > 0
+    status = cli("status", str(sent["broadcast_id"]))
+    # The CLI send waits for no receipt; those that came while it was bound are counted.
+    assert (
+        status["receipts_awaited"] + status["receipts"].get("DELIVRD", {}).get("count", 0)
+        == sent["parts"]
+    )
+
+
+def test_send_json_with_no_bind_up_still_prints_its_json_object(
+    cli: Cli, seeded: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens there
+    monkeypatch.setenv("BROADCASTER_SMSC_URL", f"smpp://t:pw@127.0.0.1:{port}")
+    out = _send(cli, code=1)
+    assert isinstance(out, dict), out
+    assert out["kind"] == "BindError"
+    assert "no bind to any SMSC came up" in out["error"]
+    assert out["exit_code"] == 1
