@@ -19,6 +19,7 @@ def exposition() -> str:
     async def render() -> str:
         pool = SmppPool([SmscConfig()], lambda *args: None)
         pool.stats.failed_by_status[0x58] = 1
+        pool.stats.retried_by_status[0x08] = 1
         metrics = Metrics(lambda: pool)
         metrics.requests.labels("getBroadcast", "200").inc()
         metrics.database_up.set(1)
@@ -33,6 +34,9 @@ def exposition() -> str:
                     "parts": 10,
                     "chunks_total": 2,
                     "chunks_done": 1,
+                    "parts_accepted": 5,
+                    "parts_failed": 1,
+                    "parts_delivered": 4,
                 }
             ],
             drill_runs=[{"schedule": "s", "outcome": "missed", "alarm": "missed", "n": 1}],
