@@ -27,13 +27,14 @@ WITH found AS (
                min(c.broadcast_id) AS broadcast_id, min(c.msisdn) AS msisdn,
                min(c.part) AS part, min(c.delay_s) AS delay_s, min(c.key) AS key
         FROM (
-            SELECT DISTINCT ON (k.key) k.key, d.broadcast_id, d.msisdn, d.part,
-                   extract(epoch FROM i.received_at - d.submitted_at) AS delay_s
-            FROM unnest(i.keys) AS k(key)
-            JOIN deliveries d
-              ON d.smsc = i.smsc AND ltrim(upper(d.message_id), '0') = k.key AND d.status = 0
-             AND d.submitted_at <= i.received_at + make_interval(secs => $1)
-            ORDER BY k.key, d.submitted_at DESC
+            -- `= ANY(keys)`, not a join with unnest(keys): an index condition, no per-receipt
+            -- function scan (that cost 0.3 ms a receipt).
+            SELECT DISTINCT ON (key) ltrim(upper(d.message_id), '0') AS key, d.broadcast_id,
+                   d.msisdn, d.part, extract(epoch FROM i.received_at - d.submitted_at) AS delay_s
+            FROM deliveries d
+            WHERE d.smsc = i.smsc AND ltrim(upper(d.message_id), '0') = ANY(i.keys)
+              AND d.status = 0 AND d.submitted_at <= i.received_at + make_interval(secs => $1)
+            ORDER BY key, d.submitted_at DESC
         ) c
     ) m
 ), stored AS (
