@@ -27,14 +27,21 @@ WITH found AS (
                min(c.broadcast_id) AS broadcast_id, min(c.msisdn) AS msisdn,
                min(c.part) AS part, min(c.delay_s) AS delay_s, min(c.key) AS key
         FROM (
-            -- `= ANY(keys)`, not a join with unnest(keys): an index condition, no per-receipt
-            -- function scan (that cost 0.3 ms a receipt).
-            SELECT DISTINCT ON (key) ltrim(upper(d.message_id), '0') AS key, d.broadcast_id,
-                   d.msisdn, d.part, extract(epoch FROM i.received_at - d.submitted_at) AS delay_s
-            FROM deliveries d
-            WHERE d.smsc = i.smsc AND ltrim(upper(d.message_id), '0') = ANY(i.keys)
-              AND d.status = 0 AND d.submitted_at <= i.received_at + make_interval(secs => $1)
-            ORDER BY key, d.submitted_at DESC
+            -- For each key, the latest submission with it: a LATERAL subquery per key, so that
+            -- the key is an index condition whatever the statistics say (a join let a planner
+            -- that had not analysed a fresh month yet filter every part of the SMSC: 4 ms a
+            -- receipt).
+            SELECT k.key, d.broadcast_id, d.msisdn, d.part,
+                   extract(epoch FROM i.received_at - d.submitted_at) AS delay_s
+            FROM unnest(i.keys) AS k(key)
+            CROSS JOIN LATERAL (
+                SELECT x.broadcast_id, x.msisdn, x.part, x.submitted_at FROM deliveries x
+                WHERE x.smsc = i.smsc AND ltrim(upper(x.message_id), '0') = k.key
+                  AND x.status = 0
+                  AND x.submitted_at <= i.received_at + make_interval(secs => $1)
+                ORDER BY x.submitted_at DESC
+                LIMIT 1
+            ) d
         ) c
     ) m
 ), stored AS (
