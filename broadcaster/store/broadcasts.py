@@ -300,18 +300,26 @@ async def progress(conn: Conn, broadcast_id: int) -> dict[str, Any]:
             if (started := row["started_at"])
             else None
         ),
-        **await receipt_watch(conn, broadcast_id),
+        **await receipt_watch(conn, broadcast_id, rolled),
     }
 
 
-async def receipt_watch(conn: Conn, broadcast_id: int) -> dict[str, Any]:
+async def receipt_watch(
+    conn: Conn, broadcast_id: int, rolled: rollups.Rolled | None = None
+) -> dict[str, Any]:
     """Parts accepted and still without a final receipt, whether any live worker has a bind
-    up to receive them, and what the live workers say is wrong with their SMSCs."""
-    awaited = await conn.fetchval(
-        queries["drill_receipts_pending"], broadcast_id, sorted(FINAL_RECEIPT_STATS)
+    up to receive them, and what the live workers say is wrong with their SMSCs.
+
+    From the roll-ups, not a scan of the outcomes (that took seconds at 30k recipients): parts
+    accepted minus parts with a final receipt (a part accepted twice counts twice, one with two
+    final stats once per stat: an estimate, never below 0)."""
+    rolled = rolled or await rollups.read(conn, broadcast_id)
+    accepted = sum(n for (_smsc, status), n in rolled.by_outcome.items() if status == 0)
+    final = sum(
+        int(r["count"] or 0) for stat, r in rolled.receipts.items() if stat in FINAL_RECEIPT_STATS
     )
     return {
-        "receipts_awaited": int(awaited or 0),
+        "receipts_awaited": max(0, accepted - final),
         "receivers_bound": await workers.receiving(conn),
         "smsc_problems": await workers.smsc_problems(conn),
     }
