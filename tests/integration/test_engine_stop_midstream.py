@@ -140,8 +140,10 @@ async def test_a_stop_while_a_chunk_streams_ends_the_run_and_frees_its_connectio
     point: str,
     chunk_size: int,
 ) -> None:
-    # Slowish answers, small windows: parts are queued and in flight when the stop lands.
-    mock, smsc = await start_mock(MockConfig(seed=1, latency_ms=2), binds=2, window=16)
+    # Slowish answers, small windows: parts are queued and in flight when the stop lands, and
+    # the broadcast takes seconds (~3,200 parts/s), so that a stop noticed late on a loaded
+    # machine still lands part-way.
+    mock, smsc = await start_mock(MockConfig(seed=1, latency_ms=10), binds=2, window=16)
     broadcast_id = await _create(db, db_dsn, DRILL if action == "preempt" else OUTAGE, chunk_size)
     worker = Worker(db, [smsc])
     halted = asyncio.Event()
