@@ -59,17 +59,35 @@ def recipient_delta(
     prior: Iterable[tuple[int, int, int, int]], rows: Iterable[tuple[int, int, int, int]]
 ) -> tuple[int, int, int, int]:
     """How the per-recipient counts move when `rows` are added to `prior`, both of
-    (msisdn, part, parts, status)."""
+    (msisdn, part, parts, status).
+
+    Most rows are a one-part message to a recipient with no other row, recorded once: they are
+    counted directly (this runs for every outcome flush: building a `Recipient` for each of
+    them cost ~9 µs a message at 1M); the others go through `Recipient`."""
+    prior = list(prior)
+    rows = list(rows)
+    known = {p[0] for p in prior}
+    per_recipient = Counter(r[0] for r in rows)
+    recorded = accepted = failed = 0
+    others: list[tuple[int, int, int, int]] = []
+    for row in rows:
+        if row[2] == 1 and per_recipient[row[0]] == 1 and row[0] not in known:
+            recorded += 1
+            if row[3] == 0:
+                accepted += 1
+            else:
+                failed += 1
+        else:
+            others.append(row)
     state: dict[int, Recipient] = {}
     for msisdn, part, parts, status in prior:
         state.setdefault(msisdn, Recipient()).add(part, parts, status)
     before = [r.counts() for r in state.values()]
-    for msisdn, part, parts, status in rows:
+    for msisdn, part, parts, status in others:
         state.setdefault(msisdn, Recipient()).add(part, parts, status)
     after = [r.counts() for r in state.values()]
-    return tuple(  # type: ignore[return-value]
-        sum(c[i] for c in after) - sum(c[i] for c in before) for i in range(4)
-    )
+    moved = [sum(c[i] for c in after) - sum(c[i] for c in before) for i in range(4)]
+    return (moved[0] + recorded, moved[1] + accepted, moved[2] + failed, moved[3])
 
 
 async def add_outcomes(conn: Conn, broadcast_id: int, rows: Sequence[tuple[Any, ...]]) -> None:
