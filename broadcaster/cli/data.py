@@ -216,7 +216,7 @@ async def _cmd_subscribers_synth(args: argparse.Namespace, settings: Settings) -
 async def _cmd_areas(args: argparse.Namespace, settings: Settings) -> int:
     from broadcaster.store import areas as store
 
-    async with _connection(settings) as conn:
+    async with migrated_connection(settings) as conn:
         if args.in_departement:
             inside = await store.areas_in_departement(conn, args.in_departement)
         elif args.regions:
@@ -262,7 +262,7 @@ def _total_line(rows: list[dict[str, Any]]) -> str:
 async def _cmd_areas_vars(args: argparse.Namespace, settings: Settings) -> int:
     from broadcaster.store import areas as store
 
-    async with _connection(settings) as conn:
+    async with migrated_connection(settings) as conn:
         if args.history:
             history = await store.area_variable_history(conn, args.departement)
         else:
@@ -305,7 +305,7 @@ async def _cmd_areas_set_var(args: argparse.Namespace, settings: Settings) -> in
 
 
 @asynccontextmanager
-async def _connection(settings: Settings) -> AsyncIterator[Conn]:
+async def migrated_connection(settings: Settings) -> AsyncIterator[Conn]:
     """A migrated connection to DATABASE_URL for one command."""
     from broadcaster.store.database import connect, ensure_migrated
 

@@ -7,18 +7,17 @@ import asyncio
 import contextlib
 import csv
 import sys
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from broadcaster.cli.options import Commands, add_command, emit, flag, need_database
+from broadcaster.cli.data import migrated_connection
+from broadcaster.cli.options import Commands, add_command, emit, flag
 from broadcaster.errors import EXIT_OK, ImportRejectedError, InputError
 from broadcaster.settings import Settings
 
 if TYPE_CHECKING:
     from broadcaster.domain.cells import CellRow
-    from broadcaster.store.database import Conn
 
 
 def register(commands: Commands) -> None:
@@ -133,7 +132,7 @@ async def _cmd_cells_import(args: argparse.Namespace, settings: Settings) -> int
     from broadcaster.store.cells import import_cells
 
     rows, rejects = _read_cells(args.file)
-    async with _connection(settings) as conn:
+    async with migrated_connection(settings) as conn:
         result = await import_cells(conn, rows)
     rejects = sorted(rejects + result.rejects)
     reject_file = args.reject_file or args.file.with_suffix(".rejects.csv")
@@ -155,7 +154,7 @@ async def _cmd_cells_synth(args: argparse.Namespace, settings: Settings) -> int:
 
     if not 0 < args.sites <= 1_000_000:
         raise InputError(f"--sites must be between 1 and 1,000,000, not {args.sites}")
-    async with _connection(settings) as conn:
+    async with migrated_connection(settings) as conn:
         total = await synth_cells(conn, args.sites)
     emit(args, {"cells": total}, f"{total:,} cells in all")
     return EXIT_OK
@@ -175,7 +174,7 @@ def _lines(name: str) -> Iterator[str]:
 async def _cmd_locations_ingest(args: argparse.Namespace, settings: Settings) -> int:
     from broadcaster.store.locations import ingest
 
-    async with _connection(settings) as conn:
+    async with migrated_connection(settings) as conn:
         result = await ingest(conn, _lines(args.file))
     default = "locations.rejects.csv" if args.file == "-" else f"{args.file}.rejects.csv"
     reject_file = args.reject_file or Path(default)
@@ -220,22 +219,9 @@ async def _cmd_locations_synth(args: argparse.Namespace, settings: Settings) -> 
             lines += data.count(b"\n")
             out.write(data)
 
-        async with _connection(settings) as conn:
+        async with migrated_connection(settings) as conn:
             await synth_lines(conn, args.share, args.visitors, args.hours, write)
         out.flush()
     if args.file != "-":
         emit(args, {"lines": lines, "file": args.file}, f"wrote {lines:,} lines to {args.file}")
     return EXIT_OK
-
-
-@asynccontextmanager
-async def _connection(settings: Settings) -> AsyncIterator[Conn]:
-    from broadcaster.store.database import connect, ensure_migrated
-
-    dsn = need_database(settings)
-    await ensure_migrated(dsn, settings.sql_dir)
-    conn = await connect(dsn)
-    try:
-        yield conn
-    finally:
-        await conn.close()
