@@ -7,6 +7,7 @@ receipt ids in decimal: every receipt lands on the part the SMSC says it is abou
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
@@ -136,6 +137,44 @@ async def test_an_auto_smsc_is_learnt_from_its_receipts_and_early_ones_matched_a
         rows = await conn.fetch("SELECT match, msisdn FROM receipts ORDER BY msisdn")
     assert [r["match"] for r in rows] == ["matched"] * 12
     assert [r["msisdn"] for r in rows] == [33600000100 + n for n in range(12)]
+
+
+async def test_a_receipt_ahead_of_its_submission_record_is_held_and_matched_when_it_lands(
+    db: asyncpg.Pool,
+) -> None:
+    """A fast SMSC's receipt can arrive before the outcome flush that records its part: it is
+    tried again at the next flushes, not stored as 'unmatched' for ever (seen under load)."""
+    recorder = ReceiptRecorder(db, [SmscConfig(name="smsc", receipt_ids="same")])
+    recorder(Receipt(message_id="B7", stat="DELIVRD"), "smsc")
+    recorder(Receipt(message_id="NEVER", stat="DELIVRD"), "smsc")
+    await recorder.flush()
+    async with db.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM receipts") == 0
+        assert recorder.held == 2 and recorder.recorded == 0
+        await _deliveries(conn, (1, 33600000007, "B7", datetime.now(UTC)))
+    await recorder.flush()
+    async with db.acquire() as conn:
+        assert await _last(conn) == ("matched", 1, 33600000007)
+        assert await conn.fetchval("SELECT parts FROM receipt_rollup WHERE broadcast_id = 1") == 1
+    assert recorder.held == 1 and recorder.recorded == 1
+    await recorder.stop()  # the last flush stores what names no part as 'unmatched'
+    async with db.acquire() as conn:
+        assert await store.unattributed(conn, T0) == {"unmatched": 1, "ambiguous": 0}
+    assert recorder.held == 0 and recorder.recorded == 2
+
+
+async def test_a_held_receipt_is_stored_unmatched_once_the_hold_has_passed(
+    db: asyncpg.Pool,
+) -> None:
+    recorder = ReceiptRecorder(db, [SmscConfig(name="smsc", receipt_ids="same")], hold_s=0.2)
+    recorder(Receipt(message_id="C9", stat="DELIVRD"), "smsc")
+    await recorder.flush()
+    assert recorder.held == 1
+    await asyncio.sleep(0.3)
+    await recorder.flush()
+    assert recorder.held == 0
+    async with db.acquire() as conn:
+        assert await _last(conn) == ("unmatched", None, None)
 
 
 @pytest.mark.parametrize(
