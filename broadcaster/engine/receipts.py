@@ -25,6 +25,7 @@ import asyncpg
 import structlog
 
 from broadcaster.domain.receipt_ids import forms_of, keys
+from broadcaster.engine.to_the_end import to_the_end
 from broadcaster.settings import SmscConfig
 from broadcaster.smpp.receipts import Receipt
 from broadcaster.store import receipts as store
@@ -95,7 +96,6 @@ class ReceiptRecorder:
         self.ids = IdForms(smscs)
         self._rows: list[tuple[object, ...]] = []
         self._task: asyncio.Task[None] | None = None
-        self._storing: asyncio.Future[None] | None = None
 
     def __call__(self, receipt: Receipt, smsc: str) -> None:
         now = datetime.now(UTC)
@@ -123,20 +123,12 @@ class ReceiptRecorder:
 
     async def flush(self, *, hold: bool = True) -> None:
         """Store the receipts received so far; with `hold`, keep back for the next flush those
-        that name no recorded part yet and are younger than `hold_s`.
-
-        The storing of a batch runs to its end even when the caller is cancelled (`stop`
-        cancels the periodic flush): cancelled between the commit and its answer, it would put
-        back receipts already stored, to be stored twice. One batch is stored at a time."""
-        storing = self._storing
-        if storing is not None and not storing.done():
-            await asyncio.wait([storing])  # (never cancels it)
+        that name no recorded part yet and are younger than `hold_s`. A batch is stored to the
+        end even if the caller is cancelled meanwhile (`stop` cancels the periodic flush), never
+        put back once stored, to be stored twice."""
         rows, self._rows = self._rows, []
-        if not rows:
-            return
-        storing = self._storing = asyncio.ensure_future(self._store(rows, hold))
-        storing.add_done_callback(_retrieved)
-        await asyncio.shield(storing)
+        if rows:
+            await to_the_end(self._store(rows, hold))
 
     async def _store(self, rows: list[tuple[object, ...]], hold: bool) -> None:
         try:
@@ -179,13 +171,6 @@ class ReceiptRecorder:
                 await self.flush()
             except (OSError, asyncpg.PostgresError) as exc:
                 log.error("receipts_flush_failed", error=str(exc))
-
-
-def _retrieved(storing: asyncio.Future[None]) -> None:
-    """A batch's failure is the flush's to report; this only keeps asyncio from calling it
-    never retrieved when that flush was cancelled meanwhile."""
-    if not storing.cancelled():
-        storing.exception()
 
 
 def _text(value: object) -> str | None:
