@@ -180,6 +180,39 @@ MESSAGES: Final[dict[str, tuple[str, str]]] = {
         "Parties de SMS peut-être envoyées deux fois",
     ),
     "delivered": ("Delivery receipts (SMS parts)", "Accusés de réception (parties de SMS)"),
+    "accepted_parts": ("SMS parts accepted by the SMSC", "Parties de SMS acceptées par le SMSC"),
+    "awaited": (
+        "Receipts still awaited (SMS parts)",
+        "Accusés encore attendus (parties de SMS)",
+    ),
+    "receipts_arriving": (
+        "Sending has ended; receipts are still arriving: this page stays live until they settle.",
+        "L'envoi est fini ; des accusés arrivent encore : cette page reste en direct jusqu'à "
+        "ce qu'ils soient tous là.",
+    ),
+    "waits_approval": (
+        "Nothing is sent yet: it waits for approval by a second person.",
+        "Rien n'est encore envoyé : la diffusion attend l'approbation d'une deuxième personne.",
+    ),
+    "waits_worker_none": (
+        "Nothing is sent yet: no sending worker is running (nothing goes out until one runs).",
+        "Rien n'est encore envoyé : aucun moteur d'envoi ne tourne (rien ne part tant qu'il n'y "
+        "en a pas).",
+    ),
+    "waits_behind": (
+        "Nothing is sent yet: queued in position {position}, behind broadcast {first} (more "
+        "urgent broadcasts first: {listed}).",
+        "Rien n'est encore envoyé : en file d'attente, position {position}, derrière la "
+        "diffusion {first} (les plus urgentes d'abord : {listed}).",
+    ),
+    "waits_worker": (
+        "Nothing is sent yet: waiting for a worker to pick it up.",
+        "Rien n'est encore envoyé : en attente d'un moteur d'envoi.",
+    ),
+    "smsc_when_sending": (
+        "SMSC figures appear while this broadcast sends.",
+        "Les mesures SMSC s'affichent pendant l'envoi de cette diffusion.",
+    ),
     "rate": ("Rate", "Débit"),
     "per_second": ("recipients/s", "destinataires/s"),
     "remaining": ("Time left", "Temps restant"),

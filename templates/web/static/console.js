@@ -69,17 +69,24 @@ function setupProgress(panel) {
     panel.querySelectorAll("[data-field]").forEach((el) => {
       const name = el.dataset.field;
       if (name === "percent") { el.value = data.percent; el.textContent = `${data.percent} %`; }
+      else if (name === "waiting") { el.textContent = data.waiting; el.hidden = !data.waiting; }
       else if (name === "state_label") {
         el.textContent = data.state_label;
         el.dataset.stateValue = data.state;
         el.className = `state state-${data.state}`;
       } else if (name in data.text) el.textContent = data.text[name];
     });
+    // A broadcast that sends nothing shows no rate, no time left, no SMSC figures (another's).
+    panel.querySelectorAll("[data-when-sending]").forEach((el) => { el.hidden = !data.sending; });
+    const notSending = panel.querySelector("[data-not-sending]");
+    if (notSending) notSending.hidden = data.sending;
+    const settling = panel.querySelector("[data-settling]");
+    if (settling) settling.hidden = !data.final || data.settled;
     const table = panel.querySelector("[data-health]");
     const noPool = panel.querySelector("[data-no-pool]");
     if (table) {
       table.hidden = !data.pool;
-      if (noPool) noPool.hidden = data.pool;
+      if (noPool) noPool.hidden = data.pool || !data.sending;
       const body = table.querySelector("tbody");
       body.replaceChildren(...data.smscs.map((s) => {
         const row = document.createElement("tr");
@@ -95,7 +102,8 @@ function setupProgress(panel) {
         return row;
       }));
     }
-    if (data.final) source.close();
+    // After its end the page stays live while receipts arrive; settled, nothing more changes.
+    if (data.settled) source.close();
     if (stage(data.state) !== initial) { source.close(); window.location.assign(page); }
   });
   // The session's token was revoked: the reload lands on the sign-in page.
