@@ -326,7 +326,7 @@ MESSAGES: Final[dict[str, tuple[str, str]]] = {
     # states
     "state_draft": ("draft", "brouillon"),
     "state_pending_approval": ("waiting for approval", "en attente d'approbation"),
-    "state_approved": ("approved, starting", "approuvée, démarrage"),
+    "state_approved": ("approved, not sending yet", "approuvée, pas encore en envoi"),
     "state_running": ("sending", "envoi en cours"),
     "state_paused": ("paused", "suspendue"),
     "state_completed": ("completed", "terminée"),

@@ -69,6 +69,10 @@ SETTLE_S: Final = 600.0
 """After its end, a broadcast's page stays live while receipts are awaited, at most this long
 (receipts arrive minutes after the submission; a handset off for a day is not waited for)."""
 SENDING: Final = frozenset({"running"})
+MAX_OWN_CONNECTIONS: Final = 16
+"""Readers with a connection of their own, at most (the database's connection limit is shared
+with the pools); a reader beyond them takes a pool connection for each reading (a few ms a
+second), as does every reader when the process knows no database address of its own."""
 
 
 class RateMeter:
@@ -273,6 +277,8 @@ class Hub:
         self.ctx = ctx
         self.open_connection = open_connection or self._connect
         self.watches: dict[int, Watch] = {}
+        self.own_connections = 0
+        self.tasks: set[asyncio.Task[None]] = set()
 
     async def _connect(self) -> asyncpg.Connection[asyncpg.Record]:
         return await connect(self.ctx.dsn)
@@ -292,6 +298,8 @@ class Hub:
             watch.wanted.add(token_id)
         if watch.task is None or watch.task.done():
             watch.task = asyncio.create_task(self._read(watch), name=f"watch-{broadcast_id}")
+            self.tasks.add(watch.task)
+            watch.task.add_done_callback(self.tasks.discard)
         try:
             yield watch
         finally:
@@ -301,7 +309,7 @@ class Hub:
                 watch.task.cancel()
 
     async def close(self) -> None:
-        tasks = [w.task for w in self.watches.values() if w.task is not None]
+        tasks = list(self.tasks)
         for task in tasks:
             task.cancel()
         for task in tasks:
@@ -315,12 +323,14 @@ class Hub:
         meter = RateMeter()
         conn: asyncpg.Connection[asyncpg.Record] | None = None
         recheck_at = 0.0
+        own = bool(self.ctx.dsn) and self.own_connections < MAX_OWN_CONNECTIONS
+        self.own_connections += own
         try:
             while True:
                 try:
                     started = time.monotonic()
                     recheck = started >= recheck_at
-                    if not self.ctx.dsn:  # no address of its own: a pool connection per read
+                    if not own:  # a pool connection for each reading
                         async with self.ctx.db.acquire() as shared:
                             status = await self._reading(shared, watch, recheck)
                     else:
@@ -346,6 +356,7 @@ class Hub:
                     return  # nothing more will change: the streams end on this reading
                 await asyncio.sleep(max(INTERVAL_S, BUSY_FACTOR * took))
         finally:
+            self.own_connections -= own
             await _closed(conn)
 
     async def _reading(self, conn: Conn, watch: Watch, recheck: bool) -> dict[str, Any]:

@@ -88,7 +88,15 @@ async def test_an_approver_approves_from_the_queue_on_a_phone(
         "e => e.getBoundingClientRect().top"
     )
     assert summary_top < progress_top
-    await bob.screenshot(path=screenshots / "approve-queue-phone-fr.png", full_page=True)
+    # The phone's page from its top to the end of the summary (the approval form included).
+    await bob.evaluate("window.scrollTo({top: 0, left: 0, behavior: 'instant'})")
+    await bob.wait_for_function("window.scrollY === 0")
+    bottom = await summary.evaluate("e => e.getBoundingClientRect().bottom + 8")
+    await bob.screenshot(
+        path=screenshots / "approve-queue-phone-fr.png",
+        full_page=True,
+        clip={"x": 0, "y": 0, "width": 390, "height": bottom},
+    )
     await bob.get_by_label("Pour envoyer au public, tapez ENVOI AU PUBLIC").fill("ENVOI AU PUBLIC")
     await bob.get_by_role("button", name="Approuver et envoyer").click()
     await expect(bob.locator("[data-state-value]")).to_have_attribute(
