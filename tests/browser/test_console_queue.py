@@ -14,7 +14,7 @@ from typing import Any
 
 import aiohttp
 from fixtures_web import ConsoleLab, MakeLab, sign_in, signed_in
-from playwright.async_api import Browser, Dialog, expect
+from playwright.async_api import Browser, Dialog, Page, expect
 
 from broadcaster.web import progress
 
@@ -173,18 +173,42 @@ async def _stream(
                     opened.put_nowait(index)
 
 
+async def cancel_from_page(page: Page, lab: ConsoleLab, broadcast_id: int) -> float:
+    """Cancel from the broadcast's page (answering its question): seconds from the click to
+    the cancelled state in the database."""
+    await page.goto(f"{lab.base}/broadcasts/{broadcast_id}")
+    state = page.locator("[data-state-value]")
+    await expect(state).to_have_attribute("data-state-value", "running")
+
+    async def accept(dialog: Dialog) -> None:
+        await dialog.accept()
+
+    page.once("dialog", accept)
+    clicked = time.monotonic()
+    await page.get_by_role("button", name="Cancel the broadcast").click()
+    await lab.wait_state(broadcast_id, ("cancelled",), timeout=30)
+    latency = time.monotonic() - clicked
+    await expect(state).to_have_attribute("data-state-value", "cancelled")
+    return latency
+
+
 async def test_a_hundred_open_progress_streams_and_a_cancel_within_a_second(
     console_lab: MakeLab, browser: Browser
 ) -> None:
     lab = await console_lab(
         worker=True, smsc={"tps": 10.0, "binds": 1}, subscribers=SLOW, threshold=1000
     )
-    broadcast_id = await api_create(lab, "alice", {"areas": ["dep:13"], "template": "outage"})
-    await lab.wait_state(broadcast_id, ("running",))
+    quiet = await api_create(lab, "alice", {"areas": ["dep:13"], "template": "outage"})
+    watched = await api_create(lab, "alice", {"areas": ["dep:13"], "template": "outage"})
+    await lab.wait_state(quiet, ("running",))
+    await lab.wait_state(watched, ("running",))
+    _, alice = await signed_in(browser, lab, "alice")
+    # The baseline, in the same run on the same machine: a cancel with only its own page open.
+    baseline = await cancel_from_page(alice, lab, quiet)
 
     viewer = await lab.client()
     await sign_in(viewer, lab.tokens["bob"])
-    url = str(lab.server.make_url(f"/console/broadcasts/{broadcast_id}/events"))
+    url = str(lab.server.make_url(f"/console/broadcasts/{watched}/events"))
     opened: asyncio.Queue[int] = asyncio.Queue()
     states: dict[int, str] = {}
     async with aiohttp.ClientSession(
@@ -200,38 +224,26 @@ async def test_a_hundred_open_progress_streams_and_a_cancel_within_a_second(
                 for _ in range(STREAMS):
                     await opened.get()
             hub = hub_of(lab)
-            assert hub.viewers == STREAMS  # every stream open, counted by the server
-            assert list(hub.watches) == [broadcast_id]  # one shared reader for all of them
+            # Every stream open, counted by the server, on one shared reader.
+            assert hub.watches[watched].viewers == STREAMS
+            reads_before = hub.watches[watched].reads
+            started = time.monotonic()
 
-            _, alice = await signed_in(browser, lab, "alice")
-            await alice.goto(f"{lab.base}/broadcasts/{broadcast_id}")
-            state = alice.locator("[data-state-value]")
-            await expect(state).to_have_attribute("data-state-value", "running")
-            while hub.viewers < STREAMS + 1:  # the page's own stream too
-                await asyncio.sleep(0.05)
-
-            async def accept(dialog: Dialog) -> None:
-                await dialog.accept()
-
-            alice.once("dialog", accept)
-            reads_before = hub.watches[broadcast_id].reads
-            clicked = time.monotonic()
-            await alice.get_by_role("button", name="Cancel the broadcast").click()
-            await lab.wait_state(broadcast_id, ("cancelled",), timeout=30)
-            latency = time.monotonic() - clicked
+            latency = await cancel_from_page(alice, lab, watched)
             print(
-                f"cancel took effect {latency * 1000:.0f} ms after the click, "
-                f"{STREAMS + 1} streams open (machine shared)"
+                f"\ncancel in effect {latency * 1000:.0f} ms after the click with {STREAMS} "
+                f"other streams open; baseline (its own page only) {baseline * 1000:.0f} ms; "
+                f"ratio {latency / baseline:.2f} (machine shared with other engineers)"
             )
             assert latency < CANCEL_WITHIN_S, f"cancel took {latency:.2f} s"
-            await expect(state).to_have_attribute("data-state-value", "cancelled")
 
             # Every stream heard of it from the one reader.
             async with asyncio.timeout(30):
                 while sum(1 for s in states.values() if s == "cancelled") < STREAMS:
                     await asyncio.sleep(0.1)
-            reads = hub.watches[broadcast_id].reads - reads_before if hub.watches else 0
-            assert reads < 60  # one reading a second at most, not one per stream
+            reads = hub.watches[watched].reads - reads_before
+            elapsed = time.monotonic() - started
+            assert reads <= elapsed / progress.INTERVAL_S + 2  # one a second, not one per stream
         finally:
             for task in tasks:
                 task.cancel()
