@@ -94,7 +94,17 @@ async def broadcast_areas(request: web.Request) -> web.StreamResponse:
     return _json(answer)
 
 
+async def tiles(request: web.Request) -> web.StreamResponse:
+    """GET /geo/tiles.json: the optional tile server (`map_tiles_url`; null: outlines only)."""
+    _caller(request)
+    settings = request.app[SERVICES].settings
+    return _json(
+        {"url": settings.map_tiles_url or None, "attribution": settings.map_tiles_attribution}
+    )
+
+
 def add_routes(router: web.UrlDispatcher) -> None:
+    router.add_get("/geo/tiles.json", tiles, name="map_tiles")
     router.add_get("/geo/{kind:departements|regions}.json", outlines, name="map_outlines")
     router.add_get("/geo/reach", reach, name="map_reach")
     router.add_get(

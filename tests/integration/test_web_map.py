@@ -38,6 +38,8 @@ async def test_outlines_of_departements_and_regions_come_from_the_app(
     assert status == 200
     assert len(regions["features"]) == 18  # 13 metropolitan, 5 overseas
     assert {f["properties"]["code"] for f in regions["features"]} >= {"11", "93", "94", "01"}
+    status, tiles = await _get(client, "/console/geo/tiles.json")
+    assert (status, tiles) == (200, {"url": None, "attribution": ""})  # outlines only
 
 
 async def test_the_map_and_the_api_dry_run_count_the_same_for_a_shape(

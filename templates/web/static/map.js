@@ -1,5 +1,6 @@
 /* The console's map (templates/web/_map.html). Leaflet and Leaflet-Geoman are vendored under
-   static/vendor/; outlines and counts come from the console's own JSON (web/geo.py).
+   static/vendor/; outlines and counts come from the console's own JSON (web/geo.py); tiles only
+   when the deployment names a tile server (map_tiles_url).
 
    compose:  click a département to tick or untick its box in the list; draw a polygon, rectangle
              or circle: #shapes gets one `polygon:`/`circle:` line per shape; every change asks
@@ -16,10 +17,6 @@
   const POLL_MS = 2000;
   const COLOURS = { live: "#b0001a", drill: "#0b4f8a" };
 
-  function words() {
-    const el = document.querySelector("[data-map-words]");
-    return el ? JSON.parse(el.textContent) : {};
-  }
 
   async function getJSON(url, signal) {
     const response = await fetch(url, {
@@ -74,7 +71,7 @@
       this.mode = panel.dataset.map;
       this.kind = panel.dataset.kind;
       this.colour = COLOURS[this.kind] || COLOURS.live;
-      this.words = words();
+      this.words = JSON.parse(panel.dataset.words || "{}");
       this.number = new Intl.NumberFormat(panel.dataset.lang === "fr" ? "fr-FR" : "en-GB");
       this.percent = new Intl.NumberFormat(panel.dataset.lang === "fr" ? "fr-FR" : "en-GB", { style: "percent", maximumFractionDigits: 0 });
       this.map = L.map(panel.querySelector(".map-canvas"), { zoomSnap: 0.25 });
@@ -93,10 +90,14 @@
     }
 
     async start() {
-      const [deps, regions] = await Promise.all([
+      const [deps, regions, tiles] = await Promise.all([
         getJSON("/console/geo/departements.json"), getJSON("/console/geo/regions.json"),
+        getJSON("/console/geo/tiles.json"),
       ]);
       if (!deps.ok) return this.fail(deps.data.error);
+      if (tiles.ok && tiles.data.url) {
+        L.tileLayer(tiles.data.url, { attribution: tiles.data.attribution, maxZoom: 18 }).addTo(this.map);
+      }
       this.departements = L.geoJSON(deps.data, {
         style: (f) => this.styleOf(f.properties.code),
         onEachFeature: (f, layer) => {
