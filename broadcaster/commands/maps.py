@@ -22,7 +22,7 @@ from broadcaster.store import maps
 from broadcaster.store.audit import subject_of
 from broadcaster.store.broadcasts import get_broadcast
 
-MAX_CELLS_DRAWN: Final = 3000
+MAX_CELLS_DRAWN: Final = 1000
 """Cells drawn at most (a region's thousands of sectors would only blacken the map: the count
 is still given)."""
 MAX_AREAS: Final = 500

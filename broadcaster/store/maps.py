@@ -68,7 +68,7 @@ async def region_outlines(conn: Conn) -> dict[str, Any]:
 
 
 async def cell_outlines(conn: Conn, cells: Sequence[str], limit: int) -> dict[str, Any]:
-    """The coverage of (at most `limit` of) these cells, as GeoJSON features."""
+    """The coverage of these cells (a sample of `limit` when there are more), as GeoJSON."""
     rows = await conn.fetch(queries["map_cell_outlines"], list(cells), limit)
     return _collection(
         [
