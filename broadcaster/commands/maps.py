@@ -28,11 +28,13 @@ is still given)."""
 MAX_AREAS: Final = 500
 
 
-async def outlines(ctx: Context, caller: Caller) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(départements, regions) as GeoJSON FeatureCollections."""
+async def outlines(ctx: Context, caller: Caller, kind: str) -> dict[str, Any]:
+    """The outlines of the départements or of the regions, as a GeoJSON FeatureCollection."""
     async with ctx.db.acquire() as conn:
         await authorize(conn, caller, "listBroadcasts")
-        return await maps.departement_outlines(conn), await maps.region_outlines(conn)
+        if kind == "regions":
+            return await maps.region_outlines(conn)
+        return await maps.departement_outlines(conn)
 
 
 def _request(areas: Sequence[str], kind: str, caller: Caller) -> BroadcastRequest:

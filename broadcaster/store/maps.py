@@ -67,9 +67,20 @@ async def region_outlines(conn: Conn) -> dict[str, Any]:
     )
 
 
+def spread(cells: Sequence[str], limit: int) -> list[str]:
+    """At most `limit` of these cells, every k-th in id order: cell ids follow their sites, so
+    the sample covers the whole shape (never its first corner only), and the same cells come
+    back for the same selection (a map redrawn as a shape moves does not flicker)."""
+    if limit < 1:
+        return []
+    ordered = sorted(cells)
+    step = max(1, -(-len(ordered) // limit))
+    return ordered[::step][:limit]
+
+
 async def cell_outlines(conn: Conn, cells: Sequence[str], limit: int) -> dict[str, Any]:
-    """The coverage of these cells (a sample of `limit` when there are more), as GeoJSON."""
-    rows = await conn.fetch(queries["map_cell_outlines"], list(cells), limit)
+    """The coverage of these cells (a spread sample of `limit` when there are more), GeoJSON."""
+    rows = await conn.fetch(queries["map_cell_outlines"], spread(cells, limit))
     return _collection(
         [
             {

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import gzip
 import json
-from typing import Any, Final
+from typing import Any
 
 from aiohttp import web
 
@@ -20,10 +20,10 @@ from broadcaster.http.context import SERVICES
 from broadcaster.http.errors import ApiError
 from broadcaster.web.state import user_of
 
-OUTLINE_KINDS: Final = ("departements", "regions")
 _outlines: dict[str, bytes] = {}
 """Gzipped outlines by kind, built once per process (reference data: the same for every
-visitor, about 150 kB each once compressed)."""
+visitor; about 140 kB for the départements once compressed). Two first requests at once may
+both build them: the same bytes, once each, harmless."""
 
 
 def _caller(request: web.Request) -> Caller:
@@ -57,11 +57,10 @@ async def outlines(request: web.Request) -> web.StreamResponse:
     """GET /geo/{kind}.json: département or region outlines (GeoJSON), gzipped."""
     caller = _caller(request)
     kind = request.match_info["kind"]
-    if kind not in _outlines:
-        departements, regions = await maps.outlines(request.app[SERVICES].commands, caller)
-        _outlines["departements"] = gzip.compress(_dumps(departements).encode(), 6)
-        _outlines["regions"] = gzip.compress(_dumps(regions).encode(), 6)
-    body = _outlines[kind]
+    body = _outlines.get(kind)
+    if body is None:
+        collection = await maps.outlines(request.app[SERVICES].commands, caller, kind)
+        body = _outlines[kind] = gzip.compress(_dumps(collection).encode(), 6)
     if "gzip" not in request.headers.get("Accept-Encoding", ""):
         return web.Response(body=gzip.decompress(body), content_type="application/json")
     return web.Response(

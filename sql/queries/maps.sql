@@ -27,13 +27,10 @@ GROUP BY r.code, r.name
 ORDER BY r.code;
 
 -- name: map_cell_outlines
--- The coverage of the cells $1, to draw what a target selected: at most $2 of them, a sample
--- in hash order when there are more (spread over the whole shape, the same one on every
--- request: a map being redrawn as a shape moves does not flicker between samples).
+-- The coverage of the cells $1, to draw what a target selected.
 SELECT cell_id, departement, ST_AsGeoJSON(coverage, 4) AS geometry
 FROM cells WHERE cell_id = ANY($1::text[])
-ORDER BY md5(cell_id)
-LIMIT $2;
+ORDER BY cell_id;
 
 -- name: map_areas_progress
 -- Broadcast $1 per département: its recipients (the planned groups) and its chunks, all and

@@ -1,5 +1,6 @@
-"""The map's optional tile server: only an https URL template with {z}, {x} and {y} is accepted,
-and its host (nothing else) joins the console's img-src."""
+"""The console map's pure parts: which selected cells are drawn when there are too many, and the
+optional tile server (only an https URL template with {z}, {x} and {y}; its host, nothing else,
+joins the console's img-src)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import pytest
 
 from broadcaster.errors import ConfigError
 from broadcaster.settings import Settings
+from broadcaster.store.maps import spread
 from broadcaster.web.security import CSP, policy
 
 
@@ -37,3 +39,13 @@ def test_a_tile_server_joins_img_src_only() -> None:
 def test_other_tile_urls_are_refused(url: str) -> None:
     with pytest.raises(ConfigError, match="map_tiles_url"):
         Settings.load(env={"BROADCASTER_MAP_TILES_URL": url})
+
+
+def test_the_cells_drawn_are_spread_over_the_selection_and_stable() -> None:
+    cells = [f"S33-{n:05d}-{sector}" for n in range(2500) for sector in range(3)]
+    drawn = spread(cells[::-1], 1000)
+    assert len(drawn) <= 1000 and len(drawn) > 900
+    assert drawn == spread(cells, 1000)  # whatever the order given
+    assert drawn[0] == cells[0] and drawn[-1] > "S33-02490"  # first to last site
+    assert spread(cells[:10], 1000) == cells[:10]
+    assert spread(cells, 0) == []
