@@ -153,7 +153,8 @@ async def render_compose(
 def compose_hidden(form: Compose) -> list[tuple[str, str]]:
     """The preview page's copy of the form, so that "send" sends what was previewed."""
     hidden = [("area", a) for a in form.areas]
-    hidden += [("extra_areas", form.extra), ("template", form.template)]
+    hidden += [("extra_areas", form.extra), *(("shapes", s) for s in form.shapes)]
+    hidden += [("template", form.template)]
     hidden += [(f"var_{k}", v) for k, v in form.variables.items()]
     hidden += [("expires_minutes", str(form.expires_minutes))]
     if form.gsm_safe:
@@ -213,6 +214,7 @@ async def _preview(
         action=BASE[kind],
         edit_action=f"{BASE[kind]}/preview",
         hidden=compose_hidden(form),
+        map_areas=form.all_areas(),
         key=form.key if schemas.IDEMPOTENCY_KEY.match(form.key) else new_key(),
         confirm_words=i18n.confirm_words(kind, request[LANG]),
         back=None,

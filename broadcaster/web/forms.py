@@ -29,6 +29,13 @@ def _text(form: Form, name: str, limit: int = 2000) -> str:
     return value.strip()[:limit] if isinstance(value, str) else ""
 
 
+def _lines(form: Form, name: str) -> tuple[str, ...]:
+    """The non-empty lines of a text area (a shape each; the preview page sends one field per
+    shape), at most 50 in 200,000 characters."""
+    text = "\n".join(v for v in form.getall(name, []) if isinstance(v, str))[:200_000]
+    return tuple(dict.fromkeys(line.strip() for line in text.splitlines() if line.strip()))[:50]
+
+
 def _expiry(form: Form) -> int:
     raw = _text(form, "expires_minutes")
     return int(raw) if raw.isdigit() and int(raw) in EXPIRY_CHOICES_MIN else DEFAULT_EXPIRY_MIN
@@ -55,6 +62,9 @@ class Compose:
 
     areas: tuple[str, ...] = ()
     extra: str = ""
+    shapes: tuple[str, ...] = ()
+    """Polygons and circles, one a line (drawn on the map or typed): kept whole, never split
+    at the commas and spaces that separate the typed codes."""
     template: str = ""
     variables: Mapping[str, str] = field(default_factory=dict)
     gsm_safe: bool = False
@@ -70,6 +80,7 @@ class Compose:
         return cls(
             areas=areas[:500],
             extra=_text(form, "extra_areas"),
+            shapes=_lines(form, "shapes"),
             template=_text(form, "template", 40),
             variables=_variables(form),
             gsm_safe=form.get("gsm_safe") == "on",
@@ -83,7 +94,7 @@ class Compose:
     def all_areas(self) -> list[str]:
         """Ticked areas, then the typed ones, each once."""
         typed = [a for a in _SPLIT.split(self.extra) if a]
-        return list(dict.fromkeys([*self.areas, *typed]))
+        return list(dict.fromkeys([*self.areas, *typed, *self.shapes]))
 
     def body(self, kind: str, scenario: Scenario | None, dry_run: bool) -> dict[str, Any]:
         """The API's BroadcastCreate body; variables the template does not read are left out

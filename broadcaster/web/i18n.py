@@ -126,6 +126,47 @@ MESSAGES: Final[dict[str, tuple[str, str]]] = {
         "Comma-separated: commune:75056, cell:C75001, dep:2A, region:11",
         "Séparées par des virgules : commune:75056, cell:C75001, dep:2A, region:11",
     ),
+    # the map (web/geo.py, templates/web/_map.html, static/map.js)
+    "map_title": ("Map of the areas", "Carte des zones"),
+    "map_label": (
+        "Map: click a département to add or remove it; draw a polygon or a circle",
+        "Carte : cliquez un département pour l'ajouter ou le retirer ; dessinez un polygone ou "
+        "un cercle",
+    ),
+    "map_view_label": ("Map of the broadcast's areas", "Carte des zones de la diffusion"),
+    "map_hint": (
+        "Click départements to add or remove them. Draw a polygon or a circle with the tools on "
+        "the left (edit or delete it there too): it reaches the people present in the cells it "
+        "meets. The figures update as the shape changes.",
+        "Cliquez des départements pour les ajouter ou les retirer. Dessinez un polygone ou un "
+        "cercle avec les outils à gauche (modifiez-le ou supprimez-le au même endroit) : il "
+        "atteint les personnes présentes dans les cellules qu'il touche. Les chiffres suivent "
+        "la forme.",
+    ),
+    "shapes": ("Shapes (one per line)", "Formes (une par ligne)"),
+    "shapes_hint": (
+        "Filled in by the map, or typed: polygon:LAT,LON LAT,LON … (closed: the first point "
+        "repeated last), circle:LAT,LON,RADIUS_KM",
+        "Remplies par la carte, ou tapées : polygon:LAT,LON LAT,LON … (fermé : le premier point "
+        "répété à la fin), circle:LAT,LON,RAYON_KM",
+    ),
+    "map_recipients": ("Recipients", "Destinataires"),
+    "map_cells": ("Cells selected", "Cellules retenues"),
+    "map_present": ("Present (seen within the window)", "Présents (vus dans la fenêtre)"),
+    "map_stale": ("Stale locations (not reached)", "Positions trop anciennes (non atteintes)"),
+    "map_overspill": ("Coverage outside the shape", "Couverture hors de la forme"),
+    "map_counting": ("Counting…", "Décompte…"),
+    "map_empty": ("Pick an area or draw a shape.", "Choisissez une zone ou dessinez une forme."),
+    "map_cells_more": ("cells not drawn (too many)", "cellules non dessinées (trop nombreuses)"),
+    "map_sent_legend": (
+        "Colour: share of each département's recipients already sent (its chunks done)",
+        "Couleur : part des destinataires de chaque département déjà envoyée (lots terminés)",
+    ),
+    "map_sent": ("sent", "envoyé"),
+    "map_attribution": (
+        "Outlines: IGN Admin Express, Licence Ouverte",
+        "Contours : IGN Admin Express, Licence Ouverte",
+    ),
     "step_message": ("2. Message", "2. Message"),
     "template": ("Template", "Modèle"),
     "variables": ("Variables", "Variables"),
