@@ -24,6 +24,7 @@ import asyncio
 import json
 import os
 import statistics
+import subprocess
 import time
 from typing import Any
 
@@ -34,7 +35,7 @@ from broadcaster.store import broadcasts as store
 from loadtest.common import (
     departements_for,
     live_send,
-    mock_smsc_process,
+    mock_smsc,
     quiet_logs,
     scratch_database,
 )
@@ -72,14 +73,31 @@ async def _probe(dsn: str, first_id: int, done: asyncio.Event, out: dict[str, li
         await conn.close()
 
 
+def spy_on(pid: int, path: str) -> None:
+    """py-spy (pip install py-spy) samples process `pid` into `path` (raw) until it exits."""
+    spy = ["py-spy", "record", "-r", "200", "-f", "raw", "-o", path, "-p", str(pid)]
+    subprocess.Popen(spy, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+
+
 async def _send(
-    dsn: str, mock_args: tuple[str, ...], deps: list[str], binds: int, window: int, probe: bool
+    dsn: str,
+    mock_args: tuple[str, ...],
+    deps: list[str],
+    binds: int,
+    window: int,
+    probe: bool,
+    profile: str | None = None,
 ) -> tuple[dict[str, Any], dict[str, list[float]]]:
     latencies: dict[str, list[float]] = {"during": [], "after": []}
     conn = await asyncpg.connect(dsn)
     first_id = int(await conn.fetchval("SELECT coalesce(max(id), 0) FROM broadcasts"))
     await conn.close()
-    with mock_smsc_process("--no-record", *mock_args) as port:
+    with mock_smsc("--no-record", *mock_args) as mock:
+        port = mock.port
+        prefix: tuple[str, ...] = ()
+        if profile:  # py-spy on the mock, pyinstrument on `send`
+            spy_on(mock.proc.pid, f"{profile}.mock.raw")
+            prefix = ("-m", "pyinstrument", "-r", "text", "--show-all", "-o", f"{profile}.send.txt")
         env = {
             "DATABASE_URL": dsn,
             "BROADCASTER_SMSC_URL": f"smpp://bc:pw@127.0.0.1:{port}?binds={binds}&window={window}",
@@ -88,14 +106,18 @@ async def _send(
         done = asyncio.Event()
         task = asyncio.create_task(_probe(dsn, first_id, done, latencies)) if probe else None
         areas = [f"--area=dep:{d}" for d in deps]
-        report, _wall = await asyncio.to_thread(live_send, *areas, "--template", "outage", env=env)
+        report, _wall = await asyncio.to_thread(
+            live_send, *areas, "--template", "outage", env=env, prefix=prefix
+        )
         done.set()
         if task is not None:
             await task
     return report, latencies
 
 
-async def main(recipients: int, binds: int, window: int) -> dict[str, Any]:
+async def main(
+    recipients: int, binds: int, window: int, profile: str | None = None
+) -> dict[str, Any]:
     async with scratch_database() as dsn:
         conn = await asyncpg.connect(dsn)
         started = time.monotonic()
@@ -108,7 +130,7 @@ async def main(recipients: int, binds: int, window: int) -> dict[str, Any]:
             f"no receipts: {base['recipients']:,} recipients {base['msgs_per_s']:,.0f} msg/s "
             f"peak RSS {base['peak_rss_mb']} MB"
         )
-        full, lat = await _send(dsn, RECEIPTS, deps, binds, window, probe=True)
+        full, lat = await _send(dsn, RECEIPTS, deps, binds, window, probe=True, profile=profile)
         conn = await asyncpg.connect(dsn)
         broadcast_id = int(await conn.fetchval("SELECT max(id) FROM broadcasts"))
         receipts = int(
@@ -157,5 +179,9 @@ if __name__ == "__main__":
     parser.add_argument("--recipients", type=int, default=1_000_000)
     parser.add_argument("--binds", type=int, default=2)
     parser.add_argument("--window", type=int, default=512)
+    parser.add_argument(
+        "--profile", metavar="PREFIX", help="PREFIX.send.txt (pyinstrument), PREFIX.mock.raw"
+    )
     args = parser.parse_args()
-    print(json.dumps(asyncio.run(main(args.recipients, args.binds, args.window))))
+    figures = asyncio.run(main(args.recipients, args.binds, args.window, args.profile))
+    print(json.dumps(figures))
