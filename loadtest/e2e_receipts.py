@@ -21,11 +21,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import statistics
 import subprocess
+import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -39,6 +42,7 @@ from loadtest.common import (
     quiet_logs,
     scratch_database,
 )
+from loadtest.mock_capacity import cpu_seconds
 
 PROBE_EVERY_S = 0.5
 AFTER_S = 5.0
@@ -73,6 +77,40 @@ async def _probe(dsn: str, first_id: int, done: asyncio.Event, out: dict[str, li
         await conn.close()
 
 
+async def _cpu(dsn: str, mock_pid: int, done: asyncio.Event, seen: dict[int, float]) -> None:
+    """CPU seconds of the mock and of the database's backends serving the scratch database
+    (sampled every 0.25 s until `done`: the last figure each process showed)."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        while True:
+            pids = await conn.fetch(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                "AND pid <> pg_backend_pid()"
+            )
+            for pid in [mock_pid, *(int(r["pid"]) for r in pids)]:
+                with contextlib.suppress(OSError):
+                    seen[pid] = cpu_seconds(pid)
+            if done.is_set():
+                return
+            await asyncio.sleep(0.25)
+    finally:
+        await conn.close()
+
+
+def _spy_on_send(path: str) -> None:
+    """py-spy on our `broadcaster send` child once it runs (within 30 s)."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        for entry in Path("/proc").iterdir():
+            with contextlib.suppress(OSError):
+                stat = (entry / "stat").read_text().rpartition(")")[2].split()
+                cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+                if int(stat[1]) == os.getpid() and b"send" in cmdline:
+                    spy_on(int(entry.name), path)
+                    return
+        time.sleep(0.05)
+
+
 def spy_on(pid: int, path: str) -> None:
     """py-spy (pip install py-spy) samples process `pid` into `path` (raw) until it exits."""
     spy = ["py-spy", "record", "-r", "200", "-f", "raw", "-o", path, "-p", str(pid)]
@@ -94,10 +132,9 @@ async def _send(
     await conn.close()
     with mock_smsc("--no-record", *mock_args) as mock:
         port = mock.port
-        prefix: tuple[str, ...] = ()
-        if profile:  # py-spy on the mock, pyinstrument on `send`
+        if profile:  # py-spy on the mock and on `send`
             spy_on(mock.proc.pid, f"{profile}.mock.raw")
-            prefix = ("-m", "pyinstrument", "-r", "text", "--show-all", "-o", f"{profile}.send.txt")
+            threading.Thread(target=_spy_on_send, args=(f"{profile}.send.raw",)).start()
         env = {
             "DATABASE_URL": dsn,
             "BROADCASTER_SMSC_URL": f"smpp://bc:pw@127.0.0.1:{port}?binds={binds}&window={window}",
@@ -105,13 +142,21 @@ async def _send(
         }
         done = asyncio.Event()
         task = asyncio.create_task(_probe(dsn, first_id, done, latencies)) if probe else None
+        cpu: dict[int, float] = {}
+        sampler = asyncio.create_task(_cpu(dsn, mock.proc.pid, done, cpu))
         areas = [f"--area=dep:{d}" for d in deps]
-        report, _wall = await asyncio.to_thread(
-            live_send, *areas, "--template", "outage", env=env, prefix=prefix
-        )
+        report, _wall = await asyncio.to_thread(live_send, *areas, "--template", "outage", env=env)
         done.set()
+        await sampler
         if task is not None:
             await task
+        mock_cpu = cpu.pop(mock.proc.pid, 0.0)
+        per_msg = 1e6 / max(1, report["recipients"])
+        report["cpu_us_per_msg"] = {
+            "send": round(report["cpu_seconds"] * per_msg, 1),
+            "mock": round(mock_cpu * per_msg, 1),
+            "postgres": round(sum(cpu.values()) * per_msg, 1),
+        }
     return report, latencies
 
 
@@ -128,7 +173,7 @@ async def main(
         base, _ = await _send(dsn, (), deps, binds, window, probe=False)
         print(
             f"no receipts: {base['recipients']:,} recipients {base['msgs_per_s']:,.0f} msg/s "
-            f"peak RSS {base['peak_rss_mb']} MB"
+            f"peak RSS {base['peak_rss_mb']} MB; CPU µs/msg {base['cpu_us_per_msg']}"
         )
         full, lat = await _send(dsn, RECEIPTS, deps, binds, window, probe=True, profile=profile)
         conn = await asyncpg.connect(dsn)
@@ -157,6 +202,8 @@ async def main(
         else None,
         "peak_rss_mb": full["peak_rss_mb"],
         "baseline_peak_rss_mb": base["peak_rss_mb"],
+        "cpu_us_per_msg": full["cpu_us_per_msg"],
+        "baseline_cpu_us_per_msg": base["cpu_us_per_msg"],
         "db_mb_per_million": round(db_bytes / 1e6 / max(1, recipients) * 1e6, 1),
         "state": full["state"],
     }
@@ -166,7 +213,7 @@ async def main(
         f"status p50/p99 {figures['status_p50_ms_during']}/{figures['status_p99_ms_during']} ms "
         f"during, {figures['status_p50_ms_after']}/{figures['status_p99_ms_after']} ms after; "
         f"peak RSS {full['peak_rss_mb']} MB; database {figures['db_mb_per_million']} MB per "
-        "million recipients (both runs' outcomes)"
+        f"million recipients (both runs' outcomes); CPU µs/msg {full['cpu_us_per_msg']}"
     )
     return figures
 
@@ -180,7 +227,9 @@ if __name__ == "__main__":
     parser.add_argument("--binds", type=int, default=2)
     parser.add_argument("--window", type=int, default=512)
     parser.add_argument(
-        "--profile", metavar="PREFIX", help="PREFIX.send.txt (pyinstrument), PREFIX.mock.raw"
+        "--profile",
+        metavar="PREFIX",
+        help="py-spy of send and the mock: PREFIX.send.raw, .mock.raw",
     )
     args = parser.parse_args()
     figures = asyncio.run(main(args.recipients, args.binds, args.window, args.profile))
