@@ -12,9 +12,10 @@ records how long each read took. Prints msg/s of both runs and their ratio, the 
 during and after, peak RSS, receipts recorded and the database size per million recipients;
 the last line is one JSON object. The machine is shared: compare ratios, not absolute figures.
 
-NOT YET IN `make loadtest` (issue 22, unfinished): in this script's receipts run `broadcaster
-send` idles in its event loop after the baseline run completed (seen at 3,000-20,000 recipients
-with py-spy: an idle loop, no traceback); not diagnosed yet. The baseline run works.
+In `make loadtest` (scenario `e2e_receipts`: 1M in full mode, 20k with --quick). Receipts
+that come after `send` has finished (the last ~200 ms) are not waited for: "receipts recorded"
+counts those recorded while sending. `--profile PREFIX` samples both processes with py-spy.
+The 10M national run: loadtest/national.py.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+from asyncpg.connection import LoggedQuery
 
 from broadcaster.importer import seed_synthetic
 from broadcaster.store import broadcasts as store
@@ -56,9 +58,21 @@ def _pct(values: list[float], q: float) -> float | None:
     return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 1)
 
 
-async def _probe(dsn: str, first_id: int, done: asyncio.Event, out: dict[str, list[float]]) -> None:
-    """Time `progress` of the newest broadcast (> first_id) every 0.5 s; 'after' once `done`."""
+async def _probe(
+    dsn: str,
+    first_id: int,
+    done: asyncio.Event,
+    out: dict[str, list[float]],
+    by_query: dict[str, list[float]],
+) -> None:
+    """Time `progress` of the newest broadcast (> first_id) every 0.5 s; 'after' once `done`;
+    `by_query`: each of its statements' times (where a slow read spends them)."""
     conn = await asyncpg.connect(dsn)
+
+    def logged(record: LoggedQuery) -> None:
+        key = " ".join(record.query.split())[:60]
+        by_query.setdefault(key, []).append(record.elapsed * 1000)
+
     try:
         finished_at: float | None = None
         while True:
@@ -69,7 +83,9 @@ async def _probe(dsn: str, first_id: int, done: asyncio.Event, out: dict[str, li
             newest = await conn.fetchval("SELECT max(id) FROM broadcasts")
             if newest is not None and newest > first_id:
                 started = time.perf_counter()
+                conn.add_query_logger(logged)
                 await store.progress(conn, int(newest))
+                conn.remove_query_logger(logged)
                 ms = (time.perf_counter() - started) * 1000
                 out["after" if finished_at is not None else "during"].append(ms)
             await asyncio.sleep(PROBE_EVERY_S)
@@ -127,6 +143,7 @@ async def _send(
     profile: str | None = None,
 ) -> tuple[dict[str, Any], dict[str, list[float]]]:
     latencies: dict[str, list[float]] = {"during": [], "after": []}
+    by_query: dict[str, list[float]] = {}
     conn = await asyncpg.connect(dsn)
     first_id = int(await conn.fetchval("SELECT coalesce(max(id), 0) FROM broadcasts"))
     await conn.close()
@@ -141,7 +158,9 @@ async def _send(
             "BROADCASTER_LOG_LEVEL": "warning",
         }
         done = asyncio.Event()
-        task = asyncio.create_task(_probe(dsn, first_id, done, latencies)) if probe else None
+        task = (
+            asyncio.create_task(_probe(dsn, first_id, done, latencies, by_query)) if probe else None
+        )
         cpu: dict[int, float] = {}
         sampler = asyncio.create_task(_cpu(dsn, mock.proc.pid, done, cpu))
         areas = [f"--area=dep:{d}" for d in deps]
@@ -151,6 +170,10 @@ async def _send(
         if task is not None:
             await task
         mock_cpu = cpu.pop(mock.proc.pid, 0.0)
+        slowest = sorted(by_query.items(), key=lambda kv: -sum(kv[1]))[:4]
+        for query, times in slowest:
+            print(f"  status statement p50 {_pct(times, 0.5)} max {max(times):.1f} ms: {query}")
+            # (the statements of `status` taking the most time in all during the receipts run)
         per_msg = 1e6 / max(1, report["recipients"])
         report["cpu_us_per_msg"] = {
             "send": round(report["cpu_seconds"] * per_msg, 1),
