@@ -75,8 +75,8 @@ async def reach(ctx: Context, caller: Caller, areas: Sequence[str], kind: str) -
 
 
 async def broadcast_areas(ctx: Context, caller: Caller, broadcast_id: int) -> dict[str, Any]:
-    """A broadcast's areas as named, its départements with their recipients and the share of
-    their chunks done, and the cells it selected (to draw)."""
+    """A broadcast's areas as named, its départements with their recipients, the share of their
+    chunks done and of their parts delivered, and the cells it selected (to draw)."""
     async with ctx.db.acquire() as conn:
         await authorize(conn, caller, "getBroadcast", subject_of("broadcast", broadcast_id))
         row = await get_broadcast(conn, broadcast_id)
@@ -98,6 +98,9 @@ async def broadcast_areas(ctx: Context, caller: Caller, broadcast_id: int) -> di
                 "chunks": a.chunks,
                 "done": a.done,
                 "share": round(a.share, 3),
+                "parts": a.parts,
+                "delivered": a.delivered,
+                "delivered_share": round(a.delivered_share, 3),
             }
             for a in progress
         },

@@ -99,16 +99,33 @@ class AreaProgress:
     recipients: int
     chunks: int
     done: int
+    parts: int = 0
+    """Parts planned (recipients × parts of their group's text)."""
+    delivered: int = 0
+    """Parts with a DELIVRD receipt."""
 
     @property
     def share(self) -> float:
         """The share (0-1) of the area's chunks whose every recipient has an outcome."""
         return self.done / self.chunks if self.chunks else 0.0
 
+    @property
+    def delivered_share(self) -> float:
+        """The share (0-1) of the area's planned parts delivered to a phone."""
+        return min(1.0, self.delivered / self.parts) if self.parts else 0.0
+
 
 async def areas_progress(conn: Conn, broadcast_id: int) -> list[AreaProgress]:
     """Each département of a broadcast: recipients, chunks, chunks done."""
     rows = await conn.fetch(queries["map_areas_progress"], broadcast_id)
     return [
-        AreaProgress(r["departement"], int(r["recipients"]), r["chunks"], r["done"]) for r in rows
+        AreaProgress(
+            r["departement"],
+            int(r["recipients"]),
+            r["chunks"],
+            r["done"],
+            int(r["parts"]),
+            int(r["delivered"]),
+        )
+        for r in rows
     ]

@@ -33,11 +33,16 @@ FROM cells WHERE cell_id = ANY($1::text[])
 ORDER BY cell_id;
 
 -- name: map_areas_progress
--- Broadcast $1 per département: its recipients (the planned groups) and its chunks, all and
--- done (a done chunk has had every recipient's outcome recorded).
-SELECT g.departement, g.recipients, coalesce(c.chunks, 0) AS chunks, coalesce(c.done, 0) AS done
-FROM (SELECT departement, sum(recipients)::bigint AS recipients
+-- Broadcast $1 per département: its recipients and parts (the planned groups), its chunks, all
+-- and done (a done chunk has had every recipient's outcome recorded), and its parts delivered
+-- (a DELIVRD receipt: the receipt roll-up per area, a few rows whatever the broadcast's size).
+SELECT g.departement, g.recipients, g.parts, coalesce(c.chunks, 0) AS chunks,
+       coalesce(c.done, 0) AS done, coalesce(r.parts, 0) AS delivered
+FROM (SELECT departement, sum(recipients)::bigint AS recipients,
+             sum(recipients::bigint * parts)::bigint AS parts
       FROM broadcast_groups WHERE broadcast_id = $1 GROUP BY departement) g
+LEFT JOIN receipt_area_rollup r
+       ON r.broadcast_id = $1 AND r.departement = g.departement AND r.stat = 'DELIVRD'
 LEFT JOIN (SELECT departement, count(*)::int AS chunks, count(*) FILTER (WHERE done)::int AS done
            FROM broadcast_chunks WHERE broadcast_id = $1 GROUP BY departement) c
        ON c.departement = g.departement

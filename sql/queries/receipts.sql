@@ -65,8 +65,8 @@ WITH found AS (
 ), fresh AS (
     -- The batch's parts with a receipt of a stat not recorded for them before (issue 22's
     -- roll-ups count parts, once per stat; this statement's snapshot excludes `stored`).
-    SELECT DISTINCT ON (f.broadcast_id, f.msisdn, f.part, f.stat) f.broadcast_id, f.stat,
-           f.delay_s
+    SELECT DISTINCT ON (f.broadcast_id, f.msisdn, f.part, f.stat) f.broadcast_id, f.msisdn,
+           f.stat, f.delay_s
     FROM found f
     WHERE f.n = 1 AND NOT EXISTS (
         SELECT 1 FROM receipts r
@@ -78,6 +78,14 @@ WITH found AS (
     SELECT broadcast_id, stat, count(*), max(delay_s) FROM fresh GROUP BY 1, 2 ORDER BY 1, 2
     ON CONFLICT (broadcast_id, stat) DO UPDATE
     SET parts = u.parts + EXCLUDED.parts, max_s = greatest(u.max_s, EXCLUDED.max_s)
+), by_area AS (
+    -- Per département of the recipient's home, as the after-action report groups them ('':
+    -- a number no longer in the index): the console map's delivered share.
+    INSERT INTO receipt_area_rollup AS u (broadcast_id, departement, stat, parts)
+    SELECT f.broadcast_id, coalesce(s.departement, ''), f.stat, count(*)
+    FROM fresh f LEFT JOIN subscribers s ON s.msisdn = f.msisdn
+    GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+    ON CONFLICT (broadcast_id, departement, stat) DO UPDATE SET parts = u.parts + EXCLUDED.parts
 ), binned AS (
     INSERT INTO receipt_delays AS u (broadcast_id, stat, bucket, n)
     SELECT broadcast_id, stat,

@@ -127,6 +127,8 @@ async def test_a_broadcast_map_names_its_areas_and_counts_per_departement(
     deps = answer["departements"]
     assert deps["75"]["recipients"] + deps["92"]["recipients"] == 7 + 3
     assert all(d["done"] == 0 and d["share"] == 0 for d in deps.values())
+    assert all(d["delivered"] == 0 and d["delivered_share"] == 0 for d in deps.values())
+    assert all(d["parts"] >= d["recipients"] > 0 for d in deps.values())
     assert [c["properties"]["cell"] for c in answer["cells"]["features"]] == ["P1"]
     status, missing = await _get(client, "/console/broadcasts/999999/map.json")
     assert status == 404, missing
