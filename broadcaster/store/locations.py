@@ -14,6 +14,7 @@ selected or compacted (against the subscriber index).
 
 from __future__ import annotations
 
+import asyncio
 import io
 import re
 import time
@@ -189,7 +190,12 @@ async def ingest(conn: Conn, lines: Iterable[str], batch_size: int = BATCH) -> I
     result = Ingest()
     started = time.perf_counter()
     cells = {r["cell_id"] for r in await conn.fetch(queries["all_cell_ids"])}
-    for data in _batches(lines, result, batch_size, cells):
+    batches = _batches(lines, result, batch_size, cells)
+    # The next batch is checked in a thread while this one is COPYed: the check (Python) and
+    # the COPY (the server) overlap. Only that thread touches `batches` and `result` meanwhile.
+    following = asyncio.ensure_future(asyncio.to_thread(next, batches, None))
+    while (data := await following) is not None:
+        following = asyncio.ensure_future(asyncio.to_thread(next, batches, None))
         async with conn.transaction():
             await conn.execute(queries["location_batch_settings"])
             await conn.copy_to_table(

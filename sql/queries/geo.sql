@@ -183,6 +183,10 @@ FROM unnest($2::text[], $3::text[]) AS k (cell_id, departement)
 JOIN last_seen_in($2::text[]) l ON l.cell_id = k.cell_id
 WHERE l.seen_at >= now() - make_interval(secs => $4) AND (NOT $7::boolean OR l.test_group)
 ORDER BY k.departement, l.msisdn;  -- in key order: the indexes are appended to, not scattered
+-- name: present_numbers
+-- The numbers broadcast $1's present part took, with their département and language.
+SELECT msisdn, departement, lang FROM broadcast_present WHERE broadcast_id = $1 ORDER BY msisdn;
+
 -- name: present_chunk_starts
 -- The first msisdn of every run of $3 present numbers of broadcast $1 in département $2.
 SELECT msisdn FROM (

@@ -269,6 +269,36 @@ async def test_a_polygon_send_reaches_each_present_number_once(
     assert received[str(GB_VISITOR)] == [by_lang[("75", "en")]]
 
 
+async def test_two_workers_share_a_polygon_target_through_the_chunk_leases(
+    db_dsn: str, geo: asyncpg.Connection, start_mock: StartMock
+) -> None:
+    import asyncio
+
+    # 120 more visitors present in IN1 (pending sightings, or compacted with the rest).
+    extra = [4915100001000 + i for i in range(120)]
+    await ingest(geo, [f"{m},IN1,{_ago(minutes=30)}" for m in extra])
+    mock, smsc = await start_mock(MockConfig(seed=1, latency_ms=5), binds=1, window=4)
+    settings = Settings(database_url=db_dsn, chunk_size=10)
+    request = _request(P, mode="both")
+    plan = await make_plan(geo, settings, request)
+    assert plan.recipients == 6 + len(extra)
+    broadcast_id = await create_broadcast(geo, settings, request, plan)
+    assert await geo.fetchval(
+        "SELECT count(*) FROM broadcast_chunks WHERE broadcast_id = $1", broadcast_id
+    ) >= 13  # fmt: skip
+    pool = await create_pool(db_dsn, min_size=2, max_size=6)
+    try:
+        first, second = Worker(pool, [smsc], name="w1"), Worker(pool, [smsc], name="w2")
+        runs = await asyncio.gather(first.run(until_idle=True), second.run(until_idle=True))
+    finally:
+        await pool.close()
+    assert "completed" in {r.state for worker_runs in runs for r in worker_runs}
+    received = mock.record.messages
+    assert len(received) == plan.recipients  # everyone present or resident, once
+    assert all(len(texts) == 1 for texts in received.values())
+    assert len(mock.binds) == 2 and all(b.parts > 0 for b in mock.binds)  # both workers sent
+
+
 BAD = [
     ("polygon:48.85,2.34 48.85,2.36 48.86,2.36 48.86,2.34", "not closed"),
     ("polygon:48.85,2.34 48.86,2.36 48.85,2.36 48.86,2.34 48.85,2.34", "crosses itself"),
