@@ -203,6 +203,8 @@ async def ingest(conn: Conn, lines: Iterable[str], batch_size: int = BATCH) -> I
                 source=io.BytesIO(data),
                 columns=("msisdn", "cell_id", "seen_at", "country"),
             )
+    if result.written:
+        await conn.execute(queries["analyze_sightings"])
     result.seconds = time.perf_counter() - started
     return result
 
@@ -227,6 +229,8 @@ async def compact(conn: Conn, batch_size: int = BATCH) -> Compaction:
             result.visitors += row["visitors"]
             if row["moved"] < batch_size:
                 break
+        if result.moved:
+            await conn.execute(queries["analyze_sightings"])
     finally:
         await conn.execute(queries["unlock_location_compaction"])
     result.seconds = time.perf_counter() - started

@@ -27,7 +27,9 @@ CREATE TABLE location_sightings (
 CREATE FUNCTION last_seen_in(cells text[])
 RETURNS TABLE (msisdn bigint, cell_id text, seen_at timestamptz, lang text, test_group boolean,
                country text)
-LANGUAGE plpgsql STABLE AS $fn$
+LANGUAGE plpgsql STABLE
+SET work_mem = '64MB'  -- its hashes of a département's numbers stay in memory
+AS $fn$
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM location_sightings) THEN  -- all compacted: the index alone
         RETURN QUERY SELECT l.msisdn, l.cell_id::text, l.seen_at, l.lang::text, l.test_group,
@@ -40,13 +42,11 @@ BEGIN
         SELECT l.msisdn, l.cell_id, l.seen_at, l.lang, l.test_group, l.country
         FROM locations l WHERE l.cell_id = ANY($1)
     ), touched AS MATERIALIZED (
-        -- Pending sightings of the numbers pending in the cells, and of those compacted there
-        -- (a number may be in both: DISTINCT ON below keeps one row).
+        -- Every pending sighting of the numbers pending in the cells or compacted there.
         SELECT s.msisdn, s.cell_id, s.seen_at, s.country FROM location_sightings s
-        WHERE s.msisdn IN (SELECT i.msisdn FROM location_sightings i WHERE i.cell_id = ANY($1))
-        UNION ALL
-        SELECT s.msisdn, s.cell_id, s.seen_at, s.country
-        FROM location_sightings s JOIN base b ON b.msisdn = s.msisdn
+        WHERE s.msisdn IN (SELECT i.msisdn FROM location_sightings i WHERE i.cell_id = ANY($1)
+                           UNION ALL
+                           SELECT b.msisdn FROM base b)
     ), pending AS MATERIALIZED (
         SELECT DISTINCT ON (t.msisdn) t.msisdn, t.cell_id, t.seen_at, t.country
         FROM touched t
