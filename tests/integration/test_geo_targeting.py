@@ -438,3 +438,12 @@ async def test_serve_compacts_periodically_and_one_compaction_runs_at_a_time(
     assert (before.recipients, after.recipients) == (5, 4)
     off = Settings(locations_compact_interval_s=0)
     await asyncio.wait_for(compact_periodically(pool, off), 1)  # 0: serve never compacts
+
+
+async def test_the_metrics_count_the_pending_sightings(geo: asyncpg.Connection) -> None:
+    from broadcaster.http.metrics import Metrics
+
+    metrics = Metrics(lambda: None)
+    await metrics.refresh(geo)
+    expected = float(await pending(geo))  # 8 pending, or 0 once compacted
+    assert f"broadcaster_location_sightings_pending {expected}" in metrics.render().decode()
