@@ -118,7 +118,8 @@ elsewhere, no SMSC would bind: the broadcast is then paused), 2 bad input or not
     demo = add_command(
         commands,
         "demo",
-        "run a whole broadcast on embedded defaults: throwaway database, mock SMSC",
+        "run whole broadcasts on embedded defaults (7 départements, then the numbers present "
+        "in a polygon): throwaway database, mock SMSC",
         _cmd_demo,
         epilog="example:\n  broadcaster demo --subscribers 100000 --json",
     )
@@ -135,7 +136,8 @@ elsewhere, no SMSC would bind: the broadcast is then paused), 2 bad input or not
         "--record",
         env="BROADCASTER_DEMO_RECORD",
         type=Path,
-        help="write what the mock SMSC received (JSON lines: destination, text)",
+        help="write what the mock SMSC received for the first broadcast (JSON lines: "
+        "destination, text)",
     )
 
 
