@@ -28,6 +28,7 @@ CREATE FUNCTION last_seen_in(cells text[])
 RETURNS TABLE (msisdn bigint, cell_id text, seen_at timestamptz, lang text, test_group boolean,
                country text)
 LANGUAGE plpgsql STABLE
+ROWS 100000  -- a département's numbers: joins against it are planned as hash joins
 SET work_mem = '64MB'  -- its hashes of a département's numbers stay in memory
 AS $fn$
 BEGIN
@@ -50,7 +51,7 @@ BEGIN
     ), pending AS MATERIALIZED (
         SELECT DISTINCT ON (t.msisdn) t.msisdn, t.cell_id, t.seen_at, t.country
         FROM touched t
-        ORDER BY t.msisdn, t.seen_at DESC
+        ORDER BY t.msisdn, t.seen_at DESC, t.cell_id  -- a tie: as a compaction batch breaks it
     )
     SELECT b.msisdn, b.cell_id, b.seen_at, b.lang, b.test_group, b.country
     FROM base b

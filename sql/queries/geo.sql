@@ -262,7 +262,7 @@ WITH moved AS (
 ), latest AS (
     SELECT DISTINCT ON (m.msisdn) m.msisdn, m.cell_id, m.seen_at, m.country
     FROM moved m
-    ORDER BY m.msisdn, m.seen_at DESC
+    ORDER BY m.msisdn, m.seen_at DESC, m.cell_id  -- a tie: as last_seen_in breaks it
 ), resolved AS (
     -- Looked up by key (the batch is sorted by msisdn): never a scan of the whole index
     -- (OFFSET 0 keeps the planner from turning the lookup into a hash join over it).
