@@ -85,8 +85,8 @@ def sim_country(msisdn: str, mcc: str) -> str:
     """The SIM's country: from the MCC when given, else the number's calling code; 'ZZ'."""
     if mcc and (country := MCC_COUNTRIES.get(mcc)):
         return country
-    codes = _CALLING_CODES
-    return codes.get(msisdn[:1]) or codes.get(msisdn[:2]) or codes.get(msisdn[:3]) or "ZZ"
+    codes = _CALLING_CODES  # a prefix code (E.164): at most one of these matches
+    return codes.get(msisdn[:3]) or codes.get(msisdn[:2]) or codes.get(msisdn[:1]) or "ZZ"
 
 
 class _Refused(Exception):
