@@ -15,10 +15,9 @@ CREATE TABLE location_sightings (
     country text COLLATE "C" NOT NULL
 ) WITH (autovacuum_vacuum_insert_scale_factor = 0.05);
 
--- A compaction moves many rows of `locations`: its pages lose their all-visible bit and the
--- index-only scans of selection fetch from the heap until a vacuum (measured: a département's
--- preview 190 ms before a compaction of 1M sightings, 280-540 ms after it, until vacuumed).
--- Vacuumed after 1% of its rows changed, not the default 20%.
+-- A compaction moves many rows of `locations`: their pages lose their all-visible bit and the
+-- index-only scans of selection fetch those from the heap until a vacuum. Vacuumed after 1% of
+-- its rows changed, not the default 20%.
 ALTER TABLE locations SET (autovacuum_vacuum_scale_factor = 0.01,
                            autovacuum_analyze_scale_factor = 0.02);
 
