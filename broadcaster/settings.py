@@ -226,6 +226,11 @@ class Settings:
     retention_interval_s: float = 3600.0
     """Seconds between two purges by `broadcaster serve` (0: serve never purges; run
     `broadcaster db purge` from a timer instead)."""
+    locations_compact_interval_s: float = 10.0
+    """Seconds between two compactions by `broadcaster serve`: location updates are appended
+    (ingest runs at COPY speed) and selection reads the pending ones too, at a cost that grows
+    with them (0.5-1 s a million for a département here); compaction folds them into the
+    last-seen table. 0: serve never compacts (run `broadcaster locations compact`)."""
     display_timezone: str = ""
     """The zone times are shown to people in (IANA name, e.g. Europe/Paris); empty: each
     broadcast's area's own zone (overseas départements have theirs). JSON stays in UTC."""
@@ -277,6 +282,7 @@ ENVIRONMENT_VARIABLES: dict[str, str] = {
     "BROADCASTER_RETENTION_AUDIT_DAYS": "retention_audit_days",
     "BROADCASTER_RETENTION_LOCATIONS_HOURS": "retention_locations_hours",
     "BROADCASTER_RETENTION_INTERVAL_S": "retention_interval_s",
+    "BROADCASTER_LOCATIONS_COMPACT_INTERVAL_S": "locations_compact_interval_s",
     "BROADCASTER_TIMEZONE": "display_timezone",
     "BROADCASTER_MAP_TILES_URL": "map_tiles_url",
     "BROADCASTER_MAP_TILES_ATTRIBUTION": "map_tiles_attribution",
@@ -321,6 +327,8 @@ def _check_retention(settings: Settings) -> None:
     for name in ("outcomes_days", "receipts_days", "audit_days", "locations_hours", "interval_s"):
         if getattr(settings, f"retention_{name}") < 0:
             raise ConfigError(f"retention_{name} must be 0 (keep) or positive")
+    if settings.locations_compact_interval_s < 0:
+        raise ConfigError("locations_compact_interval_s must be 0 (never) or positive")
     if 0 < settings.retention_audit_days < MIN_AUDIT_DAYS:
         raise ConfigError(
             f"retention_audit_days must be 0 (keep) or at least {MIN_AUDIT_DAYS}: the audit log "

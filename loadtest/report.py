@@ -439,7 +439,9 @@ The polygon is Gironde's vendored outline. Shape → cells is the PostGIS query 
 5); the preview is the whole plan (median of 3); the stream is the store's COPY of every chunk
 of that broadcast (with each chunk's claim and commit, too); two workers then share a second
 such broadcast through the leases; finally 1M location updates go through `locations.ingest`
-(COPY into staging, one upsert per 200k).""",
+(checked and appended to the sightings with COPY, against a plain COPY of the same CSV), the
+polygon is previewed with them pending, they are compacted into the last-seen table (the
+set-based upsert) and it is previewed again (the same numbers).""",
     "map_reach": """\
 The console's map asks `/console/geo/reach` for the reach of what is drawn, as the shape
 changes. A scratch database gets N synthetic subscribers and 300k synthetic cells; the polygon is
