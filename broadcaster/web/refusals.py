@@ -39,11 +39,14 @@ BY_CODE: Final[dict[str, str]] = {
 
 NEEDS: Final = re.compile(r"template '?[\w-]+'? needs ([\w, ]+):")
 CLI_ADVICE: Final = (
-    # "…: pass --var x=... or set it per area with `broadcaster areas set-var`"
-    re.compile(r"[:;,]?\s*(?:pass|give)(?: it with)? --var\b[^;]*"),
+    # "…; run `broadcaster areas` to list them", "…: set the real one with `broadcaster …`"
+    re.compile(
+        r"[:;,]?\s*\b(?:check|see|run|set the real one with)\b[^;:`]*`broadcaster [^`]*`[^;]*"
+    ),
+    # "…: pass --var x=... or set it per area with …", "give --var instruction.en=..."
+    re.compile(r"[:;,]?\s*\b(?:pass|give)(?: it with)? --var\b[^;]*"),
     re.compile(r"\s*\((?:--var|API:)[^)]*\)"),
-    re.compile(r"[:;,]?\s*(?:or )?(?:send anyway )?with --[\w-]+(?: \(API: \w+\))?"),
-    re.compile(r"[:;,]?\s*(?:check|see|run|set the real one with)[^;]*`broadcaster [^`]*`[^;]*"),
+    re.compile(r"[:;,]?\s*\b(?:or )?(?:send anyway )?with --[\w-]+(?: \(API: \w+\))?"),
     re.compile(r"\s*\bGive each language its own text\b[^.;]*[.;]?"),
 )
 

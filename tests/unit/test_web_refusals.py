@@ -58,3 +58,23 @@ def test_cli_advice_is_removed_and_the_rest_kept() -> None:
         )
         == "no subscriber matches this target"
     )
+
+
+def test_the_placeholder_refusal_keeps_its_reason_and_drops_the_commands() -> None:
+    note = (
+        "the fallback_number of 75 is still the reference placeholder (a fictional number from "
+        "the seed data: nobody answers it): set the real one with `broadcaster areas set-var "
+        "DEP fallback_number VALUE` for each, or give one for this broadcast with --var "
+        "fallback_number=VALUE"
+    )
+    error = InputError(
+        f"refused: {note}; nothing was sent", code="placeholder_variables", details=[note]
+    )
+    message, details = explain(error, "en")
+    assert message.startswith("An area still has the fictional reference value")
+    assert details == [
+        "refused: the fallback_number of 75 is still the reference placeholder (a fictional "
+        "number from the seed data: nobody answers it); nothing was sent",
+        "the fallback_number of 75 is still the reference placeholder (a fictional number "
+        "from the seed data: nobody answers it)",
+    ]
