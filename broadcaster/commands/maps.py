@@ -92,6 +92,8 @@ async def broadcast_areas(ctx: Context, caller: Caller, broadcast_id: int) -> di
         "final": row["state"] in FINAL,
         "areas": list(target.get("areas", [])),
         "exclude": list(target.get("exclude", [])),
+        "whole": sorted(target.get("departements", {})),
+        # ^ départements whose residents are reached (the others only hold cells of a shape)
         "departements": {
             a.departement: {
                 "recipients": a.recipients,

@@ -123,6 +123,7 @@ async def test_a_broadcast_map_names_its_areas_and_counts_per_departement(
     status, answer = await _get(client, f"/console/broadcasts/{broadcast_id}/map.json")
     assert status == 200, answer
     assert answer["areas"] == [AROUND_P1, "dep:92"]
+    assert answer["whole"] == ["92"]  # 75 holds the polygon's cell only
     assert answer["final"] is False
     deps = answer["departements"]
     assert deps["75"]["recipients"] + deps["92"]["recipients"] == 7 + 3

@@ -124,9 +124,12 @@
         if (!area) return { color: "#90a4ae", weight: 0.6, fillOpacity: 0.04, fillColor: "#90a4ae" };
         // light (nothing sent) to dark green (all sent), always with a bold outline
         const light = 92 - Math.round(area.share * 62);
-        return { color: "#1e6b34", weight: 2, fillColor: `hsl(140, 56%, ${light}%)`, fillOpacity: 0.85 };
+        // dashed: only the people present in a shape's cells there, not the whole département
+        const dash = this.partial && this.partial.has(code) ? "6 4" : null;
+        return { color: "#1e6b34", weight: 2, dashArray: dash, fillColor: `hsl(140, 56%, ${light}%)`, fillOpacity: 0.85 };
       }
       if (this.selected.has(code)) return { color: this.colour, weight: 2, fillColor: this.colour, fillOpacity: 0.35 };
+      if (this.partial && this.partial.has(code)) return { color: this.colour, weight: 2, dashArray: "6 4", fillOpacity: 0.04, fillColor: this.colour };
       return { color: "#78909c", weight: 0.6, fillColor: "#90a4ae", fillOpacity: 0.06 };
     }
 
@@ -164,7 +167,8 @@
 
     fitTarget() {
       const bounds = L.latLngBounds([]);
-      this.selected.forEach((code) => { const d = this.byCode.get(code); if (d) bounds.extend(d.layer.getBounds()); });
+      const codes = new Set([...this.selected, ...Object.keys(this.progress || {})]);
+      codes.forEach((code) => { const d = this.byCode.get(code); if (d) bounds.extend(d.layer.getBounds()); });
       if (this.shapes.getLayers().length) bounds.extend(this.shapes.getBounds());
       if (this.cells.getLayers().length) bounds.extend(this.cells.getBounds());
       if (bounds.isValid()) this.map.fitBounds(bounds, { padding: [20, 20], maxZoom: 13 });
@@ -318,17 +322,18 @@
       this.drawAreas(answer.data.areas, { color: "#1f2933", weight: 3, fill: false, interactive: false });
       this.cells.addData(answer.data.cells);
       this.applyProgress(answer.data);
-      this.selected = new Set(Object.keys(answer.data.departements));
       this.fitTarget();
       if (!answer.data.final) this.poll();
     }
 
     applyProgress(data) {
       const legend = this.panel.querySelector(".map-legend");
+      this.partial = new Set(Object.keys(data.departements).filter((d) => !data.whole.includes(d)));
       if (data.state === "pending_approval" || data.state === "draft") {
-        // Nothing can have been sent: the areas in the broadcast's colour, as on its preview.
+        // Nothing can have been sent: the areas in the broadcast's colour, as on its preview
+        // (a département only a shape reaches keeps its outline, the shape says where).
         if (legend) legend.hidden = true;
-        this.selected = new Set(Object.keys(data.departements));
+        this.selected = new Set(data.whole);
         this.restyle();
         this.panel.dataset.mapFinal = String(data.final);
         return;
