@@ -43,6 +43,7 @@ def create_app(
     worker: Worker | None = None,
     *,
     console: bool = False,
+    dsn: str | None = None,
 ) -> web.Application:
     """The app over a database pool; `worker` (if any) is this process's engine, whose SMPP
     pool feeds /readyz, /metrics and the live pages; `console` mounts the console."""
@@ -53,6 +54,7 @@ def create_app(
             settings=settings,
             parts_per_second=contracted_capacity(worker.smscs) if worker is not None else 0.0,
             smscs=tuple(s.name for s in smscs),
+            dsn=dsn or settings.database_url or "",
         ),
         worker=worker,
         limiter=RateLimiter(settings.api_rate_per_second, settings.api_rate_burst),
@@ -110,7 +112,7 @@ async def serve(
     scheduler_task = asyncio.create_task(scheduler.run(), name="drill-scheduler")
     retention_task = asyncio.create_task(purge_periodically(api_db, settings), name="retention")
     runner = web.AppRunner(
-        create_app(settings, api_db, worker, console=True),
+        create_app(settings, api_db, worker, console=True, dsn=dsn),
         access_log=None,
         handle_signals=False,
     )

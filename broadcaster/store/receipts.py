@@ -41,16 +41,37 @@ class Matched:
     key: str
 
 
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """What `record` did with a batch: the evidence of id forms, and the receipts held back."""
+
+    matched: list[Matched]
+    """For the SMSCs being learnt, the receipts matched and the key that matched each."""
+    held: list[tuple[object, ...]]
+    """Receipts (rows of `STAGED_COLUMNS`) that found no part yet, younger than the hold: not
+    stored, to be tried again (their submission may not be recorded yet)."""
+
+
 async def record(
-    conn: Conn, rows: Sequence[tuple[object, ...]], learning: Sequence[str] = ()
-) -> list[Matched]:
-    """Match and append receipts (rows of `STAGED_COLUMNS`) in one transaction; for the SMSCs in
-    `learning`, the receipts matched and the key that matched each."""
+    conn: Conn,
+    rows: Sequence[tuple[object, ...]],
+    learning: Sequence[str] = (),
+    hold_s: float = 0.0,
+) -> Recorded:
+    """Match and append receipts (rows of `STAGED_COLUMNS`) in one transaction, but those that
+    name no recorded part and were received less than `hold_s` seconds ago (returned, held)."""
     async with conn.transaction():
         await conn.execute(queries["receipts_stage"])
         await conn.copy_records_to_table("receipts_in", records=rows, columns=STAGED_COLUMNS)
-        found = await conn.fetch(queries["receipts_match"], CLOCK_SLACK_S, list(learning))
-    return [Matched(r["smsc"], r["message_id"], r["text_message_id"], r["key"]) for r in found]
+        found = await conn.fetch(queries["receipts_match"], CLOCK_SLACK_S, list(learning), hold_s)
+    return Recorded(
+        matched=[
+            Matched(r["smsc"], r["message_id"], r["text_message_id"], r["key"])
+            for r in found
+            if not r["held"]
+        ],
+        held=[tuple(r[c] for c in STAGED_COLUMNS) for r in found if r["held"]],
+    )
 
 
 async def take_back(conn: Conn, smsc: str, since: datetime) -> list[tuple[object, ...]]:

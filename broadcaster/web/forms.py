@@ -166,16 +166,39 @@ class VariableField:
     """The templates that read it (the page shows it only for those)."""
     from_area: bool
     """Each area has its own value: typing one overrides them all."""
+    languages: tuple[str, ...] = ()
+    """A per-language variable: the languages its templates have, each with its own input
+    (`var_instruction.en`); the plain input is the text for the area's own language."""
 
 
 def variable_fields(
-    scenarios: Iterable[Scenario], area_names: Iterable[str]
+    scenarios: Iterable[Scenario],
+    area_names: Iterable[str],
+    per_language: Iterable[str] = (),
 ) -> list[VariableField]:
     """The inputs a form needs for these templates, operator-typed ones first."""
-    by_name: dict[str, list[str]] = {}
+    by_name: dict[str, list[Scenario]] = {}
     for scenario in scenarios:
         for name in (*scenario.requires, *scenario.optional):
-            by_name.setdefault(name, []).append(scenario.name)
+            by_name.setdefault(name, []).append(scenario)
     provided = set(area_names)
-    fields = [VariableField(n, tuple(t), n in provided) for n, t in by_name.items()]
+    own_language = set(per_language)
+    fields = [
+        VariableField(
+            n,
+            tuple(s.name for s in used),
+            n in provided,
+            _other_languages(used) if n in own_language else (),
+        )
+        for n, used in by_name.items()
+    ]
     return sorted(fields, key=lambda f: (f.from_area, f.name))
+
+
+def _other_languages(scenarios: list[Scenario]) -> tuple[str, ...]:
+    """The languages after the first (the area's own) of these templates, in their order."""
+    seen: dict[str, None] = {}
+    for scenario in scenarios:
+        for language in scenario.languages[1:]:
+            seen.setdefault(language, None)
+    return tuple(seen)

@@ -17,8 +17,12 @@ CREATE TEMPORARY TABLE IF NOT EXISTS receipts_in (
 -- names, in the forms the SMSC may write them: domain/receipt_ids.py), and of the submissions
 -- with that key the most recent one before the receipt ($1: seconds of clock slack), so an SMSC
 -- that restarts and reuses ids is not counted twice. Two different parts found through two keys:
--- ambiguous, attributed to neither. Returns, for the SMSCs in $2 (whose id form is still being
--- found out), each matched receipt's ids and the key that found its part.
+-- ambiguous, attributed to neither. A receipt that finds no part yet and was received less than
+-- $3 seconds ago is not stored: its submission may not be recorded yet (outcomes are flushed in
+-- batches, perhaps by another process, and a fast SMSC answers within milliseconds), so it is
+-- returned (`held`) for the recorder to try again; older, it is stored as 'unmatched'. Returns
+-- also, for the SMSCs in $2 (whose id form is still being found out), each matched receipt's ids
+-- and the key that found its part.
 WITH found AS (
     SELECT i.*, m.n, m.broadcast_id, m.msisdn, m.part, m.delay_s, m.key
     FROM receipts_in i
@@ -52,6 +56,7 @@ WITH found AS (
            CASE WHEN n = 1 THEN part END, CASE WHEN n = 1 THEN delay_s END,
            CASE n WHEN 0 THEN 'unmatched' WHEN 1 THEN 'matched' ELSE 'ambiguous' END
     FROM found
+    WHERE n > 0 OR received_at < now() - make_interval(secs => $3)
 ), fresh AS (
     -- The batch's parts with a receipt of a stat not recorded for them before (issue 22's
     -- roll-ups count parts, once per stat; this statement's snapshot excludes `stored`).
@@ -76,8 +81,11 @@ WITH found AS (
     FROM fresh GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
     ON CONFLICT (broadcast_id, stat, bucket) DO UPDATE SET n = u.n + EXCLUDED.n
 )
-SELECT smsc, message_id, text_message_id, key FROM found
-WHERE n = 1 AND smsc = ANY($2::text[]);
+SELECT smsc, message_id, text_message_id, reported_msisdn, stat, err, done_at, received_at,
+       keys, key, n = 0 AS held
+FROM found
+WHERE (n = 1 AND smsc = ANY($2::text[]))
+   OR (n = 0 AND received_at >= now() - make_interval(secs => $3));
 
 -- name: receipts_take_back
 -- Receipts of SMSC $1 recorded since $2, while its id form was being found out (to match again
