@@ -212,6 +212,10 @@ async def test_the_broadcast_page_colours_its_areas_by_the_share_sent(
     await expect(alice.locator("[data-total=recipients]")).to_have_text(str(len(MANY)))
     await ready(alice)  # the preview's map
     await alice.get_by_label("To send to the public, type SEND TO PUBLIC").fill("SEND TO PUBLIC")
+    map_reads: list[str] = []
+    alice.on("request", lambda r: map_reads.append(r.url) if "/map.json" in r.url else None)
+    pages: list[str] = []
+    alice.on("load", lambda p: pages.append(p.url))
     await alice.get_by_role("button", name="Send to the public").click()
     broadcast_id = broadcast_id_of(alice)
     panel = alice.locator("[data-map]")
@@ -233,6 +237,10 @@ async def test_the_broadcast_page_colours_its_areas_by_the_share_sent(
     shares = json.loads(await panel.get_attribute("data-map-shares") or "{}")
     assert shares == {"75": 1.0, "92": 1.0, "93": 1.0, "94": 1.0}
     assert await lab.state(broadcast_id) == "completed"
+    # The colours came from the page's progress stream: one map.json per page load, no polling
+    # (the page reloads itself when the broadcast starts and when it ends).
+    await alice.wait_for_load_state()
+    assert len(map_reads) == len(pages), (map_reads, pages)
     assert problems == []
 
 

@@ -8,13 +8,13 @@
              and the cells selected.
    view:     the areas previewed and the cells they select (the same reach request, once).
    progress: a broadcast's areas, each département coloured by the share of its recipients sent,
-             refreshed every few seconds until the broadcast is final. */
+             live: console.js passes on each reading of the page's progress stream (the shared
+             reader's, web/progress.py), so the map adds no request of its own. */
 "use strict";
 
 (() => {
   const FRANCE = [[41.3, -5.2], [51.1, 9.6]];
   const DEBOUNCE_MS = 350;
-  const POLL_MS = 2000;
   const COLOURS = { live: "#b0001a", drill: "#0b4f8a" };
 
 
@@ -323,7 +323,12 @@
       this.cells.addData(answer.data.cells);
       this.applyProgress(answer.data);
       this.fitTarget();
-      if (!answer.data.final) this.poll();
+      // Then live, from the page's progress stream (console.js passes each reading on).
+      document.addEventListener("broadcast-progress", (e) => {
+        const data = e.detail;
+        if (!data.areas) return;
+        this.applyProgress({ ...answer.data, state: data.state, final: data.final, departements: data.areas });
+      });
     }
 
     applyProgress(data) {
@@ -356,14 +361,6 @@
         Object.fromEntries(Object.entries(this.progress).map(([code, a]) => [code, a.share])),
       );
       this.panel.dataset.mapFinal = String(data.final);
-    }
-
-    poll() {
-      setTimeout(async () => {
-        const answer = await getJSON(this.panel.dataset.source).catch(() => null);
-        if (answer && answer.ok) this.applyProgress(answer.data);
-        if (!answer || !answer.ok || !answer.data.final) this.poll();
-      }, POLL_MS);
     }
   }
 
