@@ -153,6 +153,11 @@ async def test_draw_a_polygon_and_a_circle_and_see_the_count_of_the_dry_run(
     await shapes.fill("circle:48.86,2.34,0")
     await shapes.dispatch_event("change")
     await expect(alice.locator("[data-map-error]")).to_contain_text("radius")
+    # A pasted outline of thousands of points is left to the preview (it would not fit a URL).
+    ring = [f"{45 + i / 10000:.4f},{1 + (i % 2) / 1000:.4f}" for i in range(900)]
+    await shapes.fill("polygon:" + " ".join([*ring, ring[0]]))
+    await shapes.dispatch_event("change")
+    await expect(alice.locator("[data-map-error]")).to_contain_text("Preview counts them")
     assert await lab.count("broadcasts") == 0
 
 

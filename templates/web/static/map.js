@@ -15,6 +15,7 @@
 (() => {
   const FRANCE = [[41.3, -5.2], [51.1, 9.6]];
   const DEBOUNCE_MS = 350;
+  const MAX_QUERY = 7000; // the server reads request lines up to 8 kB: a pasted outline goes to Preview
   const COLOURS = { live: "#b0001a", drill: "#0b4f8a" };
 
 
@@ -251,6 +252,7 @@
       }
       const params = new URLSearchParams({ kind: this.kind });
       areas.forEach((a) => params.append("area", a));
+      if (params.toString().length > MAX_QUERY) { this.fail(this.words.too_long); status.textContent = ""; return null; }
       this.pending = new AbortController();
       this.panel.dataset.mapBusy = "true";
       status.textContent = this.words.counting;
