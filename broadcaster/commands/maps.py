@@ -112,8 +112,11 @@ async def broadcast_areas(ctx: Context, caller: Caller, broadcast_id: int) -> di
         "final": row["state"] in FINAL,
         "areas": list(target.get("areas", [])),
         "exclude": list(target.get("exclude", [])),
-        "whole": sorted(target.get("departements", {})),
-        # ^ départements whose residents are reached (the others only hold cells of a shape)
+        "whole": sorted(
+            code for code, communes in target.get("departements", {}).items() if communes is None
+        ),
+        # ^ départements all of whose residents are reached (the others: some communes, or the
+        #   cells of a shape or of cell ids; the map outlines those, it does not fill them)
         "departements": shares(progress),
         "cells_total": len(cells),
         "cells": drawn,

@@ -125,7 +125,7 @@
         if (!area) return { color: "#90a4ae", weight: 0.6, fillOpacity: 0.04, fillColor: "#90a4ae" };
         // light (nothing sent) to dark green (all sent), always with a bold outline
         const light = 92 - Math.round(area.share * 62);
-        // dashed: only the people present in a shape's cells there, not the whole département
+        // dashed: part of the département (some communes, a shape's cells), not all of it
         const dash = this.partial && this.partial.has(code) ? "6 4" : null;
         return { color: "#1e6b34", weight: 2, dashArray: dash, fillColor: `hsl(140, 56%, ${light}%)`, fillOpacity: 0.85 };
       }
@@ -338,7 +338,7 @@
       this.partial = new Set(Object.keys(data.departements).filter((d) => !data.whole.includes(d)));
       if (data.state === "pending_approval" || data.state === "draft") {
         // Nothing can have been sent: the areas in the broadcast's colour, as on its preview
-        // (a département only a shape reaches keeps its outline, the shape says where).
+        // (a département reached in part, communes or a shape's cells, keeps only its outline).
         if (legend) legend.hidden = true;
         this.selected = new Set(data.whole);
         this.restyle();
