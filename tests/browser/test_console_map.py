@@ -184,6 +184,16 @@ async def test_pick_departements_on_the_map_and_see_the_field_and_the_count(
     await ready(alice)
     await alice.locator("#area-dep-75").check()
     await expect(alice.locator("[data-map-field=recipients]")).to_have_text("3")
+    # A commune typed: its département outlined (dashed), not filled; counted as the dry run.
+    await alice.locator("#area-dep-75").uncheck()
+    await alice.locator("#extra_areas").fill("commune:92012")
+    await alice.locator("#extra_areas").dispatch_event("change")
+    await expect(alice.locator("[data-map-field=recipients]")).to_have_text("1")
+    marked = await alice.evaluate(
+        """() => { const m = document.querySelector('[data-map]').areaMap;
+                   return [[...m.selected], [...m.partial]]; }"""
+    )
+    assert marked == [[], ["92"]]
     assert problems == []
 
 

@@ -54,6 +54,15 @@
     return null;
   }
 
+  /* The départements of the communes named (INSEE codes: 75056 in 75, 2A004 in 2A, 97105 in
+     971): outlined on the map, not filled (no commune outlines are vendored). */
+  function communeDepartements(areas) {
+    return new Set(areas.filter((a) => a.startsWith("commune:")).map((a) => {
+      const code = a.slice("commune:".length).trim().toUpperCase();
+      return code.startsWith("97") ? code.slice(0, 3) : code.slice(0, 2);
+    }));
+  }
+
   function areaOf(layer) {
     const f = (n) => Number(n.toFixed(5));
     if (layer instanceof L.Circle) {
@@ -217,6 +226,7 @@
 
     readTicked() {
       this.selected = this.departementsOf(this.composeAreas());
+      this.partial = communeDepartements(this.composeAreas());
       this.restyle();
     }
 
@@ -312,6 +322,7 @@
 
     async startView(areas) {
       this.selected = this.departementsOf(areas);
+      this.partial = communeDepartements(areas);
       this.restyle();
       this.drawAreas(areas, { color: this.colour, weight: 3, fillOpacity: 0.12, interactive: false });
       await this.count(areas);
