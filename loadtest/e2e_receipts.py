@@ -12,32 +12,39 @@ records how long each read took. Prints msg/s of both runs and their ratio, the 
 during and after, peak RSS, receipts recorded and the database size per million recipients;
 the last line is one JSON object. The machine is shared: compare ratios, not absolute figures.
 
-NOT YET IN `make loadtest` (issue 22, unfinished): in this script's receipts run `broadcaster
-send` idles in its event loop after the baseline run completed (seen at 3,000-20,000 recipients
-with py-spy: an idle loop, no traceback); not diagnosed yet. The baseline run works.
+In `make loadtest` (scenario `e2e_receipts`: 1M in full mode, 20k with --quick). Receipts
+that come after `send` has finished (the last ~200 ms) are not waited for: "receipts recorded"
+counts those recorded while sending. `--profile PREFIX` samples both processes with py-spy.
+The 10M national run: loadtest/national.py.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import statistics
+import subprocess
+import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import asyncpg
+from asyncpg.connection import LoggedQuery
 
 from broadcaster.importer import seed_synthetic
 from broadcaster.store import broadcasts as store
 from loadtest.common import (
     departements_for,
     live_send,
-    mock_smsc_process,
+    mock_smsc,
     quiet_logs,
     scratch_database,
 )
+from loadtest.mock_capacity import cpu_seconds
 
 PROBE_EVERY_S = 0.5
 AFTER_S = 5.0
@@ -51,9 +58,21 @@ def _pct(values: list[float], q: float) -> float | None:
     return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 1)
 
 
-async def _probe(dsn: str, first_id: int, done: asyncio.Event, out: dict[str, list[float]]) -> None:
-    """Time `progress` of the newest broadcast (> first_id) every 0.5 s; 'after' once `done`."""
+async def _probe(
+    dsn: str,
+    first_id: int,
+    done: asyncio.Event,
+    out: dict[str, list[float]],
+    by_query: dict[str, list[float]],
+) -> None:
+    """Time `progress` of the newest broadcast (> first_id) every 0.5 s; 'after' once `done`;
+    `by_query`: each of its statements' times (where a slow read spends them)."""
     conn = await asyncpg.connect(dsn)
+
+    def logged(record: LoggedQuery) -> None:
+        key = " ".join(record.query.split())[:60]
+        by_query.setdefault(key, []).append(record.elapsed * 1000)
+
     try:
         finished_at: float | None = None
         while True:
@@ -64,7 +83,9 @@ async def _probe(dsn: str, first_id: int, done: asyncio.Event, out: dict[str, li
             newest = await conn.fetchval("SELECT max(id) FROM broadcasts")
             if newest is not None and newest > first_id:
                 started = time.perf_counter()
+                conn.add_query_logger(logged)
                 await store.progress(conn, int(newest))
+                conn.remove_query_logger(logged)
                 ms = (time.perf_counter() - started) * 1000
                 out["after" if finished_at is not None else "during"].append(ms)
             await asyncio.sleep(PROBE_EVERY_S)
@@ -72,30 +93,99 @@ async def _probe(dsn: str, first_id: int, done: asyncio.Event, out: dict[str, li
         await conn.close()
 
 
+async def _cpu(dsn: str, mock_pid: int, done: asyncio.Event, seen: dict[int, float]) -> None:
+    """CPU seconds of the mock and of the database's backends serving the scratch database
+    (sampled every 0.25 s until `done`: the last figure each process showed)."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        while True:
+            pids = await conn.fetch(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                "AND pid <> pg_backend_pid()"
+            )
+            for pid in [mock_pid, *(int(r["pid"]) for r in pids)]:
+                with contextlib.suppress(OSError):
+                    seen[pid] = cpu_seconds(pid)
+            if done.is_set():
+                return
+            await asyncio.sleep(0.25)
+    finally:
+        await conn.close()
+
+
+def _spy_on_send(path: str) -> None:
+    """py-spy on our `broadcaster send` child once it runs (within 30 s)."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        for entry in Path("/proc").iterdir():
+            with contextlib.suppress(OSError):
+                stat = (entry / "stat").read_text().rpartition(")")[2].split()
+                cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+                if int(stat[1]) == os.getpid() and b"send" in cmdline:
+                    spy_on(int(entry.name), path)
+                    return
+        time.sleep(0.05)
+
+
+def spy_on(pid: int, path: str) -> None:
+    """py-spy (pip install py-spy) samples process `pid` into `path` (raw) until it exits."""
+    spy = ["py-spy", "record", "-r", "200", "-f", "raw", "-o", path, "-p", str(pid)]
+    subprocess.Popen(spy, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+
+
 async def _send(
-    dsn: str, mock_args: tuple[str, ...], deps: list[str], binds: int, window: int, probe: bool
+    dsn: str,
+    mock_args: tuple[str, ...],
+    deps: list[str],
+    binds: int,
+    window: int,
+    probe: bool,
+    profile: str | None = None,
 ) -> tuple[dict[str, Any], dict[str, list[float]]]:
     latencies: dict[str, list[float]] = {"during": [], "after": []}
+    by_query: dict[str, list[float]] = {}
     conn = await asyncpg.connect(dsn)
     first_id = int(await conn.fetchval("SELECT coalesce(max(id), 0) FROM broadcasts"))
     await conn.close()
-    with mock_smsc_process("--no-record", *mock_args) as port:
+    with mock_smsc("--no-record", *mock_args) as mock:
+        port = mock.port
+        if profile:  # py-spy on the mock and on `send`
+            spy_on(mock.proc.pid, f"{profile}.mock.raw")
+            threading.Thread(target=_spy_on_send, args=(f"{profile}.send.raw",)).start()
         env = {
             "DATABASE_URL": dsn,
             "BROADCASTER_SMSC_URL": f"smpp://bc:pw@127.0.0.1:{port}?binds={binds}&window={window}",
             "BROADCASTER_LOG_LEVEL": "warning",
         }
         done = asyncio.Event()
-        task = asyncio.create_task(_probe(dsn, first_id, done, latencies)) if probe else None
+        task = (
+            asyncio.create_task(_probe(dsn, first_id, done, latencies, by_query)) if probe else None
+        )
+        cpu: dict[int, float] = {}
+        sampler = asyncio.create_task(_cpu(dsn, mock.proc.pid, done, cpu))
         areas = [f"--area=dep:{d}" for d in deps]
         report, _wall = await asyncio.to_thread(live_send, *areas, "--template", "outage", env=env)
         done.set()
+        await sampler
         if task is not None:
             await task
+        mock_cpu = cpu.pop(mock.proc.pid, 0.0)
+        slowest = sorted(by_query.items(), key=lambda kv: -sum(kv[1]))[:4]
+        for query, times in slowest:
+            print(f"  status statement p50 {_pct(times, 0.5)} max {max(times):.1f} ms: {query}")
+            # (the statements of `status` taking the most time in all during the receipts run)
+        per_msg = 1e6 / max(1, report["recipients"])
+        report["cpu_us_per_msg"] = {
+            "send": round(report["cpu_seconds"] * per_msg, 1),
+            "mock": round(mock_cpu * per_msg, 1),
+            "postgres": round(sum(cpu.values()) * per_msg, 1),
+        }
     return report, latencies
 
 
-async def main(recipients: int, binds: int, window: int) -> dict[str, Any]:
+async def main(
+    recipients: int, binds: int, window: int, profile: str | None = None
+) -> dict[str, Any]:
     async with scratch_database() as dsn:
         conn = await asyncpg.connect(dsn)
         started = time.monotonic()
@@ -106,14 +196,21 @@ async def main(recipients: int, binds: int, window: int) -> dict[str, Any]:
         base, _ = await _send(dsn, (), deps, binds, window, probe=False)
         print(
             f"no receipts: {base['recipients']:,} recipients {base['msgs_per_s']:,.0f} msg/s "
-            f"peak RSS {base['peak_rss_mb']} MB"
+            f"peak RSS {base['peak_rss_mb']} MB; CPU µs/msg {base['cpu_us_per_msg']}"
         )
-        full, lat = await _send(dsn, RECEIPTS, deps, binds, window, probe=True)
+        full, lat = await _send(dsn, RECEIPTS, deps, binds, window, probe=True, profile=profile)
         conn = await asyncpg.connect(dsn)
         broadcast_id = int(await conn.fetchval("SELECT max(id) FROM broadcasts"))
         receipts = int(
             await conn.fetchval(
                 "SELECT coalesce(sum(parts), 0) FROM receipt_rollup WHERE broadcast_id = $1",
+                broadcast_id,
+            )
+        )
+        parts = int(
+            await conn.fetchval(
+                "SELECT coalesce(sum(parts), 0) FROM outcome_rollup"
+                " WHERE broadcast_id = $1 AND status = 0",
                 broadcast_id,
             )
         )
@@ -124,6 +221,7 @@ async def main(recipients: int, binds: int, window: int) -> dict[str, Any]:
         "msgs_per_s": full["msgs_per_s"],
         "baseline_msgs_per_s": base["msgs_per_s"],
         "receipts_ratio": round(full["msgs_per_s"] / max(1.0, base["msgs_per_s"]), 3),
+        "parts_accepted": parts,
         "receipts_recorded": receipts,
         "status_p50_ms_during": _pct(lat["during"], 0.5),
         "status_p99_ms_during": _pct(lat["during"], 0.99),
@@ -135,6 +233,8 @@ async def main(recipients: int, binds: int, window: int) -> dict[str, Any]:
         else None,
         "peak_rss_mb": full["peak_rss_mb"],
         "baseline_peak_rss_mb": base["peak_rss_mb"],
+        "cpu_us_per_msg": full["cpu_us_per_msg"],
+        "baseline_cpu_us_per_msg": base["cpu_us_per_msg"],
         "db_mb_per_million": round(db_bytes / 1e6 / max(1, recipients) * 1e6, 1),
         "state": full["state"],
     }
@@ -144,7 +244,7 @@ async def main(recipients: int, binds: int, window: int) -> dict[str, Any]:
         f"status p50/p99 {figures['status_p50_ms_during']}/{figures['status_p99_ms_during']} ms "
         f"during, {figures['status_p50_ms_after']}/{figures['status_p99_ms_after']} ms after; "
         f"peak RSS {full['peak_rss_mb']} MB; database {figures['db_mb_per_million']} MB per "
-        "million recipients (both runs' outcomes)"
+        f"million recipients (both runs' outcomes); CPU µs/msg {full['cpu_us_per_msg']}"
     )
     return figures
 
@@ -157,5 +257,11 @@ if __name__ == "__main__":
     parser.add_argument("--recipients", type=int, default=1_000_000)
     parser.add_argument("--binds", type=int, default=2)
     parser.add_argument("--window", type=int, default=512)
+    parser.add_argument(
+        "--profile",
+        metavar="PREFIX",
+        help="py-spy of send and the mock: PREFIX.send.raw, .mock.raw",
+    )
     args = parser.parse_args()
-    print(json.dumps(asyncio.run(main(args.recipients, args.binds, args.window))))
+    figures = asyncio.run(main(args.recipients, args.binds, args.window, args.profile))
+    print(json.dumps(figures))

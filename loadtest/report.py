@@ -21,6 +21,8 @@ OPS = {">=": "≥", ">": ">", "<": "<", "<=": "≤", "==": "="}
 CHART_FILES = (
     "pool.svg",
     "e2e.svg",
+    "mock_receipts.svg",
+    "e2e_receipts.svg",
     "paced.svg",
     "degraded.svg",
     "faults.svg",
@@ -119,6 +121,36 @@ def chart_e2e(f: dict[str, Any]) -> str:
     ]
     return charts.bar_chart(
         "End to end: messages/s (broadcaster process)",
+        bars,
+        "messages/s",
+        [Line(50_000, "target at 1M: 50,000 msg/s")],
+    )
+
+
+def chart_mock_receipts(f: dict[str, Any]) -> str:
+    bars = [
+        Bar("no receipts (fast path)", f["baseline_parts_per_s"], charts.THEIRS,
+            f"{f['baseline_parts_per_s']:,} parts/s"),
+        Bar("every part receipted", f["parts_per_s"], charts.OURS,
+            f"{f['parts_per_s']:,} parts/s ({f['parts_per_mock_cpu_s']:,} per CPU-second)"),
+    ] if f.get("baseline_parts_per_s") else []  # fmt: skip
+    return charts.bar_chart(
+        "Mock SMSC alone: parts/s with and without receipts",
+        bars,
+        "parts/s",
+        [Line(200_000, "target: 200,000 parts/s")],
+    )
+
+
+def chart_e2e_receipts(f: dict[str, Any]) -> str:
+    bars = [
+        Bar("no receipts", f["baseline_msgs_per_s"], charts.THEIRS,
+            f"{f['baseline_msgs_per_s']:,.0f} msg/s"),
+        Bar("every part receipted", f["msgs_per_s"], charts.OURS,
+            f"{f['msgs_per_s']:,.0f} msg/s ({num(f['receipts_ratio'], 2)}x)"),
+    ]  # fmt: skip
+    return charts.bar_chart(
+        f"End to end, {f['recipients']:,} recipients: messages/s",
         bars,
         "messages/s",
         [Line(50_000, "target at 1M: 50,000 msg/s")],
@@ -281,6 +313,8 @@ def chart_load(doc: dict[str, Any]) -> str:
 CHARTS: dict[str, Callable[[dict[str, Any]], str]] = {
     "pool": chart_pool,
     "e2e": chart_e2e,
+    "mock_receipts": chart_mock_receipts,
+    "e2e_receipts": chart_e2e_receipts,
     "paced": chart_paced,
     "degraded": chart_degraded,
     "faults": chart_faults,
@@ -308,6 +342,24 @@ recipients (a prefix of départements), then to all 1M. Figures are the broadcas
 messages/s = recipients recorded ÷ seconds from the start of the run (binds included) to the
 last outcome written; time to first submit from the runner's start; peak RSS and CPU of that
 process. Every outcome is written to PostgreSQL with COPY, as in production.""",
+    "mock_receipts": """\
+The mock SMSC (its own process, `--receipts --receipt-delay-ms 200`, recording off) against a
+client that does no per-part Python work on the way out: submit_sm asking for a receipt,
+encoded once, sent in blocks over 2 transceiver binds (window 20,000), and on the way back the
+headers walked, each receipt's deliver_sm answered with a deliver_sm_resp. Parts/s = parts ÷
+(first submit to last receipt, one receipt delay included); the mock's counts prove every part
+accepted, every receipt sent and acknowledged, nothing malformed. First the same without
+receipts (the fast path) for the ratio. On a shared machine the wall rate is also the
+scheduler's: parts per second of mock CPU is what one core of its own would take.""",
+    "e2e_receipts": """\
+One scratch database seeded with N synthetic subscribers; `broadcaster send` (its own process)
+to all of them twice, each time against a mock SMSC process of its own: without receipts (the
+baseline), then with every part receipted 200 ms later (`--receipts --receipt-delay-ms 200`,
+transceiver binds: the receipts are matched and the roll-ups moved while sending goes on).
+During the receipts run and 5 s after it, a probe reads the broadcast's status (`progress`:
+what `broadcaster status`, the console, the API and /metrics read) every 0.5 s and times it.
+CPU per message: the send process, the mock and the scratch database's PostgreSQL backends
+(sampled from /proc). Database size per million recipients counts both runs' outcomes.""",
     "paced": """\
 The mock SMSC enforces a contract per bind (`--tps`, a token bucket 0.1 s deep, and the
 window): any part beyond it is answered ESME_RTHROTTLED (or ESME_RMSGQFUL). One
@@ -448,6 +500,19 @@ def figures_rows(name: str, f: dict[str, Any]) -> list[tuple[str, Any]]:
             ("accepted: 1 worker / 2 workers", f"{f['accepted_one']:,} / {f['accepted_two']:,}"),
             ("parts sent twice", f["sent_twice"]),
         ]
+    if name == "e2e_receipts":
+        return _e2e_receipts_rows(f)
+    if name == "mock_receipts":
+        return [
+            ("parts", f["parts"]),
+            ("parts/s with receipts (wall)", f["parts_per_s"]),
+            ("parts/s, submissions alone", f["submit_parts_per_s"]),
+            ("parts per second of mock CPU", f["parts_per_mock_cpu_s"]),
+            ("mock / client CPU share", f"{f['mock_cpu']} / {f['client_cpu']}"),
+            ("without receipts: parts/s, per mock CPU-second",
+             f"{f.get('baseline_parts_per_s')} / {f.get('baseline_parts_per_mock_cpu_s')}"),
+            ("ratio with ÷ without (wall)", f.get("ratio")),
+        ]  # fmt: skip
     if name == "crash":
         return [
             ("recipients", f["recipients"]),
@@ -473,6 +538,28 @@ def figures_rows(name: str, f: dict[str, Any]) -> list[tuple[str, Any]]:
             ("total time, s", f["seconds"]),
         ]
     return [(k, v) for k, v in f.items() if not isinstance(v, dict | list)]
+
+
+def _e2e_receipts_rows(f: dict[str, Any]) -> list[tuple[str, Any]]:
+    cpu, base = f.get("cpu_us_per_msg") or {}, f.get("baseline_cpu_us_per_msg") or {}
+    return [
+        ("recipients", f["recipients"]),
+        ("messages/s with receipts", num(f["msgs_per_s"], 0)),
+        ("messages/s without (same invocation)", num(f["baseline_msgs_per_s"], 0)),
+        ("ratio", f["receipts_ratio"]),
+        ("receipts recorded (parts with a receipt, roll-ups)", f["receipts_recorded"]),
+        ("status p50 / p99 during, ms",
+         f"{f['status_p50_ms_during']} / {f['status_p99_ms_during']}"),
+        ("status p50 / p99 after, ms",
+         f"{f['status_p50_ms_after']} / {f['status_p99_ms_after']}"),
+        ("CPU µs/msg with receipts: send / mock / PostgreSQL",
+         " / ".join(str(cpu.get(k)) for k in ("send", "mock", "postgres"))),
+        ("CPU µs/msg without: send / mock / PostgreSQL",
+         " / ".join(str(base.get(k)) for k in ("send", "mock", "postgres"))),
+        ("peak RSS with / without receipts, MB",
+         f"{f['peak_rss_mb']} / {f['baseline_peak_rss_mb']}"),
+        ("database MB per million recipients", f["db_mb_per_million"]),
+    ]  # fmt: skip
 
 
 def e2e_table(f: dict[str, Any]) -> str:

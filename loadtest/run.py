@@ -112,6 +112,47 @@ SCENARIOS: tuple[Scenario, ...] = (
         ),
     ),
     Scenario(
+        "mock_receipts",
+        "Mock SMSC alone with every part receipted: transceiver binds, every receipt answered",
+        "loadtest.mock_receipts",
+        ("--parts", "1000000", "--baseline"),
+        ("--parts", "20000", "--baseline"),
+        180,
+        (
+            Target(
+                "parts_per_s", "parts/s with receipts (wall)", ">=", 200_000, "parts/s", "issue 22"
+            ),
+            Target(
+                "parts_per_mock_cpu_s",
+                "parts per second of mock CPU, with receipts",
+                ">=",
+                200_000,
+                "parts/s",
+                "issue 22",
+            ),
+        ),
+    ),
+    Scenario(
+        "e2e_receipts",
+        "End to end with every part receipted, against no receipts; status read every 0.5 s",
+        "loadtest.e2e_receipts",
+        ("--recipients", "1000000"),
+        ("--recipients", "20000"),
+        900,
+        (
+            Target(
+                "msgs_per_s",
+                "messages/s at 1M recipients, receipts flowing",
+                ">=",
+                50_000,
+                "msg/s",
+                "issue 22",
+            ),
+            Target("status_p99_ms_during", "status p99 during the run", "<", 100, "ms", "issue 22"),
+            Target("status_p99_ms_after", "status p99 after the run", "<", 100, "ms", "issue 22"),
+        ),
+    ),
+    Scenario(
         "paced",
         "Paced: contracted TPS enforced by the mock SMSC",
         "loadtest.paced",

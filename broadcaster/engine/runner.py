@@ -32,7 +32,7 @@ from broadcaster.errors import StoreError
 from broadcaster.settings import SmscConfig
 from broadcaster.smpp.codec import SubmitTemplate, smpp_absolute_time, submit_templates
 from broadcaster.smpp.pool import NOT_SENT, Lane, SmppPool
-from broadcaster.store import audit, chunks
+from broadcaster.store import audit, chunks, rollups
 from broadcaster.store import broadcasts as store
 from broadcaster.store.database import Conn, connection_lost, until_answered
 from broadcaster.text.encoding import encode_message
@@ -74,6 +74,9 @@ class ChunkProgress:
     chunk_no: int
     outstanding: int = 0
     streamed: bool = False
+    seen: set[int] | None = None
+    """A home chunk claimed for the first time: the recipients with an outcome in this claim
+    (the first outcome of any other can have nothing recorded before it: `rollups`)."""
 
 
 PartTag = tuple[ChunkProgress, int, int, int]
@@ -166,6 +169,9 @@ class BroadcastRunner:
         self._drained = asyncio.Event()
         self._drained.set()
         self._rows: list[tuple[object, ...]] = []
+        self._fresh: set[int] = set()
+        """Recipients of `_rows` whose first outcome in a first claim of their chunk is there."""
+        self._fresh_chunks: set[int] = set()
         self._completable: list[int] = []
         self._possibly_twice = 0
         """Parts that may have gone twice since the last flush (recorded with it)."""
@@ -222,6 +228,11 @@ class BroadcastRunner:
         if answered_at != self._answered_key:
             self._answered_key = answered_at
             self._answered_dt = datetime.fromtimestamp(answered_at, UTC)
+        seen = chunk.seen
+        if seen is not None and msisdn not in seen:
+            seen.add(msisdn)
+            self._fresh.add(msisdn)
+            self._fresh_chunks.add(chunk.chunk_no)
         self._rows.append(
             (
                 self.broadcast_id,
@@ -258,18 +269,24 @@ class BroadcastRunner:
             rows, self._rows = self._rows, []
             done, self._completable = self._completable, []
             twice, self._possibly_twice = self._possibly_twice, 0
+            fresh = rollups.Fresh(self._fresh, sorted(self._fresh_chunks))
+            self._fresh, self._fresh_chunks = set(), set()
             if not rows and not done and not twice:
                 return
-            await to_the_end(self._record(rows, done, twice))
+            await to_the_end(self._record(rows, done, twice, fresh))
 
-    async def _record(self, rows: list[tuple[object, ...]], done: list[int], twice: int) -> None:
+    async def _record(
+        self, rows: list[tuple[object, ...]], done: list[int], twice: int, fresh: rollups.Fresh
+    ) -> None:
         """One flush's transaction and its bookkeeping, run to the end even if the flusher is
         cancelled meanwhile (`to_the_end`): recorded, never put back to be recorded twice."""
         try:
             async with self.db.acquire() as conn:
-                await chunks.record_outcomes(conn, self.broadcast_id, rows, done, twice)
+                await chunks.record_outcomes(conn, self.broadcast_id, rows, done, twice, fresh)
         except BaseException:
             # Not recorded (one transaction): keep them for the next flush.
+            self._fresh |= fresh.recipients
+            self._fresh_chunks.update(fresh.chunks)
             self._rows[:0] = rows
             self._completable[:0] = done
             self._possibly_twice += twice
@@ -407,7 +424,8 @@ class BroadcastRunner:
         recorded: set[tuple[int, int]],
         fallback: GroupParts | None,
     ) -> None:
-        progress = ChunkProgress(self, chunk.chunk_no)
+        first = not chunk.reclaimed and chunk.source == "home"
+        progress = ChunkProgress(self, chunk.chunk_no, seen=set() if first else None)
         consume = _Submitter(self, progress, by_lang, recorded, fallback)
         output: Callable[[bytes], Coroutine[Any, Any, None]] = consume
         drill = self.kind == "drill"

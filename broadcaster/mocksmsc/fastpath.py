@@ -85,6 +85,15 @@ FAST_CONCATENATED_PART: Final = re.compile(
 """The common part of a concatenated message (as the project and most clients split them), in
 one C call; the caller then checks the sequence and the parts received before."""
 
+RECEIPT_TAIL: Final = re.compile(
+    rb"\x00(.)..[^\x00]*\x00[^\x00]*\x00"  # destination's NUL, esm_class (group 1), ..., times
+    + rb"(.).(.)..(.*)",  # registered_delivery, data_coding, short_message (groups 2 to 4)
+    re.DOTALL,
+)
+"""What a receipt needs of a submit_sm the fast path accepted (it matched FAST_SUBMIT_SM or
+FAST_CONCATENATED_PART: no TLV, short_message to the end), matched from the NUL that ends its
+destination_addr: the same for every recipient of a text (`ReceiptScheduler.schedule_run`)."""
+
 AddPart = Callable[[ConcatKey, int, int, int, bytes], "str | None"]
 """`Record.add_part`: None when the part is taken, else why it contradicts earlier parts."""
 
@@ -112,10 +121,12 @@ def answer_single_parts(
     append: Callable[[bytes], None],
     keep: Callable[[bytes], None] | None,
     message_id: int,
+    taken: Callable[[bytes], None] | None = None,
 ) -> tuple[int, int]:
     """Accept the run of common single parts at `data[pos:]`: append each one's
     submit_sm_resp (ESME_ROK, message id `message_id` + 1, + 2...) and hand its PDU to `keep`
-    (None: not recorded). Returns (where the run stopped, the last message id given)."""
+    (None: not recorded) and to `taken` (receipts; None: none). Returns (where the run
+    stopped, the last message id given)."""
     end = len(data)
     fullmatch = FAST_SUBMIT_SM.fullmatch
     pack = _pack_header
@@ -136,17 +147,24 @@ def answer_single_parts(
         append(b"%016X\0" % message_id)
         if keep is not None:
             keep(data[pos:nxt])
+        if taken is not None:
+            taken(data[pos:nxt])
         pos = nxt
     return pos, message_id
 
 
 def answer_concatenated_parts(
-    data: bytes, pos: int, append: Callable[[bytes], None], add_part: AddPart, message_id: int
+    data: bytes,
+    pos: int,
+    append: Callable[[bytes], None],
+    add_part: AddPart,
+    message_id: int,
+    taken: Callable[[bytes], None] | None = None,
 ) -> tuple[int, int]:
     """Accept the run of common concatenated parts at `data[pos:]` that `add_part` takes (it
     checks them against the parts received before, and records them): append each one's
-    submit_sm_resp as `answer_single_parts` does. Returns (where the run stopped, the last
-    message id given)."""
+    submit_sm_resp as `answer_single_parts` does, and hand its PDU to `taken`. Returns (where
+    the run stopped, the last message id given)."""
     end = len(data)
     fullmatch = FAST_CONCATENATED_PART.fullmatch
     pack = _pack_header
@@ -171,5 +189,7 @@ def answer_concatenated_parts(
         message_id += 1
         append(pack(_OK_RESP_LENGTH, _SUBMIT_SM_RESP, 0, sequence))
         append(b"%016X\0" % message_id)
+        if taken is not None:
+            taken(data[pos:nxt])
         pos = nxt
     return pos, message_id

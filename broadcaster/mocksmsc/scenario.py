@@ -134,7 +134,8 @@ class MockConfig:
 
     @property
     def fast(self) -> bool:
-        """No knob acts per PDU: the server takes its fast path (bind-time knobs are free)."""
+        """No knob acts per PDU: the server takes its fast path (bind-time knobs are free, and
+        receipts: the fast path schedules them by the run, `ReceiptScheduler.schedule_run`)."""
         return not (
             self.window
             or self.tps
@@ -149,7 +150,6 @@ class MockConfig:
             or self.disconnect_rate
             or self.stall_after
             or self.drain_delay_ms
-            or self.receipts
         )
 
     @property

@@ -34,7 +34,7 @@ import asyncio
 import struct
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
@@ -50,7 +50,7 @@ from broadcaster.mocksmsc.fastpath import (
 from broadcaster.mocksmsc.faults import connection_faults
 from broadcaster.mocksmsc.flow import Answers
 from broadcaster.mocksmsc.hooks import Drop
-from broadcaster.mocksmsc.receipts import DueReceipt, encode_receipt
+from broadcaster.mocksmsc.receipts import DueReceipt, ReceiptRun, ReceiptTemplates, encode_receipt
 from broadcaster.mocksmsc.timers import Timers
 from broadcaster.mocksmsc.validation import Malformed, Part, validate_submit_sm
 from broadcaster.smpp.codec import (
@@ -160,7 +160,8 @@ class Session(asyncio.Protocol):
         self._timers = Timers(loop)
         self._close_when_answered = False
         self._out_sequence = 0
-        self._receipts_unacked: dict[int, str] = {}
+        self._receipts_unacked: dict[int, object] = {}
+        """Receipts sent, by sequence number: their message ids (a number from the fast path)."""
 
     @property
     def parts(self) -> int:
@@ -250,6 +251,8 @@ class Session(asyncio.Protocol):
         while end - pos >= 16:
             if fast:
                 ran = self._fast_run(data, pos, append)
+                if ran == pos and self._receipts_unacked:
+                    ran = self._fast_receipt_answers(data, pos)
                 if ran != pos:
                     pos = ran
                     continue
@@ -274,15 +277,36 @@ class Session(asyncio.Protocol):
         record = smsc.record
         first = smsc.last_message_id
         keep = record.append_pdu if record.keep else None
-        pos, last = answer_single_parts(data, pos, append, keep, first)
+        taken: list[bytes] | None = [] if self.config.receipts else None
+        take = taken.append if taken is not None else None
+        pos, last = answer_single_parts(data, pos, append, keep, first, take)
         singles = last - first
-        pos, last = answer_concatenated_parts(data, pos, append, record.add_part, last)
+        pos, last = answer_concatenated_parts(data, pos, append, record.add_part, last, take)
         if last != first:
             smsc.last_message_id = last
             record.parts_received += singles  # add_part() counts the others
             self._submits_received(last - first)
             self.accepted += last - first
             smsc.statuses[_ROK] += last - first
+            if taken:
+                smsc.receipts.schedule_run(self, last, taken)
+        return pos
+
+    def _fast_receipt_answers(self, data: bytes, pos: int) -> int:
+        """The run of deliver_sm_resp at `pos` that `_receipt_answered` would take without a
+        remark (ESME_ROK, 16 or 17 octets, to a receipt sent); returns where it stopped."""
+        unacked = self._receipts_unacked
+        end = len(data)
+        acked = 0
+        while end - pos >= 16:
+            length, command_id, status, sequence = _unpack_header(data, pos)
+            if command_id != _DELIVER_SM_RESP or status or not 16 <= length <= 17:
+                break
+            if pos + length > end or unacked.pop(sequence, None) is None:
+                break
+            pos += length
+            acked += 1
+        self.receipts_acked += acked
         return pos
 
     def _bad_length(self, length: int, command_id: int, sequence: int, append: Append) -> int:
@@ -566,7 +590,7 @@ class Session(asyncio.Protocol):
 
     # -- receipts -------------------------------------------------------------------------------
 
-    def send_receipts(self, receipts: list[DueReceipt]) -> None:
+    def send_receipts(self, receipts: Sequence[DueReceipt | ReceiptRun]) -> None:
         """deliver_sm for each receipt, in one write (dropped if the connection is closing)."""
         transport = self.transport
         if transport is None or transport.is_closing():
@@ -574,7 +598,18 @@ class Session(asyncio.Protocol):
         config = self.config
         done = datetime.now(UTC).replace(tzinfo=None)
         out: list[bytes] = []
+        templates: ReceiptTemplates | None = None
+        unacked = self._receipts_unacked
         for receipt in receipts:
+            if isinstance(receipt, ReceiptRun):
+                templates = templates or ReceiptTemplates(config, done)
+                last = self._out_sequence
+                templates.encode_run(receipt, last, out)
+                for i, fast in enumerate(receipt.receipts):
+                    unacked[(last + i) % MAX_SEQUENCE + 1] = fast[0]
+                self._out_sequence = (last + len(receipt.receipts) - 1) % MAX_SEQUENCE + 1
+                self.receipts_sent += len(receipt.receipts)
+                continue
             sequence = self._next_sequence()
             out.append(
                 encode_receipt(

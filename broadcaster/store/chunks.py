@@ -246,12 +246,14 @@ async def record_outcomes(
     rows: Sequence[tuple[object, ...]],
     done: Sequence[int],
     possibly_twice: int = 0,
+    fresh: rollups.Fresh = rollups.NONE_FRESH,
 ) -> None:
     """Append outcomes, move the roll-ups, mark finished chunks done and add the parts that may
-    have gone twice (`possibly_twice`, as the SMPP pool counted them), in one transaction."""
+    have gone twice (`possibly_twice`, as the SMPP pool counted them), in one transaction;
+    `fresh`: recipients the roll-ups need not look up (see `rollups.add_outcomes`)."""
     async with conn.transaction():
         if rows:
-            await rollups.add_outcomes(conn, broadcast_id, rows)  # before the COPY: see there
+            await rollups.add_outcomes(conn, broadcast_id, rows, fresh)  # before the COPY
             await conn.copy_records_to_table("deliveries", records=rows, columns=DELIVERY_COLUMNS)
         for chunk_no in done:
             await conn.execute(queries["complete_chunk"], broadcast_id, chunk_no)

@@ -12,6 +12,15 @@ SELECT pg_advisory_xact_lock(22015, $1::int);
 SELECT msisdn, part, parts, status FROM deliveries
 WHERE broadcast_id = $1 AND msisdn = ANY($2::bigint[]);
 
+-- name: rollup_chunks_first_claimed
+-- Whether the chunks $2 of broadcast $1 are still claimed once and the broadcast has no
+-- present-mode chunk: the first outcomes of their recipients in the flushing run can then have
+-- nothing recorded before them (rollups.add_outcomes skips their lookup).
+SELECT NOT EXISTS (
+    SELECT 1 FROM broadcast_chunks
+    WHERE broadcast_id = $1 AND (source <> 'home' OR (chunk_no = ANY($2::int[]) AND claims > 1))
+);
+
 -- name: rollup_add_outcomes
 -- Add parts per (SMSC $2[i], status $3[i]) to broadcast $1.
 INSERT INTO outcome_rollup (broadcast_id, smsc, status, parts)

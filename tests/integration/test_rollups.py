@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
@@ -108,3 +109,37 @@ async def test_rollups_equal_a_full_recount_after_retries_a_crash_duplicates_and
     assert {k.split("|")[1] for k in counted["outcomes"]} >= {"0", str(0x0B)}
     assert status["accepted"] == counted["recipients"]["accepted"]
     assert {s: r["count"] for s, r in status["receipts"].items()} == counted["receipts"]
+
+
+async def test_fresh_recipients_are_looked_up_once_their_chunk_is_claimed_again(
+    db: asyncpg.Pool, db_dsn: str
+) -> None:
+    """A flush's recipients marked fresh (first outcome in a first claim) are not looked up;
+    once their chunk has been claimed again (a worker whose lease expired while it was alive),
+    they are: the roll-ups still equal a full recount."""
+    settings = Settings(database_url=db_dsn, chunk_size=150)
+    request = BroadcastRequest(areas=["dep:75"], template="outage", variables={})
+    async with db.acquire() as conn:
+        plan = await make_plan(conn, settings, request)
+        broadcast_id = await create_broadcast(conn, settings, request, plan)
+        now = datetime.now(UTC)
+
+        def row(msisdn: int, status: int = 0) -> tuple[object, ...]:
+            return (broadcast_id, msisdn, 1, 1, status, "A1" if not status else None, "s", now, now)
+
+        first_chunk = await conn.fetchval(
+            "SELECT min(chunk_no) FROM broadcast_chunks WHERE broadcast_id = $1", broadcast_id
+        )
+        fresh = rollups.Fresh({33600000001, 33600000002}, [first_chunk])
+        rows = [row(33600000001), row(33600000002, 0x58)]
+        await chunks.record_outcomes(conn, broadcast_id, rows, [], 0, fresh)
+        rolled, counted = await rollups.compare(conn, broadcast_id)
+        assert rolled == counted and counted["recipients"]["recorded"] == 2
+        # Claimed again: the same recipients come back marked fresh by the other claim's run.
+        await conn.execute(
+            "UPDATE broadcast_chunks SET claims = 2 WHERE broadcast_id = $1", broadcast_id
+        )
+        await chunks.record_outcomes(conn, broadcast_id, [row(33600000001)], [], 0, fresh)
+        rolled, counted = await rollups.compare(conn, broadcast_id)
+    assert rolled == counted
+    assert counted["recipients"] == {"recorded": 2, "accepted": 1, "failed": 1, "duplicates": 1}

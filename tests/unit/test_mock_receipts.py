@@ -5,22 +5,28 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+
+import pytest
 
 from broadcaster.mocksmsc.flow import Answers
 from broadcaster.mocksmsc.receipts import (
     DueReceipt,
+    ReceiptRun,
     ReceiptScheduler,
+    ReceiptTemplates,
     encode_receipt,
     receipt_text,
     receiver_for,
 )
 from broadcaster.mocksmsc.scenario import MockConfig
 from broadcaster.mocksmsc.timers import DueQueue
-from broadcaster.mocksmsc.validation import Part
+from broadcaster.mocksmsc.validation import Part, validate_submit_sm
 from broadcaster.smpp import codec
 from broadcaster.smpp.receipts import parse_receipt
+from broadcaster.text.encoding import encode_message
 
 PART = Part(b"ALERTE", b"33612345678", 0, 1, 0, b"Numero {urgence}: 112", None)
 
@@ -32,8 +38,12 @@ class Receiver:
     receiving: bool = True
     got: list[DueReceipt] = field(default_factory=list)
 
-    def send_receipts(self, receipts: list[DueReceipt]) -> None:
-        self.got.extend(receipts)
+    def send_receipts(self, receipts: Sequence[DueReceipt | ReceiptRun]) -> None:
+        for receipt in receipts:
+            if isinstance(receipt, ReceiptRun):
+                self.got.extend(receipt.due_receipts())
+            else:
+                self.got.append(receipt)
 
 
 def due(origin: Receiver, stat: str = "DELIVRD", malformed: bool = False) -> DueReceipt:
@@ -143,3 +153,87 @@ async def test_answers_count_as_unanswered_until_written() -> None:
     delayed.add(b"d", now.append)
     delayed.flush(now.append)
     assert (now[-1], delayed.unanswered) == (b"d", 0)
+
+
+@pytest.mark.parametrize(
+    "knobs",
+    [
+        {},
+        {"receipt_12_digit_dates": True},
+        {"receipt_tlv": False},
+        {"receipt_pdu": "data_sm"},
+        {"receipt_text": False},
+        {"receipt_decimal_ids": True},
+    ],
+)
+def test_the_receipts_of_a_run_are_the_octets_encode_receipt_writes(
+    knobs: dict[str, object],
+) -> None:
+    """Templates are a shortcut, not another encoder: each receipt of a run (texts with '%',
+    malformed ones, handsets of two lengths, sequence numbers wrapping) is what
+    `encode_receipt` writes for it."""
+    config = MockConfig(receipts=True).replace(**knobs)
+    done = datetime(2026, 1, 2, 3, 9, 59)
+    origin = Receiver(1)
+    run = ReceiptRun(
+        "broadcaster",
+        origin,
+        datetime(2026, 1, 2, 3, 4, 5),
+        [
+            (0x2A, b"33612345678", b"ALERTE", "DELIVRD", "Taux 50% %s ok", False),
+            (0xFFFFFFFFFFFFFFF, b"33612345679", b"ALERTE", "DELIVRD", "Taux 50% %s ok", False),
+            (0x2C, b"262692000001", b"ALERTE", "UNDELIV", "autre", False),
+            (0x2D, b"33612345670", b"ALERTE", "EXPIRED", "Taux 50% %s ok", True),
+            (0x2E, b"33612345671", b"20123", "DELIVRD", "", False),
+        ],
+    )
+    out: list[bytes] = []
+    ReceiptTemplates(config, done).encode_run(run, 0x7FFFFFFD, out)
+    sequences = [0x7FFFFFFE, 0x7FFFFFFF, 1, 2, 3]
+    expected = [
+        encode_receipt(
+            receipt,
+            sequence,
+            done,
+            config.receipt_12_digit_dates,
+            config.receipt_tlv,
+            config.receipt_decimal_ids,
+            pdu=config.receipt_pdu,
+            with_text=config.receipt_text,
+        )
+        for receipt, sequence in zip(run.due_receipts(), sequences, strict=True)
+    ]
+    assert out == expected
+
+
+async def test_a_run_draws_as_its_parts_one_by_one_would() -> None:
+    """`schedule_run` (the fast path) and `schedule` (part by part) draw the same stats, drops
+    and malformed receipts in the same order from the same seed."""
+    config = MockConfig(
+        receipts=True,
+        receipt_mix={"DELIVRD": 0.5, "UNDELIV": 0.5},
+        receipt_drop_rate=0.2,
+        malformed_receipt_rate=0.2,
+    )
+    (template,) = codec.submit_templates(
+        encode_message("Numero {urgence}: 112", 1),
+        source_addr="ALERTE",
+        source_ton=5,
+        source_npi=0,
+        registered_delivery=1,
+    )
+    pdus = [template.encode(n, codec.destination_bytes(f"3361234{n:04d}")) for n in range(1, 201)]
+    seen = []
+    for schedule_all in ("one by one", "by run"):
+        origin = Receiver(1)
+        scheduler = ReceiptScheduler(config, random.Random(5), {origin}, lambda: None)
+        if schedule_all == "by run":
+            scheduler.schedule_run(origin, len(pdus), pdus)
+        else:
+            for n, pdu in enumerate(pdus, start=1):
+                scheduler.schedule(origin, validate_submit_sm(pdu), f"{n:016X}")
+        await asyncio.sleep(0.01)  # released (no delay) to the origin bind
+        got = [(r.message_id, r.source, r.destination, r.stat, r.text) for r in origin.got]
+        seen.append((got, [r.malformed for r in origin.got], scheduler.dropped))
+    assert seen[0] == seen[1]
+    assert 50 < len(seen[0][0]) < 200 and seen[0][2] > 0 and any(seen[0][1])

@@ -25,10 +25,11 @@ def parse(*argv: str) -> argparse.Namespace:
     return parser.parse_args(["mock-smsc", *argv])
 
 
-def test_defaults_are_the_fast_path_and_bind_knobs_keep_it() -> None:
+def test_defaults_are_the_fast_path_and_bind_and_receipt_knobs_keep_it() -> None:
     assert MockConfig().fast
     assert MockConfig(system_id="a", password="b", max_binds=2, refuse_first_binds=1).fast
     assert MockConfig(record=False, seed=3).fast
+    assert MockConfig(receipts=True, receipt_jitter_ms=5, receipt_mix={"UNDELIV": 1.0}).fast
     for knob in (
         {"window": 5},
         {"tps": 10.0},
@@ -41,7 +42,6 @@ def test_defaults_are_the_fast_path_and_bind_knobs_keep_it() -> None:
         {"drain_delay_ms": 1.0},
         {"malformed_reply_rate": 0.1},
         {"corrupt_stream_after": 3},
-        {"receipts": True},
     ):
         assert not MockConfig(**knob).fast, knob
 

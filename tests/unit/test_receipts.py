@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import random
 from datetime import datetime
 
 import pytest
 
+from broadcaster.smpp import receipts as receipts_module
 from broadcaster.smpp.codec import decode_short_message_pdu, encode_deliver_sm, encode_tlv
 from broadcaster.smpp.receipts import Receipt, format_receipt, parse_receipt, receipt_tlvs
 
@@ -181,3 +183,48 @@ def test_text_field_runs_to_the_end() -> None:
     """Whatever follows `text:` is message text, even when it looks like fields."""
     receipt = parse_receipt("id:5 stat:DELIVRD text:Appel err:123 sub:009", {})
     assert receipt == Receipt(message_id="5", stat="DELIVRD")
+
+
+def test_the_standard_layout_in_one_match_reads_as_key_by_key() -> None:
+    """Receipts in the appendix B layout are read by one match: the same fields as the
+    key-by-key reading, over seeded variations (odd ids, empty values, keys inside the text,
+    12-digit dates, new lines) and near misses that must fall back to it (two spaces, keys in
+    capitals, a field missing or added)."""
+    rng = random.Random(11)
+    alphabet = "0123456789ABCDEFabc:_-.@ \n"
+    texts = []
+
+    def value() -> str:
+        return "".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 12)))
+
+    for _ in range(3000):
+        texts.append(
+            f"id:{value()} sub:{value()} dlvrd:{value()} submit date:{value()} "
+            f"done date:{value()} stat:{value()} err:{value()} text:{value()} stat:X id:Y"
+        )
+    texts += [
+        STANDARD,
+        STANDARD.replace(" sub:", "  sub:"),
+        STANDARD.replace("stat:", "Stat:"),
+        STANDARD.replace(" err:000", ""),
+        STANDARD.replace(" err:000", " err:000 extra:1"),
+        STANDARD.replace("2106021230", "210602123059"),
+    ]
+    standard = 0
+    for text in texts:
+        standard += receipts_module._STANDARD.fullmatch(text) is not None
+        assert receipts_module._fields(text) == receipts_module._any_fields(text), text
+    assert 100 < standard < len(texts)  # both readings well represented
+
+
+def test_dates_read_once_are_the_dates_strptime_reads() -> None:
+    for value in ("2106021230", "210602123059", "6906021230", "6812312359", "2113021230", "x"):
+        for _ in range(2):  # the second time from the cache
+            expected = None
+            for layout in ("%y%m%d%H%M", "%y%m%d%H%M%S"):
+                try:
+                    if len(value) == len(datetime(2000, 1, 1).strftime(layout)):
+                        expected = datetime.strptime(value, layout)
+                except ValueError:
+                    pass
+            assert receipts_module._date(value) == expected

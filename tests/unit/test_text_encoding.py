@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 from aiosmpplib import GSM7BitCodec
 
 from broadcaster.errors import InputError
 from broadcaster.text.encoding import (
+    _FROM_EXTENSION,
+    _FROM_SEPTETS,
     EncodedMessage,
     decode_gsm7,
     decode_parts,
@@ -213,3 +217,32 @@ def test_transliteration_keeps_gsm_text_and_marks_the_impossible() -> None:
     kept = "é è ù à É Ç Ø ß € {}"
     assert transliterate_gsm7(kept) == kept
     assert transliterate_gsm7("appel 📞 ﬁn ²") == "appel ? fin 2"
+
+
+def test_decoding_without_escapes_in_one_translate_reads_as_octet_by_octet() -> None:
+    """`decode_gsm7` translates a text without an escape at once: the same characters as the
+    octet-by-octet reading (every octet value, alone and in random runs), escapes still read
+    one by one."""
+    rng = random.Random(7)
+    samples = [bytes((octet,)) for octet in range(256)]
+    samples += [rng.randbytes(rng.randrange(1, 200)) for _ in range(2000)]
+    for data in samples:
+        assert decode_gsm7(data) == _octet_by_octet(data), data
+    assert decode_gsm7(b"a\x1b\x65b\x1b") == "a€b "
+
+
+def _octet_by_octet(data: bytes) -> str:
+    """The reading `decode_gsm7` had before its one-translate shortcut."""
+    out: list[str] = []
+    escaped = False
+    for octet in data:
+        if escaped:
+            out.append(_FROM_EXTENSION.get(octet, " "))
+            escaped = False
+        elif octet == 0x1B:
+            escaped = True
+        else:
+            out.append(_FROM_SEPTETS.get(octet & 0x7F, " "))
+    if escaped:
+        out.append(" ")
+    return "".join(out)
