@@ -21,6 +21,7 @@ from broadcaster.errors import InputError
 from broadcaster.store import maps
 from broadcaster.store.audit import subject_of
 from broadcaster.store.broadcasts import get_broadcast
+from broadcaster.store.database import Conn
 
 MAX_CELLS_DRAWN: Final = 1000
 """Cells drawn at most (a region's thousands of sectors would only blacken the map: the count
@@ -74,6 +75,29 @@ async def reach(ctx: Context, caller: Caller, areas: Sequence[str], kind: str) -
     }
 
 
+def shares(progress: list[maps.AreaProgress]) -> dict[str, dict[str, Any]]:
+    """Per département: recipients, chunks, chunks done and their share, parts planned and
+    delivered and their share (what the map colours)."""
+    return {
+        a.departement: {
+            "recipients": a.recipients,
+            "chunks": a.chunks,
+            "done": a.done,
+            "share": round(a.share, 3),
+            "parts": a.parts,
+            "delivered": a.delivered,
+            "delivered_share": round(a.delivered_share, 3),
+        }
+        for a in progress
+    }
+
+
+async def watched_areas(conn: Conn, broadcast_id: int) -> dict[str, dict[str, Any]]:
+    """`shares` of a broadcast, for the shared progress reader (on its own connection; whoever
+    reads it was authorised when their stream opened, as for `broadcasts.watched`)."""
+    return shares(await maps.areas_progress(conn, broadcast_id))
+
+
 async def broadcast_areas(ctx: Context, caller: Caller, broadcast_id: int) -> dict[str, Any]:
     """A broadcast's areas as named, its départements with their recipients, the share of their
     chunks done and of their parts delivered, and the cells it selected (to draw)."""
@@ -92,18 +116,12 @@ async def broadcast_areas(ctx: Context, caller: Caller, broadcast_id: int) -> di
         "final": row["state"] in FINAL,
         "areas": list(target.get("areas", [])),
         "exclude": list(target.get("exclude", [])),
-        "departements": {
-            a.departement: {
-                "recipients": a.recipients,
-                "chunks": a.chunks,
-                "done": a.done,
-                "share": round(a.share, 3),
-                "parts": a.parts,
-                "delivered": a.delivered,
-                "delivered_share": round(a.delivered_share, 3),
-            }
-            for a in progress
-        },
+        "whole": sorted(
+            code for code, communes in target.get("departements", {}).items() if communes is None
+        ),
+        # ^ départements all of whose residents are reached (the others: some communes, or the
+        #   cells of a shape or of cell ids; the map outlines those, it does not fill them)
+        "departements": shares(progress),
         "cells_total": len(cells),
         "cells": drawn,
     }

@@ -157,6 +157,11 @@ MESSAGES: Final[dict[str, tuple[str, str]]] = {
     "map_overspill": ("Coverage outside the shape", "Couverture hors de la forme"),
     "map_counting": ("Counting…", "Décompte…"),
     "map_empty": ("Pick an area or draw a shape.", "Choisissez une zone ou dessinez une forme."),
+    "map_too_long": (
+        "The shapes are too long to count here (thousands of points): Preview counts them.",
+        "Les formes sont trop longues pour être comptées ici (des milliers de points) : "
+        "l'aperçu les compte.",
+    ),
     "map_cells_more": ("cells not drawn (too many)", "cellules non dessinées (trop nombreuses)"),
     "map_sent_legend": (
         "Colour: share of each département's recipients already sent (its chunks done)",

@@ -38,7 +38,7 @@ import asyncpg
 import structlog
 from aiohttp import web
 
-from broadcaster.commands import broadcasts
+from broadcaster.commands import broadcasts, maps
 from broadcaster.commands.context import Context
 from broadcaster.commands.tokens import holder
 from broadcaster.domain.states import FINAL
@@ -214,6 +214,7 @@ def snapshot(
             else "–",
             "eta": duration(eta, lang) or "–",
         },
+        "areas": status.get("areas") or {},
         "pool": pool is not None and sending,
         "smscs": [{**s, "accepted_per_s": number(s["accepted_per_s"], lang)} for s in health],
     }
@@ -377,7 +378,9 @@ async def _closed(
 async def read_status(conn: Conn, broadcast_id: int) -> Any:
     """The broadcast's status, as GET /v1/broadcasts/{id} reads it (the opener of each stream
     was authorised as `getBroadcast` is)."""
-    return await broadcasts.watched(conn, broadcast_id)
+    status: dict[str, Any] = await broadcasts.watched(conn, broadcast_id)
+    status["areas"] = await maps.watched_areas(conn, broadcast_id)  # the map's colours
+    return status
 
 
 async def _tokens(conn: Conn, wanted: set[int]) -> dict[int, str | None]:

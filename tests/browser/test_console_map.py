@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from fixtures_web import MakeLab, broadcast_id_of, full_page_screenshot, signed_in
-from map_cells import add_cells_and_locations
+from map_cells import AROUND_P1, add_cells_and_locations
 from playwright.async_api import Browser, Page, expect
 
 from broadcaster.mocksmsc import MockConfig
@@ -153,6 +153,11 @@ async def test_draw_a_polygon_and_a_circle_and_see_the_count_of_the_dry_run(
     await shapes.fill("circle:48.86,2.34,0")
     await shapes.dispatch_event("change")
     await expect(alice.locator("[data-map-error]")).to_contain_text("radius")
+    # A pasted outline of thousands of points is left to the preview (it would not fit a URL).
+    ring = [f"{45 + i / 10000:.4f},{1 + (i % 2) / 1000:.4f}" for i in range(900)]
+    await shapes.fill("polygon:" + " ".join([*ring, ring[0]]))
+    await shapes.dispatch_event("change")
+    await expect(alice.locator("[data-map-error]")).to_contain_text("Preview counts them")
     assert await lab.count("broadcasts") == 0
 
 
@@ -179,6 +184,16 @@ async def test_pick_departements_on_the_map_and_see_the_field_and_the_count(
     await ready(alice)
     await alice.locator("#area-dep-75").check()
     await expect(alice.locator("[data-map-field=recipients]")).to_have_text("3")
+    # A commune typed: its département outlined (dashed), not filled; counted as the dry run.
+    await alice.locator("#area-dep-75").uncheck()
+    await alice.locator("#extra_areas").fill("commune:92012")
+    await alice.locator("#extra_areas").dispatch_event("change")
+    await expect(alice.locator("[data-map-field=recipients]")).to_have_text("1")
+    marked = await alice.evaluate(
+        """() => { const m = document.querySelector('[data-map]').areaMap;
+                   return [[...m.selected], [...m.partial]]; }"""
+    )
+    assert marked == [[], ["92"]]
     assert problems == []
 
 
@@ -212,6 +227,10 @@ async def test_the_broadcast_page_colours_its_areas_by_the_share_sent(
     await expect(alice.locator("[data-total=recipients]")).to_have_text(str(len(MANY)))
     await ready(alice)  # the preview's map
     await alice.get_by_label("To send to the public, type SEND TO PUBLIC").fill("SEND TO PUBLIC")
+    map_reads: list[str] = []
+    alice.on("request", lambda r: map_reads.append(r.url) if "/map.json" in r.url else None)
+    pages: list[str] = []
+    alice.on("load", lambda p: pages.append(p.url))
     await alice.get_by_role("button", name="Send to the public").click()
     broadcast_id = broadcast_id_of(alice)
     panel = alice.locator("[data-map]")
@@ -233,4 +252,46 @@ async def test_the_broadcast_page_colours_its_areas_by_the_share_sent(
     shares = json.loads(await panel.get_attribute("data-map-shares") or "{}")
     assert shares == {"75": 1.0, "92": 1.0, "93": 1.0, "94": 1.0}
     assert await lab.state(broadcast_id) == "completed"
+    # The colours came from the page's progress stream: one map.json per page load, no polling
+    # (the page reloads itself when the broadcast starts and when it ends).
+    await alice.wait_for_load_state()
+    assert len(map_reads) == len(pages), (map_reads, pages)
     assert problems == []
+
+
+async def test_the_approver_on_a_phone_sees_the_areas_on_the_map(
+    console_lab: MakeLab, browser: Browser, screenshots: Path
+) -> None:
+    lab = await console_lab(threshold=1)
+    await add_cells_and_locations(lab.db)
+    _, alice = await signed_in(browser, lab, "alice")
+    await alice.goto(f"{lab.base}/broadcasts/new")
+    await alice.locator("#area-dep-92").check()
+    await alice.locator("#shapes").fill(AROUND_P1)
+    await alice.get_by_label("Template").select_option("outage")
+    await alice.locator("#allow_language_fallback").check()
+    await alice.get_by_role("button", name="Preview").first.click()
+    await alice.get_by_label("To send to the public, type SEND TO PUBLIC").fill("SEND TO PUBLIC")
+    await alice.get_by_role("button", name="Send to the public").click()
+    broadcast_id = broadcast_id_of(alice)
+
+    _, bob = await signed_in(browser, lab, "bob", locale="fr-FR", phone=True)
+    problems = watch(bob, lab.base)
+    await bob.goto(f"{lab.base}/broadcasts/{broadcast_id}")
+    await ready(bob)
+    panel = bob.locator("[data-map]")
+    await expect(panel.get_by_role("heading", name="Carte des zones")).to_be_visible()
+    await expect(panel.locator(".map-legend")).to_be_hidden()  # nothing sent yet
+    await expect(panel.locator(".map-label")).to_have_count(0)
+    # The polygon and the cell it selected drawn; 92 filled (its residents); 75, where the cell
+    # stands, only outlined (a shape in it, not the whole département).
+    await expect(panel.locator(".leaflet-overlay-pane path")).not_to_have_count(0)
+    filled, outlined = await bob.evaluate(
+        """() => { const m = document.querySelector('[data-map]').areaMap;
+                   return [[...m.selected].sort(), [...m.partial].sort()]; }"""
+    )
+    assert (filled, outlined) == (["92"], ["75"])
+    await panel.scroll_into_view_if_needed()
+    await bob.screenshot(path=screenshots / "map-approve-phone-fr.png")
+    assert problems == []
+    assert await lab.state(broadcast_id) == "pending_approval"

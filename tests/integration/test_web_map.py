@@ -123,6 +123,7 @@ async def test_a_broadcast_map_names_its_areas_and_counts_per_departement(
     status, answer = await _get(client, f"/console/broadcasts/{broadcast_id}/map.json")
     assert status == 200, answer
     assert answer["areas"] == [AROUND_P1, "dep:92"]
+    assert answer["whole"] == ["92"]  # 75 holds the polygon's cell only
     assert answer["final"] is False
     deps = answer["departements"]
     assert deps["75"]["recipients"] + deps["92"]["recipients"] == 7 + 3
@@ -130,5 +131,13 @@ async def test_a_broadcast_map_names_its_areas_and_counts_per_departement(
     assert all(d["delivered"] == 0 and d["delivered_share"] == 0 for d in deps.values())
     assert all(d["parts"] >= d["recipients"] > 0 for d in deps.values())
     assert [c["properties"]["cell"] for c in answer["cells"]["features"]] == ["P1"]
+    # A commune is a part of its département: outlined on the map, not filled.
+    body = {**body, "areas": ["commune:75056", "dep:92"]}
+    async with client.post("/v1/broadcasts", json=body, headers=headers) as response:
+        created = await response.json()
+        assert response.status == 201, created
+    second = created["broadcast"]["broadcast_id"]
+    status, answer = await _get(client, f"/console/broadcasts/{second}/map.json")
+    assert (status, answer["whole"], sorted(answer["departements"])) == (200, ["92"], ["75", "92"])
     status, missing = await _get(client, "/console/broadcasts/999999/map.json")
     assert status == 404, missing

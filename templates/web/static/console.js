@@ -66,6 +66,8 @@ function setupProgress(panel) {
   const source = new EventSource(panel.dataset.events);
   source.addEventListener("progress", (message) => {
     const data = JSON.parse(message.data);
+    // The map (map.js) colours the areas from the same reading: no stream or poll of its own.
+    document.dispatchEvent(new CustomEvent("broadcast-progress", { detail: data }));
     panel.querySelectorAll("[data-field]").forEach((el) => {
       const name = el.dataset.field;
       if (name === "percent") { el.value = data.percent; el.textContent = `${data.percent} %`; }

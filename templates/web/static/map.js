@@ -8,13 +8,14 @@
              and the cells selected.
    view:     the areas previewed and the cells they select (the same reach request, once).
    progress: a broadcast's areas, each département coloured by the share of its recipients sent,
-             refreshed every few seconds until the broadcast is final. */
+             live: console.js passes on each reading of the page's progress stream (the shared
+             reader's, web/progress.py), so the map adds no request of its own. */
 "use strict";
 
 (() => {
   const FRANCE = [[41.3, -5.2], [51.1, 9.6]];
   const DEBOUNCE_MS = 350;
-  const POLL_MS = 2000;
+  const MAX_QUERY = 7000; // the server reads request lines up to 8 kB: a pasted outline goes to Preview
   const COLOURS = { live: "#b0001a", drill: "#0b4f8a" };
 
 
@@ -51,6 +52,15 @@
       }
     } catch (e) { return null; }
     return null;
+  }
+
+  /* The départements of the communes named (INSEE codes: 75056 in 75, 2A004 in 2A, 97105 in
+     971): outlined on the map, not filled (no commune outlines are vendored). */
+  function communeDepartements(areas) {
+    return new Set(areas.filter((a) => a.startsWith("commune:")).map((a) => {
+      const code = a.slice("commune:".length).trim().toUpperCase();
+      return code.startsWith("97") ? code.slice(0, 3) : code.slice(0, 2);
+    }));
   }
 
   function areaOf(layer) {
@@ -124,9 +134,12 @@
         if (!area) return { color: "#90a4ae", weight: 0.6, fillOpacity: 0.04, fillColor: "#90a4ae" };
         // light (nothing sent) to dark green (all sent), always with a bold outline
         const light = 92 - Math.round(area.share * 62);
-        return { color: "#1e6b34", weight: 2, fillColor: `hsl(140, 56%, ${light}%)`, fillOpacity: 0.85 };
+        // dashed: part of the département (some communes, a shape's cells), not all of it
+        const dash = this.partial && this.partial.has(code) ? "6 4" : null;
+        return { color: "#1e6b34", weight: 2, dashArray: dash, fillColor: `hsl(140, 56%, ${light}%)`, fillOpacity: 0.85 };
       }
       if (this.selected.has(code)) return { color: this.colour, weight: 2, fillColor: this.colour, fillOpacity: 0.35 };
+      if (this.partial && this.partial.has(code)) return { color: this.colour, weight: 2, dashArray: "6 4", fillOpacity: 0.04, fillColor: this.colour };
       return { color: "#78909c", weight: 0.6, fillColor: "#90a4ae", fillOpacity: 0.06 };
     }
 
@@ -164,7 +177,8 @@
 
     fitTarget() {
       const bounds = L.latLngBounds([]);
-      this.selected.forEach((code) => { const d = this.byCode.get(code); if (d) bounds.extend(d.layer.getBounds()); });
+      const codes = new Set([...this.selected, ...Object.keys(this.progress || {})]);
+      codes.forEach((code) => { const d = this.byCode.get(code); if (d) bounds.extend(d.layer.getBounds()); });
       if (this.shapes.getLayers().length) bounds.extend(this.shapes.getBounds());
       if (this.cells.getLayers().length) bounds.extend(this.cells.getBounds());
       if (bounds.isValid()) this.map.fitBounds(bounds, { padding: [20, 20], maxZoom: 13 });
@@ -212,6 +226,7 @@
 
     readTicked() {
       this.selected = this.departementsOf(this.composeAreas());
+      this.partial = communeDepartements(this.composeAreas());
       this.restyle();
     }
 
@@ -247,6 +262,7 @@
       }
       const params = new URLSearchParams({ kind: this.kind });
       areas.forEach((a) => params.append("area", a));
+      if (params.toString().length > MAX_QUERY) { this.fail(this.words.too_long); status.textContent = ""; return null; }
       this.pending = new AbortController();
       this.panel.dataset.mapBusy = "true";
       status.textContent = this.words.counting;
@@ -306,6 +322,7 @@
 
     async startView(areas) {
       this.selected = this.departementsOf(areas);
+      this.partial = communeDepartements(areas);
       this.restyle();
       this.drawAreas(areas, { color: this.colour, weight: 3, fillOpacity: 0.12, interactive: false });
       await this.count(areas);
@@ -318,17 +335,23 @@
       this.drawAreas(answer.data.areas, { color: "#1f2933", weight: 3, fill: false, interactive: false });
       this.cells.addData(answer.data.cells);
       this.applyProgress(answer.data);
-      this.selected = new Set(Object.keys(answer.data.departements));
       this.fitTarget();
-      if (!answer.data.final) this.poll();
+      // Then live, from the page's progress stream (console.js passes each reading on).
+      document.addEventListener("broadcast-progress", (e) => {
+        const data = e.detail;
+        if (!data.areas) return;
+        this.applyProgress({ ...answer.data, state: data.state, final: data.final, departements: data.areas });
+      });
     }
 
     applyProgress(data) {
       const legend = this.panel.querySelector(".map-legend");
+      this.partial = new Set(Object.keys(data.departements).filter((d) => !data.whole.includes(d)));
       if (data.state === "pending_approval" || data.state === "draft") {
-        // Nothing can have been sent: the areas in the broadcast's colour, as on its preview.
+        // Nothing can have been sent: the areas in the broadcast's colour, as on its preview
+        // (a département reached in part, communes or a shape's cells, keeps only its outline).
         if (legend) legend.hidden = true;
-        this.selected = new Set(Object.keys(data.departements));
+        this.selected = new Set(data.whole);
         this.restyle();
         this.panel.dataset.mapFinal = String(data.final);
         return;
@@ -351,14 +374,6 @@
         Object.fromEntries(Object.entries(this.progress).map(([code, a]) => [code, a.share])),
       );
       this.panel.dataset.mapFinal = String(data.final);
-    }
-
-    poll() {
-      setTimeout(async () => {
-        const answer = await getJSON(this.panel.dataset.source).catch(() => null);
-        if (answer && answer.ok) this.applyProgress(answer.data);
-        if (!answer || !answer.ok || !answer.data.final) this.poll();
-      }, POLL_MS);
     }
   }
 
