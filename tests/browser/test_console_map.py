@@ -206,7 +206,7 @@ MANY = [
 ]
 
 
-async def test_the_broadcast_page_colours_its_areas_by_the_share_sent(
+async def test_the_broadcast_page_colours_its_areas_by_the_share_delivered(
     console_lab: MakeLab, browser: Browser, screenshots: Path
 ) -> None:
     lab = await console_lab(
@@ -251,6 +251,18 @@ async def test_the_broadcast_page_colours_its_areas_by_the_share_sent(
     await expect(panel).to_have_attribute("data-map-final", "true", timeout=60_000)
     shares = json.loads(await panel.get_attribute("data-map-shares") or "{}")
     assert shares == {"75": 1.0, "92": 1.0, "93": 1.0, "94": 1.0}
+    # The colour is the share delivered: the page stays live until the receipts settle, and
+    # every part of this mock gets a DELIVRD receipt.
+    await alice.wait_for_function(
+        """() => {
+            const delivered = JSON.parse(
+                document.querySelector('[data-map]').dataset.mapDelivered || '{}');
+            return Object.keys(delivered).length === 4
+                && Object.values(delivered).every((s) => s === 1);
+        }""",
+        timeout=60_000,
+    )
+    await expect(panel.locator(".map-label").first).to_contain_text("delivered")
     assert await lab.state(broadcast_id) == "completed"
     # The colours came from the page's progress stream: one map.json per page load, no polling
     # (the page reloads itself when the broadcast starts and when it ends).

@@ -7,7 +7,8 @@
              /console/geo/reach (debounced, the previous request aborted) and shows the figures
              and the cells selected.
    view:     the areas previewed and the cells they select (the same reach request, once).
-   progress: a broadcast's areas, each département coloured by the share of its recipients sent,
+   progress: a broadcast's areas, each département coloured by the share of its SMS parts
+             delivered (receipts, from the per-area roll-up) and labelled with the share sent,
              live: console.js passes on each reading of the page's progress stream (the shared
              reader's, web/progress.py), so the map adds no request of its own. */
 "use strict";
@@ -132,8 +133,8 @@
       if (this.progress) {
         const area = this.progress[code];
         if (!area) return { color: "#90a4ae", weight: 0.6, fillOpacity: 0.04, fillColor: "#90a4ae" };
-        // light (nothing sent) to dark green (all sent), always with a bold outline
-        const light = 92 - Math.round(area.share * 62);
+        // light (nothing delivered) to dark green (all delivered), always with a bold outline
+        const light = 92 - Math.round((area.delivered_share || 0) * 62);
         // dashed: part of the département (some communes, a shape's cells), not all of it
         const dash = this.partial && this.partial.has(code) ? "6 4" : null;
         return { color: "#1e6b34", weight: 2, dashArray: dash, fillColor: `hsl(140, 56%, ${light}%)`, fillOpacity: 0.85 };
@@ -147,7 +148,7 @@
       let text = `${p.code} ${p.name}`;
       const area = this.progress && this.progress[p.code];
       if (area) {
-        text += ` — ${this.percent.format(area.share)} ${this.words.sent} (${this.number.format(area.recipients)})`;
+        text += ` — ${this.percent.format(area.share)} ${this.words.sent}, ${this.percent.format(area.delivered_share || 0)} ${this.words.delivered} (${this.number.format(area.recipients)})`;
       }
       return text;
     }
@@ -365,13 +366,18 @@
         if (!d) return;
         d.layer.unbindTooltip();
         if (labelled) {
-          d.layer.bindTooltip(`${code} · ${this.percent.format(area.share)}`, { permanent: true, direction: "center", className: "map-label" });
+          d.layer.bindTooltip(
+            `${code} · ${this.percent.format(area.share)} ${this.words.sent} · ${this.percent.format(area.delivered_share || 0)} ${this.words.delivered}`,
+            { permanent: true, direction: "center", className: "map-label" });
         } else {
           d.layer.bindTooltip(() => this.tooltipOf(d.props), { sticky: true });
         }
       });
       this.panel.dataset.mapShares = JSON.stringify(
         Object.fromEntries(Object.entries(this.progress).map(([code, a]) => [code, a.share])),
+      );
+      this.panel.dataset.mapDelivered = JSON.stringify(
+        Object.fromEntries(Object.entries(this.progress).map(([code, a]) => [code, a.delivered_share || 0])),
       );
       this.panel.dataset.mapFinal = String(data.final);
     }
