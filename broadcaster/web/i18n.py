@@ -164,10 +164,10 @@ MESSAGES: Final[dict[str, tuple[str, str]]] = {
     ),
     "map_cells_more": ("cells not drawn (too many)", "cellules non dessinées (trop nombreuses)"),
     "map_sent_legend": (
-        "Colour: share of each département's SMS parts delivered to a phone (delivery receipts); "
-        "label: share of its recipients sent, then delivered",
-        "Couleur : part des SMS de chaque département remis sur un téléphone (accusés de "
-        "réception) ; étiquette : part des destinataires envoyée, puis remise",
+        "Colour and figure: share of each département's SMS parts delivered to a phone "
+        "(delivery receipts)",
+        "Couleur et chiffre : part des SMS de chaque département remis sur un téléphone "
+        "(accusés de réception)",
     ),
     "map_sent": ("sent", "envoyé"),
     "map_delivered": ("delivered", "remis"),

@@ -262,7 +262,7 @@ async def test_the_broadcast_page_colours_its_areas_by_the_share_delivered(
         }""",
         timeout=60_000,
     )
-    await expect(panel.locator(".map-label").first).to_contain_text("delivered")
+    await expect(panel.locator(".map-label").first).to_have_text(re.compile(r"^\d\d · 100\s?%$"))
     assert await lab.state(broadcast_id) == "completed"
     # The colours came from the page's progress stream: one map.json per page load, no polling
     # (the page reloads itself when the broadcast starts and when it ends).

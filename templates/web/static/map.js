@@ -367,7 +367,8 @@
         d.layer.unbindTooltip();
         if (labelled) {
           d.layer.bindTooltip(
-            `${code} · ${this.percent.format(area.share)} ${this.words.sent} · ${this.percent.format(area.delivered_share || 0)} ${this.words.delivered}`,
+            // the colour's figure (delivered), short: neighbours' labels must not overlap
+            `${code} · ${this.percent.format(area.delivered_share || 0)}`,
             { permanent: true, direction: "center", className: "map-label" });
         } else {
           d.layer.bindTooltip(() => this.tooltipOf(d.props), { sticky: true });
