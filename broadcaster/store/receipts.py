@@ -42,15 +42,37 @@ class Matched:
 
 
 async def record(
-    conn: Conn, rows: Sequence[tuple[object, ...]], learning: Sequence[str] = ()
-) -> list[Matched]:
+    conn: Conn,
+    rows: Sequence[tuple[object, ...]],
+    learning: Sequence[str] = (),
+    hold_s: float = 0.0,
+) -> Recorded:
     """Match and append receipts (rows of `STAGED_COLUMNS`) in one transaction; for the SMSCs in
-    `learning`, the receipts matched and the key that matched each."""
+    `learning`, the receipts matched and the key that matched each; the receipts that name no
+    part yet and were received less than `hold_s` seconds ago are not stored but handed back
+    (their part's outcome may still be on its way to the database)."""
     async with conn.transaction():
         await conn.execute(queries["receipts_stage"])
         await conn.copy_records_to_table("receipts_in", records=rows, columns=STAGED_COLUMNS)
-        found = await conn.fetch(queries["receipts_match"], CLOCK_SLACK_S, list(learning))
-    return [Matched(r["smsc"], r["message_id"], r["text_message_id"], r["key"]) for r in found]
+        found = await conn.fetch(queries["receipts_match"], CLOCK_SLACK_S, list(learning), hold_s)
+    recorded = Recorded([], [])
+    for r in found:
+        if r["kind"] == "held":
+            recorded.held.append(tuple(r[column] for column in STAGED_COLUMNS))
+        else:
+            recorded.matched.append(
+                Matched(r["smsc"], r["message_id"], r["text_message_id"], r["key"])
+            )
+    return recorded
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """What `record` did not simply store: the evidence for the SMSCs still being learnt, and
+    the receipts held back (rows of `STAGED_COLUMNS`)."""
+
+    matched: list[Matched]
+    held: list[tuple[object, ...]]
 
 
 async def take_back(conn: Conn, smsc: str, since: datetime) -> list[tuple[object, ...]]:

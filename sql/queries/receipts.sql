@@ -18,7 +18,10 @@ CREATE TEMPORARY TABLE IF NOT EXISTS receipts_in (
 -- with that key the most recent one before the receipt ($1: seconds of clock slack), so an SMSC
 -- that restarts and reuses ids is not counted twice. Two different parts found through two keys:
 -- ambiguous, attributed to neither. Returns, for the SMSCs in $2 (whose id form is still being
--- found out), each matched receipt's ids and the key that found its part.
+-- found out), each matched receipt's ids and the key that found its part ('evidence'); and the
+-- receipts that name no part yet and came less than $3 seconds ago ('held', not stored: their
+-- part's outcome may not be committed yet — receipts 200 ms after the submission raced the
+-- outcome flush and a few % were stored unmatched for ever; the recorder offers them again).
 WITH found AS (
     SELECT i.*, m.n, m.broadcast_id, m.msisdn, m.part, m.delay_s, m.key
     FROM receipts_in i
@@ -57,6 +60,7 @@ WITH found AS (
            CASE WHEN n = 1 THEN part END, CASE WHEN n = 1 THEN delay_s END,
            CASE n WHEN 0 THEN 'unmatched' WHEN 1 THEN 'matched' ELSE 'ambiguous' END
     FROM found
+    WHERE n > 0 OR received_at < now() - make_interval(secs => $3)
 ), fresh AS (
     -- The batch's parts with a receipt of a stat not recorded for them before (issue 22's
     -- roll-ups count parts, once per stat; this statement's snapshot excludes `stored`).
@@ -81,8 +85,16 @@ WITH found AS (
     FROM fresh GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
     ON CONFLICT (broadcast_id, stat, bucket) DO UPDATE SET n = u.n + EXCLUDED.n
 )
-SELECT smsc, message_id, text_message_id, key FROM found
-WHERE n = 1 AND smsc = ANY($2::text[]);
+SELECT 'evidence' AS kind, smsc, message_id, text_message_id, NULL::text AS reported_msisdn,
+       NULL::text AS stat, NULL::text AS err, NULL::timestamptz AS done_at,
+       NULL::timestamptz AS received_at, NULL::text[] AS keys, key
+FROM found
+WHERE n = 1 AND smsc = ANY($2::text[])
+UNION ALL
+SELECT 'held', smsc, message_id, text_message_id, reported_msisdn, stat, err, done_at, received_at,
+       keys, NULL
+FROM found
+WHERE n = 0 AND received_at >= now() - make_interval(secs => $3);
 
 -- name: receipts_take_back
 -- Receipts of SMSC $1 recorded since $2, while its id form was being found out (to match again

@@ -7,6 +7,7 @@ receipt ids in decimal: every receipt lands on the part the SMSC says it is abou
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
@@ -136,6 +137,40 @@ async def test_an_auto_smsc_is_learnt_from_its_receipts_and_early_ones_matched_a
         rows = await conn.fetch("SELECT match, msisdn FROM receipts ORDER BY msisdn")
     assert [r["match"] for r in rows] == ["matched"] * 12
     assert [r["msisdn"] for r in rows] == [33600000100 + n for n in range(12)]
+
+
+async def test_a_receipt_ahead_of_its_parts_outcome_is_held_then_matched(
+    db: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A receipt that names no part yet is not stored as unmatched at once: the outcome of its
+    part may still be in the sender's next flush. It is offered again at the next flushes and
+    matched once the outcome is there; one still naming nothing after HOLD_S is stored as
+    unmatched, and stopping stores what is held (a receipt is never dropped)."""
+    now = datetime.now(UTC)
+    recorder = ReceiptRecorder(db, [SmscConfig(name="smsc", receipt_ids="same")])
+    recorder(Receipt(message_id="00A1", stat="DELIVRD"), "smsc")
+    recorder(Receipt(message_id="00B2", stat="DELIVRD"), "smsc")
+    await recorder.flush()
+    async with db.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM receipts") == 0  # both held
+        await _deliveries(conn, (1, 33600000001, "A1", now))  # the outcome lands
+    await recorder.flush()
+    async with db.acquire() as conn:
+        assert await _last(conn) == ("matched", 1, 33600000001)
+        assert await conn.fetchval("SELECT count(*) FROM receipts") == 1  # B2 still held
+    monkeypatch.setattr(recorder_module, "HOLD_S", 0.05)
+    await asyncio.sleep(0.1)
+    await recorder.flush()
+    recorder(Receipt(message_id="00C3", stat="DELIVRD"), "smsc")
+    await recorder.stop()  # (never started: the final flush)
+    async with db.acquire() as conn:
+        rows = await conn.fetch("SELECT message_id, match FROM receipts ORDER BY message_id")
+    assert [(r["message_id"], r["match"]) for r in rows] == [
+        ("00A1", "matched"),
+        ("00B2", "unmatched"),
+        ("00C3", "unmatched"),
+    ]
+    assert recorder.recorded == 3
 
 
 @pytest.mark.parametrize(
