@@ -43,6 +43,7 @@ def create_app(
     worker: Worker | None = None,
     *,
     console: bool = False,
+    dsn: str | None = None,
 ) -> web.Application:
     """The app over a database pool; `worker` (if any) is this process's engine, whose SMPP
     pool feeds /readyz, /metrics and the live pages; `console` mounts the console."""
@@ -53,6 +54,7 @@ def create_app(
             settings=settings,
             parts_per_second=contracted_capacity(worker.smscs) if worker is not None else 0.0,
             smscs=tuple(s.name for s in smscs),
+            dsn=dsn or settings.database_url or "",
         ),
         worker=worker,
         limiter=RateLimiter(settings.api_rate_per_second, settings.api_rate_burst),
@@ -109,8 +111,9 @@ async def serve(
     worker_task = asyncio.create_task(worker.run(), name="worker")
     scheduler_task = asyncio.create_task(scheduler.run(), name="drill-scheduler")
     retention_task = asyncio.create_task(purge_periodically(api_db, settings), name="retention")
+    compact_task = asyncio.create_task(compact_periodically(api_db, settings), name="compact")
     runner = web.AppRunner(
-        create_app(settings, api_db, worker, console=True),
+        create_app(settings, api_db, worker, console=True, dsn=dsn),
         access_log=None,
         handle_signals=False,
     )
@@ -133,12 +136,15 @@ async def serve(
         worker.stop()
         scheduler.stop()
         retention_task.cancel()
+        compact_task.cancel()
         with contextlib.suppress(Exception):
             await worker_task
         with contextlib.suppress(Exception):
             await scheduler_task
         with contextlib.suppress(BaseException):
             await retention_task
+        with contextlib.suppress(BaseException):
+            await compact_task
         await api_db.close()
         await worker_db.close()
         if mock is not None:
@@ -159,6 +165,31 @@ async def purge_periodically(db: asyncpg.Pool[asyncpg.Record], settings: Setting
         except Exception as exc:  # the next round may succeed (database back, lock released)
             log.error("retention_purge_failed", action="retention_purge", error=str(exc))
         await asyncio.sleep(settings.retention_interval_s)
+
+
+async def compact_periodically(db: asyncpg.Pool[asyncpg.Record], settings: Settings) -> None:
+    """Fold pending location sightings into the last-seen table every
+    `locations_compact_interval_s` (0: never): selection reads the pending ones too, at a cost
+    that grows with them. A failure is logged and tried again next time."""
+    from broadcaster.store.locations import compact
+
+    if settings.locations_compact_interval_s <= 0:
+        return
+    while True:
+        try:
+            async with db.acquire() as conn:
+                done = await compact(conn)
+            if done.moved:
+                log.info(
+                    "locations_compacted",
+                    action="locations_compact",
+                    moved=done.moved,
+                    written=done.written,
+                    seconds=round(done.seconds, 3),
+                )
+        except Exception as exc:  # the next round may succeed (database back, lock released)
+            log.error("locations_compact_failed", action="locations_compact", error=str(exc))
+        await asyncio.sleep(settings.locations_compact_interval_s)
 
 
 async def _until_stopped(

@@ -226,9 +226,20 @@ class Settings:
     retention_interval_s: float = 3600.0
     """Seconds between two purges by `broadcaster serve` (0: serve never purges; run
     `broadcaster db purge` from a timer instead)."""
+    locations_compact_interval_s: float = 10.0
+    """Seconds between two compactions by `broadcaster serve`: location updates are appended
+    (ingest runs at COPY speed) and selection reads the pending ones too, at a cost that grows
+    with them (0.5-1 s a million for a département here); compaction folds them into the
+    last-seen table. 0: serve never compacts (run `broadcaster locations compact`)."""
     display_timezone: str = ""
     """The zone times are shown to people in (IANA name, e.g. Europe/Paris); empty: each
     broadcast's area's own zone (overseas départements have theirs). JSON stays in UTC."""
+    map_tiles_url: str = ""
+    """A tile server the console's map draws under the outlines (https, with {z}, {x} and {y},
+    e.g. https://tiles.example.net/{z}/{x}/{y}.png; it is added to the pages' img-src);
+    empty: outlines only, nothing fetched from another server."""
+    map_tiles_attribution: str = ""
+    """The tile server's attribution, shown on the map (its licence usually requires it)."""
 
     @classmethod
     def load(
@@ -271,7 +282,10 @@ ENVIRONMENT_VARIABLES: dict[str, str] = {
     "BROADCASTER_RETENTION_AUDIT_DAYS": "retention_audit_days",
     "BROADCASTER_RETENTION_LOCATIONS_HOURS": "retention_locations_hours",
     "BROADCASTER_RETENTION_INTERVAL_S": "retention_interval_s",
+    "BROADCASTER_LOCATIONS_COMPACT_INTERVAL_S": "locations_compact_interval_s",
     "BROADCASTER_TIMEZONE": "display_timezone",
+    "BROADCASTER_MAP_TILES_URL": "map_tiles_url",
+    "BROADCASTER_MAP_TILES_ATTRIBUTION": "map_tiles_attribution",
 }
 """Environment variable -> the Settings field it sets (besides DATABASE_URL, BROADCASTER_CONFIG
 and BROADCASTER_SMSC_URL)."""
@@ -298,6 +312,7 @@ def _check_ranges(settings: Settings) -> None:
     if settings.api_rate_per_second <= 0 or settings.api_rate_burst < 1:
         raise ConfigError("api_rate_per_second must be positive, api_rate_burst >= 1")
     _check_retention(settings)
+    _check_tiles(settings.map_tiles_url)
     if not _COUNTRY_CODE.fullmatch(settings.home_country):
         raise ConfigError(
             f"home_country {settings.home_country!r} is not a two-letter country code (FR, BE, ...)"
@@ -312,11 +327,28 @@ def _check_retention(settings: Settings) -> None:
     for name in ("outcomes_days", "receipts_days", "audit_days", "locations_hours", "interval_s"):
         if getattr(settings, f"retention_{name}") < 0:
             raise ConfigError(f"retention_{name} must be 0 (keep) or positive")
+    if settings.locations_compact_interval_s < 0:
+        raise ConfigError("locations_compact_interval_s must be 0 (never) or positive")
     if 0 < settings.retention_audit_days < MIN_AUDIT_DAYS:
         raise ConfigError(
             f"retention_audit_days must be 0 (keep) or at least {MIN_AUDIT_DAYS}: the audit log "
             "is kept longest"
         )
+
+
+def _check_tiles(url: str) -> None:
+    if url and not _TILES_URL.fullmatch(url):
+        raise ConfigError(
+            f"map_tiles_url {url!r} is not an https URL with {{z}}, {{x}} and {{y}} "
+            "(e.g. https://tiles.example.net/{z}/{x}/{y}.png); leave it empty for outlines only"
+        )
+
+
+_TILES_URL = re.compile(
+    r"https://[A-Za-z0-9.-]+(:[0-9]{1,5})?/[^\s\"'<>]*(?=[^\s]*\{z\})(?=[^\s]*\{x\})(?=[^\s]*\{y\})[^\s\"'<>]*"
+)
+"""An https tile URL template: its host becomes part of the pages' img-src, so nothing that
+could widen the policy (quotes, spaces, another scheme) is accepted."""
 
 
 _COUNTRY_CODE = re.compile(r"[A-Z]{2}")

@@ -207,6 +207,13 @@ async def main(
                 broadcast_id,
             )
         )
+        parts = int(
+            await conn.fetchval(
+                "SELECT coalesce(sum(parts), 0) FROM outcome_rollup"
+                " WHERE broadcast_id = $1 AND status = 0",
+                broadcast_id,
+            )
+        )
         db_bytes = int(await conn.fetchval("SELECT pg_database_size(current_database())"))
         await conn.close()
     figures: dict[str, Any] = {
@@ -214,6 +221,7 @@ async def main(
         "msgs_per_s": full["msgs_per_s"],
         "baseline_msgs_per_s": base["msgs_per_s"],
         "receipts_ratio": round(full["msgs_per_s"] / max(1.0, base["msgs_per_s"]), 3),
+        "parts_accepted": parts,
         "receipts_recorded": receipts,
         "status_p50_ms_during": _pct(lat["during"], 0.5),
         "status_p99_ms_during": _pct(lat["during"], 0.99),

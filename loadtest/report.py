@@ -30,6 +30,7 @@ CHART_FILES = (
     "crash.svg",
     "db_outage.svg",
     "geo.svg",
+    "map_reach.svg",
     "load.svg",
 )
 
@@ -283,6 +284,27 @@ def chart_geo(f: dict[str, Any]) -> str:
     )
 
 
+def chart_map_reach(f: dict[str, Any]) -> str:
+    """The console map's reach of each shape against the API's dry run of the same shape."""
+    bars = []
+    for shape in ("polygon", "circle"):
+        bars.append(Bar(f"{shape}: dry run", f[f"{shape}_dry_run_ms"], charts.THEIRS, "API"))
+        bars.append(
+            Bar(
+                f"{shape}: map reach",
+                f[f"{shape}_reach_ms"],
+                charts.GOOD if f[f"{shape}_reach_ms"] < 300 else charts.OURS,
+                f"{f[f'{shape}_cells_drawn']:,} of {f[f'{shape}_cells']:,} cells drawn",
+            )
+        )
+    return charts.bar_chart(
+        f"Console map ({f['subscribers']:,} subscribers): reach of a shape, median ms",
+        bars,
+        "ms",
+        [Line(300, "target (polygon)")],
+    )
+
+
 def chart_load(doc: dict[str, Any]) -> str:
     timeline = doc["load"].get("timeline", [])
     cpus = doc["machine"].get("cpus") or 2
@@ -322,6 +344,7 @@ CHARTS: dict[str, Callable[[dict[str, Any]], str]] = {
     "crash": chart_crash,
     "db_outage": chart_db_outage,
     "geo": chart_geo,
+    "map_reach": chart_map_reach,
 }
 
 # -- prose --------------------------------------------------------------------------------------
@@ -416,7 +439,16 @@ The polygon is Gironde's vendored outline. Shape → cells is the PostGIS query 
 5); the preview is the whole plan (median of 3); the stream is the store's COPY of every chunk
 of that broadcast (with each chunk's claim and commit, too); two workers then share a second
 such broadcast through the leases; finally 1M location updates go through `locations.ingest`
-(COPY into staging, one upsert per 200k).""",
+(checked and appended to the sightings with COPY, against a plain COPY of the same CSV), the
+polygon is previewed with them pending, they are compacted into the last-seen table (the
+set-based upsert) and it is previewed again (the same numbers).""",
+    "map_reach": """\
+The console's map asks `/console/geo/reach` for the reach of what is drawn, as the shape
+changes. A scratch database gets N synthetic subscribers and 300k synthetic cells; the polygon is
+Gironde's vendored outline, the circle 10 km around Paris. Each shape is asked of the API's dry run
+(`POST /v1/broadcasts`, the same count) and of the map's endpoint, alternately, 5 times each; the
+medians, and the map's answer on the wire (gzipped, at most 1,000 cells drawn). The two counts
+must agree.""",
 }
 
 

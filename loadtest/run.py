@@ -261,7 +261,22 @@ GEO = Scenario(
                "", "issue 23"),
     ),
 )  # fmt: skip
-SCENARIOS = (*SCENARIOS, GEO)
+MAP = Scenario(
+    "map_reach",
+    "Console map: the reach of a département-sized polygon and a 10 km circle over HTTP, against "
+    "the API's dry run in the same run (1M subscribers, 300k cells)",
+    "loadtest.map_reach",
+    ("--subscribers", "1000000", "--sites", "100000"),
+    ("--subscribers", "20000", "--sites", "2000"),
+    600,
+    (
+        Target("polygon_reach_ms", "map reach of a département-sized polygon", "<", 300, "ms",
+               "issue 24"),
+        Target("polygon_reach_bytes", "its answer on the wire (gzipped)", "<", 200_000, "B",
+               "issue 24"),
+    ),
+)  # fmt: skip
+SCENARIOS = (*SCENARIOS, GEO, MAP)
 BY_NAME = {s.name: s for s in SCENARIOS}
 
 

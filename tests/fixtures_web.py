@@ -113,9 +113,11 @@ async def console_lab(db_dsn: str, start_mock: StartMock) -> AsyncIterator[MakeL
         threshold: int = 5,
         subscribers: Sequence[tuple[int, str, str, str, bool]] = SUBSCRIBERS,
         rate_per_second: float = 1000.0,
+        chunk_size: int = Settings.chunk_size,
     ) -> ConsoleLab:
         settings = Settings(
             database_url=db_dsn,
+            chunk_size=chunk_size,
             api_approval_threshold=threshold,
             api_rate_per_second=rate_per_second,
             api_rate_burst=1000,

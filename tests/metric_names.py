@@ -41,6 +41,7 @@ def exposition() -> str:
             ],
             drill_runs=[{"schedule": "s", "outcome": "missed", "alarm": "missed", "n": 1}],
             drill_latest=[{"schedule_name": "s", "verdict": "fail"}],
+            sightings_pending=1,
         )
         return metrics.render().decode()
 

@@ -118,7 +118,8 @@ elsewhere, no SMSC would bind: the broadcast is then paused), 2 bad input or not
     demo = add_command(
         commands,
         "demo",
-        "run a whole broadcast on embedded defaults: throwaway database, mock SMSC",
+        "run whole broadcasts on embedded defaults (7 départements, then the numbers present "
+        "in a polygon): throwaway database, mock SMSC",
         _cmd_demo,
         epilog="example:\n  broadcaster demo --subscribers 100000 --json",
     )
@@ -135,7 +136,8 @@ elsewhere, no SMSC would bind: the broadcast is then paused), 2 bad input or not
         "--record",
         env="BROADCASTER_DEMO_RECORD",
         type=Path,
-        help="write what the mock SMSC received (JSON lines: destination, text)",
+        help="write what the mock SMSC received for the first broadcast (JSON lines: "
+        "destination, text)",
     )
 
 
@@ -356,7 +358,25 @@ async def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
             f"exactly their text once; {report['mismatched']} mismatched, "
             f"{report['missing']} missing"
         )
+    polygon = report.get("polygon")
+    if polygon is not None:
+        human += (
+            f"\n\nthen geography: {polygon['cells_synthesised']:,} synthetic cells, "
+            f"{polygon['locations_ingested']:,} last-seen locations; the preview of "
+            f"{polygon['area']}:\n"
+            + preview_text(polygon["preview"])
+            + "\n"
+            + _report_text(polygon)
+        )
+        if "verified" in polygon:
+            human += (
+                f"\nverified by the mock SMSC's record: {polygon['verified']:,} numbers present "
+                f"in the polygon got exactly their text once; {polygon['mismatched']} "
+                f"mismatched, {polygon['missing']} missing"
+            )
     emit(args, report, human)
-    if report.get("mismatched") or report.get("missing") or report["duplicates"]:
-        return 1
-    return _exit_for(report)
+    for one in (report, polygon or {}):
+        if one.get("mismatched") or one.get("missing") or one.get("duplicates"):
+            return 1
+    first = _exit_for(report)
+    return _exit_for(polygon) if first == EXIT_OK and polygon is not None else first

@@ -1,4 +1,4 @@
-"""CLI commands for geography: `cells import|synth` and `locations ingest`."""
+"""CLI commands for geography: `cells import|synth` and `locations ingest|compact|synth`."""
 
 from __future__ import annotations
 
@@ -12,12 +12,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from broadcaster.cli.data import migrated_connection
-from broadcaster.cli.options import Commands, add_command, emit, flag
+from broadcaster.cli.options import Commands, add_command, emit, flag, switch
 from broadcaster.errors import EXIT_OK, ImportRejectedError, InputError
 from broadcaster.settings import Settings
 
 if TYPE_CHECKING:
     from broadcaster.domain.cells import CellRow
+    from broadcaster.store.locations import Compaction
 
 
 def register(commands: Commands) -> None:
@@ -65,13 +66,32 @@ def register(commands: Commands) -> None:
         _cmd_locations_ingest,
         epilog="examples:\n  broadcaster locations ingest updates.csv\n"
         "  probe-feed | broadcaster locations ingest -",
-        description="Apply lines msisdn,cell_id,seen_at[,mcc_or_imsi] (seen_at ISO 8601, UTC "
-        "when no offset): COPY into a staging table and one set-based upsert per batch. A "
-        "number the subscriber index does not know is a visitor, with the country of its MCC "
-        "(else of its number) and that country's language. Malformed lines and unknown cells "
-        "go to the reject file with their reason; the rest is ingested; exit code 2 if any.",
+        description="Append lines msisdn,cell_id,seen_at[,mcc_or_imsi] (seen_at ISO 8601, UTC "
+        "when no offset) to the pending sightings with COPY; selection sees them at once. "
+        "`locations compact` (and `serve`, every locations_compact_interval_s) folds them into "
+        "the last-seen table. A number the subscriber index does not know is a visitor, with "
+        "the country of its MCC (else of its number) and that country's language. Malformed "
+        "lines and unknown cells go to the reject file with their reason; the rest is "
+        "ingested; exit code 2 if any.",
     )
     ing.add_argument("file", help="file of updates, or - for stdin")
+    switch(
+        ing,
+        "--compact",
+        env="BROADCASTER_LOCATIONS_COMPACT",
+        help="then fold the pending sightings in (as `locations compact`)",
+    )
+    add_command(
+        loc_sub,
+        "compact",
+        "fold the pending sightings into the last-seen table",
+        _cmd_locations_compact,
+        epilog="example:\n  broadcaster locations compact --json",
+        description="Fold every pending sighting into the last-seen table (newest per number; "
+        "an older one never overwrites a newer one), a set-based upsert per batch, and delete "
+        "them. Selection gives the same answers before and after. One compaction runs at a "
+        "time: a second one returns at once.",
+    )
     syn = add_command(
         loc_sub,
         "synth",
@@ -172,32 +192,63 @@ def _lines(name: str) -> Iterator[str]:
 
 
 async def _cmd_locations_ingest(args: argparse.Namespace, settings: Settings) -> int:
-    from broadcaster.store.locations import ingest
+    from broadcaster.store.locations import compact, ingest, pending
 
     async with migrated_connection(settings) as conn:
         result = await ingest(conn, _lines(args.file))
+        folded = await compact(conn) if args.compact else None
+        waiting = await pending(conn)
     default = "locations.rejects.csv" if args.file == "-" else f"{args.file}.rejects.csv"
     reject_file = args.reject_file or Path(default)
     if result.rejects:
         _write_rejects(reject_file, "text", result.rejects)
-    emit(
-        args,
-        {
-            "read": result.read,
-            "written": result.written,
-            "visitors": result.visitors,
-            "rejected": len(result.rejects),
-            "seconds": round(result.seconds, 3),
-            "updates_per_second": round(result.per_second),
-        },
-        f"read {result.read:,} updates, wrote {result.written:,} ({result.visitors:,} "
-        f"visitors) in {result.seconds:.1f} s ({result.per_second:,.0f}/s), rejected "
-        f"{len(result.rejects):,}" + (f" (see {reject_file})" if result.rejects else ""),
+    data: dict[str, object] = {
+        "read": result.read,
+        "written": result.written,
+        "rejected": len(result.rejects),
+        "seconds": round(result.seconds, 3),
+        "updates_per_second": round(result.per_second),
+        "pending": waiting,
+    }
+    text = (
+        f"read {result.read:,} updates, appended {result.written:,} in {result.seconds:.1f} s "
+        f"({result.per_second:,.0f}/s), rejected {len(result.rejects):,}"
+        + (f" (see {reject_file})" if result.rejects else "")
     )
+    if folded is not None:
+        data["compacted"] = _compaction_json(folded)
+        text += "\n" + _compaction_text(folded)
+    emit(args, data, text + f"\n{waiting:,} sightings pending compaction")
     if result.rejects:
         raise ImportRejectedError(
             f"{len(result.rejects)} line(s) rejected; reasons in {reject_file}"
         )
+    return EXIT_OK
+
+
+def _compaction_json(done: Compaction) -> dict[str, object]:
+    return {
+        "moved": done.moved,
+        "written": done.written,
+        "visitors": done.visitors,
+        "seconds": round(done.seconds, 3),
+        "sightings_per_second": round(done.per_second),
+    }
+
+
+def _compaction_text(done: Compaction) -> str:
+    return (
+        f"compacted {done.moved:,} sightings into {done.written:,} locations "
+        f"({done.visitors:,} visitors) in {done.seconds:.1f} s ({done.per_second:,.0f}/s)"
+    )
+
+
+async def _cmd_locations_compact(args: argparse.Namespace, settings: Settings) -> int:
+    from broadcaster.store.locations import compact
+
+    async with migrated_connection(settings) as conn:
+        done = await compact(conn)
+    emit(args, _compaction_json(done), _compaction_text(done))
     return EXIT_OK
 
 

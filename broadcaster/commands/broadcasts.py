@@ -453,6 +453,36 @@ async def list_recent(ctx: Context, caller: Caller, limit: int = 20) -> list[dic
         return await store.list_recent(conn, limit)
 
 
+async def approval_queue(ctx: Context, caller: Caller, limit: int = 100) -> list[dict[str, Any]]:
+    """What awaits this caller's approval, oldest first: broadcasts waiting for a second
+    person that they may approve and did not create (none for a holder who may not approve;
+    no refusal is audited for merely looking)."""
+    if not allowed(caller, "approveBroadcast"):
+        return []
+    async with ctx.db.acquire() as conn:
+        await authorize(conn, caller, "listBroadcasts")
+        waiting = await store.awaiting_approval(conn, limit)
+        return [row for row in waiting if not await created_it(conn, caller, row)]
+
+
+async def may_watch(ctx: Context, caller: Caller, broadcast_id: int) -> str:
+    """The broadcast's state, if the caller may follow it (as `status`, 403/404 otherwise): a
+    live page checks this once, then reads through a shared reader (`watched`)."""
+    async with ctx.db.acquire() as conn:
+        await authorize(conn, caller, "getBroadcast", subject(broadcast_id))
+        state = await store.get_state(conn, broadcast_id)
+    if state is None:
+        raise store.no_such_broadcast(broadcast_id)
+    return state
+
+
+async def watched(conn: Conn, broadcast_id: int) -> dict[str, Any]:
+    """The status `status` reads, on a connection of the reader's own (one per watched
+    broadcast, shared by every page open on it): whoever reads it was authorised by
+    `may_watch`."""
+    return await store.progress(conn, broadcast_id)
+
+
 async def relation(ctx: Context, caller: Caller, broadcast_id: int) -> tuple[str, bool]:
     """(kind, whether the caller created it): what a page needs to show the right buttons."""
     async with ctx.db.acquire() as conn:

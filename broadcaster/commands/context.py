@@ -19,3 +19,6 @@ class Context:
     """The contracted capacity of the SMSCs that send (for the ETA of a preview; 0: unknown)."""
     smscs: tuple[str, ...] = ()
     """The names of the SMSCs this process sends through (recorded on each drill run)."""
+    dsn: str = ""
+    """Where the pool connects: for a reader that holds a connection of its own (the console's
+    live pages), so that it never takes one of the pool's ("": share the pool)."""

@@ -50,21 +50,8 @@ async def make_plan(conn: Conn, settings: Settings, request: BroadcastRequest) -
     max_parts = settings.max_parts if request.max_parts is None else request.max_parts
     if max_parts < 1:
         raise InputError(f"the maximum number of parts must be at least 1, not {max_parts}")
-    include = [parse_area(a) for a in request.areas]
-    exclude = [parse_area(a) for a in request.exclude]
-    resolved = await geography.resolve(
-        conn,
-        include,
-        exclude,
-        mode=geography.check_mode(request.mode, request.freshness_s),
-        window_s=request.freshness_s,
-        test_group_only=request.test_group_only or request.kind == "drill",
-        visitor_languages=request.visitor_languages,
-    )
+    resolved, counts = await reach(conn, request)
     target, index = resolved.target, resolved.index
-    counts = await _resident_counts(conn, target, request.parent_id, request.reached_only)
-    for key, n in resolved.present_counts.items():
-        counts[key] = counts.get(key, 0) + n
     area = await load_area_variables(conn, target.all_departements)
     plan = plan_broadcast(
         catalogue=catalogue,
@@ -79,6 +66,28 @@ async def make_plan(conn: Conn, settings: Settings, request: BroadcastRequest) -
         placeholders=area.placeholders,
     )
     return replace(plan, presence=resolved.summary)
+
+
+async def reach(
+    conn: Conn, request: BroadcastRequest
+) -> tuple[geography.Resolved, dict[tuple[str, str], int]]:
+    """The request's target and its recipients per (département, language): what a plan
+    counts before any text is rendered (the console's map asks this as a shape changes)."""
+    include = [parse_area(a) for a in request.areas]
+    exclude = [parse_area(a) for a in request.exclude]
+    resolved = await geography.resolve(
+        conn,
+        include,
+        exclude,
+        mode=geography.check_mode(request.mode, request.freshness_s),
+        window_s=request.freshness_s,
+        test_group_only=request.test_group_only or request.kind == "drill",
+        visitor_languages=request.visitor_languages,
+    )
+    counts = await _resident_counts(conn, resolved.target, request.parent_id, request.reached_only)
+    for key, n in resolved.present_counts.items():
+        counts[key] = counts.get(key, 0) + n
+    return resolved, counts
 
 
 async def _resident_counts(

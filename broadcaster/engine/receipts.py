@@ -6,6 +6,11 @@ under the keys its SMSC's id form allows (`SmscConfig.receipt_ids`, domain/recei
 SMSC set to `auto` is tried in every form until its receipts show which one it uses; then the
 form is logged, kept for the life of the process, and the receipts recorded while it was being
 found out are matched again under it.
+
+A receipt may come back before its part's outcome is recorded (outcomes are flushed in batches,
+perhaps by another worker, and a fast SMSC answers within milliseconds): one that names no
+recorded part is held and tried again at the next flushes for `HOLD_S` seconds before it is stored
+as 'unmatched'; the last flush (`stop`) stores what is still held.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import asyncpg
 import structlog
 
 from broadcaster.domain.receipt_ids import forms_of, keys
+from broadcaster.engine.to_the_end import to_the_end
 from broadcaster.settings import SmscConfig
 from broadcaster.smpp.receipts import Receipt
 from broadcaster.store import receipts as store
@@ -31,10 +37,9 @@ EVIDENCE = 20
 """Receipts matched through exactly one form before an `auto` SMSC's form is settled..."""
 AGREEMENT = 0.95
 """...and the share of them that must agree on it."""
-HOLD_S = 3.0
-"""A receipt naming no part yet is offered again at the next flushes for this long before it
-is stored as unmatched: its part's outcome may not be committed yet (receipts 200 ms after
-the submission beat a loaded outcome flush: 1-5% were lost as unmatched at 100k-1M)."""
+HOLD_S = 30.0
+"""How long a receipt that names no recorded part yet is tried again before it is stored as
+'unmatched' (long enough for outcome flushes delayed by a loaded database)."""
 
 
 class IdForms:
@@ -77,11 +82,17 @@ class ReceiptRecorder:
     """Buffer receipts from the pool (`on_receipt`) and flush them every `interval` seconds."""
 
     def __init__(
-        self, db: asyncpg.Pool, smscs: Sequence[SmscConfig] = (), interval: float = 0.5
+        self,
+        db: asyncpg.Pool,
+        smscs: Sequence[SmscConfig] = (),
+        interval: float = 0.5,
+        hold_s: float = HOLD_S,
     ) -> None:
         self.db = db
         self.interval = interval
+        self.hold_s = hold_s
         self.recorded = 0
+        """Receipts stored (matched or not); those held are not counted until stored."""
         self.ids = IdForms(smscs)
         self._rows: list[tuple[object, ...]] = []
         self._task: asyncio.Task[None] | None = None
@@ -105,24 +116,33 @@ class ReceiptRecorder:
             )
         )
 
-    async def flush(self, final: bool = False) -> None:
-        """Record the receipts received so far; those naming no part yet are kept for the
-        next flushes for up to HOLD_S (their part's outcome may be a flush behind), unless
-        `final` (stopping: every outcome of this process is recorded by now)."""
+    @property
+    def held(self) -> int:
+        """Receipts buffered: received, not stored yet (some perhaps held, naming no part yet)."""
+        return len(self._rows)
+
+    async def flush(self, *, hold: bool = True) -> None:
+        """Store the receipts received so far; with `hold`, keep back for the next flush those
+        that name no recorded part yet and are younger than `hold_s`. A batch is stored to the
+        end even if the caller is cancelled meanwhile (`stop` cancels the periodic flush), never
+        put back once stored, to be stored twice."""
         rows, self._rows = self._rows, []
-        if not rows:
-            return
+        if rows:
+            await to_the_end(self._store(rows, hold))
+
+    async def _store(self, rows: list[tuple[object, ...]], hold: bool) -> None:
         try:
             async with self.db.acquire() as conn:
-                hold = 0.0 if final else HOLD_S
-                recorded = await store.record(conn, rows, self.ids.learning(), hold)
-                for smsc in self.ids.weigh(recorded.matched):
+                done = await store.record(
+                    conn, rows, self.ids.learning(), self.hold_s if hold else 0.0
+                )
+                for smsc in self.ids.weigh(done.matched):
                     await self._match_again(conn, smsc)
         except BaseException:
             self._rows[:0] = rows  # keep them for the next flush: a receipt is never dropped
             raise
-        self._rows[:0] = recorded.held
-        self.recorded += len(rows) - len(recorded.held)
+        self._rows[:0] = done.held
+        self.recorded += len(rows) - len(done.held)
 
     async def _match_again(self, conn: Conn, smsc: str) -> None:
         """Once an SMSC's form is known, match again its receipts recorded while it was not."""
@@ -131,7 +151,7 @@ class ReceiptRecorder:
             rows = await store.take_back(conn, smsc, self.ids.since[smsc])
             again = [(*row, keys((str(row[1]), _text(row[2])), form)) for row in rows]
             if again:
-                await store.record(conn, again)  # (none held: they have waited already)
+                await store.record(conn, again)
         log.info("receipts_matched_again", smsc=smsc, form=form, receipts=len(again))
 
     def start(self) -> None:
@@ -142,7 +162,7 @@ class ReceiptRecorder:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        await self.flush(final=True)
+        await self.flush(hold=False)
 
     async def _loop(self) -> None:
         while True:

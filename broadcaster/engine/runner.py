@@ -27,6 +27,7 @@ import structlog
 
 from broadcaster.domain.caller import ENGINE
 from broadcaster.domain.states import HALTED
+from broadcaster.engine.to_the_end import to_the_end
 from broadcaster.errors import StoreError
 from broadcaster.settings import SmscConfig
 from broadcaster.smpp.codec import SubmitTemplate, smpp_absolute_time, submit_templates
@@ -272,19 +273,26 @@ class BroadcastRunner:
             self._fresh, self._fresh_chunks = set(), set()
             if not rows and not done and not twice:
                 return
-            try:
-                async with self.db.acquire() as conn:
-                    await chunks.record_outcomes(conn, self.broadcast_id, rows, done, twice, fresh)
-            except BaseException:
-                # Not recorded (one transaction): keep them for the next flush.
-                self._fresh |= fresh.recipients
-                self._fresh_chunks.update(fresh.chunks)
-                self._rows[:0] = rows
-                self._completable[:0] = done
-                self._possibly_twice += twice
-                raise
-            self.stats.outcomes += len(rows)
-            self.stats.chunks_done += len(done)
+            await to_the_end(self._record(rows, done, twice, fresh))
+
+    async def _record(
+        self, rows: list[tuple[object, ...]], done: list[int], twice: int, fresh: rollups.Fresh
+    ) -> None:
+        """One flush's transaction and its bookkeeping, run to the end even if the flusher is
+        cancelled meanwhile (`to_the_end`): recorded, never put back to be recorded twice."""
+        try:
+            async with self.db.acquire() as conn:
+                await chunks.record_outcomes(conn, self.broadcast_id, rows, done, twice, fresh)
+        except BaseException:
+            # Not recorded (one transaction): keep them for the next flush.
+            self._fresh |= fresh.recipients
+            self._fresh_chunks.update(fresh.chunks)
+            self._rows[:0] = rows
+            self._completable[:0] = done
+            self._possibly_twice += twice
+            raise
+        self.stats.outcomes += len(rows)
+        self.stats.chunks_done += len(done)
 
     # -- the run -------------------------------------------------------------------------------
 

@@ -60,6 +60,7 @@ class DbSnapshot:
     active: list[dict[str, Any]] = field(default_factory=list)
     drill_runs: list[dict[str, Any]] = field(default_factory=list)
     drill_latest: list[dict[str, Any]] = field(default_factory=list)
+    sightings_pending: int = 0
 
 
 class _Collector(Collector):
@@ -71,6 +72,14 @@ class _Collector(Collector):
         yield from self._pool_metrics(self._pool())
         yield from self._db_metrics(self._snapshot())
         yield from _drill_metrics(self._snapshot())
+        pending = GaugeMetricFamily(
+            "broadcaster_location_sightings_pending",
+            "Location updates appended and not yet compacted (as of the last ingest or "
+            "compaction): selection reads them too, slower the more there are; growing means "
+            "compaction lags",
+        )
+        pending.add_metric([], float(self._snapshot().sightings_pending))
+        yield pending
 
     def _pool_metrics(self, pool: SmppPool | None) -> Iterable[Metric]:
         if pool is None:
@@ -237,6 +246,7 @@ class Metrics:
             active=await store.active_progress(conn),
             drill_runs=await store_drills.metrics_runs(conn),
             drill_latest=await store_drills.metrics_latest(conn),
+            sightings_pending=await store.sightings_pending(conn),
         )
         self.database_up.set(1)
 

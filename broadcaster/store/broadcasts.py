@@ -41,6 +41,7 @@ UNITS: dict[str, str] = {
     "failed_by_status": "parts",
     "receipts": "parts",
     "by_smsc": "parts",
+    "waiting_behind": "broadcasts (ids) more urgent than this approved one, the first sent first",
     "receipts_unattributed": "receipts since the broadcast started, from any SMSC, that name no "
     "part (unmatched) or two (ambiguous): never counted as delivered",
 }
@@ -260,10 +261,12 @@ async def progress(conn: Conn, broadcast_id: int) -> dict[str, Any]:
     counts = _summary(rolled, int(row["possibly_twice"] or 0))
     assert chunks is not None
     waiting = None
+    ahead: list[int] = []
+    alive = None
     if row["state"] in ("pending_approval", "approved"):
-        waiting = waiting_for(
-            row["state"], await workers.alive(conn), await ahead_of(conn, broadcast_id)
-        )
+        alive = await workers.alive(conn)
+        ahead = await ahead_of(conn, broadcast_id) if row["state"] == "approved" else []
+        waiting = waiting_for(row["state"], alive, ahead)
     return {
         "broadcast_id": broadcast_id,
         "kind": row["kind"],
@@ -280,6 +283,8 @@ async def progress(conn: Conn, broadcast_id: int) -> dict[str, Any]:
         "finished_at": row["finished_at"].isoformat() if row["finished_at"] else None,
         "expires_at": row["expires_at"].isoformat(),
         "waiting_for": waiting,
+        "waiting_behind": ahead,
+        "workers_alive": alive,
         "chunks_total": chunks["total"],
         "chunks_done": chunks["total"] - chunks["todo"],
         "recorded": counts.recorded,
@@ -340,7 +345,15 @@ def _by_smsc(rolled: rollups.Rolled) -> dict[str, dict[str, Any]]:
 
 async def list_recent(conn: Conn, limit: int = 20) -> list[dict[str, Any]]:
     await expire_overdue(conn)
-    rows = await conn.fetch(queries["list_broadcasts"], limit)
+    return _rows(await conn.fetch(queries["list_broadcasts"], limit))
+
+
+async def awaiting_approval(conn: Conn, limit: int = 100) -> list[dict[str, Any]]:
+    """Broadcasts waiting for a second person, oldest first (not yet expired)."""
+    return _rows(await conn.fetch(queries["awaiting_approval"], limit))
+
+
+def _rows(rows: list[asyncpg.Record]) -> list[dict[str, Any]]:
     return [
         {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in dict(r).items()}
         for r in rows

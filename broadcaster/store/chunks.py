@@ -133,6 +133,11 @@ async def _snapshot_present(conn: Conn, broadcast_id: int, target: Target) -> No
     )
 
 
+async def present_numbers(conn: Conn, broadcast_id: int) -> list[Any]:
+    """(msisdn, departement, lang) of every number a broadcast's present part took."""
+    return list(await conn.fetch(queries["present_numbers"], broadcast_id))
+
+
 async def claim(conn: Conn, broadcast_id: int, worker: str, lease_seconds: float) -> Chunk | None:
     """Lease the next chunk nobody holds (or whose lease expired); None when none is left."""
     row = await conn.fetchrow(queries["claim_chunk"], broadcast_id, worker, lease_seconds)

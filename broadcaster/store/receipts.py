@@ -41,38 +41,37 @@ class Matched:
     key: str
 
 
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """What `record` did with a batch: the evidence of id forms, and the receipts held back."""
+
+    matched: list[Matched]
+    """For the SMSCs being learnt, the receipts matched and the key that matched each."""
+    held: list[tuple[object, ...]]
+    """Receipts (rows of `STAGED_COLUMNS`) that found no part yet, younger than the hold: not
+    stored, to be tried again (their submission may not be recorded yet)."""
+
+
 async def record(
     conn: Conn,
     rows: Sequence[tuple[object, ...]],
     learning: Sequence[str] = (),
     hold_s: float = 0.0,
 ) -> Recorded:
-    """Match and append receipts (rows of `STAGED_COLUMNS`) in one transaction; for the SMSCs in
-    `learning`, the receipts matched and the key that matched each; the receipts that name no
-    part yet and were received less than `hold_s` seconds ago are not stored but handed back
-    (their part's outcome may still be on its way to the database)."""
+    """Match and append receipts (rows of `STAGED_COLUMNS`) in one transaction, but those that
+    name no recorded part and were received less than `hold_s` seconds ago (returned, held)."""
     async with conn.transaction():
         await conn.execute(queries["receipts_stage"])
         await conn.copy_records_to_table("receipts_in", records=rows, columns=STAGED_COLUMNS)
         found = await conn.fetch(queries["receipts_match"], CLOCK_SLACK_S, list(learning), hold_s)
-    recorded = Recorded([], [])
-    for r in found:
-        if r["kind"] == "held":
-            recorded.held.append(tuple(r[column] for column in STAGED_COLUMNS))
-        else:
-            recorded.matched.append(
-                Matched(r["smsc"], r["message_id"], r["text_message_id"], r["key"])
-            )
-    return recorded
-
-
-@dataclass(frozen=True, slots=True)
-class Recorded:
-    """What `record` did not simply store: the evidence for the SMSCs still being learnt, and
-    the receipts held back (rows of `STAGED_COLUMNS`)."""
-
-    matched: list[Matched]
-    held: list[tuple[object, ...]]
+    return Recorded(
+        matched=[
+            Matched(r["smsc"], r["message_id"], r["text_message_id"], r["key"])
+            for r in found
+            if not r["held"]
+        ],
+        held=[tuple(r[c] for c in STAGED_COLUMNS) for r in found if r["held"]],
+    )
 
 
 async def take_back(conn: Conn, smsc: str, since: datetime) -> list[tuple[object, ...]]:

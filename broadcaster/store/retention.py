@@ -72,8 +72,7 @@ async def locations_older_than(conn: Conn, cutoff: datetime) -> int:
 
 
 async def purge_locations(conn: Conn, cutoff: datetime) -> int:
-    status = await conn.execute(queries["retention_purge_locations"], cutoff)
-    return int(status.split()[-1])
+    return int(await conn.fetchval(queries["retention_purge_locations"], cutoff))
 
 
 async def save_reports(conn: Conn, partition: Partition) -> int:

@@ -19,6 +19,7 @@ from aiohttp import web
 from broadcaster.commands import broadcasts as commands
 from broadcaster.commands.access import allowed
 from broadcaster.commands.broadcasts import CreateAction
+from broadcaster.domain import localtime
 from broadcaster.domain.caller import Caller
 from broadcaster.domain.states import ACTIVE, FINAL, Action
 from broadcaster.errors import InputError
@@ -75,6 +76,7 @@ async def page(
     follow = follow_up or FollowUp(template=FOLLOW_UP_DEFAULT[kind])
     done = request.query.get("done")
     lang = request[LANG]
+    departements = sorted({str(g["departement"]) for g in report["groups"]})
     return render(
         request,
         "broadcast.html",
@@ -82,6 +84,9 @@ async def page(
         kind=kind,
         b=broadcast,
         groups=report["groups"],
+        departements=departements,
+        zone=localtime.zone_for(departements, request.app[SERVICES].settings.display_timezone),
+        texts=texts_by_language(report["groups"]),
         names=await names_of_departements(request),
         follow_ups=report["follow_ups"],
         trail=report["audit"],
@@ -96,11 +101,29 @@ async def page(
         current_state=i18n.state_now(lang, broadcast_id, broadcast["state"]) if error else None,
         follow=follow,
         scenarios=scenarios,
-        fields=variable_fields(scenarios, await area_variable_names(request)),
+        fields=variable_fields(
+            scenarios, await area_variable_names(request), catalogue_of(request).per_language
+        ),
         expiry_choices=EXPIRY_CHOICES_MIN,
         confirm_words=i18n.confirm_words(kind, lang),
         drill_report=kind == "drill",
     )
+
+
+def texts_by_language(groups: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each distinct text once, by language, with the départements that get it and how many
+    recipients: what an approver reads before the cards of every group."""
+    merged: dict[tuple[str, str], dict[str, Any]] = {}
+    for g in groups:
+        key = (str(g["lang"]), str(g["body"]))
+        entry = merged.setdefault(
+            key,
+            {"lang": key[0], "body": key[1], "departements": [], "recipients": 0, "parts": 0},
+        )
+        entry["departements"].append(str(g["departement"]))
+        entry["recipients"] += int(g["recipients"])
+        entry["parts"] = max(entry["parts"], int(g["parts"]))
+    return sorted(merged.values(), key=lambda e: (e["lang"], -e["recipients"]))
 
 
 def _abilities(caller: Caller, broadcast: dict[str, Any], created_it: bool) -> dict[str, bool]:
@@ -166,7 +189,7 @@ async def _act(
     except (ApiError, InputError) as exc:
         if status_of(exc) == 404:
             raise
-        message, details = error_text(exc)
+        message, details = error_text(request, exc)
         return await page(request, status=status_of(exc), error=message, details=details)
     return redirect(f"/console/broadcasts/{broadcast_id_of(request)}?done={done}")
 
@@ -212,7 +235,7 @@ async def follow_up_preview(request: web.Request, error: str | None = None) -> w
     except (ApiError, InputError) as exc:
         if status_of(exc) == 404:
             raise
-        message, details = error_text(exc)
+        message, details = error_text(request, exc)
         return await page(
             request, status=status_of(exc), error=message, details=details, follow_up=form
         )
@@ -223,6 +246,7 @@ async def follow_up_preview(request: web.Request, error: str | None = None) -> w
         status=422 if error else 200,
         kind=kind,
         title_key="follow_up_title",
+        follows=broadcast_id,
         preview=answer["preview"],
         names=await names_of_departements(request),
         approval_required=answer["approval_required"],
@@ -252,7 +276,7 @@ async def follow_up(request: web.Request) -> web.StreamResponse:
         body, made = await _follow_request(request, caller, form, False)
         created = await create_from(request, caller, made, body, key, _action(form.template))
     except (ApiError, InputError) as exc:
-        message, details = error_text(exc)
+        message, details = error_text(request, exc)
         return await page(
             request, status=status_of(exc), error=message, details=details, follow_up=form
         )

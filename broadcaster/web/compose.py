@@ -27,7 +27,7 @@ from broadcaster.http.bodies import broadcast_request, fingerprint
 from broadcaster.http.context import SERVICES
 from broadcaster.http.errors import ApiError
 from broadcaster.text.templates import Scenario, TemplateCatalogue
-from broadcaster.web import i18n
+from broadcaster.web import i18n, refusals
 from broadcaster.web.areas import filter_choices, load_choices
 from broadcaster.web.auth import require_user
 from broadcaster.web.forms import EXPIRY_CHOICES_MIN, Compose, new_key, variable_fields
@@ -70,10 +70,9 @@ async def area_variable_names(request: web.Request) -> list[str]:
     return await areas.variable_names(ctx_of(request))
 
 
-def error_text(exc: ApiError | InputError) -> tuple[str, list[str]]:
-    if isinstance(exc, ApiError):
-        return exc.message, list(exc.details or [])
-    return str(exc), list(exc.details or [])
+def error_text(request: web.Request, exc: ApiError | InputError) -> tuple[str, list[str]]:
+    """Why it was refused, in the visitor's language (without the CLI's advice)."""
+    return refusals.explain(exc, request[LANG])
 
 
 def status_of(exc: ApiError | InputError) -> int:
@@ -139,7 +138,9 @@ async def render_compose(
         form=form,
         template=form.template or DEFAULT_TEMPLATE[kind],
         scenarios=scenarios,
-        fields=variable_fields(scenarios, await area_variable_names(request)),
+        fields=variable_fields(
+            scenarios, await area_variable_names(request), catalogue_of(request).per_language
+        ),
         regions=filter_choices(regions, form.query, form.areas),
         departements=filter_choices(departements, form.query, form.areas),
         expiry_choices=EXPIRY_CHOICES_MIN,
@@ -152,7 +153,8 @@ async def render_compose(
 def compose_hidden(form: Compose) -> list[tuple[str, str]]:
     """The preview page's copy of the form, so that "send" sends what was previewed."""
     hidden = [("area", a) for a in form.areas]
-    hidden += [("extra_areas", form.extra), ("template", form.template)]
+    hidden += [("extra_areas", form.extra), *(("shapes", s) for s in form.shapes)]
+    hidden += [("template", form.template)]
     hidden += [(f"var_{k}", v) for k, v in form.variables.items()]
     hidden += [("expires_minutes", str(form.expires_minutes))]
     if form.gsm_safe:
@@ -194,7 +196,7 @@ async def _preview(
         body = checked("BroadcastCreate", form.body(kind, scenario, True))
         answer = await preview_answer(request, caller, broadcast_request(body, caller.name))
     except (ApiError, InputError) as exc:
-        message, details = error_text(exc)
+        message, details = error_text(request, exc)
         status = status_of(exc)
         return await render_compose(
             request, kind, form, error=message, details=details, status=status
@@ -205,12 +207,14 @@ async def _preview(
         status=422 if error else 200,
         kind=kind,
         title_key=f"compose_{kind}_title",
+        follows=None,
         preview=answer["preview"],
         names=await names_of_departements(request),
         approval_required=answer["approval_required"],
         action=BASE[kind],
         edit_action=f"{BASE[kind]}/preview",
         hidden=compose_hidden(form),
+        map_areas=form.all_areas(),
         key=form.key if schemas.IDEMPOTENCY_KEY.match(form.key) else new_key(),
         confirm_words=i18n.confirm_words(kind, request[LANG]),
         back=None,
@@ -237,7 +241,7 @@ def submit_page(kind: str) -> Handler:
             broadcast = broadcast_request(body, caller.name)
             broadcast_id = await create_from(request, caller, broadcast, body, key)
         except (ApiError, InputError) as exc:
-            message, details = error_text(exc)
+            message, details = error_text(request, exc)
             return await render_compose(
                 request, kind, form, error=message, details=details, status=status_of(exc)
             )

@@ -16,6 +16,7 @@ from broadcaster.web import (
     broadcast,
     compose,
     drill_reports,
+    geo,
     pages,
     progress,
 )
@@ -31,6 +32,7 @@ def create_console(services: Services, codec: SessionCodec | None = None) -> web
     )
     console[SERVICES] = services
     console[CONSOLE] = Console(codec=codec or SessionCodec.from_env(), pages=environment(PAGES_DIR))
+    console[progress.HUB] = progress.Hub(services.commands)
     router = console.router
     auth.add_routes(router)
     pages.add_routes(router)
@@ -38,9 +40,11 @@ def create_console(services: Services, codec: SessionCodec | None = None) -> web
     broadcast.add_routes(router)
     drill_reports.add_routes(router)
     after_action.add_routes(router)
+    geo.add_routes(router)
     router.add_get("/broadcasts/{broadcast_id:[0-9]{1,18}}/events", progress.stream, name="events")
     router.add_static("/static", PAGES_DIR / "static", name="static")
     console.on_shutdown.append(_closing)
+    console.on_cleanup.append(progress.stop_hub)
     return console
 
 

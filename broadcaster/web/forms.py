@@ -29,6 +29,13 @@ def _text(form: Form, name: str, limit: int = 2000) -> str:
     return value.strip()[:limit] if isinstance(value, str) else ""
 
 
+def _lines(form: Form, name: str) -> tuple[str, ...]:
+    """The non-empty lines of a text area (a shape each; the preview page sends one field per
+    shape), at most 50 in 200,000 characters."""
+    text = "\n".join(v for v in form.getall(name, []) if isinstance(v, str))[:200_000]
+    return tuple(dict.fromkeys(line.strip() for line in text.splitlines() if line.strip()))[:50]
+
+
 def _expiry(form: Form) -> int:
     raw = _text(form, "expires_minutes")
     return int(raw) if raw.isdigit() and int(raw) in EXPIRY_CHOICES_MIN else DEFAULT_EXPIRY_MIN
@@ -55,6 +62,9 @@ class Compose:
 
     areas: tuple[str, ...] = ()
     extra: str = ""
+    shapes: tuple[str, ...] = ()
+    """Polygons and circles, one a line (drawn on the map or typed): kept whole, never split
+    at the commas and spaces that separate the typed codes."""
     template: str = ""
     variables: Mapping[str, str] = field(default_factory=dict)
     gsm_safe: bool = False
@@ -70,6 +80,7 @@ class Compose:
         return cls(
             areas=areas[:500],
             extra=_text(form, "extra_areas"),
+            shapes=_lines(form, "shapes"),
             template=_text(form, "template", 40),
             variables=_variables(form),
             gsm_safe=form.get("gsm_safe") == "on",
@@ -83,7 +94,7 @@ class Compose:
     def all_areas(self) -> list[str]:
         """Ticked areas, then the typed ones, each once."""
         typed = [a for a in _SPLIT.split(self.extra) if a]
-        return list(dict.fromkeys([*self.areas, *typed]))
+        return list(dict.fromkeys([*self.areas, *typed, *self.shapes]))
 
     def body(self, kind: str, scenario: Scenario | None, dry_run: bool) -> dict[str, Any]:
         """The API's BroadcastCreate body; variables the template does not read are left out
@@ -155,16 +166,39 @@ class VariableField:
     """The templates that read it (the page shows it only for those)."""
     from_area: bool
     """Each area has its own value: typing one overrides them all."""
+    languages: tuple[str, ...] = ()
+    """A per-language variable: the languages its templates have, each with its own input
+    (`var_instruction.en`); the plain input is the text for the area's own language."""
 
 
 def variable_fields(
-    scenarios: Iterable[Scenario], area_names: Iterable[str]
+    scenarios: Iterable[Scenario],
+    area_names: Iterable[str],
+    per_language: Iterable[str] = (),
 ) -> list[VariableField]:
     """The inputs a form needs for these templates, operator-typed ones first."""
-    by_name: dict[str, list[str]] = {}
+    by_name: dict[str, list[Scenario]] = {}
     for scenario in scenarios:
         for name in (*scenario.requires, *scenario.optional):
-            by_name.setdefault(name, []).append(scenario.name)
+            by_name.setdefault(name, []).append(scenario)
     provided = set(area_names)
-    fields = [VariableField(n, tuple(t), n in provided) for n, t in by_name.items()]
+    own_language = set(per_language)
+    fields = [
+        VariableField(
+            n,
+            tuple(s.name for s in used),
+            n in provided,
+            _other_languages(used) if n in own_language else (),
+        )
+        for n, used in by_name.items()
+    ]
     return sorted(fields, key=lambda f: (f.from_area, f.name))
+
+
+def _other_languages(scenarios: list[Scenario]) -> tuple[str, ...]:
+    """The languages after the first (the area's own) of these templates, in their order."""
+    seen: dict[str, None] = {}
+    for scenario in scenarios:
+        for language in scenario.languages[1:]:
+            seen.setdefault(language, None)
+    return tuple(seen)

@@ -1,8 +1,9 @@
 """The console's words in English and French, and which language a visitor gets.
 
 A choice made with the language toggle (kept in the session) wins; else the browser's
-Accept-Language; else the deployment's default language. Messages from the API itself (why a
-request was refused) stay in English: they are the same words the CLI and scripts see.
+Accept-Language; else the deployment's default language. A refusal by a command is said in the
+visitor's language by its error code (`web/refusals.py`); the command's own English sentence
+follows it as a detail.
 """
 
 from __future__ import annotations
@@ -77,6 +78,30 @@ MESSAGES: Final[dict[str, tuple[str, str]]] = {
     "col_created_by": ("Created by", "Créée par"),
     "col_created_at": ("Created", "Créée le"),
     "open": ("Open", "Ouvrir"),
+    "col_areas": ("Areas", "Zones"),
+    "and_more": ("and {n} more", "et {n} autres"),
+    "follows_broadcast": ("follows broadcast {id}", "fait suite à la diffusion {id}"),
+    "your_time": ("your time", "votre heure"),
+    "nav_queue": ("To approve", "À approuver"),
+    "queue_title": ("Awaiting your approval", "En attente de votre approbation"),
+    "queue_empty": (
+        "Nothing awaits your approval.",
+        "Rien n'attend votre approbation.",
+    ),
+    "queue_line": (
+        "{recipients} recipients, {parts} SMS parts · asked by {who} · template {template}",
+        "{recipients} destinataires, {parts} parties de SMS · demandée par {who} · modèle "
+        "{template}",
+    ),
+    "review_and_approve": ("Review and approve", "Examiner et approuver"),
+    "summary_title": ("What you are asked to approve", "Ce que vous devez approuver"),
+    "asked_by": ("Asked by", "Demandée par"),
+    "texts_by_language": ("Texts, by language", "Textes, par langue"),
+    "text_reach": (
+        "{recipients} recipients, {parts} part(s) each, {n} département(s)",
+        "{recipients} destinataires, {parts} partie(s) chacun, {n} département(s)",
+    ),
+    "of_broadcast": ("of broadcast {id}", "de la diffusion {id}"),
     # compose
     "compose_live_title": ("New live broadcast", "Nouvelle diffusion réelle"),
     "compose_drill_title": ("New drill", "Nouvel exercice"),
@@ -101,6 +126,52 @@ MESSAGES: Final[dict[str, tuple[str, str]]] = {
         "Comma-separated: commune:75056, cell:C75001, dep:2A, region:11",
         "Séparées par des virgules : commune:75056, cell:C75001, dep:2A, region:11",
     ),
+    # the map (web/geo.py, templates/web/_map.html, static/map.js)
+    "map_title": ("Map of the areas", "Carte des zones"),
+    "map_label": (
+        "Map: click a département to add or remove it; draw a polygon or a circle",
+        "Carte : cliquez un département pour l'ajouter ou le retirer ; dessinez un polygone ou "
+        "un cercle",
+    ),
+    "map_view_label": ("Map of the broadcast's areas", "Carte des zones de la diffusion"),
+    "map_hint": (
+        "Click départements to add or remove them. Draw a polygon or a circle with the tools on "
+        "the left (edit or delete it there too): it reaches the people present in the cells it "
+        "meets. The figures update as the shape changes.",
+        "Cliquez des départements pour les ajouter ou les retirer. Dessinez un polygone ou un "
+        "cercle avec les outils à gauche (modifiez-le ou supprimez-le au même endroit) : il "
+        "atteint les personnes présentes dans les cellules qu'il touche. Les chiffres suivent "
+        "la forme.",
+    ),
+    "shapes": ("Shapes (one per line)", "Formes (une par ligne)"),
+    "shapes_hint": (
+        "Filled in by the map, or typed: polygon:LAT,LON LAT,LON … (closed: the first point "
+        "repeated last), circle:LAT,LON,RADIUS_KM",
+        "Remplies par la carte, ou tapées : polygon:LAT,LON LAT,LON … (fermé : le premier point "
+        "répété à la fin), circle:LAT,LON,RAYON_KM",
+    ),
+    "map_recipients": ("Recipients", "Destinataires"),
+    "map_cells": ("Cells selected", "Cellules retenues"),
+    "map_present": ("Present (seen within the window)", "Présents (vus dans la fenêtre)"),
+    "map_stale": ("Stale locations (not reached)", "Positions trop anciennes (non atteintes)"),
+    "map_overspill": ("Coverage outside the shape", "Couverture hors de la forme"),
+    "map_counting": ("Counting…", "Décompte…"),
+    "map_empty": ("Pick an area or draw a shape.", "Choisissez une zone ou dessinez une forme."),
+    "map_too_long": (
+        "The shapes are too long to count here (thousands of points): Preview counts them.",
+        "Les formes sont trop longues pour être comptées ici (des milliers de points) : "
+        "l'aperçu les compte.",
+    ),
+    "map_cells_more": ("cells not drawn (too many)", "cellules non dessinées (trop nombreuses)"),
+    "map_sent_legend": (
+        "Colour: share of each département's recipients already sent (its chunks done)",
+        "Couleur : part des destinataires de chaque département déjà envoyée (lots terminés)",
+    ),
+    "map_sent": ("sent", "envoyé"),
+    "map_attribution": (
+        "Outlines: IGN Admin Express, Licence Ouverte",
+        "Contours : IGN Admin Express, Licence Ouverte",
+    ),
     "step_message": ("2. Message", "2. Message"),
     "template": ("Template", "Modèle"),
     "variables": ("Variables", "Variables"),
@@ -109,6 +180,25 @@ MESSAGES: Final[dict[str, tuple[str, str]]] = {
         "Remplacer les valeurs propres aux zones (facultatif)",
     ),
     "needed_by": ("used by", "utilisée par"),
+    "in_area_language": ("in the area's language (French)", "dans la langue de la zone (français)"),
+    "per_language_hint": (
+        "Give it in each language below; a language left empty gets the French text, and the "
+        "preview flags it",
+        "Donnez-la dans chaque langue ci-dessous ; une langue laissée vide reçoit le texte "
+        "français, et l'aperçu le signale",
+    ),
+    "fallback_flag": (
+        "Not in its readers' language:",
+        "Pas dans la langue de ses lecteurs :",
+    ),
+    "fallback_for": (
+        "also sent to {n} recipient(s) speaking {lang} (no text in their language)",
+        "envoyé aussi à {n} destinataire(s) parlant {lang} (pas de texte dans leur langue)",
+    ),
+    "written_in": (
+        "{name} is written in {lang}",
+        "{name} est écrite en {lang}",
+    ),
     "gsm_safe": (
         "Replace accented letters to save parts (ê → e)",
         "Remplacer les lettres accentuées pour économiser des parties (ê → e)",
@@ -180,6 +270,39 @@ MESSAGES: Final[dict[str, tuple[str, str]]] = {
         "Parties de SMS peut-être envoyées deux fois",
     ),
     "delivered": ("Delivery receipts (SMS parts)", "Accusés de réception (parties de SMS)"),
+    "accepted_parts": ("SMS parts accepted by the SMSC", "Parties de SMS acceptées par le SMSC"),
+    "awaited": (
+        "Receipts still awaited (SMS parts)",
+        "Accusés encore attendus (parties de SMS)",
+    ),
+    "receipts_arriving": (
+        "Sending has ended; receipts are still arriving: this page stays live until they settle.",
+        "L'envoi est fini ; des accusés arrivent encore : cette page reste en direct jusqu'à "
+        "ce qu'ils soient tous là.",
+    ),
+    "waits_approval": (
+        "Nothing is sent yet: it waits for approval by a second person.",
+        "Rien n'est encore envoyé : la diffusion attend l'approbation d'une deuxième personne.",
+    ),
+    "waits_worker_none": (
+        "Nothing is sent yet: no sending worker is running (nothing goes out until one runs).",
+        "Rien n'est encore envoyé : aucun moteur d'envoi ne tourne (rien ne part tant qu'il n'y "
+        "en a pas).",
+    ),
+    "waits_behind": (
+        "Nothing is sent yet: queued in position {position}, behind broadcast {first} (more "
+        "urgent broadcasts first: {listed}).",
+        "Rien n'est encore envoyé : en file d'attente, position {position}, derrière la "
+        "diffusion {first} (les plus urgentes d'abord : {listed}).",
+    ),
+    "waits_worker": (
+        "Nothing is sent yet: waiting for a worker to pick it up.",
+        "Rien n'est encore envoyé : en attente d'un moteur d'envoi.",
+    ),
+    "smsc_when_sending": (
+        "SMSC figures appear while this broadcast sends.",
+        "Les mesures SMSC s'affichent pendant l'envoi de cette diffusion.",
+    ),
     "rate": ("Rate", "Débit"),
     "per_second": ("recipients/s", "destinataires/s"),
     "remaining": ("Time left", "Temps restant"),
@@ -249,7 +372,7 @@ MESSAGES: Final[dict[str, tuple[str, str]]] = {
     # states
     "state_draft": ("draft", "brouillon"),
     "state_pending_approval": ("waiting for approval", "en attente d'approbation"),
-    "state_approved": ("approved, starting", "approuvée, démarrage"),
+    "state_approved": ("approved, not sending yet", "approuvée, pas encore en envoi"),
     "state_running": ("sending", "envoi en cours"),
     "state_paused": ("paused", "suspendue"),
     "state_completed": ("completed", "terminée"),
@@ -330,6 +453,69 @@ MESSAGES: Final[dict[str, tuple[str, str]]] = {
         "La base de données ne répond pas : réessayez dans un instant.",
     ),
     "back_home": ("Back to the broadcasts", "Retour aux diffusions"),
+    # refusals by the commands, by error code (web/refusals.py)
+    "refusal_general": (
+        "The request was refused (the reason, as the server gave it, is below).",
+        "La demande a été refusée (la raison donnée par le serveur figure ci-dessous).",
+    ),
+    "refusal_two_person_rule": (
+        "You created this broadcast: a different person must approve it (two-person rule).",
+        "Vous avez créé cette diffusion : une autre personne doit l'approuver (règle des deux "
+        "personnes).",
+    ),
+    "refusal_invalid_state": (
+        "This action does not apply to the broadcast as it stands now.",
+        "Cette action ne s'applique pas à la diffusion dans son état actuel.",
+    ),
+    "refusal_forbidden": (
+        "Your role does not allow this action.",
+        "Votre rôle ne permet pas cette action.",
+    ),
+    "refusal_language_fallback": (
+        "Some groups would get a text that is not (all) in their language: give each language "
+        "its own text in the fields per language, or tick “Send even where a group gets a text "
+        "not in its language”.",
+        "Des groupes recevraient un texte qui n'est pas (entièrement) dans leur langue : "
+        "donnez à chaque langue son texte dans les champs par langue, ou cochez « Envoyer même "
+        "si un groupe reçoit un texte qui n'est pas dans sa langue ».",
+    ),
+    "refusal_placeholder_variables": (
+        "An area still has the fictional reference value (a number nobody answers): type the "
+        "real value in “Override the areas' own values”.",
+        "Une zone a encore la valeur fictive de référence (un numéro où personne ne répond) : "
+        "tapez la vraie valeur dans « Remplacer les valeurs propres aux zones ».",
+    ),
+    "refusal_unknown_area": (
+        "An area code is unknown: check the codes typed.",
+        "Un code de zone est inconnu : vérifiez les codes saisis.",
+    ),
+    "refusal_empty_target": (
+        "No subscriber matches these areas.",
+        "Aucun abonné ne correspond à ces zones.",
+    ),
+    "refusal_invalid_variable": (
+        "A value typed is not accepted (blank, invisible characters, or not a phone number).",
+        "Une valeur saisie n'est pas acceptée (vide, caractères invisibles, ou pas un numéro de "
+        "téléphone).",
+    ),
+    "refusal_invalid_body": (
+        "The form's values were refused.",
+        "Les valeurs du formulaire ont été refusées.",
+    ),
+    "refusal_idempotency": (
+        "This form was already sent with other values: reload the page and try again.",
+        "Ce formulaire a déjà été envoyé avec d'autres valeurs : rechargez la page et réessayez.",
+    ),
+    "refusal_not_found": ("Not found.", "Introuvable."),
+    "refusal_no_cells": (
+        "No cell is known for this area or shape.",
+        "Aucune cellule n'est connue pour cette zone ou cette forme.",
+    ),
+    "refusal_bad_shape": ("The shape drawn is not valid.", "La forme dessinée n'est pas valide."),
+    "refusal_missing_variable": (
+        "The template needs a value that is missing: fill in {names}.",
+        "Le modèle a besoin d'une valeur manquante : remplissez {names}.",
+    ),
 }
 
 CONFIRM_WORDS: Final[dict[str, dict[str, str]]] = {

@@ -29,7 +29,7 @@ from broadcaster.http.guard import limit
 from broadcaster.store.database import DATABASE_UNAVAILABLE, connection_lost
 from broadcaster.web import i18n
 from broadcaster.web.render import render
-from broadcaster.web.security import add_headers, csrf_ok, same_origin
+from broadcaster.web.security import add_headers, csrf_ok, policy, same_origin
 from broadcaster.web.session import COOKIE, Session, set_cookie
 from broadcaster.web.state import (
     CONSOLE,
@@ -66,7 +66,7 @@ async def console_pipeline(request: web.Request, handler: Handler) -> web.Stream
             response = redirect(exc.headers.get("Location", "/console/"), exc.status)
         else:
             response = _http_error(request, exc)
-    add_headers(response)
+    add_headers(response, policy(settings.map_tiles_url))
     if request[SESSION_CHANGED] and not response.prepared:
         set_cookie(response, request, console.codec.dumps(request[SESSION]))
     return response

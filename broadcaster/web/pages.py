@@ -1,5 +1,6 @@
-"""The console's listings: recent broadcasts (the home page), drills with their reports, and
-the audit log — each read through the command the API's operation calls, with its permission."""
+"""The console's listings: what awaits the visitor's approval and recent broadcasts (the home
+page), drills with their reports, and the audit log — each read through the command the API's
+operation calls, with its permission."""
 
 from __future__ import annotations
 
@@ -7,11 +8,11 @@ from typing import Final
 
 from aiohttp import web
 
-from broadcaster.commands.broadcasts import list_recent
+from broadcaster.commands.broadcasts import approval_queue, list_recent
 from broadcaster.commands.tokens import audit_log as read_audit_log
 from broadcaster.web import drill_reports
 from broadcaster.web.auth import require_user
-from broadcaster.web.compose import ctx_of
+from broadcaster.web.compose import ctx_of, names_of_departements
 from broadcaster.web.render import render
 
 LIST_LIMIT: Final = 50
@@ -20,9 +21,27 @@ MAX_ID: Final = 2**63 - 1
 
 
 async def home(request: web.Request) -> web.StreamResponse:
+    """Recent broadcasts, and first what awaits the visitor's approval (not their own)."""
     caller = require_user(request)
     broadcasts = await list_recent(ctx_of(request), caller, LIST_LIMIT)
-    return render(request, "home.html", kind=None, broadcasts=broadcasts)
+    queue = await approval_queue(ctx_of(request), caller)
+    return render(
+        request,
+        "home.html",
+        kind=None,
+        broadcasts=broadcasts,
+        queue=queue,
+        names=await names_of_departements(request),
+    )
+
+
+async def queue_count(request: web.Request) -> web.StreamResponse:
+    """How many broadcasts await the visitor's approval (the badge polls it)."""
+    caller = require_user(request)
+    queue = await approval_queue(ctx_of(request), caller)
+    response = web.json_response({"count": len(queue), "ids": [int(b["id"]) for b in queue]})
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 async def drills(request: web.Request) -> web.StreamResponse:
@@ -34,6 +53,7 @@ async def drills(request: web.Request) -> web.StreamResponse:
         "drills.html",
         kind="drill",
         broadcasts=listed,
+        names=await names_of_departements(request),
         runs=await drill_reports.runs_by_broadcast(request, caller),
     )
 
@@ -49,5 +69,6 @@ async def audit_log(request: web.Request) -> web.StreamResponse:
 
 def add_routes(router: web.UrlDispatcher) -> None:
     router.add_get("/", home, name="home")
+    router.add_get("/queue.json", queue_count, name="queue_count")
     router.add_get("/drills", drills, name="drills")
     router.add_get("/audit", audit_log, name="audit")

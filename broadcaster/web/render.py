@@ -3,14 +3,17 @@ visitor's language, who is signed in, the CSRF token of the session."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
 import jinja2
 from aiohttp import web
+from markupsafe import Markup
 
 from broadcaster.commands.access import may_try
+from broadcaster.domain import localtime
+from broadcaster.http.context import SERVICES
 from broadcaster.web import i18n
 from broadcaster.web.state import CONSOLE, LANG, SESSION, user_of
 
@@ -67,15 +70,29 @@ def duration(seconds: float | None, lang: str) -> str | None:
     return f"{hours} h {minutes:02d} min"
 
 
-def when(value: Any) -> str:
-    """An ISO timestamp as `2024-05-02 14:03:07 UTC` (the crisis cell compares logs)."""
+@jinja2.pass_context
+def when(context: jinja2.runtime.Context, value: Any, zone: str | None = None) -> Markup | str:
+    """An ISO timestamp in the zone of the areas concerned (`zone`, else the page's `zone`):
+    `2024-05-02 16:03:07 CEST (Europe/Paris)`, with UTC on hover (the crisis cell compares
+    logs); the page's script adds the browser's own time when its zone differs."""
     if not value:
         return "–"
     try:
         moment = datetime.fromisoformat(str(value))
     except ValueError:
         return str(value)
-    return moment.strftime("%Y-%m-%d %H:%M:%S %Z").strip()
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    shown_in = zone or context.get("zone") or localtime.METROPOLE
+    utc = moment.astimezone(UTC)
+    return Markup(
+        '<time datetime="{iso}" title="{utc}" data-utc="{iso}" data-zone="{zone}">{text}</time>'
+    ).format(
+        iso=utc.isoformat(),
+        utc=f"{utc:%Y-%m-%d %H:%M:%S} UTC",
+        zone=shown_in,
+        text=localtime.local(moment, shown_in),
+    )
 
 
 def render(request: web.Request, name: str, *, status: int = 200, **context: Any) -> web.Response:
@@ -84,6 +101,8 @@ def render(request: web.Request, name: str, *, status: int = 200, **context: Any
     session = request.get(SESSION)
     user = user_of(request)
     page = request.app[CONSOLE].pages.get_template(name)
+    configured = request.app[SERVICES].settings.display_timezone
+    context.setdefault("zone", localtime.zone_for((), configured))
     html = page.render(
         t=i18n.translator(lang),
         lang=lang,
@@ -94,6 +113,7 @@ def render(request: web.Request, name: str, *, status: int = 200, **context: Any
         here=request.path_qs if request.method == "GET" else "/console/",
         num=lambda value: number(value, lang),
         dur=lambda seconds: duration(seconds, lang),
+        zone_for=lambda departements: localtime.zone_for(departements or (), configured),
         **context,
     )
     return web.Response(text=html, status=status, content_type="text/html", charset="utf-8")

@@ -39,9 +39,18 @@ _UNSAFE: Final = re.compile(r"[\x00-\x1f\x7f\\]")
 browsers read as `/`): a `next` carrying one is a forged link, refused with 400."""
 
 
-def add_headers(response: web.StreamResponse) -> None:
+def add_headers(response: web.StreamResponse, csp: str = CSP) -> None:
     for name, value in HEADERS.items():
-        response.headers.setdefault(name, value)
+        response.headers.setdefault(name, csp if name == "Content-Security-Policy" else value)
+
+
+def policy(map_tiles_url: str) -> str:
+    """The console's CSP: `CSP`, with the map's tile server (a checked https origin, see
+    settings) added to img-src when one is configured."""
+    if not map_tiles_url:
+        return CSP
+    parts = urlsplit(map_tiles_url)
+    return CSP.replace("img-src 'self' data:", f"img-src 'self' data: https://{parts.netloc}")
 
 
 def same_origin(request: web.Request) -> bool:

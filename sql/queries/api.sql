@@ -131,3 +131,11 @@ JOIN broadcasts b ON b.id = t.id
 LEFT JOIN api_broadcast_origins o ON o.broadcast_id = b.id
 LEFT JOIN api_tokens tk ON tk.id = o.token_id
 ORDER BY b.id;
+
+-- name: metrics_sightings_pending
+-- Location sightings awaiting compaction, as of the table's last ANALYZE (every ingest and
+-- compaction ends with one; autovacuum too): no scan of the table. -1: never analyzed.
+SELECT greatest(0, reltuples)::bigint FROM pg_class
+WHERE oid = to_regclass('location_sightings') AND relkind = 'r'
+UNION ALL SELECT 0
+LIMIT 1;

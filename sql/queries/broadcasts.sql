@@ -132,10 +132,34 @@ UPDATE broadcast_chunks SET leased_by = NULL, lease_until = NULL
 WHERE broadcast_id = $1 AND leased_by = $2 AND NOT done;
 
 -- name: list_broadcasts
+-- With the départements each one reaches (residents' and those present in its cells): every
+-- list says where.
 SELECT id, kind, state, template, recipients, parts, priority, created_by, approved_by,
-       parent_id, created_at, started_at, finished_at, expires_at
+       parent_id, created_at, started_at, finished_at, expires_at,
+       ARRAY(
+           SELECT jsonb_object_keys(target -> 'departements')
+           UNION
+           SELECT jsonb_object_keys(COALESCE(target -> 'present', '{}'::jsonb))
+           ORDER BY 1
+       ) AS departements
 FROM broadcasts
 ORDER BY id DESC
+LIMIT $1;
+
+-- name: awaiting_approval
+-- Broadcasts waiting for a second person's approval, oldest first (an approval queue), with
+-- their départements as in list_broadcasts and the holder of the token that created each.
+SELECT b.id, b.kind, b.state, b.template, b.recipients, b.parts, b.priority, b.created_by,
+       b.approved_by, b.parent_id, b.created_at, b.started_at, b.finished_at, b.expires_at,
+       ARRAY(
+           SELECT jsonb_object_keys(b.target -> 'departements')
+           UNION
+           SELECT jsonb_object_keys(COALESCE(b.target -> 'present', '{}'::jsonb))
+           ORDER BY 1
+       ) AS departements
+FROM broadcasts b
+WHERE b.state = 'pending_approval' AND b.expires_at > now()
+ORDER BY b.id
 LIMIT $1;
 
 -- name: receipt_summary

@@ -142,28 +142,26 @@ SELECT cell_id, departement FROM cells WHERE departement = ANY($1::text[]) ORDER
 SELECT cell_id, departement FROM cells WHERE cell_id = ANY($1::text[]);
 
 -- name: present_counts
--- Numbers seen within $3 seconds in the cells $1 (standing in départements $2, parallel arrays),
--- per (département, language, visitor's country); test group only when $4.
+-- Numbers last seen within $3 seconds in the cells $1 (standing in départements $2, parallel
+-- arrays), per (département, language, visitor's country); test group only when $4.
 SELECT k.departement, l.lang, l.country, count(*)::bigint AS n
 FROM unnest($1::text[], $2::text[]) AS k (cell_id, departement)
-JOIN locations l ON l.cell_id = k.cell_id
+JOIN last_seen_in($1::text[]) l ON l.cell_id = k.cell_id
 WHERE l.seen_at >= now() - make_interval(secs => $3) AND (NOT $4::boolean OR l.test_group)
 GROUP BY 1, 2, 3;
-
 -- name: presence_counts
 -- Every number last seen in the cells $1 (standing in départements $2, parallel arrays), per
--- (département, language, visitor's country, seen within $3 seconds or stale), in one pass of
--- the index; test group only when $4.
+-- (département, language, visitor's country, seen within $3 seconds or stale), in one pass
+-- (last_seen_in: compacted locations and pending sightings); test group only when $4.
 SELECT k.departement, l.lang, l.country,
        l.seen_at >= now() - make_interval(secs => $3) AS fresh, count(*)::bigint AS n
 FROM unnest($1::text[], $2::text[]) AS k (cell_id, departement)
-JOIN locations l ON l.cell_id = k.cell_id
+JOIN last_seen_in($1::text[]) l ON l.cell_id = k.cell_id
 WHERE NOT $4::boolean OR l.test_group
 GROUP BY 1, 2, 3, 4;
-
 -- name: selection_counts_absent
--- selection_counts ($1-$6) minus the subscribers present (seen within $8 seconds) in the cells
--- $7: in a target that reaches both, those get the present text instead.
+-- selection_counts ($1-$6) minus the subscribers present (last seen within $8 seconds) in the
+-- cells $7: in a target that reaches both, those get the present text instead.
 SELECT s.lang, count(*)::bigint AS n
 FROM subscribers s
 WHERE s.departement = $1
@@ -171,22 +169,23 @@ WHERE s.departement = $1
   AND ($4::text[] IS NULL OR (s.commune = ANY($4::text[])) IS NOT TRUE)
   AND ($5::text[] IS NULL OR (s.cell_id = ANY($5::text[])) IS NOT TRUE)
   AND (NOT $6::boolean OR s.test_group)
-  AND NOT EXISTS (SELECT 1 FROM locations l
-                  WHERE l.msisdn = s.msisdn AND l.cell_id = ANY($7::text[])
-                    AND l.seen_at >= now() - make_interval(secs => $8))
+  AND NOT EXISTS (SELECT 1 FROM last_seen_in($7::text[]) l  -- an anti-join: called once
+                  WHERE l.msisdn = s.msisdn AND l.seen_at >= now() - make_interval(secs => $8))
 GROUP BY s.lang;
-
 -- name: snapshot_present
--- Broadcast $1 reaches the numbers seen within $4 seconds in the cells $2 (standing in the
+-- Broadcast $1 reaches the numbers last seen within $4 seconds in the cells $2 (standing in the
 -- départements $3, parallel arrays); test group only when $7. A visitor from a country in $5
 -- reads the language at the same place in $6 (the broadcast's override), else their own.
 INSERT INTO broadcast_present (broadcast_id, msisdn, departement, lang, test_group)
 SELECT $1::bigint, l.msisdn, k.departement,
        coalesce(($6::text[])[array_position($5::text[], l.country::text)], l.lang), l.test_group
 FROM unnest($2::text[], $3::text[]) AS k (cell_id, departement)
-JOIN locations l ON l.cell_id = k.cell_id
+JOIN last_seen_in($2::text[]) l ON l.cell_id = k.cell_id
 WHERE l.seen_at >= now() - make_interval(secs => $4) AND (NOT $7::boolean OR l.test_group)
 ORDER BY k.departement, l.msisdn;  -- in key order: the indexes are appended to, not scattered
+-- name: present_numbers
+-- The numbers broadcast $1's present part took, with their département and language.
+SELECT msisdn, departement, lang FROM broadcast_present WHERE broadcast_id = $1 ORDER BY msisdn;
 
 -- name: present_chunk_starts
 -- The first msisdn of every run of $3 present numbers of broadcast $1 in département $2.
@@ -230,45 +229,48 @@ ORDER BY p.msisdn
 SELECT d.msisdn, d.part FROM deliveries d
 WHERE d.broadcast_id = $1 AND d.msisdn BETWEEN $2 AND $3;
 
--- name: create_location_staging
-CREATE TEMP TABLE location_staging (
-    line bigint, msisdn bigint, cell_id text COLLATE "C", seen_at timestamptz, mcc text
-) ON COMMIT DROP;
+-- name: all_cell_ids
+-- Every imported cell id (location lines naming another are rejected).
+SELECT cell_id FROM cells;
 
--- name: create_country_lookups
--- Number prefixes and MCCs to countries, filled from the library for this session.
-CREATE TEMP TABLE IF NOT EXISTS calling_codes (prefix text PRIMARY KEY, country text);
-CREATE TEMP TABLE IF NOT EXISTS mcc_countries (mcc text PRIMARY KEY, country text);
+-- name: pending_sightings
+SELECT count(*)::bigint FROM location_sightings;
 
--- name: unknown_location_cells
--- Staged lines naming a cell that is not imported (rejected; the rest is ingested).
-SELECT st.line, st.cell_id FROM location_staging st
-WHERE NOT EXISTS (SELECT 1 FROM cells c WHERE c.cell_id = st.cell_id)
-ORDER BY st.line;
+-- name: analyze_sightings
+-- After an ingest or a compaction: selection plans its passes over the pending sightings by
+-- their size (autovacuum would tell it a minute later; a plan made for an empty table scans a
+-- million rows once per number). Sampled: ~0.1 s at a million rows.
+ANALYZE location_sightings;
 
--- name: apply_locations
--- The staged updates, newest per number, into locations (set-based: one statement a batch).
--- Home subscribers keep their language and test-group flag; a number the home index does not
--- know is a visitor, with the country of its MCC (else its number prefix) and that country's
--- language (English when none is known). An older update never overwrites a newer one.
-WITH latest AS (
-    SELECT DISTINCT ON (st.msisdn) st.msisdn, st.cell_id, st.seen_at, st.mcc
-    FROM location_staging st
-    WHERE EXISTS (SELECT 1 FROM cells c WHERE c.cell_id = st.cell_id OFFSET 0)  -- by key
-    ORDER BY st.msisdn, st.seen_at DESC
+-- name: lock_location_compaction
+-- One compaction at a time (session-level: held across its batches).
+SELECT pg_try_advisory_lock(hashtext('broadcaster.location_compaction'));
+
+-- name: unlock_location_compaction
+SELECT pg_advisory_unlock(hashtext('broadcaster.location_compaction'));
+
+-- name: compact_locations
+-- Fold up to $1 pending sightings into locations and delete them, in one statement: the newest
+-- per number; home subscribers keep their language and test-group flag, a number the home index
+-- does not know is a visitor, with its sighting's country and that country's language (English
+-- when none is known); an older sighting never overwrites a newer location. The same rules as
+-- last_seen_in's, so selection answers the same before and after.
+WITH moved AS (
+    DELETE FROM location_sightings
+    WHERE ctid = ANY (ARRAY(SELECT ctid FROM location_sightings LIMIT $1))
+    RETURNING msisdn, cell_id, seen_at, country
+), latest AS (
+    SELECT DISTINCT ON (m.msisdn) m.msisdn, m.cell_id, m.seen_at, m.country
+    FROM moved m
+    ORDER BY m.msisdn, m.seen_at DESC, m.cell_id  -- a tie: as last_seen_in breaks it
 ), resolved AS (
     -- Looked up by key (the batch is sorted by msisdn): never a scan of the whole index
     -- (OFFSET 0 keeps the planner from turning the lookup into a hash join over it).
     SELECT x.msisdn, x.cell_id, x.seen_at, s.lang AS home_lang, s.test_group,
-           CASE WHEN s.msisdn IS NULL THEN coalesce(m.country, p3.country, p2.country,
-                                                    p1.country, 'ZZ') END AS country
+           CASE WHEN s.msisdn IS NULL THEN x.country END AS country
     FROM latest x
     LEFT JOIN LATERAL (SELECT sub.msisdn, sub.lang, sub.test_group FROM subscribers sub
                        WHERE sub.msisdn = x.msisdn OFFSET 0) s ON true
-    LEFT JOIN mcc_countries m ON s.msisdn IS NULL AND m.mcc = x.mcc
-    LEFT JOIN calling_codes p3 ON s.msisdn IS NULL AND p3.prefix = left(x.msisdn::text, 3)
-    LEFT JOIN calling_codes p2 ON s.msisdn IS NULL AND p2.prefix = left(x.msisdn::text, 2)
-    LEFT JOIN calling_codes p1 ON s.msisdn IS NULL AND p1.prefix = left(x.msisdn::text, 1)
 ), written AS (
     INSERT INTO locations AS l (msisdn, cell_id, seen_at, lang, test_group, country)
     SELECT r.msisdn, r.cell_id, r.seen_at, coalesce(r.home_lang, cl.lang, 'en'),
@@ -282,15 +284,9 @@ WITH latest AS (
     WHERE excluded.seen_at > l.seen_at
     RETURNING l.country IS NOT NULL AS visitor
 )
-SELECT count(*)::bigint AS written, count(*) FILTER (WHERE visitor)::bigint AS visitors
+SELECT (SELECT count(*) FROM moved)::bigint AS moved, count(*)::bigint AS written,
+       count(*) FILTER (WHERE visitor)::bigint AS visitors
 FROM written;
-
--- name: clear_location_staging
-TRUNCATE location_staging;
-
--- name: calling_codes_loaded
-SELECT count(*)::int FROM calling_codes;
-
 -- name: synth_locations
 -- Synthetic location lines (CSV): about $1 % of the subscribers, each in a random cell of
 -- their own département, plus $2 visitors (German, British, Spanish, Italian, US numbers) in
@@ -328,7 +324,3 @@ FROM visitors v JOIN everywhere e ON e.k = v.k
 SET LOCAL work_mem = '256MB';
 SET LOCAL synchronous_commit = off;
 
--- name: analyze_location_staging
--- Temporary tables get no statistics of their own: without them the planner may scan the whole
--- subscriber index to join a batch.
-ANALYZE location_staging;

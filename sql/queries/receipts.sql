@@ -17,11 +17,12 @@ CREATE TEMPORARY TABLE IF NOT EXISTS receipts_in (
 -- names, in the forms the SMSC may write them: domain/receipt_ids.py), and of the submissions
 -- with that key the most recent one before the receipt ($1: seconds of clock slack), so an SMSC
 -- that restarts and reuses ids is not counted twice. Two different parts found through two keys:
--- ambiguous, attributed to neither. Returns, for the SMSCs in $2 (whose id form is still being
--- found out), each matched receipt's ids and the key that found its part ('evidence'); and the
--- receipts that name no part yet and came less than $3 seconds ago ('held', not stored: their
--- part's outcome may not be committed yet — receipts 200 ms after the submission raced the
--- outcome flush and a few % were stored unmatched for ever; the recorder offers them again).
+-- ambiguous, attributed to neither. A receipt that finds no part yet and was received less than
+-- $3 seconds ago is not stored: its submission may not be recorded yet (outcomes are flushed in
+-- batches, perhaps by another process, and a fast SMSC answers within milliseconds), so it is
+-- returned (`held`) for the recorder to try again; older, it is stored as 'unmatched'. Returns
+-- also, for the SMSCs in $2 (whose id form is still being found out), each matched receipt's ids
+-- and the key that found its part.
 WITH found AS (
     SELECT i.*, m.n, m.broadcast_id, m.msisdn, m.part, m.delay_s, m.key
     FROM receipts_in i
@@ -64,8 +65,8 @@ WITH found AS (
 ), fresh AS (
     -- The batch's parts with a receipt of a stat not recorded for them before (issue 22's
     -- roll-ups count parts, once per stat; this statement's snapshot excludes `stored`).
-    SELECT DISTINCT ON (f.broadcast_id, f.msisdn, f.part, f.stat) f.broadcast_id, f.stat,
-           f.delay_s
+    SELECT DISTINCT ON (f.broadcast_id, f.msisdn, f.part, f.stat) f.broadcast_id, f.msisdn,
+           f.stat, f.delay_s
     FROM found f
     WHERE f.n = 1 AND NOT EXISTS (
         SELECT 1 FROM receipts r
@@ -77,6 +78,14 @@ WITH found AS (
     SELECT broadcast_id, stat, count(*), max(delay_s) FROM fresh GROUP BY 1, 2 ORDER BY 1, 2
     ON CONFLICT (broadcast_id, stat) DO UPDATE
     SET parts = u.parts + EXCLUDED.parts, max_s = greatest(u.max_s, EXCLUDED.max_s)
+), by_area AS (
+    -- Per département of the recipient's home, as the after-action report groups them ('':
+    -- a number no longer in the index): the console map's delivered share.
+    INSERT INTO receipt_area_rollup AS u (broadcast_id, departement, stat, parts)
+    SELECT f.broadcast_id, coalesce(s.departement, ''), f.stat, count(*)
+    FROM fresh f LEFT JOIN subscribers s ON s.msisdn = f.msisdn
+    GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+    ON CONFLICT (broadcast_id, departement, stat) DO UPDATE SET parts = u.parts + EXCLUDED.parts
 ), binned AS (
     INSERT INTO receipt_delays AS u (broadcast_id, stat, bucket, n)
     SELECT broadcast_id, stat,
@@ -85,16 +94,11 @@ WITH found AS (
     FROM fresh GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
     ON CONFLICT (broadcast_id, stat, bucket) DO UPDATE SET n = u.n + EXCLUDED.n
 )
-SELECT 'evidence' AS kind, smsc, message_id, text_message_id, NULL::text AS reported_msisdn,
-       NULL::text AS stat, NULL::text AS err, NULL::timestamptz AS done_at,
-       NULL::timestamptz AS received_at, NULL::text[] AS keys, key
+SELECT smsc, message_id, text_message_id, reported_msisdn, stat, err, done_at, received_at,
+       keys, key, n = 0 AS held
 FROM found
-WHERE n = 1 AND smsc = ANY($2::text[])
-UNION ALL
-SELECT 'held', smsc, message_id, text_message_id, reported_msisdn, stat, err, done_at, received_at,
-       keys, NULL
-FROM found
-WHERE n = 0 AND received_at >= now() - make_interval(secs => $3);
+WHERE (n = 1 AND smsc = ANY($2::text[]))
+   OR (n = 0 AND received_at >= now() - make_interval(secs => $3));
 
 -- name: receipts_take_back
 -- Receipts of SMSC $1 recorded since $2, while its id form was being found out (to match again

@@ -28,12 +28,16 @@ SELECT retention_purge_audit($1::timestamptz);
 SELECT to_regclass('locations') IS NOT NULL;
 
 -- name: retention_locations_count
--- Location records last seen before $1.
-SELECT count(*)::bigint FROM locations WHERE seen_at < $1;
+-- Location records (compacted, and sightings pending compaction) last seen before $1.
+SELECT (SELECT count(*) FROM locations WHERE seen_at < $1)
+       + (SELECT count(*) FROM location_sightings WHERE seen_at < $1);
 
 -- name: retention_purge_locations
--- Forget where numbers were seen before $1 (a row per number: a DELETE, not a partition).
-DELETE FROM locations WHERE seen_at < $1;
+-- Forget where numbers were seen before $1 (a row per number: a DELETE, not a partition), and
+-- the pending sightings as old; how many went.
+WITH located AS (DELETE FROM locations WHERE seen_at < $1 RETURNING 1),
+     sighted AS (DELETE FROM location_sightings WHERE seen_at < $1 RETURNING 1)
+SELECT (SELECT count(*) FROM located) + (SELECT count(*) FROM sighted);
 
 -- name: retention_partition_broadcasts
 -- Broadcasts with outcomes in the deliveries partition $1 that have no saved report yet.

@@ -54,6 +54,8 @@ SELECT stat, bucket, n FROM receipt_delays WHERE broadcast_id = $1 ORDER BY stat
 -- own: rows deleted and inserted again with the same key in one statement collide).
 WITH gone AS (
     DELETE FROM receipt_rollup WHERE broadcast_id = ANY($1::bigint[])
+), gone_areas AS (
+    DELETE FROM receipt_area_rollup WHERE broadcast_id = ANY($1::bigint[])
 )
 DELETE FROM receipt_delays WHERE broadcast_id = ANY($1::bigint[]);
 
@@ -61,12 +63,16 @@ DELETE FROM receipt_delays WHERE broadcast_id = ANY($1::bigint[]);
 -- Broadcasts $1's receipt counters recounted from the receipts (after receipts were taken back
 -- to be matched again), once `rollup_receipts_forget` has dropped them.
 WITH first AS (
-    SELECT DISTINCT ON (broadcast_id, msisdn, part, stat) broadcast_id, stat, delay_s
+    SELECT DISTINCT ON (broadcast_id, msisdn, part, stat) broadcast_id, msisdn, stat, delay_s
     FROM receipts WHERE match = 'matched' AND broadcast_id = ANY($1::bigint[])
     ORDER BY broadcast_id, msisdn, part, stat, received_at
 ), counted AS (
     INSERT INTO receipt_rollup SELECT broadcast_id, stat, count(*), max(delay_s)
     FROM first GROUP BY 1, 2
+), by_area AS (
+    INSERT INTO receipt_area_rollup
+    SELECT f.broadcast_id, coalesce(s.departement, ''), f.stat, count(*)
+    FROM first f LEFT JOIN subscribers s ON s.msisdn = f.msisdn GROUP BY 1, 2, 3
 )
 INSERT INTO receipt_delays
 SELECT broadcast_id, stat,
@@ -93,7 +99,13 @@ SELECT jsonb_build_object(
                          FROM deliveries WHERE broadcast_id = $1 GROUP BY msisdn) p),
     'receipts', (SELECT coalesce(jsonb_object_agg(stat, n), '{}')
                  FROM (SELECT stat, count(DISTINCT (msisdn, part)) AS n FROM receipts
-                       WHERE broadcast_id = $1 AND match = 'matched' GROUP BY stat) r)
+                       WHERE broadcast_id = $1 AND match = 'matched' GROUP BY stat) r),
+    'receipt_areas', (SELECT coalesce(jsonb_object_agg(departement || '|' || stat, n), '{}')
+                      FROM (SELECT coalesce(s.departement, '') AS departement, r.stat,
+                                   count(DISTINCT (r.msisdn, r.part)) AS n
+                            FROM receipts r LEFT JOIN subscribers s ON s.msisdn = r.msisdn
+                            WHERE r.broadcast_id = $1 AND r.match = 'matched'
+                            GROUP BY 1, 2) a)
 );
 
 -- name: rollup_read
@@ -106,5 +118,7 @@ SELECT jsonb_build_object(
                    FROM recipient_rollup WHERE broadcast_id = $1),
                    '{"recorded": 0, "accepted": 0, "failed": 0, "duplicates": 0}')),
     'receipts', (SELECT coalesce(jsonb_object_agg(stat, parts), '{}')
-                 FROM receipt_rollup WHERE broadcast_id = $1 AND parts <> 0)
+                 FROM receipt_rollup WHERE broadcast_id = $1 AND parts <> 0),
+    'receipt_areas', (SELECT coalesce(jsonb_object_agg(departement || '|' || stat, parts), '{}')
+                      FROM receipt_area_rollup WHERE broadcast_id = $1 AND parts <> 0)
 );

@@ -32,6 +32,21 @@ def seeded(db_dsn: str) -> str:
     return db_dsn
 
 
+PREVIEW = (
+    "preview",
+    "--area",
+    "circle:48.8566,2.3522,0.5",
+    "--template",
+    "outage",
+    "--mode",
+    "present",
+    "--freshness-hours",
+    "1",
+    "--visitor-language",
+    "DE=es",
+)
+
+
 def test_cells_locations_and_a_polygon_preview(cli: Cli, seeded: str, tmp_path: Path) -> None:
     cells = tmp_path / "cells.csv"
     cells.write_text(CELLS, encoding="utf-8")
@@ -49,21 +64,18 @@ def test_cells_locations_and_a_polygon_preview(cli: Cli, seeded: str, tmp_path: 
     ingested = cli("locations", "ingest", str(updates), code=2)
     assert ingested["rejected"] == 2
     assert ingested["written"] == written["lines"] + 1
-    preview = cli(
-        "preview",
-        "--area",
-        "circle:48.8566,2.3522,0.5",
-        "--template",
-        "outage",
-        "--mode",
-        "present",
-        "--freshness-hours",
-        "1",
-        "--visitor-language",
-        "DE=es",
-    )
+    preview = cli(*PREVIEW)
     presence = preview["presence"]
     assert presence["mode"] == "present" and presence["cells"] >= 1
     assert {"country": "DE", "language": "es", "numbers": 1} in presence["visitors_by_country"]
+    assert ingested["pending"] == ingested["written"]
+    # Compacted into the last-seen table: the same preview (one hour is a wide margin against
+    # numbers ageing out of the window meanwhile: they were seen at least 5 minutes ago).
+    compacted = cli("locations", "compact")
+    assert compacted["moved"] == ingested["written"]
+    assert compacted["visitors"] >= 1
+    assert cli("locations", "compact")["moved"] == 0
+    again = cli(*PREVIEW)
+    assert again["presence"] == presence and again["recipients"] == preview["recipients"]
     bad = cli("preview", "--area", "circle:48.85,2.35,0", "--template", "outage", code=2)
     assert "radius" in bad  # the error, on stderr

@@ -63,7 +63,7 @@ JSON_COVERAGE = {
     "audit": "e2e.test_cli_json::test_tokens_and_audit",
     "check": "e2e.test_cli_json::test_check_ready_and_not_ready",
     **dict.fromkeys(
-        ["cells import", "cells synth", "locations synth", "locations ingest"],
+        ["cells import", "cells synth", "locations synth", "locations ingest", "locations compact"],
         "e2e.test_cli_geo::test_cells_locations_and_a_polygon_preview",
     ),
     **dict.fromkeys(

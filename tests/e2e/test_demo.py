@@ -49,3 +49,12 @@ def test_demo_delivers_each_recipient_exactly_its_text_once(tmp_path: Path) -> N
     # Several languages, including a UCS-2 one, were exercised.
     assert {g["encoding"] for g in report["groups"]} == {"gsm7", "ucs2"}
     assert "embedded_postgres_started" in proc.stderr
+    # Then the polygon: the numbers present in it, each got its text once, nobody else.
+    polygon = report["polygon"]
+    assert polygon["state"] == "completed" and polygon["area"].startswith("polygon:")
+    assert polygon["cells_synthesised"] > 0 and polygon["locations_ingested"] > 0
+    assert polygon["recipients"] > 0 and polygon["accepted"] == polygon["recipients"]
+    assert polygon["verified"] == polygon["recipients"]
+    assert polygon["mismatched"] == polygon["missing"] == polygon["unexpected"] == 0
+    presence = polygon["preview"]["presence"]
+    assert presence["mode"] == "auto" and presence["cells"] > 0

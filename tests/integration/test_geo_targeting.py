@@ -20,7 +20,7 @@ from broadcaster.mocksmsc import MockConfig
 from broadcaster.settings import Settings
 from broadcaster.store.cells import import_cells
 from broadcaster.store.database import create_pool
-from broadcaster.store.locations import ingest
+from broadcaster.store.locations import compact, ingest, pending
 
 # The polygon: lat 48.85-48.86, lon 2.34-2.36 (central Paris), CAP order (lat,lon), closed.
 P = "polygon:48.85,2.34 48.85,2.36 48.86,2.36 48.86,2.34 48.85,2.34"
@@ -79,8 +79,10 @@ def _locations() -> list[str]:
     ]
 
 
-@pytest.fixture
-async def geo(db_conn: asyncpg.Connection) -> asyncpg.Connection:
+@pytest.fixture(params=["pending", "compacted"])
+async def geo(db_conn: asyncpg.Connection, request: pytest.FixtureRequest) -> asyncpg.Connection:
+    """Cells, subscribers and their locations: still pending (appended sightings), or compacted
+    into the last-seen table; every test that uses it gets the same answers either way."""
     result = await import_cells(db_conn, [(n, parse_cell(c)) for n, c in enumerate(CELLS, 2)])
     assert (result.imported, result.rejects) == (len(CELLS), [])
     await db_conn.executemany(
@@ -89,8 +91,16 @@ async def geo(db_conn: asyncpg.Connection) -> asyncpg.Connection:
         HOME,
     )
     done = await ingest(db_conn, _locations())
-    assert (done.read, done.written, done.visitors, done.rejects) == (8, 8, 3, [])
+    assert (done.read, done.written, done.rejects) == (8, 8, [])
+    if request.param == "compacted":
+        folded = await compact(db_conn)
+        assert (folded.moved, folded.written, folded.visitors) == (8, 8, 3)
+    assert await pending(db_conn) == (8 if request.param == "pending" else 0)
     return db_conn
+
+
+LAST_SEEN = "SELECT {} FROM last_seen_in(ARRAY(SELECT cell_id FROM cells)) "
+"""Where every number was last seen (compacted or pending)."""
 
 
 def _request(*areas: str, **kw: object) -> BroadcastRequest:
@@ -182,6 +192,42 @@ async def test_circle_targets_the_cells_it_meets(geo: asyncpg.Connection) -> Non
     assert plan.recipients == 2  # subscriber 1 and the German visitor
 
 
+async def test_pending_sightings_move_numbers_as_compaction_will(
+    geo: asyncpg.Connection,
+) -> None:
+    """Sightings appended after the fixture's (compacted or pending) locations: the newest per
+    number wins wherever it is, an older one changes nothing; the present part and the
+    resident part of `both` agree with each other before and after the compaction."""
+    assert (await make_plan(geo, Settings(), _request(P))).recipients == 5
+    moves = [
+        f"33600000001,OUT,{_ago(minutes=10)}",  # was in IN1: leaves P
+        f"33600000001,IN1,{_ago(minutes=50)}",  # older than the move: changes nothing
+        f"33600000003,EDGE,{_ago(minutes=5)}",  # was in OUT: enters P
+        f"{GB_VISITOR},OUT,{_ago(hours=5)}",  # older than the stored 3 h: stays in EDGE
+        f"33600000004,IN1,{_ago(hours=1)}",  # stale (10 h) in IN1: fresh now
+        f"33699999999,IN1,{_ago(hours=1)},208",  # not a subscriber, French SIM: a visitor
+    ]
+    done = await ingest(geo, moves)
+    assert (done.written, done.rejects) == (6, [])
+    present = ["33600000002", "33600000003", "33600000004", "33600000005", "33699999999"]
+    for step in ("pending", "compacted"):
+        plan = await make_plan(geo, Settings(), _request(P))
+        assert plan.presence is not None, step
+        assert (plan.recipients, plan.presence.stale) == (7, 0), step
+        assert sorted(plan.presence.visitors) == [
+            ("DE", "de", 1), ("FR", "fr", 1), ("GB", "en", 1)
+        ], step  # fmt: skip
+        rows = await geo.fetch(
+            LAST_SEEN.format("msisdn::text") + "WHERE cell_id IN ('IN1', 'EDGE') ORDER BY 1"
+        )
+        assert [r[0] for r in rows] == sorted([*present, str(DE_VISITOR), str(GB_VISITOR)])
+        # Both: residents (home cell IN1: 1 and 3) and the present, one message each.
+        both = await make_plan(geo, Settings(), _request(P, mode="both"))
+        assert both.recipients == 8, step  # the 7 present and 1 (resident, away now)
+        await compact(geo)
+    assert await pending(geo) == 0
+
+
 async def test_exclusion_takes_the_cells_out(geo: asyncpg.Connection) -> None:
     plan = await make_plan(geo, Settings(), _request(P, exclude=["circle:48.853,2.3435,0.1"]))
     assert plan.recipients == 3  # EDGE only: 2, 5 and the British visitor
@@ -189,7 +235,7 @@ async def test_exclusion_takes_the_cells_out(geo: asyncpg.Connection) -> None:
 
 async def test_visitor_language_and_country(geo: asyncpg.Connection) -> None:
     rows = await geo.fetch(
-        "SELECT msisdn, country, lang FROM locations WHERE country IS NOT NULL ORDER BY msisdn"
+        LAST_SEEN.format("msisdn, country, lang") + "WHERE country IS NOT NULL ORDER BY msisdn"
     )
     assert [tuple(r) for r in rows] == [
         (CH_VISITOR, "CH", "fr"),
@@ -221,6 +267,36 @@ async def test_a_polygon_send_reaches_each_present_number_once(
     by_lang = {(g.departement, g.language): g.text for g in plan.groups}
     assert received[str(DE_VISITOR)] == [by_lang[("75", "de")]]
     assert received[str(GB_VISITOR)] == [by_lang[("75", "en")]]
+
+
+async def test_two_workers_share_a_polygon_target_through_the_chunk_leases(
+    db_dsn: str, geo: asyncpg.Connection, start_mock: StartMock
+) -> None:
+    import asyncio
+
+    # 120 more visitors present in IN1 (pending sightings, or compacted with the rest).
+    extra = [4915100001000 + i for i in range(120)]
+    await ingest(geo, [f"{m},IN1,{_ago(minutes=30)}" for m in extra])
+    mock, smsc = await start_mock(MockConfig(seed=1, latency_ms=5), binds=1, window=4)
+    settings = Settings(database_url=db_dsn, chunk_size=10)
+    request = _request(P, mode="both")
+    plan = await make_plan(geo, settings, request)
+    assert plan.recipients == 6 + len(extra)
+    broadcast_id = await create_broadcast(geo, settings, request, plan)
+    assert await geo.fetchval(
+        "SELECT count(*) FROM broadcast_chunks WHERE broadcast_id = $1", broadcast_id
+    ) >= 13  # fmt: skip
+    pool = await create_pool(db_dsn, min_size=2, max_size=6)
+    try:
+        first, second = Worker(pool, [smsc], name="w1"), Worker(pool, [smsc], name="w2")
+        runs = await asyncio.gather(first.run(until_idle=True), second.run(until_idle=True))
+    finally:
+        await pool.close()
+    assert "completed" in {r.state for worker_runs in runs for r in worker_runs}
+    received = mock.record.messages
+    assert len(received) == plan.recipients  # everyone present or resident, once
+    assert all(len(texts) == 1 for texts in received.values())
+    assert len(mock.binds) == 2 and all(b.parts > 0 for b in mock.binds)  # both workers sent
 
 
 BAD = [
@@ -273,8 +349,9 @@ async def test_bad_cells_and_locations_are_rejected_the_rest_kept(
         (3, "expected"),
         (4, "seen_at"),
     ]
-    assert await geo.fetchval("SELECT cell_id FROM locations WHERE msisdn = 33600000003") == "IN1"
-    assert await geo.fetchval("SELECT cell_id FROM locations WHERE msisdn = 33600000004") == "IN1"
+    where = LAST_SEEN.format("cell_id") + "WHERE msisdn = $1"
+    assert await geo.fetchval(where, 33600000003) == "IN1"
+    assert await geo.fetchval(where, 33600000004) == "IN1"
 
 
 async def test_synthetic_cells_cover_every_departement_denser_in_cities(
@@ -327,3 +404,46 @@ async def test_without_postgis_the_migration_says_how_to_install_it(
     major = int(await db_conn.fetchval("SHOW server_version_num")) // 10000
     with pytest.raises(asyncpg.RaiseError, match=f"apt-get install postgresql-{major}-postgis-3"):
         await db_conn.execute(check)
+
+
+async def test_serve_compacts_periodically_and_one_compaction_runs_at_a_time(
+    db_dsn: str, geo: asyncpg.Connection
+) -> None:
+    import asyncio
+
+    from broadcaster.serve import compact_periodically
+
+    before = await make_plan(geo, Settings(), _request(P))
+    await ingest(geo, [f"33600000001,OUT,{_ago(minutes=1)}"])  # leaves P
+    other = await asyncpg.connect(db_dsn)
+    try:  # another compaction holds the lock: this one moves nothing, waits for nothing
+        assert await other.fetchval("SELECT pg_try_advisory_lock(hashtext($1))",
+                                    "broadcaster.location_compaction")  # fmt: skip
+        assert (await compact(geo)).moved == 0
+        assert await pending(geo) > 0
+    finally:
+        await other.close()
+    pool = await create_pool(db_dsn, min_size=1, max_size=2)
+    task = asyncio.create_task(
+        compact_periodically(pool, Settings(locations_compact_interval_s=0.05))
+    )
+    try:
+        async with asyncio.timeout(10):
+            while await pending(geo):
+                await asyncio.sleep(0.02)
+    finally:
+        task.cancel()
+        await pool.close()
+    after = await make_plan(geo, Settings(), _request(P))
+    assert (before.recipients, after.recipients) == (5, 4)
+    off = Settings(locations_compact_interval_s=0)
+    await asyncio.wait_for(compact_periodically(pool, off), 1)  # 0: serve never compacts
+
+
+async def test_the_metrics_count_the_pending_sightings(geo: asyncpg.Connection) -> None:
+    from broadcaster.http.metrics import Metrics
+
+    metrics = Metrics(lambda: None)
+    await metrics.refresh(geo)
+    expected = float(await pending(geo))  # 8 pending, or 0 once compacted
+    assert f"broadcaster_location_sightings_pending {expected}" in metrics.render().decode()

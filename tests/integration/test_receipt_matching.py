@@ -139,38 +139,77 @@ async def test_an_auto_smsc_is_learnt_from_its_receipts_and_early_ones_matched_a
     assert [r["msisdn"] for r in rows] == [33600000100 + n for n in range(12)]
 
 
-async def test_a_receipt_ahead_of_its_parts_outcome_is_held_then_matched(
+async def test_a_receipt_ahead_of_its_submission_record_is_held_and_matched_when_it_lands(
+    db: asyncpg.Pool,
+) -> None:
+    """A fast SMSC's receipt can arrive before the outcome flush that records its part: it is
+    tried again at the next flushes, not stored as 'unmatched' for ever (seen under load)."""
+    recorder = ReceiptRecorder(db, [SmscConfig(name="smsc", receipt_ids="same")])
+    recorder(Receipt(message_id="B7", stat="DELIVRD"), "smsc")
+    recorder(Receipt(message_id="NEVER", stat="DELIVRD"), "smsc")
+    await recorder.flush()
+    async with db.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM receipts") == 0
+        assert recorder.held == 2 and recorder.recorded == 0
+        await _deliveries(conn, (1, 33600000007, "B7", datetime.now(UTC)))
+    await recorder.flush()
+    async with db.acquire() as conn:
+        assert await _last(conn) == ("matched", 1, 33600000007)
+        assert await conn.fetchval("SELECT parts FROM receipt_rollup WHERE broadcast_id = 1") == 1
+    assert recorder.held == 1 and recorder.recorded == 1
+    await recorder.stop()  # the last flush stores what names no part as 'unmatched'
+    async with db.acquire() as conn:
+        assert await store.unattributed(conn, T0) == {"unmatched": 1, "ambiguous": 0}
+    assert recorder.held == 0 and recorder.recorded == 2
+
+
+async def test_a_held_receipt_is_stored_unmatched_once_the_hold_has_passed(
+    db: asyncpg.Pool,
+) -> None:
+    recorder = ReceiptRecorder(db, [SmscConfig(name="smsc", receipt_ids="same")], hold_s=0.2)
+    recorder(Receipt(message_id="C9", stat="DELIVRD"), "smsc")
+    await recorder.flush()
+    assert recorder.held == 1
+    await asyncio.sleep(0.3)
+    await recorder.flush()
+    assert recorder.held == 0
+    async with db.acquire() as conn:
+        assert await _last(conn) == ("unmatched", None, None)
+
+
+async def test_a_flush_cancelled_after_its_commit_stores_nothing_twice(
     db: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A receipt that names no part yet is not stored as unmatched at once: the outcome of its
-    part may still be in the sender's next flush. It is offered again at the next flushes and
-    matched once the outcome is there; one still naming nothing after HOLD_S is stored as
-    unmatched, and stopping stores what is held (a receipt is never dropped)."""
-    now = datetime.now(UTC)
-    recorder = ReceiptRecorder(db, [SmscConfig(name="smsc", receipt_ids="same")])
-    recorder(Receipt(message_id="00A1", stat="DELIVRD"), "smsc")
-    recorder(Receipt(message_id="00B2", stat="DELIVRD"), "smsc")
-    await recorder.flush()
+    """`stop` cancels the periodic flush: cancelled once its batch was committed (here while it
+    matches earlier receipts again, held up by a row lock), the batch used to be put back and
+    stored a second time by the last flush (seen in a loaded run: 3,467 receipts for 2,059
+    parts)."""
+    monkeypatch.setattr(recorder_module, "EVIDENCE", 10)
+    hex_ids = [format(0x20_0000_0000 + 7919 * n, "016X") for n in range(12)]
     async with db.acquire() as conn:
-        assert await conn.fetchval("SELECT count(*) FROM receipts") == 0  # both held
-        await _deliveries(conn, (1, 33600000001, "A1", now))  # the outcome lands
-    await recorder.flush()
+        await _deliveries(conn, *[(1, 33600000100 + n, mid, T0) for n, mid in enumerate(hex_ids)])
+    recorder = ReceiptRecorder(db, [SmscConfig(name="smsc")])
+    recorder(Receipt(message_id=str(int(hex_ids[0], 16)), stat="DELIVRD"), "smsc")
+    await recorder.flush()  # recorded while the form is being found out
+    for mid in hex_ids[1:]:
+        recorder(Receipt(message_id=str(int(mid, 16)), stat="DELIVRD"), "smsc")
+    async with db.acquire() as locker, locker.transaction():
+        await locker.execute("SELECT * FROM receipts FOR UPDATE")  # holds up the taking back
+        flushing = asyncio.create_task(recorder.flush())
+        for _ in range(200):
+            await asyncio.sleep(0.02)
+            if recorder.ids.form("smsc") == "decimal":
+                break
+        await asyncio.sleep(0.1)
+        flushing.cancel()  # its batch is committed; matching again waits for the lock
+    with pytest.raises(asyncio.CancelledError):
+        await flushing
+    await recorder.stop()
     async with db.acquire() as conn:
-        assert await _last(conn) == ("matched", 1, 33600000001)
-        assert await conn.fetchval("SELECT count(*) FROM receipts") == 1  # B2 still held
-    monkeypatch.setattr(recorder_module, "HOLD_S", 0.05)
-    await asyncio.sleep(0.1)
-    await recorder.flush()
-    recorder(Receipt(message_id="00C3", stat="DELIVRD"), "smsc")
-    await recorder.stop()  # (never started: the final flush)
-    async with db.acquire() as conn:
-        rows = await conn.fetch("SELECT message_id, match FROM receipts ORDER BY message_id")
-    assert [(r["message_id"], r["match"]) for r in rows] == [
-        ("00A1", "matched"),
-        ("00B2", "unmatched"),
-        ("00C3", "unmatched"),
-    ]
-    assert recorder.recorded == 3
+        rows = await conn.fetch("SELECT match, msisdn FROM receipts ORDER BY msisdn")
+    assert [r["msisdn"] for r in rows] == [33600000100 + n for n in range(12)]
+    assert [r["match"] for r in rows] == ["matched"] * 12
+    assert recorder.recorded == 12
 
 
 @pytest.mark.parametrize(

@@ -216,13 +216,23 @@ async def test_location_records_older_than_the_retention_go(
             "(33600000002, 'c', now() - interval '47 hours', "
             "'fr'), (33600000003, 'c', now(), 'fr')"
         )
+        # Sightings pending compaction (migration 0017) go by the same rule.
+        await conn.execute(
+            "INSERT INTO location_sightings (msisdn, cell_id, seen_at, country) VALUES "
+            "(33600000004, 'c', now() - interval '49 hours', 'FR'), "
+            "(33600000005, 'c', now() - interval '1 hour', 'FR')"
+        )
+    dry = await purge(pool, SETTINGS, SCHEDULER, dry_run=True)
+    assert dry["locations"]["rows"] == 2
     result = await purge(pool, SETTINGS, SCHEDULER)
-    assert result["locations"]["rows"] == 1
+    assert result["locations"]["rows"] == 2
     async with pool.acquire() as conn:
         assert [r[0] for r in await conn.fetch("SELECT msisdn FROM locations ORDER BY 1")] == [
             33600000002,
             33600000003,
         ]
+        pending = await conn.fetch("SELECT msisdn FROM location_sightings ORDER BY 1")
+        assert [r[0] for r in pending] == [33600000005]
 
 
 def test_cli_purge_dry_run_says_what_would_go(db_dsn: str, tmp_path: Path) -> None:

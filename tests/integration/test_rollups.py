@@ -24,7 +24,7 @@ from broadcaster.mocksmsc import MockConfig
 from broadcaster.mocksmsc.scenario import RECEIPT_STATS
 from broadcaster.settings import Settings
 from broadcaster.store import broadcasts as store
-from broadcaster.store import chunks, rollups
+from broadcaster.store import chunks, maps, rollups
 from broadcaster.store.database import create_pool
 
 
@@ -109,6 +109,16 @@ async def test_rollups_equal_a_full_recount_after_retries_a_crash_duplicates_and
     assert {k.split("|")[1] for k in counted["outcomes"]} >= {"0", str(0x0B)}
     assert status["accepted"] == counted["recipients"]["accepted"]
     assert {s: r["count"] for s, r in status["receipts"].items()} == counted["receipts"]
+    # Per area too (the console map's delivered share): each stat's parts, split by département.
+    by_area = counted["receipt_areas"]
+    assert {key.split("|")[0] for key in by_area} == {"75", "13"}
+    for stat, parts in counted["receipts"].items():
+        assert sum(n for key, n in by_area.items() if key.endswith(f"|{stat}")) == parts
+    async with db.acquire() as conn:
+        areas = {a.departement: a for a in await maps.areas_progress(conn, broadcast_id)}
+    for dep in ("75", "13"):
+        assert areas[dep].delivered == by_area.get(f"{dep}|DELIVRD", 0) > 0
+        assert 0 < areas[dep].delivered_share <= 1
 
 
 async def test_fresh_recipients_are_looked_up_once_their_chunk_is_claimed_again(

@@ -118,8 +118,10 @@ async def test_a_waiting_broadcast_says_what_it_waits_for(
         assert (await store.progress(conn, drill_id))["waiting_for"] == "a worker to pick it up"
         plan = await make_plan(conn, settings, REQUEST)
         live_id = await create_broadcast(conn, settings, REQUEST, plan)
-        waiting = (await store.progress(conn, drill_id))["waiting_for"]
-        assert waiting == f"more urgent broadcasts to finish first: {live_id}"
+        status = await store.progress(conn, drill_id)
+        assert status["waiting_for"] == f"more urgent broadcasts to finish first: {live_id}"
+        # The same, for a page to word in its own language: the queue ahead, the workers alive.
+        assert (status["waiting_behind"], status["workers_alive"]) == ([live_id], 1)
         pending = await create_broadcast(conn, settings, REQUEST, plan, state="pending_approval")
         assert (await store.progress(conn, pending))["waiting_for"].startswith(
             "approval by a second person"

@@ -186,7 +186,9 @@ async def test_the_console_refuses_a_placeholder_and_says_how_to_set_it(
         text = await response.text()
         assert response.status == 422
     assert "the fallback_number of 75 is still the reference placeholder" in text
-    assert "areas set-var DEP fallback_number VALUE" in text
+    # Where to fix it in the console, not the command line's advice (issue 24).
+    assert "type the real value in “Override the areas&#39; own values”" in text
+    assert "set-var" not in text and "--var" not in text
     assert await lab.count("broadcasts") == 0
     assert lab.mock is not None and lab.mock.record.parts_received == 0
 

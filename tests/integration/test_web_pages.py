@@ -14,6 +14,7 @@ import structlog
 from aiohttp.test_utils import TestClient
 from fixtures_web import MakeLab, page_csrf, sign_in
 
+from broadcaster.mocksmsc import MockConfig
 from broadcaster.web import drill_reports, progress
 
 LIVE = {"area": "dep:75", "template": "outage", "idempotency_key": "k-1"}
@@ -388,8 +389,15 @@ async def test_the_area_search_finds_names_and_codes_and_keeps_ticked_areas(
     assert await lab.count("broadcasts") == 0
 
 
-async def test_the_progress_stream_reports_counts_until_the_end(console_lab: MakeLab) -> None:
-    lab = await console_lab(worker=True, threshold=100)
+async def test_the_progress_stream_reports_counts_until_the_receipts_settle(
+    console_lab: MakeLab,
+) -> None:
+    """A completed broadcast's stream goes on while receipts are awaited, and ends once every
+    accepted part has its receipt (issue 24: the page stopped at completion, 4,608 receipts
+    shown, 6,196 after a reload)."""
+    lab = await console_lab(
+        worker=True, threshold=100, mock_config=MockConfig(seed=1, receipts=True)
+    )
     client = await lab.client()
     csrf = await sign_in(client, lab.tokens["alice"])
     assert (
@@ -414,8 +422,9 @@ async def test_the_progress_stream_reports_counts_until_the_end(console_lab: Mak
         12,
         12,
     )
-    assert last["pool"] is True
-    assert [s["name"] for s in last["smscs"]] == ["mock1"]
+    assert (last["settled"], last["delivered"], last["text"]["awaited"]) == (True, 12, "0")
+    # Not sending any more: no SMSC figures, rate or time left of whatever else is sending.
+    assert (last["pool"], last["smscs"], last["text"]["rate"]) == (False, [], "–")
     async with client.get("/console/broadcasts/999/events") as response:
         assert response.status == 404
 
@@ -461,17 +470,17 @@ async def test_a_failure_mid_stream_ends_the_stream_cleanly(
     csrf = await sign_in(client, lab.tokens["alice"])
     form = {**LIVE, "csrf_token": csrf, "confirm": "SEND TO PUBLIC"}
     assert (await post(client, "/console/broadcasts", form))[0] == 303
-    reads = 0
+    shown = 0
 
-    async def status_read_fails_after_the_first(*args: Any, **kwargs: Any) -> dict[str, Any]:
-        nonlocal reads
-        reads += 1
-        if reads > 1:
-            raise RuntimeError("the status read failed")
-        return await real_status(*args, **kwargs)
+    def snapshot_fails_after_the_first(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        nonlocal shown
+        shown += 1
+        if shown > 1:
+            raise RuntimeError("the snapshot failed")
+        return real_snapshot(*args, **kwargs)
 
-    real_status = progress.read_status
-    monkeypatch.setattr(progress, "read_status", status_read_fails_after_the_first)
+    real_snapshot = progress.snapshot
+    monkeypatch.setattr(progress, "snapshot", snapshot_fails_after_the_first)
     monkeypatch.setattr(progress, "INTERVAL_S", 0.01)
     with structlog.testing.capture_logs() as logs:
         async with client.get("/console/broadcasts/1/events") as response:
@@ -479,7 +488,7 @@ async def test_a_failure_mid_stream_ends_the_stream_cleanly(
             assert response.headers["Content-Type"].startswith("text/event-stream")
             async with asyncio.timeout(10):
                 body = await response.read()  # a broken chunked stream raises here
-    assert reads == 2
+    assert shown == 2
     # One event, then the end of the stream: no error page, no second response inside it.
     assert body.startswith(b"retry: 3000\n\n")
     assert body.count(b"event: progress") == 1
@@ -489,6 +498,39 @@ async def test_a_failure_mid_stream_ends_the_stream_cleanly(
     assert len(failures) == 1
     assert failures[0]["log_level"] == "error"
     assert not [e for e in logs if e["event"] == "unexpected_error"]
+
+
+async def test_a_failed_read_of_the_shared_reader_is_retried_and_the_stream_goes_on(
+    console_lab: MakeLab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database away for a moment: the reader logs it and reads again; the page's stream
+    neither breaks nor ends."""
+    lab = await console_lab()
+    client = await lab.client()
+    csrf = await sign_in(client, lab.tokens["alice"])
+    form = {**LIVE, "csrf_token": csrf, "confirm": "SEND TO PUBLIC"}
+    assert (await post(client, "/console/broadcasts", form))[0] == 303
+    reads = 0
+
+    async def second_read_fails(*args: Any, **kwargs: Any) -> Any:
+        nonlocal reads
+        reads += 1
+        if reads == 2:
+            raise RuntimeError("the status read failed")
+        return await real_status(*args, **kwargs)
+
+    real_status = progress.read_status
+    monkeypatch.setattr(progress, "read_status", second_read_fails)
+    monkeypatch.setattr(progress, "INTERVAL_S", 0.01)
+    monkeypatch.setattr(progress, "RETRY_S", 0.01)
+    with structlog.testing.capture_logs() as logs:
+        async with client.get("/console/broadcasts/1/events") as response:
+            assert response.status == 200
+            async with asyncio.timeout(20):
+                for _ in range(3):
+                    await response.content.readuntil(b"event: progress")
+    assert reads >= 3
+    assert [e["event"] for e in logs if e["log_level"] == "error"] == ["console_reader_failed"]
 
 
 async def test_an_open_progress_stream_does_not_hold_up_a_shutdown(console_lab: MakeLab) -> None:

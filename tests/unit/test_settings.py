@@ -113,6 +113,10 @@ def test_unreadable_environment_values_name_the_variable(
             {"BROADCASTER_API_RATE_BURST": "0"},
             "api_rate_per_second must be positive, api_rate_burst >= 1",
         ),
+        (
+            {"BROADCASTER_LOCATIONS_COMPACT_INTERVAL_S": "-1"},
+            "locations_compact_interval_s must be 0 (never) or positive",
+        ),
     ],
 )
 def test_out_of_range_settings_are_refused(env: dict[str, str], message: str) -> None:

@@ -66,20 +66,29 @@ function setupProgress(panel) {
   const source = new EventSource(panel.dataset.events);
   source.addEventListener("progress", (message) => {
     const data = JSON.parse(message.data);
+    // The map (map.js) colours the areas from the same reading: no stream or poll of its own.
+    document.dispatchEvent(new CustomEvent("broadcast-progress", { detail: data }));
     panel.querySelectorAll("[data-field]").forEach((el) => {
       const name = el.dataset.field;
       if (name === "percent") { el.value = data.percent; el.textContent = `${data.percent} %`; }
+      else if (name === "waiting") { el.textContent = data.waiting; el.hidden = !data.waiting; }
       else if (name === "state_label") {
         el.textContent = data.state_label;
         el.dataset.stateValue = data.state;
         el.className = `state state-${data.state}`;
       } else if (name in data.text) el.textContent = data.text[name];
     });
+    // A broadcast that sends nothing shows no rate, no time left, no SMSC figures (another's).
+    panel.querySelectorAll("[data-when-sending]").forEach((el) => { el.hidden = !data.sending; });
+    const notSending = panel.querySelector("[data-not-sending]");
+    if (notSending) notSending.hidden = data.sending;
+    const settling = panel.querySelector("[data-settling]");
+    if (settling) settling.hidden = !data.final || data.settled;
     const table = panel.querySelector("[data-health]");
     const noPool = panel.querySelector("[data-no-pool]");
     if (table) {
       table.hidden = !data.pool;
-      if (noPool) noPool.hidden = data.pool;
+      if (noPool) noPool.hidden = data.pool || !data.sending;
       const body = table.querySelector("tbody");
       body.replaceChildren(...data.smscs.map((s) => {
         const row = document.createElement("tr");
@@ -95,11 +104,54 @@ function setupProgress(panel) {
         return row;
       }));
     }
-    if (data.final) source.close();
+    // After its end the page stays live while receipts arrive; settled, nothing more changes.
+    if (data.settled) source.close();
     if (stage(data.state) !== initial) { source.close(); window.location.assign(page); }
   });
   // The session's token was revoked: the reload lands on the sign-in page.
   source.addEventListener("ended", () => { source.close(); window.location.assign(page); });
+}
+
+// Times are shown in the areas' zone (UTC on hover); the browser's own time is added when its
+// zone differs (a cell in Paris following a broadcast to Réunion).
+function setupTime(el) {
+  const zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+  if (!zone || zone === el.dataset.zone || !el.dataset.utc) return;
+  const at = new Date(el.dataset.utc);
+  if (Number.isNaN(at.getTime())) return;
+  const text = at.toLocaleTimeString(document.documentElement.lang || undefined, { timeZone: zone });
+  const mine = document.createElement("span");
+  mine.className = "browser-time";
+  mine.textContent = ` · ${document.body.dataset.yourTime || ""} ${text} (${zone})`;
+  el.after(mine);
+}
+
+// The approval badge: how many broadcasts await this holder's approval, without a reload; on
+// the home page the queue itself is fetched again when it changes.
+function setupQueueBadge(badge) {
+  const url = badge.dataset.queue;
+  let known = badge.dataset.count;
+  const refresh = async () => {
+    try {
+      const response = await fetch(url, { headers: { Accept: "application/json" }, credentials: "same-origin" });
+      if (!response.ok) return;
+      const data = await response.json();
+      const count = String(data.count);
+      badge.textContent = count;
+      badge.hidden = data.count === 0;
+      badge.dataset.count = count;
+      const queue = document.querySelector("[data-queue-list]");
+      if (queue && count !== known) {
+        const page = await fetch(window.location.pathname, { credentials: "same-origin" });
+        const fresh = new DOMParser().parseFromString(await page.text(), "text/html")
+          .querySelector("[data-queue-list]");
+        if (fresh) { queue.replaceWith(fresh); fresh.querySelectorAll("time[data-utc]").forEach(setupTime); }
+      }
+      known = count;
+    } catch (error) { /* offline for a moment: the next round retries */ }
+  };
+  window.setInterval(refresh, Number(badge.dataset.every || 5000));
+  refresh();
 }
 
 document.addEventListener("DOMContentLoaded", () => {
@@ -111,4 +163,6 @@ document.addEventListener("DOMContentLoaded", () => {
   document.querySelectorAll("[data-template-select]").forEach(setupTemplateSelect);
   document.querySelectorAll("form[data-confirm]").forEach(setupConfirm);
   document.querySelectorAll("[data-events]").forEach(setupProgress);
+  document.querySelectorAll("time[data-utc]").forEach(setupTime);
+  document.querySelectorAll("[data-queue]").forEach(setupQueueBadge);
 });
