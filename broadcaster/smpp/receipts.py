@@ -167,13 +167,20 @@ def parse_receipt(
     Never raises on odd text: unknown fields are ignored, unreadable dates and counts become
     None, a missing stat is taken from the message_state TLV, else "UNKNOWN".
     """
-    fields = _fields(short_message)
-    text_id = fields.get("id") or None
+    standard = _STANDARD.fullmatch(short_message)
+    if standard is not None:  # (no dict: this runs for every part sent)
+        text_id, sub, dlvrd, submitted, done, stat, err, _text = standard.groups()
+    else:
+        fields = _any_fields(short_message)
+        text_id, sub, dlvrd = fields.get("id"), fields.get("sub"), fields.get("dlvrd")
+        submitted, done = fields.get("submit date"), fields.get("done date")
+        stat, err = fields.get("stat", ""), fields.get("err")
+    text_id = text_id or None
     tlv_id = _tlv_text(tlvs.get(TAG_RECEIPTED_MESSAGE_ID))
     message_id = tlv_id or text_id
     if message_id is None:
         return None
-    stat = fields.get("stat", "").upper()
+    stat = stat.upper()
     stat = _STAT_ALIASES.get(stat, stat)
     if not stat:
         state = tlvs.get(TAG_MESSAGE_STATE)
@@ -181,11 +188,11 @@ def parse_receipt(
     return Receipt(
         message_id=message_id,
         stat=stat,
-        err=fields.get("err") or None,
-        submit_date=_date(fields.get("submit date")),
-        done_date=_date(fields.get("done date")),
-        sub=_count(fields.get("sub")),
-        dlvrd=_count(fields.get("dlvrd")),
+        err=err or None,
+        submit_date=_date(submitted),
+        done_date=_date(done),
+        sub=_count(sub),
+        dlvrd=_count(dlvrd),
         text_message_id=text_id if text_id != message_id else None,
         source=source or None,
     )

@@ -302,6 +302,8 @@ class SmppSession(asyncio.Protocol, Generic[P]):
 
     def _on_event(self, event: Event) -> None:
         match event:
+            case ReceiptReceived(receipt=receipt):  # first: one for every part sent
+                self.owner.receipt(self, receipt)
             case BindAccepted():
                 _resolve(self.bound)
             case BindRefused(status=status):
@@ -312,8 +314,6 @@ class SmppSession(asyncio.Protocol, Generic[P]):
                 _resolve(self._unbound)
             case UnbindRequested():
                 self._unbound_by_smsc()
-            case ReceiptReceived(receipt=receipt):
-                self.owner.receipt(self, receipt)
             case StreamCorrupt(error=error):
                 self.owner.noted(event)
                 log.error("smpp_stream_corrupt", bind=self.name, error=error)

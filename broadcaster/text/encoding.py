@@ -58,6 +58,10 @@ _SEPTET_TABLE: Final[dict[int, str]] = {
 }
 """Each octet but the escape to its character, as `decode_gsm7` reads it one by one."""
 _ESCAPE_OCTET: Final = bytes((_ESCAPE,))
+_LATIN1_OCTETS: Final = bytes(o for o, c in _SEPTET_TABLE.items() if ord(c) < 256)
+"""Octets whose character is in Latin-1 (not the escape): a text of only these is translated
+octet for octet."""
+_TO_LATIN1: Final = bytes(ord(_SEPTET_TABLE.get(o, " ")) % 256 for o in range(256))
 
 GSM7_SINGLE_SEPTETS: Final = 160
 GSM7_PART_SEPTETS: Final = 153  # 160 minus the 6-octet UDH (7 septets)
@@ -119,8 +123,10 @@ def decode_gsm7(data: bytes) -> str:
     receipt's text).
 
     Tolerant: an unknown escape or a trailing escape decodes as a space, never raises. Without
-    an escape, one `str.translate` (a receipt's text: 7 µs a character by character).
+    an escape, one translate (a receipt's text: 7 µs a character by character).
     """
+    if not data.translate(None, _LATIN1_OCTETS):  # (receipts: ASCII text, 0.2 µs)
+        return data.translate(_TO_LATIN1).decode("latin-1")
     if _ESCAPE_OCTET not in data:
         return data.decode("latin-1").translate(_SEPTET_TABLE)
     out: list[str] = []

@@ -237,3 +237,33 @@ async def test_a_run_draws_as_its_parts_one_by_one_would() -> None:
         seen.append((got, [r.malformed for r in origin.got], scheduler.dropped))
     assert seen[0] == seen[1]
     assert 50 < len(seen[0][0]) < 200 and seen[0][2] > 0 and any(seen[0][1])
+
+
+async def test_a_runs_receipts_go_to_a_receiver_of_its_system_id_or_wait_for_one() -> None:
+    """The receipts of a fast-path run from a transmitter bind go to a receiver bind of the
+    same system_id; with none open they wait (as receipts of the strict path do) and go to the
+    first one that binds, each with its own message id."""
+    (template,) = codec.submit_templates(
+        encode_message("Numero {urgence}: 112", 1),
+        source_addr="ALERTE",
+        source_ton=5,
+        source_npi=0,
+        registered_delivery=1,
+    )
+    pdus = [template.encode(n, codec.destination_bytes(f"3361234{n:04d}")) for n in range(1, 4)]
+    transmitter = Receiver(1, receiving=False)
+    receivers: set[Receiver] = {transmitter}
+    scheduler = ReceiptScheduler(
+        MockConfig(receipts=True), random.Random(1), receivers, lambda: None
+    )
+    scheduler.schedule_run(transmitter, 0x2C, pdus)
+    await asyncio.sleep(0.01)
+    assert scheduler.waiting == 3 and transmitter.got == []
+    receiver = Receiver(2)
+    receivers.add(receiver)
+    scheduler.flush_pending(receiver)
+    assert [r.message_id for r in receiver.got] == [f"{n:016X}" for n in (0x2A, 0x2B, 0x2C)]
+    assert [r.source for r in receiver.got] == ["33612340001", "33612340002", "33612340003"]
+    scheduler.schedule_run(transmitter, 0x2D, pdus[:1])
+    await asyncio.sleep(0.01)
+    assert [r.message_id for r in receiver.got][-1] == f"{0x2D:016X}" and scheduler.waiting == 0

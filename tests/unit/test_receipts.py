@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 from datetime import datetime
 
 import pytest
@@ -185,7 +186,9 @@ def test_text_field_runs_to_the_end() -> None:
     assert receipt == Receipt(message_id="5", stat="DELIVRD")
 
 
-def test_the_standard_layout_in_one_match_reads_as_key_by_key() -> None:
+def test_the_standard_layout_in_one_match_reads_as_key_by_key(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """Receipts in the appendix B layout are read by one match: the same fields as the
     key-by-key reading, over seeded variations (odd ids, empty values, keys inside the text,
     12-digit dates, new lines) and near misses that must fall back to it (two spaces, keys in
@@ -211,10 +214,14 @@ def test_the_standard_layout_in_one_match_reads_as_key_by_key() -> None:
         STANDARD.replace("2106021230", "210602123059"),
     ]
     standard = 0
+    tlvs = {0x001E: b"77\0"}
+    parsed = [parse_receipt(text, tlvs, "336") for text in texts]
     for text in texts:
         standard += receipts_module._STANDARD.fullmatch(text) is not None
         assert receipts_module._fields(text) == receipts_module._any_fields(text), text
     assert 100 < standard < len(texts)  # both readings well represented
+    monkeypatch.setattr(receipts_module, "_STANDARD", re.compile(r"(?!)"))  # key by key only
+    assert [parse_receipt(text, tlvs, "336") for text in texts] == parsed
 
 
 def test_dates_read_once_are_the_dates_strptime_reads() -> None:

@@ -220,12 +220,14 @@ def test_transliteration_keeps_gsm_text_and_marks_the_impossible() -> None:
 
 
 def test_decoding_without_escapes_in_one_translate_reads_as_octet_by_octet() -> None:
-    """`decode_gsm7` translates a text without an escape at once: the same characters as the
-    octet-by-octet reading (every octet value, alone and in random runs), escapes still read
-    one by one."""
+    """`decode_gsm7` translates a text without an escape at once (octet for octet when every
+    character is in Latin-1): the same characters as the octet-by-octet reading (every octet
+    value, alone and in random runs), escapes still read one by one."""
     rng = random.Random(7)
     samples = [bytes((octet,)) for octet in range(256)]
     samples += [rng.randbytes(rng.randrange(1, 200)) for _ in range(2000)]
+    latin = bytes(range(0x20, 0x7F)) + b"\x00\x01\x02\x04\x05\x0a\x0d\x1c\x1d\x1e\x1f\x8f"
+    samples += [bytes(rng.choices(latin, k=rng.randrange(1, 160))) for _ in range(2000)]
     for data in samples:
         assert decode_gsm7(data) == _octet_by_octet(data), data
     assert decode_gsm7(b"a\x1b\x65b\x1b") == "a€b "
