@@ -18,6 +18,7 @@ from broadcaster.cli.options import (
     emit,
     flag,
     need_database,
+    positive_int,
     switch,
 )
 from broadcaster.commands import tokens
@@ -114,7 +115,14 @@ def register(commands: Commands) -> None:
         _cmd_audit,
         epilog="example:\n  broadcaster audit --limit 20 --json",
     )
-    flag(audit, "--limit", env="BROADCASTER_AUDIT_LIMIT", type=int, default=50, help="how many")
+    flag(
+        audit,
+        "--limit",
+        env="BROADCASTER_AUDIT_LIMIT",
+        type=positive_int,
+        default=50,
+        help="how many",
+    )
     flag(audit, "--before", env="BROADCASTER_AUDIT_BEFORE", type=int, help="entries before this id")
 
 

@@ -22,6 +22,7 @@ from broadcaster.cli.options import (
     emit,
     flag,
     need_database,
+    positive_int,
 )
 from broadcaster.commands import broadcasts as commands
 from broadcaster.commands import reports
@@ -77,7 +78,9 @@ def register(commands: Commands) -> None:
         _cmd_list,
         epilog="examples:\n  broadcaster list\n  broadcaster list --limit 100 --json",
     )
-    flag(lst, "--limit", env="BROADCASTER_LIST_LIMIT", type=int, default=20, help="how many")
+    flag(
+        lst, "--limit", env="BROADCASTER_LIST_LIMIT", type=positive_int, default=20, help="how many"
+    )
     worker = add_command(
         commands,
         "worker",
@@ -107,9 +110,14 @@ def register(commands: Commands) -> None:
 
 
 def _positive_seconds(raw: str) -> float:
-    seconds = float(raw)
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = 0.0
     if not 1.0 <= seconds <= 3600.0:
-        raise ValueError(f"{raw} is not between 1 and 3600 seconds")
+        # ArgumentTypeError: argparse shows its sentence (a ValueError's is replaced by
+        # "invalid _positive_seconds value").
+        raise argparse.ArgumentTypeError(f"{raw!r} is not between 1 and 3600 seconds")
     return seconds
 
 

@@ -22,6 +22,7 @@ from broadcaster.cli.options import (
     emit,
     flag,
     multi,
+    positive_int,
     switch,
 )
 from broadcaster.errors import EXIT_OK, EXIT_PARTIAL, BroadcasterError, ConfigError, InputError
@@ -159,7 +160,14 @@ def register(commands: Commands) -> None:
         _cmd_runs,
         epilog="example:\n  broadcaster drill runs --schedule monthly-paris --json",
     )
-    flag(runs, "--limit", env="BROADCASTER_DRILL_LIMIT", type=int, default=20, help="how many")
+    flag(
+        runs,
+        "--limit",
+        env="BROADCASTER_DRILL_LIMIT",
+        type=positive_int,
+        default=20,
+        help="how many",
+    )
     flag(runs, "--schedule", env="BROADCASTER_DRILL_SCHEDULE", help="only this schedule's runs")
 
     report = add_command(

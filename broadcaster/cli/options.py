@@ -161,6 +161,17 @@ def duration(text: str) -> timedelta:
     return timedelta(seconds=float(match["value"]) * DURATION_UNITS[match["unit"]])
 
 
+def positive_int(text: str) -> int:
+    """A count of 1 or more (`--limit`): argparse shows this sentence, not a traceback."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of 1 or more")
+    return value
+
+
 def add_command(
     commands: Commands,
     name: str,

@@ -1,0 +1,29 @@
+"""Bad numbers on the command line: argparse's usage and a sentence, exit 2, never a traceback."""
+
+from __future__ import annotations
+
+import pytest
+
+from broadcaster.cli import build_parser
+
+BAD = [
+    (["list", "--limit", "-1"], "'-1' is not a whole number of 1 or more"),
+    (["audit", "--limit", "x"], "'x' is not a whole number of 1 or more"),
+    (["drill", "runs", "--limit", "0"], "'0' is not a whole number of 1 or more"),
+    (["worker", "--lease-seconds", "0"], "'0' is not between 1 and 3600 seconds"),
+    (["worker", "--lease-seconds", "soon"], "'soon' is not between 1 and 3600 seconds"),
+]
+
+
+@pytest.mark.parametrize(("argv", "sentence"), BAD)
+def test_a_bad_number_is_refused_with_a_sentence(
+    argv: list[str], sentence: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        build_parser().parse_args(argv)
+    assert exited.value.code == 2
+    assert sentence in capsys.readouterr().err
+
+
+def test_a_good_limit_is_taken() -> None:
+    assert build_parser().parse_args(["list", "--limit", "5"]).limit == 5
