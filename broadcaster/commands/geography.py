@@ -186,7 +186,8 @@ async def _cells_of(
     met = await geo.shape_cells_inside(conn, shape)
     if not met.departements:
         hint = (
-            " (with latitude and longitude swapped it would meet cells: points are LAT,LON)"
+            " (with latitude and longitude swapped it would meet cells: points and centres "
+            "are LAT,LON)"
             if await geo.meets_cells_flipped(conn, shape)
             else ""
         )

@@ -308,6 +308,7 @@ BAD = [
     ("circle:48.85,2.35,501", "at most 500 km"),
     ("circle:48.85,200,5", "longitude 200 is out of range"),
     ("circle:45.0,-30.0,10", "meets no cell"),
+    ("circle:2.35,48.855,1", "swapped it would meet cells"),
 ]
 
 
