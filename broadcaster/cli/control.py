@@ -140,7 +140,7 @@ async def _cmd_report(args: argparse.Namespace, settings: Settings) -> int:
                     out.write(line)
     if args.html is not None:
         args.html.write_text(render_html(report), encoding="utf-8")
-    emit(args, {**status, "after_action": report}, render_text(report))
+    emit(args, {**status, "after_action": report}, _report_human(status, report))
     if status["state"] == "completed" and status["failed"]:
         return EXIT_PARTIAL
     return EXIT_OK
@@ -172,6 +172,12 @@ def _status_text(s: dict[str, Any]) -> str:
             "(not counted as delivered)"
         )
     return "\n".join(lines)
+
+
+def _report_human(status: dict[str, Any], report: dict[str, Any]) -> str:
+    """The after-action report, then, as `status` says it, the parts still awaiting a receipt:
+    accepted is not delivered."""
+    return "\n".join([render_text(report), *_receipt_watch_lines(status)])
 
 
 def _receipt_watch_lines(s: dict[str, Any]) -> list[str]:
