@@ -33,7 +33,7 @@ examples:
   broadcaster subscribers import subscribers.csv
   broadcaster areas
   broadcaster preview --area dep:75 --area dep:92 --template outage
-  broadcaster send --area dep:75 --template outage --var fallback_number="01 99 00 75 00"
+  broadcaster send --area dep:75 --template outage --var fallback_number="01 53 71 53 71"
 
 Every command works on DATABASE_URL; only `demo` starts a throwaway PostgreSQL of its own.
 exit codes: 0 ok, 1 failure, 2 bad input (nothing sent), 3 partially delivered, 130 interrupted.

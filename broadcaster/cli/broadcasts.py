@@ -44,7 +44,7 @@ def register(commands: Commands) -> None:
         epilog="""\
 examples:
   broadcaster send --area dep:75 --area dep:92 --template outage \\
-      --var fallback_number="01 99 00 75 00"
+      --var fallback_number="01 53 71 53 71"
   broadcaster send --area region:11 --template drill --drill --yes --json
   broadcaster send --area dep:2B --template outage --yes --expect-recipients 550
   broadcaster send --follows 42 --template update --reached-only \\

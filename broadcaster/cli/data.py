@@ -103,7 +103,7 @@ def register(commands: Commands) -> None:
         "  broadcaster areas --regions\n"
         "  broadcaster areas --departement 75     # its communes and cells\n"
         "  broadcaster areas vars 75\n"
-        '  broadcaster areas set-var 75 fallback_number "01 99 00 75 00"',
+        '  broadcaster areas set-var 75 fallback_number "01 53 71 53 71"',
     )
     shown = areas.add_mutually_exclusive_group()
     switch(shown, "--regions", "BROADCASTER_AREAS_REGIONS", "list regions instead")
@@ -135,7 +135,7 @@ def register(commands: Commands) -> None:
         "set-var",
         "set one area variable (validated; the change is recorded in the audit log)",
         _cmd_areas_set_var,
-        epilog='example:\n  broadcaster areas set-var 75 fallback_number "01 99 00 75 00"',
+        epilog='example:\n  broadcaster areas set-var 75 fallback_number "01 53 71 53 71"',
         description="Set variable NAME of département DEP to VALUE. Refused: an unknown "
         "département, a name no template reads, an empty value, one over 160 characters or "
         "with control characters, and for fallback_number anything but a phone number. "
@@ -143,7 +143,9 @@ def register(commands: Commands) -> None:
     )
     set_var.add_argument("departement", metavar="DEP", help="département code, e.g. 75 or 2A")
     set_var.add_argument("name", metavar="NAME", help="e.g. fallback_number, prefecture")
-    set_var.add_argument("value", metavar="VALUE", help='e.g. "01 99 00 75 00"')
+    set_var.add_argument(
+        "value", metavar="VALUE", help='e.g. "01 53 71 53 71" (the real number, never 01 99 00 ..)'
+    )
     flag(
         set_var,
         "--actor",

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import argparse
+import re
+from collections.abc import Iterator
+
 import pytest
 
 from broadcaster.cli import build_parser
@@ -27,3 +31,19 @@ def test_a_bad_number_is_refused_with_a_sentence(
 
 def test_a_good_limit_is_taken() -> None:
     assert build_parser().parse_args(["list", "--limit", "5"]).limit == 5
+
+
+def _parsers(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParser]:
+    yield parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                yield from _parsers(sub)
+
+
+def test_no_help_teaches_a_fictional_number_for_a_live_send() -> None:
+    """A 3 a.m. reader copies the example: it must not carry the fiction range (01 99 00 xx xx),
+    which `areas set-var` would take as the real number and the public would be told to call."""
+    helps = [p.format_help() for p in _parsers(build_parser())]
+    assert len(helps) > 20
+    assert not [h.splitlines()[0] for h in helps if re.search(r"01 99 00 \d\d", h)]
