@@ -202,13 +202,20 @@ async def _cmd_action(args: argparse.Namespace, settings: Settings) -> int:
     action: Action = args.action
     async with command_context(settings, migrate=False) as ctx:
         status = await commands.control(ctx, cli_caller(), args.broadcast_id, action)
-    state = status["state"]
-    emit(
-        args,
-        {"broadcast_id": args.broadcast_id, "state": state},
-        f"broadcast {args.broadcast_id}: {state}",
-    )
+    payload = {
+        "broadcast_id": args.broadcast_id,
+        "state": status["state"],
+        "waiting_for": status.get("waiting_for"),
+    }
+    emit(args, payload, _action_text(payload))
     return EXIT_OK
+
+
+def _action_text(s: dict[str, Any]) -> str:
+    """The new state, and what it waits for: a resumed broadcast with no worker running sends
+    nothing, and the person who typed `resume` must be told so, not left to think it goes."""
+    waiting = f", waiting for {s['waiting_for']}" if s.get("waiting_for") else ""
+    return f"broadcast {s['broadcast_id']}: {s['state']}{waiting}"
 
 
 async def _cmd_list(args: argparse.Namespace, settings: Settings) -> int:

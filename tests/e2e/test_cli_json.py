@@ -22,6 +22,7 @@ from fixtures_cli import Cli
 from fixtures_tokens import mint_token
 
 from broadcaster.cli import build_parser
+from broadcaster.cli.control import _action_text
 from broadcaster.cli.options import _EnvDefault
 from broadcaster.commands.planning import create_broadcast, make_plan
 from broadcaster.domain.requests import BroadcastRequest
@@ -168,8 +169,15 @@ def test_send_then_status_report_and_list(
 
 def test_pause_resume_cancel_and_a_refusal(cli: Cli, seeded: str) -> None:
     broadcast_id = str(_approved_broadcast(seeded))
-    assert cli("pause", broadcast_id) == {"broadcast_id": int(broadcast_id), "state": "paused"}
-    assert cli("resume", broadcast_id)["state"] == "approved"
+    paused = cli("pause", broadcast_id)
+    assert paused == {"broadcast_id": int(broadcast_id), "state": "paused", "waiting_for": None}
+    resumed = cli("resume", broadcast_id)
+    assert resumed["state"] == "approved"
+    # No worker runs here: `resume` says that nothing is sent until one does.
+    assert "a worker: none is running" in resumed["waiting_for"]
+    assert _action_text(resumed).startswith(
+        f"broadcast {broadcast_id}: approved, waiting for a worker: none is running"
+    )
     assert cli("cancel", broadcast_id)["state"] == "cancelled"
     err = cli("resume", broadcast_id, code=2)
     assert f"cannot resume broadcast {broadcast_id}: it is cancelled" in err
