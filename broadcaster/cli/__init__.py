@@ -56,9 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
         parser,
         "--database-url",
         env="DATABASE_URL",
-        help="PostgreSQL URL of the subscriber and broadcast database; before the command "
-        "(`broadcaster --database-url URL status 42`); demo only borrows its server for a "
-        "scratch database it drops",
+        help="PostgreSQL URL of the subscriber and broadcast database (also accepted after "
+        "the command); demo only borrows its server for a scratch database it drops",
     )
     switch(parser, "--log-json", "BROADCASTER_LOG_JSON", "JSON log lines on stderr")
     flag(parser, "--log-level", env="BROADCASTER_LOG_LEVEL", default="info", help="log level")

@@ -196,6 +196,12 @@ def add_command(
         default=argparse.SUPPRESS,
         help="print one JSON object on stdout (for scripts) [env: BROADCASTER_JSON]",
     )
+    # So is `--database-url`: at 3 a.m. it goes at the end of the line, as often as not.
+    sub.add_argument(
+        "--database-url",
+        default=argparse.SUPPRESS,
+        help="PostgreSQL URL of the database, here as before the command [env: DATABASE_URL]",
+    )
     return sub
 
 

@@ -47,3 +47,15 @@ def test_no_help_teaches_a_fictional_number_for_a_live_send() -> None:
     helps = [p.format_help() for p in _parsers(build_parser())]
     assert len(helps) > 20
     assert not [h.splitlines()[0] for h in helps if re.search(r"01 99 00 \d\d", h)]
+
+
+def test_the_database_url_is_taken_after_the_command_too() -> None:
+    """Put at the end of the line, it was refused ("unrecognized arguments"); after the command
+    it wins over the one before it, as the nearer word."""
+    parse = build_parser().parse_args
+    assert parse(["status", "7", "--database-url", "postgresql://h/a"]).database_url == (
+        "postgresql://h/a"
+    )
+    assert parse(["db", "purge", "--dry-run", "--database-url", "postgresql://h/b"]).database_url
+    both = ["--database-url", "postgresql://h/first", "list", "--database-url", "postgresql://h/c"]
+    assert parse(both).database_url == "postgresql://h/c"
