@@ -97,6 +97,7 @@ elsewhere, no SMSC would bind: the broadcast is then paused), 2 bad input or not
         "--follows",
         env="BROADCASTER_FOLLOWS",
         type=int,
+        metavar="ID",
         help="an update or all-clear of broadcast ID: same areas unless --area is given; "
         "stops ID if it is still sending",
     )
