@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import signal
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from broadcaster.afteraction.html import render_html
 from broadcaster.afteraction.text import render_text
@@ -28,7 +28,7 @@ from broadcaster.commands import broadcasts as commands
 from broadcaster.commands import reports
 from broadcaster.domain.states import Action
 from broadcaster.engine.runner import LEASE_SECONDS
-from broadcaster.errors import EXIT_OK, EXIT_PARTIAL, ConfigError
+from broadcaster.errors import EXIT_OK, EXIT_PARTIAL, ConfigError, InputError
 from broadcaster.settings import Settings
 from broadcaster.store.database import create_pool, ensure_migrated
 
@@ -131,19 +131,37 @@ async def _cmd_status(args: argparse.Namespace, settings: Settings) -> int:
 async def _cmd_report(args: argparse.Namespace, settings: Settings) -> int:
     """The status counts (JSON: the status fields, as before) and the after-action report."""
     caller = cli_caller()
-    async with command_context(settings, migrate=False) as ctx:
-        status = await commands.status(ctx, caller, args.broadcast_id)
-        report = await reports.after_action(ctx, caller, args.broadcast_id)
+    with contextlib.ExitStack() as files:
+        # Opened first: a path that cannot be written is refused before any export is audited.
+        html = csv_out = None
+        if args.html is not None:
+            html = files.enter_context(_open_for_writing(args.html))
         if args.not_reached_csv is not None:
-            with args.not_reached_csv.open("w", encoding="utf-8") as out:
+            csv_out = files.enter_context(_open_for_writing(args.not_reached_csv))
+        async with command_context(settings, migrate=False) as ctx:
+            status = await commands.status(ctx, caller, args.broadcast_id)
+            report = await reports.after_action(ctx, caller, args.broadcast_id)
+            if csv_out is not None:
                 async for line in reports.not_reached_csv(ctx, caller, args.broadcast_id):
-                    out.write(line)
-    if args.html is not None:
-        args.html.write_text(render_html(report), encoding="utf-8")
-    emit(args, {**status, "after_action": report}, _report_human(status, report))
+                    csv_out.write(line)
+        if html is not None:
+            html.write(render_html(report))
+    written = [f"written: {path}" for path in (args.html, args.not_reached_csv) if path]
+    human = "\n".join([_report_human(status, report), *written])
+    emit(args, {**status, "after_action": report}, human)
     if status["state"] == "completed" and status["failed"]:
         return EXIT_PARTIAL
     return EXIT_OK
+
+
+def _open_for_writing(path: Path) -> TextIO:
+    """The file, opened for writing; an InputError (exit 2) saying why not, never a traceback."""
+    try:
+        return path.open("w", encoding="utf-8")
+    except OSError as exc:
+        raise InputError(
+            f"cannot write {path}: {exc.strerror or exc}; nothing was written"
+        ) from exc
 
 
 def _status_text(s: dict[str, Any]) -> str:

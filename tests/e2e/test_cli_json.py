@@ -189,6 +189,23 @@ def test_pause_resume_cancel_and_a_refusal(cli: Cli, seeded: str) -> None:
     ]
 
 
+def test_report_files_that_cannot_be_written_are_refused_without_a_traceback(
+    cli: Cli, seeded: str, tmp_path: Path
+) -> None:
+    broadcast_id = str(_approved_broadcast(seeded))
+    for option in ("--html", "--not-reached-csv"):
+        err = cli("report", broadcast_id, option, str(tmp_path / "no" / "such.file"), code=2)
+        assert f"cannot write {tmp_path / 'no' / 'such.file'}: No such file" in err
+        assert "Traceback" not in err
+    # Nothing was exported, so nothing was audited as exported.
+    assert not [e for e in cli("audit")["entries"] if e["action"] == "export_not_reached"]
+    html, csv = tmp_path / "report.html", tmp_path / "missed.csv"
+    cli("report", broadcast_id, "--html", str(html), "--not-reached-csv", str(csv))
+    assert "<html" in html.read_text(encoding="utf-8").lower()
+    assert csv.read_text(encoding="utf-8").startswith("msisdn,")
+    assert [e for e in cli("audit")["entries"] if e["action"] == "export_not_reached"]
+
+
 def test_worker_runs_what_is_approved(
     cli: Cli, seeded: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
