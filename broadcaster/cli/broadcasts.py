@@ -18,6 +18,7 @@ from broadcaster.cli.options import (
     flag,
     multi,
     need_database,
+    output_file,
     switch,
 )
 from broadcaster.cli.terminal import KIND_BANNER, SendConsole, preview_text
@@ -136,7 +137,7 @@ elsewhere, no SMSC would bind: the broadcast is then paused), 2 bad input or not
         demo,
         "--record",
         env="BROADCASTER_DEMO_RECORD",
-        type=Path,
+        type=output_file,
         help="write what the mock SMSC received for the first broadcast (JSON lines: "
         "destination, text)",
     )

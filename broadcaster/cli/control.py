@@ -22,6 +22,7 @@ from broadcaster.cli.options import (
     emit,
     flag,
     need_database,
+    output_file,
     positive_int,
 )
 from broadcaster.commands import broadcasts as commands
@@ -53,12 +54,18 @@ def register(commands: Commands) -> None:
         "  broadcaster report 42 --not-reached-csv missed-42.csv   # approvers, admins; audited",
     )
     p.add_argument("broadcast_id", type=int)
-    flag(p, "--html", env="BROADCASTER_REPORT_HTML", type=Path, help="also write it as HTML (FILE)")
+    flag(
+        p,
+        "--html",
+        env="BROADCASTER_REPORT_HTML",
+        type=output_file,
+        help="also write it as HTML (FILE)",
+    )
     flag(
         p,
         "--not-reached-csv",
         env="BROADCASTER_REPORT_NOT_REACHED_CSV",
-        type=Path,
+        type=output_file,
         help="write the recipients not reached to FILE (phone numbers: role-restricted, audited)",
     )
     for action, help in (

@@ -16,6 +16,7 @@ from broadcaster.cli.options import (
     emit,
     flag,
     need_database,
+    output_file,
     switch,
 )
 from broadcaster.errors import EXIT_OK, ImportRejectedError, InputError
@@ -77,7 +78,7 @@ def register(commands: Commands) -> None:
         imp,
         "--reject-file",
         env="BROADCASTER_REJECT_FILE",
-        type=Path,
+        type=output_file,
         help="where rejected rows go (default: FILE.rejects.csv)",
     )
     synth = add_command(

@@ -22,6 +22,7 @@ from broadcaster.cli.options import (
     emit,
     flag,
     multi,
+    output_file,
     positive_int,
     switch,
 )
@@ -242,7 +243,7 @@ def _html_options(p: argparse.ArgumentParser) -> None:
         p,
         "--html",
         env="BROADCASTER_DRILL_HTML",
-        type=Path,
+        type=output_file,
         help="where to write the HTML report (default: drill-ID.html here)",
     )
     switch(p, "--no-html", "BROADCASTER_DRILL_NO_HTML", "write no HTML page")

@@ -17,6 +17,7 @@ import sys
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from broadcaster.commands.context import Context
@@ -159,6 +160,19 @@ def duration(text: str) -> timedelta:
     if match is None or float(match["value"]) <= 0:
         raise argparse.ArgumentTypeError(f"{text!r} is not a duration like 90s, 15m, 2h or 1d")
     return timedelta(seconds=float(match["value"]) * DURATION_UNITS[match["unit"]])
+
+
+def output_file(text: str) -> Path:
+    """A file this command will write (a report, a reject file): its directory must exist and
+    be writable, checked before any work is done, so that an import is not done and then lost
+    in a traceback because its reject file could not be written."""
+    path = Path(text)
+    folder = path.parent
+    if not folder.is_dir():
+        raise argparse.ArgumentTypeError(f"cannot write {text}: no directory {folder}")
+    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise argparse.ArgumentTypeError(f"cannot write {text}: permission denied")
+    return path
 
 
 def positive_int(text: str) -> int:

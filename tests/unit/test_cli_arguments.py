@@ -16,6 +16,12 @@ BAD = [
     (["drill", "runs", "--limit", "0"], "'0' is not a whole number of 1 or more"),
     (["worker", "--lease-seconds", "0"], "'0' is not between 1 and 3600 seconds"),
     (["worker", "--lease-seconds", "soon"], "'soon' is not between 1 and 3600 seconds"),
+    # Files to write: refused before the work (an import done, then its reject file lost).
+    (["report", "1", "--html", "/no/such/dir/r.html"], "cannot write /no/such/dir/r.html: no "),
+    (["subscribers", "import", "f.csv", "--reject-file", "/no/such/r.csv"], "no directory"),
+    (["locations", "ingest", "-", "--reject-file", "/no/such/r.csv"], "no directory /no/such"),
+    (["config", "reference", "--output", "/no/such/c.md"], "cannot write /no/such/c.md"),
+    (["demo", "--record", "/no/such/r.jsonl"], "cannot write /no/such/r.jsonl"),
 ]
 
 
