@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from broadcaster.cli.api import _audit_text
 from broadcaster.cli.broadcasts import _demo_text, _report_text
 from broadcaster.cli.control import _status_text
 from broadcaster.store.broadcasts import UNITS
@@ -73,3 +74,11 @@ def test_the_demo_does_not_advise_a_worker_for_receipts_its_dropped_database_nev
     assert "run a worker" not in text
     assert "delivery receipts not awaited for 2,400 parts: the demo's database is dropped" in text
     assert text.endswith("1,200 recipients got exactly their text once; 0 mismatched, 0 missing")
+
+
+def test_an_audit_filter_that_leaves_nothing_does_not_say_the_log_is_empty() -> None:
+    assert _audit_text([], None) == "the audit log is empty"
+    assert _audit_text([], 1) == "no audit entry before id 1 (the oldest ids are the lowest)"
+    entry = {"id": 7, "at": "t", "actor": "cli:root", "action": "pause", "subject": None}
+    line = _audit_text([{**entry, "details": {}}], 8)
+    assert line.split() == ["7", "t", "cli:root", "pause", "-"]
