@@ -394,6 +394,11 @@ async def test_a_broadcast_overrides_a_visitor_countrys_language(
     assert mock.record.messages[str(DE_VISITOR)] == [english]
     with pytest.raises(InputError, match="COUNTRY=lang"):
         await make_plan(geo, Settings(), _request(P, visitor_languages={"de": "EN"}))
+    # Well-formed typos are refused too: they would change nobody's text, silently.
+    with pytest.raises(InputError, match="XX is not a country code"):
+        await make_plan(geo, Settings(), _request(P, visitor_languages={"XX": "de"}))
+    with pytest.raises(InputError, match="'dd' is not an ISO 639-1 language code"):
+        await make_plan(geo, Settings(), _request(P, visitor_languages={"CH": "dd"}))
 
 
 async def test_without_postgis_the_migration_says_how_to_install_it(
