@@ -95,6 +95,11 @@ class StoreError(BroadcasterError):
     """The database could not be reached or used: check DATABASE_URL."""
 
 
+class DatabaseSettingError(ConfigError, StoreError):
+    """DATABASE_URL names a database that is not there, a login refused or no URL at all: a
+    setting to fix (exit 2, as for a missing DATABASE_URL), not a server that failed."""
+
+
 class SmppError(BroadcasterError):
     """An SMPP exchange failed."""
 

@@ -112,6 +112,8 @@ async def import_csv(settings: Settings, path: Path, reject_file: Path | None) -
                 writer.writerow([r.line, r.reason, r.raw])
         for r in rejected[:5]:
             log.warning("row_rejected", line=r.line, reason=r.reason)
+        if rejected[0].line == 1:  # the header itself: no row was read, say so as one error
+            raise InputError(f"{path}: {rejected[0].reason}; nothing was imported")
     log.info(
         "import_done",
         action="import",

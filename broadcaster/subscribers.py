@@ -33,6 +33,7 @@ from broadcaster.targeting import CELL_ID, commune_departement
 
 CSV_COLUMNS = ("msisdn", "departement", "commune", "cell_id", "lang", "test_group")
 REQUIRED_COLUMNS = ("msisdn", "departement", "lang")
+OPTIONAL_COLUMNS = tuple(c for c in CSV_COLUMNS if c not in REQUIRED_COLUMNS)
 _COMMUNE = re.compile(r"^(97[1-6]\d{2}|2[AB]\d{3}|\d{5})$")
 _CELL = CELL_ID
 _TRUE = {"1", "true", "yes", "y", "t"}
@@ -157,7 +158,10 @@ def csv_batches(
     header = [h.strip() for h in next(reader, [])]
     problem = _header_problem(header)
     if problem:
-        on_reject(Rejected(1, problem, ",".join(header)))
+        # One rejection for the whole file: say that no row was read, and what the header is.
+        expected = f"{', '.join(REQUIRED_COLUMNS)}, optionally {', '.join(OPTIONAL_COLUMNS)}"
+        reason = f"{problem} (a header names {expected}): no row was read"
+        on_reject(Rejected(1, reason, ",".join(header)))
         return
     yield from _CsvFile(header, rules).batches(reader, on_reject, counter, batch_rows)
 

@@ -33,7 +33,7 @@ examples:
   broadcaster subscribers import subscribers.csv
   broadcaster areas
   broadcaster preview --area dep:75 --area dep:92 --template outage
-  broadcaster send --area dep:75 --template outage --var fallback_number="01 99 00 75 00"
+  broadcaster send --area dep:75 --template outage --var fallback_number="01 53 71 53 71"
 
 Every command works on DATABASE_URL; only `demo` starts a throwaway PostgreSQL of its own.
 exit codes: 0 ok, 1 failure, 2 bad input (nothing sent), 3 partially delivered, 130 interrupted.
@@ -56,7 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
         parser,
         "--database-url",
         env="DATABASE_URL",
-        help="PostgreSQL URL of the subscriber and broadcast database (every command but demo)",
+        help="PostgreSQL URL of the subscriber and broadcast database (also accepted after "
+        "the command); demo only borrows its server for a scratch database it drops",
     )
     switch(parser, "--log-json", "BROADCASTER_LOG_JSON", "JSON log lines on stderr")
     flag(parser, "--log-level", env="BROADCASTER_LOG_LEVEL", default="info", help="log level")

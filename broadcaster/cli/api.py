@@ -18,6 +18,7 @@ from broadcaster.cli.options import (
     emit,
     flag,
     need_database,
+    positive_int,
     switch,
 )
 from broadcaster.commands import tokens
@@ -114,7 +115,14 @@ def register(commands: Commands) -> None:
         _cmd_audit,
         epilog="example:\n  broadcaster audit --limit 20 --json",
     )
-    flag(audit, "--limit", env="BROADCASTER_AUDIT_LIMIT", type=int, default=50, help="how many")
+    flag(
+        audit,
+        "--limit",
+        env="BROADCASTER_AUDIT_LIMIT",
+        type=positive_int,
+        default=50,
+        help="how many",
+    )
     flag(audit, "--before", env="BROADCASTER_AUDIT_BEFORE", type=int, help="entries before this id")
 
 
@@ -208,10 +216,19 @@ async def _cmd_audit(args: argparse.Namespace, settings: Settings) -> int:
         raise InputError("--limit must be at least 1")
     async with command_context(settings, migrate=False) as ctx:
         entries = await tokens.audit_log(ctx, cli_caller(), args.limit, args.before)
+    emit(args, {"entries": entries}, _audit_text(entries, args.before))
+    return EXIT_OK
+
+
+def _audit_text(entries: list[dict[str, Any]], before: int | None) -> str:
+    """One line an entry; when there is none, whether the log is empty or the filter left none."""
     lines = [
         f"{e['id']:>6} {e['at']} {e['actor']:<20} {e['action']:<16} {e['subject'] or '-'}"
         + (f"  request {e['details']['request_id']}" if "request_id" in e["details"] else "")
         for e in entries
     ]
-    emit(args, {"entries": entries}, "\n".join(lines) or "the audit log is empty")
-    return EXIT_OK
+    if lines:
+        return "\n".join(lines)
+    if before is None:
+        return "the audit log is empty"
+    return f"no audit entry before id {before} (the oldest ids are the lowest)"

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from broadcaster.cli.options import Commands, add_command, emit, flag
+from broadcaster.cli.options import Commands, add_command, emit, flag, output_file
 from broadcaster.errors import EXIT_OK, InputError
 from broadcaster.settings import Settings
 
@@ -25,7 +24,7 @@ def register(commands: Commands) -> None:
         reference,
         "--output",
         env="BROADCASTER_REFERENCE_OUTPUT",
-        type=Path,
+        type=output_file,
         help="write the Markdown there instead of printing it",
     )
 

@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import signal
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from broadcaster.afteraction.html import render_html
 from broadcaster.afteraction.text import render_text
@@ -22,12 +22,14 @@ from broadcaster.cli.options import (
     emit,
     flag,
     need_database,
+    output_file,
+    positive_int,
 )
 from broadcaster.commands import broadcasts as commands
 from broadcaster.commands import reports
 from broadcaster.domain.states import Action
 from broadcaster.engine.runner import LEASE_SECONDS
-from broadcaster.errors import EXIT_OK, EXIT_PARTIAL, ConfigError
+from broadcaster.errors import EXIT_OK, EXIT_PARTIAL, ConfigError, InputError
 from broadcaster.settings import Settings
 from broadcaster.store.database import create_pool, ensure_migrated
 
@@ -52,12 +54,18 @@ def register(commands: Commands) -> None:
         "  broadcaster report 42 --not-reached-csv missed-42.csv   # approvers, admins; audited",
     )
     p.add_argument("broadcast_id", type=int)
-    flag(p, "--html", env="BROADCASTER_REPORT_HTML", type=Path, help="also write it as HTML (FILE)")
+    flag(
+        p,
+        "--html",
+        env="BROADCASTER_REPORT_HTML",
+        type=output_file,
+        help="also write it as HTML (FILE)",
+    )
     flag(
         p,
         "--not-reached-csv",
         env="BROADCASTER_REPORT_NOT_REACHED_CSV",
-        type=Path,
+        type=output_file,
         help="write the recipients not reached to FILE (phone numbers: role-restricted, audited)",
     )
     for action, help in (
@@ -77,7 +85,9 @@ def register(commands: Commands) -> None:
         _cmd_list,
         epilog="examples:\n  broadcaster list\n  broadcaster list --limit 100 --json",
     )
-    flag(lst, "--limit", env="BROADCASTER_LIST_LIMIT", type=int, default=20, help="how many")
+    flag(
+        lst, "--limit", env="BROADCASTER_LIST_LIMIT", type=positive_int, default=20, help="how many"
+    )
     worker = add_command(
         commands,
         "worker",
@@ -107,9 +117,14 @@ def register(commands: Commands) -> None:
 
 
 def _positive_seconds(raw: str) -> float:
-    seconds = float(raw)
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = 0.0
     if not 1.0 <= seconds <= 3600.0:
-        raise ValueError(f"{raw} is not between 1 and 3600 seconds")
+        # ArgumentTypeError: argparse shows its sentence (a ValueError's is replaced by
+        # "invalid _positive_seconds value").
+        raise argparse.ArgumentTypeError(f"{raw!r} is not between 1 and 3600 seconds")
     return seconds
 
 
@@ -123,19 +138,37 @@ async def _cmd_status(args: argparse.Namespace, settings: Settings) -> int:
 async def _cmd_report(args: argparse.Namespace, settings: Settings) -> int:
     """The status counts (JSON: the status fields, as before) and the after-action report."""
     caller = cli_caller()
-    async with command_context(settings, migrate=False) as ctx:
-        status = await commands.status(ctx, caller, args.broadcast_id)
-        report = await reports.after_action(ctx, caller, args.broadcast_id)
+    with contextlib.ExitStack() as files:
+        # Opened first: a path that cannot be written is refused before any export is audited.
+        html = csv_out = None
+        if args.html is not None:
+            html = files.enter_context(_open_for_writing(args.html))
         if args.not_reached_csv is not None:
-            with args.not_reached_csv.open("w", encoding="utf-8") as out:
+            csv_out = files.enter_context(_open_for_writing(args.not_reached_csv))
+        async with command_context(settings, migrate=False) as ctx:
+            status = await commands.status(ctx, caller, args.broadcast_id)
+            report = await reports.after_action(ctx, caller, args.broadcast_id)
+            if csv_out is not None:
                 async for line in reports.not_reached_csv(ctx, caller, args.broadcast_id):
-                    out.write(line)
-    if args.html is not None:
-        args.html.write_text(render_html(report), encoding="utf-8")
-    emit(args, {**status, "after_action": report}, render_text(report))
+                    csv_out.write(line)
+        if html is not None:
+            html.write(render_html(report))
+    written = [f"written: {path}" for path in (args.html, args.not_reached_csv) if path]
+    human = "\n".join([_report_human(status, report), *written])
+    emit(args, {**status, "after_action": report}, human)
     if status["state"] == "completed" and status["failed"]:
         return EXIT_PARTIAL
     return EXIT_OK
+
+
+def _open_for_writing(path: Path) -> TextIO:
+    """The file, opened for writing; an InputError (exit 2) saying why not, never a traceback."""
+    try:
+        return path.open("w", encoding="utf-8")
+    except OSError as exc:
+        raise InputError(
+            f"cannot write {path}: {exc.strerror or exc}; nothing was written"
+        ) from exc
 
 
 def _status_text(s: dict[str, Any]) -> str:
@@ -166,6 +199,12 @@ def _status_text(s: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _report_human(status: dict[str, Any], report: dict[str, Any]) -> str:
+    """The after-action report, then, as `status` says it, the parts still awaiting a receipt:
+    accepted is not delivered."""
+    return "\n".join([render_text(report), *_receipt_watch_lines(status)])
+
+
 def _receipt_watch_lines(s: dict[str, Any]) -> list[str]:
     """Receipts still awaited and whether anyone is bound to get them; SMSC faults."""
     lines: list[str] = []
@@ -188,13 +227,20 @@ async def _cmd_action(args: argparse.Namespace, settings: Settings) -> int:
     action: Action = args.action
     async with command_context(settings, migrate=False) as ctx:
         status = await commands.control(ctx, cli_caller(), args.broadcast_id, action)
-    state = status["state"]
-    emit(
-        args,
-        {"broadcast_id": args.broadcast_id, "state": state},
-        f"broadcast {args.broadcast_id}: {state}",
-    )
+    payload = {
+        "broadcast_id": args.broadcast_id,
+        "state": status["state"],
+        "waiting_for": status.get("waiting_for"),
+    }
+    emit(args, payload, _action_text(payload))
     return EXIT_OK
+
+
+def _action_text(s: dict[str, Any]) -> str:
+    """The new state, and what it waits for: a resumed broadcast with no worker running sends
+    nothing, and the person who typed `resume` must be told so, not left to think it goes."""
+    waiting = f", waiting for {s['waiting_for']}" if s.get("waiting_for") else ""
+    return f"broadcast {s['broadcast_id']}: {s['state']}{waiting}"
 
 
 async def _cmd_list(args: argparse.Namespace, settings: Settings) -> int:

@@ -16,6 +16,7 @@ from broadcaster.cli.options import (
     emit,
     flag,
     need_database,
+    output_file,
     switch,
 )
 from broadcaster.errors import EXIT_OK, ImportRejectedError, InputError
@@ -77,7 +78,7 @@ def register(commands: Commands) -> None:
         imp,
         "--reject-file",
         env="BROADCASTER_REJECT_FILE",
-        type=Path,
+        type=output_file,
         help="where rejected rows go (default: FILE.rejects.csv)",
     )
     synth = add_command(
@@ -103,7 +104,7 @@ def register(commands: Commands) -> None:
         "  broadcaster areas --regions\n"
         "  broadcaster areas --departement 75     # its communes and cells\n"
         "  broadcaster areas vars 75\n"
-        '  broadcaster areas set-var 75 fallback_number "01 99 00 75 00"',
+        '  broadcaster areas set-var 75 fallback_number "01 53 71 53 71"',
     )
     shown = areas.add_mutually_exclusive_group()
     switch(shown, "--regions", "BROADCASTER_AREAS_REGIONS", "list regions instead")
@@ -135,7 +136,7 @@ def register(commands: Commands) -> None:
         "set-var",
         "set one area variable (validated; the change is recorded in the audit log)",
         _cmd_areas_set_var,
-        epilog='example:\n  broadcaster areas set-var 75 fallback_number "01 99 00 75 00"',
+        epilog='example:\n  broadcaster areas set-var 75 fallback_number "01 53 71 53 71"',
         description="Set variable NAME of département DEP to VALUE. Refused: an unknown "
         "département, a name no template reads, an empty value, one over 160 characters or "
         "with control characters, and for fallback_number anything but a phone number. "
@@ -143,7 +144,9 @@ def register(commands: Commands) -> None:
     )
     set_var.add_argument("departement", metavar="DEP", help="département code, e.g. 75 or 2A")
     set_var.add_argument("name", metavar="NAME", help="e.g. fallback_number, prefecture")
-    set_var.add_argument("value", metavar="VALUE", help='e.g. "01 99 00 75 00"')
+    set_var.add_argument(
+        "value", metavar="VALUE", help='e.g. "01 53 71 53 71" (the real number, never 01 99 00 ..)'
+    )
     flag(
         set_var,
         "--actor",

@@ -22,6 +22,8 @@ from broadcaster.cli.options import (
     emit,
     flag,
     multi,
+    output_file,
+    positive_int,
     switch,
 )
 from broadcaster.errors import EXIT_OK, EXIT_PARTIAL, BroadcasterError, ConfigError, InputError
@@ -159,7 +161,14 @@ def register(commands: Commands) -> None:
         _cmd_runs,
         epilog="example:\n  broadcaster drill runs --schedule monthly-paris --json",
     )
-    flag(runs, "--limit", env="BROADCASTER_DRILL_LIMIT", type=int, default=20, help="how many")
+    flag(
+        runs,
+        "--limit",
+        env="BROADCASTER_DRILL_LIMIT",
+        type=positive_int,
+        default=20,
+        help="how many",
+    )
     flag(runs, "--schedule", env="BROADCASTER_DRILL_SCHEDULE", help="only this schedule's runs")
 
     report = add_command(
@@ -234,7 +243,7 @@ def _html_options(p: argparse.ArgumentParser) -> None:
         p,
         "--html",
         env="BROADCASTER_DRILL_HTML",
-        type=Path,
+        type=output_file,
         help="where to write the HTML report (default: drill-ID.html here)",
     )
     switch(p, "--no-html", "BROADCASTER_DRILL_NO_HTML", "write no HTML page")

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from broadcaster.cli.data import migrated_connection
-from broadcaster.cli.options import Commands, add_command, emit, flag, switch
+from broadcaster.cli.options import Commands, add_command, emit, flag, output_file, switch
 from broadcaster.errors import EXIT_OK, ImportRejectedError, InputError
 from broadcaster.settings import Settings
 
@@ -43,7 +43,7 @@ def register(commands: Commands) -> None:
         imp,
         "--reject-file",
         env="BROADCASTER_REJECT_FILE",
-        type=Path,
+        type=output_file,
         help="where rejected lines go (default: FILE.rejects.csv)",
     )
     synth = add_command(
@@ -112,7 +112,7 @@ def register(commands: Commands) -> None:
         ing,
         "--reject-file",
         env="BROADCASTER_REJECT_FILE",
-        type=Path,
+        type=output_file,
         help="where rejected lines go (default: FILE.rejects.csv, or locations.rejects.csv)",
     )
 

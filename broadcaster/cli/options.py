@@ -17,6 +17,7 @@ import sys
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from broadcaster.commands.context import Context
@@ -161,6 +162,30 @@ def duration(text: str) -> timedelta:
     return timedelta(seconds=float(match["value"]) * DURATION_UNITS[match["unit"]])
 
 
+def output_file(text: str) -> Path:
+    """A file this command will write (a report, a reject file): its directory must exist and
+    be writable, checked before any work is done, so that an import is not done and then lost
+    in a traceback because its reject file could not be written."""
+    path = Path(text)
+    folder = path.parent
+    if not folder.is_dir():
+        raise argparse.ArgumentTypeError(f"cannot write {text}: no directory {folder}")
+    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise argparse.ArgumentTypeError(f"cannot write {text}: permission denied")
+    return path
+
+
+def positive_int(text: str) -> int:
+    """A count of 1 or more (`--limit`): argparse shows this sentence, not a traceback."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of 1 or more")
+    return value
+
+
 def add_command(
     commands: Commands,
     name: str,
@@ -184,6 +209,12 @@ def add_command(
         action="store_true",
         default=argparse.SUPPRESS,
         help="print one JSON object on stdout (for scripts) [env: BROADCASTER_JSON]",
+    )
+    # So is `--database-url`: at 3 a.m. it goes at the end of the line, as often as not.
+    sub.add_argument(
+        "--database-url",
+        default=argparse.SUPPRESS,
+        help="PostgreSQL URL of the database, here as before the command [env: DATABASE_URL]",
     )
     return sub
 

@@ -15,6 +15,9 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+import phonenumbers
+
+from broadcaster.domain.languages import ISO_639_1
 from broadcaster.errors import InputError
 from broadcaster.store import geo
 from broadcaster.store.areas import load_area_index
@@ -46,6 +49,17 @@ def check_visitor_languages(languages: Mapping[str, str]) -> dict[str, str]:
             raise InputError(
                 f"visitor language {country}={lang} is not COUNTRY=lang (e.g. CH=de: an ISO "
                 "3166 country code, an ISO 639-1 language code)"
+            )
+        # Well-formed is not enough: a typo (XX=de, CH=dd) would change nobody's text, silently.
+        if country not in phonenumbers.SUPPORTED_REGIONS:
+            raise InputError(
+                f"visitor language {country}={lang}: {country} is not a country code (ISO 3166 "
+                "alpha-2, e.g. CH, GB, DE)"
+            )
+        if lang not in ISO_639_1:
+            raise InputError(
+                f"visitor language {country}={lang}: {lang!r} is not an ISO 639-1 language code "
+                "(de, en, it, ...)"
             )
         out[country] = lang
     return out
@@ -186,7 +200,8 @@ async def _cells_of(
     met = await geo.shape_cells_inside(conn, shape)
     if not met.departements:
         hint = (
-            " (with latitude and longitude swapped it would meet cells: points are LAT,LON)"
+            " (with latitude and longitude swapped it would meet cells: points and centres "
+            "are LAT,LON)"
             if await geo.meets_cells_flipped(conn, shape)
             else ""
         )

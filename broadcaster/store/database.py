@@ -20,7 +20,7 @@ import asyncpg
 import asyncpg.pool
 import structlog
 
-from broadcaster.errors import ConfigError, StoreError
+from broadcaster.errors import ConfigError, DatabaseSettingError, StoreError
 from broadcaster.settings import Settings
 from broadcaster.store.embedded import EmbeddedPostgres
 from broadcaster.store.migrations import migrate
@@ -208,11 +208,15 @@ def connection_error(dsn: str, exc: BaseException, timeout: float) -> StoreError
     """Say which server failed, how, and what to check; never repeat the password."""
     where = redact(dsn)
     if isinstance(exc, asyncpg.InvalidCatalogNameError):
-        return StoreError(f"{exc} on {where}: create it (createdb) or fix the database name")
+        return DatabaseSettingError(
+            f"{exc} on {where}: create it (createdb) or fix the database name"
+        )
     if isinstance(
         exc, asyncpg.InvalidPasswordError | asyncpg.InvalidAuthorizationSpecificationError
     ):
-        return StoreError(f"PostgreSQL at {where} refused the login: {exc}; check user/password")
+        return DatabaseSettingError(
+            f"PostgreSQL at {where} refused the login: {exc}; check user/password"
+        )
     if isinstance(exc, asyncpg.PostgresError):
         return StoreError(f"PostgreSQL at {where} refused the connection: {exc}")
     if isinstance(exc, TimeoutError):
@@ -227,7 +231,7 @@ def connection_error(dsn: str, exc: BaseException, timeout: float) -> StoreError
             "and are the host and port (or socket directory) in DATABASE_URL right?"
         )
     if isinstance(exc, ValueError | ArithmeticError | asyncpg.InterfaceError):
-        return StoreError(
+        return DatabaseSettingError(
             f"DATABASE_URL {where} is not usable ({exc}): "
             "expected postgresql://user:password@host:port/dbname"
         )

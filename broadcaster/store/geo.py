@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from broadcaster.domain.shapes import Circle, Polygon, Shape
+from broadcaster.domain.shapes import Circle, Shape
 from broadcaster.store.database import Conn
 from broadcaster.store.queries import queries
 from broadcaster.targeting import Target
@@ -75,9 +75,13 @@ async def shape_cells_inside(conn: Conn, shape: Shape) -> CellsMet:
 
 
 async def meets_cells_flipped(conn: Conn, shape: Shape) -> bool:
-    """Would the polygon meet a cell with its latitudes and longitudes swapped?"""
-    if not isinstance(shape, Polygon):
-        return False
+    """Would the shape (a polygon, or a circle's centre) meet a cell with its latitudes and
+    longitudes swapped? Only asked when it meets none, to say what the likely mistake is."""
+    if isinstance(shape, Circle):
+        if not -90 <= shape.lon <= 90:
+            return False
+        flipped = Circle(shape.lon, shape.lat, shape.radius_km)
+        return bool(await conn.fetch(queries["shape_cells"], *_shape_args(flipped)))
     return bool(await conn.fetchval(queries["shape_meets_cells_flipped"], shape.wkt()))
 
 

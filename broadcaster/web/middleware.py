@@ -28,6 +28,7 @@ from broadcaster.http.errors import ApiError
 from broadcaster.http.guard import limit
 from broadcaster.store.database import DATABASE_UNAVAILABLE, connection_lost
 from broadcaster.web import i18n
+from broadcaster.web.refusals import without_cli_advice
 from broadcaster.web.render import render
 from broadcaster.web.security import add_headers, csrf_ok, policy, same_origin
 from broadcaster.web.session import COOKIE, Session, set_cookie
@@ -95,9 +96,11 @@ async def _handle(request: web.Request, handler: Handler) -> web.StreamResponse:
                 limit(services, user)
         return await handler(request)
     except ApiError as exc:
-        return _page(request, exc.status, _title(request, exc.status), message=exc.message)
+        message = without_cli_advice(exc.message)
+        return _page(request, exc.status, _title(request, exc.status), message=message)
     except InputError as exc:
-        return _page(request, exc.status, _title(request, exc.status), message=str(exc))
+        message = without_cli_advice(str(exc))  # no "see `broadcaster list`" on a web page
+        return _page(request, exc.status, _title(request, exc.status), message=message)
     except DATABASE_UNAVAILABLE as exc:
         log.error("database_unavailable", error=f"{type(exc).__name__}: {exc}")
         return _page(request, 503, "error", i18n_key="unavailable")

@@ -106,6 +106,20 @@ def test_import_of_a_file_that_is_not_utf8_imports_nothing_and_says_so(
     assert sum(a["subscribers"] for a in cli("areas")["areas"]) == 1
 
 
+def test_import_with_a_bad_header_says_nothing_was_imported_and_what_a_header_names(
+    cli: Cli, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = tmp_path / "subs.csv"
+    source.write_text("msisdn,departement,language\n33612345678,75,fr\n", encoding="utf-8")
+    code, shown = _as_a_person(cli, capsys, "subscribers", "import", str(source))
+    assert code == 2
+    assert shown == (
+        f"error: {source}: header lacks column(s) lang (a header names msisdn, departement, "
+        "lang, optionally commune, cell_id, test_group): no row was read; nothing was imported\n"
+    )
+    assert sum(a["subscribers"] for a in cli("areas")["areas"]) == 0
+
+
 def test_synth_then_areas_at_every_level(cli: Cli) -> None:
     out = cli("subscribers", "synth", "4000", "--seed", "3")
     assert (out["added"], out["mode"], out["rows"]) == (4000, "bulk", 4000)

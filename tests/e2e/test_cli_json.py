@@ -22,6 +22,7 @@ from fixtures_cli import Cli
 from fixtures_tokens import mint_token
 
 from broadcaster.cli import build_parser
+from broadcaster.cli.control import _action_text
 from broadcaster.cli.options import _EnvDefault
 from broadcaster.commands.planning import create_broadcast, make_plan
 from broadcaster.domain.requests import BroadcastRequest
@@ -168,8 +169,15 @@ def test_send_then_status_report_and_list(
 
 def test_pause_resume_cancel_and_a_refusal(cli: Cli, seeded: str) -> None:
     broadcast_id = str(_approved_broadcast(seeded))
-    assert cli("pause", broadcast_id) == {"broadcast_id": int(broadcast_id), "state": "paused"}
-    assert cli("resume", broadcast_id)["state"] == "approved"
+    paused = cli("pause", broadcast_id)
+    assert paused == {"broadcast_id": int(broadcast_id), "state": "paused", "waiting_for": None}
+    resumed = cli("resume", broadcast_id)
+    assert resumed["state"] == "approved"
+    # No worker runs here: `resume` says that nothing is sent until one does.
+    assert "a worker: none is running" in resumed["waiting_for"]
+    assert _action_text(resumed).startswith(
+        f"broadcast {broadcast_id}: approved, waiting for a worker: none is running"
+    )
     assert cli("cancel", broadcast_id)["state"] == "cancelled"
     err = cli("resume", broadcast_id, code=2)
     assert f"cannot resume broadcast {broadcast_id}: it is cancelled" in err
@@ -179,6 +187,23 @@ def test_pause_resume_cancel_and_a_refusal(cli: Cli, seeded: str) -> None:
         "resume",
         "pause",
     ]
+
+
+def test_report_files_that_cannot_be_written_are_refused_without_a_traceback(
+    cli: Cli, seeded: str, tmp_path: Path
+) -> None:
+    broadcast_id = str(_approved_broadcast(seeded))
+    for option in ("--html", "--not-reached-csv"):
+        # A directory where the file should go passes the parser's check, then fails to open.
+        err = cli("report", broadcast_id, option, str(tmp_path), code=2)
+        assert f"cannot write {tmp_path}: Is a directory; nothing was written" in err
+    # Nothing was exported, so nothing was audited as exported.
+    assert not [e for e in cli("audit")["entries"] if e["action"] == "export_not_reached"]
+    html, csv = tmp_path / "report.html", tmp_path / "missed.csv"
+    cli("report", broadcast_id, "--html", str(html), "--not-reached-csv", str(csv))
+    assert "<html" in html.read_text(encoding="utf-8").lower()
+    assert csv.read_text(encoding="utf-8").startswith("msisdn,")
+    assert [e for e in cli("audit")["entries"] if e["action"] == "export_not_reached"]
 
 
 def test_worker_runs_what_is_approved(
@@ -256,7 +281,9 @@ def test_every_command_has_a_test_that_parses_its_json() -> None:
 
 
 def test_every_flag_has_its_environment_variable() -> None:
-    exempt = {"--help", "--version", "--json"}  # --json after a command: BROADCASTER_JSON
+    # --json and --database-url after a command: BROADCASTER_JSON and DATABASE_URL, read by
+    # the same flags before it.
+    exempt = {"--help", "--version", "--json", "--database-url"}
     # A confirmation never comes from the environment (an exported BROADCASTER_YES once sent a
     # live alert without the question): `send --yes` and `--expect-recipients` have none.
     exempt |= {"--yes", "--expect-recipients"}

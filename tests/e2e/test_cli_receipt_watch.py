@@ -16,7 +16,7 @@ import pytest
 from fixtures_cli import Cli
 
 from broadcaster.cli.broadcasts import _report_text
-from broadcaster.cli.control import _status_text
+from broadcaster.cli.control import _report_human, _status_text
 from broadcaster.importer import seed_synthetic
 from loadtest.common import mock_smsc_process
 
@@ -61,6 +61,11 @@ def test_a_send_without_a_receiving_bind_says_delivery_is_still_unknown(
     assert (
         f"  {sent['parts']:,} parts still await a receipt; no process is bound to receive them"
         in _status_text(status)
+    )
+    report = cli("report", str(sent["broadcast_id"]))
+    assert _report_human(report, report["after_action"]).endswith(
+        f"  {sent['parts']:,} parts still await a receipt; no process is bound to receive them: "
+        "their delivery stays unknown until a worker with a transceiver or receiver bind runs"
     )
 
 

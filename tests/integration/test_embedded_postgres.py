@@ -147,16 +147,19 @@ async def test_database_with_url_yields_it_untouched() -> None:
     ],
 )
 async def test_connection_failures_say_what_to_check(dsn: str, message: str) -> None:
-    with pytest.raises(StoreError, match=message):
+    with pytest.raises(StoreError, match=message) as failed:
         await connect(dsn, timeout=2)
+    # A URL that cannot be used is a setting to fix (2); a server not answering, a failure (1).
+    assert failed.value.exit_code == (2 if message == "is not usable" else 1)
     with pytest.raises(StoreError, match=message):
         await create_pool(dsn, timeout=2, min_size=1)
 
 
 async def test_server_side_refusals_say_what_to_check(pg_server: str) -> None:
     missing_db = urlunsplit(urlsplit(pg_server)._replace(path="/bc_no_such_database"))
-    with pytest.raises(StoreError, match=r"does not exist .*create it"):
+    with pytest.raises(StoreError, match=r"does not exist .*create it") as refused:
         await connect(missing_db)
+    assert refused.value.exit_code == 2  # a setting to fix, as a missing DATABASE_URL is
     conn = await connect(pg_server)
     await conn.close()
 

@@ -308,6 +308,7 @@ BAD = [
     ("circle:48.85,2.35,501", "at most 500 km"),
     ("circle:48.85,200,5", "longitude 200 is out of range"),
     ("circle:45.0,-30.0,10", "meets no cell"),
+    ("circle:2.35,48.855,1", "swapped it would meet cells"),
 ]
 
 
@@ -393,6 +394,11 @@ async def test_a_broadcast_overrides_a_visitor_countrys_language(
     assert mock.record.messages[str(DE_VISITOR)] == [english]
     with pytest.raises(InputError, match="COUNTRY=lang"):
         await make_plan(geo, Settings(), _request(P, visitor_languages={"de": "EN"}))
+    # Well-formed typos are refused too: they would change nobody's text, silently.
+    with pytest.raises(InputError, match="XX is not a country code"):
+        await make_plan(geo, Settings(), _request(P, visitor_languages={"XX": "de"}))
+    with pytest.raises(InputError, match="'dd' is not an ISO 639-1 language code"):
+        await make_plan(geo, Settings(), _request(P, visitor_languages={"CH": "dd"}))
 
 
 async def test_without_postgis_the_migration_says_how_to_install_it(

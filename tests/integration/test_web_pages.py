@@ -49,6 +49,17 @@ async def test_an_unknown_area_is_refused_on_the_page_and_nothing_is_stored(
     assert await lab.count("broadcasts") == 0
 
 
+async def test_a_missing_broadcast_page_gives_no_command_line_advice(console_lab: MakeLab) -> None:
+    lab = await console_lab()
+    client = await lab.client()
+    await sign_in(client, lab.tokens["alice"])
+    async with client.get("/console/broadcasts/99999") as response:
+        assert response.status == 404
+        text = await response.text()
+    assert "there is no broadcast 99999" in text
+    assert "broadcaster list" not in text and "/v1/broadcasts" not in text
+
+
 async def test_a_missing_variable_is_refused_on_the_page_and_nothing_is_stored(
     console_lab: MakeLab,
 ) -> None:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from broadcaster.cli.broadcasts import _report_text
+from broadcaster.cli.api import _audit_text
+from broadcaster.cli.broadcasts import _demo_text, _report_text
 from broadcaster.cli.control import _status_text
 from broadcaster.store.broadcasts import UNITS
 
@@ -55,3 +56,29 @@ def test_the_final_report_labels_its_units() -> None:
 def test_the_json_says_what_each_count_counts() -> None:
     assert UNITS["accepted"].startswith("recipients")
     assert UNITS["receipts"] == UNITS["part_outcomes"] == "parts"
+
+
+def test_the_demo_does_not_advise_a_worker_for_receipts_its_dropped_database_never_gets() -> None:
+    report = {
+        **STATUS,
+        "seconds": 2.0,
+        "msgs_per_s": 600.0,
+        "receipts_awaited": 2400,
+        "receivers_bound": 0,
+        "verified": 1200,
+        "mismatched": 0,
+        "missing": 0,
+    }
+    assert "run a worker" in _report_text(report)
+    text = _demo_text(report)
+    assert "run a worker" not in text
+    assert "delivery receipts not awaited for 2,400 parts: the demo's database is dropped" in text
+    assert text.endswith("1,200 recipients got exactly their text once; 0 mismatched, 0 missing")
+
+
+def test_an_audit_filter_that_leaves_nothing_does_not_say_the_log_is_empty() -> None:
+    assert _audit_text([], None) == "the audit log is empty"
+    assert _audit_text([], 1) == "no audit entry before id 1 (the oldest ids are the lowest)"
+    entry = {"id": 7, "at": "t", "actor": "cli:root", "action": "pause", "subject": None}
+    line = _audit_text([{**entry, "details": {}}], 8)
+    assert line.split() == ["7", "t", "cli:root", "pause", "-"]

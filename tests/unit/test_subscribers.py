@@ -120,6 +120,12 @@ def test_read_csv_refuses_a_bad_header() -> None:
     assert len(items) == 1
     assert isinstance(items[0], Rejected)
     assert "msisdn" in items[0].reason
+    # The one rejection stands for the whole file: it says so, and what a header names.
+    items = list(read_csv(["msisdn,departement,language\n", "33612345678,75,fr\n"], RULES))
+    assert [i.reason for i in items if isinstance(i, Rejected)] == [
+        "header lacks column(s) lang (a header names msisdn, departement, lang, optionally "
+        "commune, cell_id, test_group): no row was read"
+    ]
 
 
 def test_synth_is_proportional_distinct_and_has_a_test_group() -> None:
