@@ -22,11 +22,18 @@ class Cli:
     def __call__(self, *args: str, code: int = 0) -> Any:
         """Run `broadcaster --json ARGS`; check the exit code; the JSON output (or stderr)."""
         self.capsys.readouterr()
+        self.answer: Any = None
         exit_code = main(["--database-url", self.dsn, "--json", "--log-level", "warning", *args])
         out, err = self.capsys.readouterr()
         assert exit_code == code, err
-        if code == 0 or out.strip():
+        if code == 0:
             return json.loads(out)  # all of stdout: one JSON object, nothing else
+        if out.strip():
+            answer = self.answer = json.loads(out)
+            if "error" not in answer:
+                return answer  # a command's own answer with a meaning of its exit code
+            # A refusal: stdout still holds one JSON object, saying what stderr says.
+            assert answer["exit_code"] == code and answer["error"] in err, (answer, err)
         return err
 
 

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from broadcaster import __version__
-from broadcaster.cli.options import Handler, flag, switch
+from broadcaster.cli.options import Emitted, Handler, flag, switch
 from broadcaster.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, BindError, BroadcasterError
 from broadcaster.logs import configure_logging
 from broadcaster.settings import Settings
@@ -77,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args: argparse.Namespace | None = None
+    Emitted.json = False
     try:
         parser = build_parser()
         args = parser.parse_args(argv)
@@ -89,10 +90,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(handler(args, settings))
     except BroadcasterError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        bind_failed = isinstance(exc, BindError) or isinstance(exc.__cause__, BindError)
-        if bind_failed and args is not None and getattr(args, "json", False):
-            # No bind up: a script reading stdout still gets its one JSON object.
-            error = {"error": str(exc), "kind": "BindError", "exit_code": exc.exit_code}
+        if args is not None and getattr(args, "json", False) and not Emitted.json:
+            # A script reading stdout still gets its one JSON object: what went wrong.
+            bind_failed = isinstance(exc, BindError) or isinstance(exc.__cause__, BindError)
+            kind = "BindError" if bind_failed else type(exc).__name__
+            error = {"error": str(exc), "kind": kind, "exit_code": exc.exit_code}
             print(json.dumps(error), flush=True)
         return exc.exit_code
     except KeyboardInterrupt:

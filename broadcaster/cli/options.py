@@ -236,9 +236,16 @@ def emit(args: argparse.Namespace, payload: dict[str, Any], human: str) -> None:
         os.close(devnull)
 
 
+class Emitted:
+    """Whether this run printed its JSON object (a refusal then adds none: one object only)."""
+
+    json = False
+
+
 def _write(args: argparse.Namespace, payload: dict[str, Any], human: str) -> None:
     if args.json:
         print(json.dumps(payload, default=str), flush=True)
+        Emitted.json = True
     elif sys.stdout.isatty():
         from rich.console import Console
         from rich.text import Text

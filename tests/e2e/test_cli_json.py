@@ -165,6 +165,9 @@ def test_send_then_status_report_and_list(
     assert listing[0]["kind"] == "live"
     err = cli("status", "999", code=2)
     assert "999" in err
+    # `status 999 --json | jq` gets an object too: what went wrong, and the exit code.
+    assert cli.answer == {"error": cli.answer["error"], "kind": "NotFoundError", "exit_code": 2}
+    assert "there is no broadcast 999" in cli.answer["error"]
 
 
 def test_pause_resume_cancel_and_a_refusal(cli: Cli, seeded: str) -> None:

@@ -38,7 +38,11 @@ class Cli:
         if not json_out:
             return out
         if out.strip():
-            return json.loads(out.strip().splitlines()[-1])
+            answer = json.loads(out.strip().splitlines()[-1])
+            if code == 0 or "error" not in answer:
+                return answer
+            # A refusal: stdout's last line is one JSON object saying what stderr says.
+            assert answer["exit_code"] == code and answer["error"] in err, (answer, err)
         return err
 
 
