@@ -128,6 +128,8 @@ MESSAGES: Final[dict[str, tuple[str, str]]] = {
     ),
     # the map (web/geo.py, templates/web/_map.html, static/map.js)
     "map_title": ("Map of the areas", "Carte des zones"),
+    "map_jump": ("Show on the map", "Afficher sur la carte"),
+    "map_mainland": ("Mainland France", "France métropolitaine"),
     "map_label": (
         "Map: click a département to add or remove it; draw a polygon or a circle",
         "Carte : cliquez un département pour l'ajouter ou le retirer ; dessinez un polygone ou "

@@ -179,6 +179,17 @@ async def test_pick_departements_on_the_map_and_see_the_field_and_the_count(
     await click_at(alice, 48.857, 2.352)  # Paris again: off
     await expect(alice.locator("#area-dep-75")).not_to_be_checked()
     await expect(alice.locator("[data-map-field=recipients]")).to_have_text("3")
+    # Overseas: a button brings La Réunion into view (it lies off the mainland's map), a click
+    # there ticks 974; the mainland button brings Paris back.
+    await alice.get_by_role("button", name="La Réunion").click()
+    await click_at(alice, -21.13, 55.53)  # the middle of the island
+    await expect(alice.locator("#area-dep-974")).to_be_checked()
+    await alice.locator("#area-dep-974").uncheck()
+    await alice.get_by_role("button", name="Mainland France").click()
+    centre = await alice.evaluate(
+        "() => document.querySelector('[data-map]').areaMap.map.getCenter().lat"
+    )
+    assert 44 < centre < 48
     # Ticking in the list colours the map too, and a drill page counts the test group only.
     await alice.goto(f"{lab.base}/drills/new")
     await ready(alice)

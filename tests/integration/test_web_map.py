@@ -38,6 +38,11 @@ async def test_outlines_of_departements_and_regions_come_from_the_app(
     assert status == 200
     assert len(regions["features"]) == 18  # 13 metropolitan, 5 overseas
     assert {f["properties"]["code"] for f in regions["features"]} >= {"11", "93", "94", "01"}
+    # A region is its outline, with no slivers left inside where its départements' borders do
+    # not quite meet (Île-de-France had 33, drawn as stray lines around Paris).
+    idf = next(f for f in regions["features"] if f["properties"]["code"] == "11")["geometry"]
+    polygons = [idf["coordinates"]] if idf["type"] == "Polygon" else idf["coordinates"]
+    assert [len(rings) for rings in polygons] == [1]
     status, tiles = await _get(client, "/console/geo/tiles.json")
     assert (status, tiles) == (200, {"url": None, "attribution": ""})  # outlines only
 

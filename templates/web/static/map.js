@@ -123,6 +123,9 @@
       }
       this.shapes.bringToFront();
       this.cells.bringToFront();
+      this.panel.querySelectorAll("[data-map-jump]").forEach((button) => {
+        button.addEventListener("click", () => this.jump(button.dataset.mapJump));
+      });
       if (this.mode === "compose") this.startCompose();
       else if (this.mode === "view") this.startView(JSON.parse(this.panel.dataset.areas || "[]"));
       else this.startProgress();
@@ -174,6 +177,13 @@
         const layer = layerOf(area, style);
         if (layer) this.shapes.addLayer(layer);
       });
+    }
+
+    /* Mainland France, or one overseas département, in view. */
+    jump(code) {
+      const d = this.byCode.get(code);
+      if (code === "mainland" || !d) this.map.fitBounds(FRANCE);
+      else this.map.fitBounds(d.layer.getBounds(), { padding: [10, 10] });
     }
 
     fitTarget() {
