@@ -229,7 +229,7 @@ class Settings:
     locations_compact_interval_s: float = 10.0
     """Seconds between two compactions by `broadcaster serve`: location updates are appended
     (ingest runs at COPY speed) and selection reads the pending ones too, at a cost that grows
-    with them (0.5-1 s a million for a département here); compaction folds them into the
+    with them (0.5-2 s a million for a département here); compaction folds them into the
     last-seen table. 0: serve never compacts (run `broadcaster locations compact`)."""
     display_timezone: str = ""
     """The zone times are shown to people in (IANA name, e.g. Europe/Paris); empty: each
