@@ -113,6 +113,7 @@ async def console_lab(db_dsn: str, start_mock: StartMock) -> AsyncIterator[MakeL
         threshold: int = 5,
         subscribers: Sequence[tuple[int, str, str, str, bool]] = SUBSCRIBERS,
         rate_per_second: float = 1000.0,
+        rate_burst: int = 1000,
         chunk_size: int = Settings.chunk_size,
     ) -> ConsoleLab:
         settings = Settings(
@@ -120,7 +121,7 @@ async def console_lab(db_dsn: str, start_mock: StartMock) -> AsyncIterator[MakeL
             chunk_size=chunk_size,
             api_approval_threshold=threshold,
             api_rate_per_second=rate_per_second,
-            api_rate_burst=1000,
+            api_rate_burst=rate_burst,
         )
         db = await asyncpg.create_pool(db_dsn, min_size=1, max_size=8)
         tokens: dict[str, str] = {}

@@ -18,6 +18,7 @@ from broadcaster.domain.caller import Caller
 from broadcaster.errors import InputError
 from broadcaster.http.context import SERVICES
 from broadcaster.http.errors import ApiError
+from broadcaster.http.guard import limit
 from broadcaster.web.state import user_of
 
 _outlines: dict[str, bytes] = {}
@@ -49,7 +50,9 @@ def _dumps(data: Any) -> str:
 
 def _refused(exc: InputError | ApiError) -> web.Response:
     if isinstance(exc, ApiError):
-        return _json({"error": exc.message, "details": list(exc.details or [])}, exc.status)
+        response = _json({"error": exc.message, "details": list(exc.details or [])}, exc.status)
+        response.headers.update(exc.headers or {})  # (Retry-After of a 429)
+        return response
     return _json({"error": str(exc), "details": list(exc.details or [])}, exc.status)
 
 
@@ -75,6 +78,9 @@ async def reach(request: web.Request) -> web.StreamResponse:
     caller = _caller(request)
     areas = [a.strip() for a in request.query.getall("area", []) if a.strip()]
     try:
+        # Each asks the database for a plan's count: within the holder's rate, as the API's
+        # dry run is (the page only debounces; a script could ask without end).
+        limit(request.app[SERVICES], caller)
         answer = await maps.reach(
             request.app[SERVICES].commands, caller, areas, request.query.get("kind", "live")
         )

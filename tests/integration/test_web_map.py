@@ -146,3 +146,19 @@ async def test_a_broadcast_map_names_its_areas_and_counts_per_departement(
     assert (status, answer["whole"], sorted(answer["departements"])) == (200, ["92"], ["75", "92"])
     status, missing = await _get(client, "/console/broadcasts/999999/map.json")
     assert status == 404, missing
+
+
+async def test_the_reach_of_a_shape_is_asked_within_the_holders_rate(console_lab: MakeLab) -> None:
+    """The map asks as the shape changes; a script asking without end gets 429, as the API's
+    dry run would, and no answer from the database."""
+    lab = await console_lab(rate_per_second=0.01, rate_burst=3)
+    client = await lab.client()
+    await sign_in(client, lab.tokens["alice"])
+    statuses = [(await _get(client, "/console/geo/reach", kind="live", area="dep:75"))[0]
+                for _ in range(4)]  # fmt: skip
+    assert statuses == [200, 200, 200, 429]
+    async with client.get(
+        "/console/geo/reach", params={"kind": "live", "area": "dep:75"}
+    ) as response:
+        assert response.status == 429 and int(response.headers["Retry-After"]) >= 1
+        assert "too many requests" in (await response.json())["error"]
