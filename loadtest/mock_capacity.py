@@ -120,10 +120,13 @@ def malformed_count(stats: dict[str, Any]) -> int:
     return value if isinstance(value, int) else sum(value.values())
 
 
-def bind(port: int, number: int) -> socket.socket:
+def bind(
+    port: int, system_id: str, command: CommandId = CommandId.BIND_TRANSMITTER
+) -> socket.socket:
+    """A bound socket (raw bytes: the load is ours, not a client library's)."""
     sock = socket.create_connection(("127.0.0.1", port), timeout=10)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    sock.sendall(codec.encode_bind(CommandId.BIND_TRANSMITTER, 1, f"load{number}", "secret"))
+    sock.sendall(codec.encode_bind(command, 1, system_id, "secret"))
     frames = codec.FrameBuffer()
     pdus: list[bytes] = []
     while not pdus:
@@ -138,11 +141,16 @@ def bind(port: int, number: int) -> socket.socket:
     return sock
 
 
-def encoded_block() -> tuple[bytes, int]:
-    """BLOCK_PARTS single-part submit_sm of equal length, and that length."""
+def encoded_block(registered_delivery: int = 0) -> tuple[bytes, int]:
+    """BLOCK_PARTS single-part submit_sm of equal length (asking for a receipt with
+    `registered_delivery` 1), and that length."""
     message = encode_message(TEXT, reference=1)
     (template,) = codec.submit_templates(
-        message, source_addr="ALERTE", source_ton=5, source_npi=0, registered_delivery=0
+        message,
+        source_addr="ALERTE",
+        source_ton=5,
+        source_npi=0,
+        registered_delivery=registered_delivery,
     )
     pdus = [
         template.encode(sequence, codec.destination_bytes(f"336{sequence:08d}"))
@@ -201,7 +209,7 @@ def run(
     proc, port, stats_port = start_mock(record, profile)
     states: list[Bind] = []
     try:
-        states = [Bind(bind(port, i), parts // binds) for i in range(binds)]
+        states = [Bind(bind(port, f"load{i}"), parts // binds) for i in range(binds)]
         cpu_before = cpu_seconds(proc.pid)
         deadline = time.perf_counter() + seconds
         threads = []

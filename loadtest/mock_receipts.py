@@ -34,10 +34,15 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from broadcaster.smpp import codec
 from broadcaster.smpp.constants import CommandId
-from broadcaster.text.encoding import encode_message
-from loadtest.mock_capacity import BLOCK_PARTS, TEXT, cpu_seconds, mock_stats, stop_mock
+from loadtest.mock_capacity import (
+    BLOCK_PARTS,
+    bind,
+    cpu_seconds,
+    encoded_block,
+    mock_stats,
+    stop_mock,
+)
 
 _HEADER = struct.Struct("!IIII")
 _SUBMIT_SM_RESP = int(CommandId.SUBMIT_SM_RESP)
@@ -90,39 +95,6 @@ def start_mock(
         spy = ["py-spy", "record", "-r", "250", "-f", "raw", "-o", profile, "-p", str(proc.pid)]
         subprocess.Popen(spy, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return proc, int(event["port"]), int(event["stats_port"])
-
-
-def bind(port: int) -> socket.socket:
-    """A transceiver bind (every bind has the same system_id, as the broadcaster's pool)."""
-    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    sock.sendall(codec.encode_bind(CommandId.BIND_TRANSCEIVER, 1, "load", "secret"))
-    frames = codec.FrameBuffer()
-    pdus: list[bytes] = []
-    while not pdus:
-        data = sock.recv(4096)
-        if not data:
-            raise RuntimeError("the mock closed the connection during bind")
-        pdus = frames.feed(data)
-    resp = codec.decode_bind_resp(pdus[0])
-    if resp.status != 0:
-        raise RuntimeError(f"bind refused with status 0x{resp.status:08X}")
-    sock.settimeout(2.0)
-    return sock
-
-
-def encoded_block() -> tuple[bytes, int]:
-    """BLOCK_PARTS single-part submit_sm asking for a receipt, of equal length."""
-    message = encode_message(TEXT, reference=1)
-    (template,) = codec.submit_templates(
-        message, source_addr="ALERTE", source_ton=5, source_npi=0, registered_delivery=1
-    )
-    pdus = [
-        template.encode(sequence, codec.destination_bytes(f"336{sequence:08d}"))
-        for sequence in range(1, BLOCK_PARTS + 1)
-    ]
-    assert len({len(p) for p in pdus}) == 1
-    return b"".join(pdus), len(pdus[0])
 
 
 def sender(state: Bind, block: bytes, pdu_size: int, window: int, deadline: float) -> None:
@@ -203,11 +175,14 @@ def receiver(state: Bind, deadline: float) -> None:
 def run(
     receipts: bool, parts: int, seconds: float, binds: int, window: int, profile: str | None
 ) -> dict[str, Any]:
-    block, pdu_size = encoded_block()
+    block, pdu_size = encoded_block(registered_delivery=1)
     proc, port, stats_port = start_mock(receipts, 200, profile if receipts else None)
     states: list[Bind] = []
     try:
-        states = [Bind(bind(port), parts // binds) for _ in range(binds)]
+        states = [
+            Bind(bind(port, "load", CommandId.BIND_TRANSCEIVER), parts // binds)
+            for _ in range(binds)
+        ]  # every bind the same system_id, as the broadcaster's pool
         if not receipts:
             for state in states:
                 state.receipts = state.quota  # none expected
