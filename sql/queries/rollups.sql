@@ -75,9 +75,7 @@ WITH first AS (
     FROM first f LEFT JOIN subscribers s ON s.msisdn = f.msisdn GROUP BY 1, 2, 3
 )
 INSERT INTO receipt_delays
-SELECT broadcast_id, stat,
-       least(greatest(floor(ln(greatest(delay_s, 0.01) / 0.01) / ln(1.1)), 0), 200)::smallint,
-       count(*)
+SELECT broadcast_id, stat, receipt_delay_bucket(delay_s), count(*)
 FROM first GROUP BY 1, 2, 3;
 
 -- name: rollup_recount
@@ -105,7 +103,13 @@ SELECT jsonb_build_object(
                                    count(DISTINCT (r.msisdn, r.part)) AS n
                             FROM receipts r LEFT JOIN subscribers s ON s.msisdn = r.msisdn
                             WHERE r.broadcast_id = $1 AND r.match = 'matched'
-                            GROUP BY 1, 2) a)
+                            GROUP BY 1, 2) a),
+    'receipt_delays', (SELECT coalesce(jsonb_object_agg(stat || '|' || bucket, n), '{}')
+                       FROM (SELECT stat, receipt_delay_bucket(delay_s) AS bucket, count(*) AS n
+                             FROM (SELECT DISTINCT ON (msisdn, part, stat) stat, delay_s
+                                   FROM receipts WHERE broadcast_id = $1 AND match = 'matched'
+                                   ORDER BY msisdn, part, stat, received_at) first
+                             GROUP BY 1, 2) d)
 );
 
 -- name: rollup_read
@@ -120,5 +124,7 @@ SELECT jsonb_build_object(
     'receipts', (SELECT coalesce(jsonb_object_agg(stat, parts), '{}')
                  FROM receipt_rollup WHERE broadcast_id = $1 AND parts <> 0),
     'receipt_areas', (SELECT coalesce(jsonb_object_agg(departement || '|' || stat, parts), '{}')
-                      FROM receipt_area_rollup WHERE broadcast_id = $1 AND parts <> 0)
+                      FROM receipt_area_rollup WHERE broadcast_id = $1 AND parts <> 0),
+    'receipt_delays', (SELECT coalesce(jsonb_object_agg(stat || '|' || bucket, n), '{}')
+                       FROM receipt_delays WHERE broadcast_id = $1 AND n <> 0)
 );

@@ -5,6 +5,7 @@ recorded twice, and receipts of every stat from the mock SMSC."""
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import signal
 import sys
@@ -119,6 +120,35 @@ async def test_rollups_equal_a_full_recount_after_retries_a_crash_duplicates_and
     for dep in ("75", "13"):
         assert areas[dep].delivered == by_area.get(f"{dep}|DELIVRD", 0) > 0
         assert 0 < areas[dep].delivered_share <= 1
+    # And each stat's delays, bucket by bucket (the same function both ways: receipt_delay_bucket).
+    delays = counted["receipt_delays"]
+    for stat, parts in counted["receipts"].items():
+        assert sum(n for key, n in delays.items() if key.startswith(f"{stat}|")) == parts
+
+
+async def test_the_delay_bucket_is_the_one_the_percentiles_read(db: asyncpg.Pool) -> None:
+    """Bucket b holds delays from BUCKET_BASE_S × BUCKET_RATIO^b (store/rollups.py reads them
+    so): the SQL function and the Python constants say the same, at the ends too."""
+    delays = [-1.0, 0.0, 0.005, 0.01, 0.0105, 0.0111, 0.2, 0.5, 1.0, 7.3, 60.0, 3600.0, 1e7]
+    async with db.acquire() as conn:
+        got = await conn.fetchval(
+            "SELECT array_agg(receipt_delay_bucket(d) ORDER BY o)"
+            " FROM unnest($1::float8[]) WITH ORDINALITY AS u(d, o)",
+            delays,
+        )
+    ratio = math.log(rollups.BUCKET_RATIO)
+    want = [
+        min(
+            max(
+                math.floor(math.log(max(d, rollups.BUCKET_BASE_S) / rollups.BUCKET_BASE_S) / ratio),
+                0,
+            ),
+            200,
+        )
+        for d in delays
+    ]
+    assert list(got) == want
+    assert want[0] == want[3] == 0 and want[-1] == 200 and want[4] == 0 and want[5] == 1
 
 
 async def test_fresh_recipients_are_looked_up_once_their_chunk_is_claimed_again(
