@@ -193,7 +193,15 @@ async def main(
         print(f"seeded {recipients:,} subscribers in {time.monotonic() - started:.1f} s")
         await conn.close()
         deps = await departements_for(dsn, recipients)
-        base, _ = await _send(dsn, (), deps, binds, window, probe=False)
+        base, _ = await _send(
+            dsn,
+            (),
+            deps,
+            binds,
+            window,
+            probe=False,
+            profile=f"{profile}.baseline" if profile else None,
+        )
         print(
             f"no receipts: {base['recipients']:,} recipients {base['msgs_per_s']:,.0f} msg/s "
             f"peak RSS {base['peak_rss_mb']} MB; CPU µs/msg {base['cpu_us_per_msg']}"
@@ -260,7 +268,7 @@ if __name__ == "__main__":
     parser.add_argument(
         "--profile",
         metavar="PREFIX",
-        help="py-spy of send and the mock: PREFIX.send.raw, .mock.raw",
+        help="py-spy of send and the mock: PREFIX.send.raw, .mock.raw (the baseline run's: PREFIX.baseline.*)",
     )
     args = parser.parse_args()
     figures = asyncio.run(main(args.recipients, args.binds, args.window, args.profile))

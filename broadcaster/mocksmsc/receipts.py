@@ -185,14 +185,20 @@ class ReceiptTemplates:
 
     def __init__(self, config: MockConfig, done: datetime) -> None:
         self._config = config
-        self._done = done
+        self._done = as_written(done, config.receipt_12_digit_dates)
         self._templates: dict[_Key, _Template | None] = {}
+
+    @property
+    def done(self) -> datetime:
+        """The done date its receipts write (to the minute, or the second): a session keeps
+        the templates while it stays the same."""
+        return self._done
 
     def encode_run(self, run: ReceiptRun, last_sequence: int, out: list[bytes]) -> None:
         """Append to `out` the deliver_sm (or data_sm) of each receipt of `run`, numbered on
         from `last_sequence` (the bind's last outgoing sequence number)."""
         templates = self._templates
-        submitted = run.submitted
+        submitted = as_written(run.submitted, self._config.receipt_12_digit_dates)
         pack = _HEADER.pack
         previous: tuple[bytes, int, str, str, bool] | None = None
         template: _Template | None = None
@@ -252,6 +258,12 @@ class ReceiptTemplates:
         if _HANDSET_SENTINEL.encode("ascii") in body or ident[:1] in body:
             return None
         return len(pdu), int.from_bytes(pdu[4:8], "big"), body, ids
+
+
+def as_written(at: datetime, seconds: bool) -> datetime:
+    """`at` to the precision a receipt's text writes it (YYMMDDhhmm, or ...ss): the receipts
+    of every run within that minute (second) share their templates."""
+    return at.replace(microsecond=0) if seconds else at.replace(second=0, microsecond=0)
 
 
 _Key = tuple[bytes, int, str, str, bool, datetime]

@@ -50,7 +50,13 @@ from broadcaster.mocksmsc.fastpath import (
 from broadcaster.mocksmsc.faults import connection_faults
 from broadcaster.mocksmsc.flow import Answers
 from broadcaster.mocksmsc.hooks import Drop
-from broadcaster.mocksmsc.receipts import DueReceipt, ReceiptRun, ReceiptTemplates, encode_receipt
+from broadcaster.mocksmsc.receipts import (
+    DueReceipt,
+    ReceiptRun,
+    ReceiptTemplates,
+    as_written,
+    encode_receipt,
+)
 from broadcaster.mocksmsc.timers import Timers
 from broadcaster.mocksmsc.validation import Malformed, Part, validate_submit_sm
 from broadcaster.smpp.codec import (
@@ -161,6 +167,8 @@ class Session(asyncio.Protocol):
         self._close_when_answered = False
         self._out_sequence = 0
         self._receipts_unacked: dict[int, object] = {}
+        self._templates: ReceiptTemplates | None = None
+        """The receipt templates of the current minute (second), kept across batches."""
         """Receipts sent, by sequence number: their message ids (a number from the fast path)."""
 
     @property
@@ -598,11 +606,15 @@ class Session(asyncio.Protocol):
         config = self.config
         done = datetime.now(UTC).replace(tzinfo=None)
         out: list[bytes] = []
-        templates: ReceiptTemplates | None = None
+        templates = self._templates
+        if templates is not None and templates.done != as_written(
+            done, config.receipt_12_digit_dates
+        ):
+            templates = None
         unacked = self._receipts_unacked
         for receipt in receipts:
             if isinstance(receipt, ReceiptRun):
-                templates = templates or ReceiptTemplates(config, done)
+                templates = self._templates = templates or ReceiptTemplates(config, done)
                 last = self._out_sequence
                 templates.encode_run(receipt, last, out)
                 for i, fast in enumerate(receipt.receipts):

@@ -17,6 +17,7 @@ from broadcaster.mocksmsc.receipts import (
     ReceiptRun,
     ReceiptScheduler,
     ReceiptTemplates,
+    as_written,
     encode_receipt,
     receipt_text,
     receiver_for,
@@ -267,3 +268,31 @@ async def test_a_runs_receipts_go_to_a_receiver_of_its_system_id_or_wait_for_one
     scheduler.schedule_run(transmitter, 0x2D, pdus[:1])
     await asyncio.sleep(0.01)
     assert [r.message_id for r in receiver.got][-1] == f"{0x2D:016X}" and scheduler.waiting == 0
+
+
+@pytest.mark.parametrize("twelve_digit_dates", [False, True])
+def test_kept_templates_serve_later_runs_with_their_own_dates(twelve_digit_dates: bool) -> None:
+    """A session keeps its templates while the done date it writes stays the same: runs
+    submitted at other instants of that minute share them (the text writes no finer), a run of
+    another minute (or second, with 12-digit dates) gets its own, octet for octet right."""
+    config = MockConfig(receipts=True, receipt_12_digit_dates=twelve_digit_dates)
+    done = datetime(2026, 1, 2, 3, 9, 59, 123456)
+    templates = ReceiptTemplates(config, done)
+    assert templates.done == as_written(done, twelve_digit_dates)
+    receipt = (0x2A, b"33612345678", b"ALERTE", "DELIVRD", "Taux 50%", False)
+    instants = [
+        datetime(2026, 1, 2, 3, 4, 5, 1),
+        datetime(2026, 1, 2, 3, 4, 5, 999_999),
+        datetime(2026, 1, 2, 3, 4, 59),
+        datetime(2026, 1, 2, 3, 5, 0),
+    ]
+    for instant in instants:
+        run = ReceiptRun("broadcaster", Receiver(1), instant, [receipt])
+        out: list[bytes] = []
+        templates.encode_run(run, 0, out)
+        (due,) = run.due_receipts()
+        assert out == [
+            encode_receipt(due, 1, done, twelve_digit_dates, True, False, pdu="deliver_sm")
+        ]
+    # one template per instant the text tells apart: 2 minutes, or 3 seconds
+    assert len(templates._templates) == (3 if twelve_digit_dates else 2)
