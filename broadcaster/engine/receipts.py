@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 import asyncpg
 import structlog
 
-from broadcaster.domain.receipt_ids import forms_of, keys, normalise
+from broadcaster.domain.receipt_ids import forms_of, keys
 from broadcaster.engine.to_the_end import to_the_end
 from broadcaster.settings import SmscConfig
 from broadcaster.smpp.receipts import Receipt
@@ -109,7 +109,7 @@ class ReceiptRecorder:
             self.ids.seen(smsc, datetime.now(UTC))
         message_id, text_id, done = receipt.message_id, receipt.text_message_id, receipt.done_date
         if form == "same" and text_id is None:  # settled, one id (most SMSCs): `keys`, inlined
-            first: str | None = normalise(message_id)
+            first: str | None = message_id.upper().lstrip("0")  # normalise
             more: list[str] | None = None
         else:
             first, more = store.key_columns(keys((message_id, text_id), form))

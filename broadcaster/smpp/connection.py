@@ -618,7 +618,11 @@ class SmppConnection(Generic[P]):
             return False
         received.replies.append(codec.encode_deliver_sm_resp(sequence, 0))
         source, data_coding, user_data, tlvs = fields
-        _receipt_event(received, read_receipt(user_data, data_coding, tlvs, source))
+        receipt = read_receipt(user_data, data_coding, tlvs, source)
+        if isinstance(receipt, str):
+            received.events.append(ReceiptUnreadable(receipt))
+        else:
+            received.events.append(ReceiptReceived(receipt))
         return True
 
     def _on_deliver_sm(

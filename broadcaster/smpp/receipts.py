@@ -234,11 +234,26 @@ def read_receipt(
     """
     if data_coding != DATA_CODING_UCS2:
         plain = _PLAIN.match(user_data.decode("latin-1"))
-        if plain is not None:
+        if plain is not None:  # `_receipt`, inlined where the values are known plain
             text_id, sub, dlvrd, submitted, done, stat, err = plain.groups()
-            receipt = _receipt(text_id, sub, dlvrd, submitted, done, stat, err, tlvs, source)
-            if receipt is not None:  # (always: the text names a message)
-                return receipt
+            tlv_id = _tlv_text(tlvs.get(TAG_RECEIPTED_MESSAGE_ID)) if tlvs else None
+            message_id = tlv_id or text_id
+            stat = stat.upper()
+            stat = _STAT_ALIASES.get(stat, stat)
+            if not stat:
+                state = tlvs.get(TAG_MESSAGE_STATE)
+                stat = MESSAGE_STATES.get(state[0], "UNKNOWN") if state else "UNKNOWN"
+            return Receipt(
+                message_id,
+                stat,
+                err or None,
+                _date(submitted),
+                _date(done),
+                int(sub) if sub else None,
+                int(dlvrd) if dlvrd else None,
+                text_id if text_id != message_id else None,
+                source or None,
+            )
     text = decode_short_message(user_data, data_coding)
     receipt = parse_receipt(text, tlvs, source)
     return text if receipt is None else receipt
