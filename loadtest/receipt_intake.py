@@ -204,9 +204,7 @@ class OldConnection(SmppConnection[Part]):
         text = decode_short_message(message.user_data, message.data_coding)
         receipt = old_parse_receipt(text, message.tlvs, message.source_addr)
         received.events.append(
-            ReceiptUnreadable(text)
-            if receipt is None
-            else ReceiptReceived(receipt)  # type: ignore[arg-type]
+            ReceiptUnreadable(text) if receipt is None else ReceiptReceived(receipt)  # type: ignore[arg-type]
         )
 
 
@@ -360,13 +358,9 @@ async def same_rows(conn: asyncpg.Connection, chunks: list[bytes], count: int) -
             await conn.copy_records_to_table(
                 path.table, records=recorder._rows, columns=path.columns
             )
-            staged[path.name] = [
-                tuple(r)
-                for r in await conn.fetch(
-                    "SELECT smsc, message_id, text_message_id, reported_msisdn, stat, err,"
-                    f" done_at, keys FROM {path.table} ORDER BY message_id"
-                )
-            ]
+            columns = "smsc, message_id, text_message_id, reported_msisdn, stat, err, done_at, keys"
+            query = f"SELECT {columns} FROM {path.table} ORDER BY message_id"  # noqa: S608
+            staged[path.name] = [tuple(r) for r in await conn.fetch(query)]
     return len(staged["new"]) == count and staged["old"] == staged["new"]
 
 
