@@ -183,23 +183,8 @@ def parse_receipt(
         text_id, sub, dlvrd = fields.get("id"), fields.get("sub"), fields.get("dlvrd")
         submitted, done = fields.get("submit date"), fields.get("done date")
         stat, err = fields.get("stat", ""), fields.get("err")
-    return _receipt(text_id, sub, dlvrd, submitted, done, stat, err, tlvs, source)
-
-
-def _receipt(
-    text_id: str | None,
-    sub: str | None,
-    dlvrd: str | None,
-    submitted: str | None,
-    done: str | None,
-    stat: str,
-    err: str | None,
-    tlvs: Mapping[int, bytes],
-    source: str | None,
-) -> Receipt | None:
-    """The receipt of the fields of its text (as written, or None when absent) and its TLVs."""
     text_id = text_id or None
-    tlv_id = _tlv_text(tlvs.get(TAG_RECEIPTED_MESSAGE_ID)) if tlvs else None
+    tlv_id = _tlv_text(tlvs.get(TAG_RECEIPTED_MESSAGE_ID))
     message_id = tlv_id or text_id
     if message_id is None:
         return None
@@ -209,15 +194,15 @@ def _receipt(
         state = tlvs.get(TAG_MESSAGE_STATE)
         stat = MESSAGE_STATES.get(state[0], "UNKNOWN") if state else "UNKNOWN"
     return Receipt(
-        message_id,
-        stat,
-        err or None,
-        _date(submitted),
-        _date(done),
-        _count(sub),
-        _count(dlvrd),
-        text_id if text_id != message_id else None,
-        source or None,
+        message_id=message_id,
+        stat=stat,
+        err=err or None,
+        submit_date=_date(submitted),
+        done_date=_date(done),
+        sub=_count(sub),
+        dlvrd=_count(dlvrd),
+        text_message_id=text_id if text_id != message_id else None,
+        source=source or None,
     )
 
 
@@ -234,7 +219,7 @@ def read_receipt(
     """
     if data_coding != DATA_CODING_UCS2:
         plain = _PLAIN.match(user_data.decode("latin-1"))
-        if plain is not None:  # `_receipt`, inlined where the values are known plain
+        if plain is not None:  # as `parse_receipt` of `_STANDARD`'s groups (counts: digits)
             text_id, sub, dlvrd, submitted, done, stat, err = plain.groups()
             tlv_id = _tlv_text(tlvs.get(TAG_RECEIPTED_MESSAGE_ID)) if tlvs else None
             message_id = tlv_id or text_id
