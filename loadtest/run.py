@@ -153,6 +153,24 @@ SCENARIOS: tuple[Scenario, ...] = (
         ),
     ),
     Scenario(
+        "receipt_intake",
+        "Receipt intake: send's CPU per delivery receipt, read to staged, against the old path",
+        "loadtest.receipt_intake",
+        ("--receipts", "50000", "--repeat", "3"),
+        ("--receipts", "5000", "--repeat", "1"),
+        120,
+        (
+            Target(
+                "ratio",
+                "send CPU per receipt: old ÷ new intake (decode to COPY)",
+                ">=",
+                2,
+                "x",
+                "issue 22",
+            ),
+        ),
+    ),
+    Scenario(
         "paced",
         "Paced: contracted TPS enforced by the mock SMSC",
         "loadtest.paced",

@@ -31,8 +31,7 @@ from typing import Final, Generic, Protocol, TypeAlias, TypeVar
 from broadcaster.errors import SmppError, SmppProtocolError
 from broadcaster.smpp import codec, policy
 from broadcaster.smpp.constants import RESPONSE_BIT, TRANSIENT_STATUSES, CommandId, Status
-from broadcaster.smpp.receipts import Receipt, parse_receipt
-from broadcaster.text.encoding import decode_short_message
+from broadcaster.smpp.receipts import Receipt, read_receipt
 
 MAX_SEQUENCE: Final = 0x7FFFFFFF
 """The last sequence number (SMPP 3.4 §5.1.4); the next one is 1 again."""
@@ -40,6 +39,7 @@ LATENCY_GAIN: Final = 0.1
 """Weight of the newest sample in the moving average of response latency."""
 
 _SUBMIT_SM_RESP: Final = int(CommandId.SUBMIT_SM_RESP)
+_DELIVER_SM: Final = int(CommandId.DELIVER_SM)
 _TRANSIENT: Final = frozenset(int(s) for s in TRANSIENT_STATUSES)
 _HEADER_LENGTH: Final = codec.HEADER_LENGTH
 _MESSAGE_ID_END: Final = codec.HEADER_LENGTH + codec.MESSAGE_ID_SIZE
@@ -484,7 +484,8 @@ class SmppConnection(Generic[P]):
         for pdu in pdus:
             command_id, status, sequence = unpack(pdu, 4)
             if command_id != _SUBMIT_SM_RESP:
-                self._on_other(received, pdu, command_id, status, sequence, now)
+                if command_id != _DELIVER_SM or not self._on_receipt(received, pdu, sequence):
+                    self._on_other(received, pdu, command_id, status, sequence, now)
                 continue
             part = inflight.pop(sequence, None)
             if part is None:
@@ -608,6 +609,22 @@ class SmppConnection(Generic[P]):
         received.replies.append(codec.encode_generic_nack(header.sequence, Status.ESME_RINVCMDID))
         received.events.append(UnknownCommand(header.command_id, header.sequence))
 
+    def _on_receipt(self, received: Received[P], pdu: bytes, sequence: int) -> bool:
+        """`_on_deliver_sm` of a receipt as SMSCs write them (`codec.decode_receipt_fields`),
+        the same reply and event in a fraction of the time (one per part sent); False, having
+        done nothing, for any other deliver_sm."""
+        fields = codec.decode_receipt_fields(pdu)
+        if fields is None:
+            return False
+        received.replies.append(codec.encode_deliver_sm_resp(sequence, 0))
+        source, data_coding, user_data, tlvs = fields
+        receipt = read_receipt(user_data, data_coding, tlvs, source)
+        if isinstance(receipt, str):
+            received.events.append(ReceiptUnreadable(receipt))
+        else:
+            received.events.append(ReceiptReceived(receipt))
+        return True
+
     def _on_deliver_sm(
         self, received: Received[P], pdu: bytes, header: codec.Header, now: float
     ) -> None:
@@ -624,11 +641,10 @@ class SmppConnection(Generic[P]):
         if not message.is_receipt:
             received.events.append(MoMessage())
             return
-        text = decode_short_message(message.user_data, message.data_coding)
-        receipt = parse_receipt(text, message.tlvs, message.source_addr)
-        received.events.append(
-            ReceiptUnreadable(text) if receipt is None else ReceiptReceived(receipt)
+        receipt = read_receipt(
+            message.user_data, message.data_coding, message.tlvs, message.source_addr
         )
+        _receipt_event(received, receipt)
 
     def _on_data_sm(
         self, received: Received[P], pdu: bytes, header: codec.Header, now: float
@@ -645,11 +661,10 @@ class SmppConnection(Generic[P]):
         if not message.is_receipt:
             received.events.append(MoMessage())
             return
-        text = decode_short_message(message.user_data, message.data_coding)
-        receipt = parse_receipt(text, message.tlvs, message.source_addr)
-        received.events.append(
-            ReceiptUnreadable(text) if receipt is None else ReceiptReceived(receipt)
+        receipt = read_receipt(
+            message.user_data, message.data_coding, message.tlvs, message.source_addr
         )
+        _receipt_event(received, receipt)
 
     def _on_alert_notification(
         self, received: Received[P], pdu: bytes, header: codec.Header, now: float
@@ -660,3 +675,11 @@ class SmppConnection(Generic[P]):
         if nul > 0:
             source = pdu[_HEADER_LENGTH + 2 : nul].decode("latin-1")
         received.events.append(AlertNotified(source))
+
+
+def _receipt_event(received: Received[P], receipt: Receipt | str) -> None:
+    """A receipt read (`read_receipt`): its event, or the text of one naming no message."""
+    if isinstance(receipt, str):
+        received.events.append(ReceiptUnreadable(receipt))
+    else:
+        received.events.append(ReceiptReceived(receipt))

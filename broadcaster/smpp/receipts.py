@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Final
+from typing import Final, NamedTuple
 
 from broadcaster.smpp.codec import encode_tlv
 from broadcaster.smpp.constants import TAG_MESSAGE_STATE, TAG_RECEIPTED_MESSAGE_ID
+from broadcaster.text.encoding import DATA_CODING_UCS2, decode_short_message
 
 # message_state TLV values (SMPP 3.4 §5.2.28) and the stat text each one stands for.
 MESSAGE_STATES: Final[dict[int, str]] = {
@@ -48,13 +48,15 @@ _STAT_ALIASES: Final[dict[str, str]] = {
 _KEY: Final = re.compile(r"(?:^|(?<=\s))(submit[ _]?date|done[ _]?date|[a-z_]+)\s*:", re.I)
 
 
-@dataclass(frozen=True, slots=True)
-class Receipt:
+class Receipt(NamedTuple):
     """What a delivery receipt says about one submitted part.
 
     `message_id` is the receipted_message_id TLV when present, else the text's `id:`;
     `text_message_id` keeps the text's `id:` when it differs (some SMSCs write it in decimal
     where the TLV and submit_sm_resp use hex), so matching can fall back to it.
+
+    A NamedTuple, as `codec.ShortMessagePdu`: as immutable and typed as a frozen dataclass,
+    built in a fraction of its time (one per part sent).
     """
 
     message_id: str
@@ -86,6 +88,12 @@ _STANDARD: Final = re.compile(
 )
 """The appendix B layout exactly (the mock's, most SMSCs'): its fields in one match, the same
 as `_KEY` finds in it (no value holds a space, so no key hides in one)."""
+_PLAIN: Final = re.compile(
+    r"id:([0-9A-Za-z]+) sub:([0-9]*) dlvrd:([0-9]*) submit date:([0-9]*) done date:([0-9]*)"
+    r" stat:([A-Za-z]*) err:([0-9A-Za-z]*) text:"
+)
+"""`_STANDARD`'s start with values of letters and digits only (the text after `text:` is not
+needed): the same groups, in octets that read the same in every data_coding but UCS-2."""
 _STANDARD_KEYS: Final = ("id", "sub", "dlvrd", "submit date", "done date", "stat", "err", "text")
 _DATE_CACHE: Final = 1024
 
@@ -196,6 +204,44 @@ def parse_receipt(
         text_message_id=text_id if text_id != message_id else None,
         source=source or None,
     )
+
+
+def read_receipt(
+    user_data: bytes, data_coding: int, tlvs: Mapping[int, bytes], source: str | None = None
+) -> Receipt | str:
+    """The receipt a deliver_sm or data_sm carries (its short_message or message_payload as
+    sent, its data_coding and TLVs), or its text when it names no message: `parse_receipt` of
+    `decode_short_message`'s text, with a short cut for the common case.
+
+    The short cut: the appendix B layout with plain values (`_PLAIN`), in a data_coding other
+    than UCS-2, where GSM 03.38, ASCII and latin-1 write these octets alike: read without
+    decoding the text as a whole, to the same receipt. Anything else takes the long way.
+    """
+    if data_coding != DATA_CODING_UCS2:
+        plain = _PLAIN.match(user_data.decode("latin-1"))
+        if plain is not None:  # as `parse_receipt` of `_STANDARD`'s groups (counts: digits)
+            text_id, sub, dlvrd, submitted, done, stat, err = plain.groups()
+            tlv_id = _tlv_text(tlvs.get(TAG_RECEIPTED_MESSAGE_ID)) if tlvs else None
+            message_id = tlv_id or text_id
+            stat = stat.upper()
+            stat = _STAT_ALIASES.get(stat, stat)
+            if not stat:
+                state = tlvs.get(TAG_MESSAGE_STATE)
+                stat = MESSAGE_STATES.get(state[0], "UNKNOWN") if state else "UNKNOWN"
+            return Receipt(
+                message_id,
+                stat,
+                err or None,
+                _date(submitted),
+                _date(done),
+                int(sub) if sub else None,
+                int(dlvrd) if dlvrd else None,
+                text_id if text_id != message_id else None,
+                source or None,
+            )
+    text = decode_short_message(user_data, data_coding)
+    receipt = parse_receipt(text, tlvs, source)
+    return text if receipt is None else receipt
 
 
 def format_receipt(

@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+import asyncpg
+
 from broadcaster.store.database import Conn
 from broadcaster.store.queries import queries
 
@@ -22,13 +24,49 @@ STAGED_COLUMNS = (
     "reported_msisdn",
     "stat",
     "err",
-    "done_at",
-    "received_at",
-    "keys",
+    "done_epoch",
+    "received_epoch",
+    "first_key",
+    "more_keys",
 )
+"""A receipt as `record` takes it: times in seconds since 1970 (float), its keys as the first
+and a list of the others (None: none): cheap for COPY to encode, one row per part sent
+(`receipts_stage`; `staged` makes one from datetimes and a list of keys)."""
 CLOCK_SLACK_S = 5.0
 """A receipt may name a submission recorded up to this many seconds after it was received (the
 submitting and the receiving process clocks may differ a little)."""
+
+
+def staged(
+    smsc: str,
+    message_id: str,
+    text_message_id: str | None,
+    reported_msisdn: str | None,
+    stat: str,
+    err: str | None,
+    done_at: datetime | None,
+    received_at: datetime,
+    keys: Sequence[str],
+) -> tuple[object, ...]:
+    """A row of `STAGED_COLUMNS` (aware datetimes; the keys of `domain.receipt_ids.keys`)."""
+    return (
+        smsc,
+        message_id,
+        text_message_id,
+        reported_msisdn,
+        stat,
+        err,
+        None if done_at is None else done_at.timestamp(),
+        received_at.timestamp(),
+        *key_columns(keys),
+    )
+
+
+def key_columns(keys: Sequence[str]) -> tuple[str | None, list[str] | None]:
+    """`first_key` and `more_keys` of a receipt's keys."""
+    if not keys:
+        return None, None
+    return keys[0], list(keys[1:]) or None
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,19 +108,34 @@ async def record(
             for r in found
             if not r["held"]
         ],
-        held=[tuple(r[c] for c in STAGED_COLUMNS) for r in found if r["held"]],
+        held=[_staged_record(r, r["keys"]) for r in found if r["held"]],
     )
 
 
 async def take_back(conn: Conn, smsc: str, since: datetime) -> list[tuple[object, ...]]:
     """Take back (delete) the receipts of `smsc` recorded since `since`, to be recorded again
-    with the SMSC's id form now known: rows of `STAGED_COLUMNS` but `keys`."""
+    with the SMSC's id form now known: rows of `STAGED_COLUMNS` but the two of keys."""
     rows = await conn.fetch(queries["receipts_take_back"], smsc, since)
     named = sorted({int(row["broadcast_id"]) for row in rows if row["broadcast_id"] is not None})
     if named:  # their receipt roll-ups, without the receipts taken back
         await conn.execute(queries["rollup_receipts_forget"], named)
         await conn.execute(queries["rollup_receipts_recount"], named)
-    return [tuple(row)[:-1] for row in rows]
+    return [_staged_record(row, ())[:-2] for row in rows]
+
+
+def _staged_record(row: asyncpg.Record, keys: Sequence[str]) -> tuple[object, ...]:
+    """A row of `STAGED_COLUMNS` from a receipt read back (`receipts_match`, `_take_back`)."""
+    return staged(
+        row["smsc"],
+        row["message_id"],
+        row["text_message_id"],
+        row["reported_msisdn"],
+        row["stat"],
+        row["err"],
+        row["done_at"],
+        row["received_at"],
+        keys,
+    )
 
 
 async def unattributed(

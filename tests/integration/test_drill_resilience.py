@@ -353,7 +353,9 @@ async def test_an_enroute_receipt_neither_ends_the_wait_nor_counts_as_an_outcome
         )
         now = datetime.now(UTC)
         rows = [
-            (p["smsc"], p["message_id"], None, None, stat, None, None, now, keys([i], "same"))
+            store_receipts.staged(
+                p["smsc"], p["message_id"], None, None, stat, None, None, now, keys([i], "same")
+            )
             for p in parts
             for i in [p["message_id"]]
         ]

@@ -61,7 +61,9 @@ async def _deliveries(conn: Conn, *rows: tuple[int, int, str, datetime]) -> None
 
 
 async def _receive(conn: Conn, message_id: str, at: datetime, form: str) -> None:
-    row = ("smsc", message_id, None, None, "DELIVRD", None, None, at, keys([message_id], form))
+    row = store.staged(
+        "smsc", message_id, None, None, "DELIVRD", None, None, at, keys([message_id], form)
+    )
     await store.record(conn, [row])
 
 
