@@ -268,7 +268,8 @@ if __name__ == "__main__":
     parser.add_argument(
         "--profile",
         metavar="PREFIX",
-        help="py-spy of send and the mock: PREFIX.send.raw, .mock.raw (the baseline run's: PREFIX.baseline.*)",
+        help="py-spy of send and the mock: PREFIX.send.raw, .mock.raw; the baseline's:"
+        " PREFIX.baseline.*",
     )
     args = parser.parse_args()
     figures = asyncio.run(main(args.recipients, args.binds, args.window, args.profile))

@@ -2,7 +2,8 @@
 -- The batch of receipts a recorder flushes, COPYed here, then matched by `receipts_match`.
 -- COPYed in the columns cheapest to encode (one row per part sent, in the sending process):
 -- times as seconds since 1970 (float8: microseconds survive up to 2255), the keys as the first
--- one and the others (NULL: none); `done_at`, `received_at` and `keys` are computed from them.
+-- one and the others (NULL: none); `done_at` and `received_at` are computed from them, and
+-- the array of all keys only where a receipt has several or is returned (`receipts_match`).
 CREATE TEMPORARY TABLE IF NOT EXISTS receipts_in (
     smsc            text NOT NULL,
     message_id      text NOT NULL,
@@ -15,10 +16,7 @@ CREATE TEMPORARY TABLE IF NOT EXISTS receipts_in (
     first_key       text,
     more_keys       text[],
     done_at         timestamptz GENERATED ALWAYS AS (to_timestamp(done_epoch)) STORED,
-    received_at     timestamptz NOT NULL GENERATED ALWAYS AS (to_timestamp(received_epoch)) STORED,
-    keys            text[] NOT NULL GENERATED ALWAYS AS (
-        CASE WHEN first_key IS NULL THEN '{}'::text[]
-             ELSE array_prepend(first_key, coalesce(more_keys, '{}'::text[])) END) STORED
+    received_at     timestamptz NOT NULL GENERATED ALWAYS AS (to_timestamp(received_epoch)) STORED
 ) ON COMMIT DELETE ROWS;
 
 -- name: receipts_match
@@ -37,25 +35,27 @@ CREATE TEMPORARY TABLE IF NOT EXISTS receipts_in (
 -- what each found. Delays are double precision (date_part), never numeric.
 WITH found AS (
     SELECT i.smsc, i.message_id, i.text_message_id, i.reported_msisdn, i.stat, i.err, i.done_at,
-           i.received_at, i.keys, CASE WHEN d.broadcast_id IS NULL THEN 0 ELSE 1 END AS n,
+           i.received_at, i.first_key, i.more_keys,
+           CASE WHEN d.broadcast_id IS NULL THEN 0 ELSE 1 END AS n,
            d.broadcast_id, d.msisdn, d.part,
-           date_part('epoch', i.received_at - d.submitted_at) AS delay_s, i.keys[1] AS key
+           date_part('epoch', i.received_at - d.submitted_at) AS delay_s, i.first_key AS key
     FROM receipts_in i
     LEFT JOIN LATERAL (
         -- The latest submission with the key: a LATERAL subquery, so that the key is an index
         -- condition whatever the statistics say (a join let a planner that had not analysed a
         -- fresh month yet filter every part of the SMSC: 4 ms a receipt).
         SELECT x.broadcast_id, x.msisdn, x.part, x.submitted_at FROM deliveries x
-        WHERE x.smsc = i.smsc AND ltrim(upper(x.message_id), '0') = i.keys[1]
+        WHERE x.smsc = i.smsc AND ltrim(upper(x.message_id), '0') = i.first_key
           AND x.status = 0
           AND x.submitted_at <= i.received_at + make_interval(secs => $1)
         ORDER BY x.submitted_at DESC
         LIMIT 1
     ) d ON true
-    WHERE cardinality(i.keys) = 1
+    WHERE i.more_keys IS NULL  -- one key, or none (NULL: finds nothing, unmatched)
     UNION ALL
     SELECT i.smsc, i.message_id, i.text_message_id, i.reported_msisdn, i.stat, i.err, i.done_at,
-           i.received_at, i.keys, m.n, m.broadcast_id, m.msisdn, m.part, m.delay_s, m.key
+           i.received_at, i.first_key, i.more_keys, m.n, m.broadcast_id, m.msisdn, m.part,
+           m.delay_s, m.key
     FROM receipts_in i
     CROSS JOIN LATERAL (
         -- Parts found: none, one (every key found the same part), or two and more (told by
@@ -69,7 +69,7 @@ WITH found AS (
         FROM (
             SELECT k.key, d.broadcast_id, d.msisdn, d.part,
                    date_part('epoch', i.received_at - d.submitted_at) AS delay_s
-            FROM unnest(i.keys) AS k(key)
+            FROM unnest(array_prepend(i.first_key, i.more_keys)) AS k(key)
             CROSS JOIN LATERAL (
                 SELECT x.broadcast_id, x.msisdn, x.part, x.submitted_at FROM deliveries x
                 WHERE x.smsc = i.smsc AND ltrim(upper(x.message_id), '0') = k.key
@@ -80,7 +80,7 @@ WITH found AS (
             ) d
         ) c
     ) m
-    WHERE cardinality(i.keys) <> 1
+    WHERE i.more_keys IS NOT NULL
 ), stored AS (
     INSERT INTO receipts (smsc, message_id, text_message_id, reported_msisdn, stat, err,
                           done_at, received_at, broadcast_id, msisdn, part, delay_s, match)
@@ -122,7 +122,9 @@ WITH found AS (
     ON CONFLICT (broadcast_id, stat, bucket) DO UPDATE SET n = u.n + EXCLUDED.n
 )
 SELECT smsc, message_id, text_message_id, reported_msisdn, stat, err, done_at, received_at,
-       keys, key, n = 0 AS held
+       CASE WHEN first_key IS NULL THEN '{}'::text[]
+            ELSE array_prepend(first_key, coalesce(more_keys, '{}'::text[])) END AS keys,
+       key, n = 0 AS held
 FROM found
 WHERE (n = 1 AND smsc = ANY($2::text[]))
    OR (n = 0 AND received_at >= now() - make_interval(secs => $3));
