@@ -101,24 +101,27 @@ WITH found AS (
         WHERE r.broadcast_id = f.broadcast_id AND r.msisdn = f.msisdn AND r.part = f.part
           AND r.match = 'matched' AND r.stat = f.stat)
     ORDER BY f.broadcast_id, f.msisdn, f.part, f.stat, f.received_at
+), grouped AS (
+    -- The fresh parts counted once by everything the three roll-ups below keep (per
+    -- département of the recipient's home, as the after-action report groups them; '': a
+    -- number no longer in the index): one pass over the batch, a few rows out.
+    SELECT f.broadcast_id, coalesce(s.departement, '') AS departement, f.stat,
+           receipt_delay_bucket(f.delay_s) AS bucket, count(*) AS n, max(f.delay_s) AS max_s
+    FROM fresh f LEFT JOIN subscribers s ON s.msisdn = f.msisdn
+    GROUP BY 1, 2, 3, 4
 ), counted AS (
     INSERT INTO receipt_rollup AS u (broadcast_id, stat, parts, max_s)
-    SELECT broadcast_id, stat, count(*), max(delay_s) FROM fresh GROUP BY 1, 2 ORDER BY 1, 2
+    SELECT broadcast_id, stat, sum(n), max(max_s) FROM grouped GROUP BY 1, 2 ORDER BY 1, 2
     ON CONFLICT (broadcast_id, stat) DO UPDATE
     SET parts = u.parts + EXCLUDED.parts, max_s = greatest(u.max_s, EXCLUDED.max_s)
 ), by_area AS (
-    -- Per département of the recipient's home, as the after-action report groups them ('':
-    -- a number no longer in the index): the console map's delivered share.
+    -- The console map's delivered share.
     INSERT INTO receipt_area_rollup AS u (broadcast_id, departement, stat, parts)
-    SELECT f.broadcast_id, coalesce(s.departement, ''), f.stat, count(*)
-    FROM fresh f LEFT JOIN subscribers s ON s.msisdn = f.msisdn
-    GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+    SELECT broadcast_id, departement, stat, sum(n) FROM grouped GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
     ON CONFLICT (broadcast_id, departement, stat) DO UPDATE SET parts = u.parts + EXCLUDED.parts
 ), binned AS (
     INSERT INTO receipt_delays AS u (broadcast_id, stat, bucket, n)
-    SELECT broadcast_id, stat,
-           receipt_delay_bucket(delay_s), count(*)
-    FROM fresh GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+    SELECT broadcast_id, stat, bucket, sum(n) FROM grouped GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
     ON CONFLICT (broadcast_id, stat, bucket) DO UPDATE SET n = u.n + EXCLUDED.n
 )
 SELECT smsc, message_id, text_message_id, reported_msisdn, stat, err, done_at, received_at,
