@@ -358,7 +358,15 @@ async def same_rows(conn: asyncpg.Connection, chunks: list[bytes], count: int) -
             await conn.copy_records_to_table(
                 path.table, records=recorder._rows, columns=path.columns
             )
-            columns = "smsc, message_id, text_message_id, reported_msisdn, stat, err, done_at, keys"
+            keys = (  # the new table stages the first key and the others (receipts_stage)
+                "keys"
+                if path.name == "old"
+                else "CASE WHEN first_key IS NULL THEN '{}'::text[]"
+                " ELSE array_prepend(first_key, coalesce(more_keys, '{}'::text[])) END"
+            )
+            columns = (
+                f"smsc, message_id, text_message_id, reported_msisdn, stat, err, done_at, {keys}"
+            )
             query = f"SELECT {columns} FROM {path.table} ORDER BY message_id"  # noqa: S608
             staged[path.name] = [tuple(r) for r in await conn.fetch(query)]
     return len(staged["new"]) == count and staged["old"] == staged["new"]
