@@ -189,12 +189,18 @@ class ReceiptRecorder:
         await self.flush(hold=False)
 
     async def _loop(self) -> None:
+        """A flush every `interval` seconds, start to start: one that took longer is followed
+        at once (a pause after each left the database idle while receipts piled up in memory:
+        with flushes of ~1.5 s under load, a quarter of the time)."""
+        clock = asyncio.get_running_loop().time
+        await asyncio.sleep(self.interval)
         while True:
-            await asyncio.sleep(self.interval)
+            started = clock()
             try:
                 await self.flush()
             except (OSError, asyncpg.PostgresError) as exc:
                 log.error("receipts_flush_failed", error=str(exc))
+            await asyncio.sleep(max(0.0, self.interval - (clock() - started)))
 
 
 def _text(value: object) -> str | None:
