@@ -33,6 +33,7 @@ def create_console(services: Services, codec: SessionCodec | None = None) -> web
     console[SERVICES] = services
     console[CONSOLE] = Console(codec=codec or SessionCodec.from_env(), pages=environment(PAGES_DIR))
     console[progress.HUB] = progress.Hub(services.commands)
+    console[geo.BUILDING] = {}
     router = console.router
     auth.add_routes(router)
     pages.add_routes(router)
@@ -44,6 +45,7 @@ def create_console(services: Services, codec: SessionCodec | None = None) -> web
     router.add_get("/broadcasts/{broadcast_id:[0-9]{1,18}}/events", progress.stream, name="events")
     router.add_static("/static", PAGES_DIR / "static", name="static")
     console.on_shutdown.append(_closing)
+    console.on_shutdown.append(geo.finish_building)
     console.on_cleanup.append(progress.stop_hub)
     return console
 

@@ -7,6 +7,7 @@ script shows the message beside the map instead of a page."""
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import json
 from typing import Any
@@ -23,8 +24,12 @@ from broadcaster.web.state import user_of
 
 _outlines: dict[str, bytes] = {}
 """Gzipped outlines by kind, built once per process (reference data: the same for every
-visitor; about 140 kB for the départements once compressed). Two first requests at once may
-both build them: the same bytes, once each, harmless."""
+visitor; about 140 kB for the départements once compressed)."""
+
+BUILDING = web.AppKey("map_outlines_building", dict[str, asyncio.Task[bytes]])
+"""The outlines being built (kind -> task): one build for every request that asks meanwhile."""
+BUILD_WAIT_S = 30.0
+"""How long a shutdown waits for outlines being built (a few hundred ms each)."""
 
 
 def _caller(request: web.Request) -> Caller:
@@ -60,10 +65,7 @@ async def outlines(request: web.Request) -> web.StreamResponse:
     """GET /geo/{kind}.json: département or region outlines (GeoJSON), gzipped."""
     caller = _caller(request)
     kind = request.match_info["kind"]
-    body = _outlines.get(kind)
-    if body is None:
-        collection = await maps.outlines(request.app[SERVICES].commands, caller, kind)
-        body = _outlines[kind] = gzip.compress(_dumps(collection).encode(), 6)
+    body = _outlines.get(kind) or await _built(request.app, caller, kind)
     if "gzip" not in request.headers.get("Accept-Encoding", ""):
         return web.Response(body=gzip.decompress(body), content_type="application/json")
     return web.Response(
@@ -71,6 +73,33 @@ async def outlines(request: web.Request) -> web.StreamResponse:
         content_type="application/json",
         headers={"Content-Encoding": "gzip", "Cache-Control": "private, max-age=3600"},
     )
+
+
+async def _built(app: web.Application, caller: Caller, kind: str) -> bytes:
+    """The outlines of `kind`, built once for all who ask meanwhile, and never interrupted by
+    a request that goes away: the build (PostGIS dissolving the regions with GEOS, ~0.4 s) runs
+    as a task of its own. A GEOS operation cancelled mid-way once took the whole PostgreSQL
+    server down (a backend aborted on a corrupt heap, PostGIS 3.3 / GEOS 3.11): not ours to
+    fix, so the console does not cancel one; its shutdown waits for them (`finish_building`)."""
+    building = app[BUILDING]
+    task = building.get(kind)
+    if task is None:
+        task = building[kind] = asyncio.create_task(_build(app, caller, kind))
+        task.add_done_callback(lambda _task: building.pop(kind, None))
+    return await asyncio.shield(task)
+
+
+async def _build(app: web.Application, caller: Caller, kind: str) -> bytes:
+    collection = await maps.outlines(app[SERVICES].commands, caller, kind)
+    body = _outlines[kind] = gzip.compress(_dumps(collection).encode(), 6)
+    return body
+
+
+async def finish_building(app: web.Application) -> None:
+    """On shutdown: let the outlines being built finish before the database pool closes."""
+    tasks = list(app[BUILDING].values())
+    if tasks:
+        await asyncio.wait(tasks, timeout=BUILD_WAIT_S)
 
 
 async def reach(request: web.Request) -> web.StreamResponse:

@@ -4,12 +4,18 @@ run for the same shape, bad shapes refused with nothing stored, a broadcast's ar
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import json
 from typing import Any
 
+from aiohttp import web
 from fixtures_web import MakeLab, sign_in
 from map_cells import AROUND_P1, add_cells_and_locations
+
+from broadcaster.domain.caller import Caller
+from broadcaster.http.context import SERVICES
+from broadcaster.web import geo
 
 
 async def _get(client: Any, path: str, **params: Any) -> tuple[int, Any]:
@@ -162,3 +168,47 @@ async def test_the_reach_of_a_shape_is_asked_within_the_holders_rate(console_lab
     ) as response:
         assert response.status == 429 and int(response.headers["Retry-After"]) >= 1
         assert "too many requests" in (await response.json())["error"]
+
+
+async def _regions_building(db: Any) -> int:
+    async with db.acquire() as conn:
+        for _ in range(500):
+            found = int(
+                await conn.fetchval(
+                    "SELECT count(*) FROM pg_stat_activity WHERE state = 'active'"
+                    " AND query LIKE '%ST_UnaryUnion%' AND pid <> pg_backend_pid()"
+                )
+            )
+            if found:
+                return found
+            await asyncio.sleep(0.01)
+    return 0
+
+
+async def test_the_outlines_build_outlives_a_request_that_goes_away(
+    console_lab: MakeLab,
+) -> None:
+    """The regions' outlines take PostGIS (GEOS) ~0.4 s. A request cancelled meanwhile (a
+    console shutting down past its grace, a client gone) does not cancel the statement: a
+    cancelled GEOS operation once brought the whole PostgreSQL server down. The build runs on,
+    shared by every request asking meanwhile, and a shutdown waits for it."""
+    lab = await console_lab()
+    app = web.Application()
+    app[SERVICES] = lab.server.app[SERVICES]
+    app[geo.BUILDING] = {}
+    alice = Caller(name="alice", role="admin", interface="console")
+    geo._outlines.pop("regions", None)
+    asking = [asyncio.create_task(geo._built(app, alice, "regions")) for _ in range(3)]
+    assert await _regions_building(lab.db) == 1  # three asking, one build
+    for task in asking:
+        task.cancel()
+    await asyncio.gather(*asking, return_exceptions=True)
+    assert "regions" not in geo._outlines  # still being built...
+    await geo.finish_building(app)  # (what a shutdown awaits)
+    assert "regions" in geo._outlines  # ...and finished, not cancelled
+    assert app[geo.BUILDING] == {}
+    # The next request is served from what was built.
+    client = await lab.client()
+    await sign_in(client, lab.tokens["alice"])
+    status, regions = await _get(client, "/console/geo/regions.json")
+    assert (status, len(regions["features"])) == (200, 18)
