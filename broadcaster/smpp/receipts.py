@@ -167,6 +167,17 @@ def _tlv_text(value: bytes | None) -> str | None:
     return text or None
 
 
+def _stat(text: str, tlvs: Mapping[int, bytes]) -> str:
+    """A receipt's stat: its text's, upper case, spelled-out forms in the seven letters of
+    SMPP 3.4; when the text has none, the message_state TLV's; else UNKNOWN."""
+    stat = text.upper()
+    stat = _STAT_ALIASES.get(stat, stat)
+    if stat:
+        return stat
+    state = tlvs.get(TAG_MESSAGE_STATE)
+    return MESSAGE_STATES.get(state[0], "UNKNOWN") if state else "UNKNOWN"
+
+
 def parse_receipt(
     short_message: str, tlvs: Mapping[int, bytes], source: str | None = None
 ) -> Receipt | None:
@@ -188,14 +199,9 @@ def parse_receipt(
     message_id = tlv_id or text_id
     if message_id is None:
         return None
-    stat = stat.upper()
-    stat = _STAT_ALIASES.get(stat, stat)
-    if not stat:
-        state = tlvs.get(TAG_MESSAGE_STATE)
-        stat = MESSAGE_STATES.get(state[0], "UNKNOWN") if state else "UNKNOWN"
     return Receipt(
         message_id=message_id,
-        stat=stat,
+        stat=_stat(stat, tlvs),
         err=err or None,
         submit_date=_date(submitted),
         done_date=_date(done),
@@ -223,14 +229,9 @@ def read_receipt(
             text_id, sub, dlvrd, submitted, done, stat, err = plain.groups()
             tlv_id = _tlv_text(tlvs.get(TAG_RECEIPTED_MESSAGE_ID)) if tlvs else None
             message_id = tlv_id or text_id
-            stat = stat.upper()
-            stat = _STAT_ALIASES.get(stat, stat)
-            if not stat:
-                state = tlvs.get(TAG_MESSAGE_STATE)
-                stat = MESSAGE_STATES.get(state[0], "UNKNOWN") if state else "UNKNOWN"
             return Receipt(
                 message_id,
-                stat,
+                _stat(stat, tlvs),
                 err or None,
                 _date(submitted),
                 _date(done),
