@@ -350,7 +350,9 @@
       // Then live, from the page's progress stream (console.js passes each reading on).
       document.addEventListener("broadcast-progress", (e) => {
         const data = e.detail;
-        if (!data.areas) return;
+        // A reading without areas (the page's own first one is rendered without them) says
+        // nothing of them: it must not blank the map (every broadcast has at least one area).
+        if (!data.areas || !Object.keys(data.areas).length) return;
         this.applyProgress({ ...answer.data, state: data.state, final: data.final, departements: data.areas });
       });
     }
