@@ -60,6 +60,8 @@ class Engine:
         self.name = name or f"{socket.gethostname()}:{os.getpid()}"
         """How this process signs its chunk leases."""
         self.receipts = ReceiptRecorder(db, self.smscs, interval=receipt_interval)
+        self._receipts_asked = {s.name for s in self.smscs if s.registered_delivery & 3}
+        """SMSCs whose parts ask for a receipt (a drill's always do: `group_parts`)."""
         self._pool: SmppPool | None = None
         self._runners: set[BroadcastRunner] = set()
 
@@ -176,8 +178,8 @@ class Engine:
                 return pending
             await asyncio.sleep(RECEIPT_POLL_S)
 
-    @staticmethod
     def _on_outcome(
+        self,
         tag: object,
         status: int,
         message_id: str | None,
@@ -188,8 +190,16 @@ class Engine:
     ) -> None:
         """Each part's outcome, to the runner that submitted it (its tag is a `PartTag`);
         `possible_duplicates`: copies beyond one the SMSC may have received (the pool's
-        count, recorded per broadcast and reported as "possibly sent twice")."""
+        count, recorded per broadcast and reported as "possibly sent twice"). An accepted
+        part that asked for a receipt is remembered for it (`sent_parts`)."""
         part = cast(PartTag, tag)
-        part[0].runner.on_outcome(
+        progress, msisdn, number, _parts = part
+        runner = progress.runner
+        runner.on_outcome(
             part, status, message_id, smsc, submitted_at, answered_at, possible_duplicates
         )
+        if status == 0 and message_id and (smsc in self._receipts_asked or runner.kind == "drill"):
+            self.receipts.sent.add(
+                message_id.upper().lstrip("0"),  # receipt_ids.normalise, inlined: every part
+                (smsc, runner.broadcast_id, msisdn, number, submitted_at, progress.departement),
+            )

@@ -7,6 +7,9 @@ SMSC set to `auto` is tried in every form until its receipts show which one it u
 form is logged, kept for the life of the process, and the receipts recorded while it was being
 found out are matched again under it.
 
+A receipt for a part this process sent is matched in memory (`sent_parts`: the process heard
+the submit_sm_resp that gave the id); others are looked up by the database.
+
 A receipt may come back before its part's outcome is recorded (outcomes are flushed in batches,
 perhaps by another worker, and a fast SMSC answers within milliseconds): one that names no
 recorded part is held and tried again at the next flushes for `HOLD_S` seconds before it is stored
@@ -26,9 +29,10 @@ import asyncpg
 import structlog
 
 from broadcaster.domain.receipt_ids import forms_of, keys
+from broadcaster.engine.sent_parts import SentParts
 from broadcaster.engine.to_the_end import to_the_end
 from broadcaster.settings import SmscConfig
-from broadcaster.smpp.receipts import Receipt
+from broadcaster.smpp.receipts import FINAL_STATS, Receipt
 from broadcaster.store import receipts as store
 from broadcaster.store.database import Conn
 
@@ -98,8 +102,13 @@ class ReceiptRecorder:
         self.recorded = 0
         """Receipts stored (matched or not); those held are not counted until stored."""
         self.ids = IdForms(smscs)
+        self.sent = SentParts()
+        """The parts this process had accepted (the engine adds them): receipts for them are
+        matched here."""
         self._rows: list[tuple[object, ...]] = []
-        """Receipts as rows of `store.STAGED_COLUMNS`."""
+        """Receipts as rows of `store.STAGED_COLUMNS`, for the database to match."""
+        self._matched: list[tuple[object, ...]] = []
+        """Receipts matched in memory, as rows of `store.MATCHED_COLUMNS`."""
         self._epochs: dict[datetime, float] = {}
         self._task: asyncio.Task[None] | None = None
 
@@ -113,13 +122,36 @@ class ReceiptRecorder:
             more: list[str] | None = None
         else:
             first, more = store.key_columns(keys((message_id, text_id), form))
+        stat = receipt.stat
+        if first is not None and more is None and form != "auto":  # one key, form settled
+            sent = self.sent.take(first, smsc, stat in FINAL_STATS)
+            if sent is not None:
+                _smsc, broadcast_id, msisdn, part, submitted_at, departement = sent
+                self._matched.append(
+                    (
+                        smsc,
+                        message_id,
+                        text_id,
+                        receipt.source,
+                        stat,
+                        receipt.err,
+                        None if done is None else self._epoch(done),
+                        time.time(),
+                        broadcast_id,
+                        msisdn,
+                        part,
+                        submitted_at,
+                        departement,
+                    )
+                )
+                return
         self._rows.append(
             (
                 smsc,
                 message_id,
                 text_id,
                 receipt.source,
-                receipt.stat,
+                stat,
                 receipt.err,
                 None if done is None else self._epoch(done),
                 time.time(),
@@ -141,7 +173,7 @@ class ReceiptRecorder:
     @property
     def held(self) -> int:
         """Receipts buffered: received, not stored yet (some perhaps held, naming no part yet)."""
-        return len(self._rows)
+        return len(self._rows) + len(self._matched)
 
     async def flush(self, *, hold: bool = True) -> None:
         """Store the receipts received so far; with `hold`, keep back for the next flush those
@@ -149,22 +181,27 @@ class ReceiptRecorder:
         end even if the caller is cancelled meanwhile (`stop` cancels the periodic flush), never
         put back once stored, to be stored twice."""
         rows, self._rows = self._rows, []
-        if rows:
-            await to_the_end(self._store(rows, hold))
+        matched, self._matched = self._matched, []
+        if rows or matched:
+            await to_the_end(self._store(rows, matched, hold))
 
-    async def _store(self, rows: list[tuple[object, ...]], hold: bool) -> None:
+    async def _store(
+        self, rows: list[tuple[object, ...]], matched: list[tuple[object, ...]], hold: bool
+    ) -> None:
         try:
             async with self.db.acquire() as conn:
                 done = await store.record(
-                    conn, rows, self.ids.learning(), self.hold_s if hold else 0.0
+                    conn, rows, self.ids.learning(), self.hold_s if hold else 0.0, matched
                 )
                 for smsc in self.ids.weigh(done.matched):
                     await self._match_again(conn, smsc)
         except BaseException:
-            self._rows[:0] = rows  # keep them for the next flush: a receipt is never dropped
+            # Keep them for the next flush: a receipt is never dropped.
+            self._rows[:0] = rows
+            self._matched[:0] = matched
             raise
         self._rows[:0] = done.held
-        self.recorded += len(rows) - len(done.held)
+        self.recorded += len(rows) + len(matched) - len(done.held)
 
     async def _match_again(self, conn: Conn, smsc: str) -> None:
         """Once an SMSC's form is known, match again its receipts recorded while it was not."""

@@ -77,6 +77,9 @@ class ChunkProgress:
     seen: set[int] | None = None
     """A home chunk claimed for the first time: the recipients with an outcome in this claim
     (the first outcome of any other can have nothing recorded before it: `rollups`)."""
+    departement: str | None = None
+    """A home chunk's département: its recipients' home, remembered with each part accepted
+    for the receipt roll-ups (`sent_parts`); None for present numbers (home looked up)."""
 
 
 PartTag = tuple[ChunkProgress, int, int, int]
@@ -425,7 +428,12 @@ class BroadcastRunner:
         fallback: GroupParts | None,
     ) -> None:
         first = not chunk.reclaimed and chunk.source == "home"
-        progress = ChunkProgress(self, chunk.chunk_no, seen=set() if first else None)
+        progress = ChunkProgress(
+            self,
+            chunk.chunk_no,
+            seen=set() if first else None,
+            departement=chunk.departement if chunk.source == "home" else None,
+        )
         consume = _Submitter(self, progress, by_lang, recorded, fallback)
         output: Callable[[bytes], Coroutine[Any, Any, None]] = consume
         drill = self.kind == "drill"

@@ -1,10 +1,11 @@
 """Delivery receipts, each matched to the part it answers as it is recorded.
 
-A batch is COPYed into a session's staging table, then one set-based statement finds for each
-receipt the accepted part it answers (`receipts_match` in sql/queries/receipts.sql) and appends
-it to `receipts` with that part, or with why it names none ('unmatched', 'ambiguous'). Nothing
-is matched at read time: `status`, reports and drills read the stored answer.
-"""
+A batch is COPYed into a session's staging table, then one set-based statement
+(`receipts_match` in sql/queries/receipts.sql) finds for each receipt the accepted part it
+answers (but those the sending process matched in memory, which come with their part:
+engine/sent_parts.py) and appends it to `receipts` with that part, or with why it names none
+('unmatched', 'ambiguous'). Nothing is matched at read time: `status`, reports and drills read
+the stored answer."""
 
 from __future__ import annotations
 
@@ -32,6 +33,24 @@ STAGED_COLUMNS = (
 """A receipt as `record` takes it: times in seconds since 1970 (float), its keys as the first
 and a list of the others (None: none): cheap for COPY to encode, one row per part sent
 (`receipts_stage`; `staged` makes one from datetimes and a list of keys)."""
+MATCHED_COLUMNS = (
+    "smsc",
+    "message_id",
+    "text_message_id",
+    "reported_msisdn",
+    "stat",
+    "err",
+    "done_epoch",
+    "received_epoch",
+    "broadcast_id",
+    "msisdn",
+    "part",
+    "submitted_epoch",
+    "departement",
+)
+"""A receipt matched by the process that sent its part: the first eight of `STAGED_COLUMNS`,
+then the part it answers, when that part was submitted and the recipient's home département
+(None: looked up)."""
 CLOCK_SLACK_S = 5.0
 """A receipt may name a submission recorded up to this many seconds after it was received (the
 submitting and the receiving process clocks may differ a little)."""
@@ -95,12 +114,19 @@ async def record(
     rows: Sequence[tuple[object, ...]],
     learning: Sequence[str] = (),
     hold_s: float = 0.0,
+    matched: Sequence[tuple[object, ...]] = (),
 ) -> Recorded:
     """Match and append receipts (rows of `STAGED_COLUMNS`) in one transaction, but those that
-    name no recorded part and were received less than `hold_s` seconds ago (returned, held)."""
+    name no recorded part and were received less than `hold_s` seconds ago (returned, held);
+    append with them those `matched` already (rows of `MATCHED_COLUMNS`)."""
     async with conn.transaction():
         await conn.execute(queries["receipts_stage"])
-        await conn.copy_records_to_table("receipts_in", records=rows, columns=STAGED_COLUMNS)
+        if rows:
+            await conn.copy_records_to_table("receipts_in", records=rows, columns=STAGED_COLUMNS)
+        if matched:
+            await conn.copy_records_to_table(
+                "receipts_in", records=matched, columns=MATCHED_COLUMNS
+            )
         found = await conn.fetch(queries["receipts_match"], CLOCK_SLACK_S, list(learning), hold_s)
     return Recorded(
         matched=[

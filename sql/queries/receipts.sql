@@ -4,6 +4,9 @@
 -- times as seconds since 1970 (float8: microseconds survive up to 2255), the keys as the first
 -- one and the others (NULL: none); `done_at` and `received_at` are computed from them, and
 -- the array of all keys only where a receipt has several or is returned (`receipts_match`).
+-- A receipt the sending process matched in memory (engine/sent_parts.py) comes without keys,
+-- with its part instead: broadcast_id, msisdn, part, submitted_epoch, and the recipient's home
+-- département when its chunk said it.
 CREATE TEMPORARY TABLE IF NOT EXISTS receipts_in (
     smsc            text NOT NULL,
     message_id      text NOT NULL,
@@ -15,6 +18,11 @@ CREATE TEMPORARY TABLE IF NOT EXISTS receipts_in (
     received_epoch  float8 NOT NULL,
     first_key       text,
     more_keys       text[],
+    broadcast_id    bigint,
+    msisdn          bigint,
+    part            smallint,
+    submitted_epoch float8,
+    departement     text,
     done_at         timestamptz GENERATED ALWAYS AS (to_timestamp(done_epoch)) STORED,
     received_at     timestamptz NOT NULL GENERATED ALWAYS AS (to_timestamp(received_epoch)) STORED
 ) ON COMMIT DELETE ROWS;
@@ -30,15 +38,17 @@ CREATE TEMPORARY TABLE IF NOT EXISTS receipts_in (
 -- returned (`held`) for the recorder to try again; older, it is stored as 'unmatched'. Returns
 -- also, for the SMSCs in $2 (whose id form is still being found out), each matched receipt's ids
 -- and the key that found its part.
--- Runs for every receipt (issue 22: a million a minute): a receipt with one key (its SMSC's form
--- is known: nearly all) takes a plain lookup; only one with several keys pays for comparing
--- what each found. Delays are double precision (date_part), never numeric.
+-- Runs for every receipt (issue 22: a million a minute): one matched in memory by the process
+-- that sent its part (nearly all) is only appended and counted; one with one key (its SMSC's
+-- form is known) takes a plain lookup; only one with several keys pays for comparing what each
+-- found. Delays are double precision (date_part), never numeric.
 WITH found AS (
     SELECT i.smsc, i.message_id, i.text_message_id, i.reported_msisdn, i.stat, i.err, i.done_at,
            i.received_at, i.first_key, i.more_keys,
            CASE WHEN d.broadcast_id IS NULL THEN 0 ELSE 1 END AS n,
            d.broadcast_id, d.msisdn, d.part,
-           date_part('epoch', i.received_at - d.submitted_at) AS delay_s, i.first_key AS key
+           date_part('epoch', i.received_at - d.submitted_at) AS delay_s, i.first_key AS key,
+           NULL::text AS departement
     FROM receipts_in i
     LEFT JOIN LATERAL (
         -- The latest submission with the key: a LATERAL subquery, so that the key is an index
@@ -51,11 +61,20 @@ WITH found AS (
         ORDER BY x.submitted_at DESC
         LIMIT 1
     ) d ON true
-    WHERE i.more_keys IS NULL  -- one key, or none (NULL: finds nothing, unmatched)
+    WHERE i.more_keys IS NULL AND i.broadcast_id IS NULL  -- one key, or none (unmatched)
+    UNION ALL
+    -- Matched in memory: the part came with the receipt (its submission time as the outcome
+    -- recorded it, for the delay a lookup would give).
+    SELECT i.smsc, i.message_id, i.text_message_id, i.reported_msisdn, i.stat, i.err, i.done_at,
+           i.received_at, i.first_key, i.more_keys, 1 AS n, i.broadcast_id, i.msisdn, i.part,
+           date_part('epoch', i.received_at - to_timestamp(i.submitted_epoch)) AS delay_s,
+           NULL AS key, i.departement
+    FROM receipts_in i
+    WHERE i.broadcast_id IS NOT NULL
     UNION ALL
     SELECT i.smsc, i.message_id, i.text_message_id, i.reported_msisdn, i.stat, i.err, i.done_at,
            i.received_at, i.first_key, i.more_keys, m.n, m.broadcast_id, m.msisdn, m.part,
-           m.delay_s, m.key
+           m.delay_s, m.key, NULL::text AS departement
     FROM receipts_in i
     CROSS JOIN LATERAL (
         -- Parts found: none, one (every key found the same part), or two and more (told by
@@ -80,7 +99,7 @@ WITH found AS (
             ) d
         ) c
     ) m
-    WHERE i.more_keys IS NOT NULL
+    WHERE i.more_keys IS NOT NULL AND i.broadcast_id IS NULL
 ), stored AS (
     INSERT INTO receipts (smsc, message_id, text_message_id, reported_msisdn, stat, err,
                           done_at, received_at, broadcast_id, msisdn, part, delay_s, match)
@@ -94,7 +113,7 @@ WITH found AS (
     -- The batch's parts with a receipt of a stat not recorded for them before (issue 22's
     -- roll-ups count parts, once per stat; this statement's snapshot excludes `stored`).
     SELECT DISTINCT ON (f.broadcast_id, f.msisdn, f.part, f.stat) f.broadcast_id, f.msisdn,
-           f.stat, f.delay_s
+           f.stat, f.delay_s, f.departement
     FROM found f
     WHERE f.n = 1 AND NOT EXISTS (
         SELECT 1 FROM receipts r
@@ -104,10 +123,16 @@ WITH found AS (
 ), grouped AS (
     -- The fresh parts counted once by everything the three roll-ups below keep (per
     -- département of the recipient's home, as the after-action report groups them; '': a
-    -- number no longer in the index): one pass over the batch, a few rows out.
-    SELECT f.broadcast_id, coalesce(s.departement, '') AS departement, f.stat,
-           receipt_delay_bucket(f.delay_s) AS bucket, count(*) AS n, max(f.delay_s) AS max_s
-    FROM fresh f LEFT JOIN subscribers s ON s.msisdn = f.msisdn
+    -- number no longer in the index): one pass over the batch, a few rows out. The home is
+    -- looked up only where the receipt did not come with it (coalesce evaluates the subquery
+    -- only then; a join would probe the index for every receipt).
+    SELECT f.broadcast_id,
+           coalesce(f.departement,
+                    (SELECT s.departement FROM subscribers s WHERE s.msisdn = f.msisdn),
+                    '') AS departement,
+           f.stat, receipt_delay_bucket(f.delay_s) AS bucket, count(*) AS n,
+           max(f.delay_s) AS max_s
+    FROM fresh f
     GROUP BY 1, 2, 3, 4
 ), counted AS (
     INSERT INTO receipt_rollup AS u (broadcast_id, stat, parts, max_s)

@@ -29,6 +29,8 @@ from broadcaster.settings import Settings, SmscConfig
 from broadcaster.smpp.receipts import Receipt
 from broadcaster.store import broadcasts as store_broadcasts
 from broadcaster.store import receipts as store
+from broadcaster.store import rollups
+from broadcaster.store.chunks import record_outcomes
 from broadcaster.store.database import Conn, create_pool
 
 T0 = datetime(2026, 12, 6, 3, 0, tzinfo=UTC)
@@ -275,3 +277,77 @@ async def test_a_drill_against_decimal_receipt_ids_reports_the_truth(
         assert pending == 0 and report.total.delivered == plan.recipients
     else:  # receipts that name nobody are not deliveries: no false PASS
         assert pending == plan.parts and report.total.delivered == 0
+
+
+async def test_a_receipt_matched_in_memory_is_stored_and_counted_as_the_database_matches_it(
+    db: asyncpg.Pool, db_dsn: str
+) -> None:
+    """The process that sent a part matches its receipt in memory (`sent_parts`); one it does
+    not remember is looked up by the database. Both land on the same part, with the same
+    delay, and the roll-ups (per stat, per home département, per delay) equal a recount; a
+    duplicate of a final receipt, forgotten in memory, goes to the database and is counted
+    once."""
+    async with db.acquire() as conn:
+        await seed_synthetic(conn, 2_000, seed=8)
+        people = [  # two of Paris, one of Marseille: the third's receipt is not in memory
+            (
+                await conn.fetch(
+                    "SELECT msisdn, departement FROM subscribers WHERE departement = $1"
+                    " ORDER BY msisdn OFFSET $2 LIMIT 1",
+                    dep,
+                    offset,
+                )
+            )[0]
+            for dep, offset in (("75", 0), ("13", 0), ("75", 1))
+        ]
+        settings = Settings(database_url=db_dsn)
+        request = BroadcastRequest(areas=("dep:75", "dep:13"), template="outage", variables={})
+        plan = await make_plan(conn, settings, request)
+        broadcast_id = await create_broadcast(conn, settings, request, plan)
+        submitted = datetime.now(UTC) - timedelta(seconds=3)
+        ids = ["000000A1", "000000B2", "000000C3"]
+        rows = [
+            (broadcast_id, p["msisdn"], 1, 1, 0, mid, "smsc", submitted, submitted)
+            for p, mid in zip(people, ids, strict=True)
+        ]
+        await record_outcomes(conn, broadcast_id, rows, [])
+    recorder = ReceiptRecorder(db, [SmscConfig(name="smsc", receipt_ids="same")])
+    for person, mid in zip(people[:2], ids[:2], strict=True):  # the third: by another process
+        recorder.sent.add(
+            mid.lstrip("0"),
+            (
+                "smsc",
+                broadcast_id,
+                person["msisdn"],
+                1,
+                submitted.timestamp(),
+                person["departement"],
+            ),
+        )
+    recorder(Receipt(message_id=ids[0], stat="ENROUTE"), "smsc")  # not final: remembered
+    for mid in ids:
+        recorder(Receipt(message_id=mid, stat="DELIVRD"), "smsc")
+    assert recorder.held == 4 and len(recorder.sent) == 0  # final: both forgotten
+    recorder(Receipt(message_id=ids[0], stat="DELIVRD"), "smsc")  # sent twice by the SMSC
+    assert len(recorder._matched) == 3 and len(recorder._rows) == 2  # in memory / database
+    await recorder.stop()
+    async with db.acquire() as conn:
+        stored = await conn.fetch(
+            "SELECT msisdn, stat, match, broadcast_id, part,"
+            " abs(delay_s - date_part('epoch', received_at - $1)) < 1e-5 AS delay_right"
+            " FROM receipts ORDER BY msisdn, stat",
+            submitted,
+        )
+        rolled, counted = await rollups.compare(conn, broadcast_id)
+    by_person = [(r["msisdn"], r["stat"]) for r in stored]
+    assert by_person == sorted(
+        [(p["msisdn"], "DELIVRD") for p in people]
+        + [(people[0]["msisdn"], "DELIVRD"), (people[0]["msisdn"], "ENROUTE")]
+    )
+    assert all(r["match"] == "matched" and r["broadcast_id"] == broadcast_id for r in stored)
+    assert all(r["part"] == 1 and r["delay_right"] for r in stored)
+    assert rolled == counted
+    assert counted["receipts"] == {"DELIVRD": 3, "ENROUTE": 1}
+    homes = [p["departement"] for p in people]
+    assert sum(n for k, n in counted["receipt_areas"].items() if k.endswith("|DELIVRD")) == 3
+    assert {k.split("|")[0] for k in counted["receipt_areas"]} == set(homes)

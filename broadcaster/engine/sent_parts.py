@@ -1,0 +1,67 @@
+"""The parts this process had accepted, by message id: receipts matched in memory.
+
+A receipt names the id the SMSC gave its part in submit_sm_resp. The process that submitted
+the part heard that answer and knows what the id stands for (broadcast, recipient, part, when
+it was submitted, the recipient's home département), so a receipt coming back on its binds is
+matched here, and the database stores it without looking its part up: that lookup and the
+home département's were a third of a receipt's cost in PostgreSQL (issue 22, a million
+receipts a minute). Anything not found here (a part another process sent, or sent before a
+restart, an SMSC whose id form is still being found out, a part forgotten for room) is
+matched by the database as before: the same answer, found more slowly.
+
+The same answer: the id as the database compares it (`receipt_ids.normalise`), the same SMSC,
+and for an id given twice (an SMSC that restarted and reuses ids) the later submission, as the
+database's lookup picks the latest before the receipt.
+
+Bounded: two generations of `capacity // 2` parts at most; a part is forgotten at its final
+receipt, or with its generation (a receipt that comes after that is matched by the database).
+"""
+
+from __future__ import annotations
+
+CAPACITY = 100_000
+"""Parts remembered at most (~220 bytes each: ~22 MB): at 50,000 accepted a second, receipts
+up to two seconds late are matched in memory; later ones, by the database."""
+
+
+Sent = tuple[str, int, int, int, float, str | None]
+"""What a message id stands for, in the process that submitted the part: (smsc, broadcast_id,
+msisdn, part, submitted_at: seconds since 1970 as `deliveries.submitted_at` records it,
+departement: the recipient's home as its chunk was read by, None for a chunk of numbers present
+in an area, whose home the database looks up). A plain tuple: one is made per part accepted."""
+
+
+class SentParts:
+    """Accepted parts by normalised message id, for `take` when their receipt comes back."""
+
+    def __init__(self, capacity: int = CAPACITY) -> None:
+        self._half = max(1, capacity // 2)
+        self._current: dict[str, Sent] = {}
+        self._previous: dict[str, Sent] = {}
+
+    def __len__(self) -> int:
+        return len(self._current) + len(self._previous)
+
+    def add(self, key: str, sent: Sent) -> None:
+        """Remember an accepted part under its normalised id (a later one with the same id
+        replaces it, as the database's lookup would pick the later)."""
+        current = self._current
+        current[key] = sent
+        if len(current) >= self._half:
+            self._previous, self._current = current, {}
+
+    def take(self, key: str, smsc: str, final: bool) -> Sent | None:
+        """The part a receipt of `smsc` naming `key` answers, if remembered; forgotten when
+        the receipt is `final` (no other is expected; a duplicate finds it in the database)."""
+        where = self._current
+        sent = where.get(key)
+        if sent is None:
+            where = self._previous
+            sent = where.get(key)
+            if sent is None:
+                return None
+        if sent[0] != smsc:  # another SMSC's id: the database sorts it out
+            return None
+        if final:
+            del where[key]
+        return sent
