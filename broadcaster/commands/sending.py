@@ -135,6 +135,8 @@ async def execute(
         "throttled": run.totals["throttled"],
         "requeued_inflight": run.totals["requeued_inflight"],
         "reconnects": run.totals["reconnects"],
+        "receipts_recorded": run.totals["receipts_recorded"],
+        "receipts_matched_in_memory": run.totals["receipts_matched_in_memory"],
         "interrupted": run.interrupted,
         "warnings": list(plan.warnings),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
@@ -183,6 +185,7 @@ class _Runs:
         assert engine.pool is not None
         pool_stats = {k: v for k, v in vars(engine.pool.stats).items() if isinstance(v, int)}
         pool_stats["receipts_recorded"] = engine.receipts.recorded
+        pool_stats["receipts_matched_in_memory"] = engine.receipts.matched_in_memory
         self.totals.update(pool_stats)
         self.parts_submitted += stats.parts_submitted
         if self.first_submit_ms is None and stats.first_submit is not None:

@@ -101,6 +101,8 @@ class ReceiptRecorder:
         self.hold_s = hold_s
         self.recorded = 0
         """Receipts stored (matched or not); those held are not counted until stored."""
+        self.matched_in_memory = 0
+        """Of the receipts received, those matched in memory (`sent_parts`)."""
         self.ids = IdForms(smscs)
         self.sent = SentParts()
         """The parts this process had accepted (the engine adds them): receipts for them are
@@ -126,6 +128,7 @@ class ReceiptRecorder:
         if first is not None and more is None and form != "auto":  # one key, form settled
             sent = self.sent.take(first, smsc, stat in FINAL_STATS)
             if sent is not None:
+                self.matched_in_memory += 1
                 _smsc, broadcast_id, msisdn, part, submitted_at, departement = sent
                 self._matched.append(
                     (
