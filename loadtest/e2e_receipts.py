@@ -231,6 +231,7 @@ async def main(
         "receipts_ratio": round(full["msgs_per_s"] / max(1.0, base["msgs_per_s"]), 3),
         "parts_accepted": parts,
         "receipts_recorded": receipts,
+        "receipts_matched_in_memory": full.get("receipts_matched_in_memory"),
         "status_p50_ms_during": _pct(lat["during"], 0.5),
         "status_p99_ms_during": _pct(lat["during"], 0.99),
         "status_p50_ms_after": _pct(lat["after"], 0.5),
@@ -248,7 +249,8 @@ async def main(
     }
     print(
         f"receipts: {full['recipients']:,} recipients {full['msgs_per_s']:,.0f} msg/s "
-        f"({figures['receipts_ratio']:.2f} x no receipts), {receipts:,} receipts recorded; "
+        f"({figures['receipts_ratio']:.2f} x no receipts), {receipts:,} receipts recorded "
+        f"({full.get('receipts_matched_in_memory') or 0:,} matched in memory by send); "
         f"status p50/p99 {figures['status_p50_ms_during']}/{figures['status_p99_ms_during']} ms "
         f"during, {figures['status_p50_ms_after']}/{figures['status_p99_ms_after']} ms after; "
         f"peak RSS {full['peak_rss_mb']} MB; database {figures['db_mb_per_million']} MB per "
