@@ -281,7 +281,10 @@ class SmppSession(asyncio.Protocol, Generic[P]):
         if received.accepted:
             self.pacer.on_accepted(now, received.accepted)
         for event in received.events:
-            self._on_event(event)
+            if type(event) is ReceiptReceived:  # one for every part sent: no `match` for it
+                owner.receipt(self, event.receipt)
+            else:
+                self._on_event(event)
         answered = received.answered
         if answered:
             self.answered += answered
@@ -302,7 +305,7 @@ class SmppSession(asyncio.Protocol, Generic[P]):
 
     def _on_event(self, event: Event) -> None:
         match event:
-            case ReceiptReceived(receipt=receipt):  # first: one for every part sent
+            case ReceiptReceived(receipt=receipt):  # (data_received passes them on itself)
                 self.owner.receipt(self, receipt)
             case BindAccepted():
                 _resolve(self.bound)
