@@ -16,7 +16,7 @@ from typing import Any
 import asyncpg
 
 from broadcaster.domain.states import RUNNABLE
-from broadcaster.store import rollups
+from broadcaster.store import outcome_copy, rollups
 from broadcaster.store.database import Conn
 from broadcaster.store.queries import queries
 from broadcaster.store.subscribers import chunk_starts
@@ -259,7 +259,12 @@ async def record_outcomes(
     async with conn.transaction():
         if rows:
             await rollups.add_outcomes(conn, broadcast_id, rows, fresh)  # before the COPY
-            await conn.copy_records_to_table("deliveries", records=rows, columns=DELIVERY_COLUMNS)
+            await conn.copy_to_table(
+                "deliveries",
+                source=outcome_copy.source(rows),
+                columns=DELIVERY_COLUMNS,
+                format="binary",
+            )
         for chunk_no in done:
             await conn.execute(queries["complete_chunk"], broadcast_id, chunk_no)
         if possibly_twice:
