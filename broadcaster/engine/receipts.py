@@ -113,6 +113,10 @@ class ReceiptRecorder:
         """Receipts matched in memory, as rows of `store.MATCHED_COLUMNS`."""
         self._epochs: dict[datetime, float] = {}
         self._task: asyncio.Task[None] | None = None
+        self._flushing = asyncio.Lock()
+        """One flush at a time (`_loop` and `Engine.await_receipts` both flush): two batches
+        stored at once do not see each other, and a receipt with a copy in each was counted
+        twice in the roll-ups."""
 
     def __call__(self, receipt: Receipt, smsc: str) -> None:
         form = self.ids.forms.get(smsc, "auto")
@@ -183,10 +187,11 @@ class ReceiptRecorder:
         that name no recorded part yet and are younger than `hold_s`. A batch is stored to the
         end even if the caller is cancelled meanwhile (`stop` cancels the periodic flush), never
         put back once stored, to be stored twice."""
-        rows, self._rows = self._rows, []
-        matched, self._matched = self._matched, []
-        if rows or matched:
-            await to_the_end(self._store(rows, matched, hold))
+        async with self._flushing:
+            rows, self._rows = self._rows, []
+            matched, self._matched = self._matched, []
+            if rows or matched:
+                await to_the_end(self._store(rows, matched, hold))
 
     async def _store(
         self, rows: list[tuple[object, ...]], matched: list[tuple[object, ...]], hold: bool
