@@ -22,6 +22,7 @@ from broadcaster.drills.local import send_drill
 from broadcaster.drills.runs import load_report
 from broadcaster.engine import receipts as recorder_module
 from broadcaster.engine.receipts import ReceiptRecorder
+from broadcaster.engine.sent_parts import SentParts
 from broadcaster.engine.worker import Worker
 from broadcaster.importer import seed_synthetic
 from broadcaster.mocksmsc import MockConfig
@@ -493,3 +494,28 @@ async def test_a_receipt_matched_in_memory_before_its_part_is_recorded_survives_
         ("A7", "matched", 33600000002),
         ("F6", "matched", 33600000001),
     ]
+
+
+async def test_a_duplicate_receipt_of_a_reused_id_goes_to_the_later_part_not_the_older_one(
+    db: asyncpg.Pool,
+) -> None:
+    """Review of issue 22's in-memory matching: this process sent 33600000001 as "A1", then
+    (some parts later: a generation of `sent_parts` behind) the SMSC restarted and gave "A1"
+    again, for 33600000009. The later part's final receipt takes it from memory; the SMSC
+    sends that receipt twice, and the copy must go where the database's lookup sends it (the
+    latest submission, 33600000009), not to the older part left in the previous generation."""
+    now = datetime.now(UTC)
+    older, later = now - timedelta(minutes=10), now - timedelta(seconds=5)
+    async with db.acquire() as conn:
+        await _deliveries(conn, (1, 33600000001, "A1", older), (2, 33600000009, "A1", later))
+    recorder = ReceiptRecorder(db, [SmscConfig(name="smsc", receipt_ids="same")])
+    recorder.sent = SentParts(capacity=4)  # two parts a generation
+    recorder.sent.add("A1", ("smsc", 1, 33600000001, 1, older.timestamp(), None))
+    recorder.sent.add("B2", ("smsc", 1, 33600000002, 1, older.timestamp(), None))
+    recorder.sent.add("A1", ("smsc", 2, 33600000009, 1, later.timestamp(), None))
+    recorder(Receipt(message_id="A1", stat="DELIVRD"), "smsc")
+    recorder(Receipt(message_id="A1", stat="DELIVRD"), "smsc")  # sent twice by the SMSC
+    await recorder.stop()
+    async with db.acquire() as conn:
+        stored = await conn.fetch("SELECT broadcast_id, msisdn FROM receipts ORDER BY ctid")
+    assert [(r["broadcast_id"], r["msisdn"]) for r in stored] == [(2, 33600000009)] * 2
