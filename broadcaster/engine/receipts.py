@@ -113,6 +113,10 @@ class ReceiptRecorder:
         """Receipts matched in memory, as rows of `store.MATCHED_COLUMNS`."""
         self._epochs: dict[datetime, float] = {}
         self._task: asyncio.Task[None] | None = None
+        self._flushing = asyncio.Lock()
+        """One flush at a time (`_loop` and `Engine.await_receipts` both flush): two batches
+        stored at once do not see each other, and a receipt with a copy in each was counted
+        twice in the roll-ups."""
 
     def __call__(self, receipt: Receipt, smsc: str) -> None:
         form = self.ids.forms.get(smsc, "auto")
@@ -183,10 +187,11 @@ class ReceiptRecorder:
         that name no recorded part yet and are younger than `hold_s`. A batch is stored to the
         end even if the caller is cancelled meanwhile (`stop` cancels the periodic flush), never
         put back once stored, to be stored twice."""
-        rows, self._rows = self._rows, []
-        matched, self._matched = self._matched, []
-        if rows or matched:
-            await to_the_end(self._store(rows, matched, hold))
+        async with self._flushing:
+            rows, self._rows = self._rows, []
+            matched, self._matched = self._matched, []
+            if rows or matched:
+                await to_the_end(self._store(rows, matched, hold))
 
     async def _store(
         self, rows: list[tuple[object, ...]], matched: list[tuple[object, ...]], hold: bool
@@ -197,7 +202,7 @@ class ReceiptRecorder:
                     conn, rows, self.ids.learning(), self.hold_s if hold else 0.0, matched
                 )
                 for smsc in self.ids.weigh(done.matched):
-                    await self._match_again(conn, smsc)
+                    await self._match_again(conn, smsc, self.hold_s if hold else 0.0)
         except BaseException:
             # Keep them for the next flush: a receipt is never dropped.
             self._rows[:0] = rows
@@ -206,16 +211,22 @@ class ReceiptRecorder:
         self._rows[:0] = done.held
         self.recorded += len(rows) + len(matched) - len(done.held)
 
-    async def _match_again(self, conn: Conn, smsc: str) -> None:
-        """Once an SMSC's form is known, match again its receipts recorded while it was not."""
+    async def _match_again(self, conn: Conn, smsc: str, hold_s: float) -> None:
+        """Once an SMSC's form is known, match again its receipts recorded while it was not.
+        One that names no recorded part yet and is younger than `hold_s` is held, as a fresh
+        one is: another process may have matched it in memory (`sent_parts`) before its
+        part's outcome was flushed, and it would be stored 'unmatched' for good."""
         form = self.ids.form(smsc)
+        held: list[tuple[object, ...]] = []
         async with conn.transaction():
             rows = await store.take_back(conn, smsc, self.ids.since[smsc])
             again = [
                 (*row, *store.key_columns(keys((str(row[1]), _text(row[2])), form))) for row in rows
             ]
             if again:
-                await store.record(conn, again)
+                held = (await store.record(conn, again, (), hold_s)).held
+        self._rows.extend(held)  # taken back for good: kept here until stored
+        self.recorded -= len(held)
         log.info("receipts_matched_again", smsc=smsc, form=form, receipts=len(again))
 
     def start(self) -> None:

@@ -44,9 +44,13 @@ class SentParts:
 
     def add(self, key: str, sent: Sent) -> None:
         """Remember an accepted part under its normalised id (a later one with the same id
-        replaces it, as the database's lookup would pick the later)."""
+        replaces it, as the database's lookup would pick the later, in either generation: left
+        in the previous one, the earlier part took the copy of a receipt the later one's final
+        receipt had taken from the current one)."""
         current = self._current
         current[key] = sent
+        if self._previous:
+            self._previous.pop(key, None)
         if len(current) >= self._half:
             self._previous, self._current = current, {}
 

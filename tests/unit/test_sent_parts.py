@@ -33,6 +33,7 @@ def test_an_id_given_again_stands_for_the_later_part() -> None:
     parts.add("B2", _sent(2))  # A1 moves to the previous generation
     parts.add("A1", _sent(3))
     assert parts.take("A1", "a", final=True) == _sent(3)
+    assert parts.take("A1", "a", final=True) is None  # a copy: not the earlier part's
 
 
 def test_memory_is_bounded_the_oldest_generation_is_dropped() -> None:
