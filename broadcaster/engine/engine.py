@@ -73,7 +73,11 @@ class Engine:
     async def start(self) -> None:
         """Bind (BindError, saying why per bind, unless one bind came up) and record receipts."""
         pool = SmppPool(
-            self.smscs, on_outcome=self._on_outcome, on_receipt=self.receipts, lane_of=_lane_of
+            self.smscs,
+            on_outcome=self._on_outcome,
+            on_receipt=self.receipts,
+            lane_of=_lane_of,
+            on_lost=self.receipts.sent.forget,
         )
         await pool.start()
         self._pool = pool

@@ -113,6 +113,9 @@ class ReceiptRecorder:
         """Receipts matched in memory, as rows of `store.MATCHED_COLUMNS`."""
         self._epochs: dict[datetime, float] = {}
         self._task: asyncio.Task[None] | None = None
+        self._match_pending: set[str] = set()
+        """SMSCs whose form was settled and whose earlier receipts are still to be matched
+        again (tried at each flush until done)."""
         self._flushing = asyncio.Lock()
         """One flush at a time (`_loop` and `Engine.await_receipts` both flush): two batches
         stored at once do not see each other, and a receipt with a copy in each was counted
@@ -130,7 +133,8 @@ class ReceiptRecorder:
             first, more = store.key_columns(keys((message_id, text_id), form))
         stat = receipt.stat
         if first is not None and more is None and form != "auto":  # one key, form settled
-            sent = self.sent.take(first, smsc, stat in FINAL_STATS)
+            received = time.time()
+            sent = self.sent.take(first, smsc, stat in FINAL_STATS, received)
             if sent is not None:
                 self.matched_in_memory += 1
                 _smsc, broadcast_id, msisdn, part, submitted_at, departement = sent
@@ -143,7 +147,7 @@ class ReceiptRecorder:
                         stat,
                         receipt.err,
                         None if done is None else self._epoch(done),
-                        time.time(),
+                        received,
                         broadcast_id,
                         msisdn,
                         part,
@@ -196,20 +200,24 @@ class ReceiptRecorder:
     async def _store(
         self, rows: list[tuple[object, ...]], matched: list[tuple[object, ...]], hold: bool
     ) -> None:
+        hold_s = self.hold_s if hold else 0.0
         try:
             async with self.db.acquire() as conn:
-                done = await store.record(
-                    conn, rows, self.ids.learning(), self.hold_s if hold else 0.0, matched
-                )
-                for smsc in self.ids.weigh(done.matched):
-                    await self._match_again(conn, smsc, self.hold_s if hold else 0.0)
+                done = await store.record(conn, rows, self.ids.learning(), hold_s, matched)
         except BaseException:
-            # Keep them for the next flush: a receipt is never dropped.
+            # Not stored (one transaction): kept for the next flush, a receipt is never dropped.
             self._rows[:0] = rows
             self._matched[:0] = matched
             raise
+        # Stored: never put back from here on (they would be stored twice).
         self._rows[:0] = done.held
         self.recorded += len(rows) + len(matched) - len(done.held)
+        self._match_pending.update(self.ids.weigh(done.matched))
+        if self._match_pending:
+            async with self.db.acquire() as conn:
+                for smsc in sorted(self._match_pending):
+                    await self._match_again(conn, smsc, hold_s)
+                    self._match_pending.discard(smsc)
 
     async def _match_again(self, conn: Conn, smsc: str, hold_s: float) -> None:
         """Once an SMSC's form is known, match again its receipts recorded while it was not.

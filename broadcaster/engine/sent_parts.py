@@ -15,10 +15,19 @@ database's lookup picks the latest before the receipt.
 
 Bounded: two generations of `capacity // 2` parts at most; a part is forgotten at its final
 receipt, or with its generation (a receipt that comes after that is matched by the database).
+
+What memory cannot see: another process's submissions. An SMSC that restarts may give an id
+again, to a part another worker sends, whose receipt may come back here: the database gives it
+to the latest submission of any process. So memory answers only for parts submitted less than
+`MAX_AGE_S` ago, and forgets an SMSC's parts when a bind to it is lost (a restart drops it);
+anything else is the database's to match.
 """
 
 from __future__ import annotations
 
+MAX_AGE_S = 60.0
+"""Receipts later than this after their part's submission are matched by the database (most
+come within seconds; a part remembered longer may share its id with a later one elsewhere)."""
 CAPACITY = 100_000
 """Parts remembered at most (~220 bytes each: ~22 MB): at 50,000 accepted a second, receipts
 up to two seconds late are matched in memory; later ones, by the database."""
@@ -54,9 +63,17 @@ class SentParts:
         if len(current) >= self._half:
             self._previous, self._current = current, {}
 
-    def take(self, key: str, smsc: str, final: bool) -> Sent | None:
-        """The part a receipt of `smsc` naming `key` answers, if remembered; forgotten when
-        the receipt is `final` (no other is expected; a duplicate finds it in the database)."""
+    def forget(self, smsc: str) -> None:
+        """Forget the parts sent to `smsc` (a bind to it was lost: it may have restarted and
+        give their ids again)."""
+        for generation in (self._current, self._previous):
+            for key in [k for k, sent in generation.items() if sent[0] == smsc]:
+                del generation[key]
+
+    def take(self, key: str, smsc: str, final: bool, now: float) -> Sent | None:
+        """The part a receipt of `smsc` naming `key` and received at `now` (seconds since 1970)
+        answers, if remembered and submitted less than `MAX_AGE_S` before; forgotten when the
+        receipt is `final` (no other is expected; a duplicate finds it in the database)."""
         where = self._current
         sent = where.get(key)
         if sent is None:
@@ -65,6 +82,9 @@ class SentParts:
             if sent is None:
                 return None
         if sent[0] != smsc:  # another SMSC's id: the database sorts it out
+            return None
+        if now - sent[4] > MAX_AGE_S:
+            del where[key]
             return None
         if final:
             del where[key]

@@ -259,6 +259,7 @@ class SmppPool:
         on_receipt: ReceiptHandler | None = None,
         *,
         lane_of: LaneOf | None = None,
+        on_lost: Callable[[str], None] | None = None,
         max_attempts: int = 3,
         housekeeping_interval: float = HOUSEKEEPING_INTERVAL,
         rng: random.Random | None = None,
@@ -274,6 +275,9 @@ class SmppPool:
         self.on_outcome = on_outcome
         self.on_receipt = on_receipt
         self.lane_of = lane_of
+        self.on_lost = on_lost
+        """Told the SMSC's name when a connection to it ends (the receipt recorder forgets
+        the ids it gave: a restarted SMSC may give them again)."""
         self.max_attempts = max_attempts
         self.queue: deque[Part] = deque()
         self.stats = PoolStats()
@@ -726,6 +730,11 @@ class SmppPool:
 
     def lost(self, session: SmppSession[Part], orphans: list[Part]) -> None:
         """A connection ended: forget the session, give back what it had in flight."""
+        if self.on_lost is not None:
+            try:
+                self.on_lost(session.smsc.name)
+            except Exception:
+                log.exception("on_lost_failed", bind=session.name)
         bind = self._sessions.pop(session)
         if session in self._bound:
             self._bound.remove(session)

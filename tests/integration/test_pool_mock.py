@@ -400,6 +400,24 @@ async def test_long_messages_arrive_whole_through_disconnects(
     assert pool.stats.reconnects >= 5
 
 
+async def test_a_lost_connection_is_told_with_its_smsc_so_receipt_ids_are_forgotten(
+    start_mock: StartMock, pools: Callable[..., SmppPool]
+) -> None:
+    """An SMSC that drops its connections may have restarted and give ids again: the pool tells
+    `on_lost` (the engine's receipt recorder forgets the ids that SMSC gave, engine/sent_parts)
+    each time, naming the SMSC."""
+    _mock, smsc = await start_mock(MockConfig(disconnect_after=50, seed=11), binds=2, window=10)
+    lost: list[str] = []
+    pool = pools(smsc, collector=Collector(), on_lost=lost.append)
+    await pool.start()
+    for i in range(200):
+        pool.submit(everywhere(pool, TEMPLATE), destination(i), i)
+    async with asyncio.timeout(10):
+        await pool.drain()
+    assert pool.stats.reconnects >= 2  # each bind dropped after 50 parts
+    assert len(lost) >= pool.stats.reconnects and set(lost) == {smsc.name}
+
+
 async def test_window_overflow_is_retried_not_lost(
     start_mock: StartMock, pools: Callable[..., SmppPool]
 ) -> None:
