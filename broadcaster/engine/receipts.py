@@ -132,44 +132,24 @@ class ReceiptRecorder:
         else:
             first, more = store.key_columns(keys((message_id, text_id), form))
         stat = receipt.stat
-        if first is not None and more is None and form != "auto":  # one key, form settled
-            received = time.time()
-            sent = self.sent.take(first, smsc, stat in FINAL_STATS, received)
-            if sent is not None:
-                self.matched_in_memory += 1
-                _smsc, broadcast_id, msisdn, part, submitted_at, departement = sent
-                self._matched.append(
-                    (
-                        smsc,
-                        message_id,
-                        text_id,
-                        receipt.source,
-                        stat,
-                        receipt.err,
-                        None if done is None else self._epoch(done),
-                        received,
-                        broadcast_id,
-                        msisdn,
-                        part,
-                        submitted_at,
-                        departement,
-                    )
-                )
-                return
-        self._rows.append(
-            (
-                smsc,
-                message_id,
-                text_id,
-                receipt.source,
-                stat,
-                receipt.err,
-                None if done is None else self._epoch(done),
-                time.time(),
-                first,
-                more,
-            )
+        received = time.time()
+        said = (  # store.RECEIPT_COLUMNS
+            smsc,
+            message_id,
+            text_id,
+            receipt.source,
+            stat,
+            receipt.err,
+            None if done is None else self._epoch(done),
+            received,
         )
+        if first is not None and more is None and form != "auto":  # one key, form settled
+            sent = self.sent.take(first, smsc, stat in FINAL_STATS, received)
+            if sent is not None:  # (smsc, broadcast_id, msisdn, part, submitted_at, departement)
+                self.matched_in_memory += 1
+                self._matched.append(said + sent[1:])  # store.MATCHED_COLUMNS
+                return
+        self._rows.append((*said, first, more))  # store.STAGED_COLUMNS
 
     def _epoch(self, done: datetime) -> float:
         """Seconds since 1970 of a receipt's done date (SMSC local time, taken as UTC), kept

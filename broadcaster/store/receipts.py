@@ -18,7 +18,7 @@ import asyncpg
 from broadcaster.store.database import Conn
 from broadcaster.store.queries import queries
 
-STAGED_COLUMNS = (
+RECEIPT_COLUMNS = (
     "smsc",
     "message_id",
     "text_message_id",
@@ -27,30 +27,23 @@ STAGED_COLUMNS = (
     "err",
     "done_epoch",
     "received_epoch",
-    "first_key",
-    "more_keys",
 )
-"""A receipt as `record` takes it: times in seconds since 1970 (float), its keys as the first
-and a list of the others (None: none): cheap for COPY to encode, one row per part sent
-(`receipts_stage`; `staged` makes one from datetimes and a list of keys)."""
+"""What the SMSC said, as both shapes below start: times in seconds since 1970 (float)."""
+STAGED_COLUMNS = (*RECEIPT_COLUMNS, "first_key", "more_keys")
+"""A receipt as `record` takes it: its keys as the first and a list of the others (None:
+none): cheap for COPY to encode, one row per part sent (`receipts_stage`; `staged` makes one
+from datetimes and a list of keys)."""
 MATCHED_COLUMNS = (
-    "smsc",
-    "message_id",
-    "text_message_id",
-    "reported_msisdn",
-    "stat",
-    "err",
-    "done_epoch",
-    "received_epoch",
+    *RECEIPT_COLUMNS,
     "broadcast_id",
     "msisdn",
     "part",
     "submitted_epoch",
     "departement",
 )
-"""A receipt matched by the process that sent its part: the first eight of `STAGED_COLUMNS`,
-then the part it answers, when that part was submitted and the recipient's home département
-(None: looked up)."""
+"""A receipt matched by the process that sent its part: `RECEIPT_COLUMNS`, then the part it
+answers, when that part was submitted and the recipient's home département (None: looked
+up)."""
 CLOCK_SLACK_S = 5.0
 """A receipt may name a submission recorded up to this many seconds after it was received (the
 submitting and the receiving process clocks may differ a little)."""
