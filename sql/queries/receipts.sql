@@ -48,7 +48,9 @@ WITH found AS (
            CASE WHEN d.broadcast_id IS NULL THEN 0 ELSE 1 END AS n,
            d.broadcast_id, d.msisdn, d.part,
            date_part('epoch', i.received_at - d.submitted_at) AS delay_s, i.first_key AS key,
-           NULL::text AS departement
+           CASE WHEN d.broadcast_id IS NOT NULL THEN coalesce(
+               (SELECT s.departement FROM subscribers s WHERE s.msisdn = d.msisdn), '') END
+               AS departement
     FROM receipts_in i
     LEFT JOIN LATERAL (
         -- The latest submission with the key: a LATERAL subquery, so that the key is an index
@@ -64,17 +66,22 @@ WITH found AS (
     WHERE i.more_keys IS NULL AND i.broadcast_id IS NULL  -- one key, or none (unmatched)
     UNION ALL
     -- Matched in memory: the part came with the receipt (its submission time as the outcome
-    -- recorded it, for the delay a lookup would give).
+    -- recorded it, for the delay a lookup would give), and its recipient's home as the chunk
+    -- read it (looked up only for a chunk of people present, which does not say it).
     SELECT i.smsc, i.message_id, i.text_message_id, i.reported_msisdn, i.stat, i.err, i.done_at,
            i.received_at, i.first_key, i.more_keys, 1 AS n, i.broadcast_id, i.msisdn, i.part,
            date_part('epoch', i.received_at - to_timestamp(i.submitted_epoch)) AS delay_s,
-           NULL AS key, i.departement
+           NULL AS key,
+           coalesce(i.departement,
+                    (SELECT s.departement FROM subscribers s WHERE s.msisdn = i.msisdn), '')
     FROM receipts_in i
     WHERE i.broadcast_id IS NOT NULL
     UNION ALL
     SELECT i.smsc, i.message_id, i.text_message_id, i.reported_msisdn, i.stat, i.err, i.done_at,
            i.received_at, i.first_key, i.more_keys, m.n, m.broadcast_id, m.msisdn, m.part,
-           m.delay_s, m.key, NULL::text AS departement
+           m.delay_s, m.key,
+           CASE WHEN m.n = 1 THEN coalesce(
+               (SELECT s.departement FROM subscribers s WHERE s.msisdn = m.msisdn), '') END
     FROM receipts_in i
     CROSS JOIN LATERAL (
         -- Parts found: none, one (every key found the same part), or two and more (told by
@@ -102,11 +109,13 @@ WITH found AS (
     WHERE i.more_keys IS NOT NULL AND i.broadcast_id IS NULL
 ), stored AS (
     INSERT INTO receipts (smsc, message_id, text_message_id, reported_msisdn, stat, err,
-                          done_at, received_at, broadcast_id, msisdn, part, delay_s, match)
+                          done_at, received_at, broadcast_id, msisdn, part, delay_s, match,
+                          departement)
     SELECT smsc, message_id, text_message_id, reported_msisdn, stat, err, done_at, received_at,
            CASE WHEN n = 1 THEN broadcast_id END, CASE WHEN n = 1 THEN msisdn END,
            CASE WHEN n = 1 THEN part END, CASE WHEN n = 1 THEN delay_s END,
-           CASE n WHEN 0 THEN 'unmatched' WHEN 1 THEN 'matched' ELSE 'ambiguous' END
+           CASE n WHEN 0 THEN 'unmatched' WHEN 1 THEN 'matched' ELSE 'ambiguous' END,
+           CASE WHEN n = 1 THEN departement END
     FROM found
     WHERE n > 0 OR received_at < now() - make_interval(secs => $3)
 ), fresh AS (
@@ -122,15 +131,10 @@ WITH found AS (
     ORDER BY f.broadcast_id, f.msisdn, f.part, f.stat, f.received_at
 ), grouped AS (
     -- The fresh parts counted once by everything the three roll-ups below keep (per
-    -- département of the recipient's home, as the after-action report groups them; '': a
-    -- number no longer in the index): one pass over the batch, a few rows out. The home is
-    -- looked up only where the receipt did not come with it (coalesce evaluates the subquery
-    -- only then; a join would probe the index for every receipt).
-    SELECT f.broadcast_id,
-           coalesce(f.departement,
-                    (SELECT s.departement FROM subscribers s WHERE s.msisdn = f.msisdn),
-                    '') AS departement,
-           f.stat, receipt_delay_bucket(f.delay_s) AS bucket, count(*) AS n,
+    -- département of the recipient's home, as `found` said it and the receipt row keeps it):
+    -- one pass over the batch, a few rows out.
+    SELECT f.broadcast_id, f.departement, f.stat, receipt_delay_bucket(f.delay_s) AS bucket,
+           count(*) AS n,
            max(f.delay_s) AS max_s
     FROM fresh f
     GROUP BY 1, 2, 3, 4

@@ -380,17 +380,14 @@ async def test_a_reused_id_matched_in_memory_goes_to_the_latest_submission_of_an
         assert await _last(conn) == ("matched", 2, 33600000009)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review of d796f11, not fixed: memory counts the chunk's home, the recount today's",
-)
-async def test_a_receipt_matched_in_memory_counts_the_home_the_recount_sees(
+async def test_a_receipt_matched_in_memory_counts_the_home_the_part_was_sent_to(
     db: asyncpg.Pool, db_dsn: str
 ) -> None:
     """Review of issue 22's in-memory matching: a recipient's home changed (a subscriber import
-    ran) between the chunk read and the receipt. The database path counts the receipt under
-    the home it looks up, as `rollups.compare`'s recount does; memory counts it under the
-    chunk's département, and the roll-ups no longer equal the recount."""
+    ran) between the chunk read and the receipt. Memory counts the receipt under the chunk's
+    département, where the part was sent; the receipt row keeps it (migration 0021), so the
+    recount reads the same and the roll-ups still equal it (they differed when the recount
+    looked up today's home)."""
     async with db.acquire() as conn:
         await seed_synthetic(conn, 2_000, seed=8)
         person = await conn.fetchrow(
@@ -418,7 +415,44 @@ async def test_a_receipt_matched_in_memory_counts_the_home_the_recount_sees(
     await recorder.stop()
     async with db.acquire() as conn:
         rolled, counted = await rollups.compare(conn, broadcast_id)
-    assert counted["receipt_areas"] == {"13|DELIVRD": 1}
+    assert counted["receipt_areas"] == {"75|DELIVRD": 1}
+    assert rolled == counted
+
+
+async def test_a_receipt_matched_by_the_database_keeps_its_home_after_an_import(
+    db: asyncpg.Pool, db_dsn: str
+) -> None:
+    """The database path counts a receipt under the home it looks up when matching; an import
+    that moves the recipient afterwards changes neither that count nor the recount, which reads
+    the département the receipt row kept (it looked up today's home, and the two differed)."""
+    async with db.acquire() as conn:
+        await seed_synthetic(conn, 2_000, seed=8)
+        person = await conn.fetchrow(
+            "SELECT msisdn FROM subscribers WHERE departement = '92' ORDER BY msisdn LIMIT 1"
+        )
+        assert person is not None
+        settings = Settings(database_url=db_dsn)
+        request = BroadcastRequest(areas=("dep:92",), template="outage", variables={})
+        plan = await make_plan(conn, settings, request)
+        broadcast_id = await create_broadcast(conn, settings, request, plan)
+        submitted = datetime.now(UTC) - timedelta(seconds=3)
+        row = (broadcast_id, person["msisdn"], 1, 1, 0, "E5", "smsc", submitted, submitted)
+        await record_outcomes(conn, broadcast_id, [row], [])
+    recorder = ReceiptRecorder(db, [SmscConfig(name="smsc", receipt_ids="same")])
+    recorder(Receipt(message_id="E5", stat="DELIVRD"), "smsc")  # nothing in memory: a lookup
+    await recorder.stop()
+    assert recorder.matched_in_memory == 0
+    async with db.acquire() as conn:
+        await conn.execute(
+            "UPDATE subscribers SET departement = '13', commune = '13055' WHERE msisdn = $1",
+            person["msisdn"],
+        )
+        rolled, counted = await rollups.compare(conn, broadcast_id)
+        kept = await conn.fetchval(
+            "SELECT departement FROM receipts WHERE broadcast_id = $1", broadcast_id
+        )
+    assert kept == "92"
+    assert counted["receipt_areas"] == {"92|DELIVRD": 1}
     assert rolled == counted
 
 
