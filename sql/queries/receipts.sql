@@ -118,6 +118,15 @@ WITH found AS (
            CASE WHEN n = 1 THEN departement END
     FROM found
     WHERE n > 0 OR received_at < now() - make_interval(secs => $3)
+), since AS MATERIALIZED (
+    -- No receipt of the batch's broadcasts was received before the oldest of them was created
+    -- ($1: clock slack): the months of receipts before it, and those from next week on (the
+    -- partitions made in advance, the default one), are not probed for each receipt below.
+    -- (A broadcast not found, or none: no bound.)
+    SELECT CASE WHEN count(b.id) = count(*) THEN coalesce(min(b.created_at), '-infinity')
+                ELSE '-infinity' END - make_interval(secs => $1) AS at
+    FROM (SELECT DISTINCT broadcast_id FROM found WHERE n = 1) f
+    LEFT JOIN broadcasts b ON b.id = f.broadcast_id
 ), fresh AS (
     -- The batch's parts with a receipt of a stat not recorded for them before (issue 22's
     -- roll-ups count parts, once per stat; this statement's snapshot excludes `stored`).
@@ -127,7 +136,9 @@ WITH found AS (
     WHERE f.n = 1 AND NOT EXISTS (
         SELECT 1 FROM receipts r
         WHERE r.broadcast_id = f.broadcast_id AND r.msisdn = f.msisdn AND r.part = f.part
-          AND r.match = 'matched' AND r.stat = f.stat)
+          AND r.match = 'matched' AND r.stat = f.stat
+          AND r.received_at >= (SELECT at FROM since)
+          AND r.received_at < now() + interval '7 days')
     ORDER BY f.broadcast_id, f.msisdn, f.part, f.stat, f.received_at
 ), grouped AS (
     -- The fresh parts counted once by everything the three roll-ups below keep (per

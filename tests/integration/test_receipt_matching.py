@@ -456,6 +456,49 @@ async def test_a_receipt_matched_by_the_database_keeps_its_home_after_an_import(
     assert rolled == counted
 
 
+async def test_a_duplicate_receipt_weeks_later_is_counted_once_across_month_partitions(
+    db: asyncpg.Pool, db_dsn: str
+) -> None:
+    """The duplicate check probes only the receipts received since the batch's broadcasts were
+    created (the months before, and those from next week, are not searched for each receipt):
+    a copy of a receipt stored in an earlier month, of a broadcast created then, is still
+    found, and the part counted once."""
+    weeks_ago = datetime.now(UTC) - timedelta(days=40)
+    async with db.acquire() as conn:
+        await seed_synthetic(conn, 2_000, seed=8)
+        person = await conn.fetchval(
+            "SELECT msisdn FROM subscribers WHERE departement = '75' ORDER BY msisdn LIMIT 1"
+        )
+        settings = Settings(database_url=db_dsn)
+        request = BroadcastRequest(areas=("dep:75",), template="outage", variables={})
+        plan = await make_plan(conn, settings, request)
+        broadcast_id = await create_broadcast(conn, settings, request, plan)
+        await conn.execute(
+            "UPDATE broadcasts SET created_at = $2 WHERE id = $1", broadcast_id, weeks_ago
+        )
+        row = (broadcast_id, person, 1, 1, 0, "C3", "smsc", weeks_ago, weeks_ago)
+        await record_outcomes(conn, broadcast_id, [row], [])
+        first = store.staged(
+            "smsc", "C3", None, None, "DELIVRD", "000", None,
+            weeks_ago + timedelta(minutes=1), keys(("C3", None), "same"),
+        )  # fmt: skip
+        await store.record(conn, [first], (), 0.0)
+        month = await conn.fetchval(
+            "SELECT tableoid::regclass::text FROM receipts WHERE broadcast_id = $1", broadcast_id
+        )
+    recorder = ReceiptRecorder(db, [SmscConfig(name="smsc", receipt_ids="same")])
+    recorder(Receipt(message_id="C3", stat="DELIVRD"), "smsc")  # the SMSC's copy, today
+    await recorder.stop()
+    async with db.acquire() as conn:
+        rolled, counted = await rollups.compare(conn, broadcast_id)
+        months = await conn.fetchval(
+            "SELECT count(DISTINCT tableoid) FROM receipts WHERE broadcast_id = $1", broadcast_id
+        )
+    assert months == 2, f"both copies in {month}: the test would not cross partitions"
+    assert counted["receipts"] == {"DELIVRD": 1}
+    assert rolled == counted
+
+
 async def test_two_flushes_at_once_in_one_process_count_a_duplicate_receipt_once(
     db: asyncpg.Pool,
 ) -> None:
