@@ -193,6 +193,72 @@ async def test_requests_are_answered_anomalies_noted_and_receipts_handed_over() 
     assert [r.message_id for r in owner.receipts] == ["0A"]
 
 
+def _receipts(*sequences: int) -> bytes:
+    when = datetime(2024, 5, 1, 12, 0)
+    return b"".join(
+        codec.encode_deliver_sm(
+            sequence,
+            source_addr="1",
+            destination_addr="2",
+            esm_class=4,
+            short_message=format_receipt(
+                message_id=f"{sequence:X}", stat="DELIVRD", submit_date=when, done_date=when
+            ).encode(),
+        )
+        for sequence in sequences
+    )
+
+
+async def test_receipts_are_acknowledged_with_the_next_write_of_the_loop_turn() -> None:
+    """A read of receipts only is acknowledged by the next write: the parts the pump sends in
+    this turn of the loop carry the deliver_sm_resp (one write, not two), and they are written
+    alone if nothing is sent."""
+    s, owner, transport = await bound_session()
+    transport.writes.clear()
+    s.data_received(_receipts(50, 51))
+    s.data_received(_receipts(52))
+    assert transport.writes == []  # not yet: the pump may write this turn
+    s.send([Part(1)], now=1.0, more_waiting=False)  # the pump
+    assert len(transport.writes) == 1
+    assert transport.sent() == [
+        (CommandId.DELIVER_SM_RESP, 0, 50),
+        (CommandId.DELIVER_SM_RESP, 0, 51),
+        (CommandId.DELIVER_SM_RESP, 0, 52),
+        (CommandId.SUBMIT_SM, 0, 2),
+    ]
+    await asyncio.sleep(0)  # the queued write finds nothing left
+    assert len(transport.writes) == 1
+    s.data_received(_receipts(53))
+    await asyncio.sleep(0)  # nothing sent this turn: written alone
+    assert transport.sent()[-1] == (CommandId.DELIVER_SM_RESP, 0, 53)
+    assert len(transport.writes) == 2
+    assert [r.message_id for r in owner.receipts] == ["32", "33", "34", "35"]
+
+
+async def test_acknowledgements_waiting_go_before_any_other_answer_and_before_a_close() -> None:
+    s, owner, transport = await bound_session()
+    s.send([Part(1)], now=1.0, more_waiting=False)
+    transport.writes.clear()
+    s.data_received(_receipts(60))
+    s.data_received(codec.encode_unbind(61))  # answered at once, after the receipt's ack
+    assert transport.sent() == [(CommandId.DELIVER_SM_RESP, 0, 60), (CommandId.UNBIND_RESP, 0, 61)]
+    s.data_received(_receipts(62) + codec.encode_submit_sm_resp(2, 0, "0A"))
+    assert transport.closed  # the last answer in: closed, with the ack written before
+    assert transport.sent()[-1] == (CommandId.DELIVER_SM_RESP, 0, 62)
+    s.connection_lost(None)
+    await asyncio.sleep(0)
+    assert len(transport.writes) == 2  # nothing written after the close
+
+
+async def test_acknowledgements_of_a_lost_connection_are_not_written() -> None:
+    s, owner, transport = await bound_session()
+    transport.writes.clear()
+    s.data_received(_receipts(70))
+    s.connection_lost(ConnectionResetError())
+    await asyncio.sleep(0)
+    assert transport.writes == []  # the SMSC sends the receipt again on the next bind
+
+
 async def test_the_smsc_unbinding_us_waits_for_the_answers_in_flight_then_closes() -> None:
     s, owner, transport = await bound_session()
     s.send([Part(1), Part(2)], now=1.0, more_waiting=False)
