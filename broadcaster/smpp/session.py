@@ -55,6 +55,7 @@ from broadcaster.smpp.connection import (
     P,
     ReceiptReceived,
     ReceiptUnreadable,
+    Received,
     SmppConnection,
     StreamCorrupt,
     UnbindAnswered,
@@ -303,24 +304,7 @@ class SmppSession(asyncio.Protocol, Generic[P]):
             self._throttled(part, status, now)
         if received.accepted:
             self.pacer.on_accepted(now, received.accepted)
-        others = False
-        for event in received.events:
-            if type(event) is ReceiptReceived:  # one for every part sent: no `match` for it
-                owner.receipt(self, event.receipt)
-            else:
-                others = True
-        if received.replies:
-            # Only receipts answered: the acknowledgements go with the next write (below).
-            # Else all at once, before the events are handled (an unbind_resp before the
-            # connection closes).
-            if others:
-                self._write(received.to_send)
-            else:
-                self._acks.append(received.to_send)
-        if others:
-            for event in received.events:
-                if type(event) is not ReceiptReceived:
-                    self._on_event(event)
+        self._events(received)
         answered = received.answered
         if answered:
             self.answered += answered
@@ -329,6 +313,25 @@ class SmppSession(asyncio.Protocol, Generic[P]):
             self._acks_due = asyncio.get_running_loop().call_soon(self._write_acks)
         if self._drain_timer is not None and not self.connection.inflight:
             self._close_unbound()
+
+    def _events(self, received: Received[P]) -> None:
+        """Receipts to the owner; the answers written, or kept for the next write when they
+        only acknowledge receipts (see the module docstring); then any other event."""
+        others = False
+        for event in received.events:
+            if type(event) is ReceiptReceived:  # one for every part sent: no `match` for it
+                self.owner.receipt(self, event.receipt)
+            else:
+                others = True
+        if received.replies:
+            if others:  # at once, before the events (an unbind_resp before the close)
+                self._write(received.to_send)
+            else:
+                self._acks.append(received.to_send)
+        if others:
+            for event in received.events:
+                if type(event) is not ReceiptReceived:
+                    self._on_event(event)
 
     def _throttled(self, part: P, status: int, now: float) -> None:
         if self.pacer.on_throttled(now, part.submitted_at):

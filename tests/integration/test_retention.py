@@ -77,16 +77,18 @@ async def _outcomes(
         if counted:
             await rollups.add_outcomes(conn, broadcast_id, rows)
         await conn.copy_records_to_table("deliveries", records=rows, columns=DELIVERY_COLUMNS)
-    # (with the département counted, '': numbers not in the index; not before migration 0021)
-    home = (", departement", ", ''") if counted else ("", "")
     await conn.execute(
         "INSERT INTO receipts (smsc, message_id, stat, received_at, broadcast_id, msisdn, part, "
-        f"match{home[0]}) SELECT 'smsc', 'm' || $1::bigint || '-' || i, 'DELIVRD', $2, "
-        f"$1::bigint, 33600000000 + i, 1, 'matched'{home[1]} FROM generate_series(1, $3) AS i",
+        "match) SELECT 'smsc', 'm' || $1::bigint || '-' || i, 'DELIVRD', $2, $1::bigint, "
+        "33600000000 + i, 1, 'matched' FROM generate_series(1, $3) AS i",
         broadcast_id,
         at,
         n,
     )
+    if counted:  # the département counted ('': not in the index), as from migration 0021
+        await conn.execute(
+            "UPDATE receipts SET departement = '' WHERE broadcast_id = $1", broadcast_id
+        )
     if counted:
         await conn.execute(queries["rollup_receipts_forget"], [broadcast_id])
         await conn.execute(queries["rollup_receipts_recount"], [broadcast_id])

@@ -236,7 +236,7 @@ async def test_receipts_are_acknowledged_with_the_next_write_of_the_loop_turn() 
 
 
 async def test_acknowledgements_waiting_go_before_any_other_answer_and_before_a_close() -> None:
-    s, owner, transport = await bound_session()
+    s, _owner, transport = await bound_session()
     s.send([Part(1)], now=1.0, more_waiting=False)
     transport.writes.clear()
     s.data_received(_receipts(60))
@@ -251,7 +251,7 @@ async def test_acknowledgements_waiting_go_before_any_other_answer_and_before_a_
 
 
 async def test_acknowledgements_of_a_lost_connection_are_not_written() -> None:
-    s, owner, transport = await bound_session()
+    s, _owner, transport = await bound_session()
     transport.writes.clear()
     s.data_received(_receipts(70))
     s.connection_lost(ConnectionResetError())
