@@ -11,12 +11,6 @@ the connection ends, and asks for a pump (`kick`). It never sees the owner's que
 so this module does not import the pool. Parts are handed to `send` by the owner, which asks
 `room` first; the session writes them with one `transport.write`.
 
-The acknowledgements of receipts (deliver_sm_resp, one per part sent) wait for the next write,
-within the same turn of the event loop: the pump that the read's outcomes woke carries them with
-its submit_sm, or a callback queued after it writes them alone. A write per read of receipts
-was a third of the sending process's writes. Any other answer (to an unbind, an enquire_link,
-a malformed PDU) is written at once, after those waiting.
-
 How a part ends (the connection sorts the answers, the owner records them):
 
 - accepted (status 0), or any other status, vendor codes included, or a generic_nack naming
@@ -55,7 +49,6 @@ from broadcaster.smpp.connection import (
     P,
     ReceiptReceived,
     ReceiptUnreadable,
-    Received,
     SmppConnection,
     StreamCorrupt,
     UnbindAnswered,
@@ -145,9 +138,6 @@ class SmppSession(asyncio.Protocol, Generic[P]):
         self._pacing_timer: asyncio.TimerHandle | None = None
         self._drain_timer: asyncio.TimerHandle | None = None
         """Armed when the SMSC unbound us with parts in flight: close when it fires."""
-        self._acks: list[bytes] = []
-        """Acknowledgements of receipts not written yet (see the module docstring)."""
-        self._acks_due: asyncio.Handle | None = None
 
     @property
     def state(self) -> ConnectionState:
@@ -165,25 +155,8 @@ class SmppSession(asyncio.Protocol, Generic[P]):
         self._transport = transport
         transport.write(self.connection.bind())
 
-    def _write(self, data: bytes) -> None:
-        """Write `data` after the acknowledgements waiting, in one write."""
-        assert self._transport is not None
-        acks = self._acks
-        if acks:
-            acks.append(data)
-            data = b"".join(acks)
-            acks.clear()
-        self._transport.write(data)
-
-    def _write_acks(self) -> None:
-        """The acknowledgements no write has carried this turn of the loop."""
-        self._acks_due = None
-        if self._acks and self._transport is not None and not self._lost:
-            self._write(b"")
-
     def connection_lost(self, exc: Exception | None) -> None:
         self._lost = True
-        self._acks.clear()  # unacknowledged: the SMSC sends those receipts again
         if self._pacing_timer is not None:
             self._pacing_timer.cancel()
             self._pacing_timer = None
@@ -218,7 +191,7 @@ class SmppSession(asyncio.Protocol, Generic[P]):
         if self.state is ConnectionState.BOUND:
             self.close_reason = "unbound"
             self._unbound = asyncio.get_running_loop().create_future()
-            self._write(self.connection.unbind())
+            transport.write(self.connection.unbind())
             try:
                 await asyncio.wait_for(asyncio.shield(self._unbound), timeout)
             except TimeoutError:
@@ -269,7 +242,7 @@ class SmppSession(asyncio.Protocol, Generic[P]):
         self.sent += count
         pacer = self.pacer
         pacer.take(count, now)
-        self._write(data)
+        self._transport.write(data)
         if more_waiting and pacer.exhausted:
             self._arm_pacing_timer(now)
 
@@ -277,7 +250,7 @@ class SmppSession(asyncio.Protocol, Generic[P]):
         """Send a keep-alive; the owner drops the bind if it is not answered in time."""
         if self._transport is None or self.state is not ConnectionState.BOUND:
             return
-        self._write(self.connection.enquire_link(now))
+        self._transport.write(self.connection.enquire_link(now))
 
     def _arm_pacing_timer(self, now: float) -> None:
         if self._pacing_timer is not None:
@@ -297,6 +270,9 @@ class SmppSession(asyncio.Protocol, Generic[P]):
     def data_received(self, data: bytes) -> None:
         now = time.monotonic()
         received = self.connection.receive_data(data, now)
+        if received.replies:
+            assert self._transport is not None
+            self._transport.write(received.to_send)
         owner = self.owner
         if received.outcomes:
             owner.answered(self, received.outcomes, now)
@@ -304,34 +280,17 @@ class SmppSession(asyncio.Protocol, Generic[P]):
             self._throttled(part, status, now)
         if received.accepted:
             self.pacer.on_accepted(now, received.accepted)
-        self._events(received)
+        for event in received.events:
+            if type(event) is ReceiptReceived:  # one for every part sent: no `match` for it
+                owner.receipt(self, event.receipt)
+            else:
+                self._on_event(event)
         answered = received.answered
         if answered:
             self.answered += answered
             owner.kick()
-        if self._acks and self._acks_due is None:  # after the pump `kick` queued, if any
-            self._acks_due = asyncio.get_running_loop().call_soon(self._write_acks)
         if self._drain_timer is not None and not self.connection.inflight:
             self._close_unbound()
-
-    def _events(self, received: Received[P]) -> None:
-        """Receipts to the owner; the answers written, or kept for the next write when they
-        only acknowledge receipts (see the module docstring); then any other event."""
-        others = False
-        for event in received.events:
-            if type(event) is ReceiptReceived:  # one for every part sent: no `match` for it
-                self.owner.receipt(self, event.receipt)
-            else:
-                others = True
-        if received.replies:
-            if others:  # at once, before the events (an unbind_resp before the close)
-                self._write(received.to_send)
-            else:
-                self._acks.append(received.to_send)
-        if others:
-            for event in received.events:
-                if type(event) is not ReceiptReceived:
-                    self._on_event(event)
 
     def _throttled(self, part: P, status: int, now: float) -> None:
         if self.pacer.on_throttled(now, part.submitted_at):
@@ -396,8 +355,6 @@ class SmppSession(asyncio.Protocol, Generic[P]):
             self._drain_timer.cancel()
             self._drain_timer = None
         if self._transport is not None and not self._lost:
-            if self._acks:
-                self._write(b"")
             self._transport.close()
 
 
