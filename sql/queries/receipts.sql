@@ -120,11 +120,11 @@ WITH found AS (
     WHERE n > 0 OR received_at < now() - make_interval(secs => $3)
 ), since AS MATERIALIZED (
     -- No receipt of the batch's broadcasts was received before the oldest of them was created
-    -- ($1: clock slack): the months of receipts before it, and those from next week on (the
-    -- partitions made in advance, the default one), are not probed for each receipt below.
-    -- (A broadcast not found, or none: no bound.)
+    -- (a day of slack: the receiving process's clock against the database's): the months of
+    -- receipts before it, and those from next week on (the partitions made in advance, the
+    -- default one), are not probed for each receipt below. (A broadcast not found: no bound.)
     SELECT CASE WHEN count(b.id) = count(*) THEN coalesce(min(b.created_at), '-infinity')
-                ELSE '-infinity' END - make_interval(secs => $1) AS at
+                ELSE '-infinity' END - interval '1 day' AS at
     FROM (SELECT DISTINCT broadcast_id FROM found WHERE n = 1) f
     LEFT JOIN broadcasts b ON b.id = f.broadcast_id
 ), fresh AS (

@@ -63,7 +63,7 @@ DELETE FROM receipt_delays WHERE broadcast_id = ANY($1::bigint[]);
 -- Broadcasts $1's receipt counters recounted from the receipts (after receipts were taken back
 -- to be matched again), once `rollup_receipts_forget` has dropped them.
 WITH first AS (
-    SELECT DISTINCT ON (broadcast_id, msisdn, part, stat) broadcast_id, stat, delay_s,
+    SELECT DISTINCT ON (broadcast_id, msisdn, part, stat) broadcast_id, msisdn, stat, delay_s,
            departement
     FROM receipts WHERE match = 'matched' AND broadcast_id = ANY($1::bigint[])
     ORDER BY broadcast_id, msisdn, part, stat, received_at
@@ -72,7 +72,11 @@ WITH first AS (
     FROM first GROUP BY 1, 2
 ), by_area AS (
     INSERT INTO receipt_area_rollup
-    SELECT broadcast_id, departement, stat, count(*) FROM first GROUP BY 1, 2, 3
+    -- (the département the receipt was counted under; today's home for a receipt recorded
+    -- without one: before migration 0021, or by a worker still running the code before it)
+    SELECT f.broadcast_id, coalesce(f.departement, s.departement, ''), f.stat, count(*)
+    FROM first f LEFT JOIN subscribers s ON s.msisdn = f.msisdn AND f.departement IS NULL
+    GROUP BY 1, 2, 3
 )
 INSERT INTO receipt_delays
 SELECT broadcast_id, stat, receipt_delay_bucket(delay_s), count(*)
@@ -99,10 +103,14 @@ SELECT jsonb_build_object(
                  FROM (SELECT stat, count(DISTINCT (msisdn, part)) AS n FROM receipts
                        WHERE broadcast_id = $1 AND match = 'matched' GROUP BY stat) r),
     'receipt_areas', (SELECT coalesce(jsonb_object_agg(departement || '|' || stat, n), '{}')
-                      FROM (SELECT departement, stat, count(*) AS n
-                            FROM (SELECT DISTINCT ON (msisdn, part, stat) departement, stat
+                      FROM (SELECT coalesce(f.departement, s.departement, '') AS departement,
+                                   f.stat, count(*) AS n
+                            FROM (SELECT DISTINCT ON (msisdn, part, stat) msisdn, departement,
+                                         stat
                                   FROM receipts WHERE broadcast_id = $1 AND match = 'matched'
-                                  ORDER BY msisdn, part, stat, received_at) first
+                                  ORDER BY msisdn, part, stat, received_at) f
+                            LEFT JOIN subscribers s
+                                   ON s.msisdn = f.msisdn AND f.departement IS NULL
                             GROUP BY 1, 2) a),
     'receipt_delays', (SELECT coalesce(jsonb_object_agg(stat || '|' || bucket, n), '{}')
                        FROM (SELECT stat, receipt_delay_bucket(delay_s) AS bucket, count(*) AS n

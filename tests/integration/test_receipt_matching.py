@@ -33,6 +33,7 @@ from broadcaster.store import receipts as store
 from broadcaster.store import rollups
 from broadcaster.store.chunks import record_outcomes
 from broadcaster.store.database import Conn, create_pool
+from broadcaster.store.queries import queries
 
 T0 = datetime(2026, 12, 6, 3, 0, tzinfo=UTC)
 
@@ -454,6 +455,35 @@ async def test_a_receipt_matched_by_the_database_keeps_its_home_after_an_import(
     assert kept == "92"
     assert counted["receipt_areas"] == {"92|DELIVRD": 1}
     assert rolled == counted
+
+
+async def test_a_receipt_recorded_without_its_departement_counts_under_todays_home(
+    db: asyncpg.Pool, db_dsn: str
+) -> None:
+    """Receipts recorded before migration 0021, or by a worker still running the code before it
+    while another has migrated, carry no département: the recounts (`rollup_recount`, and the
+    one after receipts are taken back to be matched again) read today's home for them, as the
+    roll-up counted them then, and never write a NULL area."""
+    async with db.acquire() as conn:
+        await seed_synthetic(conn, 2_000, seed=8)
+        person = await conn.fetchval(
+            "SELECT msisdn FROM subscribers WHERE departement = '92' ORDER BY msisdn LIMIT 1"
+        )
+        settings = Settings(database_url=db_dsn)
+        request = BroadcastRequest(areas=("dep:92",), template="outage", variables={})
+        plan = await make_plan(conn, settings, request)
+        broadcast_id = await create_broadcast(conn, settings, request, plan)
+        await conn.execute(  # as the code before 0021 stored and counted it
+            "INSERT INTO receipts (smsc, message_id, stat, received_at, broadcast_id, msisdn,"
+            " part, delay_s, match) VALUES ('smsc', 'B2', 'DELIVRD', now(), $1, $2, 1, 0.2,"
+            " 'matched')",
+            broadcast_id,
+            person,
+        )
+        await conn.execute(queries["rollup_receipts_recount"], [broadcast_id])
+        rolled, counted = await rollups.compare(conn, broadcast_id)
+    assert counted["receipt_areas"] == {"92|DELIVRD": 1}
+    assert rolled["receipt_areas"] == counted["receipt_areas"]
 
 
 async def test_a_duplicate_receipt_weeks_later_is_counted_once_across_month_partitions(
