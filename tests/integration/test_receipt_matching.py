@@ -381,6 +381,20 @@ async def test_a_reused_id_matched_in_memory_goes_to_the_latest_submission_of_an
         assert await _last(conn) == ("matched", 2, 33600000009)
 
 
+async def _broadcast_to_one(conn: Conn, db_dsn: str, dep: str) -> tuple[int, int]:
+    """A live broadcast to département `dep` of 2,000 synthetic subscribers, and the first of
+    its residents (by number)."""
+    await seed_synthetic(conn, 2_000, seed=8)
+    msisdn = await conn.fetchval(
+        "SELECT msisdn FROM subscribers WHERE departement = $1 ORDER BY msisdn LIMIT 1", dep
+    )
+    assert msisdn is not None
+    settings = Settings(database_url=db_dsn)
+    request = BroadcastRequest(areas=(f"dep:{dep}",), template="outage", variables={})
+    plan = await make_plan(conn, settings, request)
+    return await create_broadcast(conn, settings, request, plan), int(msisdn)
+
+
 async def test_a_receipt_matched_in_memory_counts_the_home_the_part_was_sent_to(
     db: asyncpg.Pool, db_dsn: str
 ) -> None:
@@ -390,28 +404,17 @@ async def test_a_receipt_matched_in_memory_counts_the_home_the_part_was_sent_to(
     recount reads the same and the roll-ups still equal it (they differed when the recount
     looked up today's home)."""
     async with db.acquire() as conn:
-        await seed_synthetic(conn, 2_000, seed=8)
-        person = await conn.fetchrow(
-            "SELECT msisdn, departement FROM subscribers WHERE departement = '75'"
-            " ORDER BY msisdn LIMIT 1"
-        )
-        assert person is not None
-        settings = Settings(database_url=db_dsn)
-        request = BroadcastRequest(areas=("dep:75",), template="outage", variables={})
-        plan = await make_plan(conn, settings, request)
-        broadcast_id = await create_broadcast(conn, settings, request, plan)
+        broadcast_id, person = await _broadcast_to_one(conn, db_dsn, "75")
         submitted = datetime.now(UTC) - timedelta(seconds=3)
-        row = (broadcast_id, person["msisdn"], 1, 1, 0, "D4", "smsc", submitted, submitted)
+        row = (broadcast_id, person, 1, 1, 0, "D4", "smsc", submitted, submitted)
         await record_outcomes(conn, broadcast_id, [row], [])
         # The import moves the recipient to Marseille after the chunk was read.
         await conn.execute(
             "UPDATE subscribers SET departement = '13', commune = '13055' WHERE msisdn = $1",
-            person["msisdn"],
+            person,
         )
     recorder = ReceiptRecorder(db, [SmscConfig(name="smsc", receipt_ids="same")])
-    recorder.sent.add(
-        "D4", ("smsc", broadcast_id, person["msisdn"], 1, submitted.timestamp(), "75")
-    )
+    recorder.sent.add("D4", ("smsc", broadcast_id, person, 1, submitted.timestamp(), "75"))
     recorder(Receipt(message_id="D4", stat="DELIVRD"), "smsc")
     await recorder.stop()
     async with db.acquire() as conn:
@@ -427,17 +430,9 @@ async def test_a_receipt_matched_by_the_database_keeps_its_home_after_an_import(
     that moves the recipient afterwards changes neither that count nor the recount, which reads
     the département the receipt row kept (it looked up today's home, and the two differed)."""
     async with db.acquire() as conn:
-        await seed_synthetic(conn, 2_000, seed=8)
-        person = await conn.fetchrow(
-            "SELECT msisdn FROM subscribers WHERE departement = '92' ORDER BY msisdn LIMIT 1"
-        )
-        assert person is not None
-        settings = Settings(database_url=db_dsn)
-        request = BroadcastRequest(areas=("dep:92",), template="outage", variables={})
-        plan = await make_plan(conn, settings, request)
-        broadcast_id = await create_broadcast(conn, settings, request, plan)
+        broadcast_id, person = await _broadcast_to_one(conn, db_dsn, "92")
         submitted = datetime.now(UTC) - timedelta(seconds=3)
-        row = (broadcast_id, person["msisdn"], 1, 1, 0, "E5", "smsc", submitted, submitted)
+        row = (broadcast_id, person, 1, 1, 0, "E5", "smsc", submitted, submitted)
         await record_outcomes(conn, broadcast_id, [row], [])
     recorder = ReceiptRecorder(db, [SmscConfig(name="smsc", receipt_ids="same")])
     recorder(Receipt(message_id="E5", stat="DELIVRD"), "smsc")  # nothing in memory: a lookup
@@ -446,7 +441,7 @@ async def test_a_receipt_matched_by_the_database_keeps_its_home_after_an_import(
     async with db.acquire() as conn:
         await conn.execute(
             "UPDATE subscribers SET departement = '13', commune = '13055' WHERE msisdn = $1",
-            person["msisdn"],
+            person,
         )
         rolled, counted = await rollups.compare(conn, broadcast_id)
         kept = await conn.fetchval(
@@ -465,14 +460,7 @@ async def test_a_receipt_recorded_without_its_departement_counts_under_todays_ho
     one after receipts are taken back to be matched again) read today's home for them, as the
     roll-up counted them then, and never write a NULL area."""
     async with db.acquire() as conn:
-        await seed_synthetic(conn, 2_000, seed=8)
-        person = await conn.fetchval(
-            "SELECT msisdn FROM subscribers WHERE departement = '92' ORDER BY msisdn LIMIT 1"
-        )
-        settings = Settings(database_url=db_dsn)
-        request = BroadcastRequest(areas=("dep:92",), template="outage", variables={})
-        plan = await make_plan(conn, settings, request)
-        broadcast_id = await create_broadcast(conn, settings, request, plan)
+        broadcast_id, person = await _broadcast_to_one(conn, db_dsn, "92")
         await conn.execute(  # as the code before 0021 stored and counted it
             "INSERT INTO receipts (smsc, message_id, stat, received_at, broadcast_id, msisdn,"
             " part, delay_s, match) VALUES ('smsc', 'B2', 'DELIVRD', now(), $1, $2, 1, 0.2,"
@@ -495,14 +483,7 @@ async def test_a_duplicate_receipt_weeks_later_is_counted_once_across_month_part
     found, and the part counted once."""
     weeks_ago = datetime.now(UTC) - timedelta(days=40)
     async with db.acquire() as conn:
-        await seed_synthetic(conn, 2_000, seed=8)
-        person = await conn.fetchval(
-            "SELECT msisdn FROM subscribers WHERE departement = '75' ORDER BY msisdn LIMIT 1"
-        )
-        settings = Settings(database_url=db_dsn)
-        request = BroadcastRequest(areas=("dep:75",), template="outage", variables={})
-        plan = await make_plan(conn, settings, request)
-        broadcast_id = await create_broadcast(conn, settings, request, plan)
+        broadcast_id, person = await _broadcast_to_one(conn, db_dsn, "75")
         await conn.execute(
             "UPDATE broadcasts SET created_at = $2 WHERE id = $1", broadcast_id, weeks_ago
         )
