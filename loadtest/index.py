@@ -33,8 +33,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import asyncpg
-
 from broadcaster.commands.planning import make_plan
 from broadcaster.domain.requests import BroadcastRequest
 from broadcaster.importer import import_csv, synthesise_into
@@ -42,6 +40,7 @@ from broadcaster.logs import configure_logging
 from broadcaster.settings import Settings
 from broadcaster.store import broadcasts as store
 from broadcaster.store import chunks as chunks_store
+from broadcaster.store import database
 from broadcaster.store.areas import departement_populations
 from broadcaster.store.database import Conn
 from broadcaster.store.queries import queries
@@ -54,7 +53,7 @@ from loadtest.common import scratch_database
 async def main(subscribers: int, target_size: int, chunk_size: int, workers: int) -> dict[str, Any]:
     figures: dict[str, Any] = {"subscribers": subscribers}
     async with scratch_database() as dsn:
-        conn = await asyncpg.connect(dsn)
+        conn = await database.connect(dsn)
         try:
             with tempfile.TemporaryDirectory(prefix="bc_index_") as tmp:
                 source = Path(tmp) / "subscribers.csv"
@@ -189,7 +188,7 @@ async def _stream(
     streamed = [0] * workers
 
     async def worker(k: int) -> None:
-        wconn = await asyncpg.connect(dsn)
+        wconn = await database.connect(dsn)
         languages = dict.fromkeys([b"fr", b"en", b"es", b"de", b"ar"], 0)  # as the engine's by_lang
         tail = b""
         rows = 0

@@ -228,6 +228,21 @@ async def test_pending_sightings_move_numbers_as_compaction_will(
     assert await pending(geo) == 0
 
 
+async def test_a_cell_named_twice_gives_each_number_once(geo: asyncpg.Connection) -> None:
+    """`last_seen_in` looks each distinct cell up (migration 0022: a join, where `= ANY` could
+    not repeat a row): a cell twice in the array, compacted or with sightings pending, still
+    gives each number once."""
+    once = "SELECT msisdn FROM last_seen_in(ARRAY['IN1', 'EDGE']) ORDER BY 1"
+    twice = "SELECT msisdn FROM last_seen_in(ARRAY['IN1', 'EDGE', 'IN1', 'EDGE']) ORDER BY 1"
+    compacted = [r[0] for r in await geo.fetch(twice)]
+    assert compacted and compacted == [r[0] for r in await geo.fetch(once)]
+    await ingest(geo, [f"{DE_VISITOR},EDGE,{_ago(minutes=1)}"])  # pending, not compacted
+    assert await pending(geo) > 0
+    with_pending = [r[0] for r in await geo.fetch(twice)]
+    assert with_pending == [r[0] for r in await geo.fetch(once)]
+    assert len(with_pending) == len(set(with_pending))
+
+
 async def test_exclusion_takes_the_cells_out(geo: asyncpg.Connection) -> None:
     plan = await make_plan(geo, Settings(), _request(P, exclude=["circle:48.853,2.3435,0.1"]))
     assert plan.recipients == 3  # EDGE only: 2, 5 and the British visitor
