@@ -37,6 +37,7 @@ from asyncpg.connection import LoggedQuery
 
 from broadcaster.importer import seed_synthetic
 from broadcaster.store import broadcasts as store
+from broadcaster.store import database
 from loadtest.common import (
     departements_for,
     live_send,
@@ -66,8 +67,9 @@ async def _probe(
     by_query: dict[str, list[float]],
 ) -> None:
     """Time `progress` of the newest broadcast (> first_id) every 0.5 s; 'after' once `done`;
-    `by_query`: each of its statements' times (where a slow read spends them)."""
-    conn = await asyncpg.connect(dsn)
+    `by_query`: each of its statements' times (where a slow read spends them). On a connection
+    set up as the product's (`database.connect`: no JIT), as `status` and the console read."""
+    conn = await database.connect(dsn)
 
     def logged(record: LoggedQuery) -> None:
         key = " ".join(record.query.split())[:60]
