@@ -304,9 +304,8 @@ class SmppSession(asyncio.Protocol, Generic[P]):
         self.owner.throttled(self, part)
 
     def _on_event(self, event: Event) -> None:
+        """Every event but receipts (`data_received` passes those on itself)."""
         match event:
-            case ReceiptReceived(receipt=receipt):  # (data_received passes them on itself)
-                self.owner.receipt(self, receipt)
             case BindAccepted():
                 _resolve(self.bound)
             case BindRefused(status=status):
