@@ -4,8 +4,10 @@ A batch is COPYed into a session's staging table, then one set-based statement
 (`receipts_match` in sql/queries/receipts.sql) finds for each receipt the accepted part it
 answers (but those the sending process matched in memory, which come with their part:
 engine/sent_parts.py) and appends it to `receipts` with that part, or with why it names none
-('unmatched', 'ambiguous'). Nothing is matched at read time: `status`, reports and drills read
-the stored answer."""
+('unmatched', 'ambiguous'), and counts it in the roll-ups if it is the first copy stored.
+Nothing is matched at read time: `status`, reports and drills read the stored answer. One
+batch at a time across processes (`receipts_lock`), so that each sees the copies every batch
+before it stored, numbered in that order (`batch`: the recounts take the same copy)."""
 
 from __future__ import annotations
 
@@ -111,8 +113,10 @@ async def record(
 ) -> Recorded:
     """Match and append receipts (rows of `STAGED_COLUMNS`) in one transaction, but those that
     name no recorded part and were received less than `hold_s` seconds ago (returned, held);
-    append with them those `matched` already (rows of `MATCHED_COLUMNS`)."""
+    append with them those `matched` already (rows of `MATCHED_COLUMNS`). After every batch
+    before it, in any process (`receipts_lock`): a receipt's copies are counted once."""
     async with conn.transaction():
+        await conn.execute(queries["receipts_lock"])
         await conn.execute(queries["receipts_stage"])
         if rows:
             await conn.copy_records_to_table("receipts_in", records=rows, columns=STAGED_COLUMNS)
@@ -133,7 +137,9 @@ async def record(
 
 async def take_back(conn: Conn, smsc: str, since: datetime) -> list[tuple[object, ...]]:
     """Take back (delete) the receipts of `smsc` recorded since `since`, to be recorded again
-    with the SMSC's id form now known: rows of `STAGED_COLUMNS` but the two of keys."""
+    with the SMSC's id form now known: rows of `STAGED_COLUMNS` but the two of keys. (In the
+    caller's transaction, after every batch before it: `receipts_lock`.)"""
+    await conn.execute(queries["receipts_lock"])
     rows = await conn.fetch(queries["receipts_take_back"], smsc, since)
     named = sorted({int(row["broadcast_id"]) for row in rows if row["broadcast_id"] is not None})
     if named:  # their receipt roll-ups, without the receipts taken back

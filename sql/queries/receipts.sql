@@ -27,6 +27,14 @@ CREATE TEMPORARY TABLE IF NOT EXISTS receipts_in (
     received_at     timestamptz NOT NULL GENERATED ALWAYS AS (to_timestamp(received_epoch)) STORED
 ) ON COMMIT DELETE ROWS;
 
+-- name: receipts_lock
+-- One batch of receipts matched at a time, in every process (taken first in its transaction,
+-- held to its commit): a batch's statement then sees every batch before it, and a receipt the
+-- SMSC sent twice, its copies on two workers' binds, is counted once. (Two batches at once each
+-- missed the other's copy: both counted it.) Batches of a few thousand receipts every half
+-- second per worker: waiting costs little, and the matching is the database's work either way.
+SELECT pg_advisory_xact_lock(22023, 0);
+
 -- name: receipts_match
 -- Each staged receipt to the accepted part it answers: same SMSC, one of its keys (the ids it
 -- names, in the forms the SMSC may write them: domain/receipt_ids.py), and of the submissions
@@ -108,14 +116,15 @@ WITH found AS (
     ) m
     WHERE i.more_keys IS NOT NULL AND i.broadcast_id IS NULL
 ), stored AS (
+    -- (`batch`: this batch's number, in the order batches are stored: `receipts_lock`.)
     INSERT INTO receipts (smsc, message_id, text_message_id, reported_msisdn, stat, err,
                           done_at, received_at, broadcast_id, msisdn, part, delay_s, match,
-                          departement)
+                          departement, batch)
     SELECT smsc, message_id, text_message_id, reported_msisdn, stat, err, done_at, received_at,
            CASE WHEN n = 1 THEN broadcast_id END, CASE WHEN n = 1 THEN msisdn END,
            CASE WHEN n = 1 THEN part END, CASE WHEN n = 1 THEN delay_s END,
            CASE n WHEN 0 THEN 'unmatched' WHEN 1 THEN 'matched' ELSE 'ambiguous' END,
-           CASE WHEN n = 1 THEN departement END
+           CASE WHEN n = 1 THEN departement END, (SELECT nextval('receipt_batches'))
     FROM found
     WHERE n > 0 OR received_at < now() - make_interval(secs => $3)
 ), since AS MATERIALIZED (
@@ -129,7 +138,9 @@ WITH found AS (
     LEFT JOIN broadcasts b ON b.id = f.broadcast_id
 ), fresh AS (
     -- The batch's parts with a receipt of a stat not recorded for them before (issue 22's
-    -- roll-ups count parts, once per stat; this statement's snapshot excludes `stored`).
+    -- roll-ups count parts, once per stat, with the first copy stored: of the first batch that
+    -- stored one, the first received, as the recounts take it; this statement's snapshot
+    -- excludes `stored`, and `receipts_lock` made every batch before it visible).
     SELECT DISTINCT ON (f.broadcast_id, f.msisdn, f.part, f.stat) f.broadcast_id, f.msisdn,
            f.stat, f.delay_s, f.departement
     FROM found f

@@ -61,12 +61,14 @@ DELETE FROM receipt_delays WHERE broadcast_id = ANY($1::bigint[]);
 
 -- name: rollup_receipts_recount
 -- Broadcasts $1's receipt counters recounted from the receipts (after receipts were taken back
--- to be matched again), once `rollup_receipts_forget` has dropped them.
+-- to be matched again), once `rollup_receipts_forget` has dropped them. Of a part's copies of
+-- a stat, the one the roll-ups count: of the first batch that stored one (migration 0023), the
+-- first received.
 WITH first AS (
     SELECT DISTINCT ON (broadcast_id, msisdn, part, stat) broadcast_id, msisdn, stat, delay_s,
            departement
     FROM receipts WHERE match = 'matched' AND broadcast_id = ANY($1::bigint[])
-    ORDER BY broadcast_id, msisdn, part, stat, received_at
+    ORDER BY broadcast_id, msisdn, part, stat, batch NULLS FIRST, received_at
 ), counted AS (
     INSERT INTO receipt_rollup SELECT broadcast_id, stat, count(*), max(delay_s)
     FROM first GROUP BY 1, 2
@@ -108,7 +110,7 @@ SELECT jsonb_build_object(
                             FROM (SELECT DISTINCT ON (msisdn, part, stat) msisdn, departement,
                                          stat
                                   FROM receipts WHERE broadcast_id = $1 AND match = 'matched'
-                                  ORDER BY msisdn, part, stat, received_at) f
+                                  ORDER BY msisdn, part, stat, batch NULLS FIRST, received_at) f
                             LEFT JOIN subscribers s
                                    ON s.msisdn = f.msisdn AND f.departement IS NULL
                             GROUP BY 1, 2) a),
@@ -116,7 +118,7 @@ SELECT jsonb_build_object(
                        FROM (SELECT stat, receipt_delay_bucket(delay_s) AS bucket, count(*) AS n
                              FROM (SELECT DISTINCT ON (msisdn, part, stat) stat, delay_s
                                    FROM receipts WHERE broadcast_id = $1 AND match = 'matched'
-                                   ORDER BY msisdn, part, stat, received_at) first
+                                   ORDER BY msisdn, part, stat, batch NULLS FIRST, received_at) first
                              GROUP BY 1, 2) d)
 );
 

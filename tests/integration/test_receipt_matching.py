@@ -602,3 +602,80 @@ async def test_a_duplicate_receipt_of_a_reused_id_goes_to_the_later_part_not_the
     async with db.acquire() as conn:
         stored = await conn.fetch("SELECT broadcast_id, msisdn FROM receipts ORDER BY ctid")
     assert [(r["broadcast_id"], r["msisdn"]) for r in stored] == [(2, 33600000009)] * 2
+
+
+async def test_two_workers_flushing_a_duplicate_receipt_at_once_count_it_once(
+    db: asyncpg.Pool, db_dsn: str
+) -> None:
+    """An SMSC sends a receipt again, and the copy comes back on another worker's bind (any
+    bind of its system_id may carry it). Each worker's flush matches its copy in a statement
+    that cannot see the other's: without one batch at a time across processes, both counted
+    the part (delivered beyond what was accepted). The second waits for the first's commit,
+    and finds its copy."""
+    now = datetime.now(UTC) - timedelta(seconds=3)
+    async with db.acquire() as conn:
+        await _deliveries(conn, (7, 33600000001, "E5", now))
+        await conn.execute("INSERT INTO receipt_rollup VALUES (7, 'DELIVRD', 0, 0)")
+    other = await create_pool(db_dsn, min_size=1, max_size=2)  # the other worker's database
+    try:
+        sender = ReceiptRecorder(db, [SmscConfig(name="smsc", receipt_ids="same")])
+        sender.sent.add("E5", ("smsc", 7, 33600000001, 1, now.timestamp(), None))
+        elsewhere = ReceiptRecorder(other, [SmscConfig(name="smsc", receipt_ids="same")])
+        async with db.acquire() as blocker, blocker.transaction():
+            # Holds the roll-up row both statements update: both would take their snapshots
+            # before either commits, as two flushes under load do.
+            await blocker.execute(
+                "SELECT 1 FROM receipt_rollup WHERE broadcast_id = 7 AND stat = 'DELIVRD'"
+                " FOR UPDATE"
+            )
+            sender(Receipt(message_id="E5", stat="DELIVRD"), "smsc")  # matched in memory
+            first = asyncio.create_task(sender.flush())
+            await asyncio.sleep(0.3)
+            elsewhere(Receipt(message_id="E5", stat="DELIVRD"), "smsc")  # by the database
+            second = asyncio.create_task(elsewhere.flush())
+            await asyncio.sleep(0.3)
+        await asyncio.gather(first, second)
+    finally:
+        await other.close()
+    async with db.acquire() as conn:
+        rolled, counted = await rollups.compare(conn, 7)
+        copies = await conn.fetchval("SELECT count(*) FROM receipts WHERE match = 'matched'")
+    assert copies == 2  # both copies are kept, as received
+    assert counted["receipts"] == {"DELIVRD": 1}
+    for kind in ("receipts", "receipt_areas", "receipt_delays"):  # (no outcome roll-ups here)
+        assert rolled[kind] == counted[kind]
+
+
+async def test_a_copy_received_first_but_stored_second_is_not_the_one_recounted(
+    db: asyncpg.Pool, db_dsn: str
+) -> None:
+    """Review of issue 22: worker B receives a receipt first and holds it (the part is not
+    recorded yet when B looks); worker A receives the SMSC's copy later, matches it in memory,
+    stores and counts it. B's copy, stored next, is a duplicate. The recounts took the first
+    copy received, B's: another delay bucket, and here another home (B looked it up after an
+    import moved the recipient; A counted the chunk's). They take the copy counted, A's."""
+    async with db.acquire() as conn:
+        broadcast_id, person = await _broadcast_to_one(conn, db_dsn, "75")
+        submitted = datetime.now(UTC) - timedelta(seconds=30)
+        row = (broadcast_id, person, 1, 1, 0, "C9", "smsc", submitted, submitted)
+        await record_outcomes(conn, broadcast_id, [row], [])
+        said = store.staged(
+            "smsc", "C9", None, None, "DELIVRD", "000", None,
+            submitted + timedelta(seconds=20), (),
+        )[:-2]  # fmt: skip
+        # A's copy, matched in memory, with the chunk's home
+        later = (*said, broadcast_id, person, 1, submitted.timestamp(), "75")
+        await store.record(conn, [], (), 0.0, [later])
+        await conn.execute(
+            "UPDATE subscribers SET departement = '13', commune = '13055' WHERE msisdn = $1",
+            person,
+        )
+        earlier = store.staged(  # B's copy, received first, stored now by the database path
+            "smsc", "C9", None, None, "DELIVRD", "000", None,
+            submitted + timedelta(seconds=2), keys(("C9", None), "same"),
+        )  # fmt: skip
+        await store.record(conn, [earlier], (), 0.0)
+        rolled, counted = await rollups.compare(conn, broadcast_id)
+    assert counted["receipts"] == {"DELIVRD": 1}
+    assert counted["receipt_areas"] == {"75|DELIVRD": 1}  # A's copy
+    assert rolled == counted

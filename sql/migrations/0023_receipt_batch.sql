@@ -1,0 +1,12 @@
+-- Each receipt keeps the number of the batch that stored it (issue 22). An SMSC may send a
+-- receipt twice; the roll-ups count a part once per stat, with the first copy stored (of its
+-- batch, the first received). The recounts (sql/queries/rollups.sql) took the first copy
+-- received, another one when a copy received earlier was stored later (held by a worker until
+-- its part was recorded, while another stored the SMSC's next copy): its own delay bucket and
+-- perhaps another home. They now take the first batch's copy, as the roll-ups did. Batches are
+-- stored one at a time (`receipts_lock`), numbered in that order. NULL: recorded before this
+-- migration (or by a worker still running the code before it), taken as stored first.
+-- No backfill: every process migrates when it starts, and rewriting every receipt would hold
+-- this table's lock for as long as it took.
+CREATE SEQUENCE receipt_batches;
+ALTER TABLE receipts ADD COLUMN batch bigint;
