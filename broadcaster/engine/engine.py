@@ -60,6 +60,7 @@ class Engine:
         self.name = name or f"{socket.gethostname()}:{os.getpid()}"
         """How this process signs its chunk leases."""
         self.receipts = ReceiptRecorder(db, self.smscs, interval=receipt_interval)
+        self.receipts.outcomes_first = self._record_outcomes
         self._receipts_asked = {s.name for s in self.smscs if s.registered_delivery & 3}
         """SMSCs whose parts ask for a receipt (a drill's always do: `group_parts`)."""
         self._pool: SmppPool | None = None
@@ -166,6 +167,11 @@ class Engine:
                 if stats.state != "running":
                     return runs
             await asyncio.sleep(IDLE_POLL)  # other workers hold its last chunks
+
+    async def _record_outcomes(self) -> None:
+        """Every run's outcomes held (`ReceiptRecorder.outcomes_first`)."""
+        for runner in list(self._runners):
+            await runner.flush_outcomes()
 
     async def await_receipts(
         self, broadcast_id: int, final_stats: Sequence[str], wait: float

@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 
 import asyncpg
@@ -107,6 +107,11 @@ class ReceiptRecorder:
         self.sent = SentParts()
         """The parts this process had accepted (the engine adds them): receipts for them are
         matched here."""
+        self.outcomes_first: Callable[[], Awaitable[None]] | None = None
+        """Records the outcomes this process still holds (the engine's runs flush theirs), before
+        receipts matched in memory are stored: their parts' outcomes may not be recorded yet
+        (flushed every 50 ms), and a crash between the two left a part delivered but never
+        accepted, and counted so (the broadcast cancelled, nobody sends it again)."""
         self._rows: list[tuple[object, ...]] = []
         """Receipts as rows of `store.STAGED_COLUMNS`, for the database to match."""
         self._matched: list[tuple[object, ...]] = []
@@ -182,6 +187,8 @@ class ReceiptRecorder:
     ) -> None:
         hold_s = self.hold_s if hold else 0.0
         try:
+            if matched and self.outcomes_first is not None:
+                await self.outcomes_first()
             async with self.db.acquire() as conn:
                 done = await store.record(conn, rows, self.ids.learning(), hold_s, matched)
         except BaseException:

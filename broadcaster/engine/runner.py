@@ -266,6 +266,10 @@ class BroadcastRunner:
         if chunk.outstanding == 0 and chunk.streamed and not self._stop.is_set():
             self._completable.append(chunk.chunk_no)
 
+    async def flush_outcomes(self) -> None:
+        """Record now the outcomes held (the engine, before it stores receipts of their parts)."""
+        await self._flush()
+
     async def _flush(self) -> None:
         """Append buffered outcomes and mark finished chunks done, atomically."""
         async with self._flush_lock:

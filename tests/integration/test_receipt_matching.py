@@ -21,6 +21,8 @@ from broadcaster.domain.requests import BroadcastRequest
 from broadcaster.drills.local import send_drill
 from broadcaster.drills.runs import load_report
 from broadcaster.engine import receipts as recorder_module
+from broadcaster.engine import runner as runner_module
+from broadcaster.engine.engine import Engine
 from broadcaster.engine.receipts import ReceiptRecorder
 from broadcaster.engine.sent_parts import SentParts
 from broadcaster.engine.worker import Worker
@@ -679,3 +681,75 @@ async def test_a_copy_received_first_but_stored_second_is_not_the_one_recounted(
     assert counted["receipts"] == {"DELIVRD": 1}
     assert counted["receipt_areas"] == {"75|DELIVRD": 1}  # A's copy
     assert rolled == counted
+
+
+async def test_no_receipt_is_stored_before_the_outcome_of_its_part(
+    db: asyncpg.Pool, db_dsn: str, start_mock: StartMock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A receipt matched in memory names a part whose outcome the run may not have recorded
+    yet (outcomes are flushed every 50 ms; a fast SMSC answers within that). Stored first, a
+    crash before the outcome flush left a part delivered but never accepted, and counted so
+    if the broadcast was then cancelled. The engine records its runs' outcomes before it
+    stores such receipts: a trigger logs every matched receipt stored while its part has no
+    outcome row, here with outcomes held for the whole run and receipts flushed every 50 ms."""
+    monkeypatch.setattr(runner_module, "FLUSH_INTERVAL", 30.0)  # outcomes held to the end
+    async with db.acquire() as conn:
+        await seed_synthetic(conn, 3_000, seed=3)
+        await conn.execute(
+            """
+            CREATE TABLE receipts_ahead (message_id text, parts_recorded bool);
+            CREATE FUNCTION log_receipts_ahead() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                INSERT INTO receipts_ahead SELECT NEW.message_id, EXISTS (
+                    SELECT 1 FROM deliveries d WHERE d.broadcast_id = NEW.broadcast_id
+                       AND d.msisdn = NEW.msisdn AND d.part = NEW.part AND d.status = 0);
+                RETURN NULL;
+            END $$;
+            CREATE TRIGGER receipts_ahead AFTER INSERT ON receipts FOR EACH ROW
+                WHEN (NEW.match = 'matched') EXECUTE FUNCTION log_receipts_ahead();
+            """
+        )
+    mock, smsc = await start_mock(
+        MockConfig(seed=4, receipts=True), window=8, tps=200, receipt_ids="same"
+    )
+    settings = Settings(database_url=db_dsn, chunk_size=500)
+    request = BroadcastRequest(areas=("dep:75",), template="outage", variables={})
+    async with db.acquire() as conn:
+        plan = await make_plan(conn, settings, request)
+        broadcast_id = await create_broadcast(conn, settings, request, plan)
+    async with Engine(db, [smsc], receipt_interval=0.05) as engine:
+        runs = await engine.run_to_end(broadcast_id)
+        during = engine.receipts.recorded  # stored while the run held its outcomes
+        matched = engine.receipts.matched_in_memory
+    assert [r.state for r in runs] == ["completed"]
+    async with db.acquire() as conn:
+        logged = await conn.fetch("SELECT parts_recorded FROM receipts_ahead")
+    assert during > 0 and matched > 0, "no receipt matched and stored during the run"
+    assert len(logged) == plan.parts == mock.receipts_sent
+    assert all(r["parts_recorded"] for r in logged)
+
+
+async def test_receipts_wait_while_the_outcomes_before_them_cannot_be_recorded(
+    db: asyncpg.Pool,
+) -> None:
+    """The outcomes cannot be recorded (the database went away between the two): the receipts
+    matched in memory are not stored either, and are kept for the next flush."""
+    now = datetime.now(UTC) - timedelta(seconds=3)
+    recorder = ReceiptRecorder(db, [SmscConfig(name="smsc", receipt_ids="same")])
+    recorder.sent.add("A2", ("smsc", 7, 33600000001, 1, now.timestamp(), None))
+    failures = [OSError("connection lost")]
+
+    async def outcomes_first() -> None:
+        if failures:
+            raise failures.pop()
+
+    recorder.outcomes_first = outcomes_first
+    recorder(Receipt(message_id="A2", stat="DELIVRD"), "smsc")
+    with pytest.raises(OSError, match="connection lost"):
+        await recorder.flush()
+    async with db.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM receipts") == 0
+    assert recorder.held == 1
+    await recorder.flush()  # the outcomes recorded now: the receipt follows
+    async with db.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM receipts WHERE msisdn = 33600000001") == 1
