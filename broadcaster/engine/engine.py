@@ -168,10 +168,18 @@ class Engine:
                     return runs
             await asyncio.sleep(IDLE_POLL)  # other workers hold its last chunks
 
-    async def _record_outcomes(self) -> None:
-        """Every run's outcomes held (`ReceiptRecorder.outcomes_first`)."""
+    async def _record_outcomes(self, broadcasts: set[int]) -> set[int]:
+        """The outcomes held by the runs of these broadcasts, recorded now; those of which
+        could not be (`ReceiptRecorder.outcomes_first`: their receipts wait)."""
+        unrecorded: set[int] = set()
         for runner in list(self._runners):
-            await runner.flush_outcomes()
+            if runner.broadcast_id in broadcasts:
+                try:
+                    await runner.flush_outcomes()
+                except Exception as exc:
+                    log.warning("outcomes_before_receipts_failed", error=str(exc))
+                    unrecorded.add(runner.broadcast_id)
+        return unrecorded
 
     async def await_receipts(
         self, broadcast_id: int, final_stats: Sequence[str], wait: float

@@ -24,6 +24,7 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
+from typing import cast
 
 import asyncpg
 import structlog
@@ -34,7 +35,7 @@ from broadcaster.engine.to_the_end import to_the_end
 from broadcaster.settings import SmscConfig
 from broadcaster.smpp.receipts import FINAL_STATS, Receipt
 from broadcaster.store import receipts as store
-from broadcaster.store.database import Conn
+from broadcaster.store.database import Conn, connection_lost
 
 log = structlog.get_logger(__name__)
 
@@ -107,11 +108,12 @@ class ReceiptRecorder:
         self.sent = SentParts()
         """The parts this process had accepted (the engine adds them): receipts for them are
         matched here."""
-        self.outcomes_first: Callable[[], Awaitable[None]] | None = None
-        """Records the outcomes this process still holds (the engine's runs flush theirs), before
-        receipts matched in memory are stored: their parts' outcomes may not be recorded yet
-        (flushed every 50 ms), and a crash between the two left a part delivered but never
-        accepted, and counted so (the broadcast cancelled, nobody sends it again)."""
+        self.outcomes_first: Callable[[set[int]], Awaitable[set[int]]] | None = None
+        """Records the outcomes this process still holds for these broadcasts (the engine's
+        runs flush theirs) before receipts matched in memory are stored, and says for which
+        broadcasts it could not: their parts' outcomes may not be recorded yet (flushed every
+        50 ms), and a crash between the two left a part delivered but never accepted, and
+        counted so (the broadcast cancelled, nobody sends it again)."""
         self._rows: list[tuple[object, ...]] = []
         """Receipts as rows of `store.STAGED_COLUMNS`, for the database to match."""
         self._matched: list[tuple[object, ...]] = []
@@ -186,17 +188,22 @@ class ReceiptRecorder:
         self, rows: list[tuple[object, ...]], matched: list[tuple[object, ...]], hold: bool
     ) -> None:
         hold_s = self.hold_s if hold else 0.0
+        waiting: list[tuple[object, ...]] = []
         try:
             if matched and self.outcomes_first is not None:
-                await self.outcomes_first()
+                unrecorded = await self.outcomes_first({cast(int, row[8]) for row in matched})
+                if unrecorded:  # their receipts wait for the next flush; the others go on
+                    waiting = [row for row in matched if row[8] in unrecorded]
+                    matched = [row for row in matched if row[8] not in unrecorded]
             async with self.db.acquire() as conn:
                 done = await store.record(conn, rows, self.ids.learning(), hold_s, matched)
         except BaseException:
             # Not stored (one transaction): kept for the next flush, a receipt is never dropped.
             self._rows[:0] = rows
-            self._matched[:0] = matched
+            self._matched[:0] = waiting + matched
             raise
         # Stored: never put back from here on (they would be stored twice).
+        self._matched[:0] = waiting
         self._rows[:0] = done.held
         self.recorded += len(rows) + len(matched) - len(done.held)
         self._match_pending.update(self.ids.weigh(done.matched))
@@ -213,7 +220,7 @@ class ReceiptRecorder:
         part's outcome was flushed, and it would be stored 'unmatched' for good."""
         form = self.ids.form(smsc)
         held: list[tuple[object, ...]] = []
-        async with conn.transaction():
+        async with conn.transaction(isolation="read_committed"):  # (`receipts_lock`)
             rows = await store.take_back(conn, smsc, self.ids.since[smsc])
             again = [
                 (*row, *store.key_columns(keys((str(row[1]), _text(row[2])), form))) for row in rows
@@ -244,8 +251,11 @@ class ReceiptRecorder:
             started = clock()
             try:
                 await self.flush()
-            except (OSError, asyncpg.PostgresError) as exc:
-                log.error("receipts_flush_failed", error=str(exc))
+            except Exception as exc:  # kept for the next flush: this loop must go on
+                if connection_lost(exc) or isinstance(exc, asyncpg.PostgresError):
+                    log.error("receipts_flush_failed", error=str(exc))
+                else:
+                    log.exception("receipts_flush_failed")
             await asyncio.sleep(max(0.0, self.interval - (clock() - started)))
 
 

@@ -113,10 +113,11 @@ async def record(
 ) -> Recorded:
     """Match and append receipts (rows of `STAGED_COLUMNS`) in one transaction, but those that
     name no recorded part and were received less than `hold_s` seconds ago (returned, held);
-    append with them those `matched` already (rows of `MATCHED_COLUMNS`). After every batch
-    before it, in any process (`receipts_lock`): a receipt's copies are counted once."""
-    async with conn.transaction():
-        await conn.execute(queries["receipts_lock"])
+    append with them those `matched` already (rows of `MATCHED_COLUMNS`). Matched after every
+    batch before it, in any process (`receipts_lock`, taken once the batch is staged in this
+    session's table; read committed, so that the match sees what the wait was for): a
+    receipt's copies are counted once."""
+    async with conn.transaction(isolation="read_committed"):
         await conn.execute(queries["receipts_stage"])
         if rows:
             await conn.copy_records_to_table("receipts_in", records=rows, columns=STAGED_COLUMNS)
@@ -124,6 +125,7 @@ async def record(
             await conn.copy_records_to_table(
                 "receipts_in", records=matched, columns=MATCHED_COLUMNS
             )
+        await conn.execute(queries["receipts_lock"])
         found = await conn.fetch(queries["receipts_match"], CLOCK_SLACK_S, list(learning), hold_s)
     return Recorded(
         matched=[

@@ -472,8 +472,10 @@ async def test_a_receipt_recorded_without_its_departement_counts_under_todays_ho
         )
         await conn.execute(queries["rollup_receipts_recount"], [broadcast_id])
         rolled, counted = await rollups.compare(conn, broadcast_id)
+        batch = await conn.fetchval("SELECT batch FROM receipts WHERE message_id = 'B2'")
     assert counted["receipt_areas"] == {"92|DELIVRD": 1}
     assert rolled["receipt_areas"] == counted["receipt_areas"]
+    assert batch is not None  # numbered in storage order by the default (migration 0023)
 
 
 async def test_a_duplicate_receipt_weeks_later_is_counted_once_across_month_partitions(
@@ -681,6 +683,11 @@ async def test_a_copy_received_first_but_stored_second_is_not_the_one_recounted(
     assert counted["receipts"] == {"DELIVRD": 1}
     assert counted["receipt_areas"] == {"75|DELIVRD": 1}  # A's copy
     assert rolled == counted
+    async with db.acquire() as conn:  # as after receipts were taken back and matched again
+        await conn.execute(queries["rollup_receipts_forget"], [broadcast_id])
+        await conn.execute(queries["rollup_receipts_recount"], [broadcast_id])
+        again, _counted = await rollups.compare(conn, broadcast_id)
+    assert again == counted
 
 
 async def test_no_receipt_is_stored_before_the_outcome_of_its_part(
@@ -732,24 +739,62 @@ async def test_no_receipt_is_stored_before_the_outcome_of_its_part(
 async def test_receipts_wait_while_the_outcomes_before_them_cannot_be_recorded(
     db: asyncpg.Pool,
 ) -> None:
-    """The outcomes cannot be recorded (the database went away between the two): the receipts
-    matched in memory are not stored either, and are kept for the next flush."""
+    """The outcomes of one broadcast cannot be recorded (its run's database connection went
+    away between the two): its receipts matched in memory wait for the next flush; another
+    broadcast's are stored meanwhile."""
     now = datetime.now(UTC) - timedelta(seconds=3)
     recorder = ReceiptRecorder(db, [SmscConfig(name="smsc", receipt_ids="same")])
     recorder.sent.add("A2", ("smsc", 7, 33600000001, 1, now.timestamp(), None))
-    failures = [OSError("connection lost")]
+    recorder.sent.add("B3", ("smsc", 8, 33600000002, 1, now.timestamp(), None))
+    asked: list[set[int]] = []
 
-    async def outcomes_first() -> None:
-        if failures:
-            raise failures.pop()
+    async def outcomes_first(broadcasts: set[int]) -> set[int]:
+        asked.append(broadcasts)
+        return {7} if len(asked) == 1 else set()  # 7's outcomes fail once
 
     recorder.outcomes_first = outcomes_first
     recorder(Receipt(message_id="A2", stat="DELIVRD"), "smsc")
-    with pytest.raises(OSError, match="connection lost"):
-        await recorder.flush()
+    recorder(Receipt(message_id="B3", stat="DELIVRD"), "smsc")
+    await recorder.flush()
     async with db.acquire() as conn:
-        assert await conn.fetchval("SELECT count(*) FROM receipts") == 0
+        assert await conn.fetchval("SELECT array_agg(broadcast_id) FROM receipts") == [8]
     assert recorder.held == 1
-    await recorder.flush()  # the outcomes recorded now: the receipt follows
+    await recorder.flush()  # 7's outcomes recorded now: its receipt follows
     async with db.acquire() as conn:
-        assert await conn.fetchval("SELECT count(*) FROM receipts WHERE msisdn = 33600000001") == 1
+        stored = await conn.fetchval(
+            "SELECT array_agg(broadcast_id ORDER BY broadcast_id) FROM receipts"
+        )
+    assert stored == [7, 8]
+    assert asked == [{7, 8}, {7}]
+
+
+async def test_the_periodic_flush_goes_on_after_any_error(db: asyncpg.Pool) -> None:
+    """Whatever a flush raises (here from the hook that records outcomes first), the receipts
+    are kept and the next flush, half a second later, stores them: the periodic flush does not
+    end (it ended on anything but a database error, and the receipts stayed in memory)."""
+    now = datetime.now(UTC) - timedelta(seconds=3)
+    recorder = ReceiptRecorder(db, [SmscConfig(name="smsc", receipt_ids="same")], interval=0.05)
+    recorder.sent.add("C4", ("smsc", 9, 33600000003, 1, now.timestamp(), None))
+    failures = [RuntimeError("a bug")]
+
+    async def outcomes_first(broadcasts: set[int]) -> set[int]:
+        if failures:
+            raise failures.pop()
+        return set()
+
+    recorder.outcomes_first = outcomes_first
+    recorder.start()
+    try:
+        recorder(Receipt(message_id="C4", stat="DELIVRD"), "smsc")
+        for _ in range(100):
+            await asyncio.sleep(0.05)
+            if recorder.recorded:
+                break
+        stored_by_the_loop = recorder.recorded
+    finally:
+        await recorder.stop()
+    assert not failures  # the first flush did fail
+    assert stored_by_the_loop == 1
+    async with db.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM receipts WHERE broadcast_id = 9") == 1
+    assert recorder.recorded == 1
