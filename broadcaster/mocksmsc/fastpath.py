@@ -43,10 +43,10 @@ FAST_SUBMIT_SM: Final = re.compile(
     rb"[\x01-\x7f]{0,5}\x00"  # service_type
     + TON
     + NPI
-    + rb"[\x01-\x7f]{0,20}\x00"  # source_addr
+    + rb"([\x01-\x7f]{0,20})\x00"  # source_addr (group 1)
     + TON
     + NPI
-    + rb"([0-9]{1,20})\x00"  # destination_addr (group 1)
+    + rb"([0-9]{1,20})\x00"  # destination_addr (group 2)
     + rb"[\x00-\x03\x80-\x83]"  # esm_class: no UDHI, default message type
     + rb".[\x00-\x03]"  # protocol_id, priority_flag
     + SMPP_TIME
@@ -54,7 +54,7 @@ FAST_SUBMIT_SM: Final = re.compile(
     + _REGISTERED_DELIVERY
     + rb"[\x00\x01]"  # replace_if_present_flag
     # data_coding, sm_default_msg_id, sm_length, short_message: GSM septets (< 0x80), 1..160,
-    # or UCS-2 code units, 1..70 (group 2 or 3); no TLV after it (fullmatch to the PDU end).
+    # or UCS-2 code units, 1..70 (group 3 or 4); no TLV after it (fullmatch to the PDU end).
     + rb"(?:\x00\x00.([\x00-\x7f]{1,160})|\x08\x00.((?:..){1,70}))",
     re.DOTALL,
 )
@@ -94,6 +94,20 @@ RECEIPT_TAIL: Final = re.compile(
 FAST_CONCATENATED_PART: no TLV, short_message to the end), matched from the NUL that ends its
 destination_addr: the same for every recipient of a text (`ReceiptScheduler.schedule_run`)."""
 
+TakenPart = tuple[bytes, bytes, bytes]
+"""What the fast path hands over of each part for its receipt, from the match it made anyway
+(`ReceiptScheduler.schedule_run` used to find these again in each PDU): (source_addr, the
+destination_addr: the handset, and the PDU from the NUL that ends it: `RECEIPT_TAIL`'s)."""
+
+
+def receipt_fields(pdu: bytes) -> TakenPart:
+    """`TakenPart` of a whole submit_sm the fast path accepts (as it hands them over)."""
+    m = FAST_SUBMIT_SM.fullmatch(pdu, 16) or FAST_CONCATENATED_PART.fullmatch(pdu, 16)
+    if m is None:
+        raise ValueError("not a submit_sm the fast path takes")
+    return m.group(1), m.group(2), pdu[m.end(2) :]
+
+
 AddPart = Callable[[ConcatKey, int, int, int, bytes], "str | None"]
 """`Record.add_part`: None when the part is taken, else why it contradicts earlier parts."""
 
@@ -121,12 +135,12 @@ def answer_single_parts(
     append: Callable[[bytes], None],
     keep: Callable[[bytes], None] | None,
     message_id: int,
-    taken: Callable[[bytes], None] | None = None,
+    taken: Callable[[TakenPart], None] | None = None,
 ) -> tuple[int, int]:
     """Accept the run of common single parts at `data[pos:]`: append each one's
     submit_sm_resp (ESME_ROK, message id `message_id` + 1, + 2...) and hand its PDU to `keep`
-    (None: not recorded) and to `taken` (receipts; None: none). Returns (where the run
-    stopped, the last message id given)."""
+    (None: not recorded) and what its receipt needs to `taken` (None: no receipts). Returns
+    (where the run stopped, the last message id given)."""
     end = len(data)
     fullmatch = FAST_SUBMIT_SM.fullmatch
     pack = _pack_header
@@ -148,7 +162,7 @@ def answer_single_parts(
         if keep is not None:
             keep(data[pos:nxt])
         if taken is not None:
-            taken(data[pos:nxt])
+            taken((m.group(1), m.group(2), data[m.end(2) : nxt]))
         pos = nxt
     return pos, message_id
 
@@ -159,12 +173,12 @@ def answer_concatenated_parts(
     append: Callable[[bytes], None],
     add_part: AddPart,
     message_id: int,
-    taken: Callable[[bytes], None] | None = None,
+    taken: Callable[[TakenPart], None] | None = None,
 ) -> tuple[int, int]:
     """Accept the run of common concatenated parts at `data[pos:]` that `add_part` takes (it
     checks them against the parts received before, and records them): append each one's
-    submit_sm_resp as `answer_single_parts` does, and hand its PDU to `taken`. Returns (where
-    the run stopped, the last message id given)."""
+    submit_sm_resp as `answer_single_parts` does, and what its receipt needs to `taken`.
+    Returns (where the run stopped, the last message id given)."""
     end = len(data)
     fullmatch = FAST_CONCATENATED_PART.fullmatch
     pack = _pack_header
@@ -190,6 +204,6 @@ def answer_concatenated_parts(
         append(pack(_OK_RESP_LENGTH, _SUBMIT_SM_RESP, 0, sequence))
         append(b"%016X\0" % message_id)
         if taken is not None:
-            taken(data[pos:nxt])
+            taken((key[0], key[1], data[m.end(2) : nxt]))
         pos = nxt
     return pos, message_id

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final, Protocol
 
-from broadcaster.mocksmsc.fastpath import RECEIPT_TAIL
+from broadcaster.mocksmsc.fastpath import RECEIPT_TAIL, TakenPart
 from broadcaster.mocksmsc.scenario import MockConfig
 from broadcaster.mocksmsc.timers import DueQueue
 from broadcaster.mocksmsc.validation import Part
@@ -371,10 +371,11 @@ class ReceiptScheduler:
             self._due = DueQueue(asyncio.get_running_loop(), self._release)
         self._due.push(delay_s, item)
 
-    def schedule_run(self, origin: Receiver, last_id: int, pdus: list[bytes]) -> None:
-        """The parts of a fast-path run (their ids end at `last_id`): the receipts of those
-        that asked for one and that the draws keep, as `schedule` would (the same draws in the
-        same order), in one item (one per receipt with jitter)."""
+    def schedule_run(self, origin: Receiver, last_id: int, parts: list[TakenPart]) -> None:
+        """The parts of a fast-path run (their ids end at `last_id`; what the fast path hands
+        over of each, `fastpath.TakenPart`): the receipts of those that asked for one and that
+        the draws keep, as `schedule` would (the same draws in the same order), in one item
+        (one per receipt with jitter)."""
         if not self.config.receipts:
             return
         submitted = datetime.now(UTC).replace(tzinfo=None)
@@ -384,15 +385,10 @@ class ReceiptScheduler:
         kinds = self._kinds
         only = self._only_stat
         random = self.rng.random
-        message_id = last_id - len(pdus)
-        for pdu in pdus:
+        message_id = last_id - len(parts)
+        for sender, handset, tail in parts:
             message_id += 1
-            # service_type's NUL, the TONs and NPIs: the fast path took only these forms.
-            start = pdu.index(0, 16) + 3
-            end = pdu.index(0, start)
-            handset_end = pdu.index(0, end + 3)
-            sender = pdu[start:end]
-            key = (sender, pdu[handset_end:])
+            key = (sender, tail)
             kind = kinds.get(key) or self._kind(key)
             delivery, text = kind
             if not delivery:
@@ -407,7 +403,7 @@ class ReceiptScheduler:
                 if drawn is None:
                     continue
                 stat, malformed = drawn
-            receipt = (message_id, pdu[end + 3 : handset_end], sender, stat, text, malformed)
+            receipt = (message_id, handset, sender, stat, text, malformed)
             if jitter:
                 self._push(self._delay_s(), ReceiptRun(run.system_id, origin, submitted, [receipt]))
             else:

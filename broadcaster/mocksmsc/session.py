@@ -44,6 +44,7 @@ from broadcaster.errors import SmppProtocolError
 from broadcaster.mocksmsc.binding import BindRequest, bind_refusal
 from broadcaster.mocksmsc.fastpath import (
     MAX_SEQUENCE,
+    TakenPart,
     answer_concatenated_parts,
     answer_single_parts,
 )
@@ -285,7 +286,7 @@ class Session(asyncio.Protocol):
         record = smsc.record
         first = smsc.last_message_id
         keep = record.append_pdu if record.keep else None
-        taken: list[bytes] | None = [] if self.config.receipts else None
+        taken: list[TakenPart] | None = [] if self.config.receipts else None
         take = taken.append if taken is not None else None
         pos, last = answer_single_parts(data, pos, append, keep, first, take)
         singles = last - first

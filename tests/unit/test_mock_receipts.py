@@ -11,6 +11,7 @@ from datetime import datetime
 
 import pytest
 
+from broadcaster.mocksmsc.fastpath import receipt_fields
 from broadcaster.mocksmsc.flow import Answers
 from broadcaster.mocksmsc.receipts import (
     DueReceipt,
@@ -229,7 +230,7 @@ async def test_a_run_draws_as_its_parts_one_by_one_would() -> None:
         origin = Receiver(1)
         scheduler = ReceiptScheduler(config, random.Random(5), {origin}, lambda: None)
         if schedule_all == "by run":
-            scheduler.schedule_run(origin, len(pdus), pdus)
+            scheduler.schedule_run(origin, len(pdus), [receipt_fields(p) for p in pdus])
         else:
             for n, pdu in enumerate(pdus, start=1):
                 scheduler.schedule(origin, validate_submit_sm(pdu), f"{n:016X}")
@@ -257,7 +258,7 @@ async def test_a_runs_receipts_go_to_a_receiver_of_its_system_id_or_wait_for_one
     scheduler = ReceiptScheduler(
         MockConfig(receipts=True), random.Random(1), receivers, lambda: None
     )
-    scheduler.schedule_run(transmitter, 0x2C, pdus)
+    scheduler.schedule_run(transmitter, 0x2C, [receipt_fields(p) for p in pdus])
     await asyncio.sleep(0.01)
     assert scheduler.waiting == 3 and transmitter.got == []
     receiver = Receiver(2)
@@ -265,7 +266,7 @@ async def test_a_runs_receipts_go_to_a_receiver_of_its_system_id_or_wait_for_one
     scheduler.flush_pending(receiver)
     assert [r.message_id for r in receiver.got] == [f"{n:016X}" for n in (0x2A, 0x2B, 0x2C)]
     assert [r.source for r in receiver.got] == ["33612340001", "33612340002", "33612340003"]
-    scheduler.schedule_run(transmitter, 0x2D, pdus[:1])
+    scheduler.schedule_run(transmitter, 0x2D, [receipt_fields(pdus[0])])
     await asyncio.sleep(0.01)
     assert [r.message_id for r in receiver.got][-1] == f"{0x2D:016X}" and scheduler.waiting == 0
 
