@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
-from broadcaster.domain.variables import resolve
+from broadcaster.domain.variables import is_fictional_number, resolve, split_key
 from broadcaster.errors import InputError
 from broadcaster.targeting import AreaIndex, PresenceSummary, Target
 from broadcaster.text.encoding import (
@@ -66,6 +66,9 @@ class Plan:
     placeholder (a fictional number from the seed data): a live send refuses them."""
     presence: PresenceSummary | None = None
     """The geographic part of the target (cells, present, stale, overspill, visitors)."""
+    fictional: Mapping[str, str] = field(default_factory=dict)
+    """The operator's phone variables (`--var`, the API's, the console's) whose value is in the
+    range reserved for fiction (01 99 00 xx xx): nobody answers it; a live send refuses them."""
 
     @property
     def recipients(self) -> int:
@@ -86,6 +89,10 @@ class Plan:
     def placeholder_notes(self) -> list[str]:
         """Each area variable still at its reference placeholder, with the areas and the fix."""
         return _placeholder_notes(self.placeholders)
+
+    def fictional_notes(self) -> list[str]:
+        """Each phone number the operator gave in the fiction range, with the fix."""
+        return _fictional_notes(self.fictional)
 
 
 def _language_notes(groups: Collection[Group], scenario: Scenario) -> list[str]:
@@ -125,6 +132,26 @@ def _placeholder_notes(placeholders: Mapping[str, Collection[str]]) -> list[str]
         f"broadcast with --var {name}=VALUE"
         for name, deps in sorted(placeholders.items())
     ]
+
+
+def _fictional_notes(fictional: Mapping[str, str]) -> list[str]:
+    return [
+        f"{key} {value} is in the range reserved for fiction (01 99 00 xx xx), nobody answers "
+        f"it: give --var {key}=NUMBER with the real one"
+        for key, value in sorted(fictional.items())
+    ]
+
+
+def _fictional_variables(
+    catalogue: TemplateCatalogue, operator: Mapping[str, str]
+) -> dict[str, str]:
+    """The operator's phone variables whose value is a fictional number (a value copied from
+    the reference data or a rehearsal script: a live alert would send the public to it)."""
+    return {
+        key: value
+        for key, value in operator.items()
+        if catalogue.spec(split_key(key)[0]).kind == "phone" and is_fictional_number(value)
+    }
 
 
 def plan_broadcast(
@@ -189,7 +216,13 @@ def plan_broadcast(
             + ": check the areas with `broadcaster areas`"
         )
     language_of = {k: position[g] for k, g in group_of.items()}
-    notes = [*warnings, *_language_notes(groups, scenario), *_placeholder_notes(carried)]
+    fictional = _fictional_variables(catalogue, operator)
+    notes = [
+        *warnings,
+        *_language_notes(groups, scenario),
+        *_placeholder_notes(carried),
+        *_fictional_notes(fictional),
+    ]
     return Plan(
         scenario,
         target,
@@ -197,13 +230,15 @@ def plan_broadcast(
         language_of,
         tuple(notes),
         {name: tuple(sorted(deps)) for name, deps in carried.items()},
+        fictional=fictional,
     )
 
 
 def check_sendable(plan: Plan, *, kind: str, allow_language_fallback: bool) -> None:
     """Refuse a live plan that would say something false: a reference placeholder (a fictional
-    fallback number) in its texts, or, unless the operator allowed it, groups whose text is not
-    in their recipients' language. Drills may carry both (they reach the test group only)."""
+    fallback number) in its texts, a fictional number the operator gave, or, unless the
+    operator allowed it, groups whose text is not in their recipients' language. Drills may
+    carry all three (they reach the test group only)."""
     if kind != "live":
         return
     placeholders = plan.placeholder_notes()
@@ -212,6 +247,13 @@ def check_sendable(plan: Plan, *, kind: str, allow_language_fallback: bool) -> N
             "refused: " + "; ".join(placeholders) + "; nothing was sent",
             code="placeholder_variables",
             details=placeholders,
+        )
+    fictional = plan.fictional_notes()
+    if fictional:
+        raise InputError(
+            "refused: " + "; ".join(fictional) + "; nothing was sent",
+            code="fictional_number",
+            details=fictional,
         )
     languages = plan.language_notes()
     if languages and not allow_language_fallback:

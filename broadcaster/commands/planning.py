@@ -182,9 +182,10 @@ def initial_state(approval_required: bool) -> str:
 
 
 def plan_as_json(plan: Plan, parts_per_second: float) -> dict[str, Any]:
-    """The preview, as scripts and the API see it. `placeholders` (variable -> départements)
-    and each group's `also_for_languages` and `variables_in_other_languages` say what a live
-    send refuses; `warnings` says it in words."""
+    """The preview, as scripts and the API see it. `placeholders` (variable -> départements),
+    `fictional` (the operator's phone variables in the fiction range -> their value) and each
+    group's `also_for_languages` and `variables_in_other_languages` say what a live send
+    refuses; `warnings` says it in words."""
     return {
         "template": plan.scenario.name,
         "recipients": plan.recipients,
@@ -192,6 +193,7 @@ def plan_as_json(plan: Plan, parts_per_second: float) -> dict[str, Any]:
         "eta_seconds": plan.eta_seconds(parts_per_second),
         "warnings": list(plan.warnings),
         "placeholders": {name: list(deps) for name, deps in plan.placeholders.items()},
+        "fictional": dict(plan.fictional),
         "presence": None if plan.presence is None else plan.presence.as_json(),
         "groups": [
             {

@@ -225,6 +225,13 @@ PREVIEW: Final[Schema] = {
             "description": "variable -> the départements whose texts carry its reference "
             "placeholder (a fictional number): a live send refuses them until each is set",
         },
+        "fictional": {
+            "type": "object",
+            "additionalProperties": {"type": "string"},
+            "description": "the phone variables given with the request whose value is in the "
+            "range reserved for fiction (01 99 00 xx xx) -> that value: a live send refuses "
+            "them (code fictional_number)",
+        },
         "presence": {
             "type": ["object", "null"],
             "description": "the geographic part of the target (null: none): mode, window_hours, "

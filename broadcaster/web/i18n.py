@@ -490,6 +490,12 @@ MESSAGES: Final[dict[str, tuple[str, str]]] = {
         "Une zone a encore la valeur fictive de référence (un numéro où personne ne répond) : "
         "tapez la vraie valeur dans « Remplacer les valeurs propres aux zones ».",
     ),
+    "refusal_fictional_number": (
+        "A number typed is in the range reserved for fiction (01 99 00 xx xx, nobody answers "
+        "it): type the real number.",
+        "Un numéro saisi est dans la tranche réservée à la fiction (01 99 00 xx xx, personne "
+        "n'y répond) : tapez le vrai numéro.",
+    ),
     "refusal_unknown_area": (
         "An area code is unknown: check the codes typed.",
         "Un code de zone est inconnu : vérifiez les codes saisis.",

@@ -22,6 +22,7 @@ BY_CODE: Final[dict[str, str]] = {
     "forbidden": "refusal_forbidden",
     "language_fallback": "refusal_language_fallback",
     "placeholder_variables": "refusal_placeholder_variables",
+    "fictional_number": "refusal_fictional_number",
     "unknown_area": "refusal_unknown_area",
     "unknown_reference": "refusal_unknown_area",
     "empty_target": "refusal_empty_target",

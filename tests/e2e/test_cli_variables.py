@@ -105,6 +105,27 @@ def test_a_live_send_with_placeholder_numbers_is_refused_before_its_question(
     assert [b["kind"] for b in fresh("list")["broadcasts"]] == ["live", "drill"]
 
 
+def test_a_live_send_with_a_fictional_number_given_is_refused_and_nothing_is_sent(
+    cli: Cli, seeded: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--var fallback_number=01 99 00 13 00` (the fiction range, copied from a rehearsal):
+    the preview says it, a live send exits 2 before anything goes out, a drill may carry it."""
+    target = ("--area", "dep:13", "--template", "outage")
+    fictional = ("--var", "fallback_number=01 99 00 13 00")
+    preview = cli("preview", *target, *fictional)
+    assert preview["fictional"] == {"fallback_number": "01 99 00 13 00"}
+    assert any("reserved for fiction" in w for w in preview["warnings"])
+    with mock_smsc(stats=True) as mock:
+        monkeypatch.setenv(SMSC_URL, f"smpp://t:pw@127.0.0.1:{mock.port}")
+        expected = str(preview["recipients"])
+        refused = cli("send", *target, *fictional, "--yes", "--expect-recipients", expected, code=2)
+        submits = mock.stats()["submits"]
+    assert "fallback_number 01 99 00 13 00 is in the range reserved for fiction" in refused
+    assert "--var fallback_number=NUMBER" in refused and "nothing was sent" in refused
+    assert submits == 0
+    assert cli("list")["broadcasts"] == []
+
+
 def test_var_values_are_checked_as_set_var_checks_them(
     cli: Cli, seeded: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -247,6 +247,43 @@ async def test_the_console_refuses_a_number_that_is_no_number(console_lab: MakeL
     assert lab.mock is not None and lab.mock.record.parts_received == 0
 
 
+async def test_a_fictional_number_typed_for_a_live_send_is_refused_and_nothing_is_sent(
+    lab: Lab, console_lab: MakeLab
+) -> None:
+    """The reference data's fiction-range number, given as the broadcast's own value (copied
+    from a rehearsal script): the preview flags it, a live send is refused through the API and
+    the console, a drill may carry it."""
+    fictional = {**OUTAGE, "variables": {"fallback_number": "01 99 00 75 00"}}
+    status, preview = await lab.post("/v1/broadcasts", {**fictional, "dry_run": True})
+    assert status == 200, preview
+    assert preview["preview"]["fictional"] == {"fallback_number": "01 99 00 75 00"}
+    status, refused = await lab.post("/v1/broadcasts", fictional)
+    assert status == 422, refused
+    assert refused["error"]["code"] == "fictional_number"
+    assert "is in the range reserved for fiction" in refused["error"]["message"]
+    assert await lab.send() == {}
+    assert lab.mock.record.parts_received == 0
+    assert await lab.broadcasts() == 0
+
+    console = await console_lab(worker=True)
+    client = await console.client()
+    csrf = await sign_in(client, console.tokens["alice"])
+    form = {
+        "csrf_token": csrf,
+        "area": "dep:75",
+        "template": "outage",
+        "var_fallback_number": "01 99 00 75 00",
+        "confirm": "SEND TO PUBLIC",
+    }
+    async with client.post("/console/broadcasts", data=form, allow_redirects=False) as response:
+        text = await response.text()
+        assert response.status == 422
+    assert "A number typed is in the range reserved for fiction" in text
+    assert "--var" not in text
+    assert await console.count("broadcasts") == 0
+    assert console.mock is not None and console.mock.record.parts_received == 0
+
+
 # -- item 8: follow-ups in each language -------------------------------------------------------
 
 

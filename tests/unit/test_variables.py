@@ -322,3 +322,36 @@ def test_a_placeholder_the_template_does_not_read_is_no_reason_to_refuse() -> No
 def test_templates_refuse_the_old_per_language_names() -> None:
     with pytest.raises(TemplateError, match="has no variable 'instruction_en'"):
         CATALOGUE.check_variables(CATALOGUE.scenario("cap"), {"instruction_en": "x"})
+
+
+# -- a fictional number the operator gives ------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", ["01 99 00 75 00", "0199007512", "+33 1 99 00 13 00"])
+def test_a_live_plan_with_a_fictional_number_given_is_refused(value: str) -> None:
+    """The reference data's placeholders are refused as area values; the same number typed
+    with --var (copied from a rehearsal script) would send the public to a line nobody
+    answers: refused too, in the preview's words and the refusal's."""
+    plan = _plan({("75", "fr"): 2}, {"fallback_number": value})
+    assert dict(plan.fictional) == {"fallback_number": value}
+    assert any("reserved for fiction" in w for w in plan.warnings)
+    with pytest.raises(InputError) as refused:
+        check_sendable(plan, kind="live", allow_language_fallback=True)
+    assert refused.value.code == "fictional_number"
+    message = str(refused.value)
+    assert f"fallback_number {value} is in the range reserved for fiction" in message
+    assert "--var fallback_number=NUMBER" in message and "nothing was sent" in message
+    check_sendable(plan, kind="drill", allow_language_fallback=False)  # the test group only
+
+
+@pytest.mark.parametrize("value", ["01 99 01 75 00", "112", "01 40 00 75 00"])
+def test_a_real_number_given_is_sent(value: str) -> None:
+    plan = _plan({("75", "fr"): 2}, {"fallback_number": value})
+    assert dict(plan.fictional) == {}
+    check_sendable(plan, kind="live", allow_language_fallback=False)
+
+
+def test_only_phone_variables_are_read_as_numbers() -> None:
+    """A text variable may quote anything (a CAP instruction is free text): not a number."""
+    plan = _plan({("75", "fr"): 2}, {"instruction": "01 99 00 75 00"}, template="update")
+    assert dict(plan.fictional) == {}
