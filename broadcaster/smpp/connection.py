@@ -31,7 +31,7 @@ from typing import Final, Generic, Protocol, TypeAlias, TypeVar
 from broadcaster.errors import SmppError, SmppProtocolError
 from broadcaster.smpp import codec, policy
 from broadcaster.smpp.constants import RESPONSE_BIT, TRANSIENT_STATUSES, CommandId, Status
-from broadcaster.smpp.receipts import Receipt, read_receipt
+from broadcaster.smpp.receipts import Receipt, read_receipt, read_receipt_pdu
 
 MAX_SEQUENCE: Final = 0x7FFFFFFF
 """The last sequence number (SMPP 3.4 §5.1.4); the next one is 1 again."""
@@ -610,9 +610,14 @@ class SmppConnection(Generic[P]):
         received.events.append(UnknownCommand(header.command_id, header.sequence))
 
     def _on_receipt(self, received: Received[P], pdu: bytes, sequence: int) -> bool:
-        """`_on_deliver_sm` of a receipt as SMSCs write them (`codec.decode_receipt_fields`),
-        the same reply and event in a fraction of the time (one per part sent); False, having
-        done nothing, for any other deliver_sm."""
+        """`_on_deliver_sm` of a receipt as SMSCs write them (`read_receipt_pdu`, else
+        `codec.decode_receipt_fields`), the same reply and event in a fraction of the time
+        (one per part sent); False, having done nothing, for any other deliver_sm."""
+        usual = read_receipt_pdu(pdu)
+        if usual is not None:  # the usual receipt, in one match
+            received.replies.append(codec.encode_deliver_sm_resp(sequence, 0))
+            received.events.append(ReceiptReceived(usual))
+            return True
         fields = codec.decode_receipt_fields(pdu)
         if fields is None:
             return False

@@ -37,6 +37,7 @@ from broadcaster.smpp.receipts import (
     format_receipt,
     parse_receipt,
     read_receipt,
+    read_receipt_pdu,
     receipt_tlvs,
 )
 from broadcaster.store import receipts as store
@@ -231,6 +232,48 @@ def test_the_short_cut_declines_what_it_does_not_read_alike() -> None:
     )
     assert (source, data_coding, user_data) == ("33612345678", 0, STANDARD.encode())
     assert set(tlvs) == {PAYLOAD}
+
+
+def _strict_receipt(pdu: bytes) -> Receipt | None:
+    """The receipt the strict path reads in `pdu` (None: none, or not a receipt)."""
+    _, events = reference(pdu)
+    (event,) = events
+    return event.receipt if isinstance(event, ReceiptReceived) else None
+
+
+@pytest.mark.parametrize("pdu", CASES.values(), ids=CASES.keys())
+def test_the_one_match_reader_reads_as_the_strict_path_or_declines(pdu: bytes) -> None:
+    got = read_receipt_pdu(pdu)
+    assert got is None or got == _strict_receipt(pdu)
+
+
+def test_the_one_match_reader_takes_the_usual_receipts_and_declines_the_rest() -> None:
+    """It must take what SMSCs send for nearly every part (else the time is not saved), and
+    decline what it does not read alike: the long way then reads it (tests above)."""
+    for config in MOCK_CONFIGS[:-1]:  # the mock's, but TLV-only (no text to match)
+        for pdu in mock_pdus(config):
+            assert read_receipt_pdu(pdu) == _strict_receipt(pdu) is not None
+    taken = {
+        "decimal text id, hex TLV",
+        "lower-case stat and alias",
+        "no stat, message_state TLV",
+        "no stat, no TLV",
+        "empty counts and dates",
+        "odd date",
+        "GSM text with @ and escapes",
+        "latin-1 text",
+        "UDHI set",
+        "store and forward mode bits",
+        "service_type",
+        "20-digit source",
+        "empty source",
+        "alphanumeric destination",
+        "254 octets",
+    }
+    assert {name for name, pdu in CASES.items() if read_receipt_pdu(pdu) is not None} == taken
+    for pdu in MALFORMED.values():
+        assert read_receipt_pdu(_with_length(pdu)) is None
+    assert read_receipt_pdu(GOOD[:-1]) is None and read_receipt_pdu(GOOD + b"\0") is None
 
 
 # -- malformed deliver_sm: the same status and event as the strict path ---------------------------
