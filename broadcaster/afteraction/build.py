@@ -81,14 +81,20 @@ def _tables(inputs: Inputs) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]
     for g in inputs.groups:
         area(g["departement"])["recipients"] += g["recipients"]
         lang(g["lang"])["recipients"] += g["recipients"]
+
+    def language(row: Mapping[str, Any]) -> str:
+        """The language of the text the row's recipients got: their group's, or for outcomes
+        recorded without it, the one their language maps to."""
+        return str(row["text_lang"] or text_language(row["departement"], row["lang"]))
+
     for r in rows.by_area_lang:
-        for target in (area(r["departement"]), lang(text_language(r["departement"], r["lang"]))):
+        for target in (area(r["departement"]), lang(language(r))):
             for key in ("reached", "parts_accepted", "parts_delivered", "delivered"):
                 target[key] += int(r[key])
             target["recorded_twice"] += int(r["recorded_twice"])
     for f in rows.failures:
         why = reason(int(f["status"]))
-        for target in (area(f["departement"]), lang(text_language(f["departement"], f["lang"]))):
+        for target in (area(f["departement"]), lang(language(f))):
             target["parts_failed"] += int(f["n"])
             target["failed_by_reason"][why] = target["failed_by_reason"].get(why, 0) + int(f["n"])
     for table in (areas, langs):

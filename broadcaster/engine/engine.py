@@ -211,7 +211,7 @@ class Engine:
         count, recorded per broadcast and reported as "possibly sent twice"). An accepted
         part that asked for a receipt is remembered for it (`sent_parts`)."""
         part = cast(PartTag, tag)
-        progress, msisdn, number, _parts = part
+        progress, msisdn, number, _parts, _group = part
         runner = progress.runner
         runner.on_outcome(
             part, status, message_id, smsc, submitted_at, answered_at, possible_duplicates

@@ -82,8 +82,11 @@ class ChunkProgress:
     for the receipt roll-ups (`sent_parts`); None for present numbers (home looked up)."""
 
 
-PartTag = tuple[ChunkProgress, int, int, int]
-"""What the pool hands back with each part's outcome: (chunk, msisdn, part number, parts)."""
+PartTag = tuple[ChunkProgress, int, int, int, int]
+"""What the pool hands back with each part's outcome: (chunk, msisdn, part number, parts,
+group: `broadcast_groups.group_no`, the area and language of the text it is part of)."""
+Texts = tuple[int, GroupParts]
+"""A group's number and its parts, as a recipient's language selects them."""
 
 
 @dataclass
@@ -211,7 +214,7 @@ class BroadcastRunner:
     ) -> None:
         """One part's outcome, from the pool; `possible_duplicates`: copies beyond one the
         SMSC may have received (the pool sent it again after a loss or a timeout)."""
-        chunk, msisdn, part, parts = tag
+        chunk, msisdn, part, parts, group_no = tag
         if possible_duplicates:
             self._possibly_twice += possible_duplicates
             self.stats.possibly_twice += possible_duplicates
@@ -247,6 +250,7 @@ class BroadcastRunner:
                 smsc,
                 self._submitted_dt,
                 self._answered_dt,
+                group_no,
             )
         )
         if status == 0:
@@ -416,20 +420,22 @@ class BroadcastRunner:
                     return
                 recorded = await chunks.recorded_parts(conn, self.broadcast_id, chunk)
                 by_lang = {
-                    lang.encode(): by_group[group_no]
+                    lang.encode(): (group_no, by_group[group_no])
                     for lang, group_no in language_map.get(chunk.departement, {}).items()
                 }
                 fallback_group = fallbacks.get(chunk.departement)
-                fallback = None if fallback_group is None else by_group[fallback_group]
+                fallback = (
+                    None if fallback_group is None else (fallback_group, by_group[fallback_group])
+                )
                 await self._stream_chunk(conn, chunk, by_lang, recorded, fallback)
 
     async def _stream_chunk(
         self,
         conn: Conn,
         chunk: chunks.Chunk,
-        by_lang: dict[bytes, GroupParts],
+        by_lang: dict[bytes, Texts],
         recorded: set[tuple[int, int]],
-        fallback: GroupParts | None,
+        fallback: Texts | None,
     ) -> None:
         first = not chunk.reclaimed and chunk.source == "home"
         progress = ChunkProgress(
@@ -736,9 +742,9 @@ class _Submitter:
         self,
         runner: BroadcastRunner,
         progress: ChunkProgress,
-        by_lang: dict[bytes, GroupParts],
+        by_lang: dict[bytes, Texts],
         recorded: set[tuple[int, int]],
-        fallback: GroupParts | None = None,
+        fallback: Texts | None = None,
     ) -> None:
         self.runner = runner
         self.progress = progress
@@ -787,7 +793,7 @@ class _Submitter:
         try:
             for line in lines:
                 destination, _, lang = line.partition(b"\t")
-                parts = by_lang.get(lang) or self._fallback(lang)
+                group_no, parts = by_lang.get(lang) or self._fallback(lang)
                 count = len(parts)
                 msisdn = int(destination)
                 last = count  # the last part to submit (not yet recorded): the message ends there
@@ -797,13 +803,13 @@ class _Submitter:
                     if recorded and (msisdn, index) in recorded:
                         stats.parts_skipped += 1
                         continue
-                    tag: PartTag = (progress, msisdn, index, count)
+                    tag: PartTag = (progress, msisdn, index, count, group_no)
                     submit(templates, destination, tag, index < last)
                     submitted += 1
         finally:
             self._queued = submitted
 
-    def _fallback(self, lang: bytes) -> GroupParts:
+    def _fallback(self, lang: bytes) -> Texts:
         """The parts for a language that had no group at planning: the département's default."""
         if self.fallback is None:
             raise LookupError(f"no text for language {lang.decode(errors='replace')!r} here")

@@ -33,6 +33,7 @@ DELIVERY_COLUMNS = (
     "smsc",
     "submitted_at",
     "answered_at",
+    "group_no",
 )
 RUNNABLE_STATES = sorted(RUNNABLE)
 

@@ -23,25 +23,30 @@ SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + struct.pack("!ii", 0, 0)
 TRAILER = struct.pack("!h", -1)
 _PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
-_FIELDS = 9
+_FIELDS = 10
 _HEAD = "!hiqiqihihii"
 """Field count; broadcast_id int8, msisdn int8, part int2, parts int2, status int4 (each with
 its length)."""
-_structs: dict[tuple[int, int], struct.Struct] = {}
+_NULL = -1
+"""A field's length for NULL (an outcome without its group: rows of tests and tools)."""
+_structs: dict[tuple[int, int, bool], struct.Struct] = {}
 
 
-def _row_struct(message_id_length: int, smsc_length: int) -> struct.Struct:
-    """The layout of a row whose message_id (-1: NULL) and smsc have these lengths in octets."""
-    key = (message_id_length, smsc_length)
+def _row_struct(message_id_length: int, smsc_length: int, group: bool) -> struct.Struct:
+    """The layout of a row whose message_id (-1: NULL) and smsc have these lengths in octets,
+    with its group_no (int4) or without (NULL: its length -1 alone)."""
+    key = (message_id_length, smsc_length, group)
     layout = _structs.get(key)
     if layout is None:
         message_id = "i" if message_id_length < 0 else f"i{message_id_length}s"
-        layout = _structs[key] = struct.Struct(f"{_HEAD}{message_id}i{smsc_length}siqiq")
+        group_no = "ii" if group else "i"
+        layout = _structs[key] = struct.Struct(f"{_HEAD}{message_id}i{smsc_length}siqiq{group_no}")
     return layout
 
 
 def encode(rows: Sequence[tuple[object, ...]]) -> bytes:
-    """Rows of `chunks.DELIVERY_COLUMNS` (aware datetimes) as one binary COPY stream."""
+    """Rows of `chunks.DELIVERY_COLUMNS` (aware datetimes; group_no may be None) as one binary
+    COPY stream."""
     out = [SIGNATURE]
     append = out.append
     micros: dict[datetime, int] = {}
@@ -50,7 +55,9 @@ def encode(rows: Sequence[tuple[object, ...]]) -> bytes:
     submitted_us = answered_us = 0
     last_smsc: object = None
     smsc_octets = b""
-    for broadcast_id, msisdn, part, parts, status, message_id, smsc, submitted, answered in rows:
+    for (
+        broadcast_id, msisdn, part, parts, status, message_id, smsc, submitted, answered, group_no
+    ) in rows:  # fmt: skip
         if submitted is not last_submitted:
             last_submitted = submitted
             submitted_us = _micros(micros, submitted)
@@ -60,22 +67,30 @@ def encode(rows: Sequence[tuple[object, ...]]) -> bytes:
         if smsc is not last_smsc:
             last_smsc = smsc
             smsc_octets = _text(smsc)
+        grouped = group_no is not None
         if message_id is None:
-            layout = _row_struct(-1, len(smsc_octets))
+            layout = _row_struct(-1, len(smsc_octets), grouped)
+            head = (
+                _FIELDS, 8, broadcast_id, 8, msisdn, 2, part, 2, parts, 4, status, -1,
+                len(smsc_octets), smsc_octets, 8, submitted_us, 8, answered_us,
+            )  # fmt: skip
+            append(layout.pack(*head, 4, group_no) if grouped else layout.pack(*head, _NULL))
+        elif grouped:  # every outcome of a run
+            octets = _text(message_id)
             append(
-                layout.pack(
-                    _FIELDS, 8, broadcast_id, 8, msisdn, 2, part, 2, parts, 4, status, -1,
-                    len(smsc_octets), smsc_octets, 8, submitted_us, 8, answered_us,
+                _row_struct(len(octets), len(smsc_octets), True).pack(
+                    _FIELDS, 8, broadcast_id, 8, msisdn, 2, part, 2, parts, 4, status,
+                    len(octets), octets, len(smsc_octets), smsc_octets,
+                    8, submitted_us, 8, answered_us, 4, group_no,
                 )
             )  # fmt: skip
         else:
             octets = _text(message_id)
-            layout = _row_struct(len(octets), len(smsc_octets))
             append(
-                layout.pack(
+                _row_struct(len(octets), len(smsc_octets), False).pack(
                     _FIELDS, 8, broadcast_id, 8, msisdn, 2, part, 2, parts, 4, status,
                     len(octets), octets, len(smsc_octets), smsc_octets,
-                    8, submitted_us, 8, answered_us,
+                    8, submitted_us, 8, answered_us, _NULL,
                 )
             )  # fmt: skip
     append(TRAILER)

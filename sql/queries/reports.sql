@@ -8,34 +8,46 @@ FROM broadcast_groups g JOIN departements d ON d.code = g.departement
 WHERE g.broadcast_id = $1 ORDER BY g.departement;
 
 -- name: report_by_area_lang
--- Per (département, subscriber language): recipients with an outcome, reached (every part
--- accepted), parts accepted, parts delivered (a DELIVRD receipt), recipients delivered (every
--- part), parts recorded more than once.
+-- Per (département, subscriber language) and the text's language: recipients with an outcome,
+-- reached (every part accepted), parts accepted, parts delivered (a DELIVRD receipt),
+-- recipients delivered (every part), parts recorded more than once. The département and the
+-- text's language are the group's each part was sent in (migration 0024), as they were at the
+-- send, whatever imports did since; outcomes recorded without their group take the
+-- recipient's home and language today ('?': a number no longer in the index).
 WITH per AS (
     SELECT d.msisdn, max(d.parts) AS parts,
            count(DISTINCT d.part) FILTER (WHERE d.status = 0) AS accepted_parts,
-           count(*) - count(DISTINCT d.part) AS extra_rows
+           count(*) - count(DISTINCT d.part) AS extra_rows,
+           max(d.group_no) AS group_no
     FROM deliveries d WHERE d.broadcast_id = $1 GROUP BY d.msisdn
 ), delivered AS (
     SELECT msisdn, count(DISTINCT part) AS n FROM receipts
     WHERE broadcast_id = $1 AND match = 'matched' AND stat = 'DELIVRD' GROUP BY msisdn
 )
-SELECT s.departement, s.lang, count(*)::bigint AS recorded,
+SELECT coalesce(g.departement, s.departement, '?') AS departement,
+       coalesce(s.lang, '?') AS lang, g.lang AS text_lang,
+       count(*)::bigint AS recorded,
        count(*) FILTER (WHERE per.accepted_parts = per.parts)::bigint AS reached,
        sum(per.accepted_parts)::bigint AS parts_accepted,
        coalesce(sum(delivered.n), 0)::bigint AS parts_delivered,
        count(*) FILTER (WHERE delivered.n = per.parts)::bigint AS delivered,
        sum(per.extra_rows)::bigint AS recorded_twice
 FROM per
-JOIN subscribers s ON s.msisdn = per.msisdn
+LEFT JOIN broadcast_groups g ON g.broadcast_id = $1 AND g.group_no = per.group_no
+LEFT JOIN subscribers s ON g.group_no IS NULL AND s.msisdn = per.msisdn
 LEFT JOIN delivered ON delivered.msisdn = per.msisdn
-GROUP BY s.departement, s.lang;
+GROUP BY 1, 2, 3;
 
 -- name: report_failures_by_area_lang
-SELECT s.departement, s.lang, d.status, count(*)::bigint AS n
-FROM deliveries d JOIN subscribers s ON s.msisdn = d.msisdn
+-- Parts refused per (département, subscriber language), text's language and status: the
+-- group's, as `report_by_area_lang` reads them.
+SELECT coalesce(g.departement, s.departement, '?') AS departement,
+       coalesce(s.lang, '?') AS lang, g.lang AS text_lang, d.status, count(*)::bigint AS n
+FROM deliveries d
+LEFT JOIN broadcast_groups g ON g.broadcast_id = $1 AND g.group_no = d.group_no
+LEFT JOIN subscribers s ON g.group_no IS NULL AND s.msisdn = d.msisdn
 WHERE d.broadcast_id = $1 AND d.status <> 0
-GROUP BY s.departement, s.lang, d.status;
+GROUP BY 1, 2, 3, 4;
 
 -- name: report_delivered_by_smsc
 SELECT smsc, count(DISTINCT (msisdn, part))::bigint AS n FROM receipts

@@ -117,3 +117,41 @@ async def test_the_report_of_a_cancelled_broadcast_lists_who_was_not_reached(
     assert "not reached" in render_text(report)
     page = render_html(report)
     assert "<svg" in page and "La Réunion" in page
+
+
+async def test_the_reports_areas_and_languages_stay_as_sent_after_an_import(
+    db: asyncpg.Pool, db_dsn: str, start_mock: StartMock
+) -> None:
+    """The per-area and per-language tables count each recipient in the group their parts were
+    sent in (migration 0024), not by today's home: an import that moves recipients to another
+    département and language, and drops numbers from the index, changes neither (it moved
+    them between rows, and the numbers dropped vanished from the counts)."""
+    mock, smsc = await start_mock(MockConfig(seed=4, errors={0x0B: 0.05}, receipts=True))
+    settings = Settings(database_url=db_dsn, chunk_size=500)
+    ctx = Context(db=db, settings=settings)
+    request = BroadcastRequest(areas=["dep:974", "dep:13"], template="outage", variables={})
+    async with db.acquire() as conn:
+        plan = await make_plan(conn, settings, request)
+        broadcast_id = await create_broadcast(conn, settings, request, plan)
+    await asyncio.wait_for(Worker(db, [smsc]).run(until_idle=True), 120)
+    before = await reports.after_action(ctx, ADMIN, broadcast_id)
+    async with db.acquire() as conn:
+        moved = await conn.execute(
+            "UPDATE subscribers SET departement = '974', lang = 'en' WHERE msisdn IN ("
+            " SELECT msisdn FROM subscribers WHERE departement = '13' ORDER BY msisdn LIMIT 200)"
+        )
+        dropped = await conn.execute(
+            "DELETE FROM subscribers WHERE msisdn IN ("
+            " SELECT msisdn FROM subscribers WHERE departement = '974' ORDER BY msisdn DESC"
+            " LIMIT 150)"
+        )
+    after = await reports.after_action(ctx, ADMIN, broadcast_id)
+    assert (moved, dropped) == ("UPDATE 200", "DELETE 150")
+    assert before["state"] == "completed"
+    assert after["per_area"] == before["per_area"]
+    assert after["per_language"] == before["per_language"]
+    assert {a["key"] for a in after["per_area"]} == {"13", "974"}
+    accepted = sum(a["parts_accepted"] for a in after["per_area"])
+    assert accepted == mock.record.parts_received > 0  # (each counted once even when resent)
+    assert sum(a["parts_failed"] for a in after["per_area"]) > 0
+    assert sum(a["reached"] + a["not_reached"] for a in after["per_area"]) == plan.recipients

@@ -311,7 +311,7 @@ async def test_a_receipt_matched_in_memory_is_stored_and_counted_as_the_database
         submitted = datetime.now(UTC) - timedelta(seconds=3)
         ids = ["000000A1", "000000B2", "000000C3"]
         rows = [
-            (broadcast_id, p["msisdn"], 1, 1, 0, mid, "smsc", submitted, submitted)
+            (broadcast_id, p["msisdn"], 1, 1, 0, mid, "smsc", submitted, submitted, 0)
             for p, mid in zip(people, ids, strict=True)
         ]
         await record_outcomes(conn, broadcast_id, rows, [])
@@ -408,7 +408,7 @@ async def test_a_receipt_matched_in_memory_counts_the_home_the_part_was_sent_to(
     async with db.acquire() as conn:
         broadcast_id, person = await _broadcast_to_one(conn, db_dsn, "75")
         submitted = datetime.now(UTC) - timedelta(seconds=3)
-        row = (broadcast_id, person, 1, 1, 0, "D4", "smsc", submitted, submitted)
+        row = (broadcast_id, person, 1, 1, 0, "D4", "smsc", submitted, submitted, 0)
         await record_outcomes(conn, broadcast_id, [row], [])
         # The import moves the recipient to Marseille after the chunk was read.
         await conn.execute(
@@ -434,7 +434,7 @@ async def test_a_receipt_matched_by_the_database_keeps_its_home_after_an_import(
     async with db.acquire() as conn:
         broadcast_id, person = await _broadcast_to_one(conn, db_dsn, "92")
         submitted = datetime.now(UTC) - timedelta(seconds=3)
-        row = (broadcast_id, person, 1, 1, 0, "E5", "smsc", submitted, submitted)
+        row = (broadcast_id, person, 1, 1, 0, "E5", "smsc", submitted, submitted, 0)
         await record_outcomes(conn, broadcast_id, [row], [])
     recorder = ReceiptRecorder(db, [SmscConfig(name="smsc", receipt_ids="same")])
     recorder(Receipt(message_id="E5", stat="DELIVRD"), "smsc")  # nothing in memory: a lookup
@@ -491,7 +491,7 @@ async def test_a_duplicate_receipt_weeks_later_is_counted_once_across_month_part
         await conn.execute(
             "UPDATE broadcasts SET created_at = $2 WHERE id = $1", broadcast_id, weeks_ago
         )
-        row = (broadcast_id, person, 1, 1, 0, "C3", "smsc", weeks_ago, weeks_ago)
+        row = (broadcast_id, person, 1, 1, 0, "C3", "smsc", weeks_ago, weeks_ago, 0)
         await record_outcomes(conn, broadcast_id, [row], [])
         first = store.staged(
             "smsc", "C3", None, None, "DELIVRD", "000", None,
@@ -661,7 +661,7 @@ async def test_a_copy_received_first_but_stored_second_is_not_the_one_recounted(
     async with db.acquire() as conn:
         broadcast_id, person = await _broadcast_to_one(conn, db_dsn, "75")
         submitted = datetime.now(UTC) - timedelta(seconds=30)
-        row = (broadcast_id, person, 1, 1, 0, "C9", "smsc", submitted, submitted)
+        row = (broadcast_id, person, 1, 1, 0, "C9", "smsc", submitted, submitted, 0)
         await record_outcomes(conn, broadcast_id, [row], [])
         said = store.staged(
             "smsc", "C9", None, None, "DELIVRD", "000", None,

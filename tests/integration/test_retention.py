@@ -76,7 +76,9 @@ async def _outcomes(
     async with conn.transaction():
         if counted:
             await rollups.add_outcomes(conn, broadcast_id, rows)
-        await conn.copy_records_to_table("deliveries", records=rows, columns=DELIVERY_COLUMNS)
+        await conn.copy_records_to_table(  # (no group_no: a database before migration 0024 too)
+            "deliveries", records=rows, columns=DELIVERY_COLUMNS[:-1]
+        )
     await conn.execute(
         "INSERT INTO receipts (smsc, message_id, stat, received_at, broadcast_id, msisdn, part, "
         "match) SELECT 'smsc', 'm' || $1::bigint || '-' || i, 'DELIVRD', $2, $1::bigint, "

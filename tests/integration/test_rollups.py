@@ -97,7 +97,7 @@ async def test_rollups_equal_a_full_recount_after_retries_a_crash_duplicates_and
         # A worker whose lease expired while it was alive records what it sent: rows twice.
         again = await conn.fetch(
             "SELECT broadcast_id, msisdn, part, parts, status, message_id, smsc, submitted_at,"
-            " answered_at FROM deliveries WHERE broadcast_id = $1 LIMIT 40",
+            " answered_at, group_no FROM deliveries WHERE broadcast_id = $1 LIMIT 40",
             broadcast_id,
         )
         await chunks.record_outcomes(conn, broadcast_id, [tuple(r) for r in again], [])
@@ -165,7 +165,9 @@ async def test_fresh_recipients_are_looked_up_once_their_chunk_is_claimed_again(
         now = datetime.now(UTC)
 
         def row(msisdn: int, status: int = 0) -> tuple[object, ...]:
-            return (broadcast_id, msisdn, 1, 1, status, "A1" if not status else None, "s", now, now)
+            return (
+                broadcast_id, msisdn, 1, 1, status, "A1" if not status else None, "s", now, now, 0
+            )  # fmt: skip
 
         first_chunk = await conn.fetchval(
             "SELECT min(chunk_no) FROM broadcast_chunks WHERE broadcast_id = $1", broadcast_id
