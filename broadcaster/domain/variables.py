@@ -40,8 +40,9 @@ _PHONE_FORMS = (
     re.compile(r"^\+[1-9][0-9]{7,14}$"),  # international: +33 1 99 00 75 00
     re.compile(r"^[1-9][0-9]{2,5}$"),  # short numbers: 112, 3919, 116117
 )
-_FICTIONAL = re.compile(r"^(0|\+33)19900[0-9]{4}$")
-"""ARCEP's range for fiction, 01 99 00 00 00 - 01 99 00 99 99: no one answers these numbers."""
+_FICTIONAL = re.compile(r"^(0|\+330?)19900[0-9]{4}$")
+"""ARCEP's range for fiction, 01 99 00 00 00 - 01 99 00 99 99: no one answers these numbers
+(also written +33 1 99 00 …, or with the trunk 0 kept, +33 0 1 99 00 …)."""
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,10 @@ WHERE g.broadcast_id = $1 ORDER BY g.departement;
 -- Per (département, subscriber language) and the text's language: recipients with an outcome,
 -- reached (every part accepted), parts accepted, parts delivered (a DELIVRD receipt),
 -- recipients delivered (every part), parts recorded more than once. The département and the
--- text's language are the group's each part was sent in (migration 0024), as they were at the
--- send, whatever imports did since; outcomes recorded without their group take the
--- recipient's home and language today ('?': a number no longer in the index).
+-- text's language (`text_lang`) are the group's each part was sent in (migration 0024), as they
+-- were at the send, whatever imports did since (`lang` NULL); outcomes recorded without their
+-- group take the recipient's home and language today ('?': a number no longer in the index),
+-- looked up only for them (a LATERAL kept apart by OFFSET 0: a join hashed every subscriber).
 WITH per AS (
     SELECT d.msisdn, max(d.parts) AS parts,
            count(DISTINCT d.part) FILTER (WHERE d.status = 0) AS accepted_parts,
@@ -25,7 +26,7 @@ WITH per AS (
     WHERE broadcast_id = $1 AND match = 'matched' AND stat = 'DELIVRD' GROUP BY msisdn
 )
 SELECT coalesce(g.departement, s.departement, '?') AS departement,
-       coalesce(s.lang, '?') AS lang, g.lang AS text_lang,
+       CASE WHEN g.group_no IS NULL THEN coalesce(s.lang, '?') END AS lang, g.lang AS text_lang,
        count(*)::bigint AS recorded,
        count(*) FILTER (WHERE per.accepted_parts = per.parts)::bigint AS reached,
        sum(per.accepted_parts)::bigint AS parts_accepted,
@@ -34,7 +35,10 @@ SELECT coalesce(g.departement, s.departement, '?') AS departement,
        sum(per.extra_rows)::bigint AS recorded_twice
 FROM per
 LEFT JOIN broadcast_groups g ON g.broadcast_id = $1 AND g.group_no = per.group_no
-LEFT JOIN subscribers s ON g.group_no IS NULL AND s.msisdn = per.msisdn
+LEFT JOIN LATERAL (
+    SELECT s.departement, s.lang FROM subscribers s
+    WHERE g.group_no IS NULL AND s.msisdn = per.msisdn OFFSET 0
+) s ON true
 LEFT JOIN delivered ON delivered.msisdn = per.msisdn
 GROUP BY 1, 2, 3;
 
@@ -42,10 +46,14 @@ GROUP BY 1, 2, 3;
 -- Parts refused per (département, subscriber language), text's language and status: the
 -- group's, as `report_by_area_lang` reads them.
 SELECT coalesce(g.departement, s.departement, '?') AS departement,
-       coalesce(s.lang, '?') AS lang, g.lang AS text_lang, d.status, count(*)::bigint AS n
+       CASE WHEN g.group_no IS NULL THEN coalesce(s.lang, '?') END AS lang, g.lang AS text_lang,
+       d.status, count(*)::bigint AS n
 FROM deliveries d
 LEFT JOIN broadcast_groups g ON g.broadcast_id = $1 AND g.group_no = d.group_no
-LEFT JOIN subscribers s ON g.group_no IS NULL AND s.msisdn = d.msisdn
+LEFT JOIN LATERAL (
+    SELECT s.departement, s.lang FROM subscribers s
+    WHERE g.group_no IS NULL AND s.msisdn = d.msisdn OFFSET 0
+) s ON true
 WHERE d.broadcast_id = $1 AND d.status <> 0
 GROUP BY 1, 2, 3, 4;
 

@@ -160,6 +160,8 @@ def test_keys_name_a_variable_and_maybe_one_language() -> None:
 def test_fictional_numbers_are_the_reference_range() -> None:
     assert is_fictional_number("01 99 00 75 00")
     assert is_fictional_number("+33 1 99 00 20 01")
+    assert is_fictional_number("+33 0 1 99 00 20 01")  # the trunk 0 kept (review of f211c14)
+    assert not is_fictional_number("+33 0 1 99 01 20 01")
     assert not is_fictional_number("01 99 01 75 00")
     assert not is_fictional_number("112")
 
@@ -327,7 +329,9 @@ def test_templates_refuse_the_old_per_language_names() -> None:
 # -- a fictional number the operator gives ------------------------------------------------------
 
 
-@pytest.mark.parametrize("value", ["01 99 00 75 00", "0199007512", "+33 1 99 00 13 00"])
+@pytest.mark.parametrize(
+    "value", ["01 99 00 75 00", "0199007512", "+33 1 99 00 13 00", "+33 0 1 99 00 13 00"]
+)
 def test_a_live_plan_with_a_fictional_number_given_is_refused(value: str) -> None:
     """The reference data's placeholders are refused as area values; the same number typed
     with --var (copied from a rehearsal script) would send the public to a line nobody
