@@ -241,20 +241,14 @@ def check_sendable(plan: Plan, *, kind: str, allow_language_fallback: bool) -> N
     carry all three (they reach the test group only)."""
     if kind != "live":
         return
-    placeholders = plan.placeholder_notes()
-    if placeholders:
-        raise InputError(
-            "refused: " + "; ".join(placeholders) + "; nothing was sent",
-            code="placeholder_variables",
-            details=placeholders,
-        )
-    fictional = plan.fictional_notes()
-    if fictional:
-        raise InputError(
-            "refused: " + "; ".join(fictional) + "; nothing was sent",
-            code="fictional_number",
-            details=fictional,
-        )
+    for notes, code in (
+        (plan.placeholder_notes(), "placeholder_variables"),
+        (plan.fictional_notes(), "fictional_number"),
+    ):
+        if notes:
+            raise InputError(
+                "refused: " + "; ".join(notes) + "; nothing was sent", code=code, details=notes
+            )
     languages = plan.language_notes()
     if languages and not allow_language_fallback:
         flagged = sum(1 for g in plan.groups if g.in_other_languages)

@@ -233,18 +233,8 @@ def read_receipt(
         if plain is not None:  # as `parse_receipt` of `_STANDARD`'s groups (counts: digits)
             text_id, sub, dlvrd, submitted, done, stat, err = plain.groups()
             tlv_id = _tlv_text(tlvs.get(TAG_RECEIPTED_MESSAGE_ID)) if tlvs else None
-            message_id = tlv_id or text_id
-            return Receipt(
-                message_id,
-                _stat(stat, tlvs),
-                err or None,
-                _date(submitted),
-                _date(done),
-                int(sub) if sub else None,
-                int(dlvrd) if dlvrd else None,
-                text_id if text_id != message_id else None,
-                source or None,
-            )
+            fields = (text_id, sub, dlvrd, submitted, done, err)
+            return _plain_receipt(fields, tlv_id, _stat(stat, tlvs), source)
     text = decode_short_message(user_data, data_coding)
     receipt = parse_receipt(text, tlvs, source)
     return text if receipt is None else receipt
@@ -303,11 +293,21 @@ def read_receipt_pdu(pdu: bytes) -> Receipt | None:
             return None
         tlv_id = octets[end + 4 : state_at].split("\0", 1)[0].strip() or None
         state = octets[n - 1]
-    message_id = tlv_id or text_id
     stat = stat.upper()
     stat = _STAT_ALIASES.get(stat, stat)
     if not stat:  # `_stat`: the message_state TLV's, else UNKNOWN
         stat = MESSAGE_STATES.get(ord(state), "UNKNOWN") if state is not None else "UNKNOWN"
+    return _plain_receipt((text_id, sub, dlvrd, submitted, done, err), tlv_id, stat, source)
+
+
+def _plain_receipt(
+    fields: tuple[str, str, str, str, str, str], tlv_id: str | None, stat: str, source: str | None
+) -> Receipt:
+    """The receipt of `_PLAIN`'s groups (id, sub, dlvrd, submit date, done date, err; counts
+    digits or empty), the receipted_message_id TLV's id and the stat read, as `parse_receipt`
+    reads them."""
+    text_id, sub, dlvrd, submitted, done, err = fields
+    message_id = tlv_id or text_id
     return Receipt(
         message_id,
         stat,
