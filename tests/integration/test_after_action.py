@@ -25,6 +25,7 @@ from broadcaster.engine.worker import Worker
 from broadcaster.errors import ForbiddenError
 from broadcaster.importer import seed_synthetic
 from broadcaster.mocksmsc import MockConfig
+from broadcaster.planning import Plan
 from broadcaster.settings import Settings
 from broadcaster.store import broadcasts as store
 from broadcaster.store.database import create_pool
@@ -47,18 +48,26 @@ async def _csv(ctx: Context, caller: Caller, broadcast_id: int) -> list[dict[str
     return list(csv.DictReader(io.StringIO(text)))
 
 
+async def _outage_to_974_and_13(
+    db: asyncpg.Pool, db_dsn: str, chunk_size: int
+) -> tuple[Context, Plan, int]:
+    """An outage broadcast to La Réunion and the Bouches-du-Rhône, created (no second
+    person needed here): the context, its plan and its id."""
+    settings = Settings(database_url=db_dsn, chunk_size=chunk_size)
+    request = BroadcastRequest(areas=["dep:974", "dep:13"], template="outage", variables={})
+    async with db.acquire() as conn:
+        plan = await make_plan(conn, settings, request)
+        broadcast_id = await create_broadcast(conn, settings, request, plan)
+    return Context(db=db, settings=settings), plan, broadcast_id
+
+
 async def test_the_report_of_a_cancelled_broadcast_lists_who_was_not_reached(
     db: asyncpg.Pool, db_dsn: str, start_mock: StartMock, tmp_path: Path
 ) -> None:
     mock, smsc = await start_mock(
         MockConfig(seed=3, tps=800, errors={0x0B: 0.03}, receipts=True), tps=600
     )
-    settings = Settings(database_url=db_dsn, chunk_size=200)
-    ctx = Context(db=db, settings=settings)
-    request = BroadcastRequest(areas=["dep:974", "dep:13"], template="outage", variables={})
-    async with db.acquire() as conn:
-        plan = await make_plan(conn, settings, request)
-        broadcast_id = await create_broadcast(conn, settings, request, plan)
+    ctx, plan, broadcast_id = await _outage_to_974_and_13(db, db_dsn, chunk_size=200)
     run = asyncio.create_task(Worker(db, [smsc]).run(until_idle=True))
     while mock.submits < plan.parts // 3:
         await asyncio.sleep(0.01)
@@ -127,12 +136,7 @@ async def test_the_reports_areas_and_languages_stay_as_sent_after_an_import(
     département and language, and drops numbers from the index, changes neither (it moved
     them between rows, and the numbers dropped vanished from the counts)."""
     mock, smsc = await start_mock(MockConfig(seed=4, errors={0x0B: 0.05}, receipts=True))
-    settings = Settings(database_url=db_dsn, chunk_size=500)
-    ctx = Context(db=db, settings=settings)
-    request = BroadcastRequest(areas=["dep:974", "dep:13"], template="outage", variables={})
-    async with db.acquire() as conn:
-        plan = await make_plan(conn, settings, request)
-        broadcast_id = await create_broadcast(conn, settings, request, plan)
+    ctx, plan, broadcast_id = await _outage_to_974_and_13(db, db_dsn, chunk_size=500)
     await asyncio.wait_for(Worker(db, [smsc]).run(until_idle=True), 120)
     before = await reports.after_action(ctx, ADMIN, broadcast_id)
     async with db.acquire() as conn:
