@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
-from broadcaster.domain.variables import is_fictional_number, resolve, split_key
+from broadcaster.domain.variables import resolve, split_key
 from broadcaster.errors import InputError
 from broadcaster.targeting import AreaIndex, PresenceSummary, Target
 from broadcaster.text.encoding import (
@@ -150,7 +150,7 @@ def _fictional_variables(
     return {
         key: value
         for key, value in operator.items()
-        if catalogue.spec(split_key(key)[0]).kind == "phone" and is_fictional_number(value)
+        if catalogue.spec(split_key(key)[0]).fictional(value)
     }
 
 

@@ -83,6 +83,11 @@ class VariableSpec:
             _check_phone(label, text)
         return text
 
+    def fictional(self, text: str) -> bool:
+        """A phone number of the range reserved for fiction (a cleaned value): nobody answers
+        it; a live send refuses it given by the operator, `areas set-var` warns of it."""
+        return self.kind == "phone" and is_fictional_number(text)
+
 
 def invisible_characters(value: str) -> list[str]:
     """The control or invisible characters of `value`, as sorted U+XXXX codes."""

@@ -14,7 +14,6 @@ from broadcaster.domain.variables import (
     VARIABLE_NAME,
     AreaVariables,
     VariableSpec,
-    is_fictional_number,
 )
 from broadcaster.errors import InputError, UnknownAreaError
 from broadcaster.store import audit
@@ -168,7 +167,7 @@ def validate_area_variable(
 def _value_warnings(dep: str, spec: VariableSpec, text: str) -> list[str]:
     """What is allowed but probably not meant: a fictional number, a UCS-2 character."""
     warnings: list[str] = []
-    if spec.kind == "phone" and is_fictional_number(text):
+    if spec.fictional(text):
         warnings.append(
             f"{text} is in the range reserved for fiction (01 99 00 xx xx): nobody answers it; "
             "fine for a rehearsal, never for the public"
