@@ -192,6 +192,9 @@ class Settings:
     """JSON log lines on stderr (for journald and log shippers) instead of text."""
     log_level: str = "info"
     """debug, info, warning or error."""
+    gc_tuned: bool = True
+    """Python's garbage collector set for sending (what starting made frozen, the young collected
+    every 50,000 allocations: broadcaster/gc_policy.py); false keeps CPython's defaults."""
     max_parts: int = 3
     """A message longer than this many parts is refused at preview time."""
     chunk_size: int = 5000
@@ -267,6 +270,7 @@ class Settings:
 ENVIRONMENT_VARIABLES: dict[str, str] = {
     "BROADCASTER_LOG_JSON": "log_json",
     "BROADCASTER_LOG_LEVEL": "log_level",
+    "BROADCASTER_GC_TUNED": "gc_tuned",
     "BROADCASTER_MAX_PARTS": "max_parts",
     "BROADCASTER_CHUNK_SIZE": "chunk_size",
     "BROADCASTER_TEMPLATES_DIR": "templates_dir",

@@ -16,7 +16,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from broadcaster import __version__
+from broadcaster import __version__, gc_policy
 from broadcaster.cli.options import Emitted, Handler, flag, switch
 from broadcaster.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, BindError, BroadcasterError
 from broadcaster.logs import configure_logging
@@ -87,6 +87,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             env["DATABASE_URL"] = args.database_url
         settings = Settings.load(env, args.config)
         handler: Handler = args.handler
+        if argv is None and settings.gc_tuned:  # the process's own command line (not a test's)
+            gc_policy.settle()
         return asyncio.run(handler(args, settings))
     except BroadcasterError as exc:
         print(f"error: {exc}", file=sys.stderr)
