@@ -28,7 +28,14 @@ from typing import Any
 import asyncpg
 
 from broadcaster.importer import seed_synthetic
-from loadtest.common import departements_for, live_send, mock_smsc, quiet_logs, scratch_database
+from loadtest.common import (
+    departements_for,
+    description,
+    live_send,
+    mock_smsc,
+    quiet_logs,
+    scratch_database,
+)
 from loadtest.e2e_receipts import RECEIPTS, _cpu
 from loadtest.mock_capacity import cpu_seconds
 
@@ -126,7 +133,7 @@ async def main(
 if __name__ == "__main__":
     os.environ.setdefault("BROADCASTER_LOG_LEVEL", "warning")
     quiet_logs()
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser = argparse.ArgumentParser(description=description(__doc__))
     parser.add_argument("trees", nargs="+", type=lambda p: Path(p).resolve())
     parser.add_argument("--recipients", type=int, default=1_000_000)
     parser.add_argument("--rounds", type=int, default=2)

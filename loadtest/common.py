@@ -206,6 +206,12 @@ async def departements_for(dsn: str, at_least: int) -> list[str]:
     return chosen
 
 
+def description(doc: str | None) -> str:
+    """A script's `--help` description: its docstring's first paragraph, on one line (its first
+    line alone stopped mid-sentence)."""
+    return " ".join((doc or "").split("\n\n", 1)[0].split())
+
+
 def run(coro: Any) -> Any:
     return asyncio.run(coro)
 

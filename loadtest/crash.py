@@ -34,7 +34,7 @@ from broadcaster.domain.requests import BroadcastRequest
 from broadcaster.importer import seed_synthetic
 from broadcaster.mocksmsc import MockConfig, MockSmsc
 from broadcaster.settings import Settings
-from loadtest.common import quiet_logs, scratch_database
+from loadtest.common import description, quiet_logs, scratch_database
 
 
 async def _worker(env: dict[str, str]) -> asyncio.subprocess.Process:
@@ -149,7 +149,7 @@ async def _regions(conn: asyncpg.Connection) -> list[str]:
 
 if __name__ == "__main__":
     quiet_logs()
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=description(__doc__))
     parser.add_argument("--recipients", type=int, default=200_000)
     parser.add_argument("--kills", type=int, default=3)
     parser.add_argument("--seed", type=int, default=1)

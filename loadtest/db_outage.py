@@ -35,7 +35,7 @@ from broadcaster.settings import PROJECT_ROOT, Settings
 from broadcaster.store.areas import accept_placeholders_for_rehearsal
 from broadcaster.store.database import ensure_migrated
 from broadcaster.store.embedded import EmbeddedPostgres
-from loadtest.common import quiet_logs
+from loadtest.common import description, quiet_logs
 
 BINDS = 2
 WINDOW = 256
@@ -188,7 +188,7 @@ async def main(recipients: int, outage: float) -> dict[str, Any]:
 
 if __name__ == "__main__":
     quiet_logs()
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=description(__doc__))
     parser.add_argument("--recipients", type=int, default=200_000)
     parser.add_argument("--outage", type=float, default=10.0, help="seconds the database is down")
     args = parser.parse_args()

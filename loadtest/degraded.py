@@ -30,6 +30,7 @@ from typing import Any
 from loadtest.common import (
     MockProcess,
     delivery_timeline,
+    description,
     mock_smsc,
     quiet_logs,
     run_workers,
@@ -148,7 +149,7 @@ async def main(
 
 if __name__ == "__main__":
     quiet_logs()
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser = argparse.ArgumentParser(description=description(__doc__))
     parser.add_argument("--binds", type=int, default=2, help="binds per site")
     parser.add_argument("--tps", type=float, default=1000.0, help="contracted parts/s per bind")
     parser.add_argument("--throttle-above", type=float, default=0.6, help="site A's real share")

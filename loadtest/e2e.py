@@ -24,6 +24,7 @@ import asyncpg
 from broadcaster.importer import seed_synthetic
 from loadtest.common import (
     departements_for,
+    description,
     live_send,
     mock_smsc_process,
     quiet_logs,
@@ -117,7 +118,7 @@ async def main(
 
 if __name__ == "__main__":
     quiet_logs()
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=description(__doc__))
     parser.add_argument("--recipients", type=int, default=1_000_000)
     parser.add_argument("--binds", type=int, default=2)
     parser.add_argument("--window", type=int, default=512)

@@ -40,6 +40,7 @@ from broadcaster.store import broadcasts as store
 from broadcaster.store import database
 from loadtest.common import (
     departements_for,
+    description,
     live_send,
     mock_smsc,
     quiet_logs,
@@ -265,7 +266,7 @@ if __name__ == "__main__":
     # The mock's stdout is a pipe read for its first line only: its logs must stay quiet.
     os.environ.setdefault("BROADCASTER_LOG_LEVEL", "warning")
     quiet_logs()
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser = argparse.ArgumentParser(description=description(__doc__))
     parser.add_argument("--recipients", type=int, default=1_000_000)
     parser.add_argument("--binds", type=int, default=2)
     parser.add_argument("--window", type=int, default=512)

@@ -36,6 +36,7 @@ from broadcaster.importer import seed_synthetic
 from loadtest.common import (
     create_outage_broadcast,
     delivery_timeline,
+    description,
     mock_smsc,
     quiet_logs,
     run_workers,
@@ -157,7 +158,7 @@ async def main(
 
 if __name__ == "__main__":
     quiet_logs()
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser = argparse.ArgumentParser(description=description(__doc__))
     parser.add_argument("--parts", type=int, default=100_000, help="parts per run, about")
     parser.add_argument("--throttle-share", type=float, default=0.02)
     parser.add_argument("--disconnect-after", type=int, default=1000)

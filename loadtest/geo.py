@@ -56,7 +56,7 @@ from broadcaster.store import database, geo
 from broadcaster.store.cells import synth_cells
 from broadcaster.store.locations import compact, ingest, synth_lines
 from broadcaster.store.queries import queries
-from loadtest.common import quiet_logs, scratch_database
+from loadtest.common import description, quiet_logs, scratch_database
 
 COPY_BASELINE = "CREATE TABLE copy_baseline (msisdn bigint, cell_id text, seen_at timestamptz)"
 
@@ -356,7 +356,7 @@ async def _ingest(
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser = argparse.ArgumentParser(description=description(__doc__))
     parser.add_argument("--subscribers", type=int, default=2_000_000)
     parser.add_argument("--sites", type=int, default=100_000, help="x3 cells (300,000)")
     parser.add_argument("--present-share", type=float, default=0.6)

@@ -47,7 +47,7 @@ from broadcaster.store.queries import queries
 from broadcaster.store.subscribers import target_counts
 from broadcaster.subscribers import synth_rows
 from broadcaster.targeting import Target
-from loadtest.common import scratch_database
+from loadtest.common import description, scratch_database
 
 
 async def main(subscribers: int, target_size: int, chunk_size: int, workers: int) -> dict[str, Any]:
@@ -285,7 +285,7 @@ def _in_an_hour() -> datetime:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser = argparse.ArgumentParser(description=description(__doc__))
     parser.add_argument("--subscribers", type=int, default=2_000_000, help="default 2,000,000")
     parser.add_argument(
         "--target", type=int, default=1_000_000, help="recipients of the counted target"

@@ -27,7 +27,7 @@ from typing import Any
 import asyncpg
 
 from broadcaster.importer import seed_synthetic
-from loadtest.common import departements_for, quiet_logs, scratch_database
+from loadtest.common import departements_for, description, quiet_logs, scratch_database
 from loadtest.e2e_receipts import RECEIPTS, _pct, _send
 
 BASELINE = 1_000_000
@@ -132,7 +132,7 @@ async def main(recipients: int, binds: int, window: int) -> dict[str, Any]:
 if __name__ == "__main__":
     os.environ.setdefault("BROADCASTER_LOG_LEVEL", "warning")
     quiet_logs()
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser = argparse.ArgumentParser(description=description(__doc__))
     parser.add_argument("--recipients", type=int, default=10_000_000)
     parser.add_argument("--binds", type=int, default=2)
     parser.add_argument("--window", type=int, default=512)

@@ -21,6 +21,7 @@ from typing import Any
 
 from loadtest.common import (
     delivery_timeline,
+    description,
     mock_smsc,
     quiet_logs,
     run_workers,
@@ -88,7 +89,7 @@ async def main(binds: int, tps: float, seconds: float, window: int) -> dict[str,
 
 if __name__ == "__main__":
     quiet_logs()
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser = argparse.ArgumentParser(description=description(__doc__))
     parser.add_argument("--binds", type=int, default=4)
     parser.add_argument("--tps", type=float, default=500.0, help="contracted parts/s per bind")
     parser.add_argument("--seconds", type=float, default=20.0, help="length of the run, about")

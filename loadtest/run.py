@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from broadcaster.settings import PROJECT_ROOT
+from loadtest.common import description
 from loadtest.machine import LoadSampler, loadavg, machine_info
 from loadtest.profile import summarise_profile
 from loadtest.report import write_report
@@ -427,7 +428,7 @@ def _pyinstrument_available() -> bool:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m loadtest",
-        description=(__doc__ or "").splitlines()[0],
+        description=description(__doc__),
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="scenarios: " + ", ".join(f"{s.name} ({s.title})" for s in SCENARIOS),
     )

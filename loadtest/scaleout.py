@@ -22,7 +22,13 @@ from broadcaster.commands.planning import create_broadcast, make_plan
 from broadcaster.domain.requests import BroadcastRequest
 from broadcaster.importer import seed_synthetic
 from broadcaster.settings import Settings
-from loadtest.common import departements_for, mock_smsc_process, quiet_logs, scratch_database
+from loadtest.common import (
+    departements_for,
+    description,
+    mock_smsc_process,
+    quiet_logs,
+    scratch_database,
+)
 
 
 async def _run(dsn: str, port: int, tps: float, workers: int) -> tuple[float, int, int]:
@@ -87,7 +93,7 @@ async def main(recipients: int, tps: float) -> dict[str, object]:
 
 if __name__ == "__main__":
     quiet_logs()
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=description(__doc__))
     parser.add_argument("--recipients", type=int, default=500_000)
     parser.add_argument("--tps", type=float, default=5000)
     args = parser.parse_args()
