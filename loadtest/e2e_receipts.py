@@ -9,8 +9,9 @@ mock SMSC process of its own: without receipts (the baseline), then with `--rece
 --receipt-delay-ms 200`. During the receipts run and for 5 s after it, a probe reads the
 broadcast's status (store.progress, what `status`, the console, the API read) every 0.5 s and
 records how long each read took. Prints msg/s of both runs and their ratio, the probe's p50/p99
-during and after, peak RSS, receipts recorded and the database size per million recipients;
-the last line is one JSON object. The machine is shared: compare ratios, not absolute figures.
+during and after, peak RSS, receipts recorded, the database size per million recipients and the
+lowest, median and highest parts accepted in a second (an average hides the dips); the last line
+is one JSON object. The machine is shared: compare ratios, not absolute figures.
 
 In `make loadtest` (scenario `e2e_receipts`: 1M in full mode, 20k with --quick). Receipts
 that come after `send` has finished (the last ~200 ms) are not waited for: "receipts recorded"
@@ -39,6 +40,7 @@ from broadcaster.importer import seed_synthetic
 from broadcaster.store import broadcasts as store
 from broadcaster.store import database
 from loadtest.common import (
+    delivery_timeline,
     departements_for,
     description,
     live_send,
@@ -116,6 +118,23 @@ async def _cpu(dsn: str, mock_pid: int, done: asyncio.Event, seen: dict[int, flo
         await conn.close()
 
 
+async def _per_second(dsn: str) -> dict[str, float]:
+    """Parts accepted in each whole second of the newest broadcast's run (`delivery_timeline`):
+    the lowest, the median and the highest (a run's average hides its dips)."""
+    conn = await asyncpg.connect(dsn)
+    broadcast_id = int(await conn.fetchval("SELECT max(id) FROM broadcasts"))
+    await conn.close()
+    timeline = await delivery_timeline(dsn, broadcast_id)
+    rates = [rate for series in timeline["series"].values() for _t, rate in series]
+    if not rates:
+        return {}
+    return {
+        "min": round(min(rates)),
+        "median": round(statistics.median(rates)),
+        "max": round(max(rates)),
+    }
+
+
 def _spy_on_send(path: str) -> None:
     """py-spy on our `broadcaster send` child once it runs (within 30 s)."""
     deadline = time.monotonic() + 30
@@ -173,6 +192,7 @@ async def _send(
         if task is not None:
             await task
         mock_cpu = cpu.pop(mock.proc.pid, 0.0)
+        report["per_second"] = await _per_second(dsn)
         slowest = sorted(by_query.items(), key=lambda kv: -sum(kv[1]))[:4]
         for query, times in slowest:
             print(f"  status statement p50 {_pct(times, 0.5)} max {max(times):.1f} ms: {query}")
@@ -246,6 +266,8 @@ async def main(
         "peak_rss_mb": full["peak_rss_mb"],
         "baseline_peak_rss_mb": base["peak_rss_mb"],
         "cpu_us_per_msg": full["cpu_us_per_msg"],
+        "parts_per_s_by_second": full["per_second"],
+        "baseline_parts_per_s_by_second": base["per_second"],
         "baseline_cpu_us_per_msg": base["cpu_us_per_msg"],
         "db_mb_per_million": round(db_bytes / 1e6 / max(1, recipients) * 1e6, 1),
         "state": full["state"],
@@ -257,7 +279,9 @@ async def main(
         f"status p50/p99 {figures['status_p50_ms_during']}/{figures['status_p99_ms_during']} ms "
         f"during, {figures['status_p50_ms_after']}/{figures['status_p99_ms_after']} ms after; "
         f"peak RSS {full['peak_rss_mb']} MB; database {figures['db_mb_per_million']} MB per "
-        f"million recipients (both runs' outcomes); CPU µs/msg {full['cpu_us_per_msg']}"
+        f"million recipients (both runs' outcomes); CPU µs/msg {full['cpu_us_per_msg']}; "
+        f"parts accepted per second min/median/max {full['per_second']} "
+        f"(no receipts: {base['per_second']})"
     )
     return figures
 
