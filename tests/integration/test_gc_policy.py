@@ -10,6 +10,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from broadcaster import gc_policy
 from broadcaster.cli import main
 
@@ -51,7 +53,12 @@ def test_gc_tuned_false_keeps_cpythons_defaults() -> None:
     assert seen["frozen"] == 0
 
 
-def test_the_cli_called_in_process_leaves_the_collector_alone(capsys: object) -> None:
+def test_the_cli_called_in_process_leaves_the_collector_alone(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # main() would point the logs at this test's captured stderr, closed after the test
+    monkeypatch.setattr("broadcaster.cli.configure_logging", lambda **_: None)
     before = (gc.get_threshold(), gc.get_freeze_count())
     assert main(["config", "reference"]) == 0
     assert (gc.get_threshold(), gc.get_freeze_count()) == before
+    assert "gc_tuned" in capsys.readouterr().out  # (the command ran: the reference it printed)
