@@ -194,7 +194,8 @@ class Settings:
     """debug, info, warning or error."""
     gc_tuned: bool = True
     """Python's garbage collector set for sending (what starting made frozen, the young collected
-    every 50,000 allocations: broadcaster/gc_policy.py); false keeps CPython's defaults."""
+    every 50,000 allocations: broadcaster/gc_policy.py): less CPU, cycles freed later (keep some
+    hundred MB of headroom); false keeps CPython's defaults."""
     max_parts: int = 3
     """A message longer than this many parts is refused at preview time."""
     chunk_size: int = 5000
