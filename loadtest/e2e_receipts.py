@@ -118,12 +118,9 @@ async def _cpu(dsn: str, mock_pid: int, done: asyncio.Event, seen: dict[int, flo
         await conn.close()
 
 
-async def _per_second(dsn: str) -> dict[str, float]:
-    """Parts accepted in each whole second of the newest broadcast's run (`delivery_timeline`):
-    the lowest, the median and the highest (a run's average hides its dips)."""
-    conn = await asyncpg.connect(dsn)
-    broadcast_id = int(await conn.fetchval("SELECT max(id) FROM broadcasts"))
-    await conn.close()
+async def _per_second(dsn: str, broadcast_id: int) -> dict[str, float]:
+    """Parts accepted in each whole second of the broadcast's run (`delivery_timeline`): the
+    lowest, the median and the highest (a run's average hides its dips)."""
     timeline = await delivery_timeline(dsn, broadcast_id)
     rates = [rate for series in timeline["series"].values() for _t, rate in series]
     if not rates:
@@ -192,7 +189,7 @@ async def _send(
         if task is not None:
             await task
         mock_cpu = cpu.pop(mock.proc.pid, 0.0)
-        report["per_second"] = await _per_second(dsn)
+        report["per_second"] = await _per_second(dsn, int(report["broadcast_id"]))
         slowest = sorted(by_query.items(), key=lambda kv: -sum(kv[1]))[:4]
         for query, times in slowest:
             print(f"  status statement p50 {_pct(times, 0.5)} max {max(times):.1f} ms: {query}")
@@ -231,7 +228,7 @@ async def main(
         )
         full, lat = await _send(dsn, RECEIPTS, deps, binds, window, probe=True, profile=profile)
         conn = await asyncpg.connect(dsn)
-        broadcast_id = int(await conn.fetchval("SELECT max(id) FROM broadcasts"))
+        broadcast_id = int(full["broadcast_id"])  # (`send --json` says which)
         receipts = int(
             await conn.fetchval(
                 "SELECT coalesce(sum(parts), 0) FROM receipt_rollup WHERE broadcast_id = $1",
