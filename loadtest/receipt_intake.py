@@ -71,7 +71,7 @@ from broadcaster.smpp.session import SmppSession
 from broadcaster.store import receipts as store
 from broadcaster.store.queries import queries
 from broadcaster.text.encoding import decode_short_message
-from loadtest.common import scratch_database
+from loadtest.common import description, quiet_logs, scratch_database
 
 SMSC = "smsc"
 STATS = ("DELIVRD",) * 18 + ("UNDELIV", "EXPIRED")
@@ -411,12 +411,13 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=description(__doc__))
     parser.add_argument("--receipts", type=int, default=200_000)
     parser.add_argument("--read-size", type=int, default=65_536, help="octets per read")
     parser.add_argument("--batch", type=int, default=15_000, help="receipts per COPY")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each path (best kept)")
     args = parser.parse_args(argv)
+    quiet_logs()
     f = asyncio.run(measure(args))
     print(
         f"{f['receipts']:,} receipts, reads of {f['read_size']:,} octets, COPY every"
