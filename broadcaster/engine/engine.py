@@ -76,7 +76,7 @@ class Engine:
         pool = SmppPool(
             self.smscs,
             on_outcome=self._on_outcome,
-            on_receipt=self.receipts,
+            on_receipts=self.receipts.received,
             lane_of=_lane_of,
             on_lost=self.receipts.sent.forget,
         )

@@ -88,7 +88,8 @@ class IdForms:
 
 
 class ReceiptRecorder:
-    """Buffer receipts from the pool (`on_receipt`) and flush them every `interval` seconds."""
+    """Buffer receipts from the pool (`on_receipts`: `received`) and flush them every `interval`
+    seconds."""
 
     def __init__(
         self,
@@ -129,34 +130,55 @@ class ReceiptRecorder:
         twice in the roll-ups."""
 
     def __call__(self, receipt: Receipt, smsc: str) -> None:
+        """One receipt of `smsc` (`received`)."""
+        self.received((receipt,), smsc)
+
+    def received(self, receipts: Sequence[Receipt], smsc: str) -> None:
+        """Receipts of `smsc` read at once (the pool's `on_receipts`), each matched in memory
+        if this process sent its part, else kept for the database to match. One per part sent:
+        what every receipt of the read shares (the SMSC's form, the time received, the names
+        used) is looked up once per read."""
         form = self.ids.forms.get(smsc, "auto")
         if form == "auto":
             self.ids.seen(smsc, datetime.now(UTC))
-        message_id, text_id, done = receipt.message_id, receipt.text_message_id, receipt.done_date
-        if form == "same" and text_id is None:  # settled, one id (most SMSCs): `keys`, inlined
-            first: str | None = message_id.upper().lstrip("0")  # normalise
-            more: list[str] | None = None
-        else:
-            first, more = store.key_columns(keys((message_id, text_id), form))
-        stat = receipt.stat
-        received = time.time()
-        said = (  # store.RECEIPT_COLUMNS
-            smsc,
-            message_id,
-            text_id,
-            receipt.source,
-            stat,
-            receipt.err,
-            None if done is None else self._epoch(done),
-            received,
-        )
-        if first is not None and more is None and form != "auto":  # one key, form settled
-            sent = self.sent.take(first, smsc, stat in FINAL_STATS, received)
-            if sent is not None:  # (smsc, broadcast_id, msisdn, part, submitted_at, departement)
-                self.matched_in_memory += 1
-                self._matched.append(said + sent[1:])  # store.MATCHED_COLUMNS
-                return
-        self._rows.append((*said, first, more))  # store.STAGED_COLUMNS
+        settled, same = form != "auto", form == "same"
+        now = time.time()
+        take, epoch = self.sent.take, self._epoch
+        to_match, in_memory = self._rows.append, self._matched.append
+        matched = 0
+        for receipt in receipts:
+            try:
+                message_id, text_id, done = (
+                    receipt.message_id,
+                    receipt.text_message_id,
+                    receipt.done_date,
+                )
+                if same and text_id is None:  # settled, one id (most SMSCs): `keys`, inlined
+                    first: str | None = message_id.upper().lstrip("0")  # normalise
+                    more: list[str] | None = None
+                else:
+                    first, more = store.key_columns(keys((message_id, text_id), form))
+                stat = receipt.stat
+                said = (  # store.RECEIPT_COLUMNS
+                    smsc,
+                    message_id,
+                    text_id,
+                    receipt.source,
+                    stat,
+                    receipt.err,
+                    None if done is None else epoch(done),
+                    now,
+                )
+                if first is not None and more is None and settled:  # one key, form settled
+                    sent = take(first, smsc, stat in FINAL_STATS, now)
+                    if sent is not None:  # (smsc, broadcast_id, msisdn, part, submitted_at, dep.)
+                        matched += 1
+                        in_memory(said + sent[1:])  # store.MATCHED_COLUMNS
+                        continue
+                to_match((*said, first, more))  # store.STAGED_COLUMNS
+            except Exception:  # one receipt the recorder cannot read: the others still count
+                log.exception("receipt_unrecorded", smsc=smsc, message_id=receipt.message_id)
+        self.matched_in_memory += matched
 
     def _epoch(self, done: datetime) -> float:
         """Seconds since 1970 of a receipt's done date (SMSC local time, taken as UTC), kept

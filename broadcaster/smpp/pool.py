@@ -113,8 +113,8 @@ RATE_INTERVAL: Final = 1.0
 OutcomeHandler = Callable[[object, int, "str | None", str, float, float, int], None]
 """(tag, status, message_id, smsc name, submitted_at, answered_at, possible_duplicates); times
 are time.time(); possible_duplicates: copies beyond one the SMSC may have received."""
-ReceiptHandler = Callable[[Receipt, str], None]
-"""(receipt, smsc name)."""
+ReceiptHandler = Callable[[Sequence[Receipt], str], None]
+"""(receipts of one read, in order; smsc name)."""
 LaneOf = Callable[[object], "Lane | None"]
 """A part's tag -> the lane it belongs to (None: it never stops)."""
 
@@ -256,7 +256,7 @@ class SmppPool:
         self,
         smscs: Sequence[SmscConfig],
         on_outcome: OutcomeHandler,
-        on_receipt: ReceiptHandler | None = None,
+        on_receipts: ReceiptHandler | None = None,
         *,
         lane_of: LaneOf | None = None,
         on_lost: Callable[[str], None] | None = None,
@@ -273,7 +273,7 @@ class SmppPool:
             raise ValueError("max_attempts must be at least 1")
         self.smscs = tuple(smscs)
         self.on_outcome = on_outcome
-        self.on_receipt = on_receipt
+        self.on_receipts = on_receipts
         self.lane_of = lane_of
         self.on_lost = on_lost
         """Told the SMSC's name when a connection to it ends (the receipt recorder forgets
@@ -717,13 +717,13 @@ class SmppPool:
         if self._closing:
             self._check_drained()
 
-    def receipt(self, session: SmppSession[Part], receipt: Receipt) -> None:
-        self.stats.receipts += 1
-        if self.on_receipt is not None:
+    def receipts(self, session: SmppSession[Part], receipts: Sequence[Receipt]) -> None:
+        self.stats.receipts += len(receipts)
+        if self.on_receipts is not None:
             try:
-                self.on_receipt(receipt, session.smsc.name)
+                self.on_receipts(receipts, session.smsc.name)
             except Exception:
-                log.exception("on_receipt_failed", message_id=receipt.message_id)
+                log.exception("on_receipts_failed", bind=session.name, receipts=len(receipts))
 
     def noted(self, event: Event) -> None:
         self.stats.count(event)

@@ -47,7 +47,6 @@ from broadcaster.smpp.connection import (
     GenericNack,
     Outcome,
     P,
-    ReceiptReceived,
     ReceiptUnreadable,
     SmppConnection,
     StreamCorrupt,
@@ -75,8 +74,8 @@ class SessionOwner(Protocol[P]):
     def throttled(self, session: SmppSession[P], part: P) -> None:
         """A part the SMSC asked us to send again later (the session's pacer has slowed)."""
 
-    def receipt(self, session: SmppSession[P], receipt: Receipt) -> None:
-        """A delivery receipt, already acknowledged."""
+    def receipts(self, session: SmppSession[P], receipts: Sequence[Receipt]) -> None:
+        """Delivery receipts, already acknowledged (one read's worth, in order)."""
 
     def noted(self, event: Event) -> None:
         """A protocol anomaly to count (the session has logged it)."""
@@ -280,11 +279,10 @@ class SmppSession(asyncio.Protocol, Generic[P]):
             self._throttled(part, status, now)
         if received.accepted:
             self.pacer.on_accepted(now, received.accepted)
+        if received.receipts:
+            owner.receipts(self, received.receipts)
         for event in received.events:
-            if type(event) is ReceiptReceived:  # one for every part sent: no `match` for it
-                owner.receipt(self, event.receipt)
-            else:
-                self._on_event(event)
+            self._on_event(event)
         answered = received.answered
         if answered:
             self.answered += answered
@@ -304,7 +302,7 @@ class SmppSession(asyncio.Protocol, Generic[P]):
         self.owner.throttled(self, part)
 
     def _on_event(self, event: Event) -> None:
-        """Every event but receipts (`data_received` passes those on itself)."""
+        """What the peer did beyond answering parts and sending receipts."""
         match event:
             case BindAccepted():
                 _resolve(self.bound)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 import pytest
@@ -84,8 +84,8 @@ class Collector:
         )
         self.changed.set()
 
-    def on_receipt(self, receipt: Receipt, smsc: str) -> None:
-        self.receipts.append((receipt, smsc))
+    def on_receipts(self, receipts: Sequence[Receipt], smsc: str) -> None:
+        self.receipts.extend((receipt, smsc) for receipt in receipts)
         self.changed.set()
 
     def single(self) -> dict[object, Outcome]:
@@ -110,7 +110,7 @@ async def pools() -> AsyncIterator[Callable[..., SmppPool]]:
         pool = SmppPool(
             smscs,
             collector.on_outcome,
-            collector.on_receipt,
+            collector.on_receipts,
             **kwargs,  # type: ignore[arg-type]
         )
         made.append(pool)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import cast
@@ -163,8 +163,8 @@ class Outcomes:
         if possible_duplicates:
             self.duplicates[tag] = possible_duplicates
 
-    def receipt(self, receipt: Receipt, smsc: str) -> None:
-        self.receipts.append((receipt, smsc))
+    def on_receipts(self, receipts: Sequence[Receipt], smsc: str) -> None:
+        self.receipts.extend((receipt, smsc) for receipt in receipts)
 
     def statuses(self) -> dict[object, int]:
         assert all(len(v) == 1 for v in self.by_tag.values()), "a part had two outcomes"
@@ -216,7 +216,7 @@ async def make_pool() -> AsyncIterator[Callable[..., SmppPool]]:
         pool = SmppPool(
             smscs,
             outcomes,
-            outcomes.receipt,
+            outcomes.on_receipts,
             rng=random.Random(7),
             **kwargs,  # type: ignore[arg-type]
         )

@@ -30,7 +30,6 @@ from broadcaster.smpp.connection import (
     LocalProtocolError,
     MessageIdUnreadable,
     MoMessage,
-    ReceiptReceived,
     ReceiptUnreadable,
     Received,
     SmppConnection,
@@ -398,14 +397,12 @@ def test_receipts_are_acknowledged_and_parsed_tolerantly() -> None:
         (CommandId.DELIVER_SM_RESP, 0, 11),
         (CommandId.DELIVER_SM_RESP, 0, 12),
     ]
-    first, second, unreadable = received.events
-    assert isinstance(first, ReceiptReceived)
-    assert isinstance(second, ReceiptReceived)
-    assert (first.receipt.message_id, first.receipt.stat) == ("000A1F", "DELIVRD")
-    assert first.receipt.done_date == when
+    first, second = received.receipts
+    assert (first.message_id, first.stat) == ("000A1F", "DELIVRD")
+    assert first.done_date == when
     # The TLV's id wins over the text's (a decimal rendering of it), which is kept aside.
-    assert (second.receipt.message_id, second.receipt.text_message_id) == ("000A1F", "2591")
-    assert unreadable == ReceiptUnreadable("no receipt here")
+    assert (second.message_id, second.text_message_id) == ("000A1F", "2591")
+    assert received.events == [ReceiptUnreadable("no receipt here")]
     assert state(connection) is ConnectionState.BOUND
 
 
@@ -428,7 +425,7 @@ def test_a_malformed_deliver_sm_is_answered_with_why_and_the_bind_kept() -> None
         (CommandId.DELIVER_SM_RESP, 0, 7),
     ]
     assert len(events_of(received, DeliverSmMalformed)) == 1
-    assert len(events_of(received, ReceiptReceived)) == 1
+    assert len(received.receipts) == 1
     assert state(connection) is ConnectionState.BOUND
 
 
@@ -501,22 +498,20 @@ def test_receipts_by_data_sm_are_answered_with_data_sm_resp_tlv_only_or_text() -
         (CommandId.DATA_SM_RESP, 0, 21),
         (CommandId.DATA_SM_RESP, 0, 22),
     ]
-    tlv_only, text, mo = received.events
-    assert isinstance(tlv_only, ReceiptReceived)
-    assert isinstance(text, ReceiptReceived)
-    assert (tlv_only.receipt.message_id, tlv_only.receipt.stat) == ("000A1F", "DELIVRD")
-    assert tlv_only.receipt.source == "33612345678"
-    assert (text.receipt.message_id, text.receipt.stat) == ("2592", "UNDELIV")
-    assert mo == MoMessage()
+    tlv_only, text = received.receipts
+    assert (tlv_only.message_id, tlv_only.stat) == ("000A1F", "DELIVRD")
+    assert tlv_only.source == "33612345678"
+    assert (text.message_id, text.stat) == ("2592", "UNDELIV")
+    assert received.events == [MoMessage()]
     assert state(connection) is ConnectionState.BOUND
 
 
 def test_a_tlv_only_deliver_sm_receipt_counts() -> None:
     connection = bound()
     received = connection.receive_data(deliver(9, "", tlvs=receipt_tlvs("7", "EXPIRED")), now=3.0)
-    (event,) = received.events
-    assert isinstance(event, ReceiptReceived)
-    assert (event.receipt.message_id, event.receipt.stat) == ("7", "EXPIRED")
+    (receipt,) = received.receipts
+    assert (receipt.message_id, receipt.stat) == ("7", "EXPIRED")
+    assert received.events == []
 
 
 def test_a_malformed_data_sm_is_answered_with_why() -> None:
@@ -546,7 +541,7 @@ def test_a_receiver_bind_binds_receives_receipts_and_never_submits() -> None:
     with pytest.raises(LocalProtocolError):
         connection.submit([Part(1)], 1.0)
     received = connection.receive_data(deliver(3, "id:5 stat:DELIVRD"), now=2.0)
-    assert len(events_of(received, ReceiptReceived)) == 1
+    assert [r.message_id for r in received.receipts] == ["5"]
 
 
 def test_our_unbind_is_answered_by_its_unbind_resp_only() -> None:

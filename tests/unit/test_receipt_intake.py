@@ -26,7 +26,6 @@ from broadcaster.smpp.connection import (
     DeliverSmMalformed,
     Event,
     MoMessage,
-    ReceiptReceived,
     ReceiptUnreadable,
     SmppConnection,
 )
@@ -72,8 +71,9 @@ def deliver(
     )
 
 
-def reference(pdu: bytes) -> tuple[bytes, list[Event]]:
-    """What the strict path answers and reports (the connection before the short cut)."""
+def reference(pdu: bytes) -> tuple[bytes, list[Event | Receipt]]:
+    """What the strict path answers and reads: its events, or its receipt (the connection
+    before the short cut)."""
     sequence = struct.unpack_from("!I", pdu, 12)[0]
 
     def resp(status: int) -> bytes:
@@ -87,7 +87,7 @@ def reference(pdu: bytes) -> tuple[bytes, list[Event]]:
         return resp(0), [MoMessage()]
     text = decode_short_message(message.user_data, message.data_coding)
     receipt = parse_receipt(text, message.tlvs, message.source_addr)
-    return resp(0), [ReceiptUnreadable(text) if receipt is None else ReceiptReceived(receipt)]
+    return resp(0), [ReceiptUnreadable(text) if receipt is None else receipt]
 
 
 def bound() -> SmppConnection[Part]:
@@ -99,9 +99,10 @@ def bound() -> SmppConnection[Part]:
     return connection
 
 
-def received(pdu: bytes) -> tuple[bytes, list[Event]]:
+def received(pdu: bytes) -> tuple[bytes, list[Event | Receipt]]:
+    """What the connection answers to one PDU, and its events or the receipt it read."""
     got = bound().receive_data(pdu, 1.0)
-    return got.to_send, got.events
+    return got.to_send, [*got.events, *got.receipts]
 
 
 def mock_pdus(config: MockConfig, count: int = 4) -> list[bytes]:
@@ -144,12 +145,10 @@ def test_a_standard_receipt_gives_every_field() -> None:
     replies, events = received(deliver(tlvs=receipt_tlvs("00000000A1B2C3D4", "DELIVRD")))
     assert replies == struct.pack("!IIII", 17, 0x80000005, 0, 7) + b"\0"
     assert events == [
-        ReceiptReceived(
-            Receipt("00000000A1B2C3D4", "DELIVRD", "000", WHEN, WHEN, 1, 1, None, "33612345678")
-        )
+        Receipt("00000000A1B2C3D4", "DELIVRD", "000", WHEN, WHEN, 1, 1, None, "33612345678")
     ]
-    (event,) = events
-    assert isinstance(event, ReceiptReceived) and event.receipt.delivered and event.receipt.final
+    (receipt,) = events
+    assert isinstance(receipt, Receipt) and receipt.delivered and receipt.final
 
 
 CASES = {
@@ -238,7 +237,7 @@ def _strict_receipt(pdu: bytes) -> Receipt | None:
     """The receipt the strict path reads in `pdu` (None: none, or not a receipt)."""
     _, events = reference(pdu)
     (event,) = events
-    return event.receipt if isinstance(event, ReceiptReceived) else None
+    return event if isinstance(event, Receipt) else None
 
 
 @pytest.mark.parametrize("pdu", CASES.values(), ids=CASES.keys())

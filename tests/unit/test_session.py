@@ -80,7 +80,7 @@ class Owner:
     def __init__(self) -> None:
         self.answered_calls: list[list[tuple[int, int, str | None]]] = []
         self.throttled_parts: list[int] = []
-        self.receipts: list[Receipt] = []
+        self.read: list[Receipt] = []
         self.events: list[Event] = []
         self.orphans: list[list[int]] = []
         self.kicks = 0
@@ -93,8 +93,8 @@ class Owner:
     def throttled(self, session: SmppSession[Part], part: Part) -> None:
         self.throttled_parts.append(part.tag)
 
-    def receipt(self, session: SmppSession[Part], receipt: Receipt) -> None:
-        self.receipts.append(receipt)
+    def receipts(self, session: SmppSession[Part], receipts: Sequence[Receipt]) -> None:
+        self.read.extend(receipts)
 
     def noted(self, event: Event) -> None:
         self.events.append(event)
@@ -190,7 +190,7 @@ async def test_requests_are_answered_anomalies_noted_and_receipts_handed_over() 
         (CommandId.DELIVER_SM_RESP, 0, 42),
     ]
     assert owner.events == [UnknownCommand(0x99, 41)]
-    assert [r.message_id for r in owner.receipts] == ["0A"]
+    assert [r.message_id for r in owner.read] == ["0A"]
 
 
 async def test_the_smsc_unbinding_us_waits_for_the_answers_in_flight_then_closes() -> None:
