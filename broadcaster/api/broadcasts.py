@@ -17,6 +17,7 @@ from broadcaster.http.bodies import broadcast_request, fingerprint, follow_up
 from broadcaster.http.context import reply
 from broadcaster.http.errors import unprocessable
 from broadcaster.http.schemas import IDEMPOTENCY_KEY
+from broadcaster.http.streaming import stream_csv
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 
@@ -158,21 +159,4 @@ async def not_reached(call: Call) -> web.StreamResponse:
     the refusal comes before anything is sent)."""
     broadcast_id = call.path_id("broadcast_id")
     lines = reports.not_reached_csv(call.ctx, call.caller, broadcast_id)
-    header = await anext(lines)  # authorised and found, or the error reply
-    response = web.StreamResponse(
-        headers={
-            "Content-Type": "text/csv; charset=utf-8",
-            "Content-Disposition": f'attachment; filename="not-reached-{broadcast_id}.csv"',
-        }
-    )
-    await response.prepare(call.request)
-    await response.write(header.encode())
-    batch: list[str] = []
-    async for line in lines:
-        batch.append(line)
-        if len(batch) >= 1000:
-            await response.write("".join(batch).encode())
-            batch = []
-    await response.write("".join(batch).encode())
-    await response.write_eof()
-    return response
+    return await stream_csv(call.request, lines, f"not-reached-{broadcast_id}.csv")

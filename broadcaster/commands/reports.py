@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 from broadcaster.afteraction.build import Inputs, build, reason
@@ -42,23 +42,26 @@ async def after_action(ctx: Context, caller: Caller, broadcast_id: int) -> dict[
     return build(Inputs(status, record, groups, trail, rows, zone))
 
 
-async def not_reached_csv(ctx: Context, caller: Caller, broadcast_id: int) -> AsyncIterator[str]:
-    """CSV lines (header first) of the recipients of the broadcast's selection without every
-    part accepted, and why: never sent (cancelled, expired), or the last refusal. Audited."""
+async def not_reached_csv(
+    ctx: Context, caller: Caller, broadcast_id: int
+) -> AsyncGenerator[str, None]:
+    """CSV lines (header first) of the broadcast's recipients without every part accepted,
+    and why: never sent (cancelled, expired), or the last refusal. Audited before the first
+    number leaves, with how many the list holds: an export cut short (a client gone, a file
+    that could not be written) is on record too."""
     async with ctx.db.acquire() as conn:
         await authorize(conn, caller, "exportNotReached", _subject(broadcast_id))
         await store.get_broadcast(conn, broadcast_id)  # NotFoundError: nothing is exported
+        count = await store_reports.not_reached_count(conn, broadcast_id)
+        await audit.record(
+            conn, caller, "export_not_reached", _subject(broadcast_id), recipients=count
+        )
         yield _line(CSV_HEADER)
-        count = 0
         async for msisdn, dep, commune, lang, status in store_reports.not_reached(
             conn, broadcast_id
         ):
             why = "not sent" if status is None else reason(int(status))
             yield _line((f"+{msisdn}", dep, commune or "", lang, why))
-            count += 1
-        await audit.record(
-            conn, caller, "export_not_reached", _subject(broadcast_id), recipients=count
-        )
 
 
 def _line(values: tuple[object, ...]) -> str:

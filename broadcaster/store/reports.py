@@ -77,9 +77,17 @@ async def rows(conn: Conn, broadcast_id: int, planned_parts: int) -> ReportRows:
     return out
 
 
+async def not_reached_count(conn: Conn, broadcast_id: int) -> int:
+    """How many recipients `not_reached` lists (the same statement, counted)."""
+    listed = queries["report_not_reached"].rstrip().rstrip(";")
+    counted = f"SELECT count(*) FROM ({listed}) listed"  # noqa: S608 (our statement, no input)
+    return int(await conn.fetchval(counted, broadcast_id))
+
+
 async def not_reached(conn: Conn, broadcast_id: int) -> AsyncIterator[tuple[Any, ...]]:
     """(msisdn, département, commune, language, last refusal status or None) of each recipient
-    of the broadcast's selection without every part accepted, in msisdn order."""
+    of the broadcast without every part accepted (sent to, or in a chunk never sent: the
+    statement says how each is read), in msisdn order."""
     async with conn.transaction():
         async for r in conn.cursor(queries["report_not_reached"], broadcast_id):
             yield (r["msisdn"], r["departement"], r["commune"], r["lang"], r["last_status"])

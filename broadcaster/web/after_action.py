@@ -8,6 +8,7 @@ from aiohttp import web
 
 from broadcaster.afteraction.html import render_html
 from broadcaster.commands import reports
+from broadcaster.http.streaming import stream_csv
 from broadcaster.web.auth import require_user
 from broadcaster.web.compose import ctx_of
 from broadcaster.web.drill_reports import REPORT_CSP
@@ -38,19 +39,7 @@ async def report_raw(request: web.Request) -> web.StreamResponse:
 async def not_reached(request: web.Request) -> web.StreamResponse:
     caller = require_user(request)
     lines = reports.not_reached_csv(ctx_of(request), caller, _id(request))
-    header = await anext(lines)  # authorised and found, or the console's error page
-    response = web.StreamResponse(
-        headers={
-            "Content-Type": "text/csv; charset=utf-8",
-            "Content-Disposition": f'attachment; filename="not-reached-{_id(request)}.csv"',
-        }
-    )
-    await response.prepare(request)
-    await response.write(header.encode())
-    async for line in lines:
-        await response.write(line.encode())
-    await response.write_eof()
-    return response
+    return await stream_csv(request, lines, f"not-reached-{_id(request)}.csv")
 
 
 def add_routes(router: web.UrlDispatcher) -> None:

@@ -95,27 +95,64 @@ FROM (
 ) first GROUP BY 1 ORDER BY 1;
 
 -- name: report_not_reached
--- The recipients of broadcast $1's selection (its chunks, as stream_chunk reads them; with
--- `reached_only`, only those its parent reached) without every part accepted: never sent
--- (cancelled, expired), refused or unanswered. With why: the last refusal's status, or none.
-SELECT s.msisdn, s.departement, s.commune, s.lang,
-       (SELECT d.status FROM deliveries d
-        WHERE d.broadcast_id = $1 AND d.msisdn = s.msisdn AND d.status <> 0
-        ORDER BY d.answered_at DESC LIMIT 1) AS last_status
-FROM broadcasts b
-JOIN broadcast_chunks c ON c.broadcast_id = b.id
-JOIN subscribers s
-  ON s.departement = c.departement AND s.msisdn BETWEEN c.msisdn_from AND c.msisdn_to
-WHERE b.id = $1
-  AND (c.communes IS NULL OR s.commune = ANY(c.communes) OR s.cell_id = ANY(c.cells))
-  AND (NOT coalesce((b.target ->> 'test_group_only')::boolean, false) OR s.test_group)
-  AND (c.exclude_communes IS NULL OR (s.commune = ANY(c.exclude_communes)) IS NOT TRUE)
-  AND (c.exclude_cells IS NULL OR (s.cell_id = ANY(c.exclude_cells)) IS NOT TRUE)
-  AND (NOT b.reached_only OR EXISTS (
-        SELECT 1 FROM deliveries p
-        WHERE p.broadcast_id = b.parent_id AND p.msisdn = s.msisdn AND p.status = 0))
-  AND NOT EXISTS (
-        SELECT 1 FROM deliveries d
-        WHERE d.broadcast_id = $1 AND d.msisdn = s.msisdn AND d.status = 0
-        GROUP BY d.msisdn HAVING count(DISTINCT d.part) = max(d.parts))
-ORDER BY s.msisdn;
+-- Broadcast $1's recipients without every part accepted, and why (the last refusal's status,
+-- or NULL: never sent), in msisdn order:
+-- - those it sent to (outcomes recorded): the numbers as sent, under the département of the
+--   group their parts went out in (migration 0024; today's home for outcomes recorded without
+--   it), whatever imports did since;
+-- - those of its chunks not done (never sent: cancelled, expired), read as the chunk would be
+--   streamed now (stream_chunk: a home chunk from the subscriber index, without the numbers the
+--   broadcast reaches as present; stream_present: a present chunk from the numbers taken when
+--   the broadcast was created).
+-- A chunk done sent to everyone it read: a number that came into the index since is not the
+-- broadcast's. (Read home chunks and present numbers as one: a present-only broadcast listed
+-- every resident of its départements' ranges.)
+WITH sent AS MATERIALIZED (
+    SELECT d.msisdn, max(d.parts) AS parts,
+           count(DISTINCT d.part) FILTER (WHERE d.status = 0) AS accepted,
+           max(d.group_no) AS group_no,
+           (array_agg(d.status ORDER BY d.answered_at DESC) FILTER (WHERE d.status <> 0))[1]
+               AS last_status
+    FROM deliveries d WHERE d.broadcast_id = $1 GROUP BY d.msisdn
+), unsent AS (
+    SELECT s.msisdn, s.departement, s.commune, s.lang
+    FROM broadcasts b
+    JOIN broadcast_chunks c ON c.broadcast_id = b.id AND NOT c.done AND c.source = 'home'
+    JOIN subscribers s
+      ON s.departement = c.departement AND s.msisdn BETWEEN c.msisdn_from AND c.msisdn_to
+    WHERE b.id = $1
+      AND (c.communes IS NULL OR s.commune = ANY(c.communes) OR s.cell_id = ANY(c.cells))
+      AND (NOT coalesce((b.target ->> 'test_group_only')::boolean, false) OR s.test_group)
+      AND (c.exclude_communes IS NULL OR (s.commune = ANY(c.exclude_communes)) IS NOT TRUE)
+      AND (c.exclude_cells IS NULL OR (s.cell_id = ANY(c.exclude_cells)) IS NOT TRUE)
+      AND (c.present_departements IS NULL OR NOT EXISTS (
+            SELECT 1 FROM broadcast_present p
+            WHERE p.broadcast_id = b.id AND p.departement = ANY(c.present_departements)
+              AND p.msisdn = s.msisdn))
+      AND (NOT b.reached_only OR EXISTS (
+            SELECT 1 FROM deliveries r
+            WHERE r.broadcast_id = b.parent_id AND r.msisdn = s.msisdn AND r.status = 0))
+    UNION ALL
+    SELECT p.msisdn, p.departement, s.commune, p.lang
+    FROM broadcasts b
+    JOIN broadcast_chunks c ON c.broadcast_id = b.id AND NOT c.done AND c.source = 'present'
+    JOIN broadcast_present p
+      ON p.broadcast_id = b.id AND p.departement = c.departement
+     AND p.msisdn BETWEEN c.msisdn_from AND c.msisdn_to
+    LEFT JOIN subscribers s ON s.msisdn = p.msisdn
+    WHERE b.id = $1
+      AND (NOT b.reached_only OR EXISTS (
+            SELECT 1 FROM deliveries r
+            WHERE r.broadcast_id = b.parent_id AND r.msisdn = p.msisdn AND r.status = 0))
+)
+SELECT x.msisdn, coalesce(g.departement, s.departement, '?') AS departement, s.commune,
+       coalesce(s.lang, g.lang, '?') AS lang, x.last_status
+FROM sent x
+LEFT JOIN broadcast_groups g ON g.broadcast_id = $1 AND g.group_no = x.group_no
+LEFT JOIN subscribers s ON s.msisdn = x.msisdn
+WHERE x.accepted < x.parts
+UNION ALL
+SELECT u.msisdn, u.departement, u.commune, u.lang, NULL
+FROM unsent u
+WHERE NOT EXISTS (SELECT 1 FROM sent x WHERE x.msisdn = u.msisdn)
+ORDER BY 1;

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -108,6 +109,7 @@ async def test_the_report_of_a_cancelled_broadcast_lists_who_was_not_reached(
         "974": "La Réunion",
     }
     assert len(exports) == 1 and exports[0]["actor"] == "cell"
+    assert json.loads(exports[0]["details"])["recipients"] == len(listed)
 
     # An operator may read the report, not export phone numbers: refused, audited, no file.
     with pytest.raises(ForbiddenError):
@@ -139,7 +141,13 @@ async def test_the_reports_areas_and_languages_stay_as_sent_after_an_import(
     ctx, plan, broadcast_id = await _outage_to_974_and_13(db, db_dsn, chunk_size=500)
     await asyncio.wait_for(Worker(db, [smsc]).run(until_idle=True), 120)
     before = await reports.after_action(ctx, ADMIN, broadcast_id)
+    missed_before = await _csv(ctx, ADMIN, broadcast_id)
     async with db.acquire() as conn:
+        joined = await conn.execute(  # new numbers in 974's ranges, after the send
+            "INSERT INTO subscribers (msisdn, departement, commune, lang) SELECT msisdn + 1,"
+            " departement, commune, lang FROM subscribers s WHERE departement = '974' AND NOT"
+            " EXISTS (SELECT 1 FROM subscribers t WHERE t.msisdn = s.msisdn + 1) LIMIT 30"
+        )
         moved = await conn.execute(
             "UPDATE subscribers SET departement = '974', lang = 'en' WHERE msisdn IN ("
             " SELECT msisdn FROM subscribers WHERE departement = '13' ORDER BY msisdn LIMIT 200)"
@@ -150,8 +158,15 @@ async def test_the_reports_areas_and_languages_stay_as_sent_after_an_import(
             " LIMIT 150)"
         )
     after = await reports.after_action(ctx, ADMIN, broadcast_id)
-    assert (moved, dropped) == ("UPDATE 200", "DELETE 150")
+    assert (joined, moved, dropped) == ("INSERT 0 30", "UPDATE 200", "DELETE 150")
     assert before["state"] == "completed"
+    # Who was not reached is who the broadcast sent to without success, as sent: nobody who
+    # joined since, nobody dropped from the list, each under the département sent to.
+    missed_after = await _csv(ctx, ADMIN, broadcast_id)
+    assert len(missed_before) == before["totals"]["not_reached"] > 0
+    assert [(r["msisdn"], r["departement"]) for r in missed_after] == [
+        (r["msisdn"], r["departement"]) for r in missed_before
+    ]
     assert after["per_area"] == before["per_area"]
     assert after["per_language"] == before["per_language"]
     assert {a["key"] for a in after["per_area"]} == {"13", "974"}

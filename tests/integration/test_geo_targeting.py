@@ -21,6 +21,7 @@ from broadcaster.settings import Settings
 from broadcaster.store.cells import import_cells
 from broadcaster.store.database import create_pool
 from broadcaster.store.locations import compact, ingest, pending
+from broadcaster.store.reports import not_reached
 
 # The polygon: lat 48.85-48.86, lon 2.34-2.36 (central Paris), CAP order (lat,lon), closed.
 P = "polygon:48.85,2.34 48.85,2.36 48.86,2.36 48.86,2.34 48.85,2.34"
@@ -176,6 +177,31 @@ async def test_resident_and_both_modes(geo: asyncpg.Connection) -> None:
     assert await _recipients(geo, _request("dep:13")) == {"13/fr": 1}
     present_75 = await make_plan(geo, Settings(), _request("dep:75", mode="present"))
     assert present_75.recipients == 7  # every fresh location in 75's cells: 1, 2, 3, 5, DE, GB, CH
+
+
+async def test_a_polygon_broadcast_not_sent_lists_exactly_whom_it_targets(
+    geo: asyncpg.Connection,
+) -> None:
+    """Created, never sent: the after-action report's list of recipients not reached is the
+    plan's, each number once, present numbers from those taken at creation. (It read present
+    chunks as resident ones: every resident of the département in their numbers' ranges.)"""
+    settings = Settings(chunk_size=2)
+    residents, present = {33600000001, 33600000003}, {
+        33600000001, 33600000002, 33600000005, DE_VISITOR, GB_VISITOR
+    }  # fmt: skip
+    for mode, expected in (
+        ("present", present),
+        ("both", present | residents),
+        ("resident", residents),
+    ):
+        request = _request(P, mode=mode)
+        plan = await make_plan(geo, settings, request)
+        broadcast_id = await create_broadcast(geo, settings, request, plan)
+        listed = [row async for row in not_reached(geo, broadcast_id)]
+        assert [row[0] for row in listed] == sorted(expected), mode
+        assert len(listed) == plan.recipients, mode
+        assert all(row[4] is None for row in listed)  # never sent
+        assert {row[1] for row in listed} == {"75"}  # the cells' département, or the home
 
 
 async def test_freshness_window(geo: asyncpg.Connection) -> None:
