@@ -19,6 +19,7 @@ from broadcaster.cli.options import (
     flag,
     need_database,
     positive_int,
+    record_id,
     switch,
 )
 from broadcaster.commands import tokens
@@ -98,7 +99,7 @@ def register(commands: Commands) -> None:
         _cmd_revoke,
         epilog="example:\n  broadcaster tokens revoke 3",
     )
-    revoke.add_argument("token_id", type=int)
+    revoke.add_argument("token_id", type=record_id)
     activate = add_command(
         sub,
         "activate",
@@ -106,7 +107,7 @@ def register(commands: Commands) -> None:
         _cmd_activate,
         epilog="example:\n  broadcaster tokens activate 4",
     )
-    activate.add_argument("token_id", type=int)
+    activate.add_argument("token_id", type=record_id)
 
     audit = add_command(
         commands,
@@ -123,7 +124,13 @@ def register(commands: Commands) -> None:
         default=50,
         help="how many",
     )
-    flag(audit, "--before", env="BROADCASTER_AUDIT_BEFORE", type=int, help="entries before this id")
+    flag(
+        audit,
+        "--before",
+        env="BROADCASTER_AUDIT_BEFORE",
+        type=record_id,
+        help="entries before this id",
+    )
 
 
 # -- serve ------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from broadcaster.cli.options import (
     multi,
     need_database,
     output_file,
+    record_id,
     switch,
 )
 from broadcaster.cli.terminal import KIND_BANNER, SendConsole, preview_text
@@ -97,7 +98,7 @@ elsewhere, no SMSC would bind: the broadcast is then paused), 2 bad input or not
         send,
         "--follows",
         env="BROADCASTER_FOLLOWS",
-        type=int,
+        type=record_id,
         metavar="ID",
         help="an update or all-clear of broadcast ID: same areas unless --area is given; "
         "stops ID if it is still sending",

@@ -24,6 +24,7 @@ from broadcaster.cli.options import (
     need_database,
     output_file,
     positive_int,
+    record_id,
 )
 from broadcaster.commands import broadcasts as commands
 from broadcaster.commands import reports
@@ -42,7 +43,7 @@ def register(commands: Commands) -> None:
         _cmd_status,
         epilog="example:\n  broadcaster status 42 --json",
     )
-    p.add_argument("broadcast_id", type=int)
+    p.add_argument("broadcast_id", type=record_id)
     p = add_command(
         commands,
         "report",
@@ -53,7 +54,7 @@ def register(commands: Commands) -> None:
         "  broadcaster report 42 --html report-42.html\n"
         "  broadcaster report 42 --not-reached-csv missed-42.csv   # approvers, admins; audited",
     )
-    p.add_argument("broadcast_id", type=int)
+    p.add_argument("broadcast_id", type=record_id)
     flag(
         p,
         "--html",
@@ -76,7 +77,7 @@ def register(commands: Commands) -> None:
         p = add_command(
             commands, action, help, _cmd_action, epilog=f"example:\n  broadcaster {action} 42"
         )
-        p.add_argument("broadcast_id", type=int)
+        p.add_argument("broadcast_id", type=record_id)
         p.set_defaults(action=action)
     lst = add_command(
         commands,

@@ -24,6 +24,7 @@ from broadcaster.cli.options import (
     multi,
     output_file,
     positive_int,
+    record_id,
     switch,
 )
 from broadcaster.errors import EXIT_OK, EXIT_PARTIAL, BroadcasterError, ConfigError, InputError
@@ -180,7 +181,7 @@ def register(commands: Commands) -> None:
         "  broadcaster drill report 42 --html /var/www/drills/42.html --json\n\n"
         "Exit codes: 0 the drill passed its thresholds, 3 it failed them.",
     )
-    report.add_argument("drill_id", type=int, metavar="ID", help="the drill's broadcast id")
+    report.add_argument("drill_id", type=record_id, metavar="ID", help="the drill's broadcast id")
     _html_options(report)
 
 

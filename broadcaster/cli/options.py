@@ -175,6 +175,24 @@ def output_file(text: str) -> Path:
     return path
 
 
+MAX_ID = 2**63 - 1
+"""The largest id the database stores (bigint)."""
+
+
+def record_id(text: str) -> int:
+    """The id of a stored record (a broadcast, a token, an audit entry): a whole number from 1
+    to `MAX_ID`. A larger one reached the database as a traceback (asyncpg's DataError)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= MAX_ID:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an id (a whole number from 1 to {MAX_ID})"
+        )
+    return value
+
+
 def positive_int(text: str) -> int:
     """A count of 1 or more (`--limit`): argparse shows this sentence, not a traceback."""
     try:

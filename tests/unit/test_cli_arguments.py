@@ -15,6 +15,14 @@ BAD = [
     (["audit", "--limit", "x"], "'x' is not a whole number of 1 or more"),
     (["drill", "runs", "--limit", "0"], "'0' is not a whole number of 1 or more"),
     (["worker", "--lease-seconds", "0"], "'0' is not between 1 and 3600 seconds"),
+    # Ids: a bigint's range (a larger one reached the database as a traceback).
+    (["status", "99999999999999999999"], "'99999999999999999999' is not an id"),
+    (["report", "0"], "'0' is not an id"),
+    (["cancel", "-3"], "'-3' is not an id"),
+    (["tokens", "revoke", "x"], "'x' is not an id"),
+    (["audit", "--before", "9223372036854775808"], "'9223372036854775808' is not an id"),
+    (["drill", "report", "1e3"], "'1e3' is not an id"),
+    (["send", "--follows", "99999999999999999999"], "is not an id"),
     (["worker", "--lease-seconds", "soon"], "'soon' is not between 1 and 3600 seconds"),
     # Files to write: refused before the work (an import done, then its reject file lost).
     (["report", "1", "--html", "/no/such/dir/r.html"], "cannot write /no/such/dir/r.html: no "),
