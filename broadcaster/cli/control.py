@@ -9,8 +9,7 @@ import argparse
 import asyncio
 import contextlib
 import signal
-from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from broadcaster.afteraction.html import render_html
 from broadcaster.afteraction.text import render_text
@@ -25,12 +24,13 @@ from broadcaster.cli.options import (
     output_file,
     positive_int,
     record_id,
+    written_whole,
 )
 from broadcaster.commands import broadcasts as commands
 from broadcaster.commands import reports
 from broadcaster.domain.states import Action
 from broadcaster.engine.runner import LEASE_SECONDS
-from broadcaster.errors import EXIT_OK, EXIT_PARTIAL, ConfigError, InputError
+from broadcaster.errors import EXIT_OK, EXIT_PARTIAL, ConfigError
 from broadcaster.settings import Settings
 from broadcaster.store.database import create_pool, ensure_migrated
 
@@ -140,12 +140,14 @@ async def _cmd_report(args: argparse.Namespace, settings: Settings) -> int:
     """The status counts (JSON: the status fields, as before) and the after-action report."""
     caller = cli_caller()
     with contextlib.ExitStack() as files:
-        # Opened first: a path that cannot be written is refused before any export is audited.
+        # Opened first: a path that cannot be written is refused before any export is audited;
+        # each file takes its place only once the report is done (a refusal, an unknown id,
+        # leaves what was there).
         html = csv_out = None
         if args.html is not None:
-            html = files.enter_context(_open_for_writing(args.html))
+            html = files.enter_context(written_whole(args.html))
         if args.not_reached_csv is not None:
-            csv_out = files.enter_context(_open_for_writing(args.not_reached_csv))
+            csv_out = files.enter_context(written_whole(args.not_reached_csv))
         async with command_context(settings, migrate=False) as ctx:
             status = await commands.status(ctx, caller, args.broadcast_id)
             report = await reports.after_action(ctx, caller, args.broadcast_id)
@@ -160,16 +162,6 @@ async def _cmd_report(args: argparse.Namespace, settings: Settings) -> int:
     if status["state"] == "completed" and status["failed"]:
         return EXIT_PARTIAL
     return EXIT_OK
-
-
-def _open_for_writing(path: Path) -> TextIO:
-    """The file, opened for writing; an InputError (exit 2) saying why not, never a traceback."""
-    try:
-        return path.open("w", encoding="utf-8")
-    except OSError as exc:
-        raise InputError(
-            f"cannot write {path}: {exc.strerror or exc}; nothing was written"
-        ) from exc
 
 
 def _status_text(s: dict[str, Any]) -> str:

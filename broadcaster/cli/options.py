@@ -8,21 +8,23 @@ arguments.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import getpass
 import json
 import os
 import re
 import socket
 import sys
-from collections.abc import AsyncIterator, Callable, Coroutine
+import tempfile
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from broadcaster.commands.context import Context
 from broadcaster.domain.caller import Caller
-from broadcaster.errors import ConfigError
+from broadcaster.errors import ConfigError, InputError
 from broadcaster.settings import Settings
 
 Handler = Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, int]]
@@ -168,6 +170,8 @@ def output_file(text: str) -> Path:
     in a traceback because its reject file could not be written."""
     path = Path(text)
     folder = path.parent
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"cannot write {text}: it is a directory")
     if not folder.is_dir():
         raise argparse.ArgumentTypeError(f"cannot write {text}: no directory {folder}")
     if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
@@ -191,6 +195,33 @@ def record_id(text: str) -> int:
             f"{text!r} is not an id (a whole number from 1 to {MAX_ID})"
         )
     return value
+
+
+@contextlib.contextmanager
+def written_whole(path: Path) -> Iterator[IO[str]]:
+    """`path`, written whole or not at all: the text goes to a file beside it that takes its
+    place once the block ends without an error (a report refused, or of an unknown id, left an
+    existing file emptied). An InputError (exit 2) when it cannot be written, never a
+    traceback."""
+    try:
+        out = tempfile.NamedTemporaryFile(  # noqa: SIM115 (closed below, or on error)
+            "w", encoding="utf-8", dir=path.parent, prefix=f".{path.name}.", delete=False
+        )
+    except OSError as exc:
+        raise InputError(
+            f"cannot write {path}: {exc.strerror or exc}; nothing was written"
+        ) from exc
+    try:
+        with out:
+            yield out
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(out.name, 0o666 & ~umask)  # as `open` makes it, not the temporary file's 0600
+        os.replace(out.name, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(out.name)
+        raise
 
 
 def positive_int(text: str) -> int:

@@ -193,16 +193,24 @@ def test_pause_resume_cancel_and_a_refusal(cli: Cli, seeded: str) -> None:
 
 
 def test_report_files_that_cannot_be_written_are_refused_without_a_traceback(
-    cli: Cli, seeded: str, tmp_path: Path
+    cli: Cli, seeded: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     broadcast_id = str(_approved_broadcast(seeded))
-    for option in ("--html", "--not-reached-csv"):
-        # A directory where the file should go passes the parser's check, then fails to open.
-        err = cli("report", broadcast_id, option, str(tmp_path), code=2)
-        assert f"cannot write {tmp_path}: Is a directory; nothing was written" in err
+    html, csv = tmp_path / "report.html", tmp_path / "missed.csv"
+    kept = "what was there before\n"
+    for option, path in (("--html", html), ("--not-reached-csv", csv)):
+        # A directory where the file should go: refused by the parser, before any work.
+        with pytest.raises(SystemExit) as stopped:
+            cli("report", broadcast_id, option, str(tmp_path))
+        assert stopped.value.code == 2
+        assert f"cannot write {tmp_path}: it is a directory" in capsys.readouterr().err
+        # A report refused (an unknown id) leaves an existing file as it was, not emptied.
+        path.write_text(kept, encoding="utf-8")
+        err = cli("report", "424242", option, str(path), code=2)
+        assert "424242" in err and path.read_text(encoding="utf-8") == kept
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["missed.csv", "report.html"]
     # Nothing was exported, so nothing was audited as exported.
     assert not [e for e in cli("audit")["entries"] if e["action"] == "export_not_reached"]
-    html, csv = tmp_path / "report.html", tmp_path / "missed.csv"
     cli("report", broadcast_id, "--html", str(html), "--not-reached-csv", str(csv))
     assert "<html" in html.read_text(encoding="utf-8").lower()
     assert csv.read_text(encoding="utf-8").startswith("msisdn,")
