@@ -46,10 +46,23 @@ def _row(label: str, name: str) -> dict[str, Any]:
         "parts_accepted": 0,
         "parts_delivered": 0,
         "delivered": 0,
+        "parts_undelivered": 0,
+        "undelivered_by_stat": {},
         "parts_failed": 0,
         "failed_by_reason": {},
         "recorded_twice": 0,
     }
+
+
+def _add(counts: dict[str, int], key: str, n: int) -> None:
+    counts[key] = counts.get(key, 0) + n
+
+
+def _tally(targets: Sequence[dict[str, Any]], total: str, by: str, key: str, n: int) -> None:
+    """Count `n` parts in each target's `total`, and under `key` in its `by`."""
+    for target in targets:
+        target[total] += n
+        _add(target[by], key, n)
 
 
 def _group_lang(record: Mapping[str, Any], groups: Sequence[Mapping[str, Any]]) -> Any:
@@ -87,20 +100,33 @@ def _tables(inputs: Inputs) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]
         recorded without it, the one their language maps to."""
         return str(row["text_lang"] or text_language(row["departement"], row["lang"]))
 
+    def rows_of(row: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The area's row and the language's that `row` counts in."""
+        return area(row["departement"]), lang(language(row))
+
     for r in rows.by_area_lang:
-        for target in (area(r["departement"]), lang(language(r))):
-            for key in ("reached", "parts_accepted", "parts_delivered", "delivered"):
+        for target in rows_of(r):
+            for key in (
+                "reached",
+                "parts_accepted",
+                "parts_delivered",
+                "delivered",
+                "recorded_twice",
+            ):
                 target[key] += int(r[key])
-            target["recorded_twice"] += int(r["recorded_twice"])
     for f in rows.failures:
         why = reason(int(f["status"]))
-        for target in (area(f["departement"]), lang(language(f))):
-            target["parts_failed"] += int(f["n"])
-            target["failed_by_reason"][why] = target["failed_by_reason"].get(why, 0) + int(f["n"])
-    for table in (areas, langs):
-        for entry in table.values():
-            entry["not_reached"] = max(entry["recipients"] - entry["reached"], 0)
-    return [areas[k] for k in sorted(areas)], [langs[k] for k in sorted(langs)]
+        _tally(rows_of(f), "parts_failed", "failed_by_reason", why, int(f["n"]))
+    for u in rows.undelivered:
+        _tally(rows_of(u), "parts_undelivered", "undelivered_by_stat", str(u["stat"]), int(u["n"]))
+    return _sorted_rows(areas), _sorted_rows(langs)
+
+
+def _sorted_rows(table: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """The table's rows by key, each with its recipients not reached."""
+    for entry in table.values():
+        entry["not_reached"] = max(entry["recipients"] - entry["reached"], 0)
+    return [table[k] for k in sorted(table)]
 
 
 def _per_smsc(broadcast: Mapping[str, Any], rows: Any) -> list[dict[str, Any]]:
@@ -109,7 +135,9 @@ def _per_smsc(broadcast: Mapping[str, Any], rows: Any) -> list[dict[str, Any]]:
             "parts_accepted": 0,
             "parts_failed": 0,
             "parts_delivered": 0,
+            "parts_undelivered": 0,
             "failed_by_reason": {},
+            "undelivered_by_stat": {},
         }
     )
     for smsc, counts in broadcast.get("by_smsc", {}).items():
@@ -120,6 +148,9 @@ def _per_smsc(broadcast: Mapping[str, Any], rows: Any) -> list[dict[str, Any]]:
         }
     for smsc, n in rows.delivered_by_smsc.items():
         out[smsc]["parts_delivered"] = n
+    for u in rows.undelivered:
+        out[u["smsc"]]["parts_undelivered"] += int(u["n"])
+        _add(out[u["smsc"]]["undelivered_by_stat"], str(u["stat"]), int(u["n"]))
     return [{"smsc": k, **v} for k, v in sorted(out.items())]
 
 
@@ -191,14 +222,19 @@ def build(inputs: Inputs) -> dict[str, Any]:
             "parts_accepted",
             "parts_delivered",
             "delivered",
+            "parts_undelivered",
             "parts_failed",
         )
     }
     failed: dict[str, int] = {}
+    undelivered: dict[str, int] = {}
     for a in per_area:
         for why, n in a["failed_by_reason"].items():
-            failed[why] = failed.get(why, 0) + n
+            _add(failed, why, n)
+        for stat, n in a["undelivered_by_stat"].items():
+            _add(undelivered, stat, n)
     totals["failed_by_reason"] = failed
+    totals["undelivered_by_stat"] = undelivered
     totals["possibly_sent_twice"] = b["possibly_sent_twice"]
     return {
         "broadcast_id": b["broadcast_id"],

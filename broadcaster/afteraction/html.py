@@ -96,16 +96,16 @@ def _table(rows: list[dict[str, Any]], label: str) -> str:
     for r in rows:
         name = f"{r['name']} ({r['key']})" if r["name"] != r["key"] else r["key"]
         reasons = "; ".join(f"{why}: {n:,}" for why, n in r["failed_by_reason"].items())
+        stats = "; ".join(f"{stat}: {n:,}" for stat, n in r["undelivered_by_stat"].items())
         cls = ' class="bad"' if r["not_reached"] else ""
         body.append(
             f"<tr{cls}><td>{escape(name)}</td>"
             + "".join(f'<td class="n">{r.get(k, 0):,}</td>' for k, _n in COLUMNS)
-            + f"<td>{escape(reasons) or '-'}</td></tr>"
+            + f"<td>{escape(stats) or '-'}</td><td>{escape(reasons) or '-'}</td></tr>"
         )
     return (
-        f"<table><tr><th>{escape(label)}</th>{head}<th>failed by reason</th></tr>"
-        + "".join(body)
-        + "</table>"
+        f"<table><tr><th>{escape(label)}</th>{head}<th>not delivered, by receipt</th>"
+        "<th>failed by reason</th></tr>" + "".join(body) + "</table>"
     )
 
 
@@ -128,7 +128,10 @@ def render_html(report: dict[str, Any]) -> str:
     )
     smscs = "".join(
         f'<tr><td>{escape(s["smsc"])}</td><td class="n">{s["parts_accepted"]:,}</td>'
-        f'<td class="n">{s["parts_delivered"]:,}</td><td class="n">{s["parts_failed"]:,}</td>'
+        f'<td class="n">{s["parts_delivered"]:,}</td>'
+        f'<td class="n">{s["parts_undelivered"]:,}</td><td class="n">{s["parts_failed"]:,}</td>'
+        f"<td>{escape('; '.join(f'{k}: {v:,}' for k, v in s['undelivered_by_stat'].items()))}"
+        "</td>"
         f"<td>{escape('; '.join(f'{k}: {v:,}' for k, v in s['failed_by_reason'].items())) or '-'}"
         "</td></tr>"
         for s in report["per_smsc"]
@@ -144,7 +147,8 @@ def render_html(report: dict[str, Any]) -> str:
             f"{escape(areas)}; times in {escape(report['time_zone'])}</p>",
             f"<p><b>{t['recipients']:,}</b> recipients: <b>{t['reached']:,}</b> reached, "
             f"<b>{t['not_reached']:,}</b> not reached; {t['parts_accepted']:,} parts accepted, "
-            f"{t['parts_delivered']:,} delivered, {t['parts_failed']:,} failed; "
+            f"{t['parts_delivered']:,} delivered, {t['parts_undelivered']:,} not delivered "
+            f"(receipts), {t['parts_failed']:,} failed (refused or unanswered); "
             f"{t['possibly_sent_twice']:,} possibly sent twice.</p>",
             "<h2>Texts as sent</h2><table><tr><th>area</th><th>language</th><th>encoding</th>"
             f"<th>parts</th><th>recipients</th><th>text</th></tr>{texts}</table>",
@@ -156,7 +160,8 @@ def render_html(report: dict[str, Any]) -> str:
             _areas_svg(report),
             _table(report["per_area"], "area"),
             "<h2>Per SMSC</h2><table><tr><th>SMSC</th><th>parts accepted</th>"
-            "<th>parts delivered</th><th>parts failed</th><th>failed by reason</th></tr>"
+            "<th>parts delivered</th><th>not delivered</th><th>parts failed</th>"
+            "<th>not delivered, by receipt</th><th>failed by reason</th></tr>"
             f"{smscs}</table>",
             "<h2>Per language</h2>",
             _table(report["per_language"], "language"),

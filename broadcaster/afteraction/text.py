@@ -10,6 +10,7 @@ COLUMNS = (
     ("not_reached", "not reached"),
     ("parts_accepted", "parts accepted"),
     ("parts_delivered", "parts delivered"),
+    ("parts_undelivered", "not delivered"),
     ("parts_failed", "parts failed"),
     ("recorded_twice", "recorded twice"),
 )
@@ -23,7 +24,14 @@ def _table(title: str, rows: list[dict[str, Any]], label: str) -> list[str]:
         lines.append(f"  {name[:28]:<28}" + "".join(f"{r.get(k, 0):>16,}" for k, _n in COLUMNS))
         for why, n in sorted(r["failed_by_reason"].items(), key=lambda x: -x[1]):
             lines.append(f"      failed {why}: {n:,}")
+        for stat, n in sorted(r["undelivered_by_stat"].items(), key=lambda x: -x[1]):
+            lines.append(f"      not delivered, receipt {stat}: {n:,}")
     return lines
+
+
+def _counts(by: dict[str, int]) -> str:
+    """`{"UNDELIV": 3, "EXPIRED": 1}` as "UNDELIV 3, EXPIRED 1", most first ("none": empty)."""
+    return ", ".join(f"{k} {n:,}" for k, n in sorted(by.items(), key=lambda x: -x[1])) or "none"
 
 
 def render_text(report: dict[str, Any]) -> str:
@@ -35,8 +43,9 @@ def render_text(report: dict[str, Any]) -> str:
         "areas: " + ", ".join(f"{a['name']} ({a['code']})" for a in report["areas"]),
         f"recipients {t['recipients']:,}: reached {t['reached']:,}, not reached "
         f"{t['not_reached']:,}; parts accepted {t['parts_accepted']:,}, delivered "
-        f"{t['parts_delivered']:,}, failed {t['parts_failed']:,}; parts possibly sent twice "
-        f"{t['possibly_sent_twice']:,}",
+        f"{t['parts_delivered']:,}, not delivered {t['parts_undelivered']:,} (receipts: "
+        f"{_counts(t['undelivered_by_stat'])}), failed {t['parts_failed']:,} (refused or "
+        f"unanswered); parts possibly sent twice {t['possibly_sent_twice']:,}",
         "texts as sent:",
     ]
     for g in report["texts"]:
@@ -53,8 +62,10 @@ def render_text(report: dict[str, Any]) -> str:
     for s in report["per_smsc"]:
         lines.append(
             f"  {s['smsc']:<28} accepted {s['parts_accepted']:,}, delivered "
-            f"{s['parts_delivered']:,}, failed {s['parts_failed']:,}"
+            f"{s['parts_delivered']:,}, not delivered {s['parts_undelivered']:,}, failed "
+            f"{s['parts_failed']:,}"
             + "".join(f"; {why} {n:,}" for why, n in s["failed_by_reason"].items())
+            + "".join(f"; receipt {stat} {n:,}" for stat, n in s["undelivered_by_stat"].items())
         )
     lines += _table("per language:", report["per_language"], "language")
     return "\n".join(lines)

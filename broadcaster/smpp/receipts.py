@@ -38,6 +38,9 @@ FINAL_STATS: Final = frozenset(
     {"DELIVRD", "EXPIRED", "DELETED", "UNDELIV", "ACCEPTD", "UNKNOWN", "REJECTD"}
 )
 """Stats after which the SMSC will not report again on that message."""
+UNDELIVERED_STATS: Final = frozenset({"UNDELIV", "EXPIRED", "REJECTD", "DELETED", "UNKNOWN"})
+"""Final stats that say the part did not reach the handset (the after-action report's SQL,
+`report_undelivered`, lists the same)."""
 
 # Spelled-out variants some SMSCs send, mapped to the SMPP 3.4 seven-letter forms.
 _STAT_ALIASES: Final[dict[str, str]] = {

@@ -25,6 +25,9 @@ class ReportRows:
     by_area_lang: list[dict[str, Any]]
     failures: list[dict[str, Any]]
     delivered_by_smsc: dict[str, int]
+    undelivered: list[dict[str, Any]]
+    """Parts accepted then reported not delivered by their receipts, per area, language, SMSC
+    and stat."""
     first_part: datetime | None
     last_event: datetime | None
     accepted_at: dict[float, datetime | None] = field(default_factory=dict)
@@ -47,12 +50,19 @@ async def rows(conn: Conn, broadcast_id: int, planned_parts: int) -> ReportRows:
         r["smsc"]: int(r["n"])
         for r in await conn.fetch(queries["report_delivered_by_smsc"], broadcast_id)
     }
+    undelivered = [dict(r) for r in await conn.fetch(queries["report_undelivered"], broadcast_id)]
     span = await conn.fetchrow(queries["report_first_part"], broadcast_id)
     assert span is not None
     last_receipt = await conn.fetchval(queries["report_last_receipt"], broadcast_id)
     ends = [t for t in (span["last_answer"], last_receipt) if t is not None]
     out = ReportRows(
-        areas, by_area, failures, by_smsc, span["first_part"], max(ends) if ends else None
+        areas,
+        by_area,
+        failures,
+        by_smsc,
+        undelivered,
+        span["first_part"],
+        max(ends) if ends else None,
     )
     for mark in MARKS:
         nth = max(1, math.ceil(mark * planned_parts))

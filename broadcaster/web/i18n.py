@@ -274,7 +274,14 @@ MESSAGES: Final[dict[str, tuple[str, str]]] = {
         "SMS parts possibly sent twice",
         "Parties de SMS peut-être envoyées deux fois",
     ),
-    "delivered": ("Delivery receipts (SMS parts)", "Accusés de réception (parties de SMS)"),
+    "delivered": (
+        "Delivered, by receipt (SMS parts)",
+        "Remises, selon les accusés (parties de SMS)",
+    ),
+    "undelivered": (
+        "Not delivered, by receipt (SMS parts)",
+        "Non remises, selon les accusés (parties de SMS)",
+    ),
     "accepted_parts": ("SMS parts accepted by the SMSC", "Parties de SMS acceptées par le SMSC"),
     "awaited": (
         "Receipts still awaited (SMS parts)",

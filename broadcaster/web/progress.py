@@ -44,6 +44,7 @@ from broadcaster.commands.tokens import holder
 from broadcaster.domain.states import FINAL
 from broadcaster.http.context import SERVICES
 from broadcaster.smpp.pool import SmppPool
+from broadcaster.smpp.receipts import UNDELIVERED_STATS
 from broadcaster.store.database import Conn, connect
 from broadcaster.web import i18n
 from broadcaster.web.auth import require_user
@@ -184,7 +185,9 @@ def snapshot(
     recorded = int(status["recorded"])
     sending = state in SENDING
     eta = _eta(status, rate if sending else None, parts_per_second, max(0, recipients - recorded))
-    delivered = sum(v["count"] for k, v in status.get("receipts", {}).items() if k == "DELIVRD")
+    receipts = status.get("receipts", {})
+    delivered = sum(v["count"] for k, v in receipts.items() if k == "DELIVRD")
+    undelivered = sum(v["count"] for k, v in receipts.items() if k in UNDELIVERED_STATS)
     health = smsc_health(pool) if sending else []
     awaited = int(status.get("receipts_awaited") or 0)
     return {
@@ -199,6 +202,7 @@ def snapshot(
         "accepted": int(status["accepted"]),
         "failed": int(status["failed"]),
         "delivered": delivered,
+        "undelivered": undelivered,
         "percent": round(100 * recorded / recipients, 1) if recipients else 100.0,
         "text": {
             "recipients": number(recipients, lang),
@@ -208,6 +212,7 @@ def snapshot(
             "failed": number(status["failed"], lang),
             "possibly_twice": number(status.get("possibly_sent_twice", 0), lang),
             "delivered": number(delivered, lang),
+            "undelivered": number(undelivered, lang),
             "awaited": number(awaited, lang),
             "rate": f"{number(round(rate, 1), lang)} {t('per_second')}"
             if rate and sending

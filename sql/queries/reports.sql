@@ -57,6 +57,40 @@ LEFT JOIN LATERAL (
 WHERE d.broadcast_id = $1 AND d.status <> 0
 GROUP BY 1, 2, 3, 4;
 
+-- name: report_undelivered
+-- Parts accepted, then reported not delivered by their receipts: a final stat that is not a
+-- delivery (UNDELIV, EXPIRED, REJECTD, DELETED, UNKNOWN: the first received) and no DELIVRD
+-- receipt, per (département, subscriber language), text's language (the group's, as
+-- `report_by_area_lang` reads them), the SMSC that accepted the part, and stat. (The stats:
+-- smpp/receipts.py UNDELIVERED_STATS.)
+WITH failed AS (
+    SELECT DISTINCT ON (r.msisdn, r.part) r.msisdn, r.part, r.stat, r.smsc
+    FROM receipts r
+    WHERE r.broadcast_id = $1 AND r.match = 'matched'
+      AND r.stat IN ('UNDELIV', 'EXPIRED', 'REJECTD', 'DELETED', 'UNKNOWN')
+      AND NOT EXISTS (
+          SELECT 1 FROM receipts ok
+          WHERE ok.broadcast_id = $1 AND ok.msisdn = r.msisdn AND ok.part = r.part
+            AND ok.match = 'matched' AND ok.stat = 'DELIVRD')
+    ORDER BY r.msisdn, r.part, r.received_at
+), sent AS (
+    SELECT DISTINCT ON (d.msisdn, d.part) d.msisdn, d.part, d.group_no, d.smsc
+    FROM deliveries d JOIN failed f ON f.msisdn = d.msisdn AND f.part = d.part
+    WHERE d.broadcast_id = $1 AND d.status = 0
+    ORDER BY d.msisdn, d.part, d.answered_at DESC
+)
+SELECT coalesce(g.departement, s.departement, '?') AS departement,
+       CASE WHEN g.group_no IS NULL THEN coalesce(s.lang, '?') END AS lang, g.lang AS text_lang,
+       coalesce(x.smsc, f.smsc) AS smsc, f.stat, count(*)::bigint AS n
+FROM failed f
+LEFT JOIN sent x ON x.msisdn = f.msisdn AND x.part = f.part
+LEFT JOIN broadcast_groups g ON g.broadcast_id = $1 AND g.group_no = x.group_no
+LEFT JOIN LATERAL (
+    SELECT s.departement, s.lang FROM subscribers s
+    WHERE g.group_no IS NULL AND s.msisdn = f.msisdn OFFSET 0
+) s ON true
+GROUP BY 1, 2, 3, 4, 5;
+
 -- name: report_delivered_by_smsc
 SELECT smsc, count(DISTINCT (msisdn, part))::bigint AS n FROM receipts
 WHERE broadcast_id = $1 AND match = 'matched' AND stat = 'DELIVRD' GROUP BY smsc;

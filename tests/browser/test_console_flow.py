@@ -66,7 +66,9 @@ async def test_operator_creates_approver_approves_and_progress_reaches_completed
     await expect(bob.locator("[data-field=accepted]")).to_have_text("12")
     # Every count says its unit: recipients for outcomes, SMS parts for receipts.
     await expect(bob.get_by_text("Destinataires acceptés par le SMSC")).to_have_count(1)
-    await expect(bob.get_by_text("Accusés de réception (parties de SMS)")).to_have_count(1)
+    delivered = bob.get_by_text("Remises, selon les accusés (parties de SMS)", exact=True)
+    await expect(delivered).to_have_count(1)
+    await expect(bob.locator("[data-field=undelivered]")).to_have_text("0")
     # Alice's page followed along by itself: reloaded when the actions changed, now final.
     await expect(state).to_have_attribute("data-state-value", "completed")
     await expect(alice.locator(".actions-panel")).to_have_count(0)

@@ -137,10 +137,35 @@ async def test_the_reports_areas_and_languages_stay_as_sent_after_an_import(
     sent in (migration 0024), not by today's home: an import that moves recipients to another
     département and language, and drops numbers from the index, changes neither (it moved
     them between rows, and the numbers dropped vanished from the counts)."""
-    mock, smsc = await start_mock(MockConfig(seed=4, errors={0x0B: 0.05}, receipts=True))
+    mix = {"DELIVRD": 0.8, "UNDELIV": 0.12, "EXPIRED": 0.08}
+    mock, smsc = await start_mock(
+        MockConfig(seed=4, errors={0x0B: 0.05}, receipts=True, receipt_mix=mix)
+    )
     ctx, plan, broadcast_id = await _outage_to_974_and_13(db, db_dsn, chunk_size=500)
     await asyncio.wait_for(Worker(db, [smsc]).run(until_idle=True), 120)
     before = await reports.after_action(ctx, ADMIN, broadcast_id)
+    # Parts accepted, then reported not delivered by their receipts: counted apart from the
+    # SMSC's refusals, by stat, per area, language and SMSC, as the receipts say.
+    async with db.acquire() as conn:
+        undelivered = {
+            r["stat"]: int(r["n"])
+            for r in await conn.fetch(
+                "SELECT stat, count(*) AS n FROM (SELECT DISTINCT ON (msisdn, part) stat"
+                " FROM receipts WHERE broadcast_id = $1 AND match = 'matched'"
+                " AND stat <> 'DELIVRD' ORDER BY msisdn, part, received_at) f GROUP BY stat",
+                broadcast_id,
+            )
+        }
+    totals = before["totals"]
+    assert set(undelivered) == {"UNDELIV", "EXPIRED"}
+    assert totals["undelivered_by_stat"] == undelivered
+    assert totals["parts_undelivered"] == sum(undelivered.values())
+    for table in ("per_area", "per_language", "per_smsc"):
+        rows = before[table]
+        assert sum(r["parts_undelivered"] for r in rows) == totals["parts_undelivered"], table
+    assert totals["parts_delivered"] + totals["parts_undelivered"] <= totals["parts_accepted"]
+    assert f"not delivered {totals['parts_undelivered']:,} (receipts: " in render_text(before)
+    assert "not delivered, by receipt" in render_html(before)
     missed_before = await _csv(ctx, ADMIN, broadcast_id)
     async with db.acquire() as conn:
         joined = await conn.execute(  # new numbers in 974's ranges, after the send

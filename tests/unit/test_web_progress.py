@@ -56,7 +56,12 @@ def test_parts_and_recipients_are_counted_apart() -> None:
             recorded=10,
             accepted=10,
             by_smsc={"a": {"accepted": 15}, "b": {"accepted": 5}},
-            receipts={"DELIVRD": {"count": 18}},
+            receipts={
+                "DELIVRD": {"count": 14},
+                "UNDELIV": {"count": 3},
+                "EXPIRED": {"count": 1},
+                "ENROUTE": {"count": 6},  # not final: neither
+            },
             receipts_awaited=2,
         ),
         None,
@@ -65,7 +70,8 @@ def test_parts_and_recipients_are_counted_apart() -> None:
     )
     assert shown["text"]["accepted"] == "10"  # recipients
     assert shown["text"]["accepted_parts"] == "20"  # parts
-    assert (shown["text"]["delivered"], shown["text"]["awaited"]) == ("18", "2")
+    text = shown["text"]
+    assert (text["delivered"], text["undelivered"], text["awaited"]) == ("14", "4", "2")
 
 
 def test_a_finished_broadcast_settles_when_its_receipts_are_in() -> None:
