@@ -24,7 +24,13 @@ async def test_the_report_of_a_broadcast_cancelled_part_way_shows_who_was_not_re
         smsc={"tps": 40.0, "binds": 1},
         subscribers=[*SUBSCRIBERS, *MARSEILLE],
         threshold=1000,
-        mock_config=MockConfig(seed=2, receipts=True, receipt_delay_ms=400, errors={0x0B: 0.04}),
+        mock_config=MockConfig(
+            seed=2,
+            receipts=True,
+            receipt_delay_ms=400,
+            receipt_mix={"DELIVRD": 0.85, "UNDELIV": 0.1, "EXPIRED": 0.05},
+            errors={0x0B: 0.04},
+        ),
     )
     _, alice = await signed_in(browser, lab, "alice")
     await alice.goto(f"{lab.base}/broadcasts/new")
@@ -50,6 +56,9 @@ async def test_the_report_of_a_broadcast_cancelled_part_way_shows_who_was_not_re
     await expect(alice.locator("h1")).to_contain_text("after-action report")
     await expect(alice.locator("svg")).to_have_count(2)
     await expect(alice.get_by_text("Bouches-du-Rhône (13)").first).to_be_visible()
+    # Refused parts and parts their receipts say were not delivered, each by why.
+    await expect(alice.get_by_text("ESME_RINVDSTADR").first).to_be_visible()
+    await expect(alice.get_by_text("UNDELIV").first).to_be_visible()
     await full_page_screenshot(alice, screenshots / "after-action-report.png")
     async with lab.db.acquire() as conn:
         reached = await conn.fetchval(
