@@ -21,6 +21,12 @@ def reason(status: int) -> str:
     return "no answer (timeout or lost connection)" if status == NO_ANSWER else status_name(status)
 
 
+def reason_of_code(code: str) -> str:
+    """`reason` of a status as `status` writes it: "0x0000000B" (0xFFFFFFFF: no answer)."""
+    value = int(code, 16)
+    return reason(value - (1 << 32) if value >= 1 << 31 else value)
+
+
 @dataclass(frozen=True)
 class Inputs:
     """What `build` needs: the broadcast, its groups and audit trail, the store's report rows."""
@@ -144,7 +150,7 @@ def _per_smsc(broadcast: Mapping[str, Any], rows: Any) -> list[dict[str, Any]]:
         out[smsc]["parts_accepted"] = counts["accepted"]
         out[smsc]["parts_failed"] = counts["failed"]
         out[smsc]["failed_by_reason"] = {
-            reason(_signed(int(k, 16))): v for k, v in counts["failed_by_status"].items()
+            reason_of_code(k): v for k, v in counts["failed_by_status"].items()
         }
     for smsc, n in rows.delivered_by_smsc.items():
         out[smsc]["parts_delivered"] = n
@@ -152,11 +158,6 @@ def _per_smsc(broadcast: Mapping[str, Any], rows: Any) -> list[dict[str, Any]]:
         out[u["smsc"]]["parts_undelivered"] += int(u["n"])
         _add(out[u["smsc"]]["undelivered_by_stat"], str(u["stat"]), int(u["n"]))
     return [{"smsc": k, **v} for k, v in sorted(out.items())]
-
-
-def _signed(code: int) -> int:
-    """0xFFFFFFFF (as status shows -1) back to -1."""
-    return code - (1 << 32) if code >= 1 << 31 else code
 
 
 def _event(event: str, at: datetime | None, zone: str, **extra: Any) -> dict[str, Any]:

@@ -11,6 +11,7 @@ import contextlib
 import signal
 from typing import Any
 
+from broadcaster.afteraction.build import reason_of_code
 from broadcaster.afteraction.html import render_html
 from broadcaster.afteraction.text import render_text
 from broadcaster.cli.options import (
@@ -178,7 +179,7 @@ def _status_text(s: dict[str, Any]) -> str:
         f"  created {s['created_at']} by {s['created_by']}, expires {s['expires_at']}",
     ]
     for status, n in s["failed_by_status"].items():
-        lines.append(f"  parts failed with {status}: {n:,}")
+        lines.append(f"  parts failed with {reason_of_code(status)} ({status}): {n:,}")
     for stat, r in s["receipts"].items():
         lines.append(f"  receipts {stat}: {r['count']:,} parts (p50 {r['p50_s']:.1f} s)")
     lines.extend(_receipt_watch_lines(s))

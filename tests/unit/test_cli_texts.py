@@ -27,7 +27,7 @@ STATUS: dict[str, Any] = {
     "created_at": "2026-12-06T03:00:00+00:00",
     "created_by": "cli:root",
     "expires_at": "2026-12-06T05:00:00+00:00",
-    "failed_by_status": {"0x00000045": 10},
+    "failed_by_status": {"0x00000045": 10, "0xFFFFFFFF": 2},
     "receipts": {"DELIVRD": {"count": 2370, "p50_s": 0.4}},
     "units": UNITS,
 }
@@ -41,7 +41,9 @@ def test_status_labels_recipients_and_parts() -> None:
         "parts possibly sent twice: 5 (3 resent after a loss or a timeout, 2 recorded twice)"
         in (text)
     )
-    assert "parts failed with 0x00000045: 10" in text
+    # By name, as the after-action report says it, and by code.
+    assert "parts failed with ESME_RSUBMITFAIL (0x00000045): 10" in text
+    assert "parts failed with no answer (timeout or lost connection) (0xFFFFFFFF): 2" in text
     assert "receipts DELIVRD: 2,370 parts" in text
 
 
