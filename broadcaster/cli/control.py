@@ -29,7 +29,7 @@ from broadcaster.cli.options import (
 )
 from broadcaster.commands import broadcasts as commands
 from broadcaster.commands import reports
-from broadcaster.domain.states import Action
+from broadcaster.domain.states import FINAL, Action
 from broadcaster.engine.runner import LEASE_SECONDS
 from broadcaster.errors import EXIT_OK, EXIT_PARTIAL, ConfigError
 from broadcaster.settings import Settings
@@ -134,7 +134,7 @@ async def _cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     async with command_context(settings, migrate=False) as ctx:
         status = await commands.status(ctx, cli_caller(), args.broadcast_id)
     emit(args, status, _status_text(status))
-    return EXIT_OK
+    return _exit_of(status)
 
 
 async def _cmd_report(args: argparse.Namespace, settings: Settings) -> int:
@@ -160,9 +160,14 @@ async def _cmd_report(args: argparse.Namespace, settings: Settings) -> int:
     written = [f"written: {path}" for path in (args.html, args.not_reached_csv) if path]
     human = "\n".join([_report_human(status, report), *written])
     emit(args, {**status, "after_action": report}, human)
-    if status["state"] == "completed" and status["failed"]:
-        return EXIT_PARTIAL
-    return EXIT_OK
+    return _exit_of(status)
+
+
+def _exit_of(status: dict[str, Any]) -> int:
+    """`status` and `report` alike: EXIT_PARTIAL once the broadcast is over without every
+    recipient reached (some failed, or it was cancelled or expired first), else EXIT_OK."""
+    over = status["state"] in FINAL
+    return EXIT_PARTIAL if over and status["accepted"] < status["recipients"] else EXIT_OK
 
 
 def _status_text(s: dict[str, Any]) -> str:

@@ -182,6 +182,9 @@ def test_pause_resume_cancel_and_a_refusal(cli: Cli, seeded: str) -> None:
         f"broadcast {broadcast_id}: approved, waiting for a worker: none is running"
     )
     assert cli("cancel", broadcast_id)["state"] == "cancelled"
+    # Over, nobody reached: `status` and `report` both exit 3 (partial), as `send` would.
+    assert cli("status", broadcast_id, code=3)["state"] == "cancelled"
+    assert cli("report", broadcast_id, code=3)["after_action"]["totals"]["reached"] == 0
     err = cli("resume", broadcast_id, code=2)
     assert f"cannot resume broadcast {broadcast_id}: it is cancelled" in err
     audit = cli("audit")["entries"]
