@@ -185,7 +185,10 @@ def _timeline(inputs: Inputs) -> list[dict[str, Any]]:
         events.append(_event(f"{mark:.0%} of parts accepted", at, zone))
     for mark, at in rows.delivered_at.items():
         events.append(_event(f"{mark:.0%} of parts delivered", at, zone))
-    events.append(_event(f"finished ({record['state']})", record["finished_at"], zone))
+    # Who stopped it, for a broadcast cancelled (the audit trail's last cancel, as recorded).
+    cancels = [e for e in inputs.trail if e.get("action") == "cancel"]
+    by = cancels[-1].get("actor") if record["state"] == "cancelled" and cancels else None
+    events.append(_event(f"finished ({record['state']})", record["finished_at"], zone, by=by))
     return events
 
 

@@ -63,12 +63,12 @@ def register(commands: Commands) -> None:
         type=output_file,
         help="also write it as HTML (FILE)",
     )
-    flag(
-        p,
+    p.add_argument(
         "--not-reached-csv",
-        env="BROADCASTER_REPORT_NOT_REACHED_CSV",
         type=output_file,
-        help="write the recipients not reached to FILE (phone numbers: role-restricted, audited)",
+        metavar="FILE",
+        help="write the recipients not reached to FILE (phone numbers: role-restricted, audited) "
+        "[no environment variable: an exported one exported phone numbers at every report]",
     )
     for action, help in (
         ("cancel", "stop a broadcast: no new part is submitted within a second, on any worker"),

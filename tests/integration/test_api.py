@@ -700,6 +700,8 @@ async def test_the_after_action_report_and_who_was_not_reached_over_http(api: Ap
     report = await api.call("GET", f"/v1/broadcasts/{broadcast_id}/report", as_="alice")
     after = report.body["after_action"]
     assert after["state"] == "cancelled"
+    assert after["timeline"][-1]["event"] == "finished (cancelled)"
+    assert after["timeline"][-1]["by"] == "bob"  # who stopped it, from the audit trail
     assert after["areas"] == [{"code": "75", "name": "Paris"}]
     assert after["totals"]["not_reached"] == after["totals"]["recipients"] > 0
     page = await api.call(
