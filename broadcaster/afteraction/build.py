@@ -47,6 +47,7 @@ def _row(label: str, name: str) -> dict[str, Any]:
         "key": label,
         "name": name,
         "recipients": 0,
+        "recorded": 0,
         "reached": 0,
         "not_reached": 0,
         "parts_accepted": 0,
@@ -113,6 +114,7 @@ def _tables(inputs: Inputs) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]
     for r in rows.by_area_lang:
         for target in rows_of(r):
             for key in (
+                "recorded",
                 "reached",
                 "parts_accepted",
                 "parts_delivered",
@@ -129,9 +131,12 @@ def _tables(inputs: Inputs) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]
 
 
 def _sorted_rows(table: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
-    """The table's rows by key, each with its recipients not reached."""
+    """The table's rows by key, each with its recipients not reached: those sent to and not
+    reached, and those planned and never sent to (planned less recorded: numbers that joined
+    the index after planning and were sent to are not taken for recipients never sent)."""
     for entry in table.values():
-        entry["not_reached"] = max(entry["recipients"] - entry["reached"], 0)
+        unsent = max(entry["recipients"] - entry["recorded"], 0)
+        entry["not_reached"] = entry["recorded"] - entry["reached"] + unsent
     return [table[k] for k in sorted(table)]
 
 
@@ -221,6 +226,7 @@ def build(inputs: Inputs) -> dict[str, Any]:
         key: sum(a[key] for a in per_area)
         for key in (
             "recipients",
+            "recorded",
             "reached",
             "not_reached",
             "parts_accepted",

@@ -9,6 +9,7 @@ import argparse
 import asyncio
 import contextlib
 import signal
+from collections.abc import Iterator
 from typing import Any
 
 from broadcaster.afteraction.build import reason_of_code
@@ -141,6 +142,7 @@ async def _cmd_report(args: argparse.Namespace, settings: Settings) -> int:
     """The status counts (JSON: the status fields, as before) and the after-action report."""
     caller = cli_caller()
     with contextlib.ExitStack() as files:
+        files.enter_context(_terminate_as_interrupt())
         # Opened first: a path that cannot be written is refused before any export is audited;
         # each file takes its place only once the report is done (a refusal, an unknown id,
         # leaves what was there).
@@ -163,11 +165,34 @@ async def _cmd_report(args: argparse.Namespace, settings: Settings) -> int:
     return _exit_of(status)
 
 
+@contextlib.contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM (`timeout`, systemd's stop) as Ctrl-C: the command is cancelled, so its files
+    not yet written whole are removed (the default action killed it, leaving a hidden partial
+    list of phone numbers), and it exits 130."""
+    task = asyncio.current_task()
+    loop = asyncio.get_running_loop()
+    if task is None:
+        yield
+        return
+    loop.add_signal_handler(signal.SIGTERM, task.cancel)
+    try:
+        yield
+    except asyncio.CancelledError:
+        raise KeyboardInterrupt from None
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
+
+
 def _exit_of(status: dict[str, Any]) -> int:
-    """`status` and `report` alike: EXIT_PARTIAL once the broadcast is over without every
-    recipient reached (some failed, or it was cancelled or expired first), else EXIT_OK."""
-    over = status["state"] in FINAL
-    return EXIT_PARTIAL if over and status["accepted"] < status["recipients"] else EXIT_OK
+    """`status` and `report` alike: EXIT_PARTIAL once the broadcast is over with a recipient
+    not reached (one failed, or chunks never sent: cancelled or expired first), else EXIT_OK.
+    (Not by the recipients planned: numbers that joined or left the index since change that
+    count, not who was reached.)"""
+    if status["state"] not in FINAL:
+        return EXIT_OK
+    unsent = status["chunks_done"] < status["chunks_total"]
+    return EXIT_PARTIAL if status["failed"] or unsent else EXIT_OK
 
 
 def _status_text(s: dict[str, Any]) -> str:

@@ -14,6 +14,7 @@ import json
 import os
 import re
 import socket
+import stat
 import sys
 import tempfile
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
@@ -203,9 +204,16 @@ def written_whole(path: Path) -> Iterator[IO[str]]:
     place once the block ends without an error (a report refused, or of an unknown id, left an
     existing file emptied). An InputError (exit 2) when it cannot be written, never a
     traceback."""
+    target = Path(os.path.realpath(path))  # through a symbolic link: the link stays
+    try:
+        mode = stat.S_IMODE(target.stat().st_mode)  # an existing file keeps its mode
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        mode = 0o666 & ~umask  # as `open` makes a new one
     try:
         out = tempfile.NamedTemporaryFile(  # noqa: SIM115 (closed below, or on error)
-            "w", encoding="utf-8", dir=path.parent, prefix=f".{path.name}.", delete=False
+            "w", encoding="utf-8", dir=target.parent, prefix=f".{target.name}.", delete=False
         )
     except OSError as exc:
         raise InputError(
@@ -214,10 +222,8 @@ def written_whole(path: Path) -> Iterator[IO[str]]:
     try:
         with out:
             yield out
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(out.name, 0o666 & ~umask)  # as `open` makes it, not the temporary file's 0600
-        os.replace(out.name, path)
+        os.chmod(out.name, mode)
+        os.replace(out.name, target)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(out.name)

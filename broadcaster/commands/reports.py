@@ -8,6 +8,7 @@ approve broadcasts) and every export is audited with how many numbers left.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 from collections.abc import AsyncGenerator
@@ -52,16 +53,15 @@ async def not_reached_csv(
     async with ctx.db.acquire() as conn:
         await authorize(conn, caller, "exportNotReached", _subject(broadcast_id))
         await store.get_broadcast(conn, broadcast_id)  # NotFoundError: nothing is exported
-        count = await store_reports.not_reached_count(conn, broadcast_id)
-        await audit.record(
-            conn, caller, "export_not_reached", _subject(broadcast_id), recipients=count
-        )
-        yield _line(CSV_HEADER)
-        async for msisdn, dep, commune, lang, status in store_reports.not_reached(
-            conn, broadcast_id
-        ):
-            why = "not sent" if status is None else reason(int(status))
-            yield _line((f"+{msisdn}", dep, commune or "", lang, why))
+        async with store_reports.not_reached(conn, broadcast_id) as listed:
+            await audit.record(
+                conn, caller, "export_not_reached", _subject(broadcast_id), recipients=listed.count
+            )
+            yield _line(CSV_HEADER)
+            async with contextlib.aclosing(listed.rows()) as rows:  # closed first if cut short
+                async for msisdn, dep, commune, lang, status in rows:
+                    why = "not sent" if status is None else reason(int(status))
+                    yield _line((f"+{msisdn}", dep, commune or "", lang, why))
 
 
 def _line(values: tuple[object, ...]) -> str:

@@ -5,7 +5,8 @@ reached. Read after the fact: these scan the broadcast's outcomes (status reads 
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -87,17 +88,30 @@ async def rows(conn: Conn, broadcast_id: int, planned_parts: int) -> ReportRows:
     return out
 
 
-async def not_reached_count(conn: Conn, broadcast_id: int) -> int:
-    """How many recipients `not_reached` lists (the same statement, counted)."""
-    listed = queries["report_not_reached"].rstrip().rstrip(";")
-    counted = f"SELECT count(*) FROM ({listed}) listed"  # noqa: S608 (our statement, no input)
-    return int(await conn.fetchval(counted, broadcast_id))
+@asynccontextmanager
+async def not_reached(conn: Conn, broadcast_id: int) -> AsyncIterator[NotReached]:
+    """The broadcast's recipients without every part accepted (sent to, or in a chunk never
+    sent: sql/queries/reports.sql says how each is read), taken once into a temporary table of
+    this connection, dropped after: how many, and the rows in msisdn order, from one snapshot."""
+    await conn.execute(queries["report_not_reached_table"])
+    try:
+        await conn.execute(queries["report_not_reached_clear"])
+        done = await conn.execute(queries["report_not_reached"], broadcast_id)
+        yield NotReached(conn, int(done.split()[-1]))  # "INSERT 0 n"
+    finally:
+        await conn.execute("DROP TABLE IF EXISTS pg_temp.not_reached_export")
 
 
-async def not_reached(conn: Conn, broadcast_id: int) -> AsyncIterator[tuple[Any, ...]]:
-    """(msisdn, département, commune, language, last refusal status or None) of each recipient
-    of the broadcast without every part accepted (sent to, or in a chunk never sent: the
-    statement says how each is read), in msisdn order."""
-    async with conn.transaction():
-        async for r in conn.cursor(queries["report_not_reached"], broadcast_id):
-            yield (r["msisdn"], r["departement"], r["commune"], r["lang"], r["last_status"])
+@dataclass
+class NotReached:
+    """A list of recipients not reached, taken (`not_reached`)."""
+
+    conn: Conn
+    count: int
+
+    async def rows(self) -> AsyncGenerator[tuple[Any, ...], None]:
+        """(msisdn, département, commune, language, last refusal status or None), in msisdn
+        order."""
+        async with self.conn.transaction():
+            async for r in self.conn.cursor(queries["report_not_reached_rows"]):
+                yield (r["msisdn"], r["departement"], r["commune"], r["lang"], r["last_status"])

@@ -142,8 +142,20 @@ async def test_the_reports_areas_and_languages_stay_as_sent_after_an_import(
         MockConfig(seed=4, errors={0x0B: 0.05}, receipts=True, receipt_mix=mix)
     )
     ctx, plan, broadcast_id = await _outage_to_974_and_13(db, db_dsn, chunk_size=500)
+    async with db.acquire() as conn:
+        early = await conn.execute(  # numbers that joined 974 after planning, before sending
+            "INSERT INTO subscribers (msisdn, departement, commune, lang) SELECT msisdn + 1,"
+            " departement, commune, lang FROM subscribers s WHERE departement = '974' AND NOT"
+            " EXISTS (SELECT 1 FROM subscribers t WHERE t.msisdn = s.msisdn + 1) LIMIT 40"
+        )
     await asyncio.wait_for(Worker(db, [smsc]).run(until_idle=True), 120)
     before = await reports.after_action(ctx, ADMIN, broadcast_id)
+    # Not reached: those sent to without success (the numbers that joined were sent to, and
+    # do not hide failures by outnumbering the planned recipients).
+    assert early == "INSERT 0 40"
+    totals = before["totals"]
+    assert totals["recorded"] == plan.recipients + 40
+    assert totals["not_reached"] == totals["recorded"] - totals["reached"] > 0
     # Parts accepted, then reported not delivered by their receipts: counted apart from the
     # SMSC's refusals, by stat, per area, language and SMSC, as the receipts say.
     async with db.acquire() as conn:
@@ -156,7 +168,6 @@ async def test_the_reports_areas_and_languages_stay_as_sent_after_an_import(
                 broadcast_id,
             )
         }
-    totals = before["totals"]
     assert set(undelivered) == {"UNDELIV", "EXPIRED"}
     assert totals["undelivered_by_stat"] == undelivered
     assert totals["parts_undelivered"] == sum(undelivered.values())
@@ -198,7 +209,8 @@ async def test_the_reports_areas_and_languages_stay_as_sent_after_an_import(
     accepted = sum(a["parts_accepted"] for a in after["per_area"])
     assert accepted == mock.record.parts_received > 0  # (each counted once even when resent)
     assert sum(a["parts_failed"] for a in after["per_area"]) > 0
-    assert sum(a["reached"] + a["not_reached"] for a in after["per_area"]) == plan.recipients
+    # Everyone sent to: those planned and the 40 that joined before the send.
+    assert sum(a["reached"] + a["not_reached"] for a in after["per_area"]) == plan.recipients + 40
 
     # Outcomes recorded without their group (before migration 0024, or by an older worker):
     # today's home, and '?' for a number no longer in the index; nothing lost from the totals.
@@ -220,3 +232,15 @@ async def test_the_reports_areas_and_languages_stay_as_sent_after_an_import(
     assert set(keys) == {"13", "974", "?"} and keys["?"]["parts_accepted"] > 0
     for total in ("parts_accepted", "parts_failed", "parts_delivered", "reached"):
         assert old["totals"][total] == after["totals"][total], total
+
+    # A part reported undelivered, then delivered after all: delivered, no longer undelivered.
+    async with db.acquire() as conn:  # a part's later DELIVRD: delivered after all
+        await conn.execute(
+            "INSERT INTO receipts (smsc, message_id, stat, received_at, broadcast_id, msisdn,"
+            " part, match) SELECT smsc, message_id, 'DELIVRD', received_at + interval '1 s',"
+            " broadcast_id, msisdn, part, 'matched' FROM receipts WHERE broadcast_id = $1"
+            " AND stat = 'UNDELIV' LIMIT 1",
+            broadcast_id,
+        )
+    later = (await reports.after_action(ctx, ADMIN, broadcast_id))["totals"]
+    assert later["undelivered_by_stat"] == {**undelivered, "UNDELIV": undelivered["UNDELIV"] - 1}

@@ -1122,6 +1122,9 @@ async def test_cap_update_follows_and_cancel_stops_the_whole_thread(api: Api) ->
     assert update.body["broadcast"]["recipients"] == 9  # the alert's areas
     assert "01 99 00 75 01" in update.body["preview"]["groups"][0]["text"]
     assert await api.state(first) == "cancelled"  # superseded by the update
+    # ...by whom, in its trail and its after-action report's timeline.
+    report = await api.call("GET", f"/v1/broadcasts/{first}/report", as_="alice")
+    assert report.body["after_action"]["timeline"][-1]["by"] == "alice"
     # An operator who did not create them may not cancel them...
     refused = await api.cap("cancel.xml", as_="olga")
     assert refused.status == 403

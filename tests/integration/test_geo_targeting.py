@@ -197,7 +197,9 @@ async def test_a_polygon_broadcast_not_sent_lists_exactly_whom_it_targets(
         request = _request(P, mode=mode)
         plan = await make_plan(geo, settings, request)
         broadcast_id = await create_broadcast(geo, settings, request, plan)
-        listed = [row async for row in not_reached(geo, broadcast_id)]
+        async with not_reached(geo, broadcast_id) as taken:
+            listed = [row async for row in taken.rows()]
+        assert taken.count == len(listed)
         assert [row[0] for row in listed] == sorted(expected), mode
         assert len(listed) == plan.recipients, mode
         assert all(row[4] is None for row in listed)  # never sent

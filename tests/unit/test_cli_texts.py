@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from broadcaster.cli.api import _audit_text
 from broadcaster.cli.broadcasts import _demo_text, _report_text
-from broadcaster.cli.control import _status_text
+from broadcaster.cli.control import _exit_of, _status_text
+from broadcaster.errors import EXIT_OK, EXIT_PARTIAL
 from broadcaster.store.broadcasts import UNITS
 
 STATUS: dict[str, Any] = {
@@ -45,6 +48,26 @@ def test_status_labels_recipients_and_parts() -> None:
     assert "parts failed with ESME_RSUBMITFAIL (0x00000045): 10" in text
     assert "parts failed with no answer (timeout or lost connection) (0xFFFFFFFF): 2" in text
     assert "receipts DELIVRD: 2,370 parts" in text
+
+
+@pytest.mark.parametrize(
+    ("state", "failed", "chunks_done", "code"),
+    [
+        ("running", 5, 1, EXIT_OK),  # not over: not known yet
+        ("completed", 0, 4, EXIT_OK),
+        ("completed", 3, 4, EXIT_PARTIAL),
+        ("cancelled", 0, 2, EXIT_PARTIAL),  # chunks never sent
+        ("cancelled", 0, 4, EXIT_OK),  # cancelled once everything was sent, nobody failed
+        ("expired", 1, 4, EXIT_PARTIAL),
+    ],
+)
+def test_status_and_report_exit_by_who_was_reached(
+    state: str, failed: int, chunks_done: int, code: int
+) -> None:
+    """By failures and chunks never sent, never by the recipients planned (numbers that joined
+    the index since made a broadcast with failures look complete)."""
+    status = {**STATUS, "state": state, "failed": failed, "chunks_done": chunks_done}
+    assert _exit_of({**status, "chunks_total": 4, "recipients": 10, "accepted": 12}) == code
 
 
 def test_the_final_report_labels_its_units() -> None:

@@ -14,6 +14,7 @@ import time
 from datetime import UTC, datetime
 
 import pytest
+import structlog
 
 from broadcaster.domain.receipt_ids import keys
 from broadcaster.engine.receipts import ReceiptRecorder
@@ -353,6 +354,15 @@ def test_read_receipt_is_parse_receipt_of_the_decoded_text(data_coding: int) -> 
 
 
 # -- the recorder's rows --------------------------------------------------------------------------
+
+
+def test_a_receipt_the_recorder_cannot_read_loses_only_itself() -> None:
+    recorder = ReceiptRecorder(None, [SmscConfig(name="s", receipt_ids="same")])  # type: ignore[arg-type]
+    unreadable = Receipt(None, "DELIVRD")  # type: ignore[arg-type]  # no id: .upper() fails
+    with structlog.testing.capture_logs() as logs:
+        recorder.received([Receipt("0A1", "DELIVRD"), unreadable, Receipt("0B2", "UNDELIV")], "s")
+    assert [(row[1], row[4]) for row in recorder._rows] == [("0A1", "DELIVRD"), ("0B2", "UNDELIV")]
+    assert [entry["event"] for entry in logs] == ["receipt_unrecorded"]
 
 
 @pytest.mark.parametrize("form", ["same", "decimal", "hex", "auto"])
