@@ -26,6 +26,19 @@ LINES = 5_000_000
 """Far more than the socket buffers hold (about 150 MB): the client leaves mid-way."""
 
 
+async def _read_a_little_and_leave(server: TestServer, octets: int) -> tuple[bytes, bytes]:
+    """GET /export, read its head and up to `octets` of its body, then drop the connection
+    (a reset, as a client gone): (head, what was read)."""
+    assert server.port is not None
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(b"GET /export HTTP/1.1\r\nHost: localhost\r\n\r\n")
+    await writer.drain()
+    head = await reader.readuntil(b"\r\n\r\n")
+    first = await reader.read(octets)
+    writer.transport.abort()
+    return head, first
+
+
 async def test_a_client_gone_mid_export_ends_it_quietly() -> None:
     closed = asyncio.Event()
     produced = 0
@@ -47,12 +60,7 @@ async def test_a_client_gone_mid_export_ends_it_quietly() -> None:
     app.router.add_get("/export", handler)
     with structlog.testing.capture_logs() as logs:
         async with TestServer(app, host="127.0.0.1") as server:
-            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
-            writer.write(b"GET /export HTTP/1.1\r\nHost: localhost\r\n\r\n")
-            await writer.drain()
-            head = await reader.readuntil(b"\r\n\r\n")
-            first = await reader.read(65536)
-            writer.transport.abort()  # gone, mid-way
+            head, first = await _read_a_little_and_leave(server, 65536)
             await asyncio.wait_for(closed.wait(), 30)
             await asyncio.sleep(0.05)  # the handler returns
     assert b"200 OK" in head and b'filename="not-reached-1.csv"' in head
@@ -91,12 +99,7 @@ async def test_an_export_abandoned_mid_way_is_audited_and_its_connection_given_b
         app.router.add_get("/export", handler)
         with structlog.testing.capture_logs() as logs:
             async with TestServer(app, host="127.0.0.1") as server:
-                reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
-                writer.write(b"GET /export HTTP/1.1\r\nHost: localhost\r\n\r\n")
-                await writer.drain()
-                await reader.readuntil(b"\r\n\r\n")
-                first = await reader.read(4096)
-                writer.transport.abort()  # gone after the first lines
+                _, first = await _read_a_little_and_leave(server, 4096)
                 for _ in range(200):  # the handler ends, its connection is given back
                     if pool.get_idle_size() == pool.get_size():
                         break
