@@ -10,7 +10,7 @@ from collections.abc import AsyncGenerator
 
 import structlog
 from aiohttp import web
-from aiohttp.test_utils import TestServer
+from aiohttp.test_utils import BaseTestServer, TestServer
 
 from broadcaster.commands import reports
 from broadcaster.commands.context import Context
@@ -26,7 +26,7 @@ LINES = 5_000_000
 """Far more than the socket buffers hold (about 150 MB): the client leaves mid-way."""
 
 
-async def _read_a_little_and_leave(server: TestServer, octets: int) -> tuple[bytes, bytes]:
+async def _read_a_little_and_leave(server: BaseTestServer, octets: int) -> tuple[bytes, bytes]:
     """GET /export, read its head and up to `octets` of its body, then drop the connection
     (a reset, as a client gone): (head, what was read)."""
     assert server.port is not None
