@@ -9,6 +9,7 @@ import argparse
 import asyncio
 import contextlib
 import signal
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -172,8 +173,8 @@ def _terminate_as_interrupt() -> Iterator[None]:
     list of phone numbers), and it exits 130."""
     task = asyncio.current_task()
     loop = asyncio.get_running_loop()
-    if task is None:
-        yield
+    if task is None or threading.current_thread() is not threading.main_thread():
+        yield  # (signals reach the main thread only: a caller in another thread keeps them)
         return
     loop.add_signal_handler(signal.SIGTERM, task.cancel)
     try:
