@@ -160,8 +160,8 @@ def _per_smsc(broadcast: Mapping[str, Any], rows: Any) -> list[dict[str, Any]]:
     for smsc, n in rows.delivered_by_smsc.items():
         out[smsc]["parts_delivered"] = n
     for u in rows.undelivered:
-        out[u["smsc"]]["parts_undelivered"] += int(u["n"])
-        _add(out[u["smsc"]]["undelivered_by_stat"], str(u["stat"]), int(u["n"]))
+        stat, n = str(u["stat"]), int(u["n"])
+        _tally((out[u["smsc"]],), "parts_undelivered", "undelivered_by_stat", stat, n)
     return [{"smsc": k, **v} for k, v in sorted(out.items())]
 
 

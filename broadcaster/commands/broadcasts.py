@@ -224,15 +224,9 @@ async def store_planned(
     Call inside a transaction: the origin row commits with the broadcast.
     """
     required = not confirmed and needs_approval(settings, request.kind, plan.recipients)
-    parent = request.parent_id
-    parent_was = None if parent is None else await store.get_state(conn, parent)
     broadcast_id = await create_broadcast(
-        conn, settings, request, plan, state=initial_state(required)
+        conn, settings, request, plan, state=initial_state(required), caller=caller
     )
-    if parent is not None and parent_was != "cancelled":
-        now = await store.get_state(conn, parent)
-        if now == "cancelled":  # stopped by this follow-up: who did it, in its trail
-            await audit.record(conn, caller, "cancel", subject(parent), follow_up=broadcast_id)
     if caller.token_id is not None:
         await store.record_origin(conn, broadcast_id, caller.token_id, caller.request_id or "")
     structlog.contextvars.bind_contextvars(broadcast_id=broadcast_id)

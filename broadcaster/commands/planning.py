@@ -16,13 +16,14 @@ from typing import Any
 import structlog
 
 from broadcaster.commands import geography
+from broadcaster.domain.caller import Caller
 from broadcaster.domain.requests import BroadcastRequest, check_expiry
 from broadcaster.domain.states import TRANSITIONS
 from broadcaster.errors import InputError
 from broadcaster.planning import Plan, check_sendable, plan_broadcast
 from broadcaster.settings import Settings
+from broadcaster.store import audit, geo
 from broadcaster.store import broadcasts as store
-from broadcaster.store import geo
 from broadcaster.store.areas import load_area_variables
 from broadcaster.store.database import Conn
 from broadcaster.store.subscribers import target_counts
@@ -150,10 +151,12 @@ async def create_broadcast(
     request: BroadcastRequest,
     plan: Plan,
     state: str = "approved",
+    caller: Caller | None = None,
 ) -> int:
     """Store a planned broadcast with its texts and chunks; return its id. An update or
-    all-clear stops the broadcast it follows if that one is still active. A plan that must not
-    be sent live is refused first (`refuse_unsendable`)."""
+    all-clear stops the broadcast it follows if that one is still active (in that one's audit
+    trail as cancelled by `caller`, when given). A plan that must not be sent live is refused
+    first (`refuse_unsendable`)."""
     refuse_unsendable(request, plan)
     if request.parent_id is not None:
         request = await _follow_parent(conn, request)
@@ -171,8 +174,12 @@ async def create_broadcast(
         parent_id=request.parent_id,
         reached_only=request.reached_only,
     )
-    if request.parent_id is not None and await store.apply(conn, request.parent_id, "cancel"):
-        log.warning("parent_broadcast_cancelled", parent_id=request.parent_id)
+    parent = request.parent_id
+    if parent is not None and await store.apply(conn, parent, "cancel"):
+        log.warning("parent_broadcast_cancelled", parent_id=parent)
+        if caller is not None:  # who stopped it: its after-action report's timeline
+            stopped = audit.subject_of("broadcast", parent)
+            await audit.record(conn, caller, "cancel", stopped, follow_up=broadcast_id)
     return broadcast_id
 
 
