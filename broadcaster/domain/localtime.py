@@ -7,9 +7,9 @@ zone; a configured zone (Settings.display_timezone) overrides. JSON keeps UTC.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
-from typing import Final
+from typing import Final, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from broadcaster.errors import InputError
@@ -28,14 +28,33 @@ def zone_of(departement: str) -> str:
     return OVERSEAS.get(departement, METROPOLE)
 
 
-def zone_for(departements: Iterable[str], configured: str = "") -> str:
-    """The configured zone, else the zone most of the areas are in (metropolitan France when
-    there are none)."""
+def zone_for(departements: Iterable[str] | Mapping[str, int], configured: str = "") -> str:
+    """The configured zone, else the zone of most of the recipients when `departements` maps
+    each to its recipients (a broadcast's groups: 100 people in Mayotte and 90,000 in La
+    Réunion read Réunion's time), of most of the départements when it lists them (a list of
+    broadcasts). A tie goes to metropolitan France, then to the first zone by name; no areas:
+    metropolitan France."""
     if configured:
         check_zone(configured)
         return configured
-    zones = Counter(zone_of(d) for d in departements)
-    return zones.most_common(1)[0][0] if zones else METROPOLE
+    weights: Mapping[str, int] = (
+        departements if isinstance(departements, Mapping) else Counter(departements)
+    )
+    zones: Counter[str] = Counter()
+    for departement, recipients in weights.items():
+        zones[zone_of(departement)] += recipients
+    if not zones:
+        return METROPOLE
+    return min(zones, key=lambda zone: (-zones[zone], zone != METROPOLE, zone))
+
+
+def recipients_by_departement(groups: Iterable[Mapping[str, object]]) -> dict[str, int]:
+    """{département: recipients} of a broadcast's groups (one per département and language),
+    as `zone_for` weighs them."""
+    weights: Counter[str] = Counter()
+    for group in groups:
+        weights[str(group["departement"])] += int(cast(int, group["recipients"]))
+    return dict(weights)
 
 
 def check_zone(name: str) -> ZoneInfo:

@@ -120,8 +120,17 @@ async def test_the_report_of_a_cancelled_broadcast_lists_who_was_not_reached(
         )
     assert denied == 1
 
-    # Times for people in the areas' zone (one metropolitan, one overseas: the first wins),
-    # UTC in JSON; the text and HTML render the same report.
+    # Times for people in the zone of most of the recipients (13's metropolitan time, not
+    # 974's: more people live in 13), UTC in JSON; the text and HTML render the same report.
+    async with db.acquire() as conn:
+        homes = dict(
+            await conn.fetch(
+                "SELECT departement, count(*) FROM subscribers WHERE departement = ANY($1) "
+                "GROUP BY 1",
+                ["974", "13"],
+            )
+        )
+    assert homes["13"] > homes["974"]
     assert report["time_zone"] == "Europe/Paris"
     created = report["timeline"][0]
     assert created["at"].endswith("+00:00") and "(Europe/Paris)" in created["at_local"]
