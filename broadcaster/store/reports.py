@@ -99,7 +99,7 @@ async def not_reached(conn: Conn, broadcast_id: int) -> AsyncIterator[NotReached
         done = await conn.execute(queries["report_not_reached"], broadcast_id)
         yield NotReached(conn, int(done.split()[-1]))  # "INSERT 0 n"
     finally:
-        await conn.execute("DROP TABLE IF EXISTS pg_temp.not_reached_export")
+        await conn.execute(queries["report_not_reached_drop"])
 
 
 @dataclass

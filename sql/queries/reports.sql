@@ -143,6 +143,10 @@ CREATE TEMPORARY TABLE IF NOT EXISTS not_reached_export (
 -- name: report_not_reached_clear
 TRUNCATE pg_temp.not_reached_export;
 
+-- name: report_not_reached_drop
+-- The list dropped once exported: a pooled connection does not keep phone numbers around.
+DROP TABLE IF EXISTS pg_temp.not_reached_export;
+
 -- name: report_not_reached_rows
 SELECT msisdn, departement, commune, lang, last_status FROM pg_temp.not_reached_export
 ORDER BY msisdn;
