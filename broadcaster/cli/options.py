@@ -21,12 +21,15 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from broadcaster.commands.context import Context
 from broadcaster.domain.caller import Caller
-from broadcaster.errors import ConfigError, InputError
+from broadcaster.errors import ConfigError, InputError, StoreError
 from broadcaster.settings import Settings
+
+if TYPE_CHECKING:
+    from broadcaster.store.database import Conn
 
 Handler = Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, int]]
 Commands = Any
@@ -142,6 +145,9 @@ async def command_context(
         await ensure_migrated(dsn, settings.sql_dir)
     db = await create_pool(dsn, min_size=min(2, connections), max_size=connections)
     try:
+        if not migrate:
+            async with db.acquire() as conn:
+                await refuse_unmigrated(conn, dsn, settings.sql_dir)
         yield Context(
             db=db,
             settings=settings,
@@ -150,6 +156,21 @@ async def command_context(
         )
     finally:
         await db.close()
+
+
+async def refuse_unmigrated(conn: Conn, dsn: str, sql_dir: Path) -> None:
+    """A command that does not migrate (it only reads, or acts on what is there) refuses a
+    database missing some of this version's migrations, saying what to run: on a fresh database
+    `list` and `status` ended in asyncpg's UndefinedTableError traceback."""
+    from broadcaster.store.database import redact
+    from broadcaster.store.migrations import pending
+
+    missing = await pending(conn, sql_dir / "migrations")
+    if missing:
+        raise StoreError(
+            f"the database {redact(dsn)} lacks {len(missing)} of this "
+            f"version's migrations (from {missing[0]}): run `broadcaster db migrate` first"
+        )
 
 
 DURATION = re.compile(r"^(?P<value>[0-9]{1,6}(?:\.[0-9]{1,3})?)(?P<unit>[smhd])$")

@@ -3,6 +3,10 @@ starts no throwaway database: an import, a token or a broadcast there would be l
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
+
+import asyncpg
 import pytest
 
 from broadcaster.cli import main
@@ -42,3 +46,43 @@ def test_every_command_but_demo_needs_the_database(
     assert "set DATABASE_URL (or --database-url)" in err
     assert "only `broadcaster demo` starts a throwaway one" in err
     assert started == []  # no throwaway cluster was started behind the user's back
+
+
+UNMIGRATED = [
+    ["status", "1"],
+    ["report", "1"],
+    ["list"],
+    ["cancel", "1"],
+    ["audit"],
+]
+
+
+@pytest.mark.parametrize("command", UNMIGRATED, ids=" ".join)
+def test_a_command_that_does_not_migrate_says_to_migrate_a_fresh_database(
+    command: list[str],
+    new_database: Callable[[str | None], str],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """On a database without the schema, the commands that only read (or act on what is there)
+    used to end in asyncpg's UndefinedTableError traceback; they say what to run, exit 1, and
+    create nothing."""
+    monkeypatch.setattr("broadcaster.cli.configure_logging", lambda **_: None)
+    dsn = new_database(None)
+    code = main(["--database-url", dsn, *command])
+    err = capsys.readouterr().err
+    assert code == 1, err
+    assert "of this version's migrations (from 0001_schema.sql)" in err, err
+    assert "run `broadcaster db migrate` first" in err
+    assert "Traceback" not in err
+
+    async def tables() -> int:
+        conn = await asyncpg.connect(dsn)
+        try:
+            return int(
+                await conn.fetchval("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'")
+            )
+        finally:
+            await conn.close()
+
+    assert asyncio.run(tables()) == 0  # nothing was migrated behind the user's back

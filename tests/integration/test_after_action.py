@@ -123,13 +123,12 @@ async def test_the_report_of_a_cancelled_broadcast_lists_who_was_not_reached(
     # Times for people in the zone of most of the recipients (13's metropolitan time, not
     # 974's: more people live in 13), UTC in JSON; the text and HTML render the same report.
     async with db.acquire() as conn:
-        homes = dict(
-            await conn.fetch(
-                "SELECT departement, count(*) FROM subscribers WHERE departement = ANY($1) "
-                "GROUP BY 1",
-                ["974", "13"],
-            )
+        rows = await conn.fetch(
+            "SELECT departement, count(*) AS n FROM subscribers WHERE departement = ANY($1) "
+            "GROUP BY 1",
+            ["974", "13"],
         )
+    homes = {str(r["departement"]): int(r["n"]) for r in rows}
     assert homes["13"] > homes["974"]
     assert report["time_zone"] == "Europe/Paris"
     created = report["timeline"][0]
