@@ -7,6 +7,8 @@
 
 from __future__ import annotations
 
+import errno
+
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_BAD_INPUT = 2
@@ -114,3 +116,15 @@ class SmppProtocolError(SmppError):
 
 class BindError(SmppError):
     """The SMSC refused or dropped the bind: check host, port, system_id and password."""
+
+
+def cannot_listen(what: str, host: str, port: int, flag: str, exc: OSError) -> ConfigError:
+    """A server (`serve`, `mock-smsc`) that cannot listen, said in words with what to change,
+    not asyncio's OSError traceback."""
+    why = {
+        errno.EADDRINUSE: f"the port is in use (by another process): pick another with {flag}, "
+        "or stop the process that holds it",
+        errno.EACCES: f"not allowed (ports below 1024 need privileges): pick another with {flag}",
+        errno.EADDRNOTAVAIL: "this machine has no such address: check --host",
+    }.get(exc.errno or 0, exc.strerror or str(exc))
+    return ConfigError(f"{what} cannot listen on {host}:{port}: {why}")

@@ -21,7 +21,7 @@ from broadcaster.api.app import add_routes
 from broadcaster.commands.context import Context
 from broadcaster.drills.scheduler import DrillScheduler
 from broadcaster.engine.worker import Worker
-from broadcaster.errors import EXIT_FAILURE, EXIT_OK, ConfigError
+from broadcaster.errors import EXIT_FAILURE, EXIT_OK, ConfigError, cannot_listen
 from broadcaster.http.context import SERVICES, Services
 from broadcaster.http.edge import edge
 from broadcaster.http.metrics import Metrics
@@ -108,10 +108,7 @@ async def serve(
     worker = Worker(worker_db, smscs)
     # Fires drill schedules, reports drills; records the SMSCs the worker sends through.
     scheduler = DrillScheduler(api_db, settings, smscs=[s.name for s in smscs])
-    worker_task = asyncio.create_task(worker.run(), name="worker")
-    scheduler_task = asyncio.create_task(scheduler.run(), name="drill-scheduler")
-    retention_task = asyncio.create_task(purge_periodically(api_db, settings), name="retention")
-    compact_task = asyncio.create_task(compact_periodically(api_db, settings), name="compact")
+    tasks: list[asyncio.Task[Any]] = []
     runner = web.AppRunner(
         create_app(settings, api_db, worker, console=True, dsn=dsn),
         access_log=None,
@@ -125,7 +122,19 @@ async def serve(
     try:
         await runner.setup()
         site = web.TCPSite(runner, host, port)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:
+            raise cannot_listen("the HTTP API and console", host, port, "--port", exc) from None
+        # Listening first: a port in use stops `serve` before any bind or task is started.
+        worker_task = asyncio.create_task(worker.run(), name="worker")
+        scheduler_task = asyncio.create_task(scheduler.run(), name="drill-scheduler")
+        tasks += [
+            worker_task,
+            scheduler_task,
+            asyncio.create_task(purge_periodically(api_db, settings), name="retention"),
+            asyncio.create_task(compact_periodically(api_db, settings), name="compact"),
+        ]
         bound_host, bound_port = runner.addresses[0][:2]
         announce(
             Listening(f"http://{bound_host}:{bound_port}", tuple(s.name for s in smscs), bool(mock))
@@ -135,16 +144,13 @@ async def serve(
         await runner.cleanup()
         worker.stop()
         scheduler.stop()
-        retention_task.cancel()
-        compact_task.cancel()
-        with contextlib.suppress(Exception):
-            await worker_task
-        with contextlib.suppress(Exception):
-            await scheduler_task
-        with contextlib.suppress(BaseException):
-            await retention_task
-        with contextlib.suppress(BaseException):
-            await compact_task
+        for task in tasks[:2]:  # the worker and the scheduler, told to stop
+            with contextlib.suppress(Exception):
+                await task
+        for task in tasks[2:]:  # the periodic ones, cancelled
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
         await api_db.close()
         await worker_db.close()
         if mock is not None:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from broadcaster.cli.options import Commands, add_command, flag, multi, switch
-from broadcaster.errors import EXIT_OK
+from broadcaster.errors import EXIT_OK, cannot_listen
 from broadcaster.mocksmsc import MockConfig, MockSmsc
 from broadcaster.mocksmsc.scenario import parse_errors, parse_receipt_mix
 from broadcaster.settings import Settings
@@ -159,11 +159,19 @@ def config_from_args(args: argparse.Namespace) -> MockConfig:
 
 async def _cmd_mock_smsc(args: argparse.Namespace, settings: Settings) -> int:
     mock = MockSmsc(config_from_args(args))
-    port = await mock.start(args.host, args.port)
+    try:
+        port = await mock.start(args.host, args.port)
+    except OSError as exc:
+        raise cannot_listen("the mock SMSC", args.host, args.port, "--port", exc) from None
     listening: dict[str, Any] = {"event": "listening", "host": args.host, "port": port}
     try:
         if args.stats_port is not None:
-            listening["stats_port"] = await mock.serve_stats(args.stats_port, args.host)
+            try:
+                listening["stats_port"] = await mock.serve_stats(args.stats_port, args.host)
+            except OSError as exc:
+                raise cannot_listen(
+                    "the mock SMSC's statistics", args.host, args.stats_port, "--stats-port", exc
+                ) from None
         print(json.dumps(listening), flush=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
