@@ -53,7 +53,9 @@ def _row(label: str, name: str) -> dict[str, Any]:
         "parts_accepted": 0,
         "parts_delivered": 0,
         "delivered": 0,
+        "undelivered": 0,
         "parts_undelivered": 0,
+        "parts_awaiting_receipt": 0,
         "undelivered_by_stat": {},
         "parts_failed": 0,
         "failed_by_reason": {},
@@ -119,6 +121,7 @@ def _tables(inputs: Inputs) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]
                 "parts_accepted",
                 "parts_delivered",
                 "delivered",
+                "undelivered",
                 "recorded_twice",
             ):
                 target[key] += int(r[key])
@@ -137,7 +140,16 @@ def _sorted_rows(table: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     for entry in table.values():
         unsent = max(entry["recipients"] - entry["recorded"], 0)
         entry["not_reached"] = entry["recorded"] - entry["reached"] + unsent
+        entry["parts_awaiting_receipt"] = _awaiting(entry)
     return [table[k] for k in sorted(table)]
+
+
+def _awaiting(entry: Mapping[str, Any]) -> int:
+    """Parts accepted with no final word yet from a receipt (neither delivered nor not): with
+    them, a row's parts accepted add up."""
+    return max(
+        int(entry["parts_accepted"] - entry["parts_delivered"] - entry["parts_undelivered"]), 0
+    )
 
 
 def _per_smsc(broadcast: Mapping[str, Any], rows: Any) -> list[dict[str, Any]]:
@@ -162,7 +174,9 @@ def _per_smsc(broadcast: Mapping[str, Any], rows: Any) -> list[dict[str, Any]]:
     for u in rows.undelivered:
         stat, n = str(u["stat"]), int(u["n"])
         _tally((out[u["smsc"]],), "parts_undelivered", "undelivered_by_stat", stat, n)
-    return [{"smsc": k, **v} for k, v in sorted(out.items())]
+    return [
+        {"smsc": k, **v, "parts_awaiting_receipt": _awaiting(v)} for k, v in sorted(out.items())
+    ]
 
 
 def _event(event: str, at: datetime | None, zone: str, **extra: Any) -> dict[str, Any]:
@@ -232,7 +246,9 @@ def build(inputs: Inputs) -> dict[str, Any]:
             "parts_accepted",
             "parts_delivered",
             "delivered",
+            "undelivered",
             "parts_undelivered",
+            "parts_awaiting_receipt",
             "parts_failed",
         )
     }

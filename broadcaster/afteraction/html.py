@@ -90,13 +90,18 @@ def _areas_svg(report: dict[str, Any]) -> str:
     return "".join(out)
 
 
+def _most_first(counts: dict[str, int]) -> str:
+    """`UNDELIV: 3; EXPIRED: 1`: the most first, the same order on every row."""
+    return "; ".join(f"{k}: {n:,}" for k, n in sorted(counts.items(), key=lambda x: (-x[1], x[0])))
+
+
 def _table(rows: list[dict[str, Any]], label: str) -> str:
     head = "".join(f"<th>{escape(name)}</th>" for _k, name in COLUMNS)
     body = []
     for r in rows:
         name = f"{r['name']} ({r['key']})" if r["name"] != r["key"] else r["key"]
-        reasons = "; ".join(f"{why}: {n:,}" for why, n in r["failed_by_reason"].items())
-        stats = "; ".join(f"{stat}: {n:,}" for stat, n in r["undelivered_by_stat"].items())
+        reasons = _most_first(r["failed_by_reason"])
+        stats = _most_first(r["undelivered_by_stat"])
         cls = ' class="bad"' if r["not_reached"] else ""
         body.append(
             f"<tr{cls}><td>{escape(name)}</td>"
@@ -118,7 +123,7 @@ def render_html(report: dict[str, Any]) -> str:
     texts = "".join(
         f"<tr><td>{escape(g['departement'])}</td><td>{escape(g['lang'])}</td>"
         f'<td>{escape(g["encoding"])}</td><td class="n">{g["parts"]}</td>'
-        f'<td class="n">{g["recipients"]:,}</td><td>{escape(g["body"])}</td></tr>'
+        f'<td class="n">{g["recipients"]:,}</td><td dir="auto">{escape(g["body"])}</td></tr>'
         for g in report["texts"]
     )
     timeline = "".join(
@@ -129,9 +134,10 @@ def render_html(report: dict[str, Any]) -> str:
     smscs = "".join(
         f'<tr><td>{escape(s["smsc"])}</td><td class="n">{s["parts_accepted"]:,}</td>'
         f'<td class="n">{s["parts_delivered"]:,}</td>'
-        f'<td class="n">{s["parts_undelivered"]:,}</td><td class="n">{s["parts_failed"]:,}</td>'
-        f"<td>{escape('; '.join(f'{k}: {v:,}' for k, v in s['undelivered_by_stat'].items()))}"
-        "</td>"
+        f'<td class="n">{s["parts_undelivered"]:,}</td>'
+        f'<td class="n">{s["parts_awaiting_receipt"]:,}</td>'
+        f'<td class="n">{s["parts_failed"]:,}</td>'
+        f"<td>{escape(_most_first(s['undelivered_by_stat']))}</td>"
         f"<td>{escape('; '.join(f'{k}: {v:,}' for k, v in s['failed_by_reason'].items())) or '-'}"
         "</td></tr>"
         for s in report["per_smsc"]
@@ -145,11 +151,14 @@ def render_html(report: dict[str, Any]) -> str:
             f"<h1>{escape(title)}</h1>",
             f'<p class="muted">{escape(report["template"])}: {escape(report["state"])}; areas '
             f"{escape(areas)}; times in {escape(report['time_zone'])}</p>",
-            f"<p><b>{t['recipients']:,}</b> recipients: <b>{t['reached']:,}</b> reached, "
-            f"<b>{t['not_reached']:,}</b> not reached; {t['parts_accepted']:,} parts accepted, "
-            f"{t['parts_delivered']:,} delivered, {t['parts_undelivered']:,} not delivered "
-            f"(receipts), {t['parts_failed']:,} failed (refused or unanswered); "
-            f"{t['possibly_sent_twice']:,} possibly sent twice.</p>",
+            f"<p><b>{t['recipients']:,}</b> recipients: <b>{t['reached']:,}</b> reached "
+            f"(every part accepted by the SMSC), of whom <b>{t['delivered']:,}</b> delivered "
+            f"(every part receipted DELIVRD) and <b>{t['undelivered']:,}</b> not delivered (a "
+            f"receipt says so); <b>{t['not_reached']:,}</b> not reached.</p>",
+            f"<p>{t['parts_accepted']:,} parts accepted: {t['parts_delivered']:,} delivered, "
+            f"{t['parts_undelivered']:,} not delivered (receipts), "
+            f"{t['parts_awaiting_receipt']:,} awaiting a receipt; {t['parts_failed']:,} failed "
+            f"(refused or unanswered); {t['possibly_sent_twice']:,} possibly sent twice.</p>",
             "<h2>Texts as sent</h2><table><tr><th>area</th><th>language</th><th>encoding</th>"
             f"<th>parts</th><th>recipients</th><th>text</th></tr>{texts}</table>",
             "<h2>Timeline</h2><table><tr><th>event</th><th>when</th><th>by</th></tr>"
@@ -160,8 +169,9 @@ def render_html(report: dict[str, Any]) -> str:
             _areas_svg(report),
             _table(report["per_area"], "area"),
             "<h2>Per SMSC</h2><table><tr><th>SMSC</th><th>parts accepted</th>"
-            "<th>parts delivered</th><th>not delivered</th><th>parts failed</th>"
-            "<th>not delivered, by receipt</th><th>failed by reason</th></tr>"
+            "<th>parts delivered</th><th>not delivered</th><th>awaiting receipt</th>"
+            "<th>parts failed</th><th>not delivered, by receipt</th><th>failed by reason</th>"
+            "</tr>"
             f"{smscs}</table>",
             "<h2>Per language</h2>",
             _table(report["per_language"], "language"),

@@ -7,13 +7,17 @@ from typing import Any
 COLUMNS = (
     ("recipients", "recipients"),
     ("reached", "reached"),
+    ("delivered", "delivered"),
     ("not_reached", "not reached"),
     ("parts_accepted", "parts accepted"),
     ("parts_delivered", "parts delivered"),
     ("parts_undelivered", "not delivered"),
+    ("parts_awaiting_receipt", "awaiting receipt"),
     ("parts_failed", "parts failed"),
     ("recorded_twice", "recorded twice"),
 )
+"""The tables' columns: recipients (reached: every part accepted by the SMSC; delivered: every
+part receipted DELIVRD), then parts (accepted = delivered + not delivered + awaiting receipt)."""
 
 
 def _table(title: str, rows: list[dict[str, Any]], label: str) -> list[str]:
@@ -41,11 +45,14 @@ def render_text(report: dict[str, Any]) -> str:
         f"[{'LIVE' if report['kind'] == 'live' else 'DRILL (exercise)'}] {report['template']}: "
         f"{report['state']} (times in {report['time_zone']})",
         "areas: " + ", ".join(f"{a['name']} ({a['code']})" for a in report["areas"]),
-        f"recipients {t['recipients']:,}: reached {t['reached']:,}, not reached "
-        f"{t['not_reached']:,}; parts accepted {t['parts_accepted']:,}, delivered "
-        f"{t['parts_delivered']:,}, not delivered {t['parts_undelivered']:,} (receipts: "
-        f"{_counts(t['undelivered_by_stat'])}), failed {t['parts_failed']:,} (refused or "
-        f"unanswered); parts possibly sent twice {t['possibly_sent_twice']:,}",
+        f"recipients {t['recipients']:,}: reached {t['reached']:,} (every part accepted by "
+        f"the SMSC), of whom delivered {t['delivered']:,} (every part receipted DELIVRD) and "
+        f"not delivered {t['undelivered']:,} (a receipt says so); not reached "
+        f"{t['not_reached']:,}",
+        f"parts accepted {t['parts_accepted']:,}: delivered {t['parts_delivered']:,}, not "
+        f"delivered {t['parts_undelivered']:,} (receipts: {_counts(t['undelivered_by_stat'])}), "
+        f"awaiting a receipt {t['parts_awaiting_receipt']:,}; failed {t['parts_failed']:,} "
+        f"(refused or unanswered); parts possibly sent twice {t['possibly_sent_twice']:,}",
         "texts as sent:",
     ]
     for g in report["texts"]:
@@ -62,8 +69,8 @@ def render_text(report: dict[str, Any]) -> str:
     for s in report["per_smsc"]:
         lines.append(
             f"  {s['smsc']:<28} accepted {s['parts_accepted']:,}, delivered "
-            f"{s['parts_delivered']:,}, not delivered {s['parts_undelivered']:,}, failed "
-            f"{s['parts_failed']:,}"
+            f"{s['parts_delivered']:,}, not delivered {s['parts_undelivered']:,}, awaiting a "
+            f"receipt {s['parts_awaiting_receipt']:,}, failed {s['parts_failed']:,}"
             + "".join(f"; {why} {n:,}" for why, n in s["failed_by_reason"].items())
             + "".join(f"; receipt {stat} {n:,}" for stat, n in s["undelivered_by_stat"].items())
         )

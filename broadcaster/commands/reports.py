@@ -46,8 +46,9 @@ async def after_action(ctx: Context, caller: Caller, broadcast_id: int) -> dict[
 async def not_reached_csv(
     ctx: Context, caller: Caller, broadcast_id: int
 ) -> AsyncGenerator[str, None]:
-    """CSV lines (header first) of the broadcast's recipients without every part accepted,
-    and why: never sent (cancelled, expired), or the last refusal. Audited before the first
+    """CSV lines (header first) of the broadcast's recipients to follow up by other means, and
+    why: never sent (cancelled, expired), the last refusal, or accepted but reported not
+    delivered by a receipt (`receipt UNDELIV`: the phone never got it). Audited before the first
     number leaves, with how many the list holds: an export cut short (a client gone, a file
     that could not be written) is on record too."""
     async with ctx.db.acquire() as conn:
@@ -59,9 +60,17 @@ async def not_reached_csv(
             )
             yield _line(CSV_HEADER)
             async with contextlib.aclosing(listed.rows()) as rows:  # closed first if cut short
-                async for msisdn, dep, commune, lang, status in rows:
-                    why = "not sent" if status is None else reason(int(status))
-                    yield _line((f"+{msisdn}", dep, commune or "", lang, why))
+                async for msisdn, dep, commune, lang, status, stat in rows:
+                    yield _line((f"+{msisdn}", dep, commune or "", lang, _why(status, stat)))
+
+
+def _why(status: int | None, stat: str | None) -> str:
+    """Why a recipient is on the list: a refusal, a receipt, or never sent."""
+    if status is not None:
+        return reason(int(status))
+    if stat is not None:
+        return f"receipt {stat}: not delivered"
+    return "not sent"
 
 
 def _line(values: tuple[object, ...]) -> str:

@@ -110,8 +110,15 @@ class NotReached:
     count: int
 
     async def rows(self) -> AsyncGenerator[tuple[Any, ...], None]:
-        """(msisdn, département, commune, language, last refusal status or None), in msisdn
-        order."""
+        """(msisdn, département, commune, language, last refusal status or None, the stat of
+        a receipt saying a part accepted was not delivered or None), in msisdn order."""
         async with self.conn.transaction():
             async for r in self.conn.cursor(queries["report_not_reached_rows"]):
-                yield (r["msisdn"], r["departement"], r["commune"], r["lang"], r["last_status"])
+                yield (
+                    r["msisdn"],
+                    r["departement"],
+                    r["commune"],
+                    r["lang"],
+                    r["last_status"],
+                    r["receipt_stat"],
+                )

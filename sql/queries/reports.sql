@@ -10,7 +10,9 @@ WHERE g.broadcast_id = $1 ORDER BY g.departement;
 -- name: report_by_area_lang
 -- Per (département, subscriber language) and the text's language: recipients with an outcome,
 -- reached (every part accepted), parts accepted, parts delivered (a DELIVRD receipt),
--- recipients delivered (every part), parts recorded more than once. The département and the
+-- recipients delivered (every part), recipients reached but not delivered (a part a receipt
+-- says was not delivered, as report_undelivered reads parts), parts recorded more than once.
+-- The département and the
 -- text's language (`text_lang`) are the group's each part was sent in (migration 0024), as they
 -- were at the send, whatever imports did since (`lang` NULL); outcomes recorded without their
 -- group take the recipient's home and language today ('?': a number no longer in the index),
@@ -21,9 +23,14 @@ WITH per AS (
            count(*) - count(DISTINCT d.part) AS extra_rows,
            max(d.group_no) AS group_no
     FROM deliveries d WHERE d.broadcast_id = $1 GROUP BY d.msisdn
+), receipted_parts AS (
+    SELECT msisdn, part, bool_or(stat = 'DELIVRD') AS ok,
+           bool_or(stat IN ('UNDELIV', 'EXPIRED', 'REJECTD', 'DELETED', 'UNKNOWN')) AS failed
+    FROM receipts
+    WHERE broadcast_id = $1 AND match = 'matched' GROUP BY msisdn, part
 ), delivered AS (
-    SELECT msisdn, count(DISTINCT part) AS n FROM receipts
-    WHERE broadcast_id = $1 AND match = 'matched' AND stat = 'DELIVRD' GROUP BY msisdn
+    SELECT msisdn, count(*) FILTER (WHERE ok) AS n, bool_or(failed AND NOT ok) AS failed
+    FROM receipted_parts GROUP BY msisdn
 )
 SELECT coalesce(g.departement, s.departement, '?') AS departement,
        CASE WHEN g.group_no IS NULL THEN coalesce(s.lang, '?') END AS lang, g.lang AS text_lang,
@@ -32,6 +39,8 @@ SELECT coalesce(g.departement, s.departement, '?') AS departement,
        sum(per.accepted_parts)::bigint AS parts_accepted,
        coalesce(sum(delivered.n), 0)::bigint AS parts_delivered,
        count(*) FILTER (WHERE delivered.n = per.parts)::bigint AS delivered,
+       count(*) FILTER (WHERE per.accepted_parts = per.parts AND delivered.failed)::bigint
+           AS undelivered,
        sum(per.extra_rows)::bigint AS recorded_twice
 FROM per
 LEFT JOIN broadcast_groups g ON g.broadcast_id = $1 AND g.group_no = per.group_no
@@ -137,7 +146,8 @@ CREATE TEMPORARY TABLE IF NOT EXISTS not_reached_export (
     departement text NOT NULL,
     commune     text,
     lang        text NOT NULL,
-    last_status integer
+    last_status integer,
+    receipt_stat text
 );
 
 -- name: report_not_reached_clear
@@ -148,13 +158,15 @@ TRUNCATE pg_temp.not_reached_export;
 DROP TABLE IF EXISTS pg_temp.not_reached_export;
 
 -- name: report_not_reached_rows
-SELECT msisdn, departement, commune, lang, last_status FROM pg_temp.not_reached_export
+SELECT msisdn, departement, commune, lang, last_status, receipt_stat
+FROM pg_temp.not_reached_export
 ORDER BY msisdn;
 
 -- name: report_not_reached
 -- Into this connection's `not_reached_export` (report_not_reached_table): broadcast $1's
--- recipients without every part accepted, and why (the last refusal's status, or NULL: never
--- sent); the language is the recipient's (today's in the index, else their group's):
+-- recipients to follow up by other means, and why: without every part accepted (the last
+-- refusal's status, or NULL: never sent), or accepted and reported not delivered by a receipt
+-- (its stat); the language is the recipient's (today's in the index, else their group's):
 -- - those it sent to (outcomes recorded): the numbers as sent, under the département of the
 --   group their parts went out in (migration 0024; today's home for outcomes recorded without
 --   it), whatever imports did since;
@@ -165,7 +177,8 @@ ORDER BY msisdn;
 -- A chunk done sent to everyone it read: a number that came into the index since is not the
 -- broadcast's. (Read home chunks and present numbers as one: a present-only broadcast listed
 -- every resident of its départements' ranges.)
-INSERT INTO pg_temp.not_reached_export (msisdn, departement, commune, lang, last_status)
+INSERT INTO pg_temp.not_reached_export (msisdn, departement, commune, lang, last_status,
+                                        receipt_stat)
 WITH sent AS MATERIALIZED (
     SELECT d.msisdn, max(d.parts) AS parts,
            count(DISTINCT d.part) FILTER (WHERE d.status = 0) AS accepted,
@@ -204,13 +217,29 @@ WITH sent AS MATERIALIZED (
             SELECT 1 FROM deliveries r
             WHERE r.broadcast_id = b.parent_id AND r.msisdn = p.msisdn AND r.status = 0))
 )
+, undelivered AS (
+    -- Recipients with every part accepted, one of which a receipt says was not delivered (as
+    -- report_undelivered reads a part: a final stat not a delivery, no DELIVRD): the first such
+    -- stat received. Accepted is not delivered: the cell follows them up too.
+    SELECT DISTINCT ON (r.msisdn) r.msisdn, r.stat
+    FROM receipts r
+    WHERE r.broadcast_id = $1 AND r.match = 'matched'
+      AND r.stat IN ('UNDELIV', 'EXPIRED', 'REJECTD', 'DELETED', 'UNKNOWN')
+      AND NOT EXISTS (
+          SELECT 1 FROM receipts ok
+          WHERE ok.broadcast_id = $1 AND ok.msisdn = r.msisdn AND ok.part = r.part
+            AND ok.match = 'matched' AND ok.stat = 'DELIVRD')
+    ORDER BY r.msisdn, r.received_at
+)
 SELECT x.msisdn, coalesce(g.departement, s.departement, '?') AS departement, s.commune,
-       coalesce(s.lang, g.lang, '?') AS lang, x.last_status
+       coalesce(s.lang, g.lang, '?') AS lang, x.last_status,
+       CASE WHEN x.accepted >= x.parts THEN u.stat END
 FROM sent x
+LEFT JOIN undelivered u ON u.msisdn = x.msisdn
 LEFT JOIN broadcast_groups g ON g.broadcast_id = $1 AND g.group_no = x.group_no
 LEFT JOIN subscribers s ON s.msisdn = x.msisdn
-WHERE x.accepted < x.parts
+WHERE x.accepted < x.parts OR u.msisdn IS NOT NULL
 UNION ALL
-SELECT u.msisdn, u.departement, u.commune, u.lang, NULL
+SELECT u.msisdn, u.departement, u.commune, u.lang, NULL, NULL
 FROM unsent u
 WHERE NOT EXISTS (SELECT 1 FROM sent x WHERE x.msisdn = u.msisdn);

@@ -49,6 +49,20 @@ async def _csv(ctx: Context, caller: Caller, broadcast_id: int) -> list[dict[str
     return list(csv.DictReader(io.StringIO(text)))
 
 
+UNDELIVERED_PEOPLE = """
+SELECT DISTINCT r.msisdn FROM receipts r
+WHERE r.broadcast_id = $1 AND r.match = 'matched' AND r.stat <> 'DELIVRD'
+  AND r.stat IN ('UNDELIV', 'EXPIRED', 'REJECTD', 'DELETED', 'UNKNOWN')
+  AND NOT EXISTS (SELECT 1 FROM receipts ok WHERE ok.broadcast_id = $1 AND ok.msisdn = r.msisdn
+                  AND ok.part = r.part AND ok.match = 'matched' AND ok.stat = 'DELIVRD')
+  AND (SELECT count(DISTINCT d.part) FROM deliveries d
+       WHERE d.broadcast_id = $1 AND d.msisdn = r.msisdn AND d.status = 0)
+    = (SELECT max(d.parts) FROM deliveries d WHERE d.broadcast_id = $1 AND d.msisdn = r.msisdn)
+"""
+"""A recount (row by row, as a reader would check it) of the recipients reached whose receipt
+says a part was not delivered."""
+
+
 async def _outage_to_974_and_13(
     db: asyncpg.Pool, db_dsn: str, chunk_size: int
 ) -> tuple[Context, Plan, int]:
@@ -96,12 +110,16 @@ async def test_the_report_of_a_cancelled_broadcast_lists_who_was_not_reached(
         exports = await conn.fetch(
             "SELECT actor, details FROM audit_log WHERE action = 'export_not_reached'"
         )
+        undelivered = {r["msisdn"] for r in await conn.fetch(UNDELIVERED_PEOPLE, broadcast_id)}
     assert report["state"] == "cancelled"
     listed = {int(r["msisdn"].lstrip("+")) for r in missed}
-    assert listed == targeted - reached  # who was not reached, nobody else
+    # Who was not reached, and who a receipt says did not get it: nobody else.
+    assert listed == (targeted - reached) | undelivered
     # (how many depends on how soon the worker saw the cancel: on a loaded machine a second's
     # worth more were sent; "not sent" below shows the cancel left some unsent)
-    assert len(listed) == report["totals"]["not_reached"] > 0
+    totals = report["totals"]
+    assert len(listed) == totals["not_reached"] + totals["undelivered"]
+    assert totals["not_reached"] > 0 and totals["undelivered"] == len(undelivered)
     whys = {r["why"] for r in missed}
     assert "not sent" in whys and "ESME_RINVDSTADR" in whys
     assert {a["code"]: a["name"] for a in report["areas"]} == {
@@ -207,7 +225,27 @@ async def test_the_reports_areas_and_languages_stay_as_sent_after_an_import(
     # Who was not reached is who the broadcast sent to without success, as sent: nobody who
     # joined since, nobody dropped from the list, each under the département sent to.
     missed_after = await _csv(ctx, ADMIN, broadcast_id)
-    assert len(missed_before) == before["totals"]["not_reached"] > 0
+    # Those reached that a receipt says did not get it are on the list too, saying so.
+    async with db.acquire() as conn:
+        people = {r["msisdn"] for r in await conn.fetch(UNDELIVERED_PEOPLE, broadcast_id)}
+    by_receipt = {
+        int(r["msisdn"].lstrip("+")): r["why"]
+        for r in missed_before
+        if r["why"].startswith("receipt")
+    }
+    assert set(by_receipt) == people and people
+    assert set(by_receipt.values()) <= {
+        "receipt UNDELIV: not delivered",
+        "receipt EXPIRED: not delivered",
+    }
+    assert before["totals"]["undelivered"] == len(people)
+    assert len(missed_before) == before["totals"]["not_reached"] + len(people)
+    assert before["totals"]["not_reached"] > 0
+    # The parts accepted add up: delivered, not delivered, awaiting a receipt.
+    for row in (*before["per_area"], *before["per_smsc"], before["totals"]):
+        assert row["parts_accepted"] == (
+            row["parts_delivered"] + row["parts_undelivered"] + row["parts_awaiting_receipt"]
+        ), row
     assert [(r["msisdn"], r["departement"]) for r in missed_after] == [
         (r["msisdn"], r["departement"]) for r in missed_before
     ]
