@@ -27,6 +27,7 @@ from broadcaster.cli.options import (
     output_file,
     positive_int,
     record_id,
+    refuse_one_file_twice,
     written_whole,
 )
 from broadcaster.commands import broadcasts as commands
@@ -148,6 +149,7 @@ async def _cmd_report(args: argparse.Namespace, settings: Settings) -> int:
         # each file takes its place only once the report is done (a refusal, an unknown id,
         # leaves what was there).
         html = csv_out = None
+        refuse_one_file_twice(html=args.html, not_reached_csv=args.not_reached_csv)
         if args.html is not None:
             html = files.enter_context(written_whole(args.html))
         if args.not_reached_csv is not None:

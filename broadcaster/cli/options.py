@@ -220,35 +220,102 @@ def record_id(text: str) -> int:
 
 
 @contextlib.contextmanager
-def written_whole(path: Path) -> Iterator[IO[str]]:
+def written_whole(path: Path) -> Iterator[_Output]:
     """`path`, written whole or not at all: the text goes to a file beside it that takes its
     place once the block ends without an error (a report refused, or of an unknown id, left an
-    existing file emptied). An InputError (exit 2) when it cannot be written, never a
-    traceback."""
+    existing file emptied). A target that is not a regular file (a pipe, /dev/null, /dev/full,
+    a terminal) is written to as it is: moving a file over it replaced the device or the pipe
+    with a plain file (as root, /dev/null itself). An InputError (exit 2) when it cannot be
+    written, or the disk fills, never a traceback."""
     target = Path(os.path.realpath(path))  # through a symbolic link: the link stays
     try:
-        mode = stat.S_IMODE(target.stat().st_mode)  # an existing file keeps its mode
+        found = target.stat()
     except FileNotFoundError:
-        umask = os.umask(0)
-        os.umask(umask)
-        mode = 0o666 & ~umask  # as `open` makes a new one
+        found = None
+    if found is not None and not stat.S_ISREG(found.st_mode):
+        try:
+            direct = open(target, "w", encoding="utf-8")  # noqa: SIM115 (closed below)
+        except OSError as exc:
+            raise _cannot_write(path, exc, "nothing was written") from exc
+        with _closing_output(path, direct) as written:
+            yield written
+        return
+    # An existing file keeps its mode; a new one gets what `open` would give it.
+    mode = stat.S_IMODE(found.st_mode) if found is not None else 0o666 & ~_umask()
     try:
         out = tempfile.NamedTemporaryFile(  # noqa: SIM115 (closed below, or on error)
             "w", encoding="utf-8", dir=target.parent, prefix=f".{target.name}.", delete=False
         )
     except OSError as exc:
-        raise InputError(
-            f"cannot write {path}: {exc.strerror or exc}; nothing was written"
-        ) from exc
+        raise _cannot_write(path, exc, "nothing was written") from exc
     try:
-        with out:
-            yield out
+        with _closing_output(path, out) as written:
+            yield written
         os.chmod(out.name, mode)
         os.replace(out.name, target)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(out.name)
         raise
+
+
+def refuse_one_file_twice(**outputs: Path | None) -> None:
+    """Two outputs of one command (`report --html A --not-reached-csv A`) naming one regular
+    file: the second overwrote the first (an audited export lost under a report). A device or
+    a pipe named twice is written twice, as asked."""
+    seen: dict[str, str] = {}
+    for flag, path in outputs.items():
+        if path is None or (path.exists() and not path.is_file()):
+            continue
+        real = os.path.realpath(path)
+        other = seen.setdefault(real, flag)
+        if other != flag:
+            raise InputError(
+                f"--{other.replace('_', '-')} and --{flag.replace('_', '-')} name the same file "
+                f"({path}): one would overwrite the other; nothing was written"
+            )
+
+
+class _Output:
+    """What `written_whole` yields: `write`, whose failure (a full disk, a pipe closed) says
+    which file could not be written, not the OSError of a write deep in a command (where a
+    database's connection error, an OSError too, must not be taken for the file's)."""
+
+    def __init__(self, path: Path, file: IO[str]) -> None:
+        self._path = path
+        self._file = file
+
+    def write(self, text: str) -> int:
+        try:
+            return self._file.write(text)
+        except OSError as exc:
+            raise _cannot_write(self._path, exc) from exc
+
+
+@contextlib.contextmanager
+def _closing_output(path: Path, file: IO[str]) -> Iterator[_Output]:
+    """`file` as an `_Output`, closed at the end (the last bytes go out then: /dev/full fails
+    there), its failure said as a write's."""
+    try:
+        yield _Output(path, file)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            file.close()
+        raise
+    try:
+        file.close()
+    except OSError as exc:
+        raise _cannot_write(path, exc) from exc
+
+
+def _cannot_write(path: Path, exc: OSError, so: str = "it is not complete") -> InputError:
+    return InputError(f"cannot write {path}: {exc.strerror or exc}; {so}")
+
+
+def _umask() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
 
 
 def positive_int(text: str) -> int:

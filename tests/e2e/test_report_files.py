@@ -4,18 +4,22 @@ report cut short, by an error or by SIGTERM, leaves what was there and no partia
 
 from __future__ import annotations
 
+import errno
+import io
 import os
 import signal
 import socket
+import stat
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from broadcaster.cli.options import written_whole
-from broadcaster.errors import EXIT_INTERRUPTED
+from broadcaster.cli.options import refuse_one_file_twice, written_whole
+from broadcaster.errors import EXIT_INTERRUPTED, InputError
 
 LIST = "msisdn,departement,commune,language,why\n+33600000001,75,75101,fr,not sent\n"
 
@@ -86,3 +90,73 @@ def test_sigterm_during_a_report_leaves_no_partial_list(tmp_path: Path) -> None:
     assert b"Traceback" not in err
     assert [p.name for p in tmp_path.iterdir()] == ["missed.csv"]
     assert kept.read_text(encoding="utf-8") == "before\n"
+
+
+def test_a_pipe_is_written_to_not_replaced(tmp_path: Path) -> None:
+    """A pipe (an encryptor reading the list, `--html >(gzip)`) gets the text and stays a
+    pipe: moving a plain file over it left the phone numbers unencrypted on disk."""
+    fifo = tmp_path / "to-encryptor"
+    os.mkfifo(fifo)
+    got: list[bytes] = []
+
+    def read() -> None:
+        with open(fifo, "rb") as pipe:
+            got.append(pipe.read())
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    with written_whole(fifo) as out:
+        out.write(LIST)
+    reader.join(10)
+    assert got == [LIST.encode()]
+    assert stat.S_ISFIFO(fifo.stat().st_mode)
+    assert [p.name for p in tmp_path.iterdir()] == ["to-encryptor"]
+
+
+def test_a_device_is_written_to_not_replaced() -> None:
+    """/dev/null stays the null device (as root, a report to it had made it a plain file
+    holding the report, read by every process after), and /dev/full's error is said: the
+    text could not be written, exit 2, not "written"."""
+    before = os.stat("/dev/null")
+    with written_whole(Path("/dev/null")) as out:
+        out.write(LIST)
+    after = os.stat("/dev/null")
+    assert stat.S_ISCHR(after.st_mode) and after.st_rdev == before.st_rdev
+
+    def to_full() -> None:
+        with written_whole(Path("/dev/full")) as out:
+            out.write(LIST * 2000)
+
+    with pytest.raises(InputError, match=r"cannot write /dev/full: No space left on device"):
+        to_full()
+    assert stat.S_ISCHR(os.stat("/dev/full").st_mode)
+
+
+def test_a_full_disk_is_said_and_the_file_left_as_it_was(tmp_path: Path) -> None:
+    """A write that fails (the disk full) names the file, exit 2, the existing file as it was:
+    not an OSError traceback from deep in the report."""
+    kept = tmp_path / "missed.csv"
+    kept.write_text("before\n", encoding="utf-8")
+
+    class Full(io.StringIO):
+        def write(self, text: str) -> int:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    def to_a_full_disk() -> None:
+        with written_whole(kept) as out:
+            out._file = Full()  # the temporary file, as a full disk would refuse it
+            out.write(LIST)
+
+    with pytest.raises(InputError, match=r"cannot write .*missed.csv: No space left on device"):
+        to_a_full_disk()
+    assert kept.read_text(encoding="utf-8") == "before\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["missed.csv"]
+
+
+def test_one_file_named_for_both_outputs_is_refused(tmp_path: Path) -> None:
+    same = tmp_path / "out"
+    with pytest.raises(InputError, match="--html and --not-reached-csv name the same file"):
+        refuse_one_file_twice(html=same, not_reached_csv=tmp_path / "." / "out")
+    refuse_one_file_twice(html=Path("/dev/null"), not_reached_csv=Path("/dev/null"))
+    refuse_one_file_twice(html=same, not_reached_csv=None)
+    refuse_one_file_twice(html=same, not_reached_csv=tmp_path / "other")
