@@ -322,6 +322,24 @@ def _check_ranges(settings: Settings) -> None:
         raise ConfigError(
             f"home_country {settings.home_country!r} is not a two-letter country code (FR, BE, ...)"
         )
+    _check_timezone(settings.display_timezone)
+
+
+def _check_timezone(name: str) -> None:
+    """A zone nobody can read the time in is refused when the settings load (`check`, `serve`
+    at start), not at each page: a mistyped one let `serve` start, then refused every console
+    page and report with a 422 that blamed the client."""
+    if not name:
+        return
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(
+            f"BROADCASTER_TIMEZONE / display_timezone {name!r} is not an IANA time zone name "
+            "(e.g. Europe/Paris, Indian/Reunion, UTC); leave it empty for each area's own zone"
+        ) from None
 
 
 MIN_AUDIT_DAYS = 365

@@ -258,3 +258,15 @@ def test_transmit_and_receive_binds_of_an_smsc() -> None:
 def test_an_smsc_needs_a_host() -> None:
     with pytest.raises(ConfigError, match="smsc 'x': host is empty"):
         SmscConfig(name="x", host="")
+
+
+@pytest.mark.parametrize("zone", ["Europe/Pariss", "../../etc/passwd", "Paris", "UTC+2"])
+def test_a_time_zone_nobody_can_read_is_refused_when_the_settings_load(zone: str) -> None:
+    """Refused at load (`check`, `serve` at start), not at each console page and report."""
+    with pytest.raises(ConfigError, match="is not an IANA time zone name"):
+        Settings.load(env={"BROADCASTER_TIMEZONE": zone})
+
+
+@pytest.mark.parametrize("zone", ["", "Europe/Paris", "Indian/Reunion", "UTC"])
+def test_a_readable_time_zone_or_none_loads(zone: str) -> None:
+    assert Settings.load(env={"BROADCASTER_TIMEZONE": zone}).display_timezone == zone
