@@ -72,16 +72,20 @@ GROUP BY 1, 2, 3, 4;
 -- receipt, per (département, subscriber language), text's language (the group's, as
 -- `report_by_area_lang` reads them), the SMSC that accepted the part, and stat. (The stats:
 -- smpp/receipts.py UNDELIVERED_STATS.)
+-- One pass over the broadcast's receipts, a group per part (no anti-join: planned on the
+-- statistics of a receipts partition that had not seen this broadcast yet, it compared every
+-- undelivered part with every delivered one: 48 s at 97,000 recipients).
 WITH failed AS (
-    SELECT DISTINCT ON (r.msisdn, r.part) r.msisdn, r.part, r.stat, r.smsc
+    SELECT r.msisdn, r.part,
+           (array_agg(r.stat ORDER BY r.received_at) FILTER (WHERE r.stat IN
+               ('UNDELIV', 'EXPIRED', 'REJECTD', 'DELETED', 'UNKNOWN')))[1] AS stat,
+           (array_agg(r.smsc ORDER BY r.received_at) FILTER (WHERE r.stat IN
+               ('UNDELIV', 'EXPIRED', 'REJECTD', 'DELETED', 'UNKNOWN')))[1] AS smsc
     FROM receipts r
     WHERE r.broadcast_id = $1 AND r.match = 'matched'
-      AND r.stat IN ('UNDELIV', 'EXPIRED', 'REJECTD', 'DELETED', 'UNKNOWN')
-      AND NOT EXISTS (
-          SELECT 1 FROM receipts ok
-          WHERE ok.broadcast_id = $1 AND ok.msisdn = r.msisdn AND ok.part = r.part
-            AND ok.match = 'matched' AND ok.stat = 'DELIVRD')
-    ORDER BY r.msisdn, r.part, r.received_at
+    GROUP BY r.msisdn, r.part
+    HAVING NOT bool_or(r.stat = 'DELIVRD')
+       AND bool_or(r.stat IN ('UNDELIV', 'EXPIRED', 'REJECTD', 'DELETED', 'UNKNOWN'))
 )
 SELECT coalesce(g.departement, s.departement, '?') AS departement,
        CASE WHEN g.group_no IS NULL THEN coalesce(s.lang, '?') END AS lang, g.lang AS text_lang,
@@ -221,15 +225,21 @@ WITH sent AS MATERIALIZED (
     -- Recipients with every part accepted, one of which a receipt says was not delivered (as
     -- report_undelivered reads a part: a final stat not a delivery, no DELIVRD): the first such
     -- stat received. Accepted is not delivered: the cell follows them up too.
-    SELECT DISTINCT ON (r.msisdn) r.msisdn, r.stat
-    FROM receipts r
-    WHERE r.broadcast_id = $1 AND r.match = 'matched'
-      AND r.stat IN ('UNDELIV', 'EXPIRED', 'REJECTD', 'DELETED', 'UNKNOWN')
-      AND NOT EXISTS (
-          SELECT 1 FROM receipts ok
-          WHERE ok.broadcast_id = $1 AND ok.msisdn = r.msisdn AND ok.part = r.part
-            AND ok.match = 'matched' AND ok.stat = 'DELIVRD')
-    ORDER BY r.msisdn, r.received_at
+    -- (A group per part, then per recipient: no anti-join, as report_undelivered.)
+    SELECT p.msisdn, (array_agg(p.stat ORDER BY p.first_at))[1] AS stat
+    FROM (
+        SELECT r.msisdn, r.part,
+               (array_agg(r.stat ORDER BY r.received_at) FILTER (WHERE r.stat IN
+                   ('UNDELIV', 'EXPIRED', 'REJECTD', 'DELETED', 'UNKNOWN')))[1] AS stat,
+               min(r.received_at) FILTER (WHERE r.stat IN
+                   ('UNDELIV', 'EXPIRED', 'REJECTD', 'DELETED', 'UNKNOWN')) AS first_at
+        FROM receipts r
+        WHERE r.broadcast_id = $1 AND r.match = 'matched'
+        GROUP BY r.msisdn, r.part
+        HAVING NOT bool_or(r.stat = 'DELIVRD')
+           AND bool_or(r.stat IN ('UNDELIV', 'EXPIRED', 'REJECTD', 'DELETED', 'UNKNOWN'))
+    ) p
+    GROUP BY p.msisdn
 )
 SELECT x.msisdn, coalesce(g.departement, s.departement, '?') AS departement, s.commune,
        coalesce(s.lang, g.lang, '?') AS lang, x.last_status,
