@@ -38,6 +38,19 @@ async def db(db_dsn: str) -> AsyncIterator[asyncpg.Pool]:
     await pool.close()
 
 
+def test_a_percentile_is_never_above_the_largest_delay() -> None:
+    """The percentiles are a bucket's middle: above the largest delay seen when it fell low in
+    its bucket (`status` said p50 14.7 s, max 14.05 s)."""
+    top = 1000  # one delay of 14.05 s, in the bucket whose middle is above it
+    bucket = math.floor(math.log(14.05 / rollups.BUCKET_BASE_S) / math.log(rollups.BUCKET_RATIO))
+    estimate = rollups.percentile([(bucket, top)], 0.5)
+    assert estimate is not None and estimate > 14.05
+    assert rollups._at_most(estimate, 14.05) == 14.05
+    assert rollups._at_most(1.23456, 14.05) == 1.235
+    assert rollups._at_most(None, 14.05) is None
+    assert rollups._at_most(1.5, None) == 1.5
+
+
 def test_recipient_delta_counts_each_recipient_once_across_flushes() -> None:
     first = [(1, 1, 2, 0)]  # part 1 of 2 accepted
     assert rollups.recipient_delta([], first) == (1, 0, 0, 0)
@@ -110,6 +123,9 @@ async def test_rollups_equal_a_full_recount_after_retries_a_crash_duplicates_and
     assert {k.split("|")[1] for k in counted["outcomes"]} >= {"0", str(0x0B)}
     assert status["accepted"] == counted["recipients"]["accepted"]
     assert {s: r["count"] for s, r in status["receipts"].items()} == counted["receipts"]
+    for stat, r in status["receipts"].items():  # estimated, never above what was seen
+        assert r["p50_s"] <= r["p95_s"] <= r["max_s"], stat
+        assert r["p95_s"] == round(r["p95_s"], 3)
     # Per area too (the console map's delivered share): each stat's parts, split by département.
     by_area = counted["receipt_areas"]
     assert {key.split("|")[0] for key in by_area} == {"75", "13"}
