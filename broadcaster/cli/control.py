@@ -11,6 +11,7 @@ import contextlib
 import signal
 import threading
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 from broadcaster.afteraction.build import reason_of_code
@@ -32,6 +33,7 @@ from broadcaster.cli.options import (
 )
 from broadcaster.commands import broadcasts as commands
 from broadcaster.commands import reports
+from broadcaster.domain.localtime import local, zone_for
 from broadcaster.domain.states import FINAL, Action
 from broadcaster.engine.runner import LEASE_SECONDS
 from broadcaster.errors import EXIT_OK, EXIT_PARTIAL, ConfigError
@@ -135,8 +137,8 @@ def _positive_seconds(raw: str) -> float:
 
 async def _cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     async with command_context(settings, migrate=False) as ctx:
-        status = await commands.status(ctx, cli_caller(), args.broadcast_id)
-    emit(args, status, _status_text(status))
+        status, names, zone = await commands.status_for_people(ctx, cli_caller(), args.broadcast_id)
+    emit(args, status, _status_text(status, names, zone))
     return _exit_of(status)
 
 
@@ -198,18 +200,28 @@ def _exit_of(status: dict[str, Any]) -> int:
     return EXIT_PARTIAL if status["failed"] or unsent else EXIT_OK
 
 
-def _status_text(s: dict[str, Any]) -> str:
+def _status_text(s: dict[str, Any], names: dict[str, str], zone: str) -> str:
+    """`status` for a person: the areas by name, times in their zone (`--json`: UTC)."""
     marker = "LIVE" if s["kind"] == "live" else "DRILL (exercise)"
+
+    def at(iso: str | None) -> str:
+        return local(datetime.fromisoformat(iso) if iso else None, zone)
+
+    areas = ", ".join(f"{name} ({code})" for code, name in sorted(names.items()))
     lines = [
         f"broadcast {s['broadcast_id']} [{marker}] {s['template']}: {s['state']}"
         + (f", waiting for {s['waiting_for']}" if s.get("waiting_for") else ""),
+        f"  areas: {areas or '-'}",
         f"  {s['recipients']:,} recipients in {s['parts']:,} SMS parts, "
         f"chunks {s['chunks_done']}/{s['chunks_total']}",
         f"  recipients: {s['accepted']:,} accepted (every part), {s['failed']:,} failed; "
         f"parts possibly sent twice: {s['possibly_sent_twice']:,} "
         f"({s['resent_in_flight']:,} resent after a loss or a timeout, "
         f"{s['duplicates']:,} recorded twice)",
-        f"  created {s['created_at']} by {s['created_by']}, expires {s['expires_at']}",
+        f"  created {at(s['created_at'])} by {s['created_by']}"
+        + (f", approved by {s['approved_by']}" if s.get("approved_by") else ""),
+        f"  started {at(s.get('started_at'))}, finished {at(s.get('finished_at'))}, "
+        f"expires {at(s['expires_at'])}",
     ]
     for status, n in s["failed_by_status"].items():
         lines.append(f"  parts failed with {reason_of_code(status)} ({status}): {n:,}")
@@ -273,15 +285,27 @@ def _action_text(s: dict[str, Any]) -> str:
 async def _cmd_list(args: argparse.Namespace, settings: Settings) -> int:
     async with command_context(settings, migrate=False) as ctx:
         rows = await commands.list_recent(ctx, cli_caller(), args.limit)
-    lines = [f"{'id':>6} {'kind':<5} {'state':<17} {'template':<10} {'recipients':>11} created"]
-    lines += [
-        f"{r['id']:>6} {'LIVE' if r['kind'] == 'live' else 'DRILL':<5} {r['state']:<17} "
-        f"{r['template']:<10} "
-        f"{r['recipients']:>11,} {r['created_at']}"
-        for r in rows
-    ]
-    emit(args, {"broadcasts": rows}, "\n".join(lines))
+    emit(args, {"broadcasts": rows}, _list_text(rows, settings.display_timezone))
     return EXIT_OK
+
+
+def _list_text(rows: list[dict[str, Any]], configured: str) -> str:
+    """One line per broadcast: where (its départements) and when (created, in their zone)."""
+    lines = [
+        f"{'id':>6} {'kind':<5} {'state':<17} {'template':<10} {'recipients':>11} "
+        f"{'created':<40} areas"
+    ]
+    for r in rows:
+        departements = list(r.get("departements") or ())
+        created = local(datetime.fromisoformat(r["created_at"]), zone_for(departements, configured))
+        where = ", ".join(departements[:8]) + (
+            f" +{len(departements) - 8}" if len(departements) > 8 else ""
+        )
+        lines.append(
+            f"{r['id']:>6} {'LIVE' if r['kind'] == 'live' else 'DRILL':<5} {r['state']:<17} "
+            f"{r['template']:<10} {r['recipients']:>11,} {created:<40} {where or '-'}"
+        )
+    return "\n".join(lines)
 
 
 async def _cmd_worker(args: argparse.Namespace, settings: Settings) -> int:

@@ -25,6 +25,7 @@ from broadcaster.commands.planning import (
     make_plan,
 )
 from broadcaster.domain.caller import Caller
+from broadcaster.domain.localtime import recipients_by_departement, zone_for
 from broadcaster.domain.requests import DEFAULT_EXPIRY, BroadcastRequest
 from broadcaster.domain.states import FINAL, Action, applies, refuse
 from broadcaster.errors import ConflictError, ForbiddenError, InputError
@@ -32,6 +33,7 @@ from broadcaster.planning import Plan
 from broadcaster.settings import Settings
 from broadcaster.store import audit
 from broadcaster.store import broadcasts as store
+from broadcaster.store import reports as store_reports
 from broadcaster.store.database import Conn
 
 log = structlog.get_logger(__name__)
@@ -432,6 +434,21 @@ async def status(ctx: Context, caller: Caller, broadcast_id: int) -> dict[str, A
     async with ctx.db.acquire() as conn:
         await authorize(conn, caller, "getBroadcast", subject(broadcast_id))
         return await store.progress(conn, broadcast_id)
+
+
+async def status_for_people(
+    ctx: Context, caller: Caller, broadcast_id: int
+) -> tuple[dict[str, Any], dict[str, str], str]:
+    """`status`, with what a person reading it needs beside: the areas by name ({département:
+    name}) and the zone to read its times in (that of most of its recipients, or the
+    configured one)."""
+    async with ctx.db.acquire() as conn:
+        await authorize(conn, caller, "getBroadcast", subject(broadcast_id))
+        status = await store.progress(conn, broadcast_id)
+        groups = [dict(r) for r in await store.groups(conn, broadcast_id)]
+        names = await store_reports.area_names(conn, broadcast_id)
+    zone = zone_for(recipients_by_departement(groups), ctx.settings.display_timezone)
+    return status, names, zone
 
 
 async def report(ctx: Context, caller: Caller, broadcast_id: int) -> dict[str, Any]:

@@ -39,10 +39,15 @@ class ReportRows:
     delivered_curve: dict[int, int] = field(default_factory=dict)
 
 
-async def rows(conn: Conn, broadcast_id: int, planned_parts: int) -> ReportRows:
-    areas = {
+async def area_names(conn: Conn, broadcast_id: int) -> dict[str, str]:
+    """{département: name} of the broadcast's groups."""
+    return {
         r["departement"]: r["name"] for r in await conn.fetch(queries["report_areas"], broadcast_id)
     }
+
+
+async def rows(conn: Conn, broadcast_id: int, planned_parts: int) -> ReportRows:
+    areas = await area_names(conn, broadcast_id)
     by_area = [dict(r) for r in await conn.fetch(queries["report_by_area_lang"], broadcast_id)]
     failures = [
         dict(r) for r in await conn.fetch(queries["report_failures_by_area_lang"], broadcast_id)

@@ -60,7 +60,7 @@ def test_a_send_without_a_receiving_bind_says_delivery_is_still_unknown(
     assert status["receipts_awaited"] == sent["parts"]
     assert (
         f"  {sent['parts']:,} parts still await a receipt; no process is bound to receive them"
-        in _status_text(status)
+        in _status_text(status, {}, "Europe/Paris")
     )
     report = cli("report", str(sent["broadcast_id"]))
     assert _report_human(report, report["after_action"]).endswith(

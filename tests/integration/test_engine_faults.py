@@ -269,7 +269,7 @@ async def test_parts_possibly_sent_twice_are_recorded_and_reported(
     assert status["resent_in_flight"] == flagged
     assert status["duplicates"] == 0  # no row recorded twice: the rows alone would say 0
     assert status["possibly_sent_twice"] == flagged
-    assert f"parts possibly sent twice: {flagged:,}" in _status_text(status)
+    assert f"parts possibly sent twice: {flagged:,}" in _status_text(status, {}, "Europe/Paris")
     report = await asyncio.to_thread(cli, "report", str(broadcast_id))
     assert report["possibly_sent_twice"] == flagged
     shown = snapshot(status, None, None, "en")

@@ -8,7 +8,7 @@ import pytest
 
 from broadcaster.cli.api import _audit_text
 from broadcaster.cli.broadcasts import _demo_text, _report_text
-from broadcaster.cli.control import _exit_of, _status_text
+from broadcaster.cli.control import _exit_of, _list_text, _status_text
 from broadcaster.errors import EXIT_OK, EXIT_PARTIAL
 from broadcaster.store.broadcasts import UNITS
 
@@ -37,7 +37,16 @@ STATUS: dict[str, Any] = {
 
 
 def test_status_labels_recipients_and_parts() -> None:
-    text = _status_text(STATUS)
+    text = _status_text(STATUS, {"13": "Bouches-du-Rhône", "974": "La Réunion"}, "Europe/Paris")
+    # The areas by name; times in the zone of the areas (UTC stays in --json), to the second.
+    assert "  areas: Bouches-du-Rhône (13), La Réunion (974)" in text
+    assert "created 2026-12-06 04:00:00 CET (Europe/Paris) by cli:root" in text
+    assert "started -, finished -, expires 2026-12-06 06:00:00 CET (Europe/Paris)" in text
+    assert "+00:00" not in text and "approved by" not in text
+    approved = {**STATUS, "approved_by": "bob", "started_at": "2026-12-06T03:00:01+00:00"}
+    text_974 = _status_text(approved, {}, "Indian/Reunion")
+    assert "by cli:root, approved by bob" in text_974
+    assert "started 2026-12-06 07:00:01 +04 (Indian/Reunion)" in text_974
     assert "1,200 recipients in 2,400 SMS parts" in text
     assert "recipients: 1,190 accepted (every part), 10 failed; " in text
     assert (
@@ -107,3 +116,32 @@ def test_an_audit_filter_that_leaves_nothing_does_not_say_the_log_is_empty() -> 
     entry = {"id": 7, "at": "t", "actor": "cli:root", "action": "pause", "subject": None}
     line = _audit_text([{**entry, "details": {}}], 8)
     assert line.split() == ["7", "t", "cli:root", "pause", "-"]
+
+
+def test_list_says_where_and_when_in_the_areas_zone() -> None:
+    rows = [
+        {
+            "id": 9,
+            "kind": "live",
+            "state": "running",
+            "template": "outage",
+            "recipients": 90_100,
+            "created_at": "2026-12-06T03:00:00+00:00",
+            "departements": ["974"],
+        },
+        {
+            "id": 8,
+            "kind": "drill",
+            "state": "completed",
+            "template": "drill",
+            "recipients": 7,
+            "created_at": "2026-12-06T03:00:00+00:00",
+            "departements": [str(d) for d in range(10, 21)],
+        },
+    ]
+    lines = _list_text(rows, "").splitlines()
+    assert lines[0].split()[-2:] == ["created", "areas"]
+    assert "2026-12-06 07:00:00 +04 (Indian/Reunion)" in lines[1] and lines[1].endswith(" 974")
+    assert "2026-12-06 04:00:00 CET (Europe/Paris)" in lines[2]
+    assert lines[2].endswith("10, 11, 12, 13, 14, 15, 16, 17 +3")
+    assert "UTC" in _list_text(rows, "UTC").splitlines()[1]
