@@ -25,6 +25,7 @@ from broadcaster.commands.planning import make_plan, plan_as_json, refuse_unsend
 from broadcaster.domain.caller import Caller
 from broadcaster.domain.requests import BroadcastRequest
 from broadcaster.domain.states import Action
+from broadcaster.engine import heartbeat
 from broadcaster.engine.engine import Engine
 from broadcaster.engine.runner import RunStats
 from broadcaster.errors import BroadcasterError, InputError
@@ -179,7 +180,8 @@ class _Runs:
         engine = Engine(db, smscs)
         if watcher is not None:
             watcher.attached(engine)
-        async with engine:
+        # Alive for `status` (its binds receive the receipts), as a process taking no other work.
+        async with engine, heartbeat.alive(engine, takes_work=False):
             runs = await engine.run_to_end(broadcast_id, watcher.progress if watcher else None)
         stats = runs[-1] if runs else RunStats(broadcast_id, state="not runnable")
         assert engine.pool is not None

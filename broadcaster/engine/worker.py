@@ -14,21 +14,20 @@ from collections.abc import Callable, Sequence
 import asyncpg
 import structlog
 
+from broadcaster.engine import heartbeat
 from broadcaster.engine.engine import Engine
 from broadcaster.engine.runner import LEASE_SECONDS, RunStats
 from broadcaster.settings import SmscConfig
 from broadcaster.smpp.pool import SmppPool
 from broadcaster.store import broadcasts as store
-from broadcaster.store import chunks, workers
-from broadcaster.store.database import DATABASE_UNAVAILABLE, connection_lost, until_answered
+from broadcaster.store import chunks
+from broadcaster.store.database import connection_lost, until_answered
 
 log = structlog.get_logger(__name__)
 
 IDLE_POLL = 0.5
 MAX_CONCURRENT = 8
 """Broadcasts of one priority a worker sends side by side, at most."""
-HEARTBEAT_S = 5.0
-"""How often a worker says it is alive (`store.workers.ALIVE_S` later, it is taken for gone)."""
 
 
 class Worker:
@@ -64,17 +63,10 @@ class Worker:
     async def run(self, until_idle: bool = False) -> list[RunStats]:
         """Bind, then work until `stop()` (with `until_idle`, until no runnable broadcast has
         work left: chunks other workers hold count, since a dead one's are taken up when their
-        lease expires), then unbind. While it lives it says so (a heartbeat every HEARTBEAT_S): a
+        lease expires), then unbind. While it lives it says so (`heartbeat.alive`): a
         broadcast waiting for a worker can tell whether one is running."""
-        async with self.engine:
-            beating = asyncio.create_task(self._heartbeat())
-            try:
-                await self._work(until_idle)
-            finally:
-                beating.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await beating
-                await self._leave()
+        async with self.engine, heartbeat.alive(self.engine, takes_work=True):
+            await self._work(until_idle)
         return self.runs
 
     async def _work(self, until_idle: bool) -> None:
@@ -181,34 +173,6 @@ class Worker:
             fut.cancel()
         if answered.done() and not answered.cancelled():
             log.info("worker_database_back", waited_s=round(answered.result(), 3))
-
-    async def _heartbeat(self) -> None:
-        """Say this worker is alive, and what it sends, until cancelled; a database that does
-        not answer costs a missed beat, not the worker."""
-        while True:
-            try:
-                receivers, problems = self._bind_facts()
-                async with self.db.acquire() as conn:
-                    await workers.heartbeat(
-                        conn, self.engine.name, self.engine.running, receivers, problems
-                    )
-            except DATABASE_UNAVAILABLE as exc:
-                log.warning("worker_heartbeat_failed", error=f"{type(exc).__name__}: {exc}")
-            await asyncio.sleep(HEARTBEAT_S)
-
-    def _bind_facts(self) -> tuple[int, list[str]]:
-        """Binds up that get receipts, and what is wrong with the SMSCs, for the heartbeat."""
-        pool = self.pool
-        if pool is None:
-            return 0, []
-        health = pool.health()
-        problems = [f"smsc {h.name}: {p}" for h in health for p in h.problems]
-        return sum(h.receivers_up for h in health), problems
-
-    async def _leave(self) -> None:
-        with contextlib.suppress(*DATABASE_UNAVAILABLE):
-            async with self.db.acquire() as conn:
-                await workers.gone(conn, self.engine.name)
 
     async def _idle(self) -> None:
         with contextlib.suppress(TimeoutError):

@@ -17,10 +17,14 @@ async def heartbeat(
     running: Sequence[int],
     receivers: int = 0,
     problems: Sequence[str] = (),
+    takes_work: bool = True,
 ) -> None:
     """Alive, sending `running`, with `receivers` binds up that get receipts, and what is wrong
-    with its SMSCs (`problems`, in words)."""
-    await conn.execute(queries["worker_heartbeat"], name, list(running), receivers, list(problems))
+    with its SMSCs (`problems`, in words); `takes_work`: any runnable broadcast (a worker), or
+    only its own (a one-shot `send`, not counted as a worker by `alive`)."""
+    await conn.execute(
+        queries["worker_heartbeat"], name, list(running), receivers, list(problems), takes_work
+    )
 
 
 async def gone(conn: Conn, name: str) -> None:
@@ -29,7 +33,7 @@ async def gone(conn: Conn, name: str) -> None:
 
 
 async def alive(conn: Conn) -> int:
-    """Workers seen in the last ALIVE_S seconds."""
+    """Workers seen in the last ALIVE_S seconds that take any runnable broadcast."""
     return int(await conn.fetchval(queries["workers_alive"], ALIVE_S))
 
 

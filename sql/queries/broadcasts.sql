@@ -209,11 +209,13 @@ ORDER BY s.msisdn
 
 -- name: worker_heartbeat
 -- A worker is alive ($1 its name) and sending the broadcasts $2; $3 of its binds are up and can
--- receive receipts; $4 what is wrong with its SMSCs, in words.
-INSERT INTO workers (name, running, receivers, smsc_problems)
-VALUES ($1, $2::bigint[], $3, $4::text[])
+-- receive receipts; $4 what is wrong with its SMSCs, in words; $5 whether it takes any runnable
+-- broadcast (a worker, `serve`) or only its own (a one-shot `send`).
+INSERT INTO workers (name, running, receivers, smsc_problems, takes_work)
+VALUES ($1, $2::bigint[], $3, $4::text[], $5)
 ON CONFLICT (name) DO UPDATE SET seen_at = now(), running = excluded.running,
-    receivers = excluded.receivers, smsc_problems = excluded.smsc_problems;
+    receivers = excluded.receivers, smsc_problems = excluded.smsc_problems,
+    takes_work = excluded.takes_work;
 
 -- name: workers_receiving
 -- Binds up that can receive receipts, over the workers seen in the last $1 seconds.
@@ -229,8 +231,9 @@ WHERE seen_at > now() - make_interval(secs => $1) ORDER BY problem;
 DELETE FROM workers WHERE name = $1;
 
 -- name: workers_alive
--- Workers seen in the last $1 seconds.
-SELECT count(*)::int FROM workers WHERE seen_at > now() - make_interval(secs => $1);
+-- Workers seen in the last $1 seconds that take any runnable broadcast (not a one-shot `send`).
+SELECT count(*)::int FROM workers
+WHERE seen_at > now() - make_interval(secs => $1) AND takes_work;
 
 -- name: runnable_broadcasts
 -- Broadcasts with work nobody holds, most urgent first ($1: the runnable states).

@@ -8,7 +8,11 @@ receive them. With no SMSC listening, `send --json` still prints one JSON object
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import socket
+import subprocess
+import sys
 from typing import Any
 
 import asyncpg
@@ -18,6 +22,7 @@ from fixtures_cli import Cli
 from broadcaster.cli.broadcasts import _report_text
 from broadcaster.cli.control import _report_human, _status_text
 from broadcaster.importer import seed_synthetic
+from broadcaster.store import workers
 from loadtest.common import mock_smsc_process
 
 
@@ -100,3 +105,58 @@ def test_send_json_with_no_bind_up_still_prints_its_json_object(
     assert out["kind"] == "BindError"
     assert "no bind to any SMSC came up" in out["error"]
     assert out["exit_code"] == 1
+
+
+def test_a_send_says_it_is_bound_to_receive_while_it_runs_and_is_no_worker(
+    cli: Cli, seeded: str
+) -> None:
+    """While a one-shot `send` runs, `status` counts its binds as up to receive the receipts
+    (it said "no process is bound to receive them" of the receipts it was receiving), and a
+    broadcast waiting for a worker does not count it as one; once it ends, it is gone."""
+    with mock_smsc_process("--receipts", "--tps", "300") as port:
+        env = {
+            **os.environ,
+            "DATABASE_URL": seeded,
+            "BROADCASTER_SMSC_URL": f"smpp://t:pw@127.0.0.1:{port}?binds=2",
+            "BROADCASTER_LOG_LEVEL": "warning",
+        }
+        target = ["--area", "dep:13", "--template", "outage"]
+        expected = cli("preview", *target)["recipients"]
+        send = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "broadcaster", "--json", "send", *target, "--yes"),
+                *("--expect-recipients", str(expected)),
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+
+        async def watch() -> list[tuple[int, int, bool]]:
+            """(binds receiving, workers alive, a row still there) while the send runs."""
+            conn = await asyncpg.connect(seeded)
+            seen: list[tuple[int, int, bool]] = []
+            try:
+                while send.poll() is None:
+                    seen.append(
+                        (
+                            await workers.receiving(conn),
+                            await workers.alive(conn),
+                            bool(await conn.fetchval("SELECT count(*) FROM workers")),
+                        )
+                    )
+                    await asyncio.sleep(0.05)
+                seen.append((await workers.receiving(conn), await workers.alive(conn), False))
+                left = await conn.fetchval("SELECT count(*) FROM workers")
+            finally:
+                await conn.close()
+            assert left == 0  # gone when it ended
+            return seen
+
+        seen = asyncio.run(watch())
+        out, err = send.communicate(timeout=60)
+    assert send.returncode == 0, err
+    assert json.loads(out.decode().strip().splitlines()[-1])["state"] == "completed"
+    running = [s for s in seen if s[2]]
+    assert running, "the send's heartbeat never showed"
+    assert all(receiving == 2 and alive == 0 for receiving, alive, _ in running), running
