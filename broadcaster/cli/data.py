@@ -88,7 +88,8 @@ def register(commands: Commands) -> None:
         _cmd_subscribers_synth,
         epilog="example:\n  broadcaster subscribers synth 1000000 --seed 7",
         description="Add N synthetic subscribers (French mobile numbers, spread over the "
-        "départements by population, 5 languages, 0.1%% in the test group), numbered after "
+        "départements by population, 5 languages, 0.1% in the test group and at least one per "
+        "département, for drills), numbered after "
         "those already there. Several hundred thousand rows/s into an empty index.",
     )
     synth.add_argument("count", type=int, help="how many subscribers")

@@ -53,7 +53,7 @@ def register(commands: Commands) -> None:
         _cmd_cells_synth,
         epilog="example:\n  broadcaster cells synth --sites 100000   # 300,000 cells",
         description="Add about 3 x SITES synthetic sectors (three 120° sectors a site), spread "
-        "over the départements by population: 60%% of the sites clustered around a point of "
+        "over the départements by population: 60% of the sites clustered around a point of "
         "each département (city cells of 0.5-2 km), the rest over its outline (3-10 km).",
     )
     flag(synth, "--sites", env="BROADCASTER_CELL_SITES", type=int, default=2000, help="sites")

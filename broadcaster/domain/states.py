@@ -75,14 +75,26 @@ def refuse(action: Action, broadcast_id: int, current: str) -> ConflictError:
     return ConflictError(
         f"cannot {action} broadcast {broadcast_id}: it is {current}"
         + (f" (only from {', '.join(sorted(sources))})" if current not in FINAL else "")
+        + (f"; {APPROVE_WHERE.format(id=broadcast_id)}" if current == "pending_approval" else "")
     )
 
 
-def waiting_for(state: str, workers_alive: int, ahead: list[int]) -> str | None:
+APPROVE_WHERE = (
+    "a second person approves it in the console (Approvals) or with POST "
+    "/v1/broadcasts/{id}/approve and an approver's token"
+)
+"""Where a broadcast awaiting approval is approved (the CLI does not: its user is one person)."""
+
+
+def waiting_for(
+    state: str, workers_alive: int, ahead: list[int], broadcast_id: int | str = "ID"
+) -> str | None:
     """What a broadcast that is not sending waits for, in words (None: it is not waiting):
     a second person, a worker (saying when none is running), or more urgent broadcasts."""
     if state == "pending_approval":
-        return "approval by a second person (an approver or an admin)"
+        return "approval by a second person (an approver or an admin): " + APPROVE_WHERE.format(
+            id=broadcast_id
+        )
     if state != "approved":
         return None
     if not workers_alive:

@@ -266,7 +266,7 @@ async def progress(conn: Conn, broadcast_id: int) -> dict[str, Any]:
     if row["state"] in ("pending_approval", "approved"):
         alive = await workers.alive(conn)
         ahead = await ahead_of(conn, broadcast_id) if row["state"] == "approved" else []
-        waiting = waiting_for(row["state"], alive, ahead)
+        waiting = waiting_for(row["state"], alive, ahead, broadcast_id)
     return {
         "broadcast_id": broadcast_id,
         "kind": row["kind"],

@@ -621,6 +621,19 @@ async def test_cancel_needs_no_approval_and_works_while_pending(api: Api) -> Non
     assert "it is cancelled" in again.error["message"]
 
 
+async def test_resuming_a_broadcast_awaiting_approval_says_where_it_is_approved(api: Api) -> None:
+    """`resume` of a broadcast awaiting its second person said only "only from paused"; it says
+    where a second person approves it (the CLI cannot: its user is one person)."""
+    pending = await api.create(LIVE_75, as_="alice")
+    resume = await api.call("POST", f"/v1/broadcasts/{pending}/resume", as_="bob")
+    assert resume.status == 409
+    message = resume.error["message"]
+    assert "it is pending_approval (only from paused)" in message
+    assert f"POST /v1/broadcasts/{pending}/approve" in message and "console" in message
+    status = await api.call("GET", f"/v1/broadcasts/{pending}", as_="alice")
+    assert f"/v1/broadcasts/{pending}/approve" in status.body["waiting_for"]
+
+
 async def test_pause_and_resume_follow_the_state_machine(api: Api) -> None:
     broadcast_id = await api.create(LIVE_92)
     resume = await api.call("POST", f"/v1/broadcasts/{broadcast_id}/resume", as_="bob")

@@ -63,6 +63,12 @@ def test_no_help_teaches_a_fictional_number_for_a_live_send() -> None:
     assert not [h.splitlines()[0] for h in helps if re.search(r"01 99 00 \d\d", h)]
 
 
+def test_no_help_shows_a_doubled_percent_sign() -> None:
+    """argparse formats `help` (%% is %) but not `description`: "0.1%%" was shown as is."""
+    helps = [p.format_help() for p in _parsers(build_parser())]
+    assert not [h.splitlines()[0] for h in helps if "%%" in h]
+
+
 def test_the_database_url_is_taken_after_the_command_too() -> None:
     """Put at the end of the line, it was refused ("unrecognized arguments"); after the command
     it wins over the one before it, as the nearer word."""
