@@ -194,9 +194,20 @@ def _timeline(inputs: Inputs) -> list[dict[str, Any]]:
     approved_at = approved.get("at") if approved else None
     if isinstance(approved_at, str):
         approved_at = datetime.fromisoformat(approved_at)
+    if approved is None and record["started_at"] is not None:
+        # Never awaited a second person (a CLI send, an API one below the threshold, a drill):
+        # approved as it was created, by its creator ("approved -" read as never approved).
+        approval = _event(
+            "approved when created (no second person required)",
+            record["created_at"],
+            zone,
+            by=record["created_by"],
+        )
+    else:
+        approval = _event("approved", approved_at, zone, by=record["approved_by"])
     events = [
         _event("created", record["created_at"], zone, by=record["created_by"]),
-        _event("approved", approved_at, zone, by=record["approved_by"]),
+        approval,
         _event("started", record["started_at"], zone),
         _event("first part", rows.first_part, zone),
     ]

@@ -149,7 +149,10 @@ async def test_the_report_of_a_cancelled_broadcast_lists_who_was_not_reached(
     homes = {str(r["departement"]): int(r["n"]) for r in rows}
     assert homes["13"] > homes["974"]
     assert report["time_zone"] == "Europe/Paris"
-    created = report["timeline"][0]
+    created, approval = report["timeline"][:2]
+    # Created approved (no second person needed here): said so, not "approved -".
+    assert approval["event"] == "approved when created (no second person required)"
+    assert approval["at"] == created["at"] and approval["by"] == created["by"]
     assert created["at"].endswith("+00:00") and "(Europe/Paris)" in created["at_local"]
     assert "not reached" in render_text(report)
     page = render_html(report)
