@@ -69,6 +69,8 @@ class Plan:
     fictional: Mapping[str, str] = field(default_factory=dict)
     """The operator's phone variables (`--var`, the API's, the console's) whose value is in the
     range reserved for fiction (01 99 00 xx xx): nobody answers it; a live send refuses them."""
+    expires_in_s: float | None = None
+    """Seconds from its creation to its expiry (what is not sent by then never is)."""
 
     @property
     def recipients(self) -> int:
@@ -81,6 +83,19 @@ class Plan:
     def eta_seconds(self, parts_per_second: float) -> float | None:
         """Time to submit every part at the pool's contracted rate (None: no limit known)."""
         return self.parts / parts_per_second if parts_per_second > 0 else None
+
+    def expiry_notes(self, parts_per_second: float) -> list[str]:
+        """Said when it expires before it can all be sent at the contracted rate (a 5 s expiry
+        over a 35 s send was taken without a word, and most were never sent)."""
+        eta = self.eta_seconds(parts_per_second)
+        if eta is None or self.expires_in_s is None or eta <= self.expires_in_s:
+            return []
+        share = self.expires_in_s / eta
+        return [
+            f"it expires {self.expires_in_s:,.0f} s after it is created, before its ETA of "
+            f"{eta:,.0f} s at the contracted rate: about {1 - share:.0%} of its parts would "
+            "never be sent (set a longer expiry: --expires-in)"
+        ]
 
     def language_notes(self) -> list[str]:
         """Every group whose text is not (all) in its recipients' language."""

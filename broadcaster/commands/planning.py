@@ -66,7 +66,7 @@ async def make_plan(conn: Conn, settings: Settings, request: BroadcastRequest) -
         gsm_safe=request.gsm_safe,
         placeholders=area.placeholders,
     )
-    return replace(plan, presence=resolved.summary)
+    return replace(plan, presence=resolved.summary, expires_in_s=request.expires_in.total_seconds())
 
 
 async def reach(
@@ -198,7 +198,7 @@ def plan_as_json(plan: Plan, parts_per_second: float) -> dict[str, Any]:
         "recipients": plan.recipients,
         "parts": plan.parts,
         "eta_seconds": plan.eta_seconds(parts_per_second),
-        "warnings": list(plan.warnings),
+        "warnings": [*plan.warnings, *plan.expiry_notes(parts_per_second)],
         "placeholders": {name: list(deps) for name, deps in plan.placeholders.items()},
         "fictional": dict(plan.fictional),
         "presence": None if plan.presence is None else plan.presence.as_json(),

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
+from broadcaster.commands.planning import plan_as_json
 from broadcaster.errors import InputError, TemplateError
 from broadcaster.planning import plan_broadcast
 from broadcaster.settings import PROJECT_ROOT
@@ -121,3 +124,28 @@ def test_missing_variable_and_empty_target_are_refused() -> None:
         _plan({("75", "fr"): 1}, template="update")
     with pytest.raises(InputError, match="no subscriber"):
         _plan({})
+
+
+def test_an_expiry_before_the_eta_is_said_in_the_preview() -> None:
+    """`--expires-in 5s` over a 35 s send was taken without a word, and most recipients were
+    never sent to: the preview says how much would never be sent."""
+    plan = plan_broadcast(
+        catalogue=CATALOGUE,
+        scenario=CATALOGUE.scenario("outage"),
+        target=resolve_target([parse_area("region:11")], INDEX),
+        index=INDEX,
+        counts={("75", "fr"): 3500},
+        area_variables=AREA_VARS,
+        variables={},
+        max_parts=3,
+    )
+    parts = plan.parts
+    assert parts > 0
+    short = replace(plan, expires_in_s=5.0)
+    (note,) = short.expiry_notes(parts / 35)  # an ETA of 35 s
+    assert note.startswith("it expires 5 s after it is created, before its ETA of 35 s")
+    assert "about 86% of its parts would never be sent" in note and "--expires-in" in note
+    assert plan_as_json(short, parts / 35)["warnings"][-1] == note
+    assert replace(plan, expires_in_s=35.0).expiry_notes(parts / 35) == []
+    assert short.expiry_notes(0) == []  # no contracted rate: no ETA to compare with
+    assert plan.expiry_notes(parts / 35) == []  # no expiry known
