@@ -2,7 +2,7 @@
 
 `exit_code` is what the CLI returns when an error of that family ends a command:
 0 ok, 1 failure, 2 bad input or configuration (nothing was sent), 3 partially delivered,
-130 interrupted (Ctrl-C).
+4 not known yet (a drill's delivery window still open), 130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_BAD_INPUT = 2
 EXIT_PARTIAL = 3
+EXIT_NOT_YET = 4
+"""Not known yet: a drill read while its delivery window is open (read it again after)."""
 EXIT_INTERRUPTED = 130
 
 

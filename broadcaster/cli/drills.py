@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from broadcaster.cli.options import (
     Commands,
@@ -27,8 +27,18 @@ from broadcaster.cli.options import (
     record_id,
     switch,
 )
-from broadcaster.errors import EXIT_OK, EXIT_PARTIAL, BroadcasterError, ConfigError, InputError
+from broadcaster.errors import (
+    EXIT_NOT_YET,
+    EXIT_OK,
+    EXIT_PARTIAL,
+    BroadcasterError,
+    ConfigError,
+    InputError,
+)
 from broadcaster.settings import Settings
+
+if TYPE_CHECKING:
+    from broadcaster.drills.report import DrillReport
 
 EXAMPLES_SCHEDULE = """\
 examples:
@@ -179,7 +189,8 @@ def register(commands: Commands) -> None:
         _cmd_report,
         epilog="examples:\n  broadcaster drill report 42\n"
         "  broadcaster drill report 42 --html /var/www/drills/42.html --json\n\n"
-        "Exit codes: 0 the drill passed its thresholds, 3 it failed them.",
+        "Exit codes: 0 the drill passed its thresholds, 3 it failed them, 4 not known yet (read\n"
+        "while its delivery window is open, only deliveries short: read it again after).",
     )
     report.add_argument("drill_id", type=record_id, metavar="ID", help="the drill's broadcast id")
     _html_options(report)
@@ -426,7 +437,14 @@ async def _cmd_report(args: argparse.Namespace, settings: Settings) -> int:
         {**report.to_json(), "html": html},
         render_report_text(report) + (f"\nHTML report: {html}" if html else ""),
     )
-    return EXIT_OK if report.passed else EXIT_PARTIAL
+    return _exit_of(report)
+
+
+def _exit_of(report: DrillReport) -> int:
+    """0 passed, 3 failed, 4 not known yet (its delivery window still open)."""
+    if report.passed:
+        return EXIT_OK
+    return EXIT_NOT_YET if report.pending else EXIT_PARTIAL
 
 
 async def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:

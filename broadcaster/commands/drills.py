@@ -26,6 +26,7 @@ from broadcaster.drills.report import DrillReport
 from broadcaster.drills.runs import Started, list_runs, load_report, start_drill
 from broadcaster.drills.schedules import DrillOverrides, ScheduleRequest
 from broadcaster.store import audit
+from broadcaster.store import drills as store_drills
 from broadcaster.store.database import Conn
 
 log = structlog.get_logger(__name__)
@@ -190,7 +191,14 @@ async def runs(
 
 
 async def report(ctx: Context, caller: Caller, drill_id: int) -> DrillReport:
-    """A drill's report, from its rows as they are now."""
+    """A drill's report, from its rows as they are now: pending (not failed) while its delivery
+    window is open and only deliveries fall short, unless its run was judged already (`drill
+    run --wait`, the scheduler: that verdict stands)."""
     async with ctx.db.acquire() as conn:
         await authorize(conn, caller, "getDrillReport", audit.subject_of("broadcast", drill_id))
-        return await load_report(conn, drill_id)
+        report = await load_report(conn, drill_id)
+        run = await store_drills.run_of_broadcast(conn, drill_id)
+        now = await conn.fetchval("SELECT now()")
+    if run is not None and run["verdict"] is not None:
+        return report
+    return report.judged_at(now)

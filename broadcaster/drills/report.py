@@ -22,8 +22,8 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 from typing import Any
 
 from broadcaster.errors import InputError
@@ -224,14 +224,37 @@ class DrillReport:
     checks: tuple[Check, ...]
     timeline: dict[str, tuple[tuple[float, int], ...]] = field(default_factory=dict)
     """Per SMSC: (seconds since the drill started, parts delivered so far), in time order."""
+    open_until: datetime | None = None
+    """The end of the delivery window, when the report was read before it (`judged_at`)."""
 
     @property
     def passed(self) -> bool:
         return all(c.passed for c in self.checks)
 
     @property
+    def pending(self) -> bool:
+        """Read before its delivery window ended, failing only on deliveries: receipts may
+        still come in time (a FAIL 30 s into a 300 s window was only early)."""
+        failures = self.failures
+        return (
+            self.open_until is not None
+            and bool(failures)
+            and all(c.name == "delivered_within" for c in failures)
+        )
+
+    @property
     def verdict(self) -> str:
-        return "pass" if self.passed else "fail"
+        if self.passed:
+            return "pass"
+        return "pending" if self.pending else "fail"
+
+    def judged_at(self, now: datetime) -> DrillReport:
+        """This report as read at `now`: pending while its delivery window is open."""
+        started = self.info.started_at
+        if started is None:
+            return self
+        end = started + timedelta(seconds=self.thresholds.delivery_within_s)
+        return replace(self, open_until=end if now < end else None)
 
     @property
     def failures(self) -> list[Check]:
@@ -243,6 +266,7 @@ class DrillReport:
             "drill_id": info.drill_id,
             "schedule": info.schedule,
             "verdict": self.verdict,
+            "open_until": _iso(self.open_until),
             "state": info.state,
             "template": info.template,
             "areas": list(info.areas),

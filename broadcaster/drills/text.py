@@ -30,7 +30,13 @@ def render_report_text(report: DrillReport) -> str:
         lines += [f"  not delivered: {k}: {v:,}" for k, v in problems.items()]
     failures = report.failures
     lines.append("")
-    if failures:
+    if report.pending and report.open_until is not None:
+        lines.append(
+            f"  PENDING: its delivery window is open until {report.open_until:%Y-%m-%d %H:%M:%S} "
+            "UTC; receipts may still come in time: read the report again after it"
+        )
+        lines += [f"  not yet {c.message}" for c in failures]
+    elif failures:
         lines += [f"  FAILED {c.message}" for c in failures]
     else:
         lines.append(f"  all {len(report.checks)} checks passed")

@@ -228,6 +228,24 @@ async def test_a_drill_losing_one_smscs_receipts_exits_3_and_raises_the_alarm(
     ] == "fail"
 
 
+async def test_a_drill_sent_and_read_within_its_window_is_pending_exit_4(
+    cli: Cli, start_mock: StartMock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`send --drill` then `drill report` at once, its receipts not all back: it said FAIL
+    (exit 3) 30 s into a 300 s window; it is pending (exit 4) until the window ends."""
+    _m, smsc = await start_mock(MockConfig(seed=3, receipts=True, receipt_drop_rate=1.0))
+    monkeypatch.setenv("BROADCASTER_SMSC_URL", f"smpp://bc:pw@127.0.0.1:{smsc.port}")
+    sent = await cli("send", *AREAS, "--template", "drill", "--drill", "--yes")
+    assert sent["state"] == "completed" and sent["accepted"] > 0
+    report = await cli("drill", "report", str(sent["broadcast_id"]), "--no-html", code=4)
+    assert report["verdict"] == "pending" and report["open_until"] is not None
+    assert all(f.split(": ", 1)[1].startswith("0.0%") for f in report["failures"])
+    text = await cli(
+        "drill", "report", str(sent["broadcast_id"]), "--no-html", code=4, json_out=False
+    )
+    assert ": PENDING;" in text and "its delivery window is open until" in text
+
+
 async def test_run_needs_an_smsc_unless_queued(cli: Cli, db_dsn: str) -> None:
     err = await cli("drill", "run", *AREAS, code=2)
     assert "no SMSC is configured" in err

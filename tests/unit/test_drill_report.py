@@ -15,6 +15,7 @@ from broadcaster.drills.report import (
     build_report,
     percentile,
 )
+from broadcaster.drills.text import render_report_text
 from broadcaster.errors import InputError
 
 T0 = datetime(2026, 12, 7, 11, 0, tzinfo=UTC)
@@ -202,3 +203,26 @@ def test_thresholds_round_trip() -> None:
     t = Thresholds(min_delivered_ratio=0.95, delivery_within_s=120, max_accept_p95_s=2)
     assert Thresholds.from_json(t.to_json()) == t
     assert Thresholds.from_json(None) == Thresholds()
+
+
+def test_a_drill_read_in_its_delivery_window_is_pending_not_failed() -> None:
+    """Read 30 s into a 300 s window with receipts still to come, a drill said FAIL (exit 3);
+    it is pending until the window ends, then fails if deliveries still fall short. A failure
+    that no receipt can mend (the broadcast not completed) fails at once."""
+    rows = [part(i, delivered_s=None) for i in range(10)]  # accepted, no receipt yet
+    report = build_report(info(10), rows, Thresholds(delivery_within_s=300))
+    assert report.verdict == "fail" and not report.pending
+    early = report.judged_at(T0 + timedelta(seconds=30))
+    assert early.pending and early.verdict == "pending"
+    assert early.open_until == T0 + timedelta(seconds=300)
+    assert early.to_json()["verdict"] == "pending"
+    assert early.to_json()["open_until"] == (T0 + timedelta(seconds=300)).isoformat()
+    text = render_report_text(early)
+    assert ": PENDING;" in text and "PENDING: its delivery window is open until" in text
+    assert "FAILED" not in text
+    late = report.judged_at(T0 + timedelta(seconds=301))
+    assert late.verdict == "fail" and late.open_until is None
+    refused = build_report(info(10, state="cancelled"), rows, Thresholds(delivery_within_s=300))
+    assert refused.judged_at(T0 + timedelta(seconds=30)).verdict == "fail"
+    passed = build_report(info(10), [part(i) for i in range(10)], Thresholds())
+    assert passed.judged_at(T0 + timedelta(seconds=1)).verdict == "pass"
