@@ -130,16 +130,22 @@ def _tables(inputs: Inputs) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]
         _tally(rows_of(f), "parts_failed", "failed_by_reason", why, int(f["n"]))
     for u in rows.undelivered:
         _tally(rows_of(u), "parts_undelivered", "undelivered_by_stat", str(u["stat"]), int(u["n"]))
-    return _sorted_rows(areas), _sorted_rows(langs)
+    every_chunk_sent = inputs.broadcast.get("chunks_done") == inputs.broadcast.get("chunks_total")
+    return _sorted_rows(areas, every_chunk_sent), _sorted_rows(langs, every_chunk_sent)
 
 
-def _sorted_rows(table: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+def _sorted_rows(table: dict[str, dict[str, Any]], every_chunk_sent: bool) -> list[dict[str, Any]]:
     """The table's rows by key, each with its recipients not reached: those sent to and not
     reached, and those planned and never sent to (planned less recorded: numbers that joined
-    the index after planning and were sent to are not taken for recipients never sent)."""
+    the index after planning and were sent to are not taken for recipients never sent). Once
+    every chunk was sent, those planned and not sent to had left the index or the area before
+    their chunk was read (an import moved them): counted apart (`left_before_sent`), not as
+    not reached, which the list of those not reached could not name and the exit code ignored."""
     for entry in table.values():
         unsent = max(entry["recipients"] - entry["recorded"], 0)
-        entry["not_reached"] = entry["recorded"] - entry["reached"] + unsent
+        left = unsent if every_chunk_sent else 0
+        entry["left_before_sent"] = left
+        entry["not_reached"] = entry["recorded"] - entry["reached"] + unsent - left
         entry["parts_awaiting_receipt"] = _awaiting(entry)
     return [table[k] for k in sorted(table)]
 
@@ -254,6 +260,7 @@ def build(inputs: Inputs) -> dict[str, Any]:
             "recorded",
             "reached",
             "not_reached",
+            "left_before_sent",
             "parts_accepted",
             "parts_delivered",
             "delivered",

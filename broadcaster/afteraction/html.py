@@ -154,7 +154,14 @@ def render_html(report: dict[str, Any]) -> str:
             f"<p><b>{t['recipients']:,}</b> recipients: <b>{t['reached']:,}</b> reached "
             f"(every part accepted by the SMSC), of whom <b>{t['delivered']:,}</b> delivered "
             f"(every part receipted DELIVRD) and <b>{t['undelivered']:,}</b> not delivered (a "
-            f"receipt says so); <b>{t['not_reached']:,}</b> not reached.</p>",
+            f"receipt says so); <b>{t['not_reached']:,}</b> not reached"
+            + (
+                f"; {t['left_before_sent']:,} planned were no longer as planned when "
+                "their turn came (moved away, left the index, changed language): not sent to"
+                if t.get("left_before_sent")
+                else ""
+            )
+            + ".</p>",
             f"<p>{t['parts_accepted']:,} parts accepted: {t['parts_delivered']:,} delivered, "
             f"{t['parts_undelivered']:,} not delivered (receipts), "
             f"{t['parts_awaiting_receipt']:,} awaiting a receipt; {t['parts_failed']:,} failed "

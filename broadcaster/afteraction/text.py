@@ -48,7 +48,13 @@ def render_text(report: dict[str, Any]) -> str:
         f"recipients {t['recipients']:,}: reached {t['reached']:,} (every part accepted by "
         f"the SMSC), of whom delivered {t['delivered']:,} (every part receipted DELIVRD) and "
         f"not delivered {t['undelivered']:,} (a receipt says so); not reached "
-        f"{t['not_reached']:,}",
+        f"{t['not_reached']:,}"
+        + (
+            f"; {t['left_before_sent']:,} planned were no longer as planned when "
+            "their turn came (moved away, left the index, changed language): not sent to"
+            if t.get("left_before_sent")
+            else ""
+        ),
         f"parts accepted {t['parts_accepted']:,}: delivered {t['parts_delivered']:,}, not "
         f"delivered {t['parts_undelivered']:,} (receipts: {_counts(t['undelivered_by_stat'])}), "
         f"awaiting a receipt {t['parts_awaiting_receipt']:,}; failed {t['parts_failed']:,} "

@@ -293,3 +293,30 @@ async def test_the_reports_areas_and_languages_stay_as_sent_after_an_import(
         )
     later = (await reports.after_action(ctx, ADMIN, broadcast_id))["totals"]
     assert later["undelivered_by_stat"] == {**undelivered, "UNDELIV": undelivered["UNDELIV"] - 1}
+
+
+async def test_people_gone_before_their_turn_are_counted_apart_from_those_not_reached(
+    db: asyncpg.Pool, db_dsn: str, start_mock: StartMock
+) -> None:
+    """Planned, then gone from the index before their chunk was read (an import moved or
+    dropped them): not sent to, so the list of those not reached cannot name them. The report
+    counted them as not reached (5 with an empty list, exit 0); it counts them apart."""
+    _mock, smsc = await start_mock(MockConfig(seed=6, receipts=True))
+    ctx, plan, broadcast_id = await _outage_to_974_and_13(db, db_dsn, chunk_size=500)
+    async with db.acquire() as conn:
+        gone = await conn.execute(
+            "DELETE FROM subscribers WHERE msisdn IN (SELECT msisdn FROM subscribers"
+            " WHERE departement = '974' ORDER BY msisdn LIMIT 5)"
+        )
+    await asyncio.wait_for(Worker(db, [smsc]).run(until_idle=True), 120)
+    report = await reports.after_action(ctx, ADMIN, broadcast_id)
+    missed = await _csv(ctx, ADMIN, broadcast_id)
+    totals = report["totals"]
+    assert gone == "DELETE 5" and report["state"] == "completed"
+    assert totals["recorded"] == plan.recipients - 5
+    assert totals["left_before_sent"] == 5
+    assert totals["not_reached"] == totals["recorded"] - totals["reached"]
+    assert len(missed) == totals["not_reached"] + totals["undelivered"]
+    (area_974,) = [a for a in report["per_area"] if a["key"] == "974"]
+    assert area_974["left_before_sent"] == 5
+    assert "5 planned were no longer as planned when their turn came" in render_text(report)
