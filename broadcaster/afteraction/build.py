@@ -40,6 +40,8 @@ class Inputs:
     rows: Any
     """store.reports.ReportRows."""
     zone: str
+    follow_ups: Sequence[Mapping[str, Any]] = ()
+    """The broadcasts that follow this one (updates, all-clears), oldest first."""
 
 
 def _row(label: str, name: str) -> dict[str, Any]:
@@ -145,6 +147,7 @@ def _sorted_rows(table: dict[str, dict[str, Any]], every_chunk_sent: bool) -> li
         unsent = max(entry["recipients"] - entry["recorded"], 0)
         left = unsent if every_chunk_sent else 0
         entry["left_before_sent"] = left
+        entry["not_sent"] = unsent - left  # chunks never sent: cancelled, expired, paused
         entry["not_reached"] = entry["recorded"] - entry["reached"] + unsent - left
         entry["parts_awaiting_receipt"] = _awaiting(entry)
     return [table[k] for k in sorted(table)]
@@ -260,6 +263,7 @@ def build(inputs: Inputs) -> dict[str, Any]:
             "recorded",
             "reached",
             "not_reached",
+            "not_sent",
             "left_before_sent",
             "parts_accepted",
             "parts_delivered",
@@ -286,6 +290,16 @@ def build(inputs: Inputs) -> dict[str, Any]:
         "state": b["state"],
         "template": b["template"],
         "time_zone": inputs.zone,
+        "follows": inputs.record.get("parent_id"),
+        "followed_by": [
+            {
+                "broadcast_id": f["id"],
+                "template": f["template"],
+                "state": f["state"],
+                "recipients": f["recipients"],
+            }
+            for f in inputs.follow_ups
+        ],
         "areas": [{"code": k, "name": v} for k, v in sorted(inputs.rows.areas.items())],
         "texts": [
             {

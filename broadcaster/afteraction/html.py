@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from html import escape
 from typing import Any
 
-from broadcaster.afteraction.text import COLUMNS
+from broadcaster.afteraction.text import COLUMNS, follow_up_lines
 from broadcaster.domain.localtime import local_short
 from broadcaster.drills.html import CSS
 
@@ -151,10 +151,16 @@ def render_html(report: dict[str, Any]) -> str:
             f"<h1>{escape(title)}</h1>",
             f'<p class="muted">{escape(report["template"])}: {escape(report["state"])}; areas '
             f"{escape(areas)}; times in {escape(report['time_zone'])}</p>",
+            *(f'<p class="muted">{escape(line)}</p>' for line in follow_up_lines(report)),
             f"<p><b>{t['recipients']:,}</b> recipients: <b>{t['reached']:,}</b> reached "
             f"(every part accepted by the SMSC), of whom <b>{t['delivered']:,}</b> delivered "
             f"(every part receipted DELIVRD) and <b>{t['undelivered']:,}</b> not delivered (a "
             f"receipt says so); <b>{t['not_reached']:,}</b> not reached"
+            + (
+                f" ({t['not_sent']:,} never sent: stopped before their turn)"
+                if t.get("not_sent")
+                else ""
+            )
             + (
                 f"; {t['left_before_sent']:,} planned were no longer as planned when "
                 "their turn came (moved away, left the index, changed language): not sent to"

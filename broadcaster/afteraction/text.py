@@ -38,6 +38,23 @@ def _counts(by: dict[str, int]) -> str:
     return ", ".join(f"{k} {n:,}" for k, n in sorted(by.items(), key=lambda x: -x[1])) or "none"
 
 
+def follow_up_lines(report: dict[str, Any]) -> list[str]:
+    """The broadcast it follows and those that follow it (an update, an all-clear)."""
+    lines = []
+    if report.get("follows"):
+        lines.append(f"follows broadcast {report['follows']}")
+    if report.get("followed_by"):
+        lines.append(
+            "followed by: "
+            + ", ".join(
+                f"broadcast {f['broadcast_id']} ({f['template']}, {f['state']}, "
+                f"{f['recipients']:,} recipients)"
+                for f in report["followed_by"]
+            )
+        )
+    return lines
+
+
 def render_text(report: dict[str, Any]) -> str:
     t = report["totals"]
     lines = [
@@ -45,10 +62,16 @@ def render_text(report: dict[str, Any]) -> str:
         f"[{'LIVE' if report['kind'] == 'live' else 'DRILL (exercise)'}] {report['template']}: "
         f"{report['state']} (times in {report['time_zone']})",
         "areas: " + ", ".join(f"{a['name']} ({a['code']})" for a in report["areas"]),
+        *follow_up_lines(report),
         f"recipients {t['recipients']:,}: reached {t['reached']:,} (every part accepted by "
         f"the SMSC), of whom delivered {t['delivered']:,} (every part receipted DELIVRD) and "
         f"not delivered {t['undelivered']:,} (a receipt says so); not reached "
         f"{t['not_reached']:,}"
+        + (
+            f" ({t['not_sent']:,} never sent: stopped before their turn)"
+            if t.get("not_sent")
+            else ""
+        )
         + (
             f"; {t['left_before_sent']:,} planned were no longer as planned when "
             "their turn came (moved away, left the index, changed language): not sent to"

@@ -39,8 +39,9 @@ async def after_action(ctx: Context, caller: Caller, broadcast_id: int) -> dict[
         groups = [dict(r) for r in await store.groups(conn, broadcast_id)]
         trail = await audit.of_subject(conn, _subject(broadcast_id))
         rows = await store_reports.rows(conn, broadcast_id, int(record["parts"]))
+        follow_ups = await store.follow_ups(conn, broadcast_id)
     zone = zone_for(recipients_by_departement(groups), ctx.settings.display_timezone)
-    return build(Inputs(status, record, groups, trail, rows, zone))
+    return build(Inputs(status, record, groups, trail, rows, zone, follow_ups))
 
 
 async def not_reached_csv(

@@ -119,6 +119,10 @@ async def test_the_report_of_a_cancelled_broadcast_lists_who_was_not_reached(
     # worth more were sent; "not sent" below shows the cancel left some unsent)
     totals = report["totals"]
     assert len(listed) == totals["not_reached"] + totals["undelivered"]
+    # Cancelled: those never sent are said apart, as the list says them ("not sent").
+    assert totals["not_sent"] == sum(1 for r in missed if r["why"] == "not sent") > 0
+    assert totals["left_before_sent"] == 0
+    assert f"({totals['not_sent']:,} never sent: stopped before their turn)" in render_text(report)
     assert totals["not_reached"] > 0 and totals["undelivered"] == len(undelivered)
     whys = {r["why"] for r in missed}
     assert "not sent" in whys and "ESME_RINVDSTADR" in whys

@@ -22,6 +22,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from fixtures_tokens import mint_token
 from multidict import CIMultiDict
 
+from broadcaster.afteraction.html import render_html
+from broadcaster.afteraction.text import render_text
 from broadcaster.api.openapi import document
 from broadcaster.api.routes import ROUTES
 from broadcaster.domain.tokens import hash_token
@@ -668,6 +670,20 @@ async def test_update_and_all_clear_follow_their_parent_and_stop_it(api: Api) ->
     assert await api.state(child["broadcast_id"]) == "cancelled"
     report = (await api.call("GET", f"/v1/broadcasts/{parent}/report", as_="bob")).body
     assert [f["id"] for f in report["follow_ups"]] == [child["broadcast_id"]]
+    # The after-action reports link them both ways (they were in the API's JSON only).
+    after = report["after_action"]
+    assert [f["broadcast_id"] for f in after["followed_by"]] == [child["broadcast_id"]]
+    assert after["followed_by"][0]["template"] == "update" and after["follows"] is None
+    assert f"followed by: broadcast {child['broadcast_id']} (update, cancelled" in render_text(
+        after
+    )
+    child_report = await api.call(
+        "GET", f"/v1/broadcasts/{child['broadcast_id']}/report", as_="bob"
+    )
+    child_after = child_report.body["after_action"]
+    assert child_after["follows"] == parent
+    assert f"follows broadcast {parent}" in render_text(child_after)
+    assert f"follows broadcast {parent}" in render_html(child_after)
 
 
 async def test_an_update_without_its_variable_is_refused_and_stops_nothing(api: Api) -> None:
