@@ -320,7 +320,13 @@ def _canonical_audience(
 def _header_problem(header: list[str]) -> str | None:
     missing = [c for c in REQUIRED_COLUMNS if c not in header]
     if missing:
-        return f"header lacks column(s) {', '.join(missing)}"
+        separated = any(sep in name for name in header for sep in (";", "\t", "|"))
+        return f"header lacks column(s) {', '.join(missing)}" + (
+            "; its fields seem separated by ';', a tab or '|': the file must be comma-separated "
+            "(a spreadsheet's 'CSV (comma delimited)')"
+            if separated
+            else ""
+        )
     unknown = [c for c in header if c not in CSV_COLUMNS]
     if unknown:
         return f"header has unknown column(s) {', '.join(unknown)}"

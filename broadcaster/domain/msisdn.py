@@ -245,6 +245,18 @@ class MobileNumbers:
             if (kind := self._kind(r, compact)) is not None
         }
         if not valid:
+            explicit = compact.startswith("+") or self._idd.match(compact) is not None
+            coded = [
+                r
+                for r in readings
+                if r.start > 0 and (explicit or r.country_code in self._plan_codes)
+            ]
+            if coded:  # its country is clear: the number, not its form, is wrong
+                shown = f"+{coded[0].country_code} {compact[coded[-1].start :]}"
+                raise ValueError(
+                    f"msisdn {text!r} reads as {shown}, a number in no range in use (a typo, or "
+                    "an unallocated range): check it"
+                )
             raise ValueError(
                 f"msisdn {text!r} is not a valid phone number; write it in international form "
                 f"(33612345678, +33 6 12 34 56 78) or as a national number of {self.home_country}"

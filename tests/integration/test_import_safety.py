@@ -66,7 +66,7 @@ async def test_numbers_go_to_the_mobiles_meant_and_unknown_languages_to_nobody(
     rejects = result.reject_file.read_text(encoding="utf-8").splitlines()[1:]
     assert [line.split(",")[0] for line in rejects] == ["7", "8", "9"]
     assert "'xx' is not a two-letter ISO 639-1 language code" in rejects[0]
-    assert "'33700000001' is not a valid phone number" in rejects[1]
+    assert "'33700000001' reads as +33 700000001, a number in no range in use" in rejects[1]
     assert "+33112345678, a fixed-line number, not a mobile one" in rejects[2]
 
     received = await _send_outage(db, db_dsn, start_mock, "dep:75", "dep:971")

@@ -59,10 +59,13 @@ def test_numbers_are_read_as_meant(written: str, number: int) -> None:
         ("٣٣٦١٢٣٤٥٦٧٨", "is not a phone number"),
         ("+", "is not a phone number"),
         ("", "is not a phone number"),
-        ("33700000001", "'33700000001' is not a valid phone number; write it in international"),
-        ("12345", "is not a valid phone number"),
-        ("+330612345", "is not a valid phone number"),
-        ("0639123456", "is not a valid phone number"),  # not in Mayotte's ranges
+        # Its country clear (written with it, or national), the number itself is wrong: said
+        # so, not "write it in international form" of a number written that way already.
+        ("33700000001", "'33700000001' reads as +33 700000001, a number in no range in use"),
+        ("+33 7 12 34 56 78", "reads as +33 712345678, a number in no range in use"),
+        ("12345", "is not a valid phone number; write it in international form"),
+        ("+330612345", "reads as +33 612345, a number in no range in use"),
+        ("0639123456", "reads as +33 639123456, a number in no range"),  # not Mayotte's ranges
         ("33112345678", "'33112345678' reads as +33112345678, a fixed-line number, not a mobile"),
         ("0112345678", "reads as +33112345678, a fixed-line number"),
         ("0899123456", "reads as +33899123456, a premium-rate number"),
@@ -84,7 +87,7 @@ def test_another_home_country_reads_its_own_national_numbers() -> None:
     assert belgium.home_country == "BE"
     assert belgium.normalise("0470 12 34 56") == 32470123456
     assert belgium.normalise("+33612345678") == 33612345678
-    with pytest.raises(ValueError, match="not a valid phone number"):
+    with pytest.raises(ValueError, match=r"reads as \+32 690123456, a number in no range in use"):
         belgium.normalise("0690123456")  # France's plan holds Guadeloupe; Belgium's does not
 
 

@@ -36,7 +36,7 @@ def test_valid_row_is_normalised() -> None:
     [
         ({"msisdn": "0112345678", "departement": "75", "lang": "fr"}, "not a mobile"),
         ({"msisdn": "33612a45678", "departement": "75", "lang": "fr"}, "not a phone number"),
-        ({"msisdn": "33700000001", "departement": "75", "lang": "fr"}, "international"),
+        ({"msisdn": "33700000001", "departement": "75", "lang": "fr"}, "no range in use"),
         ({"msisdn": "33612345678", "departement": "99", "lang": "fr"}, "unknown département"),
         ({"msisdn": "33612345678", "departement": "75", "lang": "french"}, "two-letter"),
         ({"msisdn": "33612345678", "departement": "75", "lang": "xx"}, "ISO 639-1"),
@@ -126,6 +126,11 @@ def test_read_csv_refuses_a_bad_header() -> None:
         "header lacks column(s) lang (a header names msisdn, departement, lang, optionally "
         "commune, cell_id, test_group): no row was read"
     ]
+    # A file separated by semicolons (a French spreadsheet's CSV) is told what to change.
+    items = list(read_csv(["msisdn;departement;lang\n", "33612345678;75;fr\n"], RULES))
+    (refused,) = [i.reason for i in items if isinstance(i, Rejected)]
+    assert refused.startswith("header lacks column(s) msisdn, departement, lang; its fields ")
+    assert "seem separated by ';', a tab or '|': the file must be comma-separated" in refused
 
 
 def test_synth_is_proportional_distinct_and_has_a_test_group() -> None:
