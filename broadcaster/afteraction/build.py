@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from broadcaster.domain.localtime import local
+from broadcaster.domain.states import FINAL
 from broadcaster.smpp.constants import status_name
 
 NO_ANSWER = -1
@@ -220,10 +221,19 @@ def _timeline(inputs: Inputs) -> list[dict[str, Any]]:
         _event("started", record["started_at"], zone),
         _event("first part", rows.first_part, zone),
     ]
-    for mark, at in rows.accepted_at.items():
-        events.append(_event(f"{mark:.0%} of parts accepted", at, zone))
-    for mark, at in rows.delivered_at.items():
-        events.append(_event(f"{mark:.0%} of parts delivered", at, zone))
+    over = record["state"] in FINAL
+    for what, marks in (("accepted", rows.accepted_at), ("delivered", rows.delivered_at)):
+        for mark, at in marks.items():
+            event = _event(f"{mark:.0%} of parts {what}", at, zone)
+            if at is None:  # "-" read as not yet, or as never: said which
+                event["at_local"] = (
+                    "not so far (receipts may still come)"
+                    if what == "delivered"
+                    else "never (the broadcast is over)"
+                    if over
+                    else "not yet"
+                )
+            events.append(event)
     # Who stopped it, for a broadcast cancelled (the audit trail's last cancel, as recorded).
     cancels = [e for e in inputs.trail if e.get("action") == "cancel"]
     by = cancels[-1].get("actor") if record["state"] == "cancelled" and cancels else None

@@ -22,7 +22,8 @@ max-width:64rem}
 h1{font-size:1.4rem;margin:0 0 .3rem}h2{font-size:1.1rem;margin:1.6rem 0 .4rem}
 .verdict{display:inline-block;padding:.15rem .6rem;border-radius:.3rem;color:#fff;font-weight:700}
 .pass{background:#2e7d32}.fail{background:#c62828}.pending{background:#8a6d00}
-table{border-collapse:collapse;font-size:.9rem}td,th{border:1px solid #ccc;padding:.25rem .5rem}
+table{border-collapse:collapse;font-size:.9rem;display:block;max-width:100%;overflow-x:auto}
+td,th{border:1px solid #ccc;padding:.25rem .5rem}
 th{background:#f3f3f3;text-align:left}td.n{text-align:right;font-variant-numeric:tabular-nums}
 tr.bad td{background:#fdecea}.muted{color:#666;font-size:.85rem}
 svg text{font-size:11px;fill:#333}

@@ -123,6 +123,9 @@ async def test_the_report_of_a_cancelled_broadcast_lists_who_was_not_reached(
     assert totals["not_sent"] == sum(1 for r in missed if r["why"] == "not sent") > 0
     assert totals["left_before_sent"] == 0
     assert f"({totals['not_sent']:,} never sent: stopped before their turn)" in render_text(report)
+    # A mark never reached says so: not "-", read as not yet.
+    marks = {e["event"]: e for e in report["timeline"]}
+    assert marks["99% of parts accepted"]["at_local"] == "never (the broadcast is over)"
     assert totals["not_reached"] > 0 and totals["undelivered"] == len(undelivered)
     whys = {r["why"] for r in missed}
     assert "not sent" in whys and "ESME_RINVDSTADR" in whys
