@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from html import escape
 from typing import Any
 
-from broadcaster.afteraction.text import COLUMNS, follow_up_lines
+from broadcaster.afteraction.text import COLUMNS, follow_up_lines, not_reached_detail
 from broadcaster.domain.localtime import local_short
 from broadcaster.drills.html import CSS
 
@@ -156,18 +156,7 @@ def render_html(report: dict[str, Any]) -> str:
             f"(every part accepted by the SMSC), of whom <b>{t['delivered']:,}</b> delivered "
             f"(every part receipted DELIVRD) and <b>{t['undelivered']:,}</b> not delivered (a "
             f"receipt says so); <b>{t['not_reached']:,}</b> not reached"
-            + (
-                f" ({t['not_sent']:,} never sent: stopped before their turn)"
-                if t.get("not_sent")
-                else ""
-            )
-            + (
-                f"; {t['left_before_sent']:,} planned were no longer as planned when "
-                "their turn came (moved away, left the index, changed language): not sent to"
-                if t.get("left_before_sent")
-                else ""
-            )
-            + ".</p>",
+            f"{escape(not_reached_detail(t))}.</p>",
             f"<p>{t['parts_accepted']:,} parts accepted: {t['parts_delivered']:,} delivered, "
             f"{t['parts_undelivered']:,} not delivered (receipts), "
             f"{t['parts_awaiting_receipt']:,} awaiting a receipt; {t['parts_failed']:,} failed "

@@ -38,6 +38,19 @@ def _counts(by: dict[str, int]) -> str:
     return ", ".join(f"{k} {n:,}" for k, n in sorted(by.items(), key=lambda x: -x[1])) or "none"
 
 
+def not_reached_detail(totals: dict[str, Any]) -> str:
+    """What follows the count of those not reached: how many were never sent, and those
+    planned but gone before their turn (counted apart)."""
+    never = totals.get("not_sent")
+    left = totals.get("left_before_sent")
+    return (f" ({never:,} never sent: stopped before their turn)" if never else "") + (
+        f"; {left:,} planned were no longer as planned when their turn came (moved away, left "
+        "the index, changed language): not sent to"
+        if left
+        else ""
+    )
+
+
 def follow_up_lines(report: dict[str, Any]) -> list[str]:
     """The broadcast it follows and those that follow it (an update, an all-clear)."""
     lines = []
@@ -66,18 +79,7 @@ def render_text(report: dict[str, Any]) -> str:
         f"recipients {t['recipients']:,}: reached {t['reached']:,} (every part accepted by "
         f"the SMSC), of whom delivered {t['delivered']:,} (every part receipted DELIVRD) and "
         f"not delivered {t['undelivered']:,} (a receipt says so); not reached "
-        f"{t['not_reached']:,}"
-        + (
-            f" ({t['not_sent']:,} never sent: stopped before their turn)"
-            if t.get("not_sent")
-            else ""
-        )
-        + (
-            f"; {t['left_before_sent']:,} planned were no longer as planned when "
-            "their turn came (moved away, left the index, changed language): not sent to"
-            if t.get("left_before_sent")
-            else ""
-        ),
+        f"{t['not_reached']:,}{not_reached_detail(t)}",
         f"parts accepted {t['parts_accepted']:,}: delivered {t['parts_delivered']:,}, not "
         f"delivered {t['parts_undelivered']:,} (receipts: {_counts(t['undelivered_by_stat'])}), "
         f"awaiting a receipt {t['parts_awaiting_receipt']:,}; failed {t['parts_failed']:,} "

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import cast
 
 import pytest
 
 from broadcaster.commands.planning import plan_as_json
 from broadcaster.errors import InputError, TemplateError
-from broadcaster.planning import plan_broadcast
+from broadcaster.planning import Plan, plan_broadcast
 from broadcaster.settings import PROJECT_ROOT
 from broadcaster.targeting import AreaIndex, Departement, parse_area, resolve_target
 from broadcaster.text.encoding import decode_parts
@@ -129,16 +130,7 @@ def test_missing_variable_and_empty_target_are_refused() -> None:
 def test_an_expiry_before_the_eta_is_said_in_the_preview() -> None:
     """`--expires-in 5s` over a 35 s send was taken without a word, and most recipients were
     never sent to: the preview says how much would never be sent."""
-    plan = plan_broadcast(
-        catalogue=CATALOGUE,
-        scenario=CATALOGUE.scenario("outage"),
-        target=resolve_target([parse_area("region:11")], INDEX),
-        index=INDEX,
-        counts={("75", "fr"): 3500},
-        area_variables=AREA_VARS,
-        variables={},
-        max_parts=3,
-    )
+    plan = cast(Plan, _plan({("75", "fr"): 3500}))
     parts = plan.parts
     assert parts > 0
     short = replace(plan, expires_in_s=5.0)
