@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import getpass
 import json
 import os
@@ -17,6 +18,7 @@ import socket
 import stat
 import sys
 import tempfile
+import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -233,10 +235,7 @@ def written_whole(path: Path) -> Iterator[_Output]:
     except FileNotFoundError:
         found = None
     if found is not None and not stat.S_ISREG(found.st_mode):
-        try:
-            direct = open(target, "w", encoding="utf-8")  # noqa: SIM115 (closed below)
-        except OSError as exc:
-            raise _cannot_write(path, exc, "nothing was written") from exc
+        direct = _open_as_it_is(path, target, stat.S_ISFIFO(found.st_mode))
         with _closing_output(path, direct) as written:
             yield written
         return
@@ -274,6 +273,41 @@ def refuse_one_file_twice(**outputs: Path | None) -> None:
                 f"--{other.replace('_', '-')} and --{flag.replace('_', '-')} name the same file "
                 f"({path}): one would overwrite the other; nothing was written"
             )
+
+
+PIPE_READER_WAIT_S = 5.0
+"""How long a pipe is given for its reader to open it (a reader started just before)."""
+
+
+def _open_as_it_is(path: Path, target: Path, pipe: bool) -> IO[str]:
+    """A device or a pipe, opened for writing. A pipe is given `PIPE_READER_WAIT_S` for its
+    reader, then refused (a blocking open waited for a reader for ever, with the event loop
+    stopped, where no SIGTERM could end it); then written to as any pipe."""
+    try:
+        if not pipe:
+            return open(target, "w", encoding="utf-8")  # (closed by the caller)
+        fd = _open_pipe(target)
+    except OSError as exc:
+        if exc.errno == errno.ENXIO:
+            raise InputError(
+                f"cannot write {path}: no process reads this pipe (waited "
+                f"{PIPE_READER_WAIT_S:g} s); start its reader first, nothing was written"
+            ) from exc
+        raise _cannot_write(path, exc, "nothing was written") from exc
+    os.set_blocking(fd, True)
+    return open(fd, "w", encoding="utf-8")  # (closed by the caller)
+
+
+def _open_pipe(target: Path) -> int:
+    """The pipe opened without waiting, tried again until a reader comes or time is up."""
+    deadline = time.monotonic() + PIPE_READER_WAIT_S
+    while True:
+        try:
+            return os.open(target, os.O_WRONLY | os.O_NONBLOCK)
+        except OSError as exc:
+            if exc.errno != errno.ENXIO or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.05)
 
 
 class _Output:

@@ -471,7 +471,13 @@ DRILL_REPORT: Final[Schema] = {
     "properties": {
         "drill_id": {"type": "integer"},
         "schedule": {"type": ["string", "null"]},
-        "verdict": {"type": "string", "enum": ["pass", "fail"]},
+        "verdict": {
+            "type": "string",
+            "enum": ["pass", "fail", "pending"],
+            "description": "pending: read inside the delivery window, receipts still awaited "
+            "could yet make it pass (read it again after `open_until`)",
+        },
+        "open_until": {"type": ["string", "null"], "format": "date-time"},
         "state": {"type": "string"},
         "thresholds": {"type": "object"},
         "total": {"type": "object"},

@@ -160,3 +160,22 @@ def test_one_file_named_for_both_outputs_is_refused(tmp_path: Path) -> None:
     refuse_one_file_twice(html=Path("/dev/null"), not_reached_csv=Path("/dev/null"))
     refuse_one_file_twice(html=same, not_reached_csv=None)
     refuse_one_file_twice(html=same, not_reached_csv=tmp_path / "other")
+
+
+def test_a_pipe_nobody_reads_is_refused_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Opening a pipe waits for its reader: with the event loop stopped there, SIGTERM could
+    not end `report` (it hung for minutes). A pipe nobody reads is given a moment for its
+    reader, then refused, exit 2, and stays a pipe."""
+    fifo = tmp_path / "nobody-reads"
+    os.mkfifo(fifo)
+    monkeypatch.setattr("broadcaster.cli.options.PIPE_READER_WAIT_S", 0.2)
+    with pytest.raises(InputError, match=r"no process reads this pipe \(waited 0.2 s\)"):
+        refuse_or_write(fifo)  # (a hang would be ended by pytest's timeout: a failure)
+    assert stat.S_ISFIFO(fifo.stat().st_mode)
+
+
+def refuse_or_write(path: Path) -> None:
+    with written_whole(path) as out:
+        out.write(LIST)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
+import jsonschema
 import pytest
 
 from broadcaster.drills.report import (
@@ -17,6 +18,7 @@ from broadcaster.drills.report import (
 )
 from broadcaster.drills.text import render_report_text
 from broadcaster.errors import InputError
+from broadcaster.http.schemas import DRILL_REPORT
 
 T0 = datetime(2026, 12, 7, 11, 0, tzinfo=UTC)
 
@@ -226,3 +228,26 @@ def test_a_drill_read_in_its_delivery_window_is_pending_not_failed() -> None:
     assert refused.judged_at(T0 + timedelta(seconds=30)).verdict == "fail"
     passed = build_report(info(10), [part(i) for i in range(10)], Thresholds())
     assert passed.judged_at(T0 + timedelta(seconds=1)).verdict == "pass"
+    # What no receipt can mend fails at once, window open or not: every part refused, or
+    # receipted UNDELIV, or too few left awaiting to reach the threshold.
+    early_at = T0 + timedelta(seconds=30)
+    refused_all = build_report(info(10), [part(i, status=0x45) for i in range(10)], Thresholds())
+    assert refused_all.judged_at(early_at).verdict == "fail"
+    undeliv = [part(i, stat="UNDELIV") for i in range(10)]
+    assert build_report(info(10), undeliv, Thresholds()).judged_at(early_at).verdict == "fail"
+    short = [part(i, stat="UNDELIV") for i in range(5)] + [
+        part(i, delivered_s=None) for i in range(5, 10)
+    ]
+    assert build_report(info(10), short, Thresholds()).judged_at(early_at).verdict == "fail"
+    could = [part(i) for i in range(9)] + [part(9, delivered_s=None)]
+    assert build_report(info(10), could, Thresholds()).judged_at(early_at).verdict == "pending"
+
+
+def test_every_verdict_fits_the_published_schema() -> None:
+    """The API's drill report as its OpenAPI schema says it (a pending one broke it)."""
+    rows = [part(i) for i in range(9)] + [part(9, delivered_s=None)]
+    report = build_report(info(10), rows, Thresholds())
+    for at in (T0 + timedelta(seconds=30), T0 + timedelta(hours=1)):
+        body = json.loads(json.dumps(report.judged_at(at).to_json()))
+        jsonschema.validate(body, DRILL_REPORT)
+    assert {report.judged_at(T0).verdict, report.verdict} == {"pending", "fail"}
