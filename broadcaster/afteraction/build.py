@@ -204,7 +204,7 @@ def _timeline(inputs: Inputs) -> list[dict[str, Any]]:
     approved_at = approved.get("at") if approved else None
     if isinstance(approved_at, str):
         approved_at = datetime.fromisoformat(approved_at)
-    if approved is None and record["started_at"] is not None:
+    if approved is None and record["approved_by"] is None and record["started_at"] is not None:
         # Never awaited a second person (a CLI send, an API one below the threshold, a drill):
         # approved as it was created, by its creator ("approved -" read as never approved).
         approval = _event(

@@ -21,11 +21,11 @@ part receipted DELIVRD), then parts (accepted = delivered + not delivered + awai
 
 
 def _table(title: str, rows: list[dict[str, Any]], label: str) -> list[str]:
-    head = f"  {label:<28}" + "".join(f"{name:>16}" for _k, name in COLUMNS)
+    head = f"  {label:<28}" + "".join(f" {name:>16}" for _k, name in COLUMNS)
     lines = [title, head]
     for r in rows:
         name = f"{r['key']} {r['name']}" if r["name"] != r["key"] else r["key"]
-        lines.append(f"  {name[:28]:<28}" + "".join(f"{r.get(k, 0):>16,}" for k, _n in COLUMNS))
+        lines.append(f"  {name[:28]:<28}" + "".join(f" {r.get(k, 0):>16,}" for k, _n in COLUMNS))
         for why, n in sorted(r["failed_by_reason"].items(), key=lambda x: -x[1]):
             lines.append(f"      failed {why}: {n:,}")
         for stat, n in sorted(r["undelivered_by_stat"].items(), key=lambda x: -x[1]):

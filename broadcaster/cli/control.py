@@ -264,7 +264,7 @@ def _receipt_watch_lines(s: dict[str, Any]) -> list[str]:
 
 async def _cmd_action(args: argparse.Namespace, settings: Settings) -> int:
     action: Action = args.action
-    async with command_context(settings, migrate=False) as ctx:
+    async with command_context(settings, migrate=False, behind_ok=True) as ctx:
         status = await commands.control(ctx, cli_caller(), args.broadcast_id, action)
     payload = {
         "broadcast_id": args.broadcast_id,

@@ -134,7 +134,11 @@ def cli_origin() -> str:
 
 @asynccontextmanager
 async def command_context(
-    settings: Settings, *, migrate: bool = True, connections: int = 2
+    settings: Settings,
+    *,
+    migrate: bool = True,
+    connections: int = 2,
+    behind_ok: bool = False,
 ) -> AsyncIterator[Context]:
     """What the commands work with, on DATABASE_URL (migrated first unless told not to), for
     the length of one CLI command; a command that runs a broadcast here needs `connections=6`
@@ -149,7 +153,7 @@ async def command_context(
     try:
         if not migrate:
             async with db.acquire() as conn:
-                await refuse_unmigrated(conn, dsn, settings.sql_dir)
+                await refuse_unmigrated(conn, dsn, settings.sql_dir, behind_ok=behind_ok)
         yield Context(
             db=db,
             settings=settings,
@@ -160,14 +164,20 @@ async def command_context(
         await db.close()
 
 
-async def refuse_unmigrated(conn: Conn, dsn: str, sql_dir: Path) -> None:
+async def refuse_unmigrated(
+    conn: Conn, dsn: str, sql_dir: Path, *, behind_ok: bool = False
+) -> None:
     """A command that does not migrate (it only reads, or acts on what is there) refuses a
     database missing some of this version's migrations, saying what to run: on a fresh database
-    `list` and `status` ended in asyncpg's UndefinedTableError traceback."""
+    `list` and `status` ended in asyncpg's UndefinedTableError traceback. With `behind_ok`
+    (cancel, pause, resume: stopping a live broadcast must not wait for a deployment's
+    `db migrate`), only a database without the schema at all."""
     from broadcaster.store.database import redact
-    from broadcaster.store.migrations import pending
+    from broadcaster.store.migrations import applied_versions, pending
 
     missing = await pending(conn, sql_dir / "migrations")
+    if missing and behind_ok and await applied_versions(conn):
+        return
     if missing:
         raise StoreError(
             f"the database {redact(dsn)} lacks {len(missing)} of this "

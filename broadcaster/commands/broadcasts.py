@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Literal
 
+import asyncpg
 import structlog
 
 from broadcaster.commands.access import OPERATIONS, allowed, authorize
@@ -405,7 +406,13 @@ async def control(
             )
         state = await act(conn, caller, broadcast_id, action, reason=reason, previous=row["state"])
         log.info(f"broadcast_{action}", actor=caller.name, state=state)
-        return await store.progress(conn, broadcast_id)
+        try:
+            return await store.progress(conn, broadcast_id)
+        except (asyncpg.UndefinedColumnError, asyncpg.UndefinedTableError) as exc:
+            # Done, on a database behind this version (`db migrate` not run yet): the action
+            # stands; the progress it cannot read is not a reason to say it failed.
+            log.warning("progress_unread_schema_behind", error=str(exc))
+            return {"broadcast_id": broadcast_id, "state": state, "waiting_for": None}
 
 
 async def act(

@@ -4,6 +4,7 @@ starts no throwaway database: an import, a token or a broadcast there would be l
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable
 
 import asyncpg
@@ -86,3 +87,47 @@ def test_a_command_that_does_not_migrate_says_to_migrate_a_fresh_database(
             await conn.close()
 
     assert asyncio.run(tables()) == 0  # nothing was migrated behind the user's back
+
+
+def test_stopping_a_broadcast_is_not_held_up_by_a_migration_it_does_not_need(
+    db_dsn: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A CLI upgraded before `db migrate` ran (or run with a role that cannot migrate) still
+    cancels, pauses and resumes: stopping a live broadcast must not wait for a deployment.
+    What reads the newer schema (`status`) says to migrate."""
+    monkeypatch.setattr("broadcaster.cli.configure_logging", lambda **_: None)
+
+    async def one_migration_behind() -> None:
+        conn = await asyncpg.connect(db_dsn)
+        try:
+            await conn.execute("ALTER TABLE workers DROP COLUMN takes_work")
+            await conn.execute("DELETE FROM schema_migrations WHERE version = 25")
+        finally:
+            await conn.close()
+
+    async def approved_broadcast() -> int:
+        conn = await asyncpg.connect(db_dsn)
+        try:
+            return int(
+                await conn.fetchval(
+                    "INSERT INTO broadcasts (kind, state, template, target, expires_at) VALUES"
+                    " ('live', 'approved', 'outage', '{}', now() + interval '1 hour') RETURNING id"
+                )
+            )
+        finally:
+            await conn.close()
+
+    asyncio.run(one_migration_behind())
+    live = asyncio.run(approved_broadcast())
+    code = main(["--database-url", db_dsn, "--json", "cancel", str(live)])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert json.loads(out.strip().splitlines()[-1])["state"] == "cancelled"
+    for action in ("cancel", "pause", "resume"):
+        code = main(["--database-url", db_dsn, action, "424242"])
+        err = capsys.readouterr().err
+        assert "migrations" not in err, err  # past the gate: to the broadcast itself
+        assert "there is no broadcast 424242" in err and code == 2, (code, err)
+    code = main(["--database-url", db_dsn, "status", "424242"])
+    assert code == 1
+    assert "lacks 1 of this version's migrations (from 0025_" in capsys.readouterr().err

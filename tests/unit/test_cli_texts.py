@@ -145,3 +145,19 @@ def test_list_says_where_and_when_in_the_areas_zone() -> None:
     assert "2026-12-06 04:00:00 CET (Europe/Paris)" in lines[2]
     assert lines[2].endswith("10, 11, 12, 13, 14, 15, 16, 17 +3")
     assert "UTC" in _list_text(rows, "UTC").splitlines()[1]
+
+
+def test_the_report_tables_headers_stay_apart() -> None:
+    """Each column's name is set off by a space ("not deliveredawaiting receipt" ran together)."""
+    from broadcaster.afteraction.text import COLUMNS, _table
+
+    row = {k: 1 for k, _n in COLUMNS} | {
+        "key": "13",
+        "name": "Bouches-du-Rhône",
+        "failed_by_reason": {},
+        "undelivered_by_stat": {},
+    }
+    head = _table("per area:", [row], "area")[1]
+    for _k, name in COLUMNS:
+        assert f" {name}" in head
+    assert "deliveredawaiting" not in head and " awaiting receipt " in head
