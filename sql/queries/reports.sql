@@ -25,7 +25,7 @@ WITH per AS (
     FROM deliveries d WHERE d.broadcast_id = $1 GROUP BY d.msisdn
 ), receipted_parts AS (
     SELECT msisdn, part, bool_or(stat = 'DELIVRD') AS ok,
-           bool_or(stat IN ('UNDELIV', 'EXPIRED', 'REJECTD', 'DELETED', 'UNKNOWN')) AS failed
+           bool_or(receipt_undelivered(stat)) AS failed
     FROM receipts
     WHERE broadcast_id = $1 AND match = 'matched' GROUP BY msisdn, part
 ), delivered AS (
@@ -68,24 +68,24 @@ GROUP BY 1, 2, 3, 4;
 
 -- name: report_undelivered
 -- Parts accepted, then reported not delivered by their receipts: a final stat that is not a
--- delivery (UNDELIV, EXPIRED, REJECTD, DELETED, UNKNOWN: the first received) and no DELIVRD
--- receipt, per (département, subscriber language), text's language (the group's, as
--- `report_by_area_lang` reads them), the SMSC that accepted the part, and stat. (The stats:
--- smpp/receipts.py UNDELIVERED_STATS.)
+-- delivery (`receipt_undelivered`, migration 0026: UNDELIV, EXPIRED, REJECTD, DELETED, UNKNOWN,
+-- ACCEPTD; the first received) and no DELIVRD receipt, per (département, subscriber language),
+-- text's language (the group's, as `report_by_area_lang` reads them), the SMSC that accepted the
+-- part, and stat.
 -- One pass over the broadcast's receipts, a group per part (no anti-join: planned on the
 -- statistics of a receipts partition that had not seen this broadcast yet, it compared every
 -- undelivered part with every delivered one: 48 s at 97,000 recipients).
 WITH failed AS (
     SELECT r.msisdn, r.part,
-           (array_agg(r.stat ORDER BY r.received_at) FILTER (WHERE r.stat IN
-               ('UNDELIV', 'EXPIRED', 'REJECTD', 'DELETED', 'UNKNOWN')))[1] AS stat,
-           (array_agg(r.smsc ORDER BY r.received_at) FILTER (WHERE r.stat IN
-               ('UNDELIV', 'EXPIRED', 'REJECTD', 'DELETED', 'UNKNOWN')))[1] AS smsc
+           (array_agg(r.stat ORDER BY r.received_at)
+               FILTER (WHERE receipt_undelivered(r.stat)))[1] AS stat,
+           (array_agg(r.smsc ORDER BY r.received_at)
+               FILTER (WHERE receipt_undelivered(r.stat)))[1] AS smsc
     FROM receipts r
     WHERE r.broadcast_id = $1 AND r.match = 'matched'
     GROUP BY r.msisdn, r.part
     HAVING NOT bool_or(r.stat = 'DELIVRD')
-       AND bool_or(r.stat IN ('UNDELIV', 'EXPIRED', 'REJECTD', 'DELETED', 'UNKNOWN'))
+       AND bool_or(receipt_undelivered(r.stat))
 )
 SELECT coalesce(g.departement, s.departement, '?') AS departement,
        CASE WHEN g.group_no IS NULL THEN coalesce(s.lang, '?') END AS lang, g.lang AS text_lang,
@@ -229,15 +229,14 @@ WITH sent AS MATERIALIZED (
     SELECT p.msisdn, (array_agg(p.stat ORDER BY p.first_at))[1] AS stat
     FROM (
         SELECT r.msisdn, r.part,
-               (array_agg(r.stat ORDER BY r.received_at) FILTER (WHERE r.stat IN
-                   ('UNDELIV', 'EXPIRED', 'REJECTD', 'DELETED', 'UNKNOWN')))[1] AS stat,
-               min(r.received_at) FILTER (WHERE r.stat IN
-                   ('UNDELIV', 'EXPIRED', 'REJECTD', 'DELETED', 'UNKNOWN')) AS first_at
+               (array_agg(r.stat ORDER BY r.received_at)
+                   FILTER (WHERE receipt_undelivered(r.stat)))[1] AS stat,
+               min(r.received_at) FILTER (WHERE receipt_undelivered(r.stat)) AS first_at
         FROM receipts r
         WHERE r.broadcast_id = $1 AND r.match = 'matched'
         GROUP BY r.msisdn, r.part
         HAVING NOT bool_or(r.stat = 'DELIVRD')
-           AND bool_or(r.stat IN ('UNDELIV', 'EXPIRED', 'REJECTD', 'DELETED', 'UNKNOWN'))
+           AND bool_or(receipt_undelivered(r.stat))
     ) p
     GROUP BY p.msisdn
 )

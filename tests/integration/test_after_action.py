@@ -52,7 +52,7 @@ async def _csv(ctx: Context, caller: Caller, broadcast_id: int) -> list[dict[str
 UNDELIVERED_PEOPLE = """
 SELECT DISTINCT r.msisdn FROM receipts r
 WHERE r.broadcast_id = $1 AND r.match = 'matched' AND r.stat <> 'DELIVRD'
-  AND r.stat IN ('UNDELIV', 'EXPIRED', 'REJECTD', 'DELETED', 'UNKNOWN')
+  AND r.stat IN ('UNDELIV', 'EXPIRED', 'REJECTD', 'DELETED', 'UNKNOWN', 'ACCEPTD')
   AND NOT EXISTS (SELECT 1 FROM receipts ok WHERE ok.broadcast_id = $1 AND ok.msisdn = r.msisdn
                   AND ok.part = r.part AND ok.match = 'matched' AND ok.stat = 'DELIVRD')
   AND (SELECT count(DISTINCT d.part) FROM deliveries d

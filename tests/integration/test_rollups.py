@@ -24,6 +24,7 @@ from broadcaster.importer import seed_synthetic
 from broadcaster.mocksmsc import MockConfig
 from broadcaster.mocksmsc.scenario import RECEIPT_STATS
 from broadcaster.settings import Settings
+from broadcaster.smpp.receipts import FINAL_STATS, MESSAGE_STATES, UNDELIVERED_STATS
 from broadcaster.store import broadcasts as store
 from broadcaster.store import chunks, maps, rollups
 from broadcaster.store.database import create_pool
@@ -140,6 +141,22 @@ async def test_rollups_equal_a_full_recount_after_retries_a_crash_duplicates_and
     delays = counted["receipt_delays"]
     for stat, parts in counted["receipts"].items():
         assert sum(n for key, n in delays.items() if key.startswith(f"{stat}|")) == parts
+
+
+async def test_undelivered_stats_are_the_same_in_sql_and_python(db: asyncpg.Pool) -> None:
+    """A receipt stat saying its part never reached the phone has one home on each side
+    (`receipt_undelivered`, `UNDELIVERED_STATS`): the report's SQL listed five stats seven
+    times, ACCEPTD left out (its parts read as still awaiting a receipt)."""
+    stats = sorted({*MESSAGE_STATES.values(), "ENROUTE", "ACCEPTD", "DELIVRD", "nonsense"})
+    async with db.acquire() as conn:
+        undelivered = {
+            r["s"]
+            for r in await conn.fetch(
+                "SELECT s FROM unnest($1::text[]) AS u(s) WHERE receipt_undelivered(s)", stats
+            )
+        }
+    assert undelivered == set(UNDELIVERED_STATS) == set(FINAL_STATS) - {"DELIVRD"}
+    assert "ACCEPTD" in undelivered and "ENROUTE" not in undelivered
 
 
 async def test_the_delay_bucket_is_the_one_the_percentiles_read(db: asyncpg.Pool) -> None:
