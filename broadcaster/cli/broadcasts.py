@@ -107,7 +107,9 @@ elsewhere, no SMSC would bind: the broadcast is then paused), 2 bad input or not
         send,
         "--reached-only",
         "BROADCASTER_REACHED_ONLY",
-        "with --follows: only the recipients the earlier broadcast reached",
+        "with --follows: only the recipients the earlier broadcast reached, if only in part "
+        "(a part accepted: someone who got half a message hears the follow-up too; the report's "
+        "'reached' counts every part accepted)",
     )
     flag(
         send,

@@ -157,7 +157,8 @@ FOLLOW_UP: Final[Schema] = {
         "variables": VARIABLES,
         "reached_only": {
             "type": "boolean",
-            "description": "only the recipients the earlier broadcast reached",
+            "description": "only the recipients the earlier broadcast reached, if only in "
+            "part (a part accepted); the report's `reached` counts every part accepted",
         },
         "gsm_safe": {"type": "boolean"},
         "expires_in_seconds": EXPIRES_IN,
