@@ -26,7 +26,7 @@ from broadcaster.commands.planning import (
     make_plan,
 )
 from broadcaster.domain.caller import Caller
-from broadcaster.domain.localtime import recipients_by_departement, zone_for
+from broadcaster.domain.localtime import zone_of_groups
 from broadcaster.domain.requests import DEFAULT_EXPIRY, BroadcastRequest
 from broadcaster.domain.states import FINAL, Action, applies, refuse
 from broadcaster.errors import ConflictError, ForbiddenError, InputError
@@ -454,7 +454,7 @@ async def status_for_people(
         status = await store.progress(conn, broadcast_id)
         groups = [dict(r) for r in await store.groups(conn, broadcast_id)]
         names = await store_reports.area_names(conn, broadcast_id)
-    zone = zone_for(recipients_by_departement(groups), ctx.settings.display_timezone)
+    zone = zone_of_groups(groups, ctx.settings.display_timezone)
     return status, names, zone
 
 

@@ -18,7 +18,7 @@ from broadcaster.afteraction.build import Inputs, build, reason
 from broadcaster.commands.access import authorize
 from broadcaster.commands.context import Context
 from broadcaster.domain.caller import Caller
-from broadcaster.domain.localtime import recipients_by_departement, zone_for
+from broadcaster.domain.localtime import zone_of_groups
 from broadcaster.store import audit
 from broadcaster.store import broadcasts as store
 from broadcaster.store import reports as store_reports
@@ -40,7 +40,7 @@ async def after_action(ctx: Context, caller: Caller, broadcast_id: int) -> dict[
         trail = await audit.of_subject(conn, _subject(broadcast_id))
         rows = await store_reports.rows(conn, broadcast_id, int(record["parts"]))
         follow_ups = await store.follow_ups(conn, broadcast_id)
-    zone = zone_for(recipients_by_departement(groups), ctx.settings.display_timezone)
+    zone = zone_of_groups(groups, ctx.settings.display_timezone)
     return build(Inputs(status, record, groups, trail, rows, zone, follow_ups))
 
 

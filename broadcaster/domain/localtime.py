@@ -57,6 +57,12 @@ def recipients_by_departement(groups: Iterable[Mapping[str, object]]) -> dict[st
     return dict(weights)
 
 
+def zone_of_groups(groups: Iterable[Mapping[str, object]], configured: str = "") -> str:
+    """The zone to show a broadcast's times in, from its groups: `zone_for` their recipients
+    (the report, `status`, the console's broadcast page read it alike)."""
+    return zone_for(recipients_by_departement(groups), configured)
+
+
 def check_zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)

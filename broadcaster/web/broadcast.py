@@ -85,9 +85,8 @@ async def page(
         b=broadcast,
         groups=report["groups"],
         departements=departements,
-        zone=localtime.zone_for(
-            localtime.recipients_by_departement(report["groups"]),
-            request.app[SERVICES].settings.display_timezone,
+        zone=localtime.zone_of_groups(
+            report["groups"], request.app[SERVICES].settings.display_timezone
         ),
         texts=texts_by_language(report["groups"]),
         names=await names_of_departements(request),
