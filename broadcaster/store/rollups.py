@@ -170,7 +170,10 @@ def _at_most(estimate: float | None, most: float | None) -> float | None:
     digits say nothing)."""
     if estimate is None:
         return None
-    return round(min(estimate, most) if most is not None else estimate, 3)
+    shown = round(estimate, 3)
+    if most is not None and shown > most:  # the max, to the millisecond below (never above)
+        shown = math.floor(most * 1000) / 1000
+    return shown
 
 
 @dataclass(frozen=True)
