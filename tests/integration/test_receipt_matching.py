@@ -798,3 +798,41 @@ async def test_the_periodic_flush_goes_on_after_any_error(db: asyncpg.Pool) -> N
     async with db.acquire() as conn:
         assert await conn.fetchval("SELECT count(*) FROM receipts WHERE broadcast_id = 9") == 1
     assert recorder.recorded == 1
+
+
+async def test_an_auto_smsc_is_flushed_often_until_its_form_is_settled_then_at_the_interval(
+    db: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While an SMSC's id form is being found out, every receipt of it is matched by the
+    database under every form, then matched again once the form is known: its first receipts
+    are flushed every `LEARNING_INTERVAL`, not at the end of the (here ten-second) interval, so
+    that few go that long way (at national speed, half a second held 50,000 of them). Once
+    settled, the recorder flushes at its interval again."""
+    monkeypatch.setattr(recorder_module, "EVIDENCE", 10)
+    hex_ids = [format(0x30_0000_0000 + 7919 * n, "016X") for n in range(13)]
+    async with db.acquire() as conn:
+        await _deliveries(conn, *[(1, 33600000100 + n, mid, T0) for n, mid in enumerate(hex_ids)])
+    recorder = ReceiptRecorder(db, [SmscConfig(name="smsc")], interval=10.0)
+    recorder.start()
+    try:
+        for mid in hex_ids[:12]:
+            recorder(Receipt(message_id=str(int(mid, 16)), stat="DELIVRD"), "smsc")
+        for _ in range(40):
+            await asyncio.sleep(0.05)
+            if recorder.ids.form("smsc") != "auto":
+                break
+        settled_within_2s = recorder.ids.form("smsc")
+        stored_while_learning = recorder.recorded
+        recorder(Receipt(message_id=str(int(hex_ids[12], 16)), stat="DELIVRD"), "smsc")
+        await asyncio.sleep(0.5)  # ten times the learning interval: the interval is back
+        held_after_settling = recorder.held
+    finally:
+        await recorder.stop()
+    assert settled_within_2s == "decimal"
+    assert stored_while_learning == 12
+    assert held_after_settling == 1
+    async with db.acquire() as conn:
+        rows = await conn.fetch("SELECT match, msisdn FROM receipts ORDER BY msisdn")
+    assert [(r["match"], r["msisdn"]) for r in rows] == [
+        ("matched", 33600000100 + n) for n in range(13)
+    ]
