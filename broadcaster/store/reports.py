@@ -95,9 +95,11 @@ async def rows(conn: Conn, broadcast_id: int, planned_parts: int) -> ReportRows:
 
 @asynccontextmanager
 async def not_reached(conn: Conn, broadcast_id: int) -> AsyncIterator[NotReached]:
-    """The broadcast's recipients without every part accepted (sent to, or in a chunk never
-    sent: sql/queries/reports.sql says how each is read), taken once into a temporary table of
-    this connection, dropped after: how many, and the rows in msisdn order, from one snapshot."""
+    """The people to follow up by other means: the broadcast's recipients without every part
+    accepted (sent to, or in a chunk never sent), and those reached whose part a receipt says
+    was not delivered (sql/queries/reports.sql says how each is read); taken once into a
+    temporary table of this connection, dropped after: how many, and the rows in msisdn order,
+    from one snapshot."""
     await conn.execute(queries["report_not_reached_table"])
     try:
         await conn.execute(queries["report_not_reached_clear"])
