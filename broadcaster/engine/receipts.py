@@ -49,6 +49,10 @@ receipts are matched by the database under every form, and once settled matched 
 back, stored again). Flushed every half second, the first ~50,000 receipts of a run at national
 speed went that long way (at 1M receipts, 10% of the database's work and 40 MB of the send
 process's memory); flushed as often as outcomes are, a few thousand do."""
+LEARNING_WINDOW_S = 5.0
+"""...for this long at most from its first receipt: an SMSC whose receipts name no part is
+never settled, and its receipts, held for `HOLD_S` and tried again at every flush, are then
+tried at the interval, not twenty times a second."""
 HOLD_S = 30.0
 """How long a receipt that names no recorded part yet is tried again before it is stored as
 'unmatched' (long enough for outcome flushes delayed by a loaded database)."""
@@ -274,7 +278,7 @@ class ReceiptRecorder:
         at once (a pause after each left the database idle while receipts piled up in memory:
         with flushes of ~1.5 s under load, a quarter of the time). Every `LEARNING_INTERVAL`
         while an SMSC's form is to be found out (before its first receipt too: the first
-        ones do not wait half a second)."""
+        ones do not wait half a second), for `LEARNING_WINDOW_S` at most."""
         clock = asyncio.get_running_loop().time
         started = clock()
         while True:
@@ -290,7 +294,12 @@ class ReceiptRecorder:
 
     def _every(self) -> float:
         """Seconds from a flush's start to the next one's."""
-        return min(self.interval, LEARNING_INTERVAL) if self.ids.learning() else self.interval
+        now = datetime.now(UTC)
+        for smsc in self.ids.learning():
+            since = self.ids.since.get(smsc)
+            if since is None or (now - since).total_seconds() < LEARNING_WINDOW_S:
+                return min(self.interval, LEARNING_INTERVAL)
+        return self.interval
 
 
 def _text(value: object) -> str | None:

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import struct
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import structlog
 
 from broadcaster.domain.receipt_ids import keys
+from broadcaster.engine import receipts as receipts_module
 from broadcaster.engine.receipts import ReceiptRecorder
 from broadcaster.errors import SmppProtocolError
 from broadcaster.mocksmsc.receipts import ReceiptRun, ReceiptTemplates
@@ -404,3 +405,21 @@ def test_staged_rows_from_datetimes_and_keys() -> None:
     assert store.key_columns([]) == (None, None)
     assert store.key_columns(["X"]) == ("X", None)
     assert datetime.fromtimestamp(row[7], UTC) == at  # float seconds keep the microseconds
+
+
+def test_the_recorder_flushes_often_while_an_auto_smsc_is_learnt_and_for_a_while_only() -> None:
+    """Every `LEARNING_INTERVAL` from before an `auto` SMSC's first receipt to its form being
+    settled, or to `LEARNING_WINDOW_S` after that receipt (an SMSC whose receipts name no part
+    is never settled: its held receipts are tried again at the interval, not 20 times a
+    second); at the interval for an SMSC whose form is configured."""
+    configured = ReceiptRecorder(None, [SmscConfig(name="s", receipt_ids="same")], interval=0.5)  # type: ignore[arg-type]
+    assert configured._every() == 0.5
+    recorder = ReceiptRecorder(None, [SmscConfig(name="s")], interval=0.5)  # type: ignore[arg-type]
+    assert recorder._every() == receipts_module.LEARNING_INTERVAL  # before its first receipt
+    recorder(Receipt("0A1", "DELIVRD"), "s")
+    assert recorder._every() == receipts_module.LEARNING_INTERVAL
+    recorder.ids.since["s"] -= timedelta(seconds=receipts_module.LEARNING_WINDOW_S + 1)
+    assert recorder._every() == 0.5  # never settled: back to the interval
+    recorder.ids.since["s"] = datetime.now(UTC)
+    recorder.ids.forms["s"] = "decimal"  # settled
+    assert recorder._every() == 0.5
