@@ -50,9 +50,11 @@ back, stored again). Flushed every half second, the first ~50,000 receipts of a 
 speed went that long way (at 1M receipts, 10% of the database's work and 40 MB of the send
 process's memory); flushed as often as outcomes are, a few thousand do."""
 LEARNING_WINDOW_S = 5.0
-"""...for this long at most from its first receipt: an SMSC whose receipts name no part is
-never settled, and its receipts, held for `HOLD_S` and tried again at every flush, are then
-tried at the interval, not twenty times a second."""
+"""...from its first receipt to this process, for this long at most: an SMSC whose receipts
+name no part is never settled, and the receipts held (tried again at every flush for `HOLD_S`)
+are then tried at the interval, not twenty times a second. An `auto` SMSC that sends this
+process no receipt (none asked for, or they go to another worker's binds) does not set the
+pace either."""
 HOLD_S = 30.0
 """How long a receipt that names no recorded part yet is tried again before it is stored as
 'unmatched' (long enough for outcome flushes delayed by a loaded database)."""
@@ -131,6 +133,11 @@ class ReceiptRecorder:
         """Receipts matched in memory, as rows of `store.MATCHED_COLUMNS`."""
         self._epochs: dict[datetime, float] = {}
         self._task: asyncio.Task[None] | None = None
+        self._learning_from: dict[str, float] = {}
+        """When (`time.monotonic`) each `auto` SMSC's first receipt came (`_every`)."""
+        self._learning_began = asyncio.Event()
+        """Set by an `auto` SMSC's first receipt: the periodic flush, asleep for the interval,
+        wakes up to flush at the learning pace."""
         self._match_pending: set[str] = set()
         """SMSCs whose form was settled and whose earlier receipts are still to be matched
         again (tried at each flush until done)."""
@@ -151,6 +158,9 @@ class ReceiptRecorder:
         form = self.ids.forms.get(smsc, "auto")
         if form == "auto":
             self.ids.seen(smsc, datetime.now(UTC))
+            if smsc not in self._learning_from:
+                self._learning_from[smsc] = time.monotonic()
+                self._learning_began.set()
         settled, same = form != "auto", form == "same"
         now = time.time()
         take, epoch = self.sent.take, self._epoch
@@ -238,12 +248,29 @@ class ReceiptRecorder:
         self._matched[:0] = waiting
         self._rows[:0] = done.held
         self.recorded += len(rows) + len(matched) - len(done.held)
-        self._match_pending.update(self.ids.weigh(done.matched))
+        settled = self.ids.weigh(done.matched)
+        self._key_again(settled)
+        self._match_pending.update(settled)
         if self._match_pending:
             async with self.db.acquire() as conn:
                 for smsc in sorted(self._match_pending):
                     await self._match_again(conn, smsc, hold_s)
                     self._match_pending.discard(smsc)
+
+    def _key_again(self, settled: Sequence[str]) -> None:
+        """The receipts of SMSCs whose form was just settled that are still buffered (held,
+        or received while the batch that settled it was stored) keyed again under that form:
+        kept under every form, one found a part whose id another form writes alike (a
+        decimal receipt id and another broadcast's all-digit hex id), and was counted there
+        for good. (Those stored are matched again: `_match_again`.)"""
+        if not settled:
+            return
+        names = set(settled)
+        for i, row in enumerate(self._rows):
+            smsc = cast(str, row[0])
+            if smsc in names:
+                ids = (str(row[1]), _text(row[2]))
+                self._rows[i] = (*row[:8], *store.key_columns(keys(ids, self.ids.form(smsc))))
 
     async def _match_again(self, conn: Conn, smsc: str, hold_s: float) -> None:
         """Once an SMSC's form is known, match again its receipts recorded while it was not.
@@ -277,12 +304,15 @@ class ReceiptRecorder:
         """A flush every `interval` seconds, start to start: one that took longer is followed
         at once (a pause after each left the database idle while receipts piled up in memory:
         with flushes of ~1.5 s under load, a quarter of the time). Every `LEARNING_INTERVAL`
-        while an SMSC's form is to be found out (before its first receipt too: the first
-        ones do not wait half a second), for `LEARNING_WINDOW_S` at most."""
+        while an SMSC's form is being found out from its receipts, for `LEARNING_WINDOW_S`
+        at most (woken by its first receipt: the first ones do not wait half a second)."""
         clock = asyncio.get_running_loop().time
         started = clock()
         while True:
-            await asyncio.sleep(max(0.0, started + self._every() - clock()))
+            while (left := started + self._every() - clock()) > 0:
+                self._learning_began.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._learning_began.wait(), left)
             started = clock()
             try:
                 await self.flush()
@@ -293,11 +323,11 @@ class ReceiptRecorder:
                     log.exception("receipts_flush_failed")
 
     def _every(self) -> float:
-        """Seconds from a flush's start to the next one's."""
-        now = datetime.now(UTC)
-        for smsc in self.ids.learning():
-            since = self.ids.since.get(smsc)
-            if since is None or (now - since).total_seconds() < LEARNING_WINDOW_S:
+        """Seconds from a flush's start to the next one's: `LEARNING_INTERVAL` while an `auto`
+        SMSC that sent receipts is unsettled, within `LEARNING_WINDOW_S` of its first one."""
+        now = time.monotonic()
+        for smsc, since in self._learning_from.items():
+            if self.ids.form(smsc) == "auto" and now - since < LEARNING_WINDOW_S:
                 return min(self.interval, LEARNING_INTERVAL)
         return self.interval
 

@@ -836,3 +836,67 @@ async def test_an_auto_smsc_is_flushed_often_until_its_form_is_settled_then_at_t
     assert [(r["match"], r["msisdn"]) for r in rows] == [
         ("matched", 33600000100 + n) for n in range(13)
     ]
+
+
+async def test_a_receipt_held_while_its_smscs_form_is_settled_is_matched_under_that_form(
+    db: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A receipt held (its part not recorded yet) when the batch it came with settles the
+    SMSC's form is tried again under that form, not under every form: kept under every form,
+    its decimal id found another broadcast's part whose all-digit hex id reads alike, and
+    was counted there for good (found by a hostile review)."""
+    monkeypatch.setattr(recorder_module, "EVIDENCE", 10)
+    hex_ids = [format(0x30_0000_0000 + 7919 * n, "016X") for n in range(10)]
+    async with db.acquire() as conn:
+        await _deliveries(conn, *[(1, 33600000100 + n, mid, T0) for n, mid in enumerate(hex_ids)])
+    recorder = ReceiptRecorder(db, [SmscConfig(name="smsc")], interval=10.0)
+    right = "0000003000ABCDEF"
+    late = str(int(right, 16))  # its receipt writes the id in decimal
+    for mid in hex_ids:
+        recorder(Receipt(message_id=str(int(mid, 16)), stat="DELIVRD"), "smsc")
+    recorder(Receipt(message_id=late, stat="DELIVRD"), "smsc")  # its part not recorded yet
+    await recorder.flush()  # settles 'decimal'; the late one is held
+    assert recorder.ids.form("smsc") == "decimal" and recorder.held == 1
+    async with db.acquire() as conn:
+        # Another broadcast's part whose (all-digit hex) id is that decimal text, then its own.
+        await _deliveries(conn, (2, 33699999999, late, T0))
+        await _deliveries(conn, (3, 33600000777, right, T0))
+    await recorder.flush()
+    async with db.acquire() as conn:
+        row = await conn.fetchrow(
+            "SELECT match, broadcast_id, msisdn FROM receipts WHERE message_id = $1", late
+        )
+        rolled = await conn.fetch(
+            "SELECT broadcast_id, parts FROM receipt_rollup ORDER BY broadcast_id"
+        )
+    assert row is not None
+    assert (row["match"], row["broadcast_id"], row["msisdn"]) == ("matched", 3, 33600000777)
+    assert [(r["broadcast_id"], r["parts"]) for r in rolled] == [(1, 10), (3, 1)]
+
+
+async def test_the_first_receipt_of_an_auto_smsc_wakes_the_periodic_flush(
+    db: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The periodic flush, asleep for its interval (here ten seconds), is woken by an `auto`
+    SMSC's first receipt and flushes at the learning pace: the first receipts do not wait
+    for the interval's end. An `auto` SMSC that sends no receipt does not set the pace."""
+    monkeypatch.setattr(recorder_module, "EVIDENCE", 10)
+    hex_ids = [format(0x40_0000_0000 + 7919 * n, "016X") for n in range(12)]
+    async with db.acquire() as conn:
+        await _deliveries(conn, *[(1, 33600000100 + n, mid, T0) for n, mid in enumerate(hex_ids)])
+    smscs = [SmscConfig(name="smsc"), SmscConfig(name="quiet", registered_delivery=0)]
+    recorder = ReceiptRecorder(db, smscs, interval=10.0)
+    recorder.start()
+    try:
+        await asyncio.sleep(0.3)  # asleep for its interval: the quiet SMSC sets no pace
+        for mid in hex_ids:
+            recorder(Receipt(message_id=str(int(mid, 16)), stat="DELIVRD"), "smsc")
+        for _ in range(40):
+            await asyncio.sleep(0.05)
+            if recorder.recorded:
+                break
+        recorded_within_2s = recorder.recorded
+    finally:
+        await recorder.stop()
+    assert recorded_within_2s == 12
+    assert recorder.ids.form("smsc") == "decimal"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import struct
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
 import structlog
@@ -408,18 +408,21 @@ def test_staged_rows_from_datetimes_and_keys() -> None:
 
 
 def test_the_recorder_flushes_often_while_an_auto_smsc_is_learnt_and_for_a_while_only() -> None:
-    """Every `LEARNING_INTERVAL` from before an `auto` SMSC's first receipt to its form being
-    settled, or to `LEARNING_WINDOW_S` after that receipt (an SMSC whose receipts name no part
-    is never settled: its held receipts are tried again at the interval, not 20 times a
-    second); at the interval for an SMSC whose form is configured."""
+    """Every `LEARNING_INTERVAL` from an `auto` SMSC's first receipt to its form being settled,
+    or to `LEARNING_WINDOW_S` after that receipt (an SMSC whose receipts name no part is never
+    settled: the held receipts are tried again at the interval, not 20 times a second); at
+    the interval for an SMSC whose form is configured, and for an `auto` one that sent this
+    process no receipt (none asked for: it would have set the pace for ever)."""
     configured = ReceiptRecorder(None, [SmscConfig(name="s", receipt_ids="same")], interval=0.5)  # type: ignore[arg-type]
+    configured(Receipt("0A1", "DELIVRD"), "s")
     assert configured._every() == 0.5
-    recorder = ReceiptRecorder(None, [SmscConfig(name="s")], interval=0.5)  # type: ignore[arg-type]
-    assert recorder._every() == receipts_module.LEARNING_INTERVAL  # before its first receipt
+    smscs = [SmscConfig(name="s"), SmscConfig(name="quiet", registered_delivery=0)]
+    recorder = ReceiptRecorder(None, smscs, interval=0.5)  # type: ignore[arg-type]
+    assert recorder._every() == 0.5  # two auto SMSCs, no receipt yet
     recorder(Receipt("0A1", "DELIVRD"), "s")
     assert recorder._every() == receipts_module.LEARNING_INTERVAL
-    recorder.ids.since["s"] -= timedelta(seconds=receipts_module.LEARNING_WINDOW_S + 1)
+    recorder._learning_from["s"] -= receipts_module.LEARNING_WINDOW_S + 1
     assert recorder._every() == 0.5  # never settled: back to the interval
-    recorder.ids.since["s"] = datetime.now(UTC)
+    recorder._learning_from["s"] = time.monotonic()
     recorder.ids.forms["s"] = "decimal"  # settled
     assert recorder._every() == 0.5
