@@ -259,18 +259,31 @@ class ReceiptRecorder:
 
     def _key_again(self, settled: Sequence[str]) -> None:
         """The receipts of SMSCs whose form was just settled that are still buffered (held,
-        or received while the batch that settled it was stored) keyed again under that form:
-        kept under every form, one found a part whose id another form writes alike (a
-        decimal receipt id and another broadcast's all-digit hex id), and was counted there
-        for good. (Those stored are matched again: `_match_again`.)"""
+        or received while the batch that settled it was stored: at national speed, some
+        20,000) keyed again under that form, and matched in memory where this process sent
+        their part, as `received` matches them once settled. Kept under every form, one found
+        a part whose id another form writes alike (a decimal receipt id and another
+        broadcast's all-digit hex id), and was counted there for good. (Those stored are
+        matched again: `_match_again`.)"""
         if not settled:
             return
         names = set(settled)
-        for i, row in enumerate(self._rows):
+        take = self.sent.take
+        rows, self._rows = self._rows, []
+        for row in rows:
             smsc = cast(str, row[0])
-            if smsc in names:
-                ids = (str(row[1]), _text(row[2]))
-                self._rows[i] = (*row[:8], *store.key_columns(keys(ids, self.ids.form(smsc))))
+            if smsc not in names:
+                self._rows.append(row)
+                continue
+            ids = (str(row[1]), _text(row[2]))
+            first, more = store.key_columns(keys(ids, self.ids.form(smsc)))
+            if first is not None and more is None:  # as `received` does once settled
+                sent = take(first, smsc, row[4] in FINAL_STATS, cast(float, row[7]))
+                if sent is not None:
+                    self._matched.append((*row[:8], *sent[1:]))  # store.MATCHED_COLUMNS
+                    self.matched_in_memory += 1
+                    continue
+            self._rows.append((*row[:8], first, more))
 
     async def _match_again(self, conn: Conn, smsc: str, hold_s: float) -> None:
         """Once an SMSC's form is known, match again its receipts recorded while it was not.

@@ -900,3 +900,33 @@ async def test_the_first_receipt_of_an_auto_smsc_wakes_the_periodic_flush(
         await recorder.stop()
     assert recorded_within_2s == 12
     assert recorder.ids.form("smsc") == "decimal"
+
+
+async def test_receipts_buffered_while_the_form_is_settled_are_matched_in_memory(
+    db: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Receipts still buffered when their SMSC's form is settled (held: their part's outcome
+    not recorded yet; at national speed, those received while the settling batch is stored)
+    are matched in memory where this process sent their part, as receipts received once it
+    is settled are, not by the database (some 20,000 a run took that long way)."""
+    monkeypatch.setattr(recorder_module, "EVIDENCE", 10)
+    hex_ids = [format(0x50_0000_0000 + 7919 * n, "016X") for n in range(10)]
+    async with db.acquire() as conn:
+        await _deliveries(conn, *[(1, 33600000100 + n, mid, T0) for n, mid in enumerate(hex_ids)])
+    recorder = ReceiptRecorder(db, [SmscConfig(name="smsc")], interval=10.0)
+    now = datetime.now(UTC).timestamp()
+    remembered = [format(0x60_0000_0000 + 7919 * n, "016X") for n in range(3)]
+    for n, mid in enumerate(remembered):  # sent by this process, outcomes not recorded yet
+        recorder.sent.add(mid.lstrip("0"), ("smsc", 5, 33600000500 + n, 1, now - 1, "75"))
+    for mid in hex_ids + remembered:
+        recorder(Receipt(message_id=str(int(mid, 16)), stat="DELIVRD"), "smsc")
+    await recorder.flush()  # settles 'decimal': the three found no part, and were held
+    assert recorder.ids.form("smsc") == "decimal"
+    assert recorder.matched_in_memory == 3 and recorder.held == 3
+    await recorder.flush()
+    async with db.acquire() as conn:
+        rows = await conn.fetch(
+            "SELECT match, msisdn, departement FROM receipts WHERE broadcast_id = 5 ORDER BY 2"
+        )
+    assert [tuple(r) for r in rows] == [("matched", 33600000500 + n, "75") for n in range(3)]
+    assert recorder.held == 0 and recorder.recorded == 13
