@@ -269,21 +269,29 @@ class ReceiptRecorder:
             return
         names = set(settled)
         take = self.sent.take
-        rows, self._rows = self._rows, []
-        for row in rows:
+        kept: list[tuple[object, ...]] = []
+        for row in self._rows:
             smsc = cast(str, row[0])
             if smsc not in names:
-                self._rows.append(row)
+                kept.append(row)
                 continue
-            ids = (str(row[1]), _text(row[2]))
-            first, more = store.key_columns(keys(ids, self.ids.form(smsc)))
-            if first is not None and more is None:  # as `received` does once settled
-                sent = take(first, smsc, row[4] in FINAL_STATS, cast(float, row[7]))
-                if sent is not None:
-                    self._matched.append((*row[:8], *sent[1:]))  # store.MATCHED_COLUMNS
-                    self.matched_in_memory += 1
-                    continue
-            self._rows.append((*row[:8], first, more))
+            try:
+                ids = (str(row[1]), _text(row[2]))
+                first, more = store.key_columns(keys(ids, self.ids.form(smsc)))
+                if first is not None and more is None:  # as `received` does once settled
+                    received_at = cast(float, row[7])
+                    final = row[4] in FINAL_STATS
+                    latest = received_at + store.CLOCK_SLACK_S  # the database's bound
+                    sent = take(first, smsc, final, received_at, submitted_by=latest)
+                    if sent is not None:
+                        self._matched.append((*row[:8], *sent[1:]))  # store.MATCHED_COLUMNS
+                        self.matched_in_memory += 1
+                        continue
+                kept.append((*row[:8], first, more))
+            except Exception:  # kept as it was: the database matches it under every form
+                log.exception("receipt_not_keyed_again", smsc=smsc, message_id=row[1])
+                kept.append(row)
+        self._rows = kept
 
     async def _match_again(self, conn: Conn, smsc: str, hold_s: float) -> None:
         """Once an SMSC's form is known, match again its receipts recorded while it was not.
@@ -324,8 +332,11 @@ class ReceiptRecorder:
         while True:
             while (left := started + self._every() - clock()) > 0:
                 self._learning_began.clear()
+                # (asyncio.timeout, not wait_for: in 3.11 wait_for swallows a cancellation
+                # that comes as the event is set, and `stop` waited for ever.)
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._learning_began.wait(), left)
+                    async with asyncio.timeout(left):
+                        await self._learning_began.wait()
             started = clock()
             try:
                 await self.flush()

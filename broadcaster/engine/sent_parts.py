@@ -70,10 +70,14 @@ class SentParts:
             for key in [k for k, sent in generation.items() if sent[0] == smsc]:
                 del generation[key]
 
-    def take(self, key: str, smsc: str, final: bool, now: float) -> Sent | None:
+    def take(
+        self, key: str, smsc: str, final: bool, now: float, submitted_by: float | None = None
+    ) -> Sent | None:
         """The part a receipt of `smsc` naming `key` and received at `now` (seconds since 1970)
-        answers, if remembered and submitted less than `MAX_AGE_S` before; forgotten when the
-        receipt is `final` (no other is expected; a duplicate finds it in the database)."""
+        answers, if remembered and submitted less than `MAX_AGE_S` before (and not after
+        `submitted_by`: a receipt received a while ago, whose id a later part may have been
+        given again, as the database's lookup bounds it); forgotten when the receipt is
+        `final` (no other is expected; a duplicate finds it in the database)."""
         where = self._current
         sent = where.get(key)
         if sent is None:
@@ -82,6 +86,8 @@ class SentParts:
             if sent is None:
                 return None
         if sent[0] != smsc:  # another SMSC's id: the database sorts it out
+            return None
+        if submitted_by is not None and sent[4] > submitted_by:  # a later part's: the database
             return None
         if now - sent[4] > MAX_AGE_S:
             del where[key]

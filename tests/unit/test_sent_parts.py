@@ -68,3 +68,14 @@ def test_a_lost_bind_forgets_the_parts_of_its_smsc_only() -> None:
     assert parts.take("A1", "a", final=True, now=NOW) is None
     assert parts.take("C3", "a", final=True, now=NOW) is None
     assert parts.take("B2", "b", final=True, now=NOW) == _sent(2, smsc="b")
+
+
+def test_a_part_submitted_after_the_bound_is_left_to_the_database_and_kept() -> None:
+    """A receipt received a while ago (held, then matched in memory once its SMSC's form was
+    settled) answers no part submitted after it was received (plus the clock slack): its id
+    may have been given again since. The later part stays remembered for its own receipt."""
+    parts = SentParts()
+    parts.add("A1", _sent(1))  # submitted at 1000.0
+    assert parts.take("A1", "a", final=True, now=NOW, submitted_by=999.0) is None
+    assert len(parts) == 1
+    assert parts.take("A1", "a", final=True, now=NOW, submitted_by=1000.0) == _sent(1)
