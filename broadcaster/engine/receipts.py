@@ -44,11 +44,12 @@ EVIDENCE = 20
 AGREEMENT = 0.95
 """...and the share of them that must agree on it."""
 LEARNING_INTERVAL = 0.05
-"""The flush interval while an `auto` SMSC's form is still to be found out: its
-receipts are matched by the database under every form, and once settled matched again (taken
-back, stored again). Flushed every half second, the first ~50,000 receipts of a run at national
-speed went that long way (at 1M receipts, 10% of the database's work and 40 MB of the send
-process's memory); flushed as often as outcomes are, a few thousand do."""
+"""The flush interval while an `auto` SMSC's form is still to be found out: its receipts are
+matched by the database under every form, and once settled matched again (taken back, stored
+again). Flushed every half second, the first ~60,000 receipts of a run at national speed went
+that long way (at 1M receipts, 10% of the database's work and 40 MB of the send process's
+memory); flushed as often as outcomes are, only the settling batch does (~3,000-5,000), and the
+receipts buffered meanwhile are matched in memory once it is settled (`_key_again`)."""
 LEARNING_WINDOW_S = 5.0
 """...from its first receipt to this process, for this long at most: an SMSC whose receipts
 name no part is never settled, and the receipts held (tried again at every flush for `HOLD_S`)
