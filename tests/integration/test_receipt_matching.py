@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from typing import cast
 
@@ -73,6 +73,15 @@ async def _receive(conn: Conn, message_id: str, at: datetime, form: str) -> None
         "smsc", message_id, None, None, "DELIVRD", None, None, at, keys([message_id], form)
     )
     await store.record(conn, [row])
+
+
+async def _eventually(done: Callable[[], object], seconds: float = 10.0) -> None:
+    """Wait until `done()` is true, `seconds` at most (a loaded machine's flush may take a
+    while; the caller's assertions say what was due)."""
+    for _ in range(int(seconds / 0.05)):
+        if done():
+            return
+        await asyncio.sleep(0.05)
 
 
 async def _last(conn: Conn) -> tuple[str, int | None, int | None]:
@@ -788,10 +797,7 @@ async def test_the_periodic_flush_goes_on_after_any_error(db: asyncpg.Pool) -> N
     recorder.start()
     try:
         recorder(Receipt(message_id="C4", stat="DELIVRD"), "smsc")
-        for _ in range(100):
-            await asyncio.sleep(0.05)
-            if recorder.recorded:
-                break
+        await _eventually(lambda: recorder.recorded, seconds=5.0)
         stored_by_the_loop = recorder.recorded
     finally:
         await recorder.stop()
@@ -819,10 +825,7 @@ async def test_an_auto_smsc_is_flushed_often_until_its_form_is_settled_then_at_t
     try:
         for mid in hex_ids[:12]:
             recorder(Receipt(message_id=str(int(mid, 16)), stat="DELIVRD"), "smsc")
-        for _ in range(200):  # (a loaded machine's first flush may take a while)
-            await asyncio.sleep(0.05)
-            if recorder.ids.form("smsc") != "auto":
-                break
+        await _eventually(lambda: recorder.ids.form("smsc") != "auto")
         settled_within_10s = recorder.ids.form("smsc")
         stored_while_learning = recorder.recorded
         recorder(Receipt(message_id=str(int(hex_ids[12], 16)), stat="DELIVRD"), "smsc")
@@ -903,10 +906,7 @@ async def test_the_first_receipt_of_an_auto_smsc_wakes_the_periodic_flush(
         flushes_while_quiet = len(flushes)
         for mid in hex_ids:
             recorder(Receipt(message_id=str(int(mid, 16)), stat="DELIVRD"), "smsc")
-        for _ in range(200):  # (a loaded machine's first flush may take a while)
-            await asyncio.sleep(0.05)
-            if recorder.recorded:
-                break
+        await _eventually(lambda: recorder.recorded)
         recorded_once_woken = recorder.recorded
     finally:
         await recorder.stop()
