@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from broadcaster import __version__, gc_policy
-from broadcaster.cli.options import Emitted, Handler, flag, switch
+from broadcaster.cli.options import Emitted, Handler, Parser, flag, switch
 from broadcaster.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, BindError, BroadcasterError
 from broadcaster.logs import configure_logging
 from broadcaster.settings import Settings
@@ -44,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     from broadcaster.cli import api, broadcasts, check, config, control, data, drills, geo
     from broadcaster.cli.mock_smsc import add_mock_smsc_command
 
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="broadcaster",
         description="Send area-targeted public-guidance SMS through SMPP, fast and safely.",
         epilog=EPILOG,
@@ -80,6 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     Emitted.json = False
     try:
         parser = build_parser()
+        Parser.argv, Parser.root = list(sys.argv[1:] if argv is None else argv), parser
         args = parser.parse_args(argv)
         configure_logging(json=args.log_json, level=args.log_level)
         env = dict(os.environ)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import difflib
 import errno
 import getpass
 import json
@@ -19,11 +20,11 @@ import stat
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, NoReturn
 
 from broadcaster.commands.context import Context
 from broadcaster.domain.caller import Caller
@@ -36,6 +37,75 @@ if TYPE_CHECKING:
 Handler = Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, int]]
 Commands = Any
 """The object `ArgumentParser.add_subparsers()` returns (private type in argparse)."""
+
+
+class Parser(argparse.ArgumentParser):
+    """The CLI's argument parser, stricter than argparse's for an operator at 3 a.m.: a flag is
+    taken only as spelled (argparse took `--ye` for `--yes`, `--expect` for
+    `--expect-recipients`, `--dril` for `--drill`: a confirmation typed short, a live send); a
+    mistake names the flags not recognised, with the nearest one (argparse said only that
+    `--template` was missing when `--temlate` was typed); with `--json`, a mistake is also the
+    one JSON object on stdout every refusal is."""
+
+    argv: Sequence[str] = ()
+    """The command line being parsed (`main` sets it): what `error` reads the unknown flags
+    and `--json` from..."""
+    root: argparse.ArgumentParser | None = None
+    """...and the parser of `broadcaster` itself, whose commands it walks."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["allow_abbrev"] = False
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> NoReturn:
+        hints = self._unrecognised()
+        if hints and "unrecognized arguments" not in message:
+            message = f"{message}; not recognised: {hints}"
+        elif hints:
+            message = f"not recognised: {hints}"
+        self.print_usage(sys.stderr)
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        if "--json" in Parser.argv or os.environ.get("BROADCASTER_JSON", "").lower() in (
+            "1",
+            "true",
+            "yes",
+            "on",
+        ):
+            error = {"error": message, "kind": "UsageError", "exit_code": EXIT_USAGE}
+            print(json.dumps(error), flush=True)
+        sys.exit(EXIT_USAGE)
+
+    def _unrecognised(self) -> str:
+        """The flags of the command line that its command does not know, each with the
+        nearest one it does ("--temlate (did you mean --template?)"); empty if none."""
+        known = self._known_flags()
+        said: list[str] = []
+        for token in Parser.argv:
+            name = token.split("=", 1)[0]
+            if not name.startswith("--") or name == "--" or name in known or name in said:
+                continue
+            near = [k for k in known if k.startswith(name)] or difflib.get_close_matches(
+                name, known, n=1
+            )  # what it abbreviates (argparse took that), else the nearest spelling
+            said.append(f"{name} (did you mean {' or '.join(near)}?)" if near else name)
+        return ", ".join(said)
+
+    def _known_flags(self) -> list[str]:
+        """The flags of `broadcaster` and of the command (and action) the command line
+        names: "unrecognized arguments" comes from the top parser, which knows only its own."""
+        parser: argparse.ArgumentParser = Parser.root or self
+        known = [o for action in parser._actions for o in action.option_strings]
+        for token in Parser.argv:
+            commands = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+            if token.startswith("-") or not commands or token not in commands[0].choices:
+                continue
+            parser = commands[0].choices[token]
+            known += [o for action in parser._actions for o in action.option_strings]
+        return known
+
+
+EXIT_USAGE = 2
+"""A command line not understood: bad input, nothing done (the exit code of argparse)."""
 
 
 class _EnvDefault(argparse.Action):

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import json
 import re
 from collections.abc import Iterator
 
 import pytest
 
-from broadcaster.cli import build_parser
+from broadcaster.cli import build_parser, main
 
 BAD = [
     (["list", "--limit", "-1"], "'-1' is not a whole number of 1 or more"),
@@ -79,3 +80,61 @@ def test_the_database_url_is_taken_after_the_command_too() -> None:
     assert parse(["db", "purge", "--dry-run", "--database-url", "postgresql://h/b"]).database_url
     both = ["--database-url", "postgresql://h/first", "list", "--database-url", "postgresql://h/c"]
     assert parse(both).database_url == "postgresql://h/c"
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        # A confirmation typed short was a live send: argparse took `--ye` for `--yes`.
+        (
+            ["send", "--area", "dep:75", "--template", "outage", "--ye", "--expect", "56"],
+            "not recognised: --ye (did you mean --yes?), --expect (did you mean "
+            "--expect-recipients?)",
+        ),
+        (
+            ["preview", "--area", "dep:75", "--template", "drill", "--dril"],
+            "not recognised: --dril (did you mean --drill?)",
+        ),
+        # A typo of a required flag: argparse said only that --template was missing.
+        (
+            ["send", "--area", "dep:75", "--temlate", "outage"],
+            "the following arguments are required: --template; not recognised: --temlate "
+            "(did you mean --template?)",
+        ),
+        (["db", "purge", "--dry"], "not recognised: --dry (did you mean --dry-run?)"),
+    ],
+)
+def test_a_flag_is_taken_only_as_spelled_and_a_mistake_names_the_nearest(
+    argv: list[str], said: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Refused while the command line is read, before any command runs (nothing can be sent):
+    exit 2, the flags not recognised named with the one meant."""
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    assert exited.value.code == 2
+    out, err = capsys.readouterr()
+    assert said in err
+    assert out == ""
+
+
+def test_with_json_a_command_line_mistake_is_the_one_json_object_on_stdout(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every refusal is a JSON object for a script (README), a command line not understood
+    too (it printed nothing on stdout); by flag or by BROADCASTER_JSON."""
+    with pytest.raises(SystemExit) as exited:
+        main(["--json", "send", "--areas", "dep:75", "--template", "outage"])
+    assert exited.value.code == 2
+    out, err = capsys.readouterr()
+    assert json.loads(out) == {
+        "error": "not recognised: --areas (did you mean --area?)",
+        "kind": "UsageError",
+        "exit_code": 2,
+    }
+    assert "not recognised: --areas" in err
+    monkeypatch.setenv("BROADCASTER_JSON", "1")
+    with pytest.raises(SystemExit):
+        main(["status"])
+    assert json.loads(capsys.readouterr().out)["error"] == (
+        "the following arguments are required: broadcast_id"
+    )
