@@ -88,6 +88,9 @@ def _check_templates(settings: Settings) -> Finding:
     except BroadcasterError as exc:
         return Finding("templates", "fail", str(exc))
     names = sorted(catalogue.scenarios)
+    problems = catalogue.undeclared()  # a typo in a template is found here, not at 3 a.m.
+    if problems:
+        return Finding("templates", "fail", "; ".join(problems))
     return Finding(
         "templates", "ok", f"{len(names)} scenarios in {settings.templates_dir}: {', '.join(names)}"
     )

@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Literal, cast
 
 import jinja2
+import jinja2.meta
+import jinja2.nodes
 from jinja2.sandbox import SandboxedEnvironment
 
 from broadcaster.domain.variables import KINDS, VARIABLE_NAME, Kind, VariableSpec, split_key
@@ -77,6 +79,16 @@ class TemplateCatalogue:
         """The declared variable, or one line of plain text when the catalogue says nothing."""
         return self.variables.get(name) or VariableSpec(name)
 
+    def _reads(self, file: str) -> set[str]:
+        """The variables a template file reads from its caller: those it uses, but the names
+        it sets itself (`{% set sender = ... %}` in each branch of an `if`, which Jinja2's own
+        analysis counts as read) and the environment's globals."""
+        source, _, _ = self._env.loader.get_source(self._env, file)  # type: ignore[union-attr]
+        tree = self._env.parse(source)
+        own = {n.name for n in tree.find_all(jinja2.nodes.Name) if n.ctx in ("store", "param")}
+        used = jinja2.meta.find_undeclared_variables(tree)
+        return set(used) - own - set(self._env.globals)
+
     def variables_read(self) -> dict[str, VariableSpec]:
         """Every variable some scenario reads, with its rule (what `areas set-var` accepts)."""
         names = sorted({n for s in self.scenarios.values() for n in s.names})
@@ -86,6 +98,26 @@ class TemplateCatalogue:
     def per_language(self) -> frozenset[str]:
         """The variables written once per language (`instruction.en`)."""
         return frozenset(name for name, spec in self.variables.items() if spec.per_language)
+
+    def undeclared(self) -> list[str]:
+        """What each scenario's template files read that the catalogue does not declare for
+        it (a typo in a template: `{{ fallback_nunber }}`, which no `--var` can give), and the
+        files of its languages that are missing: one sentence each, empty when all is well."""
+        problems: list[str] = []
+        for scenario in self.scenarios.values():
+            for language in scenario.languages:
+                file = f"{scenario.name}.{language}.j2"
+                try:
+                    read = self._reads(file)
+                except jinja2.TemplateNotFound:
+                    problems.append(f"{file} is missing in {self.directory}")
+                    continue
+                except jinja2.TemplateSyntaxError as exc:
+                    problems.append(f"{file} line {exc.lineno}: {exc.message}")
+                    continue
+                for name in sorted(read - scenario.names):
+                    problems.append(_undeclared(scenario, file, name))
+        return problems
 
     def check_variables(self, scenario: Scenario, variables: Mapping[str, str]) -> dict[str, str]:
         """The operator's variables as they go into messages (spaces collapsed); refused when a
@@ -129,6 +161,13 @@ class TemplateCatalogue:
             template = self._env.get_template(f"{scenario.name}.{language}.j2")
             return template.render(dict(variables)).strip()
         except jinja2.UndefinedError as exc:
+            file = f"{scenario.name}.{language}.j2"
+            try:
+                strays = sorted(self._reads(file) - scenario.names)
+            except jinja2.TemplateError:  # (it rendered up to here: not expected)
+                strays = []
+            if strays:  # not the operator's to give: the template's to fix
+                raise TemplateError(_undeclared(scenario, file, strays[0])) from exc
             raise TemplateError(
                 f"template {scenario.name}.{language}: {exc.message}; pass it with --var"
             ) from exc
@@ -138,6 +177,15 @@ class TemplateCatalogue:
             raise TemplateError(f"template {scenario.name}.{language} was refused: {exc}") from exc
         except jinja2.TemplateError as exc:
             raise TemplateError(f"template {scenario.name}.{language} failed: {exc}") from exc
+
+
+def _undeclared(scenario: Scenario, file: str, name: str) -> str:
+    """A template reading a variable its scenario does not declare, said so it gets fixed."""
+    return (
+        f"{file} reads {{{{ {name} }}}}, which catalogue.toml does not declare for "
+        f"{scenario.name!r} (it takes {', '.join(sorted(scenario.names)) or 'none'}): a typo in "
+        f"the template? --var cannot give it; fix the template or declare it in the catalogue"
+    )
 
 
 def _check_language(scenario: Scenario, spec: VariableSpec, key: str, language: str) -> None:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
 
+from broadcaster.cli.check import _check_templates
 from broadcaster.errors import TemplateError
-from broadcaster.settings import PROJECT_ROOT
+from broadcaster.settings import PROJECT_ROOT, Settings
 from broadcaster.text.templates import TemplateCatalogue
 
 AREA = {"prefecture": "Bobigny", "fallback_number": "01 99 00 93 00", "departement_name": "X"}
@@ -94,3 +96,52 @@ def test_language_fallback(catalogue: TemplateCatalogue) -> None:
     drill = catalogue.scenario("drill")
     assert catalogue.language_for(drill, "en", "fr") == "en"
     assert catalogue.language_for(drill, "ar", "fr") == "fr"
+
+
+def test_the_shipped_templates_read_only_what_the_catalogue_declares(
+    catalogue: TemplateCatalogue,
+) -> None:
+    """`check` fails on any finding here; the names a template sets itself (`sender`, set in
+    each branch of an `if`) are its own, not read from the caller."""
+    assert catalogue.undeclared() == []
+
+
+def _copy(tmp_path: Path) -> Path:
+    copy = tmp_path / "templates"
+    shutil.copytree(PROJECT_ROOT / "templates", copy)
+    return copy
+
+
+def test_a_typo_in_a_template_is_named_as_the_templates_not_the_operators(
+    tmp_path: Path,
+) -> None:
+    """`{{ fallback_nunber }}` in outage.en.j2: the render said "pass it with --var", and
+    `--var fallback_nunber=...` was refused (no such variable): a circle at 3 a.m. Now `check`
+    finds it, and the render says whose mistake it is."""
+    copy = _copy(tmp_path)
+    path = copy / "outage.en.j2"
+    path.write_text(path.read_text().replace("{{ fallback_number }}", "{{ fallback_nunber }}"))
+    (copy / "update.es.j2").unlink()
+    typo = TemplateCatalogue(copy)
+    problems = typo.undeclared()
+    assert problems == [
+        "outage.en.j2 reads {{ fallback_nunber }}, which catalogue.toml does not declare for "
+        "'outage' (it takes details, fallback_number, prefecture): a typo in the template? "
+        "--var cannot give it; fix the template or declare it in the catalogue",
+        f"update.es.j2 is missing in {copy}",
+    ]
+    with pytest.raises(TemplateError) as refused:
+        typo.render(typo.scenario("outage"), "en", AREA)
+    assert str(refused.value) == problems[0]
+    # The other languages, which read what is declared, still render.
+    assert "01 99 00 93 00" in typo.render(typo.scenario("outage"), "fr", AREA)
+
+
+def test_check_fails_on_a_template_that_reads_what_is_not_declared(tmp_path: Path) -> None:
+    copy = _copy(tmp_path)
+    path = copy / "drill.fr.j2"
+    path.write_text(path.read_text().replace("{{ sender }}", "{{ sendr }}", 1))
+    finding = _check_templates(Settings(templates_dir=copy))
+    assert (finding.check, finding.status) == ("templates", "fail")
+    assert "drill.fr.j2 reads {{ sendr }}" in finding.detail
+    assert _check_templates(Settings()).status == "ok"  # the shipped ones
