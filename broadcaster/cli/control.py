@@ -47,7 +47,18 @@ def register(commands: Commands) -> None:
         "status",
         "show a broadcast's state and derived counts",
         _cmd_status,
-        epilog="example:\n  broadcaster status 42 --json",
+        epilog=(
+            "examples:\n  broadcaster status 42\n  broadcaster status 42 --json\n\n"
+            "Recipients are people, parts are SMS (a long text is several): a recipient is\n"
+            "'accepted' once every part of their message was accepted by an SMSC. Delivery\n"
+            "comes later, in receipts, to a process with binds up (`send` while it runs; after\n"
+            "it, `broadcaster worker` or `serve`): 'awaiting a receipt' counts the accepted\n"
+            "parts none has come for yet. Times in the area's zone, UTC in --json.\n"
+            "exit codes: 0 every recipient reached, or not over yet; 1 failure (database);\n"
+            "2 bad input (no such broadcast); 3 over without reaching every recipient (some\n"
+            "failed, or it was cancelled or expired first). The whole after-action report:\n"
+            "`broadcaster report ID`."
+        ),
     )
     p.add_argument("broadcast_id", type=record_id)
     p = add_command(
@@ -58,7 +69,13 @@ def register(commands: Commands) -> None:
         _cmd_report,
         epilog="examples:\n  broadcaster report 42\n  broadcaster report 42 --json\n"
         "  broadcaster report 42 --html report-42.html\n"
-        "  broadcaster report 42 --not-reached-csv missed-42.csv   # approvers, admins; audited",
+        "  broadcaster report 42 --not-reached-csv missed-42.csv   # approvers, admins; audited\n\n"
+        "'reached': every part accepted by an SMSC; 'delivered': every part's receipt says\n"
+        "DELIVRD. The CSV is the follow-up list (msisdn, departement, commune, language, why):\n"
+        "those not reached (refused, or never sent: cancelled, expired) and those reached\n"
+        "whose receipt says the message was not delivered. A part still awaiting its receipt\n"
+        "is in neither until it comes (a worker or `serve` receives it). Exit codes as\n"
+        "`status`.",
     )
     p.add_argument("broadcast_id", type=record_id)
     flag(
