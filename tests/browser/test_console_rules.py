@@ -140,6 +140,12 @@ async def test_a_drill_page_cannot_target_the_public(
     await expect(alice.locator("[data-state-value]")).to_have_attribute(
         "data-state-value", "completed", timeout=20_000
     )
+    # The page reloads itself when the broadcast's stage changes (console.js): the reloaded
+    # page, rendered final by the server, is the one to leave (a goto while that reload was
+    # in flight was interrupted by it, once receipts came fast enough).
+    await expect(alice.locator("section.progress[data-state]")).to_have_attribute(
+        "data-state", "completed", timeout=20_000
+    )
     assert lab.mock is not None
     received = lab.mock.record.messages
     assert sorted(received) == TEST_GROUP_75
