@@ -79,11 +79,15 @@ class Parser(argparse.ArgumentParser):
         """The flags of the command line that its command does not know, each with the
         nearest one it does ("--temlate (did you mean --template?)"); empty if none."""
         known = self._known_flags()
+        seen: set[str] = set()
         said: list[str] = []
-        for token in Parser.argv:
-            name = token.split("=", 1)[0]
-            if not name.startswith("--") or name == "--" or name in known or name in said:
+        for word in Parser.argv:
+            if word == "--":  # what follows is positional
+                break
+            name = word.split("=", 1)[0]
+            if not name.startswith("--") or name in known or name in seen:
                 continue
+            seen.add(name)
             near = [k for k in known if k.startswith(name)] or difflib.get_close_matches(
                 name, known, n=1
             )  # what it abbreviates (argparse took that), else the nearest spelling

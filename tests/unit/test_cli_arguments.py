@@ -102,6 +102,11 @@ def test_the_database_url_is_taken_after_the_command_too() -> None:
             "(did you mean --template?)",
         ),
         (["db", "purge", "--dry"], "not recognised: --dry (did you mean --dry-run?)"),
+        # Each named once, however often typed.
+        (
+            ["list", "--limt", "3", "--limt", "4"],
+            "not recognised: --limt (did you mean --limit?)\n",
+        ),
     ],
 )
 def test_a_flag_is_taken_only_as_spelled_and_a_mistake_names_the_nearest(
