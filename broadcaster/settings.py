@@ -410,6 +410,10 @@ def _field_types(cls: type[Any]) -> dict[str, Any]:
     return {f.name: f.type for f in dataclasses.fields(cls)}
 
 
+TRUE_WORDS = ("1", "true", "yes", "on")
+"""How a switch is turned on in the environment, a URL query or TOML text (any case)."""
+
+
 def _coerce(name: str, raw: Any, annotation: Any) -> Any:
     """Turn a string (env, URL query) or TOML value into the field's declared type."""
     kind = str(annotation)
@@ -417,7 +421,7 @@ def _coerce(name: str, raw: Any, annotation: Any) -> Any:
         if "bool" in kind:
             if isinstance(raw, bool):
                 return raw
-            if str(raw).lower() in ("1", "true", "yes", "on"):
+            if str(raw).lower() in TRUE_WORDS:
                 return True
             if str(raw).lower() in ("0", "false", "no", "off", ""):
                 return False

@@ -29,7 +29,7 @@ from typing import IO, TYPE_CHECKING, Any, NoReturn
 from broadcaster.commands.context import Context
 from broadcaster.domain.caller import Caller
 from broadcaster.errors import ConfigError, InputError, StoreError
-from broadcaster.settings import Settings
+from broadcaster.settings import TRUE_WORDS, Settings
 
 if TYPE_CHECKING:
     from broadcaster.store.database import Conn
@@ -65,12 +65,7 @@ class Parser(argparse.ArgumentParser):
             message = f"not recognised: {hints}"
         self.print_usage(sys.stderr)
         print(f"{self.prog}: error: {message}", file=sys.stderr)
-        if "--json" in Parser.argv or os.environ.get("BROADCASTER_JSON", "").lower() in (
-            "1",
-            "true",
-            "yes",
-            "on",
-        ):
+        if "--json" in Parser.argv or os.environ.get("BROADCASTER_JSON", "").lower() in TRUE_WORDS:
             error = {"error": message, "kind": "UsageError", "exit_code": EXIT_USAGE}
             print(json.dumps(error), flush=True)
         sys.exit(EXIT_USAGE)
@@ -120,7 +115,7 @@ class _EnvDefault(argparse.Action):
         if env in os.environ:
             raw = os.environ[env]
             if kwargs.get("nargs") == 0:
-                kwargs["default"] = raw.lower() in ("1", "true", "yes", "on")
+                kwargs["default"] = raw.lower() in TRUE_WORDS
             elif kwargs.get("action_list"):
                 kwargs["default"] = [v for v in raw.split(",") if v]
             else:
